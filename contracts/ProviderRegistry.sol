@@ -220,10 +220,11 @@ contract ProviderRegistry is IProviderRegistry, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IProviderRegistry
-    function caseOpened(address provider) external onlySlashingManager {
+    function caseOpened(address provider) external onlySlashingManager returns (uint256 atStake) {
         Provider storage p = _providers[provider];
         p.openCases += 1;
         emit OpenCasesChanged(provider, p.openCases);
+        return uint256(p.activeStake) + p.unbondingStake;
     }
 
     /// @inheritdoc IProviderRegistry

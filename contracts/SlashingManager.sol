@@ -26,11 +26,12 @@ contract SlashingManager is ISlashingManager, ReentrancyGuardTransient {
     IERC20 private immutable _token;
     address private immutable _governance;
 
-    uint256 private _caseBond;
+    // One slot: openCase reads every parameter and bumps the count with a single SLOAD and SSTORE.
+    uint96 private _caseBond;
     uint64 private _caseTtl;
     uint16 private _maxSlashBps;
     uint16 private _watcherRewardBps;
-    uint256 private _caseCount;
+    uint64 private _caseCount;
 
     mapping(uint256 caseId => Case) private _cases;
     mapping(address account => uint256) private _claimable;
@@ -73,11 +74,8 @@ contract SlashingManager is ISlashingManager, ReentrancyGuardTransient {
             evidence.length != 0 && evidence.length <= MAX_EVIDENCE_LENGTH,
             ManagerInvalidEvidenceLength(evidence.length, MAX_EVIDENCE_LENGTH)
         );
-        IProviderRegistry.Provider memory p = _registry.getProvider(provider);
-        require(p.activeStake + p.unbondingStake != 0, ManagerNothingAtStake(provider));
-
         caseId = ++_caseCount;
-        uint256 bond = _caseBond;
+        uint96 bond = _caseBond;
         uint64 expiresAt = uint64(block.timestamp) + _caseTtl;
         bytes32 evidenceHash = keccak256(evidence);
         _cases[caseId] = Case({
@@ -85,13 +83,15 @@ contract SlashingManager is ISlashingManager, ReentrancyGuardTransient {
             expiresAt: expiresAt,
             status: CaseStatus.Open,
             watcher: msg.sender,
-            bond: uint96(bond), // bond <= MAX_CASE_BOND < 2**96
+            bond: bond,
             amount: amount,
             evidenceHash: evidenceHash
         });
         emit CaseOpened(caseId, provider, msg.sender, amount, bond, expiresAt, evidenceHash, evidence);
+        // The registry counts the case (blocking withdrawals) and says what the provider has at stake.
+        uint256 atStake = _registry.caseOpened(provider);
+        require(atStake != 0, ManagerNothingAtStake(provider));
         _token.safeTransferFrom(msg.sender, address(this), bond);
-        _registry.caseOpened(provider);
     }
 
     /// @inheritdoc ISlashingManager
@@ -243,7 +243,7 @@ contract SlashingManager is ISlashingManager, ReentrancyGuardTransient {
     function _setCaseBond(uint256 newBond) private {
         _checkBounds(newBond, MIN_CASE_BOND, MAX_CASE_BOND);
         emit CaseBondChanged(_caseBond, newBond);
-        _caseBond = newBond;
+        _caseBond = uint96(newBond); // MAX_CASE_BOND < 2**96
     }
 
     function _setCaseTtl(uint64 newTtl) private {

@@ -39,7 +39,9 @@ interface IProviderRegistry {
     /// @notice `provider` changed its display name or metadata URI.
     event ProviderUpdated(address indexed provider, string name, string metadataURI);
     /// @notice `provider` left: its endpoints were removed and its active stake moved to unbonding.
-    event ProviderDeregistered(address indexed provider, uint256 movedToUnbonding, uint64 releaseAt, uint256 unbondingStake);
+    event ProviderDeregistered(
+        address indexed provider, uint256 movedToUnbonding, uint64 releaseAt, uint256 unbondingStake
+    );
     /// @notice `provider` added `amount` to its active stake, which is now `activeStake`.
     event Staked(address indexed provider, uint256 amount, uint256 activeStake);
     /// @notice `provider` queued `amount` for withdrawal at `releaseAt`.
@@ -167,7 +169,8 @@ interface IProviderRegistry {
     function slash(address provider, uint256 amount, uint256 caseId) external returns (uint256 slashed);
 
     /// @notice Records that a case against `provider` was opened; withdrawals wait until it closes.
-    function caseOpened(address provider) external;
+    /// @return atStake the provider's active + unbonding stake, for the manager's check
+    function caseOpened(address provider) external returns (uint256 atStake);
 
     /// @notice Records that a case against `provider` was closed.
     function caseClosed(address provider) external;

@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./freePort.ts";
+
+export type Chain = {
+  rpcUrl: string;
+  port: number;
+  process: ChildProcess;
+  stop: () => Promise<void>;
+};
+
+export type StartChainOptions = {
+  /** Port to listen on; a free one is chosen when omitted. */
+  port?: number;
+  /** Called with each line the node prints, e.g. to show progress. */
+  onLine?: (line: string) => void;
+  /** How long to wait for the node to answer, in ms. */
+  timeoutMs?: number;
+};
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const hardhatBin = fileURLToPath(new URL("../node_modules/hardhat/dist/src/cli.js", import.meta.url));
+
+/**
+ * Starts Hardhat's node (EDR, chain id 31337, automine) on 127.0.0.1 as a child process and
+ * resolves once it answers JSON-RPC.
+ */
+export async function startChain(options: StartChainOptions = {}): Promise<Chain> {
+  const port = options.port ?? (await freePort());
+  const child = spawn(process.execPath, [hardhatBin, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, FORCE_COLOR: "0" },
+  });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString();
+    if (output.length < 20_000) output += text;
+    if (options.onLine) for (const line of text.split("\n")) if (line.trim()) options.onLine(line);
+  };
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
+
+  const rpcUrl = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`the Hardhat node exited with code ${child.exitCode} before answering:\n${output}`);
+    }
+    if (await answers(rpcUrl)) return { rpcUrl, port, process: child, stop };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  await stop();
+  throw new Error(`the Hardhat node did not answer at ${rpcUrl} in time:\n${output}`);
+}
+
+async function answers(rpcUrl: string): Promise<boolean> {
+  try {
+    const response = await fetch(rpcUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+    });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}

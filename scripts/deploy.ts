@@ -1,0 +1,94 @@
+import { rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { network } from "hardhat";
+import { createPublicClient, http, type Hex } from "viem";
+import OpenDIN from "../ignition/modules/OpenDIN.ts";
+import { writeDeployment, type Deployment } from "./deployment.ts";
+
+export type DeployOptions = {
+  rpcUrl: string;
+  /** "devnet", "production", or a path to an Ignition parameters JSON file. */
+  parameters: string;
+  /** Deployer key; without one the node's first unlocked account deploys (devnet). */
+  privateKey?: Hex;
+  /** Where to write the deployment file. */
+  out?: string;
+  /**
+   * Keep Ignition's journal (under ignition/deployments/chain-<id>) so an interrupted deployment
+   * resumes. Off for throwaway chains, where a journal from an earlier chain would mislead Ignition.
+   */
+  keepJournal?: boolean;
+};
+
+const parametersDir = fileURLToPath(new URL("../ignition/parameters/", import.meta.url));
+const ignitionDir = fileURLToPath(new URL("../ignition/deployments/", import.meta.url));
+
+/** Deploys the OpenDIN contract set with the Ignition module and returns (and writes) the deployment. */
+export async function deployOpenDin(options: DeployOptions): Promise<Deployment> {
+  const parameterSet = options.parameters;
+  const parametersPath = /^[a-z]+$/.test(parameterSet) ? `${parametersDir}${parameterSet}.json` : parameterSet;
+
+  const publicClient = createPublicClient({ transport: http(options.rpcUrl) });
+  const chainId = await publicClient.getChainId();
+  const startBlock = Number(await publicClient.getBlockNumber());
+
+  const connection = await network.connect({
+    network: "localhost",
+    override: { url: options.rpcUrl, ...(options.privateKey ? { accounts: [options.privateKey] } : {}) },
+  });
+  const deploymentId = options.keepJournal ? `chain-${chainId}` : `throwaway-${chainId}-${process.pid}-${Date.now()}`;
+  try {
+    const deployed = await connection.ignition.deploy(OpenDIN, { parameters: parametersPath, deploymentId });
+    const [deployer] = await (await connection.viem.getWalletClients())[0].getAddresses();
+    const deployment: Deployment = {
+      chainId,
+      startBlock,
+      deployer,
+      deployedAt: new Date().toISOString(),
+      parameterSet,
+      contracts: {
+        DinToken: deployed.token.address,
+        TimelockController: deployed.timelock.address,
+        DinGovernor: deployed.governor.address,
+        ProviderRegistry: deployed.registry.address,
+        SlashingManager: deployed.slashingManager.address,
+      },
+    };
+    if (options.out) await writeDeployment(options.out, deployment);
+    return deployment;
+  } finally {
+    await connection.close();
+    if (!options.keepJournal) await rm(`${ignitionDir}${deploymentId}`, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rpc: { type: "string", default: "http://127.0.0.1:8545" },
+      parameters: { type: "string", default: "devnet" },
+      out: { type: "string", default: "deployments/local.json" },
+      key: { type: "string" },
+      "keep-journal": { type: "boolean", default: false },
+    },
+  });
+  const privateKey = (values.key ?? process.env.DIN_PRIVATE_KEY) as Hex | undefined;
+  const deployment = await deployOpenDin({
+    rpcUrl: values.rpc,
+    parameters: values.parameters,
+    privateKey,
+    out: values.out,
+    keepJournal: values["keep-journal"],
+  });
+  console.log(`deployed OpenDIN on chain ${deployment.chainId} from block ${deployment.startBlock}`);
+  for (const [name, address] of Object.entries(deployment.contracts)) console.log(`  ${name.padEnd(20)} ${address}`);
+  console.log(`wrote ${values.out}`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  });
+}

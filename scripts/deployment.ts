@@ -1,0 +1,49 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Address } from "viem";
+
+/** The contract names a deployment holds, as Ignition's module returns them. */
+export const contractNames = [
+  "DinToken",
+  "TimelockController",
+  "DinGovernor",
+  "ProviderRegistry",
+  "SlashingManager",
+] as const;
+export type ContractName = (typeof contractNames)[number];
+
+/**
+ * What the indexer and the CLI need to find the contracts: written by `deployOpenDin`, read by
+ * `indexer/ponder.config.ts` and the `din` CLI.
+ */
+export type Deployment = {
+  chainId: number;
+  /** The block before the first contract; the indexer starts here. */
+  startBlock: number;
+  deployer: Address;
+  deployedAt: string;
+  parameterSet: string;
+  contracts: Record<ContractName, Address>;
+};
+
+export async function writeDeployment(path: string, deployment: Deployment): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, `${JSON.stringify(deployment, null, 2)}\n`);
+}
+
+export async function readDeployment(path: string): Promise<Deployment> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new Error(`no deployment file at ${path}: deploy first (npm start, or scripts/deploy.ts)`);
+  }
+  const parsed = JSON.parse(text) as Partial<Deployment>;
+  for (const name of contractNames) {
+    if (!parsed.contracts?.[name]) throw new Error(`deployment file ${path} lacks the ${name} address`);
+  }
+  if (typeof parsed.chainId !== "number" || typeof parsed.startBlock !== "number") {
+    throw new Error(`deployment file ${path} lacks chainId or startBlock`);
+  }
+  return parsed as Deployment;
+}

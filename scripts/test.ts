@@ -1,0 +1,56 @@
+import { spawn } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+
+// `npm test`: every test runner in turn, then one summary line `N passed, N failed` over all of
+// them (CI reads that line). Exits non-zero when any test failed or a runner broke.
+
+type RunnerResult = { name: string; passed: number; failed: number; exitCode: number };
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = (name: string) => `${root}node_modules/.bin/${name}`;
+
+async function run(command: string, args: string[]): Promise<{ exitCode: number; output: string }> {
+  return await new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    let output = "";
+    const relay = (chunk: Buffer, to: NodeJS.WriteStream) => {
+      output += chunk.toString();
+      to.write(chunk);
+    };
+    child.stdout.on("data", (chunk: Buffer) => relay(chunk, process.stdout));
+    child.stderr.on("data", (chunk: Buffer) => relay(chunk, process.stderr));
+    child.on("close", (code) => resolve({ exitCode: code ?? 1, output }));
+  });
+}
+
+/** Hardhat's Solidity runner (unit, fuzz and invariant tests), checked against the gas snapshot. */
+async function solidityTests(): Promise<RunnerResult> {
+  const { exitCode, output } = await run(bin("hardhat"), ["test", "solidity", "--snapshot-check"]);
+  // Hardhat prints mocha-style totals: "N passing" and, on failure, "N failing".
+  const count = (word: string) => [...output.matchAll(new RegExp(`(\\d+) ${word}`, "g"))].reduce((sum, m) => sum + Number(m[1]), 0);
+  return { name: "solidity", passed: count("passing"), failed: Math.max(count("failing"), exitCode !== 0 && count("failing") === 0 ? 1 : 0), exitCode };
+}
+
+/** Vitest: the TypeScript tests against real processes. */
+async function typescriptTests(): Promise<RunnerResult> {
+  const report = `${root}test-results/vitest.json`;
+  await rm(report, { force: true });
+  const { exitCode } = await run(bin("vitest"), ["run"]);
+  try {
+    const json = JSON.parse(await readFile(report, "utf8")) as { numPassedTests: number; numFailedTests: number };
+    return { name: "vitest", passed: json.numPassedTests, failed: json.numFailedTests, exitCode };
+  } catch {
+    return { name: "vitest", passed: 0, failed: 1, exitCode: exitCode || 1 };
+  }
+}
+
+const results: RunnerResult[] = [];
+for (const runner of [solidityTests, typescriptTests]) results.push(await runner());
+
+console.log("");
+for (const r of results) console.log(`${r.name.padEnd(9)} ${r.passed} passed, ${r.failed} failed (exit ${r.exitCode})`);
+const passed = results.reduce((sum, r) => sum + r.passed, 0);
+const failed = results.reduce((sum, r) => sum + r.failed, 0);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 || results.some((r) => r.exitCode !== 0) ? 1 : 0);
