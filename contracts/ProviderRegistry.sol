@@ -84,6 +84,7 @@ contract ProviderRegistry is IProviderRegistry, ReentrancyGuardTransient {
         external
         nonReentrant
     {
+        require(amount >= _minStake, RegistryStakeBelowMinimum(amount, _minStake));
         _register(name, metadataURI);
         _stake(amount);
     }

@@ -97,6 +97,8 @@ interface IProviderRegistry {
     error RegistryMetadataTooLong(uint256 length, uint256 max);
     /// @notice An amount of zero was given.
     error RegistryZeroAmount();
+    /// @notice A new provider's stake `have` is below the minimum `need`.
+    error RegistryStakeBelowMinimum(uint256 have, uint256 need);
     /// @notice The amount is more than the `available` active stake.
     error RegistryInsufficientStake(uint256 requested, uint256 available);
     /// @notice Chain id zero is not a chain.
@@ -134,7 +136,8 @@ interface IProviderRegistry {
     /// @notice Changes the caller's display name and metadata URI.
     function updateMetadata(string calldata name, string calldata metadataURI) external;
 
-    /// @notice Registers the caller and stakes `amount` in one transaction (needs a token allowance).
+    /// @notice Registers the caller and stakes `amount` (at least `minStake`) in one transaction
+    /// (needs a token allowance).
     function registerAndStake(string calldata name, string calldata metadataURI, uint256 amount) external;
 
     /// @notice Adds `amount` tokens (pulled with transferFrom) to the caller's active stake.
