@@ -1,0 +1,11 @@
+/** A failure the CLI reports as one line. `usage` errors (bad flags) exit 2, others 1. */
+export class CliError extends Error {
+  readonly kind: "usage" | "failure";
+  constructor(message: string, kind: "usage" | "failure" = "failure") {
+    super(message);
+    this.name = "CliError";
+    this.kind = kind;
+  }
+}
+
+export const usageError = (message: string): CliError => new CliError(message, "usage");

@@ -1,0 +1,111 @@
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import {
+  createPublicClient,
+  createWalletClient,
+  http,
+  isHex,
+  type Account,
+  type Address,
+  type Chain,
+  type PublicClient,
+  type WalletClient,
+  type Transport,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { readDeployment, type ContractName } from "../deployment.ts";
+import { CliError, usageError } from "./cliError.ts";
+
+/** The common flags every chain command accepts. */
+export type CommonFlags = {
+  rpc?: string;
+  deployment?: string;
+  key?: string;
+  json?: boolean;
+};
+
+export type CliContext = {
+  rpcUrl: string;
+  chainId: number;
+  startBlock: bigint;
+  contracts: Record<ContractName, Address>;
+  routerUrl?: string;
+  indexerUrl?: string;
+  publicClient: PublicClient;
+  json: boolean;
+  /** Present when a key was given; commands that send transactions call `requireWallet`. */
+  wallet?: WalletClient<Transport, Chain, Account>;
+};
+
+export const devnetFile = (): string => resolve(process.cwd(), ".devnet/devnet.json");
+
+type DevnetFile = {
+  chainId: number;
+  rpcUrl: string;
+  routerUrl?: string;
+  indexerUrl?: string;
+  startBlock?: number;
+  contracts: Record<ContractName, Address>;
+};
+
+/**
+ * Finds the chain and contracts: `--deployment` (with `--rpc`) when given, else the running
+ * devnet's .devnet/devnet.json. The key comes from `--key` or DIN_PRIVATE_KEY.
+ */
+export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): Promise<CliContext> {
+  let rpcUrl: string;
+  let chainId: number;
+  let startBlock = 0n;
+  let contracts: Record<ContractName, Address>;
+  let routerUrl: string | undefined;
+  let indexerUrl: string | undefined;
+  if (flags.deployment) {
+    if (!flags.rpc) throw usageError("--deployment needs --rpc <url> too: which node to send to");
+    const deployment = await readDeployment(flags.deployment).catch((error: Error) => {
+      throw new CliError(error.message);
+    });
+    rpcUrl = flags.rpc;
+    chainId = deployment.chainId;
+    startBlock = BigInt(deployment.startBlock);
+    contracts = deployment.contracts;
+  } else {
+    const path = devnetFile();
+    let devnet: DevnetFile;
+    try {
+      devnet = JSON.parse(await readFile(path, "utf8")) as DevnetFile;
+    } catch {
+      throw new CliError(`no devnet is running (${path} not found): start one with "npm start", or give --rpc and --deployment`);
+    }
+    rpcUrl = flags.rpc ?? devnet.rpcUrl;
+    chainId = devnet.chainId;
+    startBlock = BigInt(devnet.startBlock ?? 0);
+    contracts = devnet.contracts;
+    routerUrl = devnet.routerUrl;
+    indexerUrl = devnet.indexerUrl;
+  }
+
+  const publicClient = createPublicClient({ transport: http(rpcUrl, { retryCount: 0, timeout: 15_000 }) });
+  let actualChainId: number;
+  try {
+    actualChainId = await publicClient.getChainId();
+  } catch {
+    throw new CliError(`cannot reach the chain at ${rpcUrl}: is the node running? (--rpc sets another URL)`);
+  }
+  if (actualChainId !== chainId) {
+    throw new CliError(`the node at ${rpcUrl} is on chain ${actualChainId}, but the deployment is on chain ${chainId}`);
+  }
+
+  const key = flags.key ?? env.DIN_PRIVATE_KEY;
+  let wallet: CliContext["wallet"];
+  if (key !== undefined) {
+    if (!isHex(key) || key.length !== 66) throw usageError("--key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key");
+    const chain = { id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } } as const satisfies Chain;
+    wallet = createWalletClient({ account: privateKeyToAccount(key), chain, transport: http(rpcUrl, { retryCount: 0 }) });
+  }
+  return { rpcUrl, chainId, startBlock, contracts, routerUrl, indexerUrl, publicClient: publicClient as PublicClient, json: flags.json ?? false, wallet };
+}
+
+export function requireWallet(ctx: CliContext): NonNullable<CliContext["wallet"]> {
+  if (!ctx.wallet) throw usageError("this command sends a transaction: give --key <0x…> or set DIN_PRIVATE_KEY");
+  return ctx.wallet;
+}

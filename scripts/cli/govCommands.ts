@@ -1,0 +1,133 @@
+import { encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
+import { abis } from "./abis.ts";
+import { formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
+import { CliError, usageError } from "./cliError.ts";
+import { requireWallet, type CliContext } from "./context.ts";
+import type { Outcome } from "./outcome.ts";
+import { read, transact } from "./transact.ts";
+
+export const proposalStateNames = ["pending", "active", "canceled", "defeated", "succeeded", "queued", "expired", "executed"] as const;
+const supportValues = { against: 0, for: 1, abstain: 2 } as const;
+
+type Proposal = { id: bigint; proposer: Address; targets: Address[]; values: bigint[]; calldatas: Hex[]; description: string; voteStart: bigint; voteEnd: bigint };
+
+const governor = (ctx: CliContext) => ({ address: ctx.contracts.DinGovernor, abi: abis.governor });
+
+export async function delegate(ctx: CliContext, flags: { to?: string }): Promise<Outcome> {
+  const self = requireWallet(ctx).account.address;
+  const to = flags.to ? parseAddress("--to", flags.to) : self;
+  const hash = await transact(ctx, { address: ctx.contracts.DinToken, abi: abis.token, functionName: "delegate", args: [to] });
+  const votes = await read<bigint>(ctx, { address: ctx.contracts.DinToken, abi: abis.token, functionName: "getVotes", args: [to] });
+  return {
+    message: `delegated your votes to ${to === self ? "yourself" : to}; ${to} now has ${formatTokens(votes)} of votes (tx ${hash})`,
+    data: { delegatee: to, votes, transaction: hash },
+  };
+}
+
+export async function proposeSlash(ctx: CliContext, flags: { case?: string; reject?: boolean; description?: string }): Promise<Outcome> {
+  const caseId = parseId("--case", flags.case);
+  const functionName = flags.reject ? "rejectCase" : "upholdCase";
+  const calldata = encodeFunctionData({ abi: abis.manager, functionName, args: [caseId] });
+  const description = flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}`;
+  const targets = [ctx.contracts.SlashingManager];
+  const hash = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, [0n], [calldata], description] });
+  const proposalId = await read<bigint>(ctx, {
+    ...governor(ctx),
+    functionName: "hashProposal",
+    args: [targets, [0n], [calldata], keccak256(toBytes(description))],
+  });
+  const [snapshot, deadline] = await Promise.all([
+    read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] }),
+    read<bigint>(ctx, { ...governor(ctx), functionName: "proposalDeadline", args: [proposalId] }),
+  ]);
+  return {
+    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}: proposal ${proposalId}\n  voting opens after ${formatTime(snapshot)} and closes at ${formatTime(deadline)} (tx ${hash})`,
+    data: { proposalId, caseId, action: functionName, voteStart: snapshot, voteEnd: deadline, transaction: hash },
+  };
+}
+
+export async function vote(ctx: CliContext, flags: { proposal?: string; support?: string; reason?: string }): Promise<Outcome> {
+  const proposalId = parseId("--proposal", flags.proposal);
+  const support = supportValues[flags.support as keyof typeof supportValues];
+  if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
+  const hash = await transact(ctx, {
+    ...governor(ctx),
+    functionName: flags.reason ? "castVoteWithReason" : "castVote",
+    args: flags.reason ? [proposalId, support, flags.reason] : [proposalId, support],
+  });
+  const [against, forVotes, abstain] = await read<[bigint, bigint, bigint]>(ctx, { ...governor(ctx), functionName: "proposalVotes", args: [proposalId] });
+  return {
+    message: `voted ${flags.support} on proposal ${proposalId}; tally: for ${formatTokens(forVotes)}, against ${formatTokens(against)}, abstain ${formatTokens(abstain)} (tx ${hash})`,
+    data: { proposalId, support: flags.support, forVotes, againstVotes: against, abstainVotes: abstain, transaction: hash },
+  };
+}
+
+export async function queue(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
+  const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
+  const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
+  const eta = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [proposal.id] });
+  return {
+    message: `queued proposal ${proposal.id} in the timelock: executable from ${formatTime(eta)} (tx ${hash})`,
+    data: { proposalId: proposal.id, eta, transaction: hash },
+  };
+}
+
+export async function execute(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
+  const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
+  const hash = await transact(ctx, { ...governor(ctx), functionName: "execute", args: proposalArgs(proposal) });
+  return {
+    message: `executed proposal ${proposal.id}: ${proposal.description} (tx ${hash})`,
+    data: { proposalId: proposal.id, description: proposal.description, transaction: hash },
+  };
+}
+
+export async function status(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
+  const only = flags.proposal ? parseId("--proposal", flags.proposal) : undefined;
+  const proposals = (await allProposals(ctx)).filter((p) => only === undefined || p.id === only);
+  if (only !== undefined && proposals.length === 0) throw new CliError(`there is no proposal ${only}`);
+  const rows = [];
+  for (const p of proposals) {
+    const [stateIndex, votes, eta] = await Promise.all([
+      read<number>(ctx, { ...governor(ctx), functionName: "state", args: [p.id] }),
+      read<[bigint, bigint, bigint]>(ctx, { ...governor(ctx), functionName: "proposalVotes", args: [p.id] }),
+      read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [p.id] }),
+    ]);
+    const quorum = await read<bigint>(ctx, { ...governor(ctx), functionName: "quorum", args: [p.voteStart] }).catch(() => 0n);
+    rows.push({ ...p, state: proposalStateNames[stateIndex] ?? "unknown", againstVotes: votes[0], forVotes: votes[1], abstainVotes: votes[2], quorum, eta });
+  }
+  const lines = rows.map(
+    (r) =>
+      `proposal ${r.id}\n  ${r.description}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
+  );
+  return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
+}
+
+function proposalArgs(p: Proposal): readonly unknown[] {
+  return [p.targets, p.values, p.calldatas, keccak256(toBytes(p.description))];
+}
+
+/** Proposals live in ProposalCreated events; the governor keeps only their hash. */
+async function allProposals(ctx: CliContext): Promise<Proposal[]> {
+  const logs = await ctx.publicClient.getContractEvents({
+    address: ctx.contracts.DinGovernor,
+    abi: abis.governor,
+    eventName: "ProposalCreated",
+    fromBlock: ctx.startBlock,
+  });
+  return (logs as unknown as { args: Omit<Proposal, "id"> & { proposalId: bigint } }[]).map(({ args }) => ({
+    id: args.proposalId,
+    proposer: args.proposer,
+    targets: [...args.targets],
+    values: [...args.values],
+    calldatas: [...args.calldatas],
+    description: args.description,
+    voteStart: args.voteStart,
+    voteEnd: args.voteEnd,
+  }));
+}
+
+async function findProposal(ctx: CliContext, id: bigint): Promise<Proposal> {
+  const found = (await allProposals(ctx)).find((p) => p.id === id);
+  if (!found) throw new CliError(`there is no proposal ${id}`);
+  return found;
+}

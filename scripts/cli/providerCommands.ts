@@ -1,0 +1,201 @@
+import { readFile } from "node:fs/promises";
+import type { Address, Hash } from "viem";
+import { abis } from "./abis.ts";
+import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
+import { usageError } from "./cliError.ts";
+import { requireWallet, type CliContext } from "./context.ts";
+import type { Outcome } from "./outcome.ts";
+import { ensureAllowance, read, transact } from "./transact.ts";
+
+type ProviderState = {
+  activeStake: bigint;
+  unbondingStake: bigint;
+  registeredAt: bigint;
+  endpointCount: number;
+  openCases: number;
+  registered: boolean;
+  jailed: boolean;
+};
+
+const registry = (ctx: CliContext) => ({ address: ctx.contracts.ProviderRegistry, abi: abis.registry });
+
+/** "1=https://…" → [1n, "https://…"]. */
+export function parseEndpoint(value: string): [bigint, string] {
+  const match = /^(\d+)=(.+)$/.exec(value);
+  if (!match) throw usageError(`--endpoint must look like <chainId>=<url>, e.g. 1=https://rpc.example.org, not "${value}"`);
+  return [BigInt(match[1]), match[2]];
+}
+
+export async function register(
+  ctx: CliContext,
+  flags: { name?: string; metadata?: string; stake?: string; endpoint?: string[] },
+): Promise<Outcome> {
+  if (!flags.name) throw usageError("--name is required: the provider's display name");
+  const stake = parseTokens("--stake", flags.stake);
+  const endpoints = (flags.endpoint ?? []).map(parseEndpoint);
+  const hashes: Hash[] = [];
+  const approval = await ensureAllowance(ctx, ctx.contracts.ProviderRegistry, stake);
+  if (approval) hashes.push(approval);
+  hashes.push(await transact(ctx, { ...registry(ctx), functionName: "registerAndStake", args: [flags.name, flags.metadata ?? "", stake] }));
+  for (const [chainId, url] of endpoints) {
+    hashes.push(await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] }));
+  }
+  const address = requireWallet(ctx).account.address;
+  const served = endpoints.map(([chainId, url]) => `chain ${chainId} at ${url}`).join(", ");
+  return {
+    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}`,
+    data: { provider: address, name: flags.name, stake, endpoints: endpoints.map(([chainId, url]) => ({ chainId, url })), transactions: hashes },
+  };
+}
+
+export async function stake(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
+  const amount = parseTokens("<amount>", amountText);
+  const approval = await ensureAllowance(ctx, ctx.contracts.ProviderRegistry, amount);
+  const hash = await transact(ctx, { ...registry(ctx), functionName: "stake", args: [amount] });
+  const state = await providerState(ctx, requireWallet(ctx).account.address);
+  return {
+    message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})`,
+    data: { amount, activeStake: state.activeStake, transaction: hash, approval },
+  };
+}
+
+export async function endpoint(ctx: CliContext, action: string | undefined, rest: string[]): Promise<Outcome> {
+  if (action === "set") {
+    const [chainText, url] = rest;
+    const chainId = parseId("<chainId>", chainText);
+    if (!url) throw usageError("usage: din provider endpoint set <chainId> <url>");
+    const hash = await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] });
+    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})`, data: { chainId, url, transaction: hash } };
+  }
+  if (action === "remove") {
+    const chainId = parseId("<chainId>", rest[0]);
+    const hash = await transact(ctx, { ...registry(ctx), functionName: "removeEndpoint", args: [chainId] });
+    return { message: `endpoint for chain ${chainId} removed (tx ${hash})`, data: { chainId, transaction: hash } };
+  }
+  throw usageError("usage: din provider endpoint set <chainId> <url> | din provider endpoint remove <chainId>");
+}
+
+export async function unbond(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
+  const amount = parseTokens("<amount>", amountText);
+  const hash = await transact(ctx, { ...registry(ctx), functionName: "requestUnbond", args: [amount] });
+  const entries = await unbondingEntries(ctx, requireWallet(ctx).account.address);
+  const releaseAt = entries.at(-1)?.releaseAt ?? 0n;
+  return {
+    message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatTime(releaseAt)} (tx ${hash})`,
+    data: { amount, releaseAt, transaction: hash },
+  };
+}
+
+export async function withdraw(ctx: CliContext): Promise<Outcome> {
+  const address = requireWallet(ctx).account.address;
+  const before = await providerState(ctx, address);
+  const hash = await transact(ctx, { ...registry(ctx), functionName: "withdraw" });
+  const after = await providerState(ctx, address);
+  const amount = before.unbondingStake - after.unbondingStake;
+  return {
+    message: `withdrew ${formatTokens(amount)}; ${formatTokens(after.unbondingStake)} still unbonding (tx ${hash})`,
+    data: { amount, unbondingStake: after.unbondingStake, transaction: hash },
+  };
+}
+
+export async function status(ctx: CliContext, addressText: string | undefined): Promise<Outcome> {
+  const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
+  const [state, entries, eligible, minStake, endpoints] = await Promise.all([
+    providerState(ctx, address),
+    unbondingEntries(ctx, address),
+    read<boolean>(ctx, { ...registry(ctx), functionName: "isEligible", args: [address] }),
+    read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
+    currentEndpoints(ctx, address),
+  ]);
+  const router = ctx.routerUrl ? await routerView(ctx.routerUrl, address) : undefined;
+  const standing = !state.registered
+    ? "not registered"
+    : state.jailed
+      ? "jailed"
+      : eligible
+        ? "eligible"
+        : `not eligible: active stake below the minimum ${formatTokens(minStake)}`;
+  const lines = [
+    `provider ${address}: ${standing}`,
+    `  active stake     ${formatTokens(state.activeStake)}`,
+    `  unbonding stake  ${formatTokens(state.unbondingStake)}`,
+    ...entries.map((e) => `    ${formatTokens(e.amount)} released at ${formatTime(e.releaseAt)}`),
+    `  open cases       ${state.openCases}${state.openCases > 0 ? " (withdrawals wait for them to close)" : ""}`,
+    `  endpoints        ${endpoints.length === 0 ? "none" : endpoints.map((e) => `chain ${e.chainId} ${e.url}`).join(", ")}`,
+  ];
+  if (router) lines.push(`  router           ${router.summary}`);
+  return {
+    message: lines.join("\n"),
+    data: { address, ...state, eligible, minStake, unbondingEntries: entries, endpoints, router: router?.raw },
+  };
+}
+
+async function providerState(ctx: CliContext, address: Address): Promise<ProviderState> {
+  return await read<ProviderState>(ctx, { ...registry(ctx), functionName: "getProvider", args: [address] });
+}
+
+async function unbondingEntries(ctx: CliContext, address: Address): Promise<{ amount: bigint; releaseAt: bigint }[]> {
+  return await read(ctx, { ...registry(ctx), functionName: "getUnbondingEntries", args: [address] });
+}
+
+/** The provider's URLs: the chain stores only hashes, so replay its EndpointSet/Removed events. */
+async function currentEndpoints(ctx: CliContext, address: Address): Promise<{ chainId: bigint; url: string }[]> {
+  const logs = await ctx.publicClient.getContractEvents({
+    address: ctx.contracts.ProviderRegistry,
+    abi: abis.registry,
+    args: { provider: address },
+    fromBlock: ctx.startBlock,
+  });
+  const byChain = new Map<bigint, string>();
+  for (const log of logs as unknown as { eventName: string; args: { chainId: bigint; url?: string } }[]) {
+    if (log.eventName === "EndpointSet") byChain.set(log.args.chainId, log.args.url ?? "");
+    if (log.eventName === "EndpointRemoved") byChain.delete(log.args.chainId);
+  }
+  return [...byChain].map(([chainId, url]) => ({ chainId, url }));
+}
+
+/** The router's opinion of the provider, from its /status, when a router is known. */
+async function routerView(routerUrl: string, address: Address): Promise<{ summary: string; raw: unknown } | undefined> {
+  try {
+    const response = await fetch(`${routerUrl}/status`, { signal: AbortSignal.timeout(3_000) });
+    const text = await response.text();
+    const lower = address.toLowerCase();
+    const found = findProvider(JSON.parse(text) as unknown, lower);
+    if (!found) return { summary: "not in the router's provider set", raw: null };
+    const state = typeof found.state === "string" ? found.state : "unknown";
+    const score = typeof found.score === "number" ? `, score ${found.score.toFixed(3)}` : "";
+    const share = typeof found.trafficShare === "number" ? `, ${(found.trafficShare * 100).toFixed(1)}% of traffic` : "";
+    return { summary: `${state}${score}${share}`, raw: found };
+  } catch {
+    return { summary: `unreachable at ${routerUrl}`, raw: null };
+  }
+}
+
+function findProvider(node: unknown, address: string): Record<string, unknown> | undefined {
+  if (Array.isArray(node)) {
+    for (const item of node) {
+      const found = findProvider(item, address);
+      if (found) return found;
+    }
+  } else if (node && typeof node === "object") {
+    const record = node as Record<string, unknown>;
+    if (typeof record.address === "string" && record.address.toLowerCase() === address) return record;
+    for (const value of Object.values(record)) {
+      const found = findProvider(value, address);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+export async function readEvidence(path: string | undefined): Promise<`0x${string}`> {
+  if (!path) throw usageError("--evidence <file> is required: the file whose bytes prove the misbehaviour");
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch {
+    throw usageError(`--evidence: cannot read ${path}`);
+  }
+  if (bytes.length === 0) throw usageError(`--evidence: ${path} is empty`);
+  return `0x${bytes.toString("hex")}`;
+}

@@ -1,0 +1,55 @@
+import type { Abi, Address, Hash } from "viem";
+import { abis } from "./abis.ts";
+import { CliError } from "./cliError.ts";
+import { requireWallet, type CliContext } from "./context.ts";
+import { explainRevert } from "./explainRevert.ts";
+
+export type Call = { address: Address; abi: Abi; functionName: string; args?: readonly unknown[] };
+
+/**
+ * Simulates `call` (so a revert is explained before anything is sent), sends it, and waits for
+ * the receipt. Throws a CliError whose message says why in words.
+ */
+export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
+  const wallet = requireWallet(ctx);
+  // Decode against every contract's errors: a call may revert inside another contract.
+  const abi = [...call.abi, ...abis.all];
+  try {
+    const { request } = await ctx.publicClient.simulateContract({
+      account: wallet.account,
+      address: call.address,
+      abi,
+      functionName: call.functionName,
+      args: call.args ?? [],
+    });
+    const hash = await wallet.writeContract(request);
+    const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new CliError(`transaction ${hash} reverted`);
+    return hash;
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(explainRevert(error));
+  }
+}
+
+export async function read<T>(ctx: CliContext, call: Call): Promise<T> {
+  try {
+    return (await ctx.publicClient.readContract({
+      address: call.address,
+      abi: [...call.abi, ...abis.all],
+      functionName: call.functionName,
+      args: call.args ?? [],
+    })) as T;
+  } catch (error) {
+    throw new CliError(explainRevert(error));
+  }
+}
+
+/** Approves `spender` for `amount` of DIN when the allowance is short; returns the hash if it sent one. */
+export async function ensureAllowance(ctx: CliContext, spender: Address, amount: bigint): Promise<Hash | undefined> {
+  const owner = requireWallet(ctx).account.address;
+  const token = ctx.contracts.DinToken;
+  const allowance = await read<bigint>(ctx, { address: token, abi: abis.token, functionName: "allowance", args: [owner, spender] });
+  if (allowance >= amount) return undefined;
+  return await transact(ctx, { address: token, abi: abis.token, functionName: "approve", args: [spender, amount] });
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import * as cases from "./cli/caseCommands.ts";
+import { CliError, usageError } from "./cli/cliError.ts";
+import { loadContext, type CommonFlags } from "./cli/context.ts";
+import * as gov from "./cli/govCommands.ts";
+import { print, type Outcome } from "./cli/outcome.ts";
+import * as provider from "./cli/providerCommands.ts";
+
+const usage = `din — the OpenDIN command line
+
+  operators   din provider register --name <n> --stake <DIN> [--metadata <uri>] [--endpoint <chainId>=<url> …]
+              din provider stake <DIN>
+              din provider endpoint set <chainId> <url> | din provider endpoint remove <chainId>
+              din provider unbond <DIN>
+              din provider withdraw
+              din provider status [address]
+  watchers    din case open --provider <address> --amount <DIN> --evidence <file>
+              din case list [--provider <address>]
+              din case claim
+  governance  din gov delegate [--to <address>]
+              din gov propose-slash --case <id> [--reject] [--description <text>]
+              din gov vote --proposal <id> --support for|against|abstain [--reason <text>]
+              din gov queue --proposal <id>
+              din gov execute --proposal <id>
+              din gov status [--proposal <id>]
+  services    din router …   din indexer …   din devnet …   (each takes --help)
+
+  Every chain command reads .devnet/devnet.json unless --rpc <url> and --deployment <file> are
+  given; the key comes from --key <0x…> or DIN_PRIVATE_KEY. Amounts are in DIN (1000, 0.5).
+  --json prints a machine-readable object.`;
+
+const common = {
+  rpc: { type: "string" },
+  deployment: { type: "string" },
+  key: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+type Command = { options: ParseArgsConfig["options"]; positionals: number; run: (flags: Record<string, unknown>, rest: string[]) => Promise<Outcome> };
+
+const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+
+const commands: Record<string, Command> = {
+  "provider register": {
+    options: { name: { type: "string" }, metadata: { type: "string" }, stake: { type: "string" }, endpoint: { type: "string", multiple: true } },
+    positionals: 0,
+    run: async (f) => provider.register(await ctx(f), { name: str(f.name), metadata: str(f.metadata), stake: str(f.stake), endpoint: f.endpoint as string[] | undefined }),
+  },
+  "provider stake": { options: {}, positionals: 1, run: async (f, [amount]) => provider.stake(await ctx(f), amount) },
+  "provider endpoint": { options: {}, positionals: 3, run: async (f, [action, ...rest]) => provider.endpoint(await ctx(f), action, rest) },
+  "provider unbond": { options: {}, positionals: 1, run: async (f, [amount]) => provider.unbond(await ctx(f), amount) },
+  "provider withdraw": { options: {}, positionals: 0, run: async (f) => provider.withdraw(await ctx(f)) },
+  "provider status": { options: {}, positionals: 1, run: async (f, [address]) => provider.status(await ctx(f), address) },
+  "case open": {
+    options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" } },
+    positionals: 0,
+    run: async (f) => cases.openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence) }),
+  },
+  "case list": { options: { provider: { type: "string" } }, positionals: 0, run: async (f) => cases.listCases(await ctx(f), { provider: str(f.provider) }) },
+  "case claim": { options: {}, positionals: 0, run: async (f) => cases.claim(await ctx(f)) },
+  "gov delegate": { options: { to: { type: "string" } }, positionals: 0, run: async (f) => gov.delegate(await ctx(f), { to: str(f.to) }) },
+  "gov propose-slash": {
+    options: { case: { type: "string" }, reject: { type: "boolean" }, description: { type: "string" } },
+    positionals: 0,
+    run: async (f) => gov.proposeSlash(await ctx(f), { case: str(f.case), reject: f.reject === true, description: str(f.description) }),
+  },
+  "gov vote": {
+    options: { proposal: { type: "string" }, support: { type: "string" }, reason: { type: "string" } },
+    positionals: 0,
+    run: async (f) => gov.vote(await ctx(f), { proposal: str(f.proposal), support: str(f.support), reason: str(f.reason) }),
+  },
+  "gov queue": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.queue(await ctx(f), { proposal: str(f.proposal) }) },
+  "gov execute": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.execute(await ctx(f), { proposal: str(f.proposal) }) },
+  "gov status": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.status(await ctx(f), { proposal: str(f.proposal) }) },
+};
+
+const services: Record<string, string> = { router: "router.ts", indexer: "indexer.ts", devnet: "devnet.ts" };
+
+async function ctx(flags: Record<string, unknown>) {
+  return await loadContext(flags as CommonFlags, process.env);
+}
+
+/** Runs a service script in this terminal, passing its flags through and its exit code back. */
+function runService(script: string, args: string[]): Promise<number> {
+  const path = fileURLToPath(new URL(script, import.meta.url));
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path, ...args], { stdio: "inherit" });
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+    child.on("exit", (code) => resolve(code ?? 1));
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [group, sub] = argv;
+  if (!group || group === "--help" || group === "-h" || group === "help") {
+    console.log(usage);
+    return group ? 0 : 2;
+  }
+  if (services[group]) return await runService(services[group], argv.slice(1));
+  const name = `${group} ${sub ?? ""}`.trim();
+  const command = commands[name];
+  if (!command) {
+    const known = Object.keys(commands).filter((c) => c.startsWith(`${group} `));
+    throw usageError(
+      known.length > 0
+        ? `unknown command "din ${name}": try ${known.map((c) => `din ${c}`).join(", ")}`
+        : `unknown command "din ${group}": try din provider, din case, din gov, din router, din indexer or din devnet (din --help)`,
+    );
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv.slice(2), options: { ...common, ...command.options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    // node:util names the flag: "Unknown option '--stak'", "Option '--stake <value>' argument missing".
+    throw usageError(`din ${name}: ${(error as Error).message.split(". ")[0]}`);
+  }
+  if (parsed.values.help) {
+    console.log(usage.split("\n").filter((line) => line.includes(`din ${name}`)).join("\n").trim() || usage);
+    return 0;
+  }
+  if (parsed.positionals.length > command.positionals) {
+    throw usageError(`din ${name}: unexpected argument "${parsed.positionals[command.positionals]}"`);
+  }
+  const outcome = await command.run(parsed.values, parsed.positionals);
+  print(outcome, parsed.values.json === true);
+  return 0;
+}
+
+const json = process.argv.includes("--json");
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    const code = error instanceof CliError && error.kind === "usage" ? 2 : 1;
+    if (json) console.error(JSON.stringify({ error: message }));
+    else console.error(`din: ${message}`);
+    process.exit(code);
+  },
+);
