@@ -95,7 +95,7 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
     throw new CliError(`the node at ${rpcUrl} is on chain ${actualChainId}, but the deployment is on chain ${chainId}`);
   }
 
-  const key = flags.key ?? env.DIN_PRIVATE_KEY;
+  const key = flags.key || env.DIN_PRIVATE_KEY || undefined;
   let wallet: CliContext["wallet"];
   if (key !== undefined) {
     if (!isHex(key) || key.length !== 66) throw usageError("--key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key");

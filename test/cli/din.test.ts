@@ -1,0 +1,189 @@
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getAddress, parseEther, type Address } from "viem";
+import { mnemonicToAccount } from "viem/accounts";
+import { toHex } from "viem";
+import { runDin } from "../helpers/runDin.ts";
+import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
+
+// The din CLI against a real node with the Ignition deployment, run as a child process the way a
+// user runs it, finding the chain through .devnet/devnet.json in its working directory.
+
+const mnemonic = "test test test test test test test test test test test junk";
+const keyOf = (index: number) => toHex(mnemonicToAccount(mnemonic, { addressIndex: index }).getHdKey().privateKey!);
+
+let system: DeployedChain;
+let cwd: string;
+const operatorKey = keyOf(1);
+const watcherKey = keyOf(2);
+const voterKey = keyOf(3);
+let operator: Address;
+
+async function din(args: string[], key?: string) {
+  return await runDin(args, { cwd, env: key ? { DIN_PRIVATE_KEY: key } : {} });
+}
+
+async function advance(seconds: number): Promise<void> {
+  const testClient = await system.viem.getTestClient();
+  await testClient.increaseTime({ seconds });
+  await testClient.mine({ blocks: 1 });
+}
+
+beforeAll(async () => {
+  system = await startDeployedChain();
+  cwd = await mkdtemp(join(tmpdir(), "din-cli-"));
+  await mkdir(join(cwd, ".devnet"));
+  const { chain, deployment } = system;
+  await writeFile(
+    join(cwd, ".devnet/devnet.json"),
+    JSON.stringify({ chainId: deployment.chainId, rpcUrl: chain.rpcUrl, startBlock: deployment.startBlock, contracts: deployment.contracts }),
+  );
+  const [deployer, op, watcher, voter] = (await system.viem.getWalletClients()).map((w) => w.account.address);
+  operator = getAddress(op);
+  const publicClient = await system.viem.getPublicClient();
+  for (const [to, amount] of [[op, "5000"], [watcher, "100"], [voter, "10000000"]] as const) {
+    const hash = await system.contracts.token.write.transfer([to, parseEther(amount)], { account: deployer });
+    await publicClient.waitForTransactionReceipt({ hash });
+  }
+});
+
+afterAll(async () => {
+  await system?.stop();
+  if (cwd) await rm(cwd, { recursive: true, force: true });
+});
+
+describe("din provider", () => {
+  it("explains a stake below the minimum and changes nothing", async () => {
+    const result = await din(["provider", "register", "--name", "alpha", "--stake", "50"], operatorKey);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe("din: stake 50 DIN is below the minimum 100 DIN");
+    expect((await system.contracts.registry.read.getProvider([operator])).registered).toBe(false);
+  });
+
+  it("registers with stake and an endpoint, approving the token itself", async () => {
+    const result = await din(
+      ["provider", "register", "--name", "alpha", "--stake", "1000", "--endpoint", "31337=https://alpha.example/rpc"],
+      operatorKey,
+    );
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^registered alpha \(0x[0-9a-fA-F]{40}\) with 1,000 DIN staked, serving chain 31337 at https:\/\/alpha.example\/rpc/);
+    expect(result.stdout).toMatch(/transactions: (0x[0-9a-f]{64} ?){3}/);
+    const provider = await system.contracts.registry.read.getProvider([operator]);
+    expect(provider.activeStake).toBe(parseEther("1000"));
+    expect(provider.endpointCount).toBe(1);
+  });
+
+  it("tops up, unbonds, refuses an early withdrawal and withdraws after the period", async () => {
+    expect((await din(["provider", "stake", "500"], operatorKey)).stdout).toMatch(/active stake is now 1,500 DIN/);
+    const unbond = await din(["provider", "unbond", "200", "--json"], operatorKey);
+    expect(unbond.code).toBe(0);
+    const unbonded = JSON.parse(unbond.stdout) as { amount: string; releaseAt: string };
+    expect(unbonded.amount).toBe(parseEther("200").toString());
+
+    const early = await din(["provider", "withdraw"], operatorKey);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(/^din: nothing is released yet: the next unbonding entry is released at \d{4}-\d\d-\d\dT/);
+
+    await advance(Number(await system.contracts.registry.read.unbondingPeriod()) + 1);
+    const withdrawn = await din(["provider", "withdraw"], operatorKey);
+    expect(withdrawn.stdout).toMatch(/^withdrew 200 DIN; 0 DIN still unbonding/);
+  });
+
+  it("shows a provider's standing with its endpoints", async () => {
+    const result = await din(["provider", "status", operator]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`provider ${operator}: eligible`);
+    expect(result.stdout).toMatch(/active stake\s+1,300 DIN/);
+    expect(result.stdout).toContain("chain 31337 https://alpha.example/rpc");
+    const json = JSON.parse((await din(["provider", "status", operator, "--json"])).stdout) as { eligible: boolean; endpoints: unknown[] };
+    expect(json.eligible).toBe(true);
+    expect(json.endpoints).toHaveLength(1);
+  });
+
+  it("sets and removes endpoints, and explains a bad URL", async () => {
+    const bad = await din(["provider", "endpoint", "set", "1", "ftp://x.example"], operatorKey);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe("din: the URL must start with https://, http://, wss:// or ws://");
+    expect((await din(["provider", "endpoint", "set", "1", "wss://one.example"], operatorKey)).code).toBe(0);
+    expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);
+    expect((await din(["provider", "endpoint", "remove", "1"], operatorKey)).stdout).toMatch(/endpoint for chain 1 removed/);
+    const missing = await din(["provider", "endpoint", "remove", "1"], operatorKey);
+    expect(missing.stderr).toContain("has no endpoint for chain 1");
+  });
+});
+
+describe("din case and din gov", () => {
+  it("opens a case, votes it through and executes the slash", async () => {
+    const evidence = join(cwd, "evidence.json");
+    await writeFile(evidence, JSON.stringify({ method: "eth_getBalance", returned: "0xdead" }));
+    const opened = await din(["case", "open", "--provider", operator, "--amount", "100", "--evidence", evidence, "--json"], watcherKey);
+    expect(opened.code).toBe(0);
+    const caseId = (JSON.parse(opened.stdout) as { caseId: string }).caseId;
+    expect((await din(["case", "list"])).stdout).toMatch(new RegExp(`case ${caseId}\\s+open\\s+provider ${operator}`));
+
+    expect((await din(["gov", "delegate"], voterKey)).stdout).toMatch(/delegated your votes to yourself; .* now has 10,000,000 DIN of votes/);
+    await advance(1);
+    const proposed = await din(["gov", "propose-slash", "--case", caseId, "--json"], voterKey);
+    expect(proposed.code).toBe(0);
+    const proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
+
+    const tooEarly = await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey);
+    expect(tooEarly.stderr).toMatch(/proposal \d+ is pending, so this step is not possible now/);
+    await advance(2);
+    expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).stdout).toMatch(
+      /voted for on proposal \d+; tally: for 10,000,000 DIN/,
+    );
+    await advance(Number(await system.contracts.governor.read.votingPeriod()) + 1);
+    expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toContain("state succeeded");
+    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).stdout).toMatch(/queued proposal \d+ in the timelock/);
+    await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/executed proposal \d+: Uphold slashing case/);
+
+    expect((await system.contracts.registry.read.getProvider([operator])).activeStake).toBe(parseEther("1200"));
+    expect((await din(["case", "list"])).stdout).toMatch(new RegExp(`case ${caseId}\\s+upheld`));
+    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/);
+  });
+});
+
+describe("din's errors", () => {
+  it("names an unknown flag and exits 2", async () => {
+    const result = await din(["provider", "stake", "--amount", "5"], operatorKey);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe("din: din provider stake: Unknown option '--amount'");
+  });
+
+  it("rejects a malformed amount", async () => {
+    const result = await din(["provider", "unbond", "1.2.3"], operatorKey);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe('din: <amount> must be an amount of DIN like 1000 or 0.5, not "1.2.3"');
+  });
+
+  it("asks for a key before sending a transaction", async () => {
+    const result = await din(["provider", "withdraw"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe("din: this command sends a transaction: give --key <0x…> or set DIN_PRIVATE_KEY");
+  });
+
+  it("says which chain URL it cannot reach", async () => {
+    const result = await din(["provider", "status", operator, "--rpc", "http://127.0.0.1:9"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe("din: cannot reach the chain at http://127.0.0.1:9: is the node running? (--rpc sets another URL)");
+  });
+
+  it("says when there is no devnet and no deployment", async () => {
+    const empty = await mkdtemp(join(tmpdir(), "din-empty-"));
+    const result = await runDin(["case", "list"], { cwd: empty });
+    await rm(empty, { recursive: true, force: true });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no devnet is running .* start one with "npm start", or give --rpc and --deployment/);
+  });
+
+  it("prints errors as JSON with --json", async () => {
+    const result = await din(["provider", "stake", "0", "--json"], operatorKey);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stderr)).toEqual({ error: "the amount must be above zero" });
+  });
+});
