@@ -91,11 +91,12 @@ contract Handler is Test {
     function registerAndStake(uint256 actorSeed, uint256 amount) external atCurrentTime {
         address provider = _provider(actorSeed);
         uint256 balance = token.balanceOf(provider);
-        if (registry.getProvider(provider).registered || balance == 0) {
+        uint256 minStake = registry.minStake();
+        if (registry.getProvider(provider).registered || balance < minStake) {
             _skip("registerAndStake");
             return;
         }
-        amount = bound(amount, 1, balance);
+        amount = bound(amount, minStake, balance);
         vm.prank(provider);
         registry.registerAndStake("node", "ipfs://meta", amount);
         calls["registerAndStake"] += 1;
