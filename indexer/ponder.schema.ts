@@ -150,14 +150,15 @@ export const providerRelations = relations(provider, ({ many }) => ({
   stakeEvents: many(stakeEvent),
   cases: many(slashingCase),
 }));
+// Relations are named `operator` because the `provider` column already holds the address.
 export const endpointRelations = relations(endpoint, ({ one }) => ({
-  provider: one(provider, { fields: [endpoint.provider], references: [provider.address] }),
+  operator: one(provider, { fields: [endpoint.provider], references: [provider.address] }),
 }));
 export const stakeEventRelations = relations(stakeEvent, ({ one }) => ({
-  provider: one(provider, { fields: [stakeEvent.provider], references: [provider.address] }),
+  operator: one(provider, { fields: [stakeEvent.provider], references: [provider.address] }),
 }));
 export const slashingCaseRelations = relations(slashingCase, ({ one }) => ({
-  provider: one(provider, { fields: [slashingCase.provider], references: [provider.address] }),
+  operator: one(provider, { fields: [slashingCase.provider], references: [provider.address] }),
   proposal: one(proposal, { fields: [slashingCase.proposalId], references: [proposal.id] }),
 }));
 export const proposalRelations = relations(proposal, ({ many }) => ({ votes: many(vote) }));

@@ -1,0 +1,176 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createClient } from "@ponder/client";
+import * as schema from "../indexer/ponder.schema.ts";
+import { readDeployment, type Deployment } from "./deployment.ts";
+import { freePort } from "./freePort.ts";
+
+// `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
+// with its inputs passed in the environment (see indexer/ponder.config.ts).
+
+export type StartIndexerOptions = {
+  rpcUrl: string;
+  /** The deployment, or the path of its file. */
+  deployment: Deployment | string;
+  /** Port for GraphQL, /sql, /health and /ready; a free one when omitted. */
+  port?: number;
+  /** PGlite's folder (ignored with databaseUrl). Also holds the deployment copy Ponder reads. */
+  dataDir: string;
+  /** PostgreSQL instead of PGlite. */
+  databaseUrl?: string;
+  /** Database schema for this deployment's tables (default "opendin"). */
+  schema?: string;
+  /** "start" indexes and serves; "serve" only serves what another indexer writes (PostgreSQL). */
+  mode?: "start" | "serve";
+  pollingMs?: number;
+  /** Each line Ponder prints (JSON logs). */
+  onLine?: (line: string) => void;
+  timeoutMs?: number;
+};
+
+export type Indexer = { url: string; port: number; process: ChildProcess; stop: () => Promise<void> };
+
+const indexerRoot = fileURLToPath(new URL("../indexer/", import.meta.url));
+const ponderBin = fileURLToPath(new URL("../node_modules/ponder/dist/esm/bin/ponder.js", import.meta.url));
+
+/** Starts Ponder and resolves once /ready answers 200 (historical indexing caught up) and live
+ * queries are accepted (Ponder turns them on up to a second after /ready). */
+export async function startIndexer(options: StartIndexerOptions): Promise<Indexer> {
+  const port = options.port ?? (await freePort());
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  let deploymentPath: string;
+  if (typeof options.deployment === "string") {
+    deploymentPath = resolve(options.deployment);
+  } else {
+    deploymentPath = resolve(dataDir, "deployment.json");
+    await writeFile(deploymentPath, JSON.stringify(options.deployment));
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DIN_DEPLOYMENT: deploymentPath,
+    DIN_RPC_URL: options.rpcUrl,
+    DIN_POLLING_MS: String(options.pollingMs ?? 200),
+    DIN_DATA_DIR: resolve(dataDir, "pglite"),
+    PONDER_TELEMETRY_DISABLED: "true",
+    FORCE_COLOR: "0",
+  };
+  if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
+  else delete env.DATABASE_URL;
+
+  const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", "warn", options.mode ?? "start"];
+  args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
+  const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString();
+    output = (output + text).slice(-20_000);
+    if (options.onLine) for (const line of text.split("\n")) if (line.trim()) options.onLine(line);
+  };
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
+
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((done) => child.once("exit", () => done()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the indexer exited with code ${child.exitCode}:\n${output}`);
+    try {
+      const response = await fetch(`${url}${readyPath}`);
+      if (response.status === 200 && (await liveQueriesAnswer(url))) return { url, port, process: child, stop };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop();
+  throw new Error(`the indexer was not ready at ${url} in time:\n${output}`);
+}
+
+/** One live query round trip: true when /sql/live delivered a first result. */
+async function liveQueriesAnswer(url: string): Promise<boolean> {
+  const client = createClient(`${url}/sql`, { schema });
+  return await new Promise((resolve) => {
+    const timer = setTimeout(() => finish(false), 2_000);
+    const subscription = client.live(
+      (db) => db.select().from(schema.parameter).limit(1),
+      () => finish(true),
+      () => finish(false),
+    );
+    function finish(answered: boolean) {
+      clearTimeout(timer);
+      subscription.unsubscribe();
+      resolve(answered);
+    }
+  });
+}
+
+const usage = `usage: indexer [--rpc <url>] [--deployment <file>] [--port <n>] [--data-dir <dir>] [--database-url <url>] [--schema <name>] [--serve]
+  --rpc           the chain's JSON-RPC URL (env DIN_RPC_URL; default http://127.0.0.1:8545)
+  --deployment    the deployment file (default .devnet/deployment.json)
+  --port          port for /graphql, /sql, /health, /ready (default 42069)
+  --data-dir      PGlite's folder (default .ponder)
+  --database-url  PostgreSQL connection string (env DATABASE_URL); PGlite when absent
+  --schema        database schema (default opendin)
+  --serve         only serve an existing PostgreSQL schema (a read replica), do not index`;
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      rpc: { type: "string" },
+      deployment: { type: "string", default: ".devnet/deployment.json" },
+      port: { type: "string", default: "42069" },
+      "data-dir": { type: "string", default: ".ponder" },
+      "database-url": { type: "string" },
+      schema: { type: "string", default: "opendin" },
+      serve: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`--port must be 1…65535, not "${values.port}"`);
+  const deployment = await readDeployment(resolve(values.deployment));
+  const databaseUrl = values["database-url"] ?? process.env.DATABASE_URL;
+  if (values.serve && !databaseUrl) throw new Error("--serve needs PostgreSQL: give --database-url or DATABASE_URL");
+  const rpcUrl = values.rpc ?? process.env.DIN_RPC_URL ?? "http://127.0.0.1:8545";
+  console.log(`indexing chain ${deployment.chainId} from block ${deployment.startBlock} via ${rpcUrl} into ${databaseUrl ? "PostgreSQL" : `PGlite at ${values["data-dir"]}`}…`);
+  const indexer = await startIndexer({
+    rpcUrl,
+    deployment,
+    port,
+    dataDir: values["data-dir"],
+    databaseUrl,
+    schema: values.schema,
+    mode: values.serve ? "serve" : "start",
+    onLine: (line) => console.log(line),
+  });
+  console.log(`indexer ready: GraphQL ${indexer.url}/graphql, live SQL ${indexer.url}/sql, ${indexer.url}/ready`);
+  const shutdown = () => void indexer.stop().then(() => process.exit(0));
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((error: unknown) => {
+    console.error(`indexer: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,56 @@
+import { expect } from "vitest";
+import { encodeFunctionData, keccak256, toBytes, type Address, type Hash } from "viem";
+import type { DeployedChain } from "./startDeployedChain.ts";
+
+// Small steps the stories repeat: wait for a transaction, move chain time, pass a proposal.
+
+export async function mined(system: DeployedChain, hash: Promise<Hash>): Promise<void> {
+  const publicClient = await system.viem.getPublicClient();
+  const receipt = await publicClient.waitForTransactionReceipt({ hash: await hash });
+  expect(receipt.status).toBe("success");
+}
+
+export async function advance(system: DeployedChain, seconds: number): Promise<void> {
+  const testClient = await system.viem.getTestClient();
+  await testClient.increaseTime({ seconds });
+  await testClient.mine({ blocks: 1 });
+}
+
+/** Proposes `functionName(caseId)` on the SlashingManager, votes it through, queues and executes it. */
+export async function passSlashingProposal(
+  system: DeployedChain,
+  functionName: "upholdCase" | "rejectCase",
+  caseId: bigint,
+  voter: Address,
+): Promise<bigint> {
+  const { governor, manager, timelock } = system.contracts;
+  const calldata = encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] });
+  const description = `${functionName} ${caseId}`;
+  const args = [[manager.address], [0n], [calldata]] as const;
+  const descriptionHash = keccak256(toBytes(description));
+  await mined(system, governor.write.propose([...args, description], { account: voter }));
+  const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
+  await advance(system, Number(await governor.read.votingDelay()) + 1);
+  await mined(system, governor.write.castVote([proposalId, 1], { account: voter }));
+  await advance(system, Number(await governor.read.votingPeriod()) + 1);
+  await mined(system, governor.write.queue([...args, descriptionHash], { account: voter }));
+  await advance(system, Number(await timelock.read.getMinDelay()) + 1);
+  await mined(system, governor.write.execute([...args, descriptionHash], { account: voter }));
+  return proposalId;
+}
+
+/** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}

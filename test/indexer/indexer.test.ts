@@ -1,0 +1,203 @@
+import { createClient } from "@ponder/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getAddress, parseEther, type Address } from "viem";
+import * as schema from "../../indexer/ponder.schema.ts";
+import { startPostgres, type Postgres } from "../../scripts/postgres.ts";
+import { advance, eventually, mined, passSlashingProposal } from "../helpers/chainActions.ts";
+import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
+import { startIndexer, type TestIndexer } from "../helpers/startIndexer.ts";
+
+// The indexer as gateways see it: a real Hardhat node with the Ignition deployment, real Ponder,
+// a scripted story of providers, stake, cases and votes, checked through GraphQL and through a
+// @ponder/client live query. Once on PGlite, once on PostgreSQL; the indexer is stopped mid-story
+// and started again on the same database.
+
+const DIN = (amount: string) => parseEther(amount);
+
+type ProviderRow = { address: string; name: string; activeStake: string; unbondingStake: string; status: string; slashedTotal: string; openCases: number };
+type LiveProvider = typeof schema.provider.$inferSelect;
+
+for (const database of ["pglite", "postgres"] as const) {
+  describe(`indexer on ${database}`, () => {
+    let system: DeployedChain;
+    let postgres: Postgres | undefined;
+    let indexer: TestIndexer;
+    let dataDir: string;
+    let operators: Address[];
+    let watcher: Address, voter: Address, deployer: Address;
+    const liveSnapshots: LiveProvider[][] = [];
+    let unsubscribe: (() => void) | undefined;
+
+    const start = async () => {
+      indexer = await startIndexer({
+        rpcUrl: system.chain.rpcUrl,
+        deployment: system.deployment,
+        databaseUrl: postgres?.url,
+        dataDir,
+        schema: "opendin_test",
+      });
+      const client = createClient(`${indexer.url}/sql`, { schema });
+      unsubscribe = client.live(
+        (db) => db.select().from(schema.provider).orderBy(schema.provider.address),
+        (rows) => liveSnapshots.push(rows),
+      ).unsubscribe;
+    };
+    const stop = async () => {
+      unsubscribe?.();
+      await indexer.stop();
+    };
+    const providers = async () =>
+      (await indexer.graphql<{ providers: { items: ProviderRow[] } }>(
+        `{ providers(orderBy: "address") { items { address name activeStake unbondingStake status slashedTotal openCases } } }`,
+      )).providers.items;
+    const providerRow = async (address: Address) =>
+      (await providers()).find((p) => p.address.toLowerCase() === address.toLowerCase());
+    /** Waits until GraphQL shows `address` matching `expected`. */
+    const expectProvider = async (address: Address, expected: Partial<ProviderRow>) =>
+      await eventually(`provider ${address} to show ${JSON.stringify(expected)}`, async () => {
+        const row = await providerRow(address);
+        return row && Object.entries(expected).every(([k, v]) => row[k as keyof ProviderRow] === v) ? row : undefined;
+      });
+    /** Waits until the live subscriber has seen `address` matching `predicate`. */
+    const liveSaw = async (what: string, address: Address, predicate: (p: LiveProvider) => boolean) =>
+      await eventually(`the live query to show ${what}`, async () =>
+        liveSnapshots.some((rows) => rows.some((p) => p.address.toLowerCase() === address.toLowerCase() && predicate(p))) ? true : undefined,
+      );
+
+    beforeAll(async () => {
+      system = await startDeployedChain();
+      if (database === "postgres") postgres = await startPostgres();
+      const { mkdtemp } = await import("node:fs/promises");
+      const { tmpdir } = await import("node:os");
+      dataDir = await mkdtemp(`${tmpdir()}/opendin-indexer-${database}-`);
+      const wallets = await system.viem.getWalletClients();
+      const addresses = wallets.map((w) => getAddress(w.account.address));
+      deployer = addresses[0];
+      operators = addresses.slice(1, 4);
+      watcher = addresses[4];
+      voter = addresses[5];
+      const { token, registry, manager } = system.contracts;
+      for (const op of operators) {
+        await mined(system, token.write.transfer([op, DIN("10000")], { account: deployer }));
+        await mined(system, token.write.approve([registry.address, DIN("10000")], { account: op }));
+      }
+      await mined(system, token.write.transfer([watcher, DIN("1000")], { account: deployer }));
+      await mined(system, token.write.approve([manager.address, DIN("1000")], { account: watcher }));
+      await mined(system, token.write.transfer([voter, DIN("10000000")], { account: deployer }));
+      await mined(system, token.write.delegate([voter], { account: voter }));
+      await start();
+    });
+
+    afterAll(async () => {
+      unsubscribe?.();
+      await indexer?.dispose();
+      await system?.stop();
+      await postgres?.stop();
+    });
+
+    it("projects registration, stake and endpoints, and the live subscriber sees them", async () => {
+      const { registry } = system.contracts;
+      const [a, b, c] = operators;
+      await mined(system, registry.write.registerAndStake(["alpha", "ipfs://alpha", DIN("1000")], { account: a }));
+      await mined(system, registry.write.registerAndStake(["beta", "ipfs://beta", DIN("2000")], { account: b }));
+      await mined(system, registry.write.registerAndStake(["gamma", "", DIN("500")], { account: c }));
+      await mined(system, registry.write.setEndpoint([1n, "https://alpha.example/eth"], { account: a }));
+      await mined(system, registry.write.setEndpoint([1n, "https://alpha.example/eth-v2"], { account: a }));
+      await mined(system, registry.write.setEndpoint([1n, "https://beta.example"], { account: b }));
+      await mined(system, registry.write.setEndpoint([10n, "wss://beta.example/op"], { account: b }));
+      await mined(system, registry.write.removeEndpoint([10n], { account: b }));
+      await mined(system, registry.write.stake([DIN("250")], { account: c }));
+
+      await expectProvider(a, { name: "alpha", activeStake: DIN("1000").toString(), status: "active" });
+      await expectProvider(c, { activeStake: DIN("750").toString(), status: "active" });
+      const { endpoints } = await indexer.graphql<{ endpoints: { items: { provider: string; chainId: string; url: string }[] } }>(
+        `{ endpoints(orderBy: "provider") { items { provider chainId url } } }`,
+      );
+      expect(endpoints.items.map((e) => [e.provider.toLowerCase(), e.chainId, e.url]).sort()).toEqual(
+        [
+          [a.toLowerCase(), "1", "https://alpha.example/eth-v2"],
+          [b.toLowerCase(), "1", "https://beta.example"],
+        ].sort(),
+      );
+      await liveSaw("gamma with 750 DIN", c, (p) => p.activeStake === DIN("750"));
+      await liveSaw("gamma with 500 DIN before its top-up", c, (p) => p.activeStake === DIN("500"));
+    });
+
+    it("resumes after a restart without losing or duplicating history", async () => {
+      const { registry } = system.contracts;
+      const c = operators[2];
+      await stop();
+      // While the indexer is down: an unbond, and time passes.
+      await mined(system, registry.write.requestUnbond([DIN("200")], { account: c }));
+      await advance(system, Number(await registry.read.unbondingPeriod()) + 1);
+      await start();
+      await mined(system, registry.write.withdraw({ account: c }));
+
+      await expectProvider(c, { activeStake: DIN("550").toString(), unbondingStake: "0" });
+      const { stakeEvents } = await indexer.graphql<{ stakeEvents: { items: { provider: string; kind: string; amount: string }[] } }>(
+        `{ stakeEvents(orderBy: "blockNumber", limit: 100) { items { provider kind amount } } }`,
+      );
+      const ofC = stakeEvents.items.filter((e) => e.provider.toLowerCase() === c.toLowerCase()).map((e) => `${e.kind} ${e.amount}`);
+      expect(ofC).toEqual([`stake ${DIN("500")}`, `stake ${DIN("250")}`, `unbond ${DIN("200")}`, `withdraw ${DIN("200")}`]);
+      expect(stakeEvents.items).toHaveLength(6); // three registrations, a top-up, the unbond and the withdrawal
+      await liveSaw("gamma's withdrawal", c, (p) => p.activeStake === DIN("550") && p.unbondingStake === 0n);
+    });
+
+    it("follows cases and votes: one upheld, one rejected, one expired", async () => {
+      const { manager } = system.contracts;
+      const [a, b, c] = operators;
+      const open = async (provider: Address, amount: string) => {
+        await mined(system, manager.write.openCase([provider, DIN(amount), "0xc0ffee"], { account: watcher }));
+        return await manager.read.caseCount();
+      };
+      const upheld = await open(a, "300");
+      await expectProvider(a, { openCases: 1 });
+      const upholdProposal = await passSlashingProposal(system, "upholdCase", upheld, voter);
+      const rejected = await open(b, "100");
+      await passSlashingProposal(system, "rejectCase", rejected, voter);
+      const expired = await open(c, "50");
+      await advance(system, Number(await manager.read.caseTtl()) + 1);
+      await mined(system, manager.write.expireCase([expired], { account: deployer }));
+
+      await expectProvider(a, { activeStake: DIN("700").toString(), slashedTotal: DIN("300").toString(), openCases: 0 });
+      const { slashingCases } = await eventually("three closed cases", async () => {
+        const data = await indexer.graphql<{ slashingCases: { items: { id: string; status: string; slashed: string | null; watcherReward: string | null; proposalId: string | null; evidence: string; watcher: string }[] } }>(
+          `{ slashingCases(orderBy: "id") { items { id status slashed watcherReward proposalId evidence watcher } } }`,
+        );
+        return data.slashingCases.items.every((x) => x.status !== "open") && data.slashingCases.items.length === 3 ? data : undefined;
+      });
+      expect(slashingCases.items.map((x) => [x.id, x.status])).toEqual([
+        [upheld.toString(), "upheld"],
+        [rejected.toString(), "rejected"],
+        [expired.toString(), "expired"],
+      ]);
+      expect(slashingCases.items[0]).toMatchObject({ slashed: DIN("300").toString(), watcherReward: DIN("30").toString(), proposalId: upholdProposal.toString(), evidence: "0xc0ffee" });
+      expect(slashingCases.items[0].watcher.toLowerCase()).toBe(watcher.toLowerCase());
+
+      const { proposal } = await indexer.graphql<{ proposal: { state: string; action: string; caseId: string; forVotes: string; votes: { items: { voter: string; support: number; weight: string }[] } } }>(
+        `{ proposal(id: "${upholdProposal}") { state action caseId forVotes votes { items { voter support weight } } } }`,
+      );
+      expect(proposal).toMatchObject({ state: "executed", action: "uphold_case", caseId: upheld.toString(), forVotes: DIN("10000000").toString() });
+      expect(proposal.votes.items).toEqual([{ voter: expect.stringMatching(new RegExp(voter.slice(2), "i")), support: 1, weight: DIN("10000000").toString() }]);
+      await liveSaw("alpha slashed", a, (p) => p.slashedTotal === DIN("300"));
+    });
+
+    it("derives status from jail and the minimum stake", async () => {
+      const { registry, timelock } = system.contracts;
+      const b = operators[1];
+      // Governance jails through the timelock; here the node impersonates it to keep the test short.
+      const testClient = await system.viem.getTestClient();
+      await testClient.impersonateAccount({ address: timelock.address });
+      await testClient.setBalance({ address: timelock.address, value: DIN("10") });
+      await mined(system, registry.write.jail([b], { account: timelock.address }));
+      await expectProvider(b, { status: "jailed" });
+      await mined(system, registry.write.unjail([b], { account: timelock.address }));
+      await mined(system, registry.write.setMinStake([DIN("1000")], { account: timelock.address }));
+      await expectProvider(operators[2], { status: "below_minimum" });
+      await expectProvider(b, { status: "active" });
+      await mined(system, registry.write.deregister({ account: operators[2] }));
+      await expectProvider(operators[2], { status: "deregistered", activeStake: "0" });
+      await testClient.stopImpersonatingAccount({ address: timelock.address });
+    });
+  });
+}
