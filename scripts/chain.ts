@@ -16,6 +16,11 @@ export type StartChainOptions = {
   onLine?: (line: string) => void;
   /** How long to wait for the node to answer, in ms. */
   timeoutMs?: number;
+  /**
+   * Also mine an empty block this often (ms), as a real chain does; 0 mines only on transactions.
+   * Default 1000: the indexer's live sync expects the head to move.
+   */
+  blockIntervalMs?: number;
 };
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -56,21 +61,28 @@ export async function startChain(options: StartChainOptions = {}): Promise<Chain
     if (child.exitCode !== null) {
       throw new Error(`the Hardhat node exited with code ${child.exitCode} before answering:\n${output}`);
     }
-    if (await answers(rpcUrl)) return { rpcUrl, port, process: child, stop };
+    if (await answers(rpcUrl)) {
+      const interval = options.blockIntervalMs ?? 1000;
+      if (interval > 0) await rpc(rpcUrl, "evm_setIntervalMining", [interval]);
+      return { rpcUrl, port, process: child, stop };
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   await stop();
   throw new Error(`the Hardhat node did not answer at ${rpcUrl} in time:\n${output}`);
 }
 
+async function rpc(rpcUrl: string, method: string, params: unknown[]): Promise<Response> {
+  return await fetch(rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+}
+
 async function answers(rpcUrl: string): Promise<boolean> {
   try {
-    const response = await fetch(rpcUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    });
-    return response.ok;
+    return (await rpc(rpcUrl, "eth_chainId", [])).ok;
   } catch {
     return false;
   }

@@ -26,6 +26,8 @@ export type StartIndexerOptions = {
   /** "start" indexes and serves; "serve" only serves what another indexer writes (PostgreSQL). */
   mode?: "start" | "serve";
   pollingMs?: number;
+  /** Ponder's log level (default "warn"). */
+  logLevel?: "error" | "warn" | "info" | "debug";
   /** Each line Ponder prints (JSON logs). */
   onLine?: (line: string) => void;
   timeoutMs?: number;
@@ -61,7 +63,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   else delete env.DATABASE_URL;
 
-  const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", "warn", options.mode ?? "start"];
+  const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", options.logLevel ?? "warn", options.mode ?? "start"];
   args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
   const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -99,11 +101,15 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   throw new Error(`the indexer was not ready at ${url} in time:\n${output}`);
 }
 
-/** One live query round trip: true when /sql/live delivered a first result. */
+/**
+ * True when /sql/live accepts a subscription. Ponder refuses them (503, seen as an error) for up
+ * to a second after /ready, and sends nothing until a table changes, so an open stream without an
+ * error for a moment is the answer.
+ */
 async function liveQueriesAnswer(url: string): Promise<boolean> {
   const client = createClient(`${url}/sql`, { schema });
   return await new Promise((resolve) => {
-    const timer = setTimeout(() => finish(false), 2_000);
+    const timer = setTimeout(() => finish(true), 1_000);
     const subscription = client.live(
       (db) => db.select().from(schema.parameter).limit(1),
       () => finish(true),
