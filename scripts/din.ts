@@ -21,7 +21,7 @@ const usage = `din — the OpenDIN command line
               din case list [--provider <address>]
               din case claim
   governance  din gov delegate [--to <address>]
-              din gov propose-slash --case <id> [--reject] [--description <text>]
+              din gov propose-slash --case <id> [--reject | --jail] [--description <text>]
               din gov vote --proposal <id> --support for|against|abstain [--reason <text>]
               din gov queue --proposal <id>
               din gov execute --proposal <id>
@@ -64,9 +64,9 @@ const commands: Record<string, Command> = {
   "case claim": { options: {}, positionals: 0, run: async (f) => cases.claim(await ctx(f)) },
   "gov delegate": { options: { to: { type: "string" } }, positionals: 0, run: async (f) => gov.delegate(await ctx(f), { to: str(f.to) }) },
   "gov propose-slash": {
-    options: { case: { type: "string" }, reject: { type: "boolean" }, description: { type: "string" } },
+    options: { case: { type: "string" }, reject: { type: "boolean" }, jail: { type: "boolean" }, description: { type: "string" } },
     positionals: 0,
-    run: async (f) => gov.proposeSlash(await ctx(f), { case: str(f.case), reject: f.reject === true, description: str(f.description) }),
+    run: async (f) => gov.proposeSlash(await ctx(f), { case: str(f.case), reject: f.reject === true, jail: f.jail === true, description: str(f.description) }),
   },
   "gov vote": {
     options: { proposal: { type: "string" }, support: { type: "string" }, reason: { type: "string" } },

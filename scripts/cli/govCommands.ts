@@ -24,24 +24,32 @@ export async function delegate(ctx: CliContext, flags: { to?: string }): Promise
   };
 }
 
-export async function proposeSlash(ctx: CliContext, flags: { case?: string; reject?: boolean; description?: string }): Promise<Outcome> {
+export async function proposeSlash(ctx: CliContext, flags: { case?: string; reject?: boolean; jail?: boolean; description?: string }): Promise<Outcome> {
   const caseId = parseId("--case", flags.case);
+  if (flags.reject && flags.jail) throw usageError("--jail goes with upholding a case, not with --reject");
   const functionName = flags.reject ? "rejectCase" : "upholdCase";
-  const calldata = encodeFunctionData({ abi: abis.manager, functionName, args: [caseId] });
-  const description = flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}`;
-  const targets = [ctx.contracts.SlashingManager];
-  const hash = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, [0n], [calldata], description] });
+  const targets: Address[] = [ctx.contracts.SlashingManager];
+  const calldatas: Hex[] = [encodeFunctionData({ abi: abis.manager, functionName, args: [caseId] })];
+  if (flags.jail) {
+    // The same vote also jails the provider, so routers drop it at once.
+    const accused = (await read<{ provider: Address }>(ctx, { address: ctx.contracts.SlashingManager, abi: abis.manager, functionName: "getCase", args: [caseId] })).provider;
+    targets.push(ctx.contracts.ProviderRegistry);
+    calldatas.push(encodeFunctionData({ abi: abis.registry, functionName: "jail", args: [accused] }));
+  }
+  const values = targets.map(() => 0n);
+  const description = flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}${flags.jail ? " and jail the provider" : ""}`;
+  const hash = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
   const proposalId = await read<bigint>(ctx, {
     ...governor(ctx),
     functionName: "hashProposal",
-    args: [targets, [0n], [calldata], keccak256(toBytes(description))],
+    args: [targets, values, calldatas, keccak256(toBytes(description))],
   });
   const [snapshot, deadline] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalDeadline", args: [proposalId] }),
   ]);
   return {
-    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}: proposal ${proposalId}\n  voting opens after ${formatTime(snapshot)} and closes at ${formatTime(deadline)} (tx ${hash})`,
+    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}${flags.jail ? " and jail the provider" : ""}: proposal ${proposalId}\n  voting opens after ${formatTime(snapshot)} and closes at ${formatTime(deadline)} (tx ${hash})`,
     data: { proposalId, caseId, action: functionName, voteStart: snapshot, voteEnd: deadline, transaction: hash },
   };
 }
