@@ -1,0 +1,107 @@
+// Errors are values with names. Each carries a stable `code` (for logs and tests) and the JSON-RPC
+// error code a client sees (standard codes where one fits, -32001…-32005 for the gateway's own).
+
+/** JSON-RPC error codes the router answers with. */
+export const RpcCode = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internalError: -32603,
+  /** The chain id in the path has no eligible provider. */
+  unknownChain: -32001,
+  /** The chain is known but no provider can take the request right now. */
+  noProvider: -32002,
+  /** Every attempt on every provider tried failed. */
+  upstreamFailed: -32003,
+  /** The overall deadline passed before any provider answered. */
+  deadlineExceeded: -32004,
+  /** A size, batch or capacity limit was hit (the conventional "limit exceeded"). */
+  limitExceeded: -32005,
+} as const;
+
+export type RouterErrorCode =
+  | "parse_error"
+  | "invalid_request"
+  | "method_not_allowed"
+  | "body_too_large"
+  | "batch_too_large"
+  | "too_deep"
+  | "unsupported_media_type"
+  | "unknown_chain"
+  | "no_provider"
+  | "upstream_failed"
+  | "deadline_exceeded"
+  | "over_capacity"
+  | "endpoint_refused"
+  | "indexer_unreachable"
+  | "snapshot_invalid"
+  | "invalid_option";
+
+/** The root of the router's errors: a name, a stable code, and the JSON-RPC code a client sees. */
+export class RouterError extends Error {
+  readonly code: RouterErrorCode;
+  readonly rpcCode: number;
+  /** HTTP status when the error rejects a whole HTTP request (not one call of a batch). */
+  readonly httpStatus: number;
+
+  constructor(code: RouterErrorCode, message: string, rpcCode: number = RpcCode.internalError, httpStatus = 200) {
+    super(message);
+    this.name = "RouterError";
+    this.code = code;
+    this.rpcCode = rpcCode;
+    this.httpStatus = httpStatus;
+  }
+}
+
+/** The client sent something the router will not route: bad JSON, a bad shape, a limit crossed. */
+export class ClientInputError extends RouterError {
+  constructor(code: RouterErrorCode, message: string, rpcCode: number, httpStatus = 400) {
+    super(code, message, rpcCode, httpStatus);
+    this.name = "ClientInputError";
+  }
+}
+
+/** `POST /rpc/:chainId` for a chain without eligible providers. */
+export class UnknownChainError extends RouterError {
+  constructor(chainId: string, served: readonly number[]) {
+    const list = served.length > 0 ? served.join(", ") : "none yet";
+    super(
+      "unknown_chain",
+      `chain ${chainId} is not served: no eligible provider has an endpoint for it (served chains: ${list})`,
+      RpcCode.unknownChain,
+      404,
+    );
+    this.name = "UnknownChainError";
+  }
+}
+
+/** A provider's endpoint resolves to an address the router refuses to connect to. */
+export class EndpointRefusedError extends RouterError {
+  readonly address: string;
+  constructor(host: string, address: string, reason: string) {
+    super(
+      "endpoint_refused",
+      `refusing to connect to ${host} (${address}): ${reason} addresses are not allowed outside devnet mode`,
+      RpcCode.internalError,
+    );
+    this.name = "EndpointRefusedError";
+    this.address = address;
+  }
+}
+
+/** A router option is out of range; says which and what is allowed. */
+export class RouterOptionError extends RouterError {
+  constructor(message: string) {
+    super("invalid_option", message);
+    this.name = "RouterOptionError";
+  }
+}
+
+/** The snapshot file exists but cannot be used. */
+export class SnapshotError extends RouterError {
+  constructor(path: string, reason: string) {
+    super("snapshot_invalid", `the provider-set snapshot at ${path} cannot be used: ${reason}`);
+    this.name = "SnapshotError";
+  }
+}

@@ -1,0 +1,265 @@
+import { performance } from "node:perf_hooks";
+import type { Dispatcher } from "undici";
+import { RpcCode } from "./errors.ts";
+import type { ProviderHealth } from "./health.ts";
+import { errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
+import type { FailoverParameters } from "./options.ts";
+import type { ChainTable, Random } from "./routingTable.ts";
+import { UpstreamAttempt, type Outcome } from "./upstream.ts";
+
+// One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
+// reply, wrong id) draw another, all within one deadline. Reads may be hedged: when the call is
+// slower than the chain's latency quantile a second attempt starts and the first good answer wins.
+// A result or an execution error is an answer and is never retried. A raw transaction goes to
+// several providers at once (same bytes, same hash).
+//
+// The hot path is event-driven: each attempt reports to its call, which decides at once (answer,
+// retry, give up); one shared sweeper timer enforces attempt timeouts and starts hedges, so a call
+// costs one promise and no timer of its own.
+
+export type RouteContext = {
+  agent: Dispatcher;
+  failover: FailoverParameters;
+  random: Random;
+  counters: { retries: number; hedges: number };
+  sweeper: Sweeper;
+};
+
+export type CallResult = {
+  /** The response object's bytes (the provider's own when it answered). */
+  bytes: Buffer;
+  /** Who answered; null when the router answered itself (an error). */
+  provider: ProviderHealth | null;
+  attempts: number;
+  /** "answer": a provider's answer; otherwise why the router answered itself. */
+  outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded";
+};
+
+const writeMethods = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
+/** Below this much time left, no new attempt starts. */
+const minAttemptMs = 20;
+
+/** One timer for all calls in flight: attempt timeouts and hedges, checked every `tickMs`. */
+export type { CallRouting };
+export type Sweeper = { add: (call: CallRouting) => void; remove: (call: CallRouting) => void; stop: () => void };
+
+export function startSweeper(tickMs = 10): Sweeper {
+  // An intrusive doubly linked list: adding and removing a call allocates nothing.
+  let head: CallRouting | null = null;
+  const timer = setInterval(() => {
+    if (head === null) return;
+    const now = performance.now();
+    for (let call: CallRouting | null = head; call !== null; ) {
+      const next: CallRouting | null = call.next;
+      call.tick(now);
+      call = next;
+    }
+  }, tickMs);
+  timer.unref();
+  return {
+    add: (call) => {
+      if (call.listed) return;
+      call.listed = true;
+      call.prev = null;
+      call.next = head;
+      if (head !== null) head.prev = call;
+      head = call;
+    },
+    remove: (call) => {
+      if (!call.listed) return;
+      call.listed = false;
+      if (call.prev !== null) call.prev.next = call.next;
+      else head = call.next;
+      if (call.next !== null) call.next.prev = call.prev;
+      call.prev = call.next = null;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+/** The state of one call being routed; decides on each attempt's outcome as it arrives. */
+class CallRouting {
+  /** The sweeper's list links. */
+  listed = false;
+  prev: CallRouting | null = null;
+  next: CallRouting | null = null;
+  private readonly ctx: RouteContext;
+  private readonly table: ChainTable;
+  private readonly call: RpcCall;
+  private readonly write: boolean;
+  private readonly body: string;
+  private readonly id: RpcId;
+  private readonly started: number;
+  private readonly deadline: number;
+  private readonly resolve: (result: CallResult) => void;
+  private readonly tried: ProviderHealth[] = [];
+  private readonly inFlight: UpstreamAttempt[] = [];
+  private attempts = 0;
+  private hedgeAt = Infinity;
+  private lastFailure = "";
+  private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
+  private finished = false;
+
+  constructor(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, resolve: (result: CallResult) => void) {
+    this.ctx = ctx;
+    this.table = table;
+    this.call = call;
+    this.id = id;
+    this.resolve = resolve;
+    this.write = writeMethods.has(call.method);
+    this.body = upstreamBody(call, id);
+    this.started = performance.now();
+    this.deadline = this.started + ctx.failover.deadlineMs;
+  }
+
+  start(): void {
+    const initial = this.write ? this.ctx.failover.writeFanout : 1;
+    for (let i = 0; i < initial; i++) if (!this.launch()) break;
+    if (this.attempts > 0) {
+      this.ctx.sweeper.add(this);
+      this.scheduleHedge();
+      return;
+    }
+    if (this.table.awaitingProbes(performance.now())) void this.waitForProbes();
+    else this.giveUp();
+  }
+
+  /** Providers that just joined are probed before they get traffic: wait for that rather than fail. */
+  private async waitForProbes(): Promise<void> {
+    while (this.attempts === 0 && this.table.awaitingProbes(performance.now()) && this.deadline - performance.now() > minAttemptMs) {
+      await this.table.nextChange(Math.min(250, this.deadline - performance.now()));
+      const initial = this.write ? this.ctx.failover.writeFanout : 1;
+      for (let i = 0; i < initial; i++) if (!this.launch()) break;
+    }
+    if (this.attempts === 0) this.giveUp();
+    else {
+      this.ctx.sweeper.add(this);
+      this.scheduleHedge();
+    }
+  }
+
+  private scheduleHedge(): void {
+    const f = this.ctx.failover;
+    if (this.write || !f.hedge || this.attempts >= f.maxAttempts) return;
+    const quantile = this.table.latency.value();
+    if (!Number.isNaN(quantile)) this.hedgeAt = this.started + Math.max(f.hedgeMinMs, quantile);
+  }
+
+  private launch(): boolean {
+    const now = performance.now();
+    const remaining = this.deadline - now;
+    if (this.attempts >= this.ctx.failover.maxAttempts || remaining < minAttemptMs) return false;
+    const provider = this.table.pick(this.ctx.random, this.tried, now);
+    if (provider === null) return false;
+    this.tried.push(provider);
+    this.attempts++;
+    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this);
+    this.inFlight.push(attempt);
+    attempt.start(this.ctx.agent, this.body);
+    return true;
+  }
+
+  /** Called by the sweeper: time out overdue attempts, start a hedge when the call is slow. */
+  tick(now: number): void {
+    for (let i = this.inFlight.length - 1; i >= 0; i--) {
+      const attempt = this.inFlight[i];
+      if (attempt !== undefined && now >= attempt.deadlineAt) attempt.timeout();
+    }
+    if (!this.finished && now >= this.hedgeAt && this.inFlight.length === 1) {
+      this.hedgeAt = Infinity;
+      if (this.launch()) this.ctx.counters.hedges++;
+    }
+  }
+
+  settle(attempt: UpstreamAttempt, outcome: Outcome): void {
+    const index = this.inFlight.indexOf(attempt);
+    if (index >= 0) this.inFlight.splice(index, 1);
+    const p = attempt.provider;
+    if (outcome.type === "answer" || outcome.type === "soft") {
+      p.recordSuccess(outcome.latencyMs);
+      this.table.latency.add(outcome.latencyMs);
+    } else if (outcome.type === "failure") {
+      p.recordFailure(outcome.kind, outcome.detail, performance.now());
+    }
+    if (this.finished) {
+      // A write copy finishing after the answer went out: counted above.
+      if (this.inFlight.length === 0) this.ctx.sweeper.remove(this);
+      return;
+    }
+
+    if (outcome.type === "answer") {
+      if (this.write && outcome.error !== null) {
+        // "nonce too low" from one copy may only mean another copy already got in: wait for the others.
+        this.fallback ??= { bytes: outcome.bytes, provider: p };
+        if (this.inFlight.length === 0) this.finishWithFallbackOrError();
+        return;
+      }
+      this.answer(outcome.bytes, p);
+      return;
+    }
+    if (outcome.type === "soft") this.fallback ??= { bytes: outcome.bytes, provider: p };
+    else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
+    else return; // cancelled by us
+    if (!this.write || this.inFlight.length === 0) {
+      if (this.launch()) this.ctx.counters.retries++;
+    }
+    if (this.inFlight.length === 0) this.finishWithFallbackOrError();
+  }
+
+  private answer(bytes: Buffer, provider: ProviderHealth): void {
+    this.finished = true;
+    // Hedges that lost are cancelled; copies of a write go on broadcasting (their outcomes still count).
+    if (!this.write) for (let i = this.inFlight.length - 1; i >= 0; i--) this.inFlight[i]?.cancel();
+    if (this.inFlight.length === 0) this.ctx.sweeper.remove(this);
+    else this.hedgeAt = Infinity;
+    provider.served++;
+    provider.windowServed++;
+    this.resolve({ bytes, provider, attempts: this.attempts, outcome: "answer" });
+  }
+
+  private finishWithFallbackOrError(): void {
+    if (this.fallback !== null) {
+      this.answer(this.fallback.bytes, this.fallback.provider);
+      return;
+    }
+    this.giveUp();
+  }
+
+  private giveUp(): void {
+    this.finished = true;
+    this.ctx.sweeper.remove(this);
+    const f = this.ctx.failover;
+    const table = this.table;
+    if (this.attempts === 0) {
+      this.resolve({
+        bytes: errorResponse(this.call.id, RpcCode.noProvider, `no provider of chain ${table.chainId} can take requests right now; retry shortly`),
+        provider: null,
+        attempts: 0,
+        outcome: "no_provider",
+      });
+    } else if (performance.now() >= this.deadline - minAttemptMs) {
+      this.resolve({
+        bytes: errorResponse(
+          this.call.id,
+          RpcCode.deadlineExceeded,
+          `no provider answered within ${f.deadlineMs} ms (${this.attempts} attempts; last: ${this.lastFailure})`,
+        ),
+        provider: null,
+        attempts: this.attempts,
+        outcome: "deadline_exceeded",
+      });
+    } else {
+      this.resolve({
+        bytes: errorResponse(this.call.id, RpcCode.upstreamFailed, `all ${this.attempts} attempts failed (last: ${this.lastFailure})`),
+        provider: null,
+        attempts: this.attempts,
+        outcome: "upstream_failed",
+      });
+    }
+  }
+}
+
+/** Routes one call on `table`'s providers; never rejects. `id` is the id sent upstream. */
+export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId): Promise<CallResult> {
+  return new Promise((resolve) => new CallRouting(ctx, table, call, id, resolve).start());
+}

@@ -1,0 +1,143 @@
+import { ClientInputError, RpcCode } from "./errors.ts";
+
+// Reading what a client sent and writing what it gets back. Requests are parsed once; upstream
+// answers pass through as the provider's bytes (after checks in upstream.ts), so this file only
+// writes the router's own answers: local results and errors.
+
+export type RpcId = string | number | null;
+
+/** One JSON-RPC call as the router routes it (normalised: unknown members are dropped). */
+export type RpcCall = {
+  id: RpcId;
+  method: string;
+  /** `undefined` when the client sent none. */
+  params: unknown;
+  /** No `id` member: the client wants no answer. */
+  notification: boolean;
+};
+
+/** A batch item that could not be read as a call, answered with an error and its id if any. */
+export type InvalidItem = { id: RpcId; code: number; message: string };
+
+export type ParsedItem = RpcCall | InvalidItem;
+
+export type ParsedBody = { batch: false; item: ParsedItem } | { batch: true; items: ParsedItem[] };
+
+export type BodyLimits = {
+  /** Items in one batch. */
+  maxBatchItems: number;
+  /** Nesting depth of arrays and objects anywhere in the body. */
+  maxDepth: number;
+};
+
+const methodPattern = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+const maxIdLength = 256;
+
+export function isCall(item: ParsedItem): item is RpcCall {
+  return "method" in item;
+}
+
+/**
+ * The nesting depth of a JSON text, stopping as soon as it passes `limit` (so a 1 MB "[[[[…" costs
+ * one pass over the bytes and never reaches JSON.parse or a recursive walk).
+ */
+export function exceedsDepth(bytes: Buffer, limit: number): boolean {
+  // Fast path: fewer opening brackets than the limit cannot nest deeper than it.
+  let opening = 0;
+  for (let at = bytes.indexOf(0x5b); at >= 0 && opening <= limit; at = bytes.indexOf(0x5b, at + 1)) opening++;
+  for (let at = bytes.indexOf(0x7b); at >= 0 && opening <= limit; at = bytes.indexOf(0x7b, at + 1)) opening++;
+  if (opening <= limit) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+function readItem(value: unknown): ParsedItem {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { id: null, code: RpcCode.invalidRequest, message: "invalid request: a call must be a JSON object" };
+  }
+  const object = value as Record<string, unknown>;
+  const hasId = Object.hasOwn(object, "id");
+  const rawId = object.id;
+  let id: RpcId = null;
+  if (hasId) {
+    if (typeof rawId === "string" && rawId.length <= maxIdLength) id = rawId;
+    else if (typeof rawId === "number" && Number.isFinite(rawId)) id = rawId;
+    else if (rawId !== null) {
+      return { id: null, code: RpcCode.invalidRequest, message: `invalid request: id must be a string (≤ ${maxIdLength} characters), a number or null` };
+    }
+  }
+  if (object.jsonrpc !== "2.0") {
+    return { id, code: RpcCode.invalidRequest, message: 'invalid request: "jsonrpc" must be "2.0"' };
+  }
+  const method = object.method;
+  if (typeof method !== "string" || !methodPattern.test(method)) {
+    return { id, code: RpcCode.invalidRequest, message: 'invalid request: "method" must be a method name like "eth_blockNumber"' };
+  }
+  const params = object.params;
+  if (params !== undefined && (typeof params !== "object" || params === null)) {
+    return { id, code: RpcCode.invalidRequest, message: 'invalid request: "params" must be an array or an object' };
+  }
+  return { id, method, params, notification: !hasId };
+}
+
+/**
+ * Parses a request body. Throws ClientInputError for what spoils the whole request (bad JSON, too
+ * deep, an empty or oversized batch); a bad item inside a batch becomes an InvalidItem.
+ */
+export function parseBody(bytes: Buffer, limits: BodyLimits): ParsedBody {
+  if (exceedsDepth(bytes, limits.maxDepth)) {
+    throw new ClientInputError("too_deep", `invalid request: JSON nested deeper than ${limits.maxDepth} levels`, RpcCode.invalidRequest);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new ClientInputError("parse_error", "parse error: the body is not valid JSON", RpcCode.parseError);
+  }
+  if (!Array.isArray(value)) return { batch: false, item: readItem(value) };
+  if (value.length === 0) {
+    throw new ClientInputError("invalid_request", "invalid request: empty batch", RpcCode.invalidRequest);
+  }
+  if (value.length > limits.maxBatchItems) {
+    throw new ClientInputError(
+      "batch_too_large",
+      `limit exceeded: a batch holds at most ${limits.maxBatchItems} calls (got ${value.length}); split it`,
+      RpcCode.limitExceeded,
+      413,
+    );
+  }
+  const items = new Array<ParsedItem>(value.length);
+  for (let i = 0; i < value.length; i++) items[i] = readItem(value[i]);
+  return { batch: true, items };
+}
+
+/** The body sent to a provider for one call: normalised, so duplicate or unknown members never pass. */
+export function upstreamBody(call: RpcCall, id: RpcId): string {
+  const params = call.params === undefined ? "" : `,"params":${JSON.stringify(call.params)}`;
+  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"method":"${call.method}"${params}}`;
+}
+
+export function resultResponse(id: RpcId, resultJson: string): Buffer {
+  return Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`);
+}
+
+export function errorResponse(id: RpcId, code: number, message: string, data?: unknown): Buffer {
+  const error = data === undefined ? { code, message } : { code, message, data };
+  return Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, error }));
+}
+
+/** Same id by JSON value: 1 ≠ "1", null only equals null. */
+export function sameId(a: unknown, b: RpcId): boolean {
+  return a === b;
+}

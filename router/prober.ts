@@ -1,0 +1,114 @@
+import { performance } from "node:perf_hooks";
+import type { Dispatcher } from "undici";
+import type { ProviderHealth } from "./health.ts";
+import type { ProbeParameters } from "./options.ts";
+import type { ChainTable } from "./routingTable.ts";
+import { attemptOnce } from "./upstream.ts";
+
+// Background health probes, off the request path: eth_chainId when a provider joins and every
+// chainIdIntervalMs, eth_blockNumber every intervalMs. A probe is also the half-open test of an
+// open circuit: the first probe after the open period decides whether the provider comes back.
+// State changes are logged by the chain table, which the prober refreshes on every tick.
+
+export type Prober = { stop: () => void; /** Runs one scheduling pass now (tests). */ tick: () => void };
+
+type ProbeState = { nextAt: number; running: boolean };
+
+function hexQuantity(bytes: Buffer): number | null {
+  try {
+    const reply = JSON.parse(bytes.toString("utf8")) as { result?: unknown };
+    if (typeof reply.result !== "string" || !/^0x[0-9a-fA-F]{1,16}$/.test(reply.result)) return null;
+    const value = Number.parseInt(reply.result, 16);
+    return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
+  } catch {
+    return null;
+  }
+}
+
+export function startProber(deps: {
+  tables: () => Iterable<ChainTable>;
+  agent: Dispatcher;
+  probe: ProbeParameters;
+}): Prober {
+  const { agent, probe } = deps;
+  const states = new WeakMap<ProviderHealth, ProbeState>();
+  const headsChanged = new Set<ChainTable>();
+  let running = 0;
+  let stopped = false;
+
+  const call = async (p: ProviderHealth, method: string) => {
+    const outcome = await attemptOnce(agent, p, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`, 1, probe.timeoutMs);
+    if (outcome.type === "failure") return { ok: false as const, kind: outcome.kind, detail: outcome.detail };
+    if (outcome.type === "cancelled") return { ok: false as const, kind: "timeout" as const, detail: "cancelled" };
+    const value = outcome.error === null ? hexQuantity(outcome.bytes) : null;
+    if (value === null) return { ok: false as const, kind: "malformed" as const, detail: `${method} did not answer a quantity` };
+    return { ok: true as const, value, latencyMs: outcome.latencyMs };
+  };
+
+  const run = async (table: ChainTable, p: ProviderHealth) => {
+    const needsChainId = p.chainCheck !== "ok" || performance.now() - p.lastChainCheckAt >= probe.chainIdIntervalMs;
+    if (needsChainId) {
+      const answer = await call(p, "eth_chainId");
+      if (!answer.ok) {
+        p.recordProbeFailure(answer.kind, answer.detail, performance.now());
+        return;
+      }
+      p.setChainCheck(answer.value, table.chainId, performance.now());
+      if (p.chainCheck === "wrong") return;
+    }
+    const head = await call(p, "eth_blockNumber");
+    const now = performance.now();
+    if (!head.ok) {
+      p.recordProbeFailure(head.kind, head.detail, now);
+      return;
+    }
+    p.setHead(head.value, now);
+    if (table.medianHead >= 0) p.setLag(table.medianHead); // judged at once, before any traffic
+    p.recordProbeSuccess(head.latencyMs, now);
+    headsChanged.add(table);
+  };
+
+  const tick = () => {
+    if (stopped) return;
+    const now = performance.now();
+    for (const table of deps.tables()) {
+      for (const p of table.providers) {
+        if (running >= probe.concurrency) break;
+        let state = states.get(p);
+        if (state === undefined) {
+          state = { nextAt: 0, running: false };
+          states.set(p, state);
+        }
+        if (state.running) continue;
+        const circuit = p.circuitState(now);
+        const due = circuit === "half_open" || (circuit === "closed" && state.nextAt <= now);
+        if (!due) continue;
+        state.running = true;
+        running++;
+        const s = state;
+        void run(table, p).finally(() => {
+          running--;
+          s.running = false;
+          // Jitter spreads probes of many providers over the interval.
+          s.nextAt = performance.now() + probe.intervalMs * (0.9 + 0.2 * Math.random());
+        });
+      }
+      if (headsChanged.has(table)) {
+        headsChanged.delete(table);
+        table.updateMedianHead(now, probe.intervalMs * 3 + probe.timeoutMs);
+      }
+      table.refresh(now); // state changes are seen (and logged) even without traffic
+    }
+  };
+
+  const timer = setInterval(tick, Math.max(10, Math.min(100, probe.intervalMs / 4)));
+  timer.unref();
+  setImmediate(tick);
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+    tick,
+  };
+}

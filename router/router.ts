@@ -1,0 +1,192 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
+import { RouterOptionError } from "./errors.ts";
+import { createLogger, type Logger, type LogLevel } from "./log.ts";
+import { startSweeper } from "./failover.ts";
+import { compileMethodPolicy } from "./methodPolicy.ts";
+import { RouterMetrics } from "./metrics.ts";
+import { resolveRoutingOptions, type RoutingOptions, type RoutingOverrides } from "./options.ts";
+import { startProber } from "./prober.ts";
+import { indexerProviderSet, type ProviderRecord, type ProviderSetSource } from "./providerSet.ts";
+import { ChainTable, type Random } from "./routingTable.ts";
+import { createRequestHandler } from "./server.ts";
+import { chainStatus, type RouterStatus } from "./status.ts";
+
+export type StartRouterOptions = {
+  /** Port to listen on; 0 or omitted: one the OS picks. */
+  port?: number;
+  /** Address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines). */
+  host?: string;
+  /** The indexer's base URL; the provider set comes from its live query. */
+  indexerUrl?: string;
+  /** Where the last provider set is kept, and read from when the indexer is away at start-up. */
+  snapshotPath?: string;
+  /** A provider-set source other than the indexer (tests of routing alone; takes precedence). */
+  providers?: ProviderSetSource;
+  /** Devnet mode: loopback and private provider endpoints are allowed. Never in production. */
+  devnet?: boolean;
+  /** Routing, failover and limit parameters (router/README.md); defaults otherwise. */
+  routing?: RoutingOverrides;
+  /** Random source for provider draws (seeded in tests). */
+  random?: Random;
+  logLevel?: LogLevel;
+  log?: Logger;
+  /** How long start-up waits for the indexer before using the snapshot (ms). */
+  startupWaitMs?: number;
+  /** How long start-up waits for the first health probes to make providers eligible (ms). */
+  readyWaitMs?: number;
+  /** Name resolution for provider endpoints (tests play DNS rebinding with it). */
+  resolver?: Resolver;
+};
+
+export type Router = {
+  /** http://host:port */
+  url: string;
+  port: number;
+  rpcUrl: (chainId: number) => string;
+  options: RoutingOptions;
+  tables: ReadonlyMap<number, ChainTable>;
+  status: () => RouterStatus;
+  metrics: () => string;
+  stop: () => Promise<void>;
+};
+
+/** Groups a provider set by chain and applies it to the chain tables (creating and dropping tables). */
+function applySet(tables: Map<number, ChainTable>, options: RoutingOptions, records: readonly ProviderRecord[], log: Logger) {
+  const byChain = new Map<number, ProviderRecord[]>();
+  for (const r of records) {
+    let list = byChain.get(r.chainId);
+    if (list === undefined) byChain.set(r.chainId, (list = []));
+    list.push(r);
+  }
+  let joined = 0;
+  for (const [chainId, list] of byChain) {
+    let table = tables.get(chainId);
+    if (table === undefined) tables.set(chainId, (table = new ChainTable(chainId, options, log)));
+    joined += table.setProviders(list).length;
+  }
+  for (const chainId of [...tables.keys()]) if (!byChain.has(chainId)) tables.delete(chainId);
+  return { chains: byChain.size, providers: records.length, joined };
+}
+
+/**
+ * Starts the router: takes the provider set (indexer live query, or `providers`), probes every
+ * provider, and serves JSON-RPC on POST /rpc/:chainId with /status, /metrics and /health.
+ */
+export async function startRouter(options: StartRouterOptions = {}): Promise<Router> {
+  const routing = resolveRoutingOptions(options.routing);
+  const log = options.log ?? createLogger({ level: options.logLevel ?? "info", base: { service: "router" } });
+  const devnet = options.devnet ?? false;
+  let source: ProviderSetSource;
+  if (options.providers !== undefined) source = options.providers;
+  else if (options.indexerUrl !== undefined) {
+    source = indexerProviderSet({
+      indexerUrl: options.indexerUrl,
+      snapshotPath: options.snapshotPath,
+      startupWaitMs: options.startupWaitMs,
+      log,
+    });
+  } else throw new RouterOptionError("the router needs an indexer URL (--indexer) or a provider set");
+
+  const agent = createUpstreamAgent({
+    devnet,
+    maxResponseBytes: routing.limits.maxResponseBytes,
+    connectionsPerOrigin: routing.limits.connectionsPerProvider,
+    connectTimeoutMs: Math.min(routing.failover.attemptTimeoutMs, 5_000),
+    resolver: options.resolver,
+  });
+  const tables = new Map<number, ChainTable>();
+  const metrics = new RouterMetrics();
+  const startedAt = Date.now();
+  const status = (): RouterStatus => {
+    const now = performance.now();
+    return {
+      devnet,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      providerSet: source.status(),
+      chains: [...tables.values()].sort((a, b) => a.chainId - b.chainId).map((t) => chainStatus(t, now, routing.failover.hedgeMinMs)),
+    };
+  };
+  const renderMetrics = () => metrics.render(tables.values(), source.status(), performance.now());
+
+  const sweeper = startSweeper();
+  const handler = createRequestHandler({
+    tables,
+    route: { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper },
+    methodAllowed: compileMethodPolicy(routing.methods),
+    limits: { ...routing.limits },
+    metrics,
+    log,
+    status,
+    renderMetrics,
+  });
+  const server: Server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, handler);
+  server.on("clientError", (_error, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  const prober = startProber({ tables: () => tables.values(), agent, probe: routing.probe });
+  const shareTimer = setInterval(() => {
+    for (const t of tables.values()) for (const p of t.providers) p.rotateWindow();
+  }, routing.shareWindowMs);
+  shareTimer.unref();
+
+  const stopAll = async () => {
+    prober.stop();
+    sweeper.stop();
+    clearInterval(shareTimer);
+    await source.stop();
+    await agent.destroy();
+  };
+
+  try {
+    await source.start((records) => {
+      const summary = applySet(tables, routing, records, log);
+      log.info("provider set applied", { ...summary, from: source.status().servingFrom });
+      prober.tick();
+    });
+    // Providers get traffic only once a probe has checked their chain id and head.
+    const readyBy = performance.now() + (options.readyWaitMs ?? routing.probe.timeoutMs * 2 + 500);
+    while (performance.now() < readyBy) {
+      const now = performance.now();
+      let waiting = false;
+      for (const t of tables.values()) {
+        t.refresh(now);
+        if (t.eligibleCount === 0 && t.providers.some((p) => p.state(now) === "checking")) waiting = true;
+      }
+      if (!waiting) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
+    });
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+  log.info("router listening", { url, devnet, providerSet: source.status() });
+
+  return {
+    url,
+    port: address.port,
+    rpcUrl: (chainId) => `${url}/rpc/${chainId}`,
+    options: routing,
+    tables,
+    status,
+    metrics: renderMetrics,
+    stop: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await stopAll();
+    },
+  };
+}

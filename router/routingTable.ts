@@ -1,0 +1,231 @@
+import { ProviderHealth, type ProviderState } from "./health.ts";
+import type { Logger } from "./log.ts";
+import { LatencyWindow } from "./quantiles.ts";
+import type { RoutingOptions } from "./options.ts";
+import type { ProviderRecord } from "./providerSet.ts";
+import { capShares, scoreFactors } from "./scoring.ts";
+
+/** A uniform random number in [0, 1); replaceable by a seeded generator. */
+export type Random = () => number;
+
+/**
+ * The providers of one chain and the weights requests are drawn by. Weights are rebuilt (O(n)) when
+ * eligibility changes or every `reweighIntervalMs`; a draw is one random number and a binary search
+ * over cumulative weights (O(log n), no allocation).
+ */
+export class ChainTable {
+  readonly chainId: number;
+  providers: ProviderHealth[] = [];
+  private byKey = new Map<string, ProviderHealth>();
+  medianHead = -1;
+  readonly latency: LatencyWindow;
+
+  private eligible: ProviderHealth[] = [];
+  private cumulative = new Float64Array(0);
+  private weights = new Float64Array(0);
+  private total = 0;
+  private builtAt = -Infinity;
+  private dirty = true;
+  private readonly options: RoutingOptions;
+  private readonly log: Logger | null;
+  private waiters: (() => void)[] = [];
+  private readonly markDirty = () => {
+    this.dirty = true;
+    if (this.waiters.length > 0) {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const wake of waiters) wake();
+    }
+  };
+
+  constructor(chainId: number, options: RoutingOptions, log: Logger | null = null) {
+    this.chainId = chainId;
+    this.options = options;
+    this.log = log;
+    this.latency = new LatencyWindow(options.failover.hedgeQuantile);
+  }
+
+  /**
+   * Replaces the provider list. A provider already present with the same URL keeps its tracker
+   * (and all it learned); a changed URL starts a new tracker. Requests in flight keep the tracker
+   * they hold, so nothing in flight is dropped. Returns the trackers that joined.
+   */
+  setProviders(records: readonly ProviderRecord[]): ProviderHealth[] {
+    const next = new Map<string, ProviderHealth>();
+    const joined: ProviderHealth[] = [];
+    for (const record of records) {
+      const key = `${record.address}|${record.url}`;
+      let health = this.byKey.get(key);
+      if (health === undefined) {
+        health = new ProviderHealth(record, this.options.scoring, this.options.circuit);
+        health.onChange = this.markDirty;
+        joined.push(health);
+      } else health.update(record);
+      next.set(key, health);
+    }
+    for (const [key, health] of this.byKey) if (!next.has(key)) health.onChange = () => {};
+    this.byKey = next;
+    this.providers = [...next.values()];
+    this.markDirty();
+    return joined;
+  }
+
+  /**
+   * Sets the median head from providers with a verified chain id and a fresh head, then every
+   * provider's lag against it. The lower median: with two providers the lower head, so one absurd
+   * height can never make an honest provider look behind.
+   */
+  updateMedianHead(now: number, freshMs: number): void {
+    const heads: number[] = [];
+    for (const p of this.providers) {
+      if (p.chainCheck === "ok" && p.head >= 0 && now - p.headAt <= freshMs) heads.push(p.head);
+    }
+    if (heads.length === 0) return;
+    heads.sort((a, b) => a - b);
+    this.medianHead = heads[(heads.length - 1) >> 1];
+    for (const p of this.providers) if (p.setLag(this.medianHead)) this.dirty = true;
+  }
+
+  /** Recomputes every provider's score parts and the cumulative weights of the eligible ones. */
+  rebuild(now: number): void {
+    const n = this.providers.length;
+    if (this.weights.length < n) {
+      this.weights = new Float64Array(n);
+      this.cumulative = new Float64Array(n);
+    }
+    const eligible: ProviderHealth[] = [];
+    const scoring = this.options.scoring;
+    for (const p of this.providers) {
+      const f = scoreFactors(p, scoring);
+      const parts = p.parts;
+      parts.stake = f.stake;
+      parts.latency = f.latency;
+      parts.errors = f.errors;
+      parts.lag = f.lag;
+      parts.slash = f.slash;
+      parts.probation = f.probation;
+      parts.score = f.score;
+      parts.weight = 0;
+      const state = p.state(now);
+      if (state !== p.lastState) {
+        if (this.log !== null) this.logTransition(p, p.lastState, state);
+        p.lastState = state;
+      }
+      if (state === "healthy" || state === "probation") {
+        this.weights[eligible.length] = f.weight;
+        eligible.push(p);
+      }
+    }
+    const count = eligible.length;
+    let total = 0;
+    for (let i = 0; i < count; i++) total += this.weights[i];
+    if (total <= 0) for (let i = 0; i < count; i++) this.weights[i] = 1; // nothing to tell them apart
+    capShares(this.weights, count, scoring.maxOperatorShare);
+    total = 0;
+    for (let i = 0; i < count; i++) {
+      total += this.weights[i];
+      this.cumulative[i] = total;
+      eligible[i].parts.weight = this.weights[i];
+    }
+    this.eligible = eligible;
+    this.total = total;
+    this.builtAt = now;
+    this.dirty = false;
+  }
+
+  private logTransition(p: ProviderHealth, from: ProviderState | null, to: ProviderState): void {
+    const fields = {
+      chainId: this.chainId,
+      provider: p.address,
+      from,
+      to,
+      ...(to === "wrong_chain" ? { reportedChainId: p.reportedChainId } : {}),
+      ...(to === "lagging" ? { head: p.head, medianHead: this.medianHead } : {}),
+      ...(to === "circuit_open" ? { lastFailure: p.lastFailure } : {}),
+    };
+    const bad = to === "circuit_open" || to === "wrong_chain" || to === "lagging";
+    if (bad) this.log!.warn("provider state changed", fields);
+    else this.log!.info("provider state changed", fields);
+  }
+
+  /** Eligible providers and their expected shares (weight / total), as of the last rebuild. */
+  expectedShares(now: number): Map<ProviderHealth, number> {
+    this.refresh(now);
+    const shares = new Map<ProviderHealth, number>();
+    for (const p of this.eligible) shares.set(p, this.total > 0 ? p.parts.weight / this.total : 0);
+    return shares;
+  }
+
+  get eligibleCount(): number {
+    return this.eligible.length;
+  }
+
+  /** True while some provider waits for its first probe (a call may wait for it rather than fail). */
+  awaitingProbes(now: number): boolean {
+    for (const p of this.providers) if (p.state(now) === "checking") return true;
+    return false;
+  }
+
+  /** Resolves at the next change of eligibility or provider list, or after `ms`. */
+  nextChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Rebuilds the weights if eligibility changed or they are older than reweighIntervalMs. */
+  refresh(now: number): void {
+    if (this.dirty || now - this.builtAt >= this.options.scoring.reweighIntervalMs) this.rebuild(now);
+  }
+
+  /**
+   * Draws a provider by weight, skipping those in `tried`. When every eligible provider was tried,
+   * falls back to providers that are out of sync or whose circuit is open (a likely failure beats a
+   * certain one); null when nothing is left.
+   */
+  pick(random: Random, tried: readonly ProviderHealth[] | null, now: number): ProviderHealth | null {
+    this.refresh(now);
+    const count = this.eligible.length;
+    if (count > 0) {
+      for (let round = 0; round < 4; round++) {
+        const p = this.eligible[upperBound(this.cumulative, count, random() * this.total)];
+        if (tried === null || !tried.includes(p)) return p;
+      }
+      // Few providers, most of them tried: draw among the untried directly.
+      let left = 0;
+      for (let i = 0; i < count; i++) if (!tried!.includes(this.eligible[i])) left += this.eligible[i].parts.weight;
+      if (left > 0) {
+        let r = random() * left;
+        for (let i = 0; i < count; i++) {
+          const p = this.eligible[i];
+          if (tried!.includes(p)) continue;
+          r -= p.parts.weight;
+          if (r < 0) return p;
+        }
+      }
+    }
+    const fallback: ProviderHealth[] = [];
+    for (const p of this.providers) {
+      if (p.chainCheck !== "ok" || p.head < 0 || (tried !== null && tried.includes(p))) continue;
+      const state = p.state(now);
+      if (state === "lagging" || state === "circuit_open" || state === "half_open") fallback.push(p);
+    }
+    return fallback.length === 0 ? null : fallback[Math.floor(random() * fallback.length)];
+  }
+}
+
+/** The first index whose cumulative weight exceeds r (clamped to the last). */
+function upperBound(cumulative: Float64Array, count: number, r: number): number {
+  let lo = 0;
+  let hi = count - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cumulative[mid] > r) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}

@@ -1,0 +1,281 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
+import { routeCall, type RouteContext } from "./failover.ts";
+import type { ProviderHealth } from "./health.ts";
+import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall } from "./jsonRpc.ts";
+import type { Logger } from "./log.ts";
+import type { MethodCheck } from "./methodPolicy.ts";
+import type { CallOutcome, RouterMetrics } from "./metrics.ts";
+import type { ChainTable } from "./routingTable.ts";
+
+// The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
+// GET /metrics, GET /health. Nothing from the client's headers ever reaches a provider: the
+// upstream request is built from the parsed call alone.
+
+export type Gateway = {
+  tables: ReadonlyMap<number, ChainTable>;
+  route: RouteContext;
+  methodAllowed: MethodCheck;
+  limits: BodyLimits & { maxBodyBytes: number; maxConcurrentRequests: number };
+  metrics: RouterMetrics;
+  log: Logger;
+  status: () => unknown;
+  renderMetrics: () => string;
+};
+
+/** What one call of a request came to. */
+type Answered = { bytes: Buffer | null; provider: ProviderHealth | null; local: boolean; attempts: number };
+
+const corsHeaders: [string, string][] = [
+  ["access-control-allow-origin", "*"],
+  ["access-control-allow-methods", "POST, GET, OPTIONS"],
+  ["access-control-allow-headers", "content-type"],
+  ["access-control-expose-headers", "x-din-provider, x-din-attempts"],
+  ["access-control-max-age", "86400"],
+];
+const rpcPath = /^\/rpc\/([0-9]{1,15})\/?$/;
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: Buffer | string | null,
+  provider: string,
+  attempts: number,
+  contentType = "application/json",
+  close = false,
+): void {
+  const bytes = typeof body === "string" ? Buffer.from(body) : body;
+  // A flat [name, value, …] list, and a content-length so the answer goes out in one write.
+  const headers = ["x-din-provider", provider, "x-din-attempts", attempts === 1 ? "1" : String(attempts)];
+  if (res.req.headers.origin !== undefined) {
+    // Browsers (dapps) may read the answer and the x-din-* headers from any origin.
+    headers.push("access-control-allow-origin", "*", "access-control-expose-headers", "x-din-provider, x-din-attempts");
+  }
+  if (bytes !== null) headers.push("content-type", contentType, "content-length", String(bytes.length));
+  if (close) headers.push("connection", "close");
+  res.writeHead(status, headers);
+  res.end(bytes ?? undefined);
+}
+
+function sendError(res: ServerResponse, error: RouterError, close = false): void {
+  send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, "application/json", close);
+}
+
+/** Reads the body up to `max` bytes, then calls `done` with it, or with null when it is larger. */
+function readBody(req: IncomingMessage, max: number, done: (body: Buffer | null, error: Error | null) => void): void {
+  let first: Buffer | null = null;
+  let chunks: Buffer[] | null = null;
+  let size = 0;
+  let finished = false;
+  req.on("data", (chunk: Buffer) => {
+    if (finished) return;
+    size += chunk.length;
+    if (size > max) {
+      finished = true;
+      req.pause();
+      done(null, null);
+      return;
+    }
+    if (first === null) first = chunk;
+    else (chunks ??= [first]).push(chunk);
+  });
+  req.on("end", () => {
+    if (finished) return;
+    finished = true;
+    done(chunks !== null ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)), null);
+  });
+  req.on("error", (error) => {
+    if (finished) return;
+    finished = true;
+    done(null, error);
+  });
+}
+
+function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const semicolon = value.indexOf(";");
+  const type = (semicolon >= 0 ? value.slice(0, semicolon) : value).trim().toLowerCase();
+  return type === "application/json" || type === "application/json-rpc";
+}
+
+const notAnswered: Answered = { bytes: null, provider: null, local: true, attempts: 0 };
+
+function localAnswer(item: RpcCall, bytes: Buffer, outcome: CallOutcome, outcomes: CallOutcome[]): Answered {
+  outcomes.push(outcome);
+  return item.notification ? notAnswered : { bytes, provider: null, local: true, attempts: 0 };
+}
+
+async function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[]): Promise<Answered> {
+  if (!isCall(item)) {
+    outcomes.push("rejected");
+    return { bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 };
+  }
+  const refusal = g.methodAllowed(item.method);
+  if (refusal !== null) {
+    return localAnswer(item, errorResponse(item.id, RpcCode.methodNotFound, `method ${item.method} is not allowed: ${refusal}`), "rejected", outcomes);
+  }
+  if (item.method === "eth_chainId") return localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes);
+  if (item.method === "net_version") return localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes);
+  const result = await routeCall(g.route, table, item, item.notification ? 1 : item.id);
+  outcomes.push(result.outcome);
+  return { bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts };
+}
+
+function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainText: string): void {
+  const started = performance.now();
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > g.limits.maxBodyBytes) {
+    g.metrics.refused("body_too_large");
+    sendError(res, tooLarge(g.limits.maxBodyBytes), true);
+    return;
+  }
+  if (!isJsonContentType(req.headers["content-type"])) {
+    g.metrics.refused("unsupported_media_type");
+    sendError(
+      res,
+      new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415),
+      true,
+    );
+    return;
+  }
+  g.metrics.inFlight++;
+  readBody(req, g.limits.maxBodyBytes, (body, error) => {
+    if (error !== null) {
+      g.metrics.inFlight--;
+      res.destroy();
+      return;
+    }
+    if (body === null) {
+      g.metrics.inFlight--;
+      g.metrics.refused("body_too_large");
+      sendError(res, tooLarge(g.limits.maxBodyBytes), true);
+      return;
+    }
+    void handleBody(g, res, chainText, body, started);
+  });
+}
+
+/** Answers a request whose body was read; never rejects (an internal error becomes a 500). */
+async function handleBody(g: Gateway, res: ServerResponse, chainText: string, body: Buffer, started: number): Promise<void> {
+  try {
+    await answerBody(g, res, chainText, body, started);
+  } catch (failure) {
+    g.log.error("request failed inside the router", { error: failure instanceof Error ? failure.stack : String(failure) });
+    if (!res.headersSent) send(res, 500, errorResponse(null, RpcCode.internalError, "internal error in the router"), "none", 0);
+    else res.destroy();
+  } finally {
+    g.metrics.inFlight--;
+  }
+}
+
+async function answerBody(g: Gateway, res: ServerResponse, chainText: string, body: Buffer, started: number): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseBody(body, g.limits);
+  } catch (error) {
+    if (!(error instanceof RouterError)) throw error;
+    g.metrics.refused(error.code);
+    sendError(res, error);
+    return;
+  }
+  const chainId = Number(chainText);
+  const table = g.tables.get(chainId);
+  if (table === undefined) {
+    g.metrics.refused("unknown_chain");
+    const error = new UnknownChainError(chainText, [...g.tables.keys()]);
+    const id = !parsed.batch && isCall(parsed.item) ? parsed.item.id : null;
+    send(res, error.httpStatus, errorResponse(id, error.rpcCode, error.message), "none", 0);
+    return;
+  }
+
+  const outcomes: CallOutcome[] = [];
+  if (!parsed.batch) {
+    const answered = await answerCall(g, table, parsed.item, outcomes);
+    for (const o of outcomes) g.metrics.call(chainId, o);
+    g.metrics.duration(chainId, performance.now() - started);
+    const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
+    if (answered.bytes === null) send(res, 204, null, who, answered.attempts);
+    else send(res, 200, answered.bytes, who, answered.attempts);
+    return;
+  }
+
+  // A batch: every call routed on its own, answers in the order of the calls, notifications dropped.
+  const answers = await Promise.all(parsed.items.map((item) => answerCall(g, table, item, outcomes)));
+  for (const o of outcomes) g.metrics.call(chainId, o);
+  g.metrics.duration(chainId, performance.now() - started);
+  const parts: Buffer[] = [];
+  const providers = new Set<string>();
+  let attempts = 0;
+  let local = false;
+  for (const a of answers) {
+    attempts += a.attempts;
+    if (a.provider !== null) providers.add(a.provider.address);
+    else if (a.local) local = true;
+    if (a.bytes === null) continue;
+    parts.push(parts.length === 0 ? open : comma, a.bytes);
+  }
+  const who = providers.size > 0 ? [...providers].join(",") : local ? "router" : "none";
+  if (parts.length === 0) {
+    send(res, 204, null, who, attempts);
+    return;
+  }
+  parts.push(close);
+  send(res, 200, Buffer.concat(parts), who, attempts);
+}
+
+const open = Buffer.from("[");
+const comma = Buffer.from(",");
+const close = Buffer.from("]");
+
+function tooLarge(max: number): ClientInputError {
+  return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
+}
+
+/** The request listener of the router's HTTP server. */
+export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q >= 0 ? url.slice(0, q) : url;
+    const match = path.startsWith("/rpc/") ? rpcPath.exec(path) : null;
+    if (match !== null) {
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, corsHeaders.flat());
+        res.end();
+        return;
+      }
+      if (req.method !== "POST") {
+        send(res, 405, errorResponse(null, RpcCode.invalidRequest, "invalid request: use POST for JSON-RPC"), "none", 0);
+        return;
+      }
+      if (g.metrics.inFlight >= g.limits.maxConcurrentRequests) {
+        g.metrics.refused("over_capacity");
+        send(res, 503, errorResponse(null, RpcCode.limitExceeded, "the router is at capacity; retry shortly"), "none", 0, "application/json", true);
+        return;
+      }
+      handleRpc(g, req, res, match[1]);
+      return;
+    }
+    if (req.method === "GET" && path === "/health") {
+      let eligible = 0;
+      const now = performance.now();
+      for (const t of g.tables.values()) {
+        t.refresh(now);
+        eligible += t.eligibleCount;
+      }
+      const ok = eligible > 0;
+      send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible }), "router", 0);
+      return;
+    }
+    if (req.method === "GET" && path === "/status") {
+      send(res, 200, JSON.stringify(g.status(), null, 2), "router", 0);
+      return;
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      send(res, 200, g.renderMetrics(), "router", 0, "text/plain; version=0.0.4; charset=utf-8");
+      return;
+    }
+    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET /status, /metrics, /health"), "none", 0);
+  };
+}

@@ -1,0 +1,214 @@
+import { performance } from "node:perf_hooks";
+import type { Dispatcher } from "undici";
+import { EndpointRefusedError } from "./errors.ts";
+import type { FailureKind, ProviderHealth } from "./health.ts";
+import type { RpcId } from "./jsonRpc.ts";
+
+// One attempt of one call on one provider, and the verdict on what came back. The provider is a
+// stranger: its answer must be a JSON-RPC 2.0 response object with our id, within the size and
+// time caps, or the attempt failed and another provider is tried. A good answer passes through as
+// the provider's own bytes.
+
+/** What one attempt produced. */
+export type Outcome =
+  /** A result, or an error that is the call's own (execution reverted, invalid params): pass it through. */
+  | { type: "answer"; bytes: Buffer; error: { code: number; message: string } | null; latencyMs: number }
+  /** An error another provider may not give (pruned state, unknown block): try elsewhere, else pass it through. */
+  | { type: "soft"; bytes: Buffer; error: { code: number; message: string }; latencyMs: number }
+  /** The provider failed; the caller did nothing wrong. */
+  | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number }
+  /** This router stopped the attempt (a hedge won, or the call's deadline passed). */
+  | { type: "cancelled"; latencyMs: number };
+
+/** Who hears how an attempt ended (exactly once). */
+export type AttemptOwner = { settle: (attempt: UpstreamAttempt, outcome: Outcome) => void };
+
+const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
+
+/** Errors that are an execution or the caller's own: never the provider's fault, never retried. */
+const executionPattern = /revert|invalid opcode|out of gas|insufficient funds|nonce too (low|high)|already known|known transaction|underpriced|intrinsic gas|fee cap|gas limit|exceeds block gas|invalid sender|invalid signature|transaction type not supported/i;
+/** Errors of the provider's own making: retried elsewhere and counted against it. */
+const faultPattern = /rate.?limit|too many requests|capacity|internal error|service unavailable|bad gateway|gateway timeout|timed? ?out|try again later|upstream|backend/i;
+/** Errors another provider might not give (its node lacks the data): retried, not counted. */
+const softPattern = /header not found|missing trie node|unknown block|block not found|pruned|not synced|syncing|historical state|state .*not available/i;
+
+/** Classifies a JSON-RPC error object from a provider. */
+export function classifyRpcError(code: number, message: string): "answer" | "soft" | "fault" {
+  if (code === 3 || executionPattern.test(message)) return "answer";
+  if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request
+  if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
+  if (softPattern.test(message)) return "soft";
+  return "answer";
+}
+
+/** Reads a provider's reply for call `id`: the verdict, with the bytes to pass through. */
+export function judgeReply(bytes: Buffer, id: RpcId, latencyMs: number): Outcome {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return { type: "failure", kind: "malformed", detail: "the reply is not valid JSON", latencyMs };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { type: "failure", kind: "malformed", detail: "the reply is not a JSON-RPC response object", latencyMs };
+  }
+  const reply = value as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: unknown };
+  if (reply.jsonrpc !== "2.0") return { type: "failure", kind: "malformed", detail: 'the reply lacks "jsonrpc":"2.0"', latencyMs };
+  if (reply.id !== id) {
+    return { type: "failure", kind: "wrong_id", detail: `answered id ${JSON.stringify(reply.id)} for id ${JSON.stringify(id)}`, latencyMs };
+  }
+  const hasResult = reply.result !== undefined;
+  const hasError = reply.error !== undefined;
+  if (hasResult === hasError) {
+    return { type: "failure", kind: "malformed", detail: "the reply must hold exactly one of result and error", latencyMs };
+  }
+  if (hasResult) return { type: "answer", bytes, error: null, latencyMs };
+  const error = reply.error as { code?: unknown; message?: unknown } | null;
+  if (typeof error !== "object" || error === null || typeof error.code !== "number" || typeof error.message !== "string") {
+    return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
+  }
+  const rpcError = { code: error.code, message: error.message };
+  const verdict = classifyRpcError(rpcError.code, rpcError.message);
+  if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
+  if (verdict === "soft") return { type: "soft", bytes, error: rpcError, latencyMs };
+  return { type: "answer", bytes, error: rpcError, latencyMs };
+}
+
+function failureOf(error: unknown): { kind: FailureKind; detail: string } {
+  if (error instanceof EndpointRefusedError) return { kind: "endpoint_refused", detail: error.message };
+  const e = error as { code?: string; name?: string; message?: string; cause?: unknown };
+  if (e.cause instanceof EndpointRefusedError) return { kind: "endpoint_refused", detail: e.cause.message };
+  const code = e.code ?? "";
+  if (code === "UND_ERR_RES_EXCEEDED_MAX_SIZE") return { kind: "too_large", detail: "the reply exceeded the response size cap" };
+  if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT") {
+    return { kind: "timeout", detail: code };
+  }
+  return { kind: "connect", detail: `${code || e.name || "error"}: ${e.message ?? String(error)}`.slice(0, 300) };
+}
+
+const cancelled = new Error("attempt cancelled by the router");
+
+/**
+ * One attempt of one call on one provider: an undici dispatch handler that gathers the reply and
+ * tells its owner the outcome once. No stream, no promise, no timer of its own: the owner calls
+ * `timeout()` or `cancel()` when it decides to (see failover.ts's sweeper).
+ */
+export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+  readonly provider: ProviderHealth;
+  readonly startedAt: number;
+  /** When the owner should give up on it (performance.now() ms). */
+  readonly deadlineAt: number;
+  private readonly id: RpcId;
+  private readonly owner: AttemptOwner;
+  private readonly timeoutMs: number;
+  private controller: Dispatcher.DispatchController | null = null;
+  private status = 0;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private settled = false;
+
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner) {
+    this.provider = provider;
+    this.id = id;
+    this.owner = owner;
+    this.timeoutMs = timeoutMs;
+    this.startedAt = performance.now();
+    this.deadlineAt = this.startedAt + timeoutMs;
+  }
+
+  /** Sends the request (the owner may hear the outcome before this returns). */
+  start(agent: Dispatcher, body: string): void {
+    const provider = this.provider;
+    const timeoutMs = this.timeoutMs;
+    provider.inFlight++;
+    agent.dispatch(
+      {
+        origin: provider.origin,
+        path: provider.path,
+        method: "POST",
+        headers: upstreamHeaders,
+        body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      },
+      this,
+    );
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.settled) controller.abort(cancelled);
+    else this.controller = controller;
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    this.status = statusCode;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.status !== 200) return; // the body of a failed status is not read into memory
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    const latencyMs = performance.now() - this.startedAt;
+    const status = this.status;
+    if (status !== 200) {
+      if (status === 429) this.finish({ type: "failure", kind: "http_429", detail: "HTTP 429 (rate limited)", latencyMs });
+      else if (status >= 500) this.finish({ type: "failure", kind: "http_5xx", detail: `HTTP ${status}`, latencyMs });
+      else if (status >= 300 && status < 400) {
+        this.finish({ type: "failure", kind: "http_redirect", detail: `HTTP ${status} redirect (never followed)`, latencyMs });
+      } else this.finish({ type: "failure", kind: "http_status", detail: `HTTP ${status}`, latencyMs });
+      return;
+    }
+    const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    this.chunks = [];
+    this.finish(judgeReply(bytes, this.id, latencyMs));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.settled) return;
+    const { kind, detail } = failureOf(error);
+    this.finish({ type: "failure", kind, detail, latencyMs: performance.now() - this.startedAt });
+  }
+
+  /** The attempt took longer than its timeout: a failure of the provider. */
+  timeout(): void {
+    if (this.settled) return;
+    this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${this.timeoutMs} ms`, latencyMs: performance.now() - this.startedAt });
+    this.controller?.abort(cancelled);
+  }
+
+  /** The router no longer needs this attempt (a hedge won): not held against the provider. */
+  cancel(): void {
+    if (this.settled) return;
+    this.finish({ type: "cancelled", latencyMs: performance.now() - this.startedAt });
+    this.controller?.abort(cancelled);
+  }
+
+  get done(): boolean {
+    return this.settled;
+  }
+
+  private finish(outcome: Outcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.provider.inFlight--;
+    this.owner.settle(this, outcome);
+  }
+}
+
+/** A single attempt as a promise, with its own timer: for health probes, off the hot path. */
+export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, body: string, id: RpcId, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined = undefined;
+    const attempt = new UpstreamAttempt(provider, id, timeoutMs, {
+      settle: (_attempt, outcome) => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve(outcome);
+      },
+    });
+    attempt.start(agent, body);
+    if (!attempt.done) timer = setTimeout(() => attempt.timeout(), timeoutMs);
+  });
+}

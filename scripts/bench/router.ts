@@ -1,0 +1,411 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
+import { resolveRoutingOptions } from "../../router/options.ts";
+import { ChainTable } from "../../router/routingTable.ts";
+import { staticProviderSet, type ProviderRecord } from "../../router/providerSet.ts";
+import { startRouter } from "../../router/router.ts";
+
+// The router's benchmark (`npm run bench`; alone: `node scripts/bench/router.ts`). Every piece runs
+// in its own process so none shares an event loop with another: three static JSON-RPC upstreams,
+// the system under test, and the load generator (undici, N connections, closed loop). Side by side:
+// the upstream hit directly, a plain Node proxy (node:http + undici, round robin, no routing logic;
+// once with undici's `request`, once with its leaner `dispatch`, which the router uses) and the
+// router, at 32 connections and at 1; then one upstream of three is killed mid-run behind
+// the proxy and behind the router, counting the errors clients see; and the cost of drawing a
+// provider from a set of 10,000.
+
+/** One line of the benchmark table. */
+export type Row = { name: string; value: number; unit: string; note: string };
+
+const self = fileURLToPath(import.meta.url);
+const CHAIN = 31337;
+const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest"] });
+
+type LoadResult = { requests: number; errors: number; seconds: number; p50: number; p99: number; firstError: string | null };
+type Message = { ready?: true; urls?: string[]; url?: string; result?: LoadResult; cpu?: NodeJS.CpuUsage };
+
+/** Systems under test answer `{cpu: true}` with their CPU time so far. */
+function answerCpuQueries(): void {
+  process.on("message", (m: { cpu?: boolean }) => {
+    if (m.cpu) process.send!({ cpu: process.cpuUsage() });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles run in child processes.
+
+/** Three static JSON-RPC responders; `{kill: i}` closes one (sockets reset), `{revive: i}` reopens it. */
+async function upstreams(): Promise<void> {
+  const servers: Server[] = [];
+  const sockets: Set<Socket>[] = [];
+  const ports: number[] = [];
+  const answer = (id: unknown, result: string) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":"${result}"}`;
+  for (let i = 0; i < 3; i++) {
+    const open = new Set<Socket>();
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const call = JSON.parse(Buffer.concat(chunks).toString()) as { id: unknown; method: string };
+        const result = call.method === "eth_chainId" ? "0x7a69" : call.method === "eth_blockNumber" ? "0x100" : "0x21e19e0c9bab2400000";
+        const text = answer(call.id, result);
+        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      });
+    });
+    server.keepAliveTimeout = 60_000;
+    server.on("connection", (s) => {
+      open.add(s);
+      s.on("close", () => open.delete(s));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    servers.push(server);
+    sockets.push(open);
+    ports.push((server.address() as AddressInfo).port);
+  }
+  process.on("message", (m: { kill?: number; revive?: number }) => {
+    if (m.kill !== undefined) {
+      servers[m.kill].close();
+      for (const s of sockets[m.kill]) s.destroy();
+    }
+    if (m.revive !== undefined) servers[m.revive].listen(ports[m.revive], "127.0.0.1");
+  });
+  process.send!({ ready: true, urls: ports.map((p) => `http://127.0.0.1:${p}`) });
+}
+
+/** The plain proxy as one writes it first: node:http in front, undici's `request` behind, round robin. */
+async function proxyRequest(urls: string[]): Promise<void> {
+  const pools = urls.map((u) => new Pool(u, { connections: 64, keepAliveTimeout: 60_000 }));
+  let next = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const pool = pools[next];
+      next = (next + 1) % pools.length;
+      pool.request({ path: "/", method: "POST", headers: { "content-type": "application/json" }, body: Buffer.concat(chunks) }).then(
+        async (upstream) => {
+          const bytes = await upstream.body.bytes();
+          res.writeHead(upstream.statusCode, { "content-type": "application/json", "content-length": bytes.byteLength });
+          res.end(bytes);
+        },
+        (error: Error) => {
+          res.writeHead(502, { "content-type": "text/plain" });
+          res.end(error.message);
+        },
+      );
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  answerCpuQueries();
+  process.send!({ ready: true, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+}
+
+/**
+ * The plain proxy: node:http in front, undici pools behind, round robin, bytes passed through. It
+ * uses undici's dispatch API, as the router does, so the comparison isolates the routing logic
+ * (undici's `request` with its body stream costs a few µs more per request).
+ */
+async function proxy(urls: string[]): Promise<void> {
+  const pools = urls.map((u) => new Pool(u, { connections: 64, keepAliveTimeout: 60_000 }));
+  let next = 0;
+  const headers = { "content-type": "application/json" };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const pool = pools[next];
+      next = (next + 1) % pools.length;
+      const reply: Buffer[] = [];
+      let status = 502;
+      pool.dispatch(
+        { path: "/", method: "POST", headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) },
+        {
+          onRequestStart: () => {},
+          onResponseStart: (_controller, statusCode) => {
+            status = statusCode;
+          },
+          onResponseData: (_controller, chunk) => {
+            reply.push(chunk);
+          },
+          onResponseEnd: () => {
+            const bytes = reply.length === 1 ? reply[0] : Buffer.concat(reply);
+            res.writeHead(status, ["content-type", "application/json", "content-length", String(bytes.length)]);
+            res.end(bytes);
+          },
+          onResponseError: (_controller, error) => {
+            res.writeHead(502, ["content-type", "text/plain"]);
+            res.end(error.message);
+          },
+        },
+      );
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  answerCpuQueries();
+  process.send!({ ready: true, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+}
+
+/** The router, fed a static set of the three upstreams (devnet mode: they listen on loopback). */
+async function router(urls: string[]): Promise<void> {
+  const records: ProviderRecord[] = urls.map((url, i) => ({
+    address: `0x${(i + 1).toString(16).padStart(40, "0")}`,
+    chainId: CHAIN,
+    url,
+    stake: 1_000n * 10n ** 18n,
+    slashedTotal: 0n,
+    name: `upstream-${i}`,
+  }));
+  const r = await startRouter({
+    providers: staticProviderSet(records),
+    devnet: true,
+    logLevel: "silent",
+    routing: { probe: { intervalMs: 500, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 8 } },
+  });
+  answerCpuQueries();
+  process.send!({ ready: true, url: `${r.rpcUrl(CHAIN)}` });
+}
+
+/** Closed-loop load: `connections` loops, each sending the next request when the last returned. */
+async function load(url: string, connections: number, warmupMs: number, durationMs: number): Promise<void> {
+  const target = new URL(url);
+  const pool = new Pool(target.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const latencies = new Float64Array(4_000_000);
+  let count = 0;
+  let errors = 0;
+  let firstError: string | null = null;
+  let measuring = false;
+  let stop = false;
+  const loop = async () => {
+    while (!stop) {
+      const started = performance.now();
+      let ok = false;
+      try {
+        const response = await pool.request({ path: target.pathname, method: "POST", headers: { "content-type": "application/json" }, body });
+        const text = await response.body.text();
+        ok = response.statusCode === 200 && text.includes('"result"');
+        if (!ok && firstError === null && measuring) firstError = `HTTP ${response.statusCode} ${text.slice(0, 200)}`;
+      } catch (error) {
+        if (firstError === null && measuring) firstError = (error as Error).message;
+      }
+      if (!measuring) continue;
+      if (!ok) errors++;
+      if (count < latencies.length) latencies[count] = performance.now() - started;
+      count++;
+    }
+  };
+  const loops = Array.from({ length: connections }, loop);
+  await new Promise((resolve) => setTimeout(resolve, warmupMs));
+  measuring = true;
+  const began = performance.now();
+  process.send!({ ready: true });
+  await new Promise((resolve) => setTimeout(resolve, durationMs));
+  stop = true;
+  measuring = false;
+  const seconds = (performance.now() - began) / 1000;
+  await Promise.all(loops);
+  const sorted = latencies.subarray(0, Math.min(count, latencies.length)).sort();
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+  process.send!({ result: { requests: count, errors, seconds, p50: q(0.5), p99: q(0.99), firstError } });
+  await pool.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conductor.
+
+function start(role: string, args: string[]): Promise<{ child: ChildProcess; message: Message }> {
+  const child = fork(self, ["--role", role, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  return new Promise((resolve, reject) => {
+    child.once("message", (message: Message) => resolve({ child, message }));
+    child.once("exit", (code) => reject(new Error(`bench ${role} exited with code ${code}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** Runs the load generator against `url`; calls `during` once measuring has begun. */
+async function measure(url: string, connections: number, durationMs: number, during?: () => Promise<void>, sut?: ChildProcess): Promise<LoadResult & { cpuPerRequestUs: number }> {
+  const cpu = async (): Promise<number> => {
+    if (sut === undefined) return Number.NaN;
+    const usage = new Promise<NodeJS.CpuUsage>((resolve) => {
+      const on = (m: Message) => {
+        if (m.cpu) {
+          sut.off("message", on);
+          resolve(m.cpu);
+        }
+      };
+      sut.on("message", on);
+    });
+    sut.send({ cpu: true });
+    const u = await usage;
+    return u.user + u.system;
+  };
+  const { child } = await start("load", [url, String(connections), "1000", String(durationMs)]);
+  const cpuBefore = await cpu();
+  const result = new Promise<LoadResult>((resolve) => child.on("message", (m: Message) => m.result && resolve(m.result)));
+  if (during) await during();
+  const r = await result;
+  const cpuAfter = await cpu();
+  await stopChild(child);
+  return { ...r, cpuPerRequestUs: (cpuAfter - cpuBefore) / r.requests };
+}
+
+/** ns per draw from a chain of 10,000 providers with varied stake. */
+function pickCost(): number {
+  const options = resolveRoutingOptions();
+  const table = new ChainTable(CHAIN, options);
+  table.setProviders(
+    Array.from({ length: 10_000 }, (_, i) => ({
+      address: `0x${(i + 1).toString(16).padStart(40, "0")}`,
+      chainId: CHAIN,
+      url: `https://node-${i}.example`,
+      stake: BigInt(1_000 + (i % 977) * 37) * 10n ** 18n,
+      slashedTotal: 0n,
+      name: "",
+    })),
+  );
+  for (const p of table.providers) {
+    p.setChainCheck(CHAIN, CHAIN, 0);
+    p.setHead(100, 0);
+    p.probationLeft = 0;
+    p.latencyMs = 20 + (p.stakeTokens % 50);
+  }
+  const now = performance.now();
+  table.rebuild(now);
+  let sink = 0;
+  for (let i = 0; i < 200_000; i++) sink += table.pick(Math.random, null, now)!.stakeTokens; // warm up
+  const n = 2_000_000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) sink += table.pick(Math.random, null, now)!.stakeTokens;
+  const ns = ((performance.now() - t0) * 1e6) / n;
+  if (sink < 0) console.log(sink);
+  return ns;
+}
+
+/** The whole benchmark: about three minutes with the defaults (3 rounds of 3 s per target and connection count). */
+export async function benchRouter(options: { durationMs?: number; rounds?: number } = {}): Promise<Row[]> {
+  const durationMs = options.durationMs ?? 3_000;
+  const rounds = options.rounds ?? 3;
+  const rows: Row[] = [];
+  const up = await start("upstreams", []);
+  const urls = up.message.urls!;
+  const pr = await start("proxy-request", urls);
+  const px = await start("proxy", urls);
+  const rt = await start("router", urls);
+  const targets: [string, string, ChildProcess | undefined][] = [
+    ["upstream direct", urls[0], undefined],
+    ["plain proxy (undici request)", pr.message.url!, pr.child],
+    ["plain proxy (undici dispatch)", px.message.url!, px.child],
+    ["router", rt.message.url!, rt.child],
+  ];
+  try {
+    for (const connections of [32, 1]) {
+      // Rounds interleave the three targets so that drift of the machine hits all of them alike;
+      // each figure is the median over the rounds.
+      const samples = new Map<string, (LoadResult & { cpuPerRequestUs: number })[]>();
+      for (let round = 0; round < rounds; round++) {
+        for (const [name, url, sut] of targets) {
+          const r = await measure(url, connections, durationMs, undefined, sut);
+          samples.set(name, [...(samples.get(name) ?? []), r]);
+        }
+      }
+      const median = (name: string, pick: (r: LoadResult & { cpuPerRequestUs: number }) => number) => {
+        const values = samples.get(name)!.map(pick).sort((a, b) => a - b);
+        return values[values.length >> 1];
+      };
+      const figures = new Map<string, { rps: number; p50: number; p99: number; cpu: number; errors: number }>();
+      for (const [name, , sut] of targets) {
+        const f = {
+          rps: median(name, (r) => r.requests / r.seconds),
+          p50: median(name, (r) => r.p50 * 1000),
+          p99: median(name, (r) => r.p99 * 1000),
+          cpu: median(name, (r) => r.cpuPerRequestUs),
+          errors: samples.get(name)!.reduce((sum, r) => sum + r.errors, 0),
+        };
+        figures.set(name, f);
+        const tag = `${name}, ${connections} conn`;
+        rows.push({ name: `${tag}: throughput`, value: f.rps, unit: "req/s", note: `${f.errors} errors` });
+        rows.push({ name: `${tag}: p50 latency`, value: f.p50, unit: "µs", note: "" });
+        rows.push({ name: `${tag}: p99 latency`, value: f.p99, unit: "µs", note: "" });
+        if (sut !== undefined) rows.push({ name: `${tag}: CPU per request`, value: f.cpu, unit: "µs", note: "user + system, whole process" });
+      }
+      const direct = figures.get("upstream direct")!;
+      const routed = figures.get("router")!;
+      for (const kind of ["undici request", "undici dispatch"]) {
+        const plain = figures.get(`plain proxy (${kind})`)!;
+        rows.push({ name: `router / proxy (${kind}) throughput, ${connections} conn`, value: routed.rps / plain.rps, unit: "×", note: "goal ≥ 0.9" });
+        rows.push({
+          name: `router / proxy (${kind}) added p50 latency, ${connections} conn`,
+          value: (routed.p50 - direct.p50) / (plain.p50 - direct.p50),
+          unit: "×",
+          note: "goal ≤ 1.2",
+        });
+      }
+    }
+    // Kill one upstream of three a second into the run, behind the proxy and behind the router.
+    for (const [name, url, sut] of targets.slice(2)) {
+      const r = await measure(url, 32, Math.max(durationMs, 4_000), async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        up.child.send({ kill: 2 });
+      }, sut);
+      up.child.send({ revive: 2 });
+      await new Promise((resolve) => setTimeout(resolve, 3_000)); // the router's circuit half-opens and recovers
+      rows.push({
+        name: `${name}, 32 conn, 1 of 3 upstreams killed: failed requests`,
+        value: r.errors,
+        unit: "requests",
+        note: `of ${r.requests}${r.firstError ? `; first: ${r.firstError.slice(0, 80)}` : ""}${name === "router" ? "; goal 0" : ""}`,
+      });
+    }
+  } finally {
+    for (const c of [rt.child, px.child, pr.child, up.child]) await stopChild(c);
+  }
+  rows.push({ name: "choose a provider among 10,000", value: pickCost() / 1000, unit: "µs", note: "goal ≤ 5 µs" });
+  return rows;
+}
+
+/** The rows as a Markdown table. */
+export function formatRows(rows: readonly Row[]): string {
+  const format = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
+  const lines = ["| measure | value | unit | note |", "|---|---:|---|---|"];
+  for (const r of rows) lines.push(`| ${r.name} | ${format(r.value)} | ${r.unit} | ${r.note} |`);
+  return lines.join("\n");
+}
+
+const roleIndex = process.argv.indexOf("--role");
+if (roleIndex >= 0) {
+  const [role, ...args] = process.argv.slice(roleIndex + 1);
+  process.on("SIGTERM", () => process.exit(0));
+  process.on("disconnect", () => process.exit(0)); // the conductor is gone: so are we
+  const roles: Record<string, () => Promise<void>> = {
+    upstreams: () => upstreams(),
+    proxy: () => proxy(args),
+    "proxy-request": () => proxyRequest(args),
+    router: () => router(args),
+    load: () => load(args[0], Number(args[1]), Number(args[2]), Number(args[3])),
+  };
+  roles[role]().catch((error: Error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv[1] === self) {
+  const at = process.argv.indexOf("--duration");
+  benchRouter({ durationMs: at >= 0 ? Number(process.argv[at + 1]) : undefined }).then(
+    (rows) => console.log(formatRows(rows)),
+    (error: Error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,308 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Pool } from "undici";
+
+// A provider's node as the outside world sees it: an HTTP JSON-RPC server in front of a chain,
+// with its own latency and faults that can be switched on and off (in process, or over a small
+// admin HTTP API on a separate port, so even "refuse connections" can be undone). The devnet runs
+// several; the router's tests use them to fail in every way a stranger's node can.
+
+export type Fault =
+  | { kind: "none" }
+  /** Stop listening: connections are refused until the fault is cleared. */
+  | { kind: "refuse" }
+  /** Accept the request, then reset the connection without answering. */
+  | { kind: "reset" }
+  /** Accept the request and never answer. */
+  | { kind: "hang" }
+  /** Answer every request with this HTTP status (500, 502, 503, 429, …). */
+  | { kind: "status"; status: number }
+  /** Answer eth_chainId and net_version with another chain. */
+  | { kind: "wrongChain"; chainId: number }
+  /** Answer eth_blockNumber with a frozen head (default: the head when the fault is set). */
+  | { kind: "staleHead"; head?: number }
+  /** Answer eth_blockNumber with an absurd height. */
+  | { kind: "absurdHead" }
+  /** Answer with a body that is not JSON. */
+  | { kind: "malformed" }
+  /** Answer with the right shape but another id. */
+  | { kind: "wrongId" }
+  /** Answer with a valid but huge JSON-RPC result (default 32 MiB). */
+  | { kind: "oversized"; bytes?: number }
+  /** Answer with a redirect (e.g. to a private address). */
+  | { kind: "redirect"; location: string }
+  /** Answer with a JSON-RPC error object (e.g. -32005 rate limited). */
+  | { kind: "rpcError"; code: number; message: string };
+
+export type StartProviderNodeOptions = {
+  /** The chain's JSON-RPC URL this node forwards to. */
+  upstreamUrl: string;
+  /** Port to listen on (0 or omitted: the OS picks). */
+  port?: number;
+  host?: string;
+  /** Extra latency on every answer (ms). */
+  latencyMs?: number;
+  /** Port of the admin API (0 or omitted: the OS picks; null: no admin API). */
+  adminPort?: number | null;
+  fault?: Fault;
+};
+
+export type ProviderNodeStats = {
+  requests: number;
+  byMethod: Record<string, number>;
+  /** Every request header name this node has received (lower case). */
+  headerNames: string[];
+};
+
+export type ProviderNode = {
+  url: string;
+  port: number;
+  /** POST /fault {kind,…} sets the fault; GET /stats returns the counts; null without admin API. */
+  adminUrl: string | null;
+  setFault: (fault: Fault) => Promise<void>;
+  fault: () => Fault;
+  setLatency: (ms: number) => void;
+  stats: () => ProviderNodeStats;
+  resetStats: () => void;
+  stop: () => Promise<void>;
+};
+
+type Call = { id?: unknown; method?: unknown };
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Starts a provider node in front of `upstreamUrl`. */
+export async function startProviderNode(options: StartProviderNodeOptions): Promise<ProviderNode> {
+  const upstream = new URL(options.upstreamUrl);
+  const pool = new Pool(upstream.origin, { connections: 32 });
+  const upstreamPath = `${upstream.pathname}${upstream.search}` || "/";
+  const host = options.host ?? "127.0.0.1";
+  let fault: Fault = options.fault ?? { kind: "none" };
+  let latencyMs = options.latencyMs ?? 0;
+  let stats = { requests: 0, byMethod: {} as Record<string, number>, headerNames: new Set<string>() };
+  const sockets = new Set<Socket>();
+  const hanging = new Set<ServerResponse>();
+
+  const forward = async (body: Buffer): Promise<{ status: number; text: string }> => {
+    const response = await pool.request({ path: upstreamPath, method: "POST", headers: { "content-type": "application/json" }, body });
+    return { status: response.statusCode, text: await response.body.text() };
+  };
+
+  const currentHead = async (): Promise<number> => {
+    const { text } = await forward(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'));
+    return Number.parseInt((JSON.parse(text) as { result: string }).result, 16);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const body = await readBody(req);
+    let parsed: Call | Call[] | null = null;
+    try {
+      parsed = JSON.parse(body.toString("utf8")) as Call | Call[];
+    } catch {
+      parsed = null;
+    }
+    const single = parsed !== null && !Array.isArray(parsed) ? parsed : null;
+    const method = single !== null && typeof single.method === "string" ? single.method : Array.isArray(parsed) ? "batch" : "invalid";
+    stats.requests++;
+    for (const name of Object.keys(req.headers)) stats.headerNames.add(name);
+    stats.byMethod[method] = (stats.byMethod[method] ?? 0) + 1;
+    if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
+    const f = fault;
+    const id = single?.id ?? null;
+    switch (f.kind) {
+      case "reset":
+        req.socket.destroy();
+        return;
+      case "hang":
+        hanging.add(res);
+        res.on("close", () => hanging.delete(res));
+        return;
+      case "status":
+        json(res, f.status, { error: `injected HTTP ${f.status}` });
+        return;
+      case "malformed":
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end('{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"result":"0x1"');
+        return;
+      case "wrongId":
+        json(res, 200, { jsonrpc: "2.0", id: typeof id === "number" ? id + 1000 : `${String(id)}-other`, result: "0x1" });
+        return;
+      case "redirect":
+        res.writeHead(307, { location: f.location, "content-length": 0 });
+        res.end();
+        return;
+      case "rpcError":
+        json(res, 200, { jsonrpc: "2.0", id, error: { code: f.code, message: f.message } });
+        return;
+      case "oversized": {
+        const total = f.bytes ?? 32 * 1024 * 1024;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":"0x`);
+        const chunk = Buffer.alloc(64 * 1024, "0");
+        let sent = 0;
+        while (sent < total && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+        }
+        res.end('"}');
+        return;
+      }
+      case "wrongChain":
+        if (method === "eth_chainId") return json(res, 200, { jsonrpc: "2.0", id, result: `0x${f.chainId.toString(16)}` });
+        if (method === "net_version") return json(res, 200, { jsonrpc: "2.0", id, result: String(f.chainId) });
+        break;
+      case "staleHead":
+        if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: `0x${(f.head ?? 0).toString(16)}` });
+        break;
+      case "absurdHead":
+        if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: "0xffffffffffff" });
+        break;
+      default:
+        break;
+    }
+    const answer = await forward(body);
+    res.writeHead(answer.status, { "content-type": "application/json", "content-length": Buffer.byteLength(answer.text) });
+    res.end(answer.text);
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: Error) => {
+      if (!res.headersSent) json(res, 502, { error: `provider node: ${error.message}` });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  let listening = false;
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        listening = true;
+        resolve();
+      });
+    });
+  const unlisten = () =>
+    new Promise<void>((resolve) => {
+      if (!listening) return resolve();
+      listening = false;
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    });
+
+  await listen(options.port ?? 0);
+  const port = (server.address() as AddressInfo).port;
+  if (fault.kind === "refuse") await unlisten();
+
+  const setFault = async (next: Fault): Promise<void> => {
+    if (next.kind === "staleHead" && next.head === undefined) next = { kind: "staleHead", head: await currentHead() };
+    const was = fault;
+    fault = next;
+    if (was.kind === "hang" && next.kind !== "hang") for (const res of hanging) res.destroy();
+    if (next.kind === "refuse") await unlisten();
+    else if (!listening) await listen(port);
+  };
+
+  const snapshot = (): ProviderNodeStats => ({
+    requests: stats.requests,
+    byMethod: { ...stats.byMethod },
+    headerNames: [...stats.headerNames],
+  });
+
+  let admin: Server | null = null;
+  let adminUrl: string | null = null;
+  if (options.adminPort !== null) {
+    admin = createServer((req, res) => {
+      void (async () => {
+        if (req.method === "POST" && req.url === "/fault") {
+          try {
+            await setFault(JSON.parse((await readBody(req)).toString("utf8")) as Fault);
+            json(res, 200, { fault });
+          } catch (error) {
+            json(res, 400, { error: (error as Error).message });
+          }
+        } else if (req.method === "POST" && req.url === "/latency") {
+          latencyMs = Number((JSON.parse((await readBody(req)).toString("utf8")) as { ms: number }).ms) || 0;
+          json(res, 200, { latencyMs });
+        } else if (req.method === "GET" && req.url === "/stats") json(res, 200, { fault, latencyMs, ...stats });
+        else json(res, 404, { error: "POST /fault, POST /latency, GET /stats" });
+      })();
+    });
+    await new Promise<void>((resolve) => admin!.listen(options.adminPort ?? 0, host, () => resolve()));
+    adminUrl = `http://${host}:${(admin.address() as AddressInfo).port}`;
+  }
+
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    adminUrl,
+    setFault,
+    fault: () => fault,
+    setLatency: (ms) => {
+      latencyMs = ms;
+    },
+    stats: snapshot,
+    resetStats: () => {
+      stats = { requests: 0, byMethod: {}, headerNames: new Set() };
+    },
+    stop: async () => {
+      for (const res of hanging) res.destroy();
+      await unlisten();
+      if (admin !== null) {
+        await new Promise<void>((resolve) => {
+          admin!.close(() => resolve());
+          admin!.closeAllConnections();
+        });
+      }
+      await pool.destroy();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      upstream: { type: "string" },
+      port: { type: "string", default: "0" },
+      "admin-port": { type: "string", default: "0" },
+      latency: { type: "string", default: "0" },
+    },
+  });
+  if (values.upstream === undefined) throw new Error("usage: providerNode --upstream <chain rpc url> [--port n] [--admin-port n] [--latency ms]");
+  const node = await startProviderNode({
+    upstreamUrl: values.upstream,
+    port: Number(values.port),
+    adminPort: Number(values["admin-port"]),
+    latencyMs: Number(values.latency),
+  });
+  console.log(JSON.stringify({ url: node.url, adminUrl: node.adminUrl }));
+  const stop = () => void node.stop().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  });
+}

@@ -1,0 +1,83 @@
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startRouter, type Router, type StartRouterOptions } from "../router/router.ts";
+import type { LogLevel } from "../router/log.ts";
+
+// `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
+//
+//   node scripts/router.ts --indexer http://127.0.0.1:42069 [--port 8545] [--host 127.0.0.1]
+//                          [--snapshot .router/providers.json] [--devnet] [--log-level info]
+
+export { startRouter, type Router, type StartRouterOptions };
+
+export type RouterFlags = {
+  indexer: string;
+  port: number;
+  host: string;
+  snapshot: string | undefined;
+  devnet: boolean;
+  logLevel: LogLevel;
+};
+
+const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--log-level debug|info|warn|error]
+  --indexer    the indexer's base URL (serves /sql and /ready); env DIN_INDEXER_URL
+  --port       port to listen on (default 8545; 0 lets the OS choose)
+  --host       address to listen on (default 127.0.0.1)
+  --snapshot   file keeping the last provider set, used when the indexer is away at start-up
+  --devnet     allow loopback and private provider endpoints (local devnet only)`;
+
+/** Parses the router's command-line flags; throws with the usage on a bad flag. */
+export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {}): RouterFlags {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      indexer: { type: "string" },
+      port: { type: "string", default: "8545" },
+      host: { type: "string", default: "127.0.0.1" },
+      snapshot: { type: "string" },
+      devnet: { type: "boolean", default: false },
+      "log-level": { type: "string", default: "info" },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) throw new Error(usage);
+  const indexer = values.indexer ?? env.DIN_INDEXER_URL;
+  if (indexer === undefined) throw new Error(`the router needs --indexer <url>\n${usage}`);
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port must be 0…65535, got ${values.port}`);
+  const logLevel = values["log-level"] as LogLevel;
+  if (!["debug", "info", "warn", "error", "silent"].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
+  return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, logLevel };
+}
+
+/** Runs the router until SIGINT/SIGTERM. */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const flags = parseRouterFlags(argv, process.env);
+  const router = await startRouter({
+    indexerUrl: flags.indexer,
+    port: flags.port,
+    host: flags.host,
+    snapshotPath: flags.snapshot,
+    devnet: flags.devnet,
+    logLevel: flags.logLevel,
+  });
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    router.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  });
+}

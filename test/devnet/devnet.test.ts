@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DevnetInfo } from "../../scripts/devnet.ts";
+import { startProviderNode, type ProviderNode } from "../../scripts/providerNode.ts";
+import { eventually } from "../helpers/chainActions.ts";
+import { runDin } from "../helpers/runDin.ts";
+
+// The devnet as a user meets it: `npm start` in a child process, then only the CLI and HTTP.
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+let devnet: ChildProcess;
+let output = "";
+let cwd: string;
+let info: DevnetInfo;
+let sixthNode: ProviderNode | undefined;
+
+type StatusProvider = { address: string; name: string; state: string; served: number };
+type Status = { chains: { chainId: number; providers: StatusProvider[] }[] };
+
+async function rpc(method: string, params: unknown[] = []): Promise<{ status: number; provider: string | null; body: { result?: unknown; error?: unknown } }> {
+  const response = await fetch(`${info.routerUrl}/rpc/${info.chainId}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return { status: response.status, provider: response.headers.get("x-din-provider"), body: (await response.json()) as { result?: unknown } };
+}
+
+async function routerProviders(): Promise<StatusProvider[]> {
+  const status = (await (await fetch(`${info.routerUrl}/status`)).json()) as Status;
+  return status.chains.find((c) => c.chainId === info.chainId)?.providers ?? [];
+}
+
+async function din(args: string[], key?: string) {
+  return await runDin(args, { cwd, env: key ? { DIN_PRIVATE_KEY: key } : {} });
+}
+
+/** Moves the chain's clock, over plain JSON-RPC to the node. */
+async function advance(seconds: number): Promise<void> {
+  for (const [method, params] of [["evm_increaseTime", [seconds]], ["evm_mine", []]] as const) {
+    await fetch(info.rpcUrl, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) });
+  }
+}
+
+beforeAll(async () => {
+  cwd = await mkdtemp(join(tmpdir(), "opendin-devnet-"));
+  const dir = join(cwd, ".devnet");
+  devnet = spawn("npm", ["start", "--", "--dir", dir, "--chain-port", "0", "--indexer-port", "0", "--router-port", "0"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group, so the test can stop everything it started
+  });
+  devnet.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  devnet.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  info = await eventually(
+    "npm start to write devnet.json",
+    async () => {
+      if (devnet.exitCode !== null) throw new Error(`npm start exited with ${devnet.exitCode}:\n${output}`);
+      return JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as DevnetInfo;
+    },
+    240_000,
+  );
+});
+
+afterAll(async () => {
+  await sixthNode?.stop();
+  if (devnet?.pid && devnet.exitCode === null) {
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-devnet.pid!, signal);
+      } catch {
+        // the group is gone already
+      }
+    };
+    const exited = new Promise((done) => devnet.once("exit", done));
+    signalGroup("SIGINT"); // what Ctrl-C sends
+    await Promise.race([exited, new Promise((done) => setTimeout(done, 15_000))]);
+    signalGroup("SIGKILL");
+  }
+  if (cwd) await rm(cwd, { recursive: true, force: true });
+});
+
+describe("npm start", () => {
+  it("prints where everything is and writes devnet.json", () => {
+    expect(output).toContain("OpenDIN devnet is running.");
+    expect(output).toContain(`${info.routerUrl}/rpc/${info.chainId}`);
+    expect(info.chainId).toBe(31337);
+    expect(info.providers).toHaveLength(5);
+    expect(new Set(info.providers.map((p) => p.stake)).size).toBe(5);
+    expect(Object.keys(info.contracts).sort()).toEqual(["DinGovernor", "DinToken", "ProviderRegistry", "SlashingManager", "TimelockController"]);
+  });
+
+  it("serves JSON-RPC through the router from a registered provider", async () => {
+    const answer = await rpc("eth_blockNumber");
+    expect(answer.status).toBe(200);
+    expect(answer.body.result).toMatch(/^0x[0-9a-f]+$/);
+    expect(info.providers.map((p) => p.address.toLowerCase())).toContain(answer.provider);
+  });
+
+  it("routes to a sixth provider registered through the CLI", async () => {
+    sixthNode = await startProviderNode({ upstreamUrl: info.rpcUrl, latencyMs: 0, adminPort: null });
+    const spare = info.accounts.find((a) => a.role.startsWith("operator"))!;
+    const registered = await din(["provider", "register", "--name", "sixth", "--stake", "30000", "--endpoint", `${info.chainId}=${sixthNode.url}`], spare.privateKey);
+    expect(registered.stderr).toBe("");
+    expect(registered.stdout).toMatch(/^registered sixth/);
+    await eventually("the router to send traffic to the sixth provider", async () => {
+      await rpc("eth_blockNumber");
+      return sixthNode!.stats().requests > 0 ? true : undefined;
+    }, 60_000);
+    const inSet = (await routerProviders()).find((p) => p.address === spare.address.toLowerCase());
+    expect(inSet?.name).toBe("sixth");
+  });
+
+  it("loses no client request when a provider goes down, and slashes and jails it through a vote", async () => {
+    const victim = info.providers[4];
+    const down = await fetch(`${victim.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "refuse" }) });
+    expect(down.ok).toBe(true);
+    const answers = [];
+    for (let i = 0; i < 60; i++) answers.push(await rpc("eth_getBalance", [victim.address, "latest"]));
+    expect(answers.filter((a) => a.status !== 200 || a.body.result === undefined)).toEqual([]);
+    expect(answers.map((a) => a.provider)).not.toContain(victim.address.toLowerCase());
+
+    const watcher = info.accounts.find((a) => a.role === "watcher")!;
+    const voter = info.accounts.find((a) => a.role === "voter")!;
+    const evidence = join(cwd, "evidence.txt");
+    await (await import("node:fs/promises")).writeFile(evidence, `refused connections at ${new Date().toISOString()}`);
+    const opened = await din(["case", "open", "--provider", victim.address, "--amount", "400", "--evidence", evidence, "--json"], watcher.privateKey);
+    expect(opened.stderr).toBe("");
+    const caseId = (JSON.parse(opened.stdout) as { caseId: string }).caseId;
+    const proposed = await din(["gov", "propose-slash", "--case", caseId, "--jail", "--json"], voter.privateKey);
+    expect(proposed.stderr).toBe("");
+    const proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
+    await advance(2);
+    expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voter.privateKey)).code).toBe(0);
+    await advance(31);
+    expect((await din(["gov", "queue", "--proposal", proposalId], voter.privateKey)).code).toBe(0);
+    await advance(6);
+    const executed = await din(["gov", "execute", "--proposal", proposalId], voter.privateKey);
+    expect(executed.stdout).toMatch(/^executed proposal/);
+
+    const status = await din(["provider", "status", victim.address]);
+    expect(status.stdout).toContain(`provider ${victim.address}: jailed`);
+    expect(status.stdout).toMatch(/active stake\s+600 DIN/);
+    await eventually("the router to drop the jailed provider", async () =>
+      (await routerProviders()).some((p) => p.address === victim.address.toLowerCase()) ? undefined : true,
+    60_000);
+  });
+
+  it("lets an operator unbond and withdraw after the unbonding period", async () => {
+    const operator = info.providers[0];
+    const unbond = await din(["provider", "unbond", "100"], operator.privateKey);
+    expect(unbond.stdout).toMatch(/^unbonding 100 DIN: withdrawable from/);
+    await advance(121);
+    const withdrawn = await din(["provider", "withdraw"], operator.privateKey);
+    expect(withdrawn.stdout).toMatch(/^withdrew 100 DIN/);
+  });
+});

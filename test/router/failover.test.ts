@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChain, type Chain } from "../../scripts/chain.ts";
+import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { DEV_ACCOUNT, direct, hammer, waitFor } from "./support.ts";
+
+// Four provider nodes in front of one Hardhat node; node 0 stays healthy, the others fail in every
+// way a stranger's node can. While one healthy provider remains no client request may fail.
+
+const CHAIN = 31337;
+let chain: Chain;
+let nodes: ProviderNode[];
+let router: TestRouter;
+let balance: string;
+let trap: ProviderNode; // a "private" server a redirect points at: it must never be reached
+
+const clientCalls = (node: ProviderNode) => node.stats().byMethod.eth_getBalance ?? 0;
+const states = () => router.status().chains[0].providers.map((p) => p.state);
+const provider = (i: number) => router.status().chains[0].providers.find((p) => p.address === providerAddress(i))!;
+
+async function healAll(): Promise<void> {
+  for (const node of nodes) await node.setFault({ kind: "none" });
+  for (const node of nodes) node.setLatency(0);
+  await waitFor(() => states().every((s) => s === "healthy"), `every provider healthy again (now ${states().join(", ")})`);
+  for (const node of nodes) node.resetStats();
+}
+
+beforeAll(async () => {
+  chain = await startChain();
+  nodes = await startFaultyUpstreams(chain.rpcUrl, 4);
+  trap = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
+  router = await startRouter({
+    records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
+    routing: { limits: { maxResponseBytes: 1024 * 1024 } },
+  });
+  balance = (await direct(chain.rpcUrl, "eth_getBalance", [DEV_ACCOUNT, "latest"])) as string;
+  await waitFor(() => states().every((s) => s === "healthy"), "all providers healthy at start");
+});
+
+afterAll(async () => {
+  await router?.stop();
+  for (const node of [...(nodes ?? []), trap]) await node?.stop();
+  await chain?.stop();
+});
+
+describe("failover", () => {
+  const faults: Fault[] = [
+    { kind: "refuse" },
+    { kind: "hang" },
+    { kind: "status", status: 500 },
+    { kind: "status", status: 429 },
+    { kind: "status", status: 503 },
+    { kind: "malformed" },
+    { kind: "wrongId" },
+    { kind: "oversized", bytes: 4 * 1024 * 1024 },
+    { kind: "reset" },
+    { kind: "rpcError", code: -32005, message: "rate limit exceeded" },
+    { kind: "wrongChain", chainId: 1 },
+    { kind: "staleHead" },
+  ];
+
+  it("answers every request while one healthy provider remains, whatever the other three do", async () => {
+    faults.splice(faults.length, 0, { kind: "redirect", location: `${trap.url}/` });
+    for (let round = 0; round * 3 < faults.length; round++) {
+      const assigned = faults.slice(round * 3, round * 3 + 3);
+      for (let i = 0; i < assigned.length; i++) await nodes[i + 1].setFault(assigned[i]);
+      const result = await hammer(router, CHAIN, 60, 10, balance);
+      expect(result.failures, `round ${round}: ${assigned.map((f) => f.kind).join(", ")}`).toEqual([]);
+      expect(result.attempts.every((n) => n >= 1 && n <= 4)).toBe(true);
+      await healAll();
+    }
+    expect(trap.stats().requests).toBe(0); // redirects are never followed
+  });
+
+  it("takes traffic from a failing provider and gives it back once it recovers", async () => {
+    await nodes[1].setFault({ kind: "status", status: 503 });
+    const during = await hammer(router, CHAIN, 200, 4, balance);
+    expect(during.failures).toEqual([]);
+    expect(provider(1).state).toMatch(/circuit_open|half_open/);
+    // A few calls reach it before its circuit opens (failureThreshold = 3, plus probes' timing).
+    expect(clientCalls(nodes[1])).toBeLessThan(20);
+    expect(provider(1).failures.http_5xx).toBeGreaterThanOrEqual(3);
+
+    await nodes[1].setFault({ kind: "none" });
+    await waitFor(() => provider(1).state === "healthy", "the recovered provider to leave probation");
+    for (const node of nodes) node.resetStats();
+    const after = await hammer(router, CHAIN, 400, 4, balance);
+    expect(after.failures).toEqual([]);
+    // Equal stakes: 25% once fully trusted again; it restarts at half credit, so ask for 5%.
+    expect(clientCalls(nodes[1])).toBeGreaterThan(20);
+    expect(after.providers.get(providerAddress(1)) ?? 0).toBeGreaterThan(20);
+    await healAll();
+  });
+
+  it("finds a wrong chain id, a stale head and an absurd head by probing, and routes nothing to them", async () => {
+    await nodes[1].setFault({ kind: "wrongChain", chainId: 1 });
+    await nodes[2].setFault({ kind: "staleHead" });
+    await nodes[3].setFault({ kind: "absurdHead" });
+    await direct(chain.rpcUrl, "hardhat_mine", ["0x14"]); // 20 blocks: node 2 is now 20 behind
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(
+      () => states().join() === ["healthy", "wrong_chain", "lagging", "lagging"].join(),
+      `wrong_chain, lagging, lagging (now ${states().join(", ")})`,
+    );
+    expect(router.status().chains[0].medianHead).toBe(head); // the absurd height did not move it
+    expect(provider(1).reportedChainId).toBe(1);
+    expect(provider(2).lagBlocks).toBe(20);
+    for (const node of nodes) node.resetStats();
+    const result = await hammer(router, CHAIN, 100, 4, balance);
+    expect(result.failures).toEqual([]);
+    expect([1, 2, 3].map((i) => clientCalls(nodes[i]))).toEqual([0, 0, 0]);
+    expect(clientCalls(nodes[0])).toBe(100);
+    await healAll();
+  });
+
+  it("passes execution errors and the caller's mistakes through without retrying or blaming the provider", async () => {
+    const failuresBefore = router.status().chains[0].providers.map((p) => Object.values(p.failures).reduce((a, b) => a + b, 0));
+    // Init code PUSH1 0 PUSH1 0 REVERT: eth_call reverts.
+    const reverted = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_call", params: [{ data: "0x60006000fd" }, "latest"] });
+    const revertBody = reverted.json() as { error: { code: number; message: string } };
+    expect(revertBody.error.message).toMatch(/revert/i);
+    expect(reverted.headers.get("x-din-attempts")).toBe("1");
+    const invalid = await router.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getBalance", params: ["not-an-address"] });
+    expect((invalid.json() as { error: { code: number } }).error.code).toBe(-32602);
+    expect(invalid.headers.get("x-din-attempts")).toBe("1");
+    const failuresAfter = router.status().chains[0].providers.map((p) => Object.values(p.failures).reduce((a, b) => a + b, 0));
+    expect(failuresAfter).toEqual(failuresBefore);
+  });
+
+  it("hedges a slow read on another provider instead of waiting for it", async () => {
+    for (const i of [1, 2, 3]) nodes[i].setLatency(600); // slow, but within the attempt and probe timeouts
+    const hedges = () => Number(/din_router_hedges_total (\d+)/.exec(router.metrics())![1]);
+    const timeouts = () => [1, 2, 3].map((i) => provider(i).failures.timeout ?? 0);
+    const before = hedges();
+    const timeoutsBefore = timeouts();
+    const result = await hammer(router, CHAIN, 60, 6, balance);
+    expect(result.failures).toEqual([]);
+    expect(hedges()).toBeGreaterThan(before);
+    // A hedge that lost was cancelled, not counted as the slow provider's timeout.
+    expect(timeouts()).toEqual(timeoutsBefore);
+    await healAll();
+  });
+});

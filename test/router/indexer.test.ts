@@ -1,0 +1,149 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeFunctionData, keccak256, parseEther, toBytes, type Address, type Hex } from "viem";
+import { advance, mined, passSlashingProposal } from "../helpers/chainActions.ts";
+import { startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
+import { startIndexer, type TestIndexer } from "../helpers/startIndexer.ts";
+import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { waitFor } from "./support.ts";
+
+// The whole path with nothing hand-fed: operators register on chain, the indexer projects the
+// registry's events, the router's live query picks the set up and routes to it. A provider that
+// registers starts receiving traffic; one that is jailed, or slashed below the minimum stake by a
+// governance vote, stops. With the indexer gone the router keeps serving, and a router started
+// while it is gone serves from the snapshot the first one wrote.
+
+const CHAIN = 31337;
+const DIN = (amount: string) => parseEther(amount);
+
+let system: DeployedChain;
+let nodes: ProviderNode[];
+let indexer: TestIndexer;
+let router: TestRouter;
+let dir: string;
+let deployer: Address, opA: Address, opB: Address, opC: Address, watcher: Address;
+
+const listed = () => (router.status().chains[0]?.providers ?? []).map((p) => p.address);
+const servedBy = async (count: number): Promise<Set<string>> => {
+  const who = new Set<string>();
+  for (let id = 0; id < count; id++) {
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber" });
+    expect((answer.json() as { result?: string }).result, answer.text).toMatch(/^0x/);
+    who.add(answer.headers.get("x-din-provider")!);
+  }
+  return who;
+};
+
+async function register(operator: Address, name: string, stake: string, node: ProviderNode): Promise<void> {
+  const { token, registry } = system.contracts;
+  await mined(system, token.write.transfer([operator, DIN(stake)], { account: deployer }));
+  await mined(system, token.write.approve([registry.address, DIN(stake)], { account: operator }));
+  await mined(system, registry.write.registerAndStake([name, "ipfs://meta", DIN(stake)], { account: operator }));
+  await mined(system, registry.write.setEndpoint([BigInt(CHAIN), node.url], { account: operator }));
+}
+
+/** Jails `provider` the only way there is: a governance proposal executed by the timelock. */
+async function jailByVote(provider: Address): Promise<void> {
+  const { governor, registry, timelock } = system.contracts;
+  const calldata = encodeFunctionData({ abi: registry.abi, functionName: "jail", args: [provider] });
+  const description = `jail ${provider}`;
+  const args = [[registry.address], [0n], [calldata as Hex]] as const;
+  const descriptionHash = keccak256(toBytes(description));
+  await mined(system, governor.write.propose([...args, description], { account: deployer }));
+  const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
+  await advance(system, Number(await governor.read.votingDelay()) + 1);
+  await mined(system, governor.write.castVote([proposalId, 1], { account: deployer }));
+  await advance(system, Number(await governor.read.votingPeriod()) + 1);
+  await mined(system, governor.write.queue([...args, descriptionHash], { account: deployer }));
+  await advance(system, Number(await timelock.read.getMinDelay()) + 1);
+  await mined(system, governor.write.execute([...args, descriptionHash], { account: deployer }));
+}
+
+beforeAll(async () => {
+  system = await startDeployedChain();
+  [deployer, opA, opB, opC, watcher] = (await system.viem.getWalletClients()).map((w) => w.account.address);
+  const { token, manager } = system.contracts;
+  await mined(system, token.write.delegate([deployer], { account: deployer })); // votes for the proposals
+  await mined(system, token.write.transfer([watcher, DIN("100")], { account: deployer }));
+  await mined(system, token.write.approve([manager.address, DIN("100")], { account: watcher }));
+  nodes = await startFaultyUpstreams(system.chain.rpcUrl, 3);
+  await register(opA, "alpha", "400", nodes[0]);
+  await register(opB, "beta", "150", nodes[1]); // just above the devnet minimum of 100
+  indexer = await startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: system.deployment });
+  dir = await mkdtemp(join(tmpdir(), "din-router-indexer-"));
+  router = await startRouter({ indexerUrl: indexer.url, snapshotPath: join(dir, "providers.json") });
+});
+
+afterAll(async () => {
+  await router?.stop();
+  await indexer?.dispose();
+  for (const node of nodes ?? []) await node.stop();
+  await system?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("the router on the indexer's live provider set", () => {
+  it("routes to the providers registered on chain, by their stake", async () => {
+    expect(router.status().providerSet).toMatchObject({ source: "indexer", state: "live", servingFrom: "indexer" });
+    // Ready means the backfill is done; the last few blocks may still be on their way (realtime sync).
+    await waitFor(() => listed().length === 2, "both registered providers in the router's set", 60_000);
+    expect(listed().sort()).toEqual([opA, opB].map((a) => a.toLowerCase()).sort());
+    const alpha = router.status().chains[0].providers.find((p) => p.address === opA.toLowerCase())!;
+    expect(alpha).toMatchObject({ name: "alpha", url: nodes[0].url, stake: DIN("400").toString() });
+    expect(alpha.parts.stake).toBeCloseTo(20, 6); // √400
+    await waitFor(() => router.status().chains[0].eligibleProviders === 2, "both providers eligible");
+    expect((await servedBy(60)).size).toBe(2);
+  });
+
+  it("sends traffic to a provider as soon as it registers", async () => {
+    await register(opC, "gamma", "900", nodes[2]);
+    await waitFor(() => listed().includes(opC.toLowerCase()), "the new provider in the router's set", 60_000);
+    await waitFor(async () => (await servedBy(20)).has(opC.toLowerCase()), "traffic on the new provider", 60_000);
+  });
+
+  it("stops routing to a provider jailed by governance", async () => {
+    expect(listed()).toContain(opA.toLowerCase());
+    await jailByVote(opA);
+    await waitFor(() => !listed().includes(opA.toLowerCase()), "the jailed provider to leave the set", 60_000);
+    nodes[0].resetStats();
+    const who = await servedBy(40);
+    expect(who.has(opA.toLowerCase())).toBe(false);
+    expect(nodes[0].stats().byMethod.eth_blockNumber ?? 0).toBeLessThanOrEqual(2); // probes in flight at most
+  });
+
+  it("stops routing to a provider slashed below the minimum stake", async () => {
+    expect(listed()).toContain(opB.toLowerCase());
+    const { manager } = system.contracts;
+    await mined(system, manager.write.openCase([opB, DIN("100"), "0xdeadbeef"], { account: watcher }));
+    const caseId = await manager.read.caseCount();
+    await passSlashingProposal(system, "upholdCase", caseId, deployer); // takes 50% (maxSlashBps): 75 of 150
+    expect((await system.contracts.registry.read.getProvider([opB])).activeStake).toBe(DIN("75"));
+    await waitFor(() => !listed().includes(opB.toLowerCase()), "the slashed provider to leave the set", 60_000);
+    const who = await servedBy(40);
+    expect([...who]).toEqual([opC.toLowerCase()]);
+  });
+
+  it("keeps serving the last set while the indexer is away, and a new router starts from the snapshot", async () => {
+    const snapshotPath = join(dir, "providers.json");
+    await waitFor(async () => (await readFile(snapshotPath, "utf8").catch(() => "")).includes(opC.toLowerCase()), "the snapshot on disk");
+    const snapshot = JSON.parse(await readFile(snapshotPath, "utf8")) as { providers: { address: string }[] };
+    expect(snapshot.providers.map((p) => p.address)).toEqual([opC.toLowerCase()]);
+
+    await indexer.stop();
+    await waitFor(() => router.status().providerSet.state === "unreachable", "the router to notice the indexer is gone");
+    expect(router.status().providerSet.servingFrom).toBe("indexer"); // the last set it had
+    expect([...(await servedBy(20))]).toEqual([opC.toLowerCase()]);
+
+    const second = await startRouter({ indexerUrl: indexer.url, snapshotPath, startupWaitMs: 500 });
+    try {
+      expect(second.status().providerSet).toMatchObject({ state: "unreachable", servingFrom: "snapshot" });
+      const answer = await second.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" });
+      expect(answer.headers.get("x-din-provider")).toBe(opC.toLowerCase());
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -1,0 +1,83 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChain, type Chain } from "../../scripts/chain.ts";
+import { freePort } from "../../scripts/freePort.ts";
+import { parseRouterFlags } from "../../scripts/router.ts";
+import { writeSnapshot } from "../../router/snapshot.ts";
+import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { waitFor } from "./support.ts";
+
+// `npm run router` (scripts/router.ts) as a process: flags in, structured logs out, stops on SIGTERM.
+
+const script = fileURLToPath(new URL("../../scripts/router.ts", import.meta.url));
+let chain: Chain;
+let nodes: ProviderNode[];
+let dir: string;
+
+beforeAll(async () => {
+  chain = await startChain();
+  nodes = await startFaultyUpstreams(chain.rpcUrl, 2);
+  dir = await mkdtemp(join(tmpdir(), "din-router-cli-"));
+});
+
+afterAll(async () => {
+  for (const node of nodes ?? []) await node.stop();
+  await chain?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("scripts/router.ts", () => {
+  it("parses its flags and explains bad ones", () => {
+    expect(parseRouterFlags(["--indexer", "http://127.0.0.1:42069", "--port", "0", "--devnet", "--snapshot", "s.json"])).toEqual({
+      indexer: "http://127.0.0.1:42069",
+      port: 0,
+      host: "127.0.0.1",
+      snapshot: "s.json",
+      devnet: true,
+      logLevel: "info",
+    });
+    expect(parseRouterFlags([], { DIN_INDEXER_URL: "http://indexer:1" }).indexer).toBe("http://indexer:1");
+    expect(() => parseRouterFlags([])).toThrow(/needs --indexer/);
+    expect(() => parseRouterFlags(["--indexer", "x", "--port", "99999"])).toThrow(/--port must be/);
+    expect(() => parseRouterFlags(["--indexer", "x", "--bogus"])).toThrow();
+  });
+
+  it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, stops on SIGTERM", async () => {
+    const snapshot = join(dir, "providers.json");
+    await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000, 1_000]));
+    const indexer = `http://127.0.0.1:${await freePort()}`;
+    const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", "0", "--snapshot", snapshot, "--devnet"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const lines: Record<string, unknown>[] = [];
+    let text = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+      const parts = text.split("\n");
+      text = parts.pop()!;
+      for (const line of parts) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    try {
+      await waitFor(() => lines.some((l) => l.msg === "router listening"), "the router to listen", 60_000);
+      const url = lines.find((l) => l.msg === "router listening")!.url as string;
+      for (const line of lines) expect(line).toMatchObject({ time: expect.any(String), level: expect.any(String), service: "router" });
+      expect(lines.some((l) => l.msg === "indexer unreachable at start-up: serving the provider-set snapshot")).toBe(true);
+      const answer = await fetch(`${url}/rpc/31337`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }),
+      });
+      expect(((await answer.json()) as { result: string }).result).toMatch(/^0x/);
+      const status = (await (await fetch(`${url}/status`)).json()) as { providerSet: { servingFrom: string; state: string } };
+      expect(status.providerSet).toMatchObject({ servingFrom: "snapshot", state: "unreachable" });
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,158 @@
+import { describe, expect, it } from "vitest";
+import type { ProviderHealth } from "../../router/health.ts";
+import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
+import type { ProviderRecord } from "../../router/providerSet.ts";
+import { ChainTable } from "../../router/routingTable.ts";
+import { capShares } from "../../router/scoring.ts";
+import { providerAddress } from "../helpers/faultyUpstream.ts";
+import { seededRandom } from "../helpers/startRouter.ts";
+
+// Traffic follows the formula of router/README.md. Draws use a seeded generator, so each run
+// draws the same sequence; the tolerance is stated per test (about four standard errors of a
+// share estimated from the number of draws).
+
+const CHAIN = 31337;
+const TOKEN = 10n ** 18n;
+
+type Spec = { stake: number; slashed?: number; latencyMs?: number; errorRate?: number; lag?: number; probation?: boolean };
+
+function tableOf(specs: readonly Spec[], overrides: RoutingOverrides = {}): { table: ChainTable; providers: ProviderHealth[] } {
+  const options = resolveRoutingOptions(overrides);
+  const table = new ChainTable(CHAIN, options);
+  const records: ProviderRecord[] = specs.map((s, i) => ({
+    address: providerAddress(i),
+    chainId: CHAIN,
+    url: `http://node-${i}.example:8545`,
+    stake: BigInt(s.stake) * TOKEN,
+    slashedTotal: BigInt(s.slashed ?? 0) * TOKEN,
+    name: `node-${i}`,
+  }));
+  table.setProviders(records);
+  const head = 1_000;
+  table.providers.forEach((p, i) => {
+    const s = specs[i];
+    p.setChainCheck(CHAIN, CHAIN, 0);
+    p.setHead(head - (s.lag ?? 0), 0);
+    p.latencyMs = s.latencyMs ?? Number.NaN;
+    p.errorRate = s.errorRate ?? 0;
+    p.probationLeft = s.probation ? 5 : 0;
+  });
+  table.updateMedianHead(0, Infinity);
+  return { table, providers: table.providers };
+}
+
+/** The README formula, written out independently of router/scoring.ts (before the cap). */
+function formulaWeight(s: Spec, medianLag: number, o = resolveRoutingOptions()): number {
+  const sc = o.scoring;
+  const latency = s.latencyMs === undefined ? 1 : sc.latencyReferenceMs / (sc.latencyReferenceMs + s.latencyMs);
+  const errors = 1 - (s.errorRate ?? 0);
+  const lag = 1 - Math.max(0, (s.lag ?? 0) - medianLag) / (sc.maxLagBlocks + 1);
+  const slash = s.stake / (s.stake + (s.slashed ?? 0));
+  const probation = s.probation ? sc.probationWeight : 1;
+  return Math.sqrt(s.stake) * latency * errors * lag * slash * probation;
+}
+
+function draw(table: ChainTable, providers: readonly ProviderHealth[], n: number, seed: number): number[] {
+  const random = seededRandom(seed);
+  const counts = new Map<ProviderHealth, number>();
+  for (let i = 0; i < n; i++) {
+    const p = table.pick(random, null, 0)!;
+    counts.set(p, (counts.get(p) ?? 0) + 1);
+  }
+  return providers.map((p) => (counts.get(p) ?? 0) / n);
+}
+
+describe("provider choice by stake and reputation", () => {
+  it("gives each provider weight / Σ weights of the traffic, every factor of the formula counted", () => {
+    const specs: Spec[] = [
+      { stake: 10_000 },
+      { stake: 2_500, latencyMs: 100 }, // latency factor 1/2
+      { stake: 6_400, errorRate: 0.25 }, // errors factor 3/4
+      { stake: 3_600, lag: 3 }, // lag factor 1 − 3/6
+      { stake: 4_900, slashed: 4_900 }, // slash factor 1/2
+      { stake: 8_100, probation: true }, // probation factor 0.1
+    ];
+    const { table, providers } = tableOf(specs);
+    const weights = specs.map((s) => formulaWeight(s, 0));
+    const total = weights.reduce((a, b) => a + b, 0);
+    expect(Math.max(...weights) / total).toBeLessThan(0.5); // below the operator cap: no capping here
+    const n = 200_000;
+    const shares = draw(table, providers, n, 42);
+    // Tolerance: 0.006 absolute, over 4 standard errors of the largest share (√(p(1−p)/n) ≈ 0.0011).
+    shares.forEach((share, i) => expect(Math.abs(share - weights[i] / total)).toBeLessThan(0.006));
+    const expected = table.expectedShares(0);
+    providers.forEach((p, i) => expect(expected.get(p)).toBeCloseTo(weights[i] / total, 9));
+  });
+
+  it("weighs stake by its square root, so a whale with 100× the stake gets 10× the traffic", () => {
+    const { table, providers } = tableOf([{ stake: 1_000_000 }, ...Array.from({ length: 30 }, () => ({ stake: 10_000 }))], {
+      scoring: { maxOperatorShare: 1 },
+    });
+    const shares = draw(table, providers, 100_000, 7);
+    const whale = 1_000 / (1_000 + 30 * 100); // 0.25
+    expect(Math.abs(shares[0] - whale)).toBeLessThan(0.006);
+    expect(shares[0] / shares[1]).toBeGreaterThan(8.5);
+    expect(shares[0] / shares[1]).toBeLessThan(11.5);
+  });
+
+  it("caps one operator's share, handing the excess to the others in proportion", () => {
+    const { table, providers } = tableOf([{ stake: 1_000_000 }, { stake: 10_000 }, { stake: 10_000 }, { stake: 40_000 }], {
+      scoring: { maxOperatorShare: 0.4 },
+    });
+    const shares = draw(table, providers, 100_000, 11);
+    // Uncapped: 1000, 100, 100, 200 of 1400. Capped at 0.4: the whale gets 0.4, the rest keep 1:1:2.
+    expect(Math.abs(shares[0] - 0.4)).toBeLessThan(0.006);
+    expect(Math.abs(shares[1] - 0.15)).toBeLessThan(0.006);
+    expect(Math.abs(shares[3] - 0.3)).toBeLessThan(0.006);
+  });
+
+  it("water-fills the cap exactly and equalises when fewer than 1/cap providers have weight", () => {
+    const w = new Float64Array([100, 1, 1, 1]);
+    capShares(w, 4, 0.5);
+    expect([...w]).toEqual([3, 1, 1, 1]);
+    const two = new Float64Array([900, 100]);
+    capShares(two, 2, 0.5);
+    expect(two[0]).toBe(two[1]);
+    const none = new Float64Array([1, 1, 1]);
+    capShares(none, 3, 0.5);
+    expect([...none]).toEqual([1, 1, 1]);
+  });
+
+  it("sends nothing to providers that lag, serve the wrong chain or have an open circuit", () => {
+    const { table, providers } = tableOf([{ stake: 100 }, { stake: 100, lag: 50 }, { stake: 100 }, { stake: 100 }]);
+    providers[2].setChainCheck(1, CHAIN, 0);
+    for (let i = 0; i < 3; i++) providers[3].recordFailure("http_5xx", "HTTP 500", 0);
+    expect(providers.map((p) => p.state(1))).toEqual(["healthy", "lagging", "wrong_chain", "circuit_open"]);
+    const shares = draw(table, providers, 10_000, 3);
+    expect(shares).toEqual([1, 0, 0, 0]);
+  });
+
+  it("measures lag against the median head, so one absurd height cannot make the others look behind", () => {
+    const { table, providers } = tableOf([{ stake: 100 }, { stake: 100 }, { stake: 100 }, { stake: 100 }]);
+    providers[3].setHead(2 ** 40, 0);
+    table.updateMedianHead(0, Infinity);
+    expect(table.medianHead).toBe(1_000);
+    expect(providers.map((p) => p.state(0))).toEqual(["healthy", "healthy", "healthy", "lagging"]);
+  });
+
+  it("skips providers already tried, and falls back to open circuits only when nothing else is left", () => {
+    const { table, providers } = tableOf([{ stake: 100 }, { stake: 100 }, { stake: 100 }]);
+    const random = seededRandom(5);
+    for (let i = 0; i < 3; i++) providers[2].recordFailure("timeout", "slow", 0);
+    const first = table.pick(random, [], 1)!;
+    const second = table.pick(random, [first], 1)!;
+    expect(new Set([first, second])).toEqual(new Set([providers[0], providers[1]]));
+    expect(table.pick(random, [first, second], 1)).toBe(providers[2]); // last resort
+    expect(table.pick(random, [...providers], 1)).toBeNull();
+  });
+
+  it("draws from 10,000 providers correctly (cost of a draw: see npm run bench)", () => {
+    const specs = Array.from({ length: 10_000 }, (_, i) => ({ stake: 100 + (i % 100) * 100 }));
+    const { table, providers } = tableOf(specs);
+    const random = seededRandom(9);
+    const seen = new Set<ProviderHealth>();
+    for (let i = 0; i < 100_000; i++) seen.add(table.pick(random, null, 0)!);
+    expect(seen.size).toBeGreaterThan(9_000);
+    expect(providers.length).toBe(10_000);
+  });
+});

@@ -1,0 +1,263 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChain, type Chain } from "../../scripts/chain.ts";
+import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { DEV_ACCOUNT, direct, waitFor } from "./support.ts";
+
+// The router's HTTP face: JSON-RPC 2.0 single and batch calls, local answers, the method policy,
+// and whatever a hostile client sends. After each blow the router must still serve.
+
+const CHAIN = 31337;
+let chain: Chain;
+let nodes: ProviderNode[];
+let router: TestRouter;
+
+type RpcReply = { jsonrpc: string; id: unknown; result?: unknown; error?: { code: number; message: string } };
+
+async function stillServes(): Promise<void> {
+  const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: "alive", method: "eth_blockNumber", params: [] });
+  expect(answer.status).toBe(200);
+  expect((answer.json() as RpcReply).result).toMatch(/^0x[0-9a-f]+$/);
+}
+
+async function raw(body: string | Uint8Array<ArrayBuffer>, contentType = "application/json"): Promise<{ status: number; body: RpcReply }> {
+  const response = await fetch(router.rpcUrl(CHAIN), { method: "POST", headers: { "content-type": contentType }, body });
+  return { status: response.status, body: (await response.json()) as RpcReply };
+}
+
+beforeAll(async () => {
+  chain = await startChain();
+  nodes = await startFaultyUpstreams(chain.rpcUrl, 2);
+  router = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 4_000]) });
+  await waitFor(() => router.status().chains[0].eligibleProviders === 2, "both providers eligible");
+});
+
+afterAll(async () => {
+  await router?.stop();
+  for (const node of nodes ?? []) await node.stop();
+  await chain?.stop();
+});
+
+describe("JSON-RPC over POST /rpc/:chainId", () => {
+  it("answers a single call with the provider's result and says who answered", async () => {
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+    expect(answer.status).toBe(200);
+    expect(answer.json()).toEqual({ jsonrpc: "2.0", id: 7, result: await direct(chain.rpcUrl, "eth_getBalance", [DEV_ACCOUNT, "latest"]) });
+    expect(answer.headers.get("x-din-provider")).toMatch(/^0x[0-9a-f]{40}$/);
+    expect(answer.headers.get("x-din-attempts")).toBe("1");
+  });
+
+  it("answers eth_chainId and net_version itself", async () => {
+    const chainId = await router.post(CHAIN, { jsonrpc: "2.0", id: "c", method: "eth_chainId" });
+    expect(chainId.json()).toEqual({ jsonrpc: "2.0", id: "c", result: "0x7a69" });
+    expect(chainId.headers.get("x-din-provider")).toBe("router");
+    expect(chainId.headers.get("x-din-attempts")).toBe("0");
+    expect((await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "net_version" })).json()).toEqual({ jsonrpc: "2.0", id: 1, result: "31337" });
+  });
+
+  it("routes each call of a batch on its own and answers in order with the same ids, notifications left out", async () => {
+    const calls: unknown[] = [];
+    for (let i = 0; i < 60; i++) {
+      const id = i % 3 === 0 ? `s-${i}` : i % 3 === 1 ? i : i * 1000;
+      if (i % 10 === 5) calls.push({ jsonrpc: "2.0", method: "eth_blockNumber", params: [] }); // notification
+      else if (i % 4 === 0) calls.push({ jsonrpc: "2.0", id, method: "eth_chainId" });
+      else calls.push({ jsonrpc: "2.0", id, method: i % 2 ? "eth_blockNumber" : "eth_getBalance", params: i % 2 ? [] : [DEV_ACCOUNT, "latest"] });
+    }
+    calls.push({ jsonrpc: "2.0", id: "bad", method: "debug_traceTransaction", params: ["0x00"] });
+    calls.push(42);
+    const answer = await router.post(CHAIN, calls);
+    expect(answer.status).toBe(200);
+    const replies = answer.json() as RpcReply[];
+    const expectedIds = calls
+      .filter((c) => typeof c !== "object" || c === null || "id" in c)
+      .map((c) => (typeof c === "object" && c !== null ? (c as { id: unknown }).id : null));
+    expect(replies.map((r) => r.id)).toEqual(expectedIds);
+    expect(replies.slice(0, -2).every((r) => typeof r.result === "string")).toBe(true);
+    expect(replies.at(-2)!.error!.code).toBe(-32601);
+    expect(replies.at(-1)!.error!.code).toBe(-32600);
+    expect(answer.headers.get("x-din-provider")).toMatch(/^0x[0-9a-f]{40}(,0x[0-9a-f]{40})?$/);
+    expect(Number(answer.headers.get("x-din-attempts"))).toBeGreaterThanOrEqual(30);
+  });
+
+  it("answers a notification, and a batch of only notifications, with nothing", async () => {
+    const single = await router.post(CHAIN, { jsonrpc: "2.0", method: "eth_blockNumber" });
+    expect(single.status).toBe(204);
+    expect(single.text).toBe("");
+    const batch = await router.post(CHAIN, [
+      { jsonrpc: "2.0", method: "eth_blockNumber" },
+      { jsonrpc: "2.0", method: "eth_chainId" },
+    ]);
+    expect(batch.status).toBe(204);
+    expect(batch.text).toBe("");
+  });
+
+  it("refuses admin, debug, personal, miner, engine, dev-node and signing methods before any provider sees them", async () => {
+    for (const node of nodes) node.resetStats();
+    const refused = [
+      "admin_addPeer",
+      "debug_setHead",
+      "personal_unlockAccount",
+      "miner_start",
+      "engine_forkchoiceUpdatedV3",
+      "hardhat_setBalance",
+      "evm_mine",
+      "txpool_content",
+      "eth_sendTransaction",
+      "eth_sign",
+      "eth_newFilter",
+      "eth_subscribe",
+    ];
+    const answer = await router.post(
+      CHAIN,
+      refused.map((method, id) => ({ jsonrpc: "2.0", id, method, params: [] })),
+    );
+    const replies = answer.json() as RpcReply[];
+    expect(replies.map((r) => r.error?.code)).toEqual(refused.map(() => -32601));
+    expect(replies[0].error!.message).toMatch(/admin_addPeer is not allowed/);
+    const seen = nodes.flatMap((n) => Object.keys(n.stats().byMethod));
+    for (const method of refused) expect(seen).not.toContain(method);
+  });
+
+  it("lets a dapp in a browser call it from any origin and read the x-din headers", async () => {
+    const preflight = await fetch(router.rpcUrl(CHAIN), {
+      method: "OPTIONS",
+      headers: { origin: "https://dapp.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/content-type/);
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }, { origin: "https://dapp.example" });
+    expect(answer.headers.get("access-control-allow-origin")).toBe("*");
+    expect(answer.headers.get("access-control-expose-headers")).toMatch(/x-din-provider/);
+  });
+
+  it("says clearly that an unknown chain is not served", async () => {
+    const answer = await router.post(5, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" });
+    expect(answer.status).toBe(404);
+    const body = answer.json() as RpcReply;
+    expect(body.error!.code).toBe(-32001);
+    expect(body.error!.message).toMatch(/chain 5 is not served.*31337/);
+    expect(answer.headers.get("x-din-provider")).toBe("none");
+  });
+});
+
+describe("hostile clients", () => {
+  it("answers bad JSON with a parse error", async () => {
+    const answer = await raw('{"jsonrpc":"2.0","id":1,"method":');
+    expect(answer.status).toBe(400);
+    expect(answer.body.error!.code).toBe(-32700);
+    await stillServes();
+  });
+
+  it("refuses a body over the size limit without reading it all", async () => {
+    const huge = new Uint8Array(3 * 1024 * 1024).fill(0x20);
+    const answer = await raw(huge);
+    expect(answer.status).toBe(413);
+    expect(answer.body.error!.code).toBe(-32005);
+    await stillServes();
+  });
+
+  it("refuses a 10,000-call batch", async () => {
+    const batch = Array.from({ length: 10_000 }, (_, id) => ({ jsonrpc: "2.0", id, method: "eth_blockNumber" }));
+    const answer = await raw(JSON.stringify(batch));
+    expect(answer.status).toBe(413);
+    expect(answer.body.error!.code).toBe(-32005);
+    expect(answer.body.error!.message).toMatch(/at most 100 calls/);
+    await stillServes();
+  });
+
+  it("refuses deep nesting before parsing it", async () => {
+    const depth = 200_000;
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"eth_call","params":${"[".repeat(depth)}${"]".repeat(depth)}}`;
+    const answer = await raw(deep);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error!.code).toBe(-32600);
+    expect(answer.body.error!.message).toMatch(/nested deeper/);
+    await stillServes();
+  });
+
+  it("refuses a body that is not sent as application/json", async () => {
+    const answer = await raw(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }), "text/plain");
+    expect(answer.status).toBe(415);
+    expect(answer.body.error!.code).toBe(-32600);
+    await stillServes();
+  });
+
+  it("answers malformed calls with invalid-request errors carrying their id when it has one", async () => {
+    const cases: [string, number, unknown][] = [
+      ["null", -32600, null],
+      ['"eth_blockNumber"', -32600, null],
+      ["[]", -32600, null],
+      ['{"jsonrpc":"1.0","id":3,"method":"eth_blockNumber"}', -32600, 3],
+      ['{"jsonrpc":"2.0","id":4,"method":42}', -32600, 4],
+      ['{"jsonrpc":"2.0","id":5,"method":"eth_getBalance","params":"0x00"}', -32600, 5],
+      ['{"jsonrpc":"2.0","id":{"a":1},"method":"eth_blockNumber"}', -32600, null],
+      ['{"jsonrpc":"2.0","id":6,"method":"eth_block number"}', -32600, 6],
+    ];
+    for (const [body, code, id] of cases) {
+      const answer = await raw(body);
+      expect(answer.body.error?.code, body).toBe(code);
+      expect(answer.body.id, body).toEqual(id);
+    }
+    await stillServes();
+  });
+
+  it("never lets duplicate members smuggle a refused method past the policy", async () => {
+    for (const node of nodes) node.resetStats();
+    const answer = await raw('{"jsonrpc":"2.0","id":1,"method":"hardhat_setBalance","method":"eth_blockNumber","params":[]}');
+    // JSON.parse keeps the last member; the provider receives only what the router re-serialised.
+    expect(answer.body.result).toMatch(/^0x/);
+    expect(nodes.flatMap((n) => Object.keys(n.stats().byMethod))).not.toContain("hardhat_setBalance");
+  });
+
+  it("forwards none of the client's headers (keys, cookies) to a provider", async () => {
+    for (const node of nodes) node.resetStats();
+    await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }, {
+      authorization: "Bearer secret",
+      cookie: "session=secret",
+      "x-api-key": "secret",
+      "x-forwarded-for": "10.0.0.1",
+    });
+    const names = nodes.flatMap((n) => n.stats().headerNames);
+    for (const name of ["authorization", "cookie", "x-api-key", "x-forwarded-for"]) expect(names).not.toContain(name);
+  });
+
+  it("keeps serving under 300 concurrent requests", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 300 }, (_, id) => router.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber" })),
+    );
+    expect(answers.filter((a) => a.status !== 200 || (a.json() as RpcReply).result === undefined)).toEqual([]);
+  });
+});
+
+describe("status, metrics and health", () => {
+  it("explains each provider's stake, score and its parts, state and traffic share", async () => {
+    const status = router.status();
+    expect(status.devnet).toBe(true);
+    expect(status.providerSet).toMatchObject({ source: "static", servingFrom: "static" });
+    const [c] = status.chains;
+    expect(c.chainId).toBe(CHAIN);
+    expect(c.providers).toHaveLength(2);
+    for (const p of c.providers) {
+      expect(p.state).toBe("healthy");
+      expect(p.parts.stake).toBeCloseTo(Math.sqrt(Number(BigInt(p.stake) / 10n ** 18n)), 6);
+      expect(p.score).toBeCloseTo(p.parts.latency * p.parts.errors * p.parts.lag * p.parts.slash, 9);
+      expect(p.trafficShare).toBeGreaterThan(0);
+    }
+    expect(c.providers[0].expectedShare + c.providers[1].expectedShare).toBeCloseTo(1, 9);
+    const over = await router.get("/status");
+    expect(over.status).toBe(200);
+    expect((over.json() as typeof status).chains[0].providers[1].address).toBe(c.providers[1].address);
+  });
+
+  it("exposes Prometheus metrics and a health check", async () => {
+    const metrics = await router.get("/metrics");
+    expect(metrics.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(metrics.text).toMatch(/^din_router_calls_total\{chain="31337",outcome="answer"\} [1-9]/m);
+    expect(metrics.text).toMatch(/^din_router_refused_total\{reason="parse_error"\} 1$/m);
+    expect(metrics.text).toMatch(/^din_router_provider_state\{chain="31337",provider="0x0+1",state="healthy"\} 1$/m);
+    const health = await router.get("/health");
+    expect(health.status).toBe(200);
+    expect(health.json()).toMatchObject({ ok: true, eligibleProviders: 2 });
+  });
+});

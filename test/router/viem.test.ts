@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPublicClient, createWalletClient, http, parseEther, type Hex, type PublicClient, type WalletClient } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { hardhat } from "viem/chains";
+import { startChain, type Chain } from "../../scripts/chain.ts";
+import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { waitFor } from "./support.ts";
+
+// A dapp's view: viem's public and wallet clients pointed at the router work as against a node.
+
+const CHAIN = 31337;
+// Hardhat's first dev key (public knowledge; devnet only).
+const account = privateKeyToAccount("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+const recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" as const;
+// Init code: LOG1(topic 0xbeef), then deploy runtime code that returns 42 for any call.
+const runtime = "602a60005260206000f3";
+const initCode = `0x61beef60006000a1600a6014600039600a6000f3${runtime}` as Hex;
+
+let chain: Chain;
+let nodes: ProviderNode[];
+let router: TestRouter;
+let publicClient: PublicClient;
+let walletClient: WalletClient;
+
+beforeAll(async () => {
+  chain = await startChain();
+  nodes = await startFaultyUpstreams(chain.rpcUrl, 3);
+  router = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 2_000, 3_000]) });
+  await waitFor(() => router.status().chains[0].eligibleProviders === 3, "three eligible providers");
+  const transport = http(router.rpcUrl(CHAIN), { retryCount: 0 });
+  publicClient = createPublicClient({ chain: hardhat, transport, pollingInterval: 50 });
+  walletClient = createWalletClient({ chain: hardhat, transport, account });
+});
+
+afterAll(async () => {
+  await router?.stop();
+  for (const node of nodes ?? []) await node.stop();
+  await chain?.stop();
+});
+
+describe("viem through the router", () => {
+  it("reads the chain id, block number and a balance", async () => {
+    expect(await publicClient.getChainId()).toBe(CHAIN);
+    expect(await publicClient.getBlockNumber()).toBeGreaterThanOrEqual(0n);
+    expect(await publicClient.getBalance({ address: account.address })).toBeGreaterThan(parseEther("1000"));
+  });
+
+  it("sends a signed transfer (eth_sendRawTransaction to several providers) and waits for its receipt", async () => {
+    for (const node of nodes) node.resetStats();
+    const before = await publicClient.getBalance({ address: recipient });
+    const hash = await walletClient.sendTransaction({ account, chain: hardhat, to: recipient, value: parseEther("1.5") });
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    expect(receipt.status).toBe("success");
+    expect(receipt.transactionHash).toBe(hash);
+    expect(await publicClient.getBalance({ address: recipient })).toBe(before + parseEther("1.5"));
+    // The same raw bytes went to two providers (writeFanout = 2); one answer came back.
+    const copies = nodes.reduce((sum, n) => sum + (n.stats().byMethod.eth_sendRawTransaction ?? 0), 0);
+    expect(copies).toBe(2);
+  });
+
+  it("deploys a contract, calls it and finds its log with getLogs", async () => {
+    const hash = await walletClient.sendTransaction({ account, chain: hardhat, data: initCode });
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    expect(receipt.status).toBe("success");
+    const contract = receipt.contractAddress!;
+    const { data } = await publicClient.call({ to: contract });
+    expect(BigInt(data!)).toBe(42n);
+    const logs = await publicClient.getLogs({ address: contract, fromBlock: receipt.blockNumber, toBlock: receipt.blockNumber });
+    expect(logs).toHaveLength(1);
+    expect(logs[0].topics[0]).toBe(`0x${"beef".padStart(64, "0")}`);
+    expect(logs[0].transactionHash).toBe(hash);
+  });
+
+  it("surfaces a revert from eth_call as viem's execution error", async () => {
+    await expect(publicClient.call({ data: "0x60006000fd" })).rejects.toThrow(/revert/i);
+  });
+});
