@@ -1,9 +1,13 @@
 import { benchIndexer } from "./indexer.ts";
+import { benchRouter } from "./router.ts";
 import { formatTable, type BenchRow } from "./table.ts";
 
-// `npm run bench`: every benchmark, then one table. Figures, not pass/fail: goals are in the notes.
+// `npm run bench`: every benchmark, then one table. Figures, not pass/fail: the goals are in the
+// notes. The router's part alone: `node scripts/bench/router.ts`.
 
-const rows: BenchRow[] = [];
 const log = (line: string) => console.error(`… ${line}`);
+const rows: BenchRow[] = [];
 rows.push(...(await benchIndexer(log)));
+log("router: proxy comparison, failover under a kill, provider choice (about 3 minutes)");
+rows.push(...(await benchRouter()));
 console.log(formatTable(rows));
