@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { collectOutput, stopChild } from "./childProcess.ts";
 import { freePort } from "./freePort.ts";
 
 export type Chain = {
@@ -37,29 +38,14 @@ export async function startChain(options: StartChainOptions = {}): Promise<Chain
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, FORCE_COLOR: "0" },
   });
-  let output = "";
-  const collect = (chunk: Buffer) => {
-    const text = chunk.toString();
-    if (output.length < 20_000) output += text;
-    if (options.onLine) for (const line of text.split("\n")) if (line.trim()) options.onLine(line);
-  };
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
-
+  const output = collectOutput(child, options.onLine);
   const rpcUrl = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child, 3_000);
 
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
-      throw new Error(`the Hardhat node exited with code ${child.exitCode} before answering:\n${output}`);
+      throw new Error(`the Hardhat node exited with code ${child.exitCode} before answering:\n${output()}`);
     }
     if (await answers(rpcUrl)) {
       const interval = options.blockIntervalMs ?? 1000;
@@ -69,7 +55,7 @@ export async function startChain(options: StartChainOptions = {}): Promise<Chain
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   await stop();
-  throw new Error(`the Hardhat node did not answer at ${rpcUrl} in time:\n${output}`);
+  throw new Error(`the Hardhat node did not answer at ${rpcUrl} in time:\n${output()}`);
 }
 
 async function rpc(rpcUrl: string, method: string, params: unknown[]): Promise<Response> {

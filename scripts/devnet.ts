@@ -92,10 +92,16 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     for (const s of stops.reverse()) await s().catch(() => undefined);
   };
   try {
-    if (!existsSync(fileURLToPath(new URL("../artifacts/contracts/ProviderRegistry.sol/ProviderRegistry.json", import.meta.url)))) {
-      onProgress("compiling the contracts");
-      const build = spawnSync(process.execPath, [fileURLToPath(new URL("../node_modules/hardhat/dist/src/cli.js", import.meta.url)), "build", "--quiet"], { stdio: "inherit" });
-      if (build.status !== 0) throw new Error("compiling the contracts failed");
+    const built = ["../artifacts/contracts/ProviderRegistry.sol/ProviderRegistry.json", "../indexer/abis.generated.ts"];
+    if (!built.every((path) => existsSync(fileURLToPath(new URL(path, import.meta.url))))) {
+      onProgress("compiling the contracts (npm run build)");
+      const steps = [
+        [fileURLToPath(new URL("../node_modules/hardhat/dist/src/cli.js", import.meta.url)), "build", "--quiet"],
+        [fileURLToPath(new URL("./exportAbis.ts", import.meta.url))],
+      ];
+      for (const args of steps) {
+        if (spawnSync(process.execPath, args, { stdio: "inherit" }).status !== 0) throw new Error("compiling the contracts failed");
+      }
     }
 
     onProgress("starting the chain (Hardhat node, chain id 31337)");

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { createClient } from "@ponder/client";
 import * as schema from "../indexer/ponder.schema.ts";
 import { readDeployment, type Deployment } from "./deployment.ts";
+import { collectOutput, stopChild } from "./childProcess.ts";
 import { freePort } from "./freePort.ts";
 
 // `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
@@ -66,29 +67,14 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", options.logLevel ?? "warn", options.mode ?? "start"];
   args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
   const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const collect = (chunk: Buffer) => {
-    const text = chunk.toString();
-    output = (output + text).slice(-20_000);
-    if (options.onLine) for (const line of text.split("\n")) if (line.trim()) options.onLine(line);
-  };
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
-
+  const output = collectOutput(child, options.onLine);
   const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((done) => child.once("exit", () => done()));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child, 5_000);
 
   const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the indexer exited with code ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`the indexer exited with code ${child.exitCode}:\n${output()}`);
     try {
       const response = await fetch(`${url}${readyPath}`);
       if (response.status === 200 && (await liveQueriesAnswer(url))) return { url, port, process: child, stop };
@@ -98,7 +84,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     await new Promise((r) => setTimeout(r, 250));
   }
   await stop();
-  throw new Error(`the indexer was not ready at ${url} in time:\n${output}`);
+  throw new Error(`the indexer was not ready at ${url} in time:\n${output()}`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { encodeFunctionData, keccak256, toBytes, type Address, type Hash } from "viem";
+import { encodeFunctionData, keccak256, toBytes, type Address, type Hash, type Hex } from "viem";
 import type { DeployedChain } from "./startDeployedChain.ts";
 
 // Small steps the stories repeat: wait for a transaction, move chain time, pass a proposal.
@@ -16,17 +16,15 @@ export async function advance(system: DeployedChain, seconds: number): Promise<v
   await testClient.mine({ blocks: 1 });
 }
 
-/** Proposes `functionName(caseId)` on the SlashingManager, votes it through, queues and executes it. */
-export async function passSlashingProposal(
+/** Proposes `calls`, votes them through with `voter`'s votes, queues and executes them. */
+export async function passProposal(
   system: DeployedChain,
-  functionName: "upholdCase" | "rejectCase",
-  caseId: bigint,
+  calls: readonly { target: Address; data: Hex }[],
+  description: string,
   voter: Address,
 ): Promise<bigint> {
-  const { governor, manager, timelock } = system.contracts;
-  const calldata = encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] });
-  const description = `${functionName} ${caseId}`;
-  const args = [[manager.address], [0n], [calldata]] as const;
+  const { governor, timelock } = system.contracts;
+  const args = [calls.map((c) => c.target), calls.map(() => 0n), calls.map((c) => c.data)] as const;
   const descriptionHash = keccak256(toBytes(description));
   await mined(system, governor.write.propose([...args, description], { account: voter }));
   const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
@@ -37,6 +35,18 @@ export async function passSlashingProposal(
   await advance(system, Number(await timelock.read.getMinDelay()) + 1);
   await mined(system, governor.write.execute([...args, descriptionHash], { account: voter }));
   return proposalId;
+}
+
+/** Proposes `functionName(caseId)` on the SlashingManager and passes it. */
+export async function passSlashingProposal(
+  system: DeployedChain,
+  functionName: "upholdCase" | "rejectCase",
+  caseId: bigint,
+  voter: Address,
+): Promise<bigint> {
+  const { manager } = system.contracts;
+  const data = encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] });
+  return await passProposal(system, [{ target: manager.address, data }], `${functionName} ${caseId}`, voter);
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeFunctionData, keccak256, parseEther, toBytes, type Address, type Hex } from "viem";
-import { advance, mined, passSlashingProposal } from "../helpers/chainActions.ts";
+import { encodeFunctionData, parseEther, type Address } from "viem";
+import { mined, passProposal, passSlashingProposal } from "../helpers/chainActions.ts";
 import { startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
 import { startIndexer, type TestIndexer } from "../helpers/startIndexer.ts";
@@ -47,19 +47,9 @@ async function register(operator: Address, name: string, stake: string, node: Pr
 
 /** Jails `provider` the only way there is: a governance proposal executed by the timelock. */
 async function jailByVote(provider: Address): Promise<void> {
-  const { governor, registry, timelock } = system.contracts;
-  const calldata = encodeFunctionData({ abi: registry.abi, functionName: "jail", args: [provider] });
-  const description = `jail ${provider}`;
-  const args = [[registry.address], [0n], [calldata as Hex]] as const;
-  const descriptionHash = keccak256(toBytes(description));
-  await mined(system, governor.write.propose([...args, description], { account: deployer }));
-  const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
-  await advance(system, Number(await governor.read.votingDelay()) + 1);
-  await mined(system, governor.write.castVote([proposalId, 1], { account: deployer }));
-  await advance(system, Number(await governor.read.votingPeriod()) + 1);
-  await mined(system, governor.write.queue([...args, descriptionHash], { account: deployer }));
-  await advance(system, Number(await timelock.read.getMinDelay()) + 1);
-  await mined(system, governor.write.execute([...args, descriptionHash], { account: deployer }));
+  const { registry } = system.contracts;
+  const data = encodeFunctionData({ abi: registry.abi, functionName: "jail", args: [provider] });
+  await passProposal(system, [{ target: registry.address, data }], `jail ${provider}`, deployer);
 }
 
 beforeAll(async () => {
