@@ -26,7 +26,7 @@ async function healAll(): Promise<void> {
 }
 
 beforeAll(async () => {
-  chain = await startChain();
+  chain = await startChain({ blockIntervalMs: 0 }); // a still chain: heads move only when a test says so
   nodes = await startFaultyUpstreams(chain.rpcUrl, 4);
   trap = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
   router = await startRouter({

@@ -20,7 +20,7 @@ let dir: string;
 let balance: string;
 
 beforeAll(async () => {
-  chain = await startChain();
+  chain = await startChain({ blockIntervalMs: 0 }); // a still chain: heads move only when a test says so
   nodes = await startFaultyUpstreams(chain.rpcUrl, 3);
   dir = await mkdtemp(join(tmpdir(), "din-router-"));
   balance = (await direct(chain.rpcUrl, "eth_getBalance", [DEV_ACCOUNT, "latest"])) as string;

@@ -26,7 +26,7 @@ async function raw(body: string | Uint8Array<ArrayBuffer>, contentType = "applic
 }
 
 beforeAll(async () => {
-  chain = await startChain();
+  chain = await startChain({ blockIntervalMs: 0 }); // a still chain: heads move only when a test says so
   nodes = await startFaultyUpstreams(chain.rpcUrl, 2);
   router = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 4_000]) });
   await waitFor(() => router.status().chains[0].eligibleProviders === 2, "both providers eligible");
