@@ -1,5 +1,6 @@
 import type { CircuitParameters, ScoringParameters } from "./options.ts";
 import type { ProviderRecord } from "./providerSet.ts";
+import type { Factors } from "./scoring.ts";
 
 // A provider's health as this router measures it: latency, error rate, circuit breaker, probation,
 // chain id and head. One tracker per (chain, provider, url); it lives as long as the provider stays
@@ -44,21 +45,8 @@ export const failureKinds: readonly FailureKind[] = [
 ];
 const failureIndex = new Map(failureKinds.map((kind, i) => [kind, i]));
 
-/** The factors of a provider's score, kept for /status. */
-export type ScoreParts = {
-  /** √(stake in tokens). */
-  stake: number;
-  latency: number;
-  errors: number;
-  lag: number;
-  slash: number;
-  /** probationWeight while in probation, else 1. */
-  probation: number;
-  /** latency · errors · lag · slash. */
-  score: number;
-  /** Final routing weight: stake · score · probation, after the operator cap (0 when not eligible). */
-  weight: number;
-};
+/** The factors of a provider's score, as /status shows them. */
+export type ScoreParts = Factors;
 
 /** Token wei (18 decimals) to a float number of tokens, exact to 1e-6 token: enough for weights. */
 export function tokens(wei: bigint): number {

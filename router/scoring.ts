@@ -23,15 +23,19 @@ export type ScoreInputs = {
   inProbation: boolean;
 };
 
+/** The factors of a provider's score, kept for /status. */
 export type Factors = {
+  /** √(stake in tokens). */
   stake: number;
   latency: number;
   errors: number;
   lag: number;
   slash: number;
+  /** probationWeight while in probation, else 1. */
   probation: number;
+  /** latency · errors · lag · slash. */
   score: number;
-  /** Before the cap. */
+  /** Routing weight: stake · score · probation (the routing table applies the operator cap; 0 when not eligible). */
   weight: number;
 };
 

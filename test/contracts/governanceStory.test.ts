@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeFunctionData, keccak256, parseEther, toBytes, type Address, type Hash } from "viem";
+import { encodeFunctionData, keccak256, parseEther, toBytes, type Address } from "viem";
+import { advance, mined } from "../helpers/chainActions.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
 
 // The whole slashing story on a real Hardhat node with the Ignition deployment, through viem:
@@ -20,18 +21,6 @@ let system: DeployedChain;
 let deployer: Address, operatorA: Address, operatorB: Address, watcher: Address, voterA: Address, voterB: Address;
 let stranger: Address;
 
-async function mined(hash: Promise<Hash>): Promise<void> {
-  const publicClient = await system.viem.getPublicClient();
-  const receipt = await publicClient.waitForTransactionReceipt({ hash: await hash });
-  expect(receipt.status).toBe("success");
-}
-
-async function advance(seconds: number): Promise<void> {
-  const testClient = await system.viem.getTestClient();
-  await testClient.increaseTime({ seconds });
-  await testClient.mine({ blocks: 1 });
-}
-
 async function balance(account: Address): Promise<bigint> {
   return await system.contracts.token.read.balanceOf([account]);
 }
@@ -43,27 +32,27 @@ async function passProposal(functionName: "upholdCase" | "rejectCase", caseId: b
   const description = `${functionName} ${caseId}`;
   const args = [[manager.address], [0n], [calldata]] as const;
   const descriptionHash = keccak256(toBytes(description));
-  await mined(governor.write.propose([...args, description], { account: voterA }));
+  await mined(system, governor.write.propose([...args, description], { account: voterA }));
   const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
   expect(await governor.read.state([proposalId])).toBe(0); // Pending
 
-  await advance(Number(await governor.read.votingDelay()) + 1);
+  await advance(system, Number(await governor.read.votingDelay()) + 1);
   expect(await governor.read.state([proposalId])).toBe(1); // Active
-  await mined(governor.write.castVote([proposalId, 1], { account: voterA }));
-  await mined(governor.write.castVote([proposalId, 0], { account: voterB }));
+  await mined(system, governor.write.castVote([proposalId, 1], { account: voterA }));
+  await mined(system, governor.write.castVote([proposalId, 0], { account: voterB }));
 
-  await advance(Number(await governor.read.votingPeriod()) + 1);
+  await advance(system, Number(await governor.read.votingPeriod()) + 1);
   expect(await governor.read.state([proposalId])).toBe(4); // Succeeded
-  await mined(governor.write.queue([...args, descriptionHash], { account: stranger }));
+  await mined(system, governor.write.queue([...args, descriptionHash], { account: stranger }));
   expect(await governor.read.state([proposalId])).toBe(5); // Queued
 
-  await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
-  await mined(governor.write.execute([...args, descriptionHash], { account: stranger }));
+  await advance(system, Number(await system.contracts.timelock.read.getMinDelay()) + 1);
+  await mined(system, governor.write.execute([...args, descriptionHash], { account: stranger }));
   expect(await governor.read.state([proposalId])).toBe(7); // Executed
 }
 
 async function openCase(provider: Address, amount: bigint): Promise<bigint> {
-  await mined(system.contracts.manager.write.openCase([provider, amount, "0xdeadbeef"], { account: watcher }));
+  await mined(system, system.contracts.manager.write.openCase([provider, amount, "0xdeadbeef"], { account: watcher }));
   return await system.contracts.manager.read.caseCount();
 }
 
@@ -80,17 +69,17 @@ beforeAll(async () => {
     [voterA, DIN("10000000")],
     [voterB, DIN("3000000")],
   ] as const) {
-    await mined(token.write.transfer([account, amount], { account: deployer }));
+    await mined(system, token.write.transfer([account, amount], { account: deployer }));
   }
   for (const operator of [operatorA, operatorB]) {
-    await mined(token.write.approve([registry.address, DIN("10000")], { account: operator }));
-    await mined(registry.write.registerAndStake(["node", "ipfs://meta", DIN("1000")], { account: operator }));
-    await mined(registry.write.setEndpoint([31337n, "https://rpc.example.org"], { account: operator }));
+    await mined(system, token.write.approve([registry.address, DIN("10000")], { account: operator }));
+    await mined(system, registry.write.registerAndStake(["node", "ipfs://meta", DIN("1000")], { account: operator }));
+    await mined(system, registry.write.setEndpoint([31337n, "https://rpc.example.org"], { account: operator }));
   }
-  await mined(token.write.approve([manager.address, DIN("1000")], { account: watcher }));
-  await mined(token.write.delegate([voterA], { account: voterA }));
-  await mined(token.write.delegate([voterB], { account: voterB }));
-  await advance(1);
+  await mined(system, token.write.approve([manager.address, DIN("1000")], { account: watcher }));
+  await mined(system, token.write.delegate([voterA], { account: voterA }));
+  await mined(system, token.write.delegate([voterB], { account: voterB }));
+  await advance(system, 1);
 });
 
 afterAll(async () => {
@@ -130,7 +119,7 @@ describe("slashing governance on a deployed network", () => {
     expect(await balance(timelock.address)).toBe(treasuryBefore + asked - reward);
     expect(await manager.read.claimable([watcher])).toBe(CASE_BOND + reward);
 
-    await mined(manager.write.claim({ account: watcher }));
+    await mined(system, manager.write.claim({ account: watcher }));
     expect(await balance(watcher)).toBe(watcherBefore + reward);
     expect(await balance(registry.address)).toBe(
       (await registry.read.totalActiveStake()) + (await registry.read.totalUnbondingStake()),
@@ -166,21 +155,21 @@ describe("slashing governance on a deployed network", () => {
     const args = [[manager.address], [0n], [calldata]] as const;
     const description = `late uphold ${caseId}`;
     const descriptionHash = keccak256(toBytes(description));
-    await mined(governor.write.propose([...args, description], { account: voterA }));
+    await mined(system, governor.write.propose([...args, description], { account: voterA }));
     const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
-    await advance(2);
-    await mined(governor.write.castVote([proposalId, 1], { account: voterA }));
-    await advance(Number(await manager.read.caseTtl()) + 1);
-    await mined(governor.write.queue([...args, descriptionHash], { account: stranger }));
-    await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
+    await advance(system, 2);
+    await mined(system, governor.write.castVote([proposalId, 1], { account: voterA }));
+    await advance(system, Number(await manager.read.caseTtl()) + 1);
+    await mined(system, governor.write.queue([...args, descriptionHash], { account: stranger }));
+    await advance(system, Number(await system.contracts.timelock.read.getMinDelay()) + 1);
     await expect(governor.write.execute([...args, descriptionHash], { account: stranger })).rejects.toThrow(
       /ManagerCaseExpired/,
     );
 
-    await mined(manager.write.expireCase([caseId], { account: stranger }));
+    await mined(system, manager.write.expireCase([caseId], { account: stranger }));
     expect((await manager.read.getCase([caseId])).status).toBe(CaseStatus.Expired);
     expect(await manager.read.claimable([watcher])).toBe(CASE_BOND);
-    await mined(manager.write.claim({ account: watcher }));
+    await mined(system, manager.write.claim({ account: watcher }));
     expect(await balance(watcher)).toBe(watcherBefore);
     expect((await registry.read.getProvider([operatorB])).activeStake).toBe(stakeBefore);
     expect(await registry.read.openCases([operatorB])).toBe(0n);
