@@ -182,6 +182,24 @@ for (const database of ["pglite", "postgres"] as const) {
       await liveSaw("alpha slashed", a, (p) => p.slashedTotal === DIN("300"));
     });
 
+    // The path past one machine: read replicas on the indexer's PostgreSQL (PGlite has no replicas).
+    if (database === "postgres") it("serves the same rows from a `ponder serve` replica on the same database", async () => {
+      const replica = await startIndexer({
+        rpcUrl: system.chain.rpcUrl,
+        deployment: system.deployment,
+        databaseUrl: postgres!.url,
+        schema: "opendin_test",
+        mode: "serve",
+      });
+      try {
+        const query = `{ providers(orderBy: "address") { items { address activeStake status slashedTotal } } slashingCases(orderBy: "id") { items { id status } } }`;
+        expect(await replica.graphql(query)).toEqual(await indexer.graphql(query));
+        expect((await replica.graphql<{ providers: { items: unknown[] } }>(query)).providers.items).toHaveLength(3);
+      } finally {
+        await replica.dispose();
+      }
+    });
+
     it("derives status from jail and the minimum stake", async () => {
       const { registry, timelock } = system.contracts;
       const b = operators[1];
