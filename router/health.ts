@@ -92,6 +92,9 @@ export class ProviderHealth {
   // Traffic, for /status and /metrics.
   inFlight = 0;
   served = 0; // client calls this provider answered (results and passed-through errors)
+  /** Sum and count of successful attempt latencies (probes too), for the dashboard's latency chart. */
+  latencySumMs = 0;
+  latencySamples = 0;
   windowServed = 0;
   previousWindowServed = 0;
   readonly failures = new Float64Array(failureKinds.length);
@@ -164,6 +167,8 @@ export class ProviderHealth {
   recordSuccess(latencyMs: number): void {
     const s = this.scoring;
     this.latencyMs = Number.isNaN(this.latencyMs) ? latencyMs : this.latencyMs + s.latencyAlpha * (latencyMs - this.latencyMs);
+    this.latencySumMs += latencyMs;
+    this.latencySamples++;
     this.errorRate -= s.errorAlpha * this.errorRate;
     this.consecutiveFailures = 0;
     if (this.probationLeft > 0 && !this.circuitOpen) {

@@ -3,11 +3,13 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
 import { RouterOptionError } from "./errors.ts";
+import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper } from "./failover.ts";
 import { compileMethodPolicy } from "./methodPolicy.ts";
 import { RouterMetrics } from "./metrics.ts";
 import { resolveRoutingOptions, type RoutingOptions, type RoutingOverrides } from "./options.ts";
+import { TrafficHistory } from "./history.ts";
 import { startProber } from "./prober.ts";
 import { indexerProviderSet, type ProviderRecord, type ProviderSetSource } from "./providerSet.ts";
 import { ChainTable, type Random } from "./routingTable.ts";
@@ -110,6 +112,9 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     };
   };
   const renderMetrics = () => metrics.render(tables.values(), source.status(), performance.now());
+  const history = new TrafficHistory();
+  const historyTimer = setInterval(() => history.sample(tables.values(), Date.now()), history.intervalMs);
+  historyTimer.unref();
 
   const sweeper = startSweeper();
   const handler = createRequestHandler({
@@ -120,7 +125,10 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     metrics,
     log,
     status,
+    history: (since) => history.read(since),
     renderMetrics,
+    assets: loadDashboardAssets(),
+    indexerUrl: options.providers === undefined ? (options.indexerUrl ?? null) : null,
   });
   const server: Server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, handler);
   server.on("clientError", (_error, socket) => {
@@ -138,6 +146,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     prober.stop();
     sweeper.stop();
     clearInterval(shareTimer);
+    clearInterval(historyTimer);
     await source.stop();
     await agent.destroy();
   };

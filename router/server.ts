@@ -1,16 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
+import type { Asset } from "./dashboardAssets.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, type RouteContext } from "./failover.ts";
 import type { ProviderHealth } from "./health.ts";
 import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
+import { forwardGraphql } from "./indexerProxy.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
 import type { ChainTable } from "./routingTable.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
-// GET /metrics, GET /health. Nothing from the client's headers ever reaches a provider: the
+// GET /history, GET /metrics, GET /health, the dashboard at GET /, and POST /graphql passed to the
+// indexer. Nothing from the client's headers ever reaches a provider: the
 // upstream request is built from the parsed call alone.
 
 export type Gateway = {
@@ -21,7 +24,13 @@ export type Gateway = {
   metrics: RouterMetrics;
   log: Logger;
   status: () => unknown;
+  /** Traffic per provider over the last minutes, the points after `since` (unix ms). */
+  history: (since: number) => unknown;
   renderMetrics: () => string;
+  /** The dashboard's files by URL path (empty when not built). */
+  assets: ReadonlyMap<string, Asset>;
+  /** Where POST /graphql goes; null when the provider set does not come from an indexer. */
+  indexerUrl: string | null;
 };
 
 /** What one call of a request came to. */
@@ -232,6 +241,35 @@ function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
 }
 
+const maxGraphqlBodyBytes = 64 * 1024;
+
+function sendPage(res: ServerResponse, status: number, body: Buffer | string, type: string): void {
+  const bytes = typeof body === "string" ? Buffer.from(body) : body;
+  res.writeHead(status, {
+    "content-type": type,
+    "content-length": bytes.length,
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    // The page loads only its own script and stylesheet and talks only to this router.
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+  });
+  res.end(res.req.method === "HEAD" ? undefined : bytes);
+}
+
+function handleGraphql(g: Gateway, req: IncomingMessage, res: ServerResponse): void {
+  const answer = (status: number, message: string) => send(res, status, JSON.stringify({ errors: [{ message }] }), "router", 0);
+  if (g.indexerUrl === null) return answer(404, "this router has no indexer: GraphQL is served by the indexer it reads its providers from");
+  if (req.method !== "POST") return answer(405, "use POST for GraphQL queries");
+  if (!isJsonContentType(req.headers["content-type"])) return answer(415, "send the query as content-type application/json");
+  const indexerUrl = g.indexerUrl;
+  readBody(req, maxGraphqlBodyBytes, (body, error) => {
+    if (error !== null) return void res.destroy();
+    if (body === null) return answer(413, `the query is larger than ${maxGraphqlBodyBytes} bytes`);
+    void forwardGraphql(indexerUrl, body).then((reply) => send(res, reply.status, reply.body, "router", 0));
+  });
+}
+
 /** The request listener of the router's HTTP server. */
 export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -272,10 +310,26 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       send(res, 200, JSON.stringify(g.status(), null, 2), "router", 0);
       return;
     }
+    if (req.method === "GET" && path === "/history") {
+      const since = Number(new URLSearchParams(q >= 0 ? url.slice(q + 1) : "").get("since") ?? 0);
+      send(res, 200, JSON.stringify(g.history(Number.isFinite(since) ? since : 0)), "router", 0);
+      return;
+    }
+    if (path === "/graphql") {
+      handleGraphql(g, req, res);
+      return;
+    }
+    if (req.method === "GET" || req.method === "HEAD") {
+      const asset = g.assets.get(path);
+      if (asset !== undefined) return sendPage(res, 200, asset.body, asset.type);
+      if (path === "/") {
+        return sendPage(res, 503, "The dashboard is not built: run `npm run build`, then start the router again.\n", "text/plain; charset=utf-8");
+      }
+    }
     if (req.method === "GET" && path === "/metrics") {
       send(res, 200, g.renderMetrics(), "router", 0, "text/plain; version=0.0.4; charset=utf-8");
       return;
     }
-    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET /status, /metrics, /health"), "none", 0);
+    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET / (dashboard), /status, /history, /metrics, /health; POST /graphql"), "none", 0);
   };
 }

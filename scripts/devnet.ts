@@ -92,12 +92,13 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     for (const s of stops.reverse()) await s().catch(() => undefined);
   };
   try {
-    const built = ["../artifacts/contracts/ProviderRegistry.sol/ProviderRegistry.json", "../indexer/abis.generated.ts"];
+    const built = ["../artifacts/contracts/ProviderRegistry.sol/ProviderRegistry.json", "../indexer/abis.generated.ts", "../router/dashboard/dist/app.js"];
     if (!built.every((path) => existsSync(fileURLToPath(new URL(path, import.meta.url))))) {
       onProgress("compiling the contracts (npm run build)");
       const steps = [
         [fileURLToPath(new URL("../node_modules/hardhat/dist/src/cli.js", import.meta.url)), "build", "--quiet"],
         [fileURLToPath(new URL("./exportAbis.ts", import.meta.url))],
+        [fileURLToPath(new URL("./buildDashboard.ts", import.meta.url))],
       ];
       for (const args of steps) {
         if (spawnSync(process.execPath, args, { stdio: "inherit" }).status !== 0) throw new Error("compiling the contracts failed");
@@ -225,6 +226,7 @@ function summary(info: DevnetInfo, stateFile: string): string {
     "",
     "OpenDIN devnet is running.",
     "",
+    `  dashboard (open in a browser)          ${info.routerUrl}/`,
     `  router (point dapps and wallets here)  ${info.routerUrl}/rpc/${info.chainId}   chain id ${info.chainId}`,
     `  router status                          ${info.routerUrl}/status`,
     `  indexer GraphQL                        ${info.indexerUrl}/graphql`,

@@ -116,6 +116,18 @@ describe("the router on the indexer's live provider set", () => {
     expect([...who]).toEqual([opC.toLowerCase()]);
   });
 
+  it("passes GraphQL queries to its indexer at POST /graphql, within limits", async () => {
+    const query = `{ providers(orderBy: "address") { items { address name activeStake status } } }`;
+    const post = (body: string) => fetch(`${router.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const answer = await post(JSON.stringify({ query }));
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ data: await indexer.graphql(query) });
+    const huge = await post(JSON.stringify({ query: `{ providers { items { name } } } #${"x".repeat(70_000)}` }));
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { errors: { message: string }[] }).errors[0].message).toMatch(/larger than 65536 bytes/);
+    expect((await fetch(`${router.url}/graphql`)).status).toBe(405);
+  });
+
   it("keeps serving the last set while the indexer is away, and a new router starts from the snapshot", async () => {
     const snapshotPath = join(dir, "providers.json");
     await waitFor(async () => (await readFile(snapshotPath, "utf8").catch(() => "")).includes(opC.toLowerCase()), "the snapshot on disk");

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startChain, type Chain } from "../../scripts/chain.ts";
+import { eventually } from "../helpers/chainActions.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { DEV_ACCOUNT, direct, waitFor } from "./support.ts";
@@ -259,5 +260,45 @@ describe("status, metrics and health", () => {
     const health = await router.get("/health");
     expect(health.status).toBe(200);
     expect(health.json()).toMatchObject({ ok: true, eligibleProviders: 2 });
+  });
+});
+
+describe("the dashboard and its data", () => {
+  it("serves the dashboard page, script and stylesheet with a strict content security policy", async () => {
+    const page = await router.get("/");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.text).toContain('<script type="module" src="/dashboard/app.js"></script>');
+    const script = await router.get("/dashboard/app.js");
+    expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(script.text).toContain("/history?since=");
+    expect((await router.get("/dashboard/style.css")).headers.get("content-type")).toBe("text/css; charset=utf-8");
+    expect((await router.get("/dashboard/other.js")).status).toBe(404);
+  });
+
+  it("keeps each provider's requests per second and latency for GET /history", async () => {
+    const [first] = router.status().chains[0].providers;
+    const before = Date.now();
+    type History = { intervalMs: number; chains: { chainId: number; providers: { address: string; points: [number, number, number | null][] }[] }[] };
+    const served = await eventually("traffic in the history", async () => {
+      for (let i = 0; i < 20; i++) await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber" });
+      const history = (await router.get(`/history?since=${before}`)).json() as History;
+      const points = history.chains.find((c) => c.chainId === CHAIN)?.providers.flatMap((p) => p.points) ?? [];
+      return points.some(([, perSecond]) => perSecond > 0) ? { history, points } : undefined;
+    });
+    expect(served.history.intervalMs).toBe(1000);
+    expect(served.points.every(([at]) => at > before)).toBe(true);
+    expect(served.history.chains[0].providers.map((p) => p.address)).toContain(first.address);
+    // The latency of a second is the mean of the attempts in it: plausible for a local node.
+    const latencies = served.points.map(([, , ms]) => ms).filter((ms): ms is number => ms !== null);
+    expect(latencies.length).toBeGreaterThan(0);
+    expect(Math.min(...latencies)).toBeGreaterThan(0);
+  });
+
+  it("answers POST /graphql with a clear error when the router has no indexer", async () => {
+    const response = await fetch(`${router.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"query":"{ providers { items { name } } }"}' });
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as { errors: { message: string }[] }).errors[0].message).toMatch(/no indexer/);
   });
 });

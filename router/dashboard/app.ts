@@ -1,0 +1,367 @@
+import { lineChart, type Series } from "./chart.ts";
+import {
+  readHistory,
+  readRegistry,
+  readStatus,
+  type HistoryPoint,
+  type Proposal,
+  type Registry,
+  type RegistryProvider,
+  type RouterProvider,
+  type RouterStatus,
+  type SlashingCase,
+} from "./registry.ts";
+
+// The dashboard: polls the router (/status and /history every second) and the registry (GraphQL
+// every two seconds) and redraws. Everything shown that came from the chain (names, URLs, reasons)
+// is untrusted text and only ever set with textContent.
+
+const windowMs = 5 * 60_000;
+const palette = ["#2f6fde", "#e0692b", "#2a9d5b", "#b6408f", "#a07a12", "#1c9fb0", "#d64545", "#6a5acd", "#6b7d12", "#6b6b6b"];
+
+const model = {
+  status: null as RouterStatus | null,
+  statusError: null as string | null,
+  statusAt: 0,
+  registry: null as Registry | null,
+  registryError: null as string | null,
+  /** The registry chain's time (unix s) when the registry was read, and the page's clock then (ms). */
+  chainTime: 0,
+  chainTimeReadAt: 0,
+  /** chainId|address → name and the samples of the last window */
+  history: new Map<string, { chainId: number; address: string; name: string; points: HistoryPoint[] }>(),
+  lastPoint: 0,
+};
+
+// ---- formatting ------------------------------------------------------------------------------
+
+type Child = Node | string | null | undefined | false;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: { class?: string; title?: string; data?: Record<string, string> } = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const element = document.createElement(tag);
+  if (props.class) element.className = props.class;
+  if (props.title) element.title = props.title;
+  for (const [key, value] of Object.entries(props.data ?? {})) element.dataset[key] = value;
+  for (const child of children) if (child !== null && child !== undefined && child !== false) element.append(child);
+  return element;
+}
+
+const wad = 10n ** 18n;
+/** Token wei → "20,000 DIN" (two decimals at most). */
+function tokens(wei: string | null | undefined): string {
+  if (wei === null || wei === undefined) return "—";
+  const value = BigInt(wei);
+  const cents = (value % wad) / 10n ** 16n;
+  const fraction = cents === 0n ? "" : `.${cents.toString().padStart(2, "0").replace(/0$/, "")}`;
+  return `${(value / wad).toLocaleString("en-US")}${fraction} DIN`;
+}
+const percent = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.1 ? 1 : 0)}%`;
+const short = (address: string) => `${address.slice(0, 6)}…${address.slice(-4)}`;
+const clock = (unixSeconds: string | number) => new Date(Number(unixSeconds) * 1000).toLocaleTimeString("en-GB");
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+function registryProvider(address: string): RegistryProvider | undefined {
+  return model.registry?.providers.items.find((p) => same(p.address, address));
+}
+function providerLabel(address: string): HTMLElement {
+  const name = registryProvider(address)?.name;
+  return h("span", { class: "who", title: address }, name ?? short(address), name ? h("small", {}, ` ${short(address)}`) : null);
+}
+
+const stateLabels: Record<string, string> = {
+  checking: "checking",
+  healthy: "healthy",
+  probation: "probation",
+  circuit_open: "circuit open",
+  half_open: "half open",
+  lagging: "lagging",
+  wrong_chain: "wrong chain",
+  not_routed: "not routed",
+};
+const badge = (kind: string, text: string, title?: string) => h("span", { class: "badge", title, data: { kind } }, text);
+
+// ---- providers per chain ---------------------------------------------------------------------
+
+type Row = { address: string; name: string; router?: RouterProvider; registry?: RegistryProvider; color: string };
+
+/** The chain's providers: those the router routes over, and those registered for the chain that it does not (jailed, below minimum). */
+function chainRows(chainId: number, routed: RouterProvider[]): Row[] {
+  const rows = new Map<string, Row>();
+  for (const p of routed) rows.set(p.address.toLowerCase(), { address: p.address, name: p.name, router: p, color: "" });
+  for (const p of model.registry?.providers.items ?? []) {
+    const key = p.address.toLowerCase();
+    const row = rows.get(key);
+    if (row !== undefined) row.registry = p;
+    else if (p.endpoints.items.some((e) => Number(e.chainId) === chainId)) rows.set(key, { address: p.address, name: p.name, registry: p, color: "" });
+  }
+  const stake = (r: Row) => BigInt(r.registry?.activeStake ?? r.router?.stake ?? "0");
+  const sorted = [...rows.values()].sort((a, b) => (stake(b) > stake(a) ? 1 : stake(b) < stake(a) ? -1 : a.address.localeCompare(b.address)));
+  sorted.forEach((r, i) => (r.color = palette[i % palette.length]));
+  return sorted;
+}
+
+function cell(label: string, field: string, ...children: Child[]): HTMLTableCellElement {
+  return h("td", { data: { label, field } }, ...children);
+}
+
+function providerRow(r: Row): HTMLTableRowElement {
+  const p = r.router;
+  const state = p?.state ?? "not_routed";
+  const parts = p?.parts;
+  const share = h("div", { class: "share-bar", title: p ? `recent traffic ${percent(p.trafficShare)}, formula ${percent(p.expectedShare)}` : "" });
+  if (p) {
+    const fill = h("div", { class: "fill" });
+    fill.style.width = percent(Math.min(1, p.trafficShare));
+    const mark = h("div", { class: "expected" });
+    mark.style.left = percent(Math.min(1, p.expectedShare));
+    share.append(fill, mark);
+  }
+  const swatch = h("span", { class: "swatch" });
+  swatch.style.background = r.color;
+  const onChain = r.registry?.status ?? "unknown";
+  return h(
+    "tr",
+    { data: { provider: r.address.toLowerCase(), state } },
+    cell("Provider", "name", swatch, h("strong", {}, r.name), h("small", { class: "address", title: r.address }, short(r.address))),
+    cell("Stake", "stake", tokens(r.registry?.activeStake ?? p?.stake)),
+    cell("Unbonding", "unbonding", r.registry && r.registry.unbondingStake !== "0" ? tokens(r.registry.unbondingStake) : "—"),
+    cell(
+      "On chain",
+      "status",
+      badge(onChain, onChain.replace("_", " ")),
+      r.registry && r.registry.openCases > 0 ? badge("case", `${r.registry.openCases} open case${r.registry.openCases > 1 ? "s" : ""}`) : null,
+    ),
+    cell("State", "state", badge(state, stateLabels[state] ?? state, p?.lastFailure ?? undefined)),
+    cell(
+      "Score",
+      "score",
+      p ? h("strong", {}, p.score.toFixed(2)) : "—",
+      parts
+        ? h(
+            "small",
+            { class: "parts", title: "weight = √stake · latency · errors · lag · slash · probation" },
+            `√stake ${parts.stake.toFixed(0)} · latency ${parts.latency.toFixed(2)} · errors ${parts.errors.toFixed(2)} · lag ${parts.lag.toFixed(2)} · slash ${parts.slash.toFixed(2)}${parts.probation < 1 ? ` · probation ${parts.probation}` : ""}`,
+          )
+        : null,
+    ),
+    cell("Traffic share", "share", share, p ? h("small", {}, `${percent(p.trafficShare)} · formula ${percent(p.expectedShare)}`) : "—"),
+    cell("Latency", "latency", p?.latencyMs != null ? `${p.latencyMs.toFixed(p.latencyMs < 10 ? 1 : 0)} ms` : "—"),
+    cell("Served", "served", p ? p.served.toLocaleString("en-US") : "—"),
+  );
+}
+
+function charts(chainId: number, rows: Row[]): HTMLElement {
+  const now = model.lastPoint || Date.now();
+  const perProvider = rows.map((r) => ({ row: r, points: model.history.get(`${chainId}|${r.address.toLowerCase()}`)?.points ?? [] }));
+  const series = (pick: (p: HistoryPoint) => number | null): Series[] =>
+    perProvider.map(({ row, points }) => ({ label: row.name, color: row.color, points: points.map((p) => [p[0], pick(p)] as [number, number | null]) }));
+  const legend = h("ul", { class: "legend" });
+  for (const r of rows) {
+    const swatch = h("span", { class: "swatch" });
+    swatch.style.background = r.color;
+    legend.append(h("li", {}, swatch, r.name));
+  }
+  return h(
+    "div",
+    { class: "charts" },
+    lineChart("Requests per second", "req/s", series((p) => p[1]), windowMs, now),
+    lineChart("Latency (mean of successful attempts)", "ms", series((p) => p[2]), windowMs, now),
+    legend,
+  );
+}
+
+function chainSection(chainId: number, routed: RouterStatus["chains"][number] | undefined): HTMLElement {
+  const rows = chainRows(chainId, routed?.providers ?? []);
+  const head = h(
+    "thead",
+    {},
+    h("tr", {}, ...["Provider", "Stake", "Unbonding", "On chain", "State", "Score", "Traffic share", "Latency", "Served"].map((t) => h("th", {}, t))),
+  );
+  const facts = routed
+    ? `${routed.eligibleProviders} of ${routed.providers.length} providers receive traffic · median head ${routed.medianHead ?? "unknown"}`
+    : "the router has no providers for this chain";
+  return h(
+    "section",
+    { class: "panel chain", data: { chain: String(chainId) } },
+    h("h2", {}, `Chain ${chainId}`, h("small", {}, facts)),
+    h("div", { class: "table-wrap" }, h("table", { class: "providers" }, head, h("tbody", {}, ...rows.map(providerRow)))),
+    charts(chainId, rows),
+  );
+}
+
+function renderChains(): void {
+  const target = document.getElementById("chains")!;
+  const ids = new Set<number>(model.status?.chains.map((c) => c.chainId) ?? []);
+  for (const p of model.registry?.providers.items ?? []) for (const e of p.endpoints.items) ids.add(Number(e.chainId));
+  if (ids.size === 0) return;
+  target.replaceChildren(...[...ids].sort((a, b) => a - b).map((id) => chainSection(id, model.status?.chains.find((c) => c.chainId === id))));
+}
+
+// ---- cases, proposals, votes -----------------------------------------------------------------
+
+/** The registry chain's clock now (governance deadlines are in chain time, which a devnet moves at will). */
+function chainNow(): number {
+  return model.chainTime > 0 ? model.chainTime + (Date.now() - model.chainTimeReadAt) / 1000 : Date.now() / 1000;
+}
+
+function proposalSummary(p: Proposal): HTMLElement {
+  const now = chainNow();
+  let phase: string;
+  if (p.state === "executed") phase = "executed";
+  else if (p.state === "canceled") phase = "canceled";
+  else if (p.state === "queued") phase = `queued, executable from ${p.eta ? clock(p.eta) : "—"}`;
+  else if (now < Number(p.voteStart)) phase = `voting opens ${clock(p.voteStart)}`;
+  else if (now <= Number(p.voteEnd)) phase = `voting until ${clock(p.voteEnd)}`;
+  else phase = "vote closed";
+  const action = p.action === "uphold_case" ? "uphold (slash)" : p.action === "reject_case" ? "reject" : "other";
+  const support = ["against", "for", "abstain"];
+  return h(
+    "div",
+    { class: "proposal", data: { proposal: p.id } },
+    h("div", {}, h("strong", {}, `Proposal ${short(p.id)}`), ` · ${action} · `, badge(p.state, phase)),
+    h("div", { class: "tally" }, `for ${tokens(p.forVotes)} · against ${tokens(p.againstVotes)} · abstain ${tokens(p.abstainVotes)}`),
+    p.votes.items.length > 0
+      ? h(
+          "ul",
+          { class: "votes" },
+          ...p.votes.items.map((v) => h("li", {}, h("span", { title: v.voter }, short(v.voter)), ` ${support[v.support] ?? "?"} with ${tokens(v.weight)}`, v.reason ? h("q", {}, v.reason) : null)),
+        )
+      : h("div", { class: "muted" }, "no votes yet"),
+  );
+}
+
+function caseCard(c: SlashingCase): HTMLElement {
+  const facts =
+    c.status === "open"
+      ? `asks ${tokens(c.amount)} · bond ${tokens(c.bond)} · opened ${clock(c.openedAt)} · expires ${clock(c.expiresAt)}`
+      : `asked ${tokens(c.amount)} · ${c.slashed !== null ? `slashed ${tokens(c.slashed)} · ` : ""}opened ${clock(c.openedAt)} · closed ${c.resolvedAt ? clock(c.resolvedAt) : "—"}`;
+  return h(
+    "article",
+    { class: "case", data: { case: c.id, status: c.status } },
+    h("header", {}, h("strong", {}, `Case #${c.id}`), " against ", providerLabel(c.provider), " ", badge(c.status, c.status)),
+    h("div", { class: "muted" }, facts, " · watcher ", h("span", { title: c.watcher }, short(c.watcher))),
+    c.proposal ? proposalSummary(c.proposal) : h("div", { class: "muted" }, "no proposal yet"),
+  );
+}
+
+function renderRegistry(): void {
+  const registry = model.registry;
+  if (registry === null) return;
+  const cases = registry.slashingCases.items;
+  document.getElementById("cases")!.replaceChildren(
+    ...(cases.length === 0 ? [h("p", { class: "empty" }, "No slashing cases. Watchers open one with `din case open`.")] : cases.map(caseCard)),
+  );
+  const kinds: Record<string, string> = { stake: "staked", unbond: "unbond requested", withdraw: "withdrew", slash: "slashed", deregister: "deregistered" };
+  const events = registry.stakeEvents.items;
+  document.getElementById("stake-events")!.replaceChildren(
+    events.length === 0
+      ? h("p", { class: "empty" }, "No stake events yet.")
+      : h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            { class: "events" },
+            h("thead", {}, h("tr", {}, ...["Time", "Provider", "Event", "Amount", "Active after", "Unbonding after"].map((t) => h("th", {}, t)))),
+            h(
+              "tbody",
+              {},
+              ...events.map((e) =>
+                h(
+                  "tr",
+                  { data: { kind: e.kind } },
+                  cell("Time", "time", clock(e.timestamp)),
+                  cell("Provider", "provider", providerLabel(e.provider)),
+                  cell("Event", "kind", kinds[e.kind] ?? e.kind, e.releaseAt ? h("small", {}, ` (free at ${clock(e.releaseAt)})`) : null),
+                  cell("Amount", "amount", tokens(e.amount)),
+                  cell("Active after", "active", tokens(e.activeStake)),
+                  cell("Unbonding after", "unbonding", tokens(e.unbondingStake)),
+                ),
+              ),
+            ),
+          ),
+        ),
+  );
+}
+
+// ---- connection line and notices -------------------------------------------------------------
+
+function renderConnection(): void {
+  const line = document.getElementById("connection")!;
+  const set = model.status?.providerSet;
+  let state: string;
+  let text: string;
+  if (model.statusError !== null) [state, text] = ["down", `router unreachable (${model.statusError}); retrying`];
+  else if (set && set.state !== "live" && set.state !== "static") [state, text] = ["degraded", `indexer ${set.state}: routing on the ${set.servingFrom} set`];
+  else [state, text] = ["live", `live · updated ${new Date(model.statusAt).toLocaleTimeString("en-GB")}`];
+  line.dataset.state = state;
+  line.textContent = text;
+  const minStake = model.registry?.parameters.items.find((p) => p.name === "minStake");
+  const notices: Child[] = [];
+  if (model.registryError !== null) notices.push(h("p", { class: "notice" }, `Registry unavailable: ${model.registryError}`));
+  if (model.status?.devnet) notices.push(h("p", { class: "note" }, "Devnet mode: loopback provider endpoints are allowed."));
+  if (minStake) notices.push(h("p", { class: "note" }, `Minimum stake ${tokens(minStake.value)}.`));
+  document.getElementById("notices")!.replaceChildren(...notices.filter((n): n is Node => n instanceof Node));
+}
+
+function render(): void {
+  renderConnection();
+  renderChains();
+  renderRegistry();
+}
+
+// ---- polling ---------------------------------------------------------------------------------
+
+async function pollRouter(): Promise<void> {
+  try {
+    const [status, history] = await Promise.all([readStatus(), readHistory(model.lastPoint)]);
+    model.status = status;
+    model.statusError = null;
+    model.statusAt = Date.now();
+    for (const chain of history.chains) {
+      for (const p of chain.providers) {
+        const key = `${chain.chainId}|${p.address.toLowerCase()}`;
+        let series = model.history.get(key);
+        if (series === undefined) model.history.set(key, (series = { chainId: chain.chainId, address: p.address, name: p.name, points: [] }));
+        series.name = p.name;
+        series.points.push(...p.points);
+        for (const point of p.points) if (point[0] > model.lastPoint) model.lastPoint = point[0];
+      }
+    }
+    for (const series of model.history.values()) {
+      const from = model.lastPoint - windowMs;
+      while (series.points.length > 0 && series.points[0][0] < from) series.points.shift();
+    }
+  } catch (error) {
+    model.statusError = (error as Error).message;
+  }
+  render();
+}
+
+async function pollRegistry(): Promise<void> {
+  try {
+    model.registry = await readRegistry();
+    model.registryError = null;
+    const times = Object.values(model.registry._meta.status).map((c) => c.block.timestamp);
+    if (times.length > 0) [model.chainTime, model.chainTimeReadAt] = [Math.max(...times), Date.now()];
+  } catch (error) {
+    model.registryError = (error as Error).message;
+  }
+  render();
+}
+
+/** Runs `poll` now and then `everyMs` after each run ends, skipping while the tab is hidden. */
+function every(everyMs: number, poll: () => Promise<void>): void {
+  const run = async () => {
+    if (!document.hidden) await poll();
+    setTimeout(run, everyMs);
+  };
+  void run();
+}
+
+every(1_000, pollRouter);
+every(2_000, pollRegistry);

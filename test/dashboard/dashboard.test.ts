@@ -1,0 +1,157 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDevnet, type Devnet, type DevnetProvider } from "../../scripts/devnet.ts";
+import { eventually } from "../helpers/chainActions.ts";
+import { runDin } from "../helpers/runDin.ts";
+
+// The dashboard in a real browser (Debian's Chromium driven by playwright-core) against the whole
+// devnet: chain, contracts, five provider nodes, indexer and router, as `npm start` runs them.
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
+let cwd: string;
+let devnet: Devnet;
+let browser: Browser;
+let page: Page;
+
+async function rpc(method: string, params: unknown[] = []): Promise<{ status: number; result: unknown }> {
+  const response = await fetch(`${devnet.info.routerUrl}/rpc/${devnet.info.chainId}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return { status: response.status, result: ((await response.json()) as { result?: unknown }).result };
+}
+
+async function setFault(provider: DevnetProvider, kind: string): Promise<void> {
+  const response = await fetch(`${provider.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind }) });
+  expect(response.ok).toBe(true);
+}
+
+/** The text of one cell of a provider's row on the page. */
+const cellText = (address: string, field: string) => page.locator(`tr[data-provider="${address.toLowerCase()}"] td[data-field="${field}"]`).innerText();
+
+beforeAll(async () => {
+  if (!existsSync(chromiumPath)) throw new Error(`no Chromium at ${chromiumPath}: install Debian's package (apt-get install chromium) or set CHROMIUM_PATH`);
+  cwd = await mkdtemp(join(tmpdir(), "opendin-dashboard-"));
+  await mkdir(artifacts, { recursive: true });
+  devnet = await startDevnet({ dir: join(cwd, ".devnet"), chainPort: 0, indexerPort: 0, routerPort: 0, onProgress: () => {} });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    // The machine has no internet: keep Chromium from trying (and from needing a sandbox as root).
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const pageErrors: string[] = [];
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  await page.goto(`${devnet.info.routerUrl}/`);
+  expect(pageErrors).toEqual([]);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await devnet?.stop();
+  if (cwd) await rm(cwd, { recursive: true, force: true });
+});
+
+describe("the dashboard at the router's /", () => {
+  it("lists the five providers with their stakes, on-chain status and router state", async () => {
+    const rows = page.locator("tr[data-provider]");
+    await eventually("five provider rows", async () => ((await rows.count()) === 5 ? true : undefined));
+    for (const provider of devnet.info.providers) {
+      expect(await cellText(provider.address, "name")).toContain(provider.name);
+      expect(await cellText(provider.address, "stake")).toBe(`${Number(provider.stake).toLocaleString("en-US")} DIN`);
+      expect(await cellText(provider.address, "status")).toBe("active");
+    }
+    // Stake decides the order: the largest first.
+    const names = await page.locator("tr[data-provider] td[data-field=name] strong").allInnerTexts();
+    expect(names).toEqual(["aurora", "borealis", "cirrus", "drizzle", "ember"]);
+    await eventually("every provider out of its first checks", async () =>
+      (await page.locator('tr[data-provider][data-state="checking"]').count()) === 0 ? true : undefined,
+    );
+  });
+
+  it("charts each provider's requests per second once traffic flows", async () => {
+    for (let i = 0; i < 80; i++) expect((await rpc("eth_blockNumber")).status).toBe(200);
+    const lines = page.locator('figure.chart:first-of-type path.line');
+    const charted = await eventually("lines in the requests chart", async () => {
+      const series = await lines.evaluateAll((paths) => paths.map((p) => (p as SVGPathElement).dataset.series));
+      return series.length >= 2 ? series : undefined;
+    });
+    expect(charted.every((name) => devnet.info.providers.some((p) => p.name === name))).toBe(true);
+    expect(await page.locator("ul.legend li").allInnerTexts()).toEqual(devnet.info.providers.map((p) => p.name));
+  });
+
+  it("shows a killed provider leave the healthy state within seconds, while clients keep being served", async () => {
+    const victim = devnet.info.providers[0]; // aurora: the largest share
+    await setFault(victim, "refuse");
+    try {
+      const state = await eventually(
+        `${victim.name} to leave "healthy" on the page`,
+        async () => {
+          expect((await rpc("eth_blockNumber")).status).toBe(200);
+          const text = await cellText(victim.address, "state");
+          return text !== "healthy" ? text : undefined;
+        },
+        20_000,
+      );
+      expect(["circuit open", "half open", "probation", "checking"]).toContain(state);
+      for (const other of devnet.info.providers.slice(1)) expect(await cellText(other.address, "state")).toMatch(/healthy|probation/);
+    } finally {
+      await setFault(victim, "none");
+    }
+  });
+
+  it("shows an opened case, its proposal and the votes on it", async () => {
+    const accused = devnet.info.providers[2]; // cirrus
+    const watcher = devnet.info.accounts.find((a) => a.role === "watcher")!;
+    const voter = devnet.info.accounts.find((a) => a.role === "voter")!;
+    const evidence = join(cwd, "evidence.txt");
+    await writeFile(evidence, "served a stale head for 40 blocks");
+    const opened = await runDin(["case", "open", "--provider", accused.address, "--amount", "400", "--evidence", evidence, "--json"], { cwd, env: { DIN_PRIVATE_KEY: watcher.privateKey } });
+    expect(opened.stderr).toBe("");
+    const caseId = (JSON.parse(opened.stdout) as { caseId: string }).caseId;
+
+    const card = page.locator(`article.case[data-case="${caseId}"]`);
+    await card.waitFor({ timeout: 30_000 });
+    expect(await card.locator("header").innerText()).toMatch(new RegExp(`Case #${caseId}\\s+against\\s+${accused.name}.*open`, "s"));
+    expect(await card.innerText()).toContain("asks 400 DIN · bond 10 DIN");
+    await eventually("the open case on the provider's row", async () => ((await cellText(accused.address, "status")).includes("1 open case") ? true : undefined));
+
+    const proposed = await runDin(["gov", "propose-slash", "--case", caseId, "--json"], { cwd, env: { DIN_PRIVATE_KEY: voter.privateKey } });
+    expect(proposed.stderr).toBe("");
+    await card.locator(".proposal").waitFor({ timeout: 30_000 });
+    await eventually("voting to open", async () => {
+      const voted = await runDin(["gov", "vote", "--proposal", (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId, "--support", "for"], {
+        cwd,
+        env: { DIN_PRIVATE_KEY: voter.privateKey },
+      });
+      return voted.code === 0 ? true : undefined;
+    });
+    await eventually("the vote on the page", async () => ((await card.locator(".votes li").count()) === 1 ? true : undefined));
+    expect(await card.locator(".votes li").innerText()).toMatch(/for with 5,000,000 DIN/);
+    expect(await card.locator(".tally").innerText()).toContain("for 5,000,000 DIN · against 0 DIN");
+    // Deadlines are read against the chain's clock (the indexer's last block), not the browser's.
+    expect(await card.locator(".proposal").innerText()).toMatch(/uphold \(slash\) · voting until \d\d:\d\d:\d\d/);
+
+    await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
+  });
+
+  it("fits a phone's screen: no sideways scrolling, every provider still listed", async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    try {
+      await phone.goto(`${devnet.info.routerUrl}/`);
+      await eventually("five provider cards", async () => ((await phone.locator("tr[data-provider]").count()) === 5 ? true : undefined));
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+      await phone.screenshot({ path: join(artifacts, "dashboard-phone.png"), fullPage: true });
+    } finally {
+      await phone.close();
+    }
+  });
+});
