@@ -234,7 +234,7 @@ function proposalSummary(p: Proposal): HTMLElement {
   );
 }
 
-function caseCard(c: SlashingCase): HTMLElement {
+function caseCard(c: SlashingCase, proposals: Proposal[]): HTMLElement {
   const facts =
     c.status === "open"
       ? `asks ${tokens(c.amount)} · bond ${tokens(c.bond)} · opened ${clock(c.openedAt)} · expires ${clock(c.expiresAt)}`
@@ -244,7 +244,7 @@ function caseCard(c: SlashingCase): HTMLElement {
     { class: "case", data: { case: c.id, status: c.status } },
     h("header", {}, h("strong", {}, `Case #${c.id}`), " against ", providerLabel(c.provider), " ", badge(c.status, c.status)),
     h("div", { class: "muted" }, facts, " · watcher ", h("span", { title: c.watcher }, short(c.watcher))),
-    c.proposal ? proposalSummary(c.proposal) : h("div", { class: "muted" }, "no proposal yet"),
+    ...(proposals.length > 0 ? proposals.map(proposalSummary) : [h("div", { class: "muted" }, "no proposal yet")]),
   );
 }
 
@@ -253,7 +253,9 @@ function renderRegistry(): void {
   if (registry === null) return;
   const cases = registry.slashingCases.items;
   document.getElementById("cases")!.replaceChildren(
-    ...(cases.length === 0 ? [h("p", { class: "empty" }, "No slashing cases. Watchers open one with `din case open`.")] : cases.map(caseCard)),
+    ...(cases.length === 0
+      ? [h("p", { class: "empty" }, "No slashing cases. Watchers open one with `din case open`.")]
+      : cases.map((c) => caseCard(c, registry.proposals.items.filter((p) => p.caseId === c.id)))),
   );
   const kinds: Record<string, string> = { stake: "staked", unbond: "unbond requested", withdraw: "withdrew", slash: "slashed", deregister: "deregistered" };
   const events = registry.stakeEvents.items;

@@ -24,6 +24,8 @@ export type Vote = { voter: string; support: number; weight: string; reason: str
 
 export type Proposal = {
   id: string;
+  /** The slashing case it resolves; null for other proposals. */
+  caseId: string | null;
   state: string;
   action: string;
   voteStart: string;
@@ -46,7 +48,6 @@ export type SlashingCase = {
   slashed: string | null;
   openedAt: string;
   resolvedAt: string | null;
-  proposal: Proposal | null;
 };
 
 export type StakeEvent = { id: string; provider: string; kind: string; amount: string; activeStake: string; unbondingStake: string; releaseAt: string | null; timestamp: string };
@@ -54,6 +55,7 @@ export type StakeEvent = { id: string; provider: string; kind: string; amount: s
 export type Registry = {
   providers: { items: RegistryProvider[] };
   slashingCases: { items: SlashingCase[] };
+  proposals: { items: Proposal[] };
   stakeEvents: { items: StakeEvent[] };
   parameters: { items: { name: string; value: string }[] };
   /** Per indexed chain, the last block the indexer has processed: the registry's clock. */
@@ -67,7 +69,12 @@ const registryQuery = `{
   slashingCases(orderBy: "openedAt", orderDirection: "desc", limit: 50) {
     items {
       id provider watcher amount bond status expiresAt slashed openedAt resolvedAt
-      proposal { id state action voteStart voteEnd eta forVotes againstVotes abstainVotes votes { items { voter support weight reason } } }
+    }
+  }
+  proposals(orderBy: "createdAt", orderDirection: "desc", limit: 200) {
+    items {
+      id caseId state action voteStart voteEnd eta forVotes againstVotes abstainVotes
+      votes { items { voter support weight reason } }
     }
   }
   stakeEvents(orderBy: "timestamp", orderDirection: "desc", limit: 25) {

@@ -107,7 +107,7 @@ describe("the dashboard at the router's /", () => {
     }
   });
 
-  it("shows an opened case, its proposal and the votes on it", async () => {
+  it("shows an opened case, every proposal on it and the votes", async () => {
     const accused = devnet.info.providers[2]; // cirrus
     const watcher = devnet.info.accounts.find((a) => a.role === "watcher")!;
     const voter = devnet.info.accounts.find((a) => a.role === "voter")!;
@@ -138,6 +138,12 @@ describe("the dashboard at the router's /", () => {
     expect(await card.locator(".tally").innerText()).toContain("for 5,000,000 DIN · against 0 DIN");
     // Deadlines are read against the chain's clock (the indexer's last block), not the browser's.
     expect(await card.locator(".proposal").innerText()).toMatch(/uphold \(slash\) · voting until \d\d:\d\d:\d\d/);
+
+    // A competing proposal to reject the case joins the same card.
+    const other = await runDin(["gov", "propose-slash", "--case", caseId, "--reject", "--json"], { cwd, env: { DIN_PRIVATE_KEY: voter.privateKey } });
+    expect(other.stderr).toBe("");
+    await eventually("both proposals on the card", async () => ((await card.locator(".proposal").count()) === 2 ? true : undefined));
+    expect(await card.locator(".proposal").first().innerText()).toMatch(/reject · /);
 
     await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
   });
