@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { Asset } from "./dashboardAssets.ts";
+import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, type RouteContext } from "./failover.ts";
 import type { ProviderHealth } from "./health.ts";
@@ -25,7 +26,7 @@ export type Gateway = {
   log: Logger;
   status: () => unknown;
   /** Traffic per provider over the last minutes, the points after `since` (unix ms). */
-  history: (since: number) => unknown;
+  history: (since: number) => HistoryResponse;
   renderMetrics: () => string;
   /** The dashboard's files by URL path (empty when not built). */
   assets: ReadonlyMap<string, Asset>;

@@ -359,8 +359,11 @@ async function pollRegistry(): Promise<void> {
 /** Runs `poll` now and then `everyMs` after each run ends, skipping while the tab is hidden. */
 function every(everyMs: number, poll: () => Promise<void>): void {
   const run = async () => {
-    if (!document.hidden) await poll();
-    setTimeout(run, everyMs);
+    try {
+      if (!document.hidden) await poll();
+    } finally {
+      setTimeout(run, everyMs); // a failed redraw must not stop the updates
+    }
   };
   void run();
 }
