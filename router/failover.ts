@@ -15,7 +15,7 @@ import { UpstreamAttempt, type Outcome } from "./upstream.ts";
 //
 // The hot path is event-driven: each attempt reports to its call, which decides at once (answer,
 // retry, give up); one shared sweeper timer enforces attempt timeouts and starts hedges, so a call
-// costs one promise and no timer of its own.
+// costs no promise and no timer of its own.
 
 export type RouteContext = {
   agent: Dispatcher;
@@ -259,7 +259,7 @@ class CallRouting {
   }
 }
 
-/** Routes one call on `table`'s providers; never rejects. `id` is the id sent upstream. */
-export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId): Promise<CallResult> {
-  return new Promise((resolve) => new CallRouting(ctx, table, call, id, resolve).start());
+/** Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent upstream. */
+export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, done: (result: CallResult) => void): void {
+  new CallRouting(ctx, table, call, id, done).start();
 }

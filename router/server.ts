@@ -5,7 +5,7 @@ import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, type RouteContext } from "./failover.ts";
 import type { ProviderHealth } from "./health.ts";
-import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall } from "./jsonRpc.ts";
+import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
 import { forwardGraphql } from "./indexerProxy.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
@@ -52,13 +52,14 @@ function send(
   body: Buffer | string | null,
   provider: string,
   attempts: number,
+  cors: boolean,
   contentType = "application/json",
   close = false,
 ): void {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
   // A flat [name, value, …] list, and a content-length so the answer goes out in one write.
   const headers = ["x-din-provider", provider, "x-din-attempts", attempts === 1 ? "1" : String(attempts)];
-  if (res.req.headers.origin !== undefined) {
+  if (cors) {
     // Browsers (dapps) may read the answer and the x-din-* headers from any origin.
     headers.push("access-control-allow-origin", "*", "access-control-expose-headers", "x-din-provider, x-din-attempts");
   }
@@ -68,8 +69,8 @@ function send(
   res.end(bytes ?? undefined);
 }
 
-function sendError(res: ServerResponse, error: RouterError, close = false): void {
-  send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, "application/json", close);
+function sendError(res: ServerResponse, error: RouterError, cors: boolean, close = false): void {
+  send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors, "application/json", close);
 }
 
 /** Reads the body up to `max` bytes, then calls `done` with it, or with null when it is larger. */
@@ -102,6 +103,10 @@ function readBody(req: IncomingMessage, max: number, done: (body: Buffer | null,
   });
 }
 
+function hasOrigin(req: IncomingMessage): boolean {
+  return req.headers.origin !== undefined;
+}
+
 function isJsonContentType(value: string | undefined): boolean {
   if (value === undefined) return false;
   const semicolon = value.indexOf(";");
@@ -116,35 +121,56 @@ function localAnswer(item: RpcCall, bytes: Buffer, outcome: CallOutcome, outcome
   return item.notification ? notAnswered : { bytes, provider: null, local: true, attempts: 0 };
 }
 
-async function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[]): Promise<Answered> {
+/** Answers one call; `done` hears the answer once (at once for what the router answers itself). */
+function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[], done: (answered: Answered) => void): void {
   if (!isCall(item)) {
     outcomes.push("rejected");
-    return { bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 };
+    return done({ bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 });
   }
   const refusal = g.methodAllowed(item.method);
   if (refusal !== null) {
-    return localAnswer(item, errorResponse(item.id, RpcCode.methodNotFound, `method ${item.method} is not allowed: ${refusal}`), "rejected", outcomes);
+    return done(localAnswer(item, errorResponse(item.id, RpcCode.methodNotFound, `method ${item.method} is not allowed: ${refusal}`), "rejected", outcomes));
   }
-  if (item.method === "eth_chainId") return localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes);
-  if (item.method === "net_version") return localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes);
-  const result = await routeCall(g.route, table, item, item.notification ? 1 : item.id);
-  outcomes.push(result.outcome);
-  return { bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts };
+  if (item.method === "eth_chainId") return done(localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes));
+  if (item.method === "net_version") return done(localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes));
+  routeCall(g.route, table, item, item.notification ? 1 : item.id, (result) => {
+    outcomes.push(result.outcome);
+    done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
+  });
+}
+
+/** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
+type ClientHeaders = { contentLength: string | undefined; contentType: string | undefined; origin: string | undefined };
+
+function clientHeaders(req: IncomingMessage): ClientHeaders {
+  const raw = req.rawHeaders;
+  const found: ClientHeaders = { contentLength: undefined, contentType: undefined, origin: undefined };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    // Lengths first: most headers are skipped without lower-casing them.
+    if (name.length === 14 && found.contentLength === undefined && name.toLowerCase() === "content-length") found.contentLength = raw[i + 1];
+    else if (name.length === 12 && found.contentType === undefined && name.toLowerCase() === "content-type") found.contentType = raw[i + 1];
+    else if (name.length === 6 && found.origin === undefined && name.toLowerCase() === "origin") found.origin = raw[i + 1];
+  }
+  return found;
 }
 
 function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainText: string): void {
   const started = performance.now();
-  const declared = Number(req.headers["content-length"] ?? 0);
+  const headers = clientHeaders(req);
+  const cors = headers.origin !== undefined;
+  const declared = Number(headers.contentLength ?? 0);
   if (declared > g.limits.maxBodyBytes) {
     g.metrics.refused("body_too_large");
-    sendError(res, tooLarge(g.limits.maxBodyBytes), true);
+    sendError(res, tooLarge(g.limits.maxBodyBytes), cors, true);
     return;
   }
-  if (!isJsonContentType(req.headers["content-type"])) {
+  if (!isJsonContentType(headers.contentType)) {
     g.metrics.refused("unsupported_media_type");
     sendError(
       res,
       new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415),
+      cors,
       true,
     );
     return;
@@ -159,61 +185,99 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     if (body === null) {
       g.metrics.inFlight--;
       g.metrics.refused("body_too_large");
-      sendError(res, tooLarge(g.limits.maxBodyBytes), true);
+      sendError(res, tooLarge(g.limits.maxBodyBytes), cors, true);
       return;
     }
-    void handleBody(g, res, chainText, body, started);
+    answerBody(new Exchange(g, res, started, cors), chainText, body);
   });
 }
 
-/** Answers a request whose body was read; never rejects (an internal error becomes a 500). */
-async function handleBody(g: Gateway, res: ServerResponse, chainText: string, body: Buffer, started: number): Promise<void> {
-  try {
-    await answerBody(g, res, chainText, body, started);
-  } catch (failure) {
-    g.log.error("request failed inside the router", { error: failure instanceof Error ? failure.stack : String(failure) });
-    if (!res.headersSent) send(res, 500, errorResponse(null, RpcCode.internalError, "internal error in the router"), "none", 0);
-    else res.destroy();
-  } finally {
-    g.metrics.inFlight--;
+/**
+ * One HTTP request on /rpc from its body to its answer. `reply` runs exactly once, whether the
+ * answer comes at once or from a provider's callback; an internal error becomes a 500.
+ */
+class Exchange {
+  readonly g: Gateway;
+  readonly res: ServerResponse;
+  readonly started: number;
+  readonly cors: boolean;
+  private open = true;
+
+  constructor(g: Gateway, res: ServerResponse, started: number, cors: boolean) {
+    this.g = g;
+    this.res = res;
+    this.started = started;
+    this.cors = cors;
+  }
+
+  reply(status: number, body: Buffer | null, provider: string, attempts: number): void {
+    if (!this.open) return;
+    this.open = false;
+    this.g.metrics.inFlight--;
+    send(this.res, status, body, provider, attempts, this.cors);
+  }
+
+  refuse(error: RouterError, id: RpcId = null): void {
+    this.g.metrics.refused(error.code);
+    this.reply(error.httpStatus, errorResponse(id, error.rpcCode, error.message), "none", 0);
+  }
+
+  /** Runs `step`; a throw inside it is the router's bug: logged, answered with a 500. */
+  guard(step: () => void): void {
+    try {
+      step();
+    } catch (failure) {
+      this.g.log.error("request failed inside the router", { error: failure instanceof Error ? failure.stack : String(failure) });
+      if (this.open) this.reply(500, errorResponse(null, RpcCode.internalError, "internal error in the router"), "none", 0);
+      else if (!this.res.writableEnded) this.res.destroy();
+    }
   }
 }
 
-async function answerBody(g: Gateway, res: ServerResponse, chainText: string, body: Buffer, started: number): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseBody(body, g.limits);
-  } catch (error) {
-    if (!(error instanceof RouterError)) throw error;
-    g.metrics.refused(error.code);
-    sendError(res, error);
-    return;
-  }
-  const chainId = Number(chainText);
-  const table = g.tables.get(chainId);
-  if (table === undefined) {
-    g.metrics.refused("unknown_chain");
-    const error = new UnknownChainError(chainText, [...g.tables.keys()]);
-    const id = !parsed.batch && isCall(parsed.item) ? parsed.item.id : null;
-    send(res, error.httpStatus, errorResponse(id, error.rpcCode, error.message), "none", 0);
-    return;
-  }
+function answerBody(x: Exchange, chainText: string, body: Buffer): void {
+  x.guard(() => {
+    const g = x.g;
+    let parsed;
+    try {
+      parsed = parseBody(body, g.limits);
+    } catch (error) {
+      if (!(error instanceof RouterError)) throw error;
+      return x.refuse(error);
+    }
+    const chainId = Number(chainText);
+    const table = g.tables.get(chainId);
+    if (table === undefined) {
+      const id = !parsed.batch && isCall(parsed.item) ? parsed.item.id : null;
+      return x.refuse(new UnknownChainError(chainText, [...g.tables.keys()]), id);
+    }
+    const outcomes: CallOutcome[] = [];
+    if (!parsed.batch) {
+      answerCall(g, table, parsed.item, outcomes, (answered) =>
+        x.guard(() => {
+          for (const o of outcomes) g.metrics.call(chainId, o);
+          g.metrics.duration(chainId, performance.now() - x.started);
+          const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
+          x.reply(answered.bytes === null ? 204 : 200, answered.bytes, who, answered.attempts);
+        }),
+      );
+      return;
+    }
+    // A batch: every call routed on its own, answers in the order of the calls, notifications dropped.
+    const answers = new Array<Answered>(parsed.items.length);
+    let pending = parsed.items.length;
+    parsed.items.forEach((item, i) =>
+      answerCall(g, table, item, outcomes, (answered) => {
+        answers[i] = answered;
+        if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, answers));
+      }),
+    );
+  });
+}
 
-  const outcomes: CallOutcome[] = [];
-  if (!parsed.batch) {
-    const answered = await answerCall(g, table, parsed.item, outcomes);
-    for (const o of outcomes) g.metrics.call(chainId, o);
-    g.metrics.duration(chainId, performance.now() - started);
-    const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
-    if (answered.bytes === null) send(res, 204, null, who, answered.attempts);
-    else send(res, 200, answered.bytes, who, answered.attempts);
-    return;
-  }
-
-  // A batch: every call routed on its own, answers in the order of the calls, notifications dropped.
-  const answers = await Promise.all(parsed.items.map((item) => answerCall(g, table, item, outcomes)));
+function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome[], answers: readonly Answered[]): void {
+  const g = x.g;
   for (const o of outcomes) g.metrics.call(chainId, o);
-  g.metrics.duration(chainId, performance.now() - started);
+  g.metrics.duration(chainId, performance.now() - x.started);
   const parts: Buffer[] = [];
   const providers = new Set<string>();
   let attempts = 0;
@@ -226,12 +290,9 @@ async function answerBody(g: Gateway, res: ServerResponse, chainText: string, bo
     parts.push(parts.length === 0 ? open : comma, a.bytes);
   }
   const who = providers.size > 0 ? [...providers].join(",") : local ? "router" : "none";
-  if (parts.length === 0) {
-    send(res, 204, null, who, attempts);
-    return;
-  }
+  if (parts.length === 0) return x.reply(204, null, who, attempts);
   parts.push(close);
-  send(res, 200, Buffer.concat(parts), who, attempts);
+  x.reply(200, Buffer.concat(parts), who, attempts);
 }
 
 const open = Buffer.from("[");
@@ -259,7 +320,8 @@ function sendPage(res: ServerResponse, status: number, body: Buffer | string, ty
 }
 
 function handleGraphql(g: Gateway, req: IncomingMessage, res: ServerResponse): void {
-  const answer = (status: number, message: string) => send(res, status, JSON.stringify({ errors: [{ message }] }), "router", 0);
+  const cors = req.headers.origin !== undefined;
+  const answer = (status: number, message: string) => send(res, status, JSON.stringify({ errors: [{ message }] }), "router", 0, cors);
   if (g.indexerUrl === null) return answer(404, "this router has no indexer: GraphQL is served by the indexer it reads its providers from");
   if (req.method !== "POST") return answer(405, "use POST for GraphQL queries");
   if (!isJsonContentType(req.headers["content-type"])) return answer(415, "send the query as content-type application/json");
@@ -267,7 +329,7 @@ function handleGraphql(g: Gateway, req: IncomingMessage, res: ServerResponse): v
   readBody(req, maxGraphqlBodyBytes, (body, error) => {
     if (error !== null) return void res.destroy();
     if (body === null) return answer(413, `the query is larger than ${maxGraphqlBodyBytes} bytes`);
-    void forwardGraphql(indexerUrl, body).then((reply) => send(res, reply.status, reply.body, "router", 0));
+    void forwardGraphql(indexerUrl, body).then((reply) => send(res, reply.status, reply.body, "router", 0, cors));
   });
 }
 
@@ -285,12 +347,12 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         return;
       }
       if (req.method !== "POST") {
-        send(res, 405, errorResponse(null, RpcCode.invalidRequest, "invalid request: use POST for JSON-RPC"), "none", 0);
+        send(res, 405, errorResponse(null, RpcCode.invalidRequest, "invalid request: use POST for JSON-RPC"), "none", 0, hasOrigin(req));
         return;
       }
       if (g.metrics.inFlight >= g.limits.maxConcurrentRequests) {
         g.metrics.refused("over_capacity");
-        send(res, 503, errorResponse(null, RpcCode.limitExceeded, "the router is at capacity; retry shortly"), "none", 0, "application/json", true);
+        send(res, 503, errorResponse(null, RpcCode.limitExceeded, "the router is at capacity; retry shortly"), "none", 0, hasOrigin(req), "application/json", true);
         return;
       }
       handleRpc(g, req, res, match[1]);
@@ -304,16 +366,16 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         eligible += t.eligibleCount;
       }
       const ok = eligible > 0;
-      send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible }), "router", 0);
+      send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible }), "router", 0, hasOrigin(req));
       return;
     }
     if (req.method === "GET" && path === "/status") {
-      send(res, 200, JSON.stringify(g.status(), null, 2), "router", 0);
+      send(res, 200, JSON.stringify(g.status(), null, 2), "router", 0, hasOrigin(req));
       return;
     }
     if (req.method === "GET" && path === "/history") {
       const since = Number(new URLSearchParams(q >= 0 ? url.slice(q + 1) : "").get("since") ?? 0);
-      send(res, 200, JSON.stringify(g.history(Number.isFinite(since) ? since : 0)), "router", 0);
+      send(res, 200, JSON.stringify(g.history(Number.isFinite(since) ? since : 0)), "router", 0, hasOrigin(req));
       return;
     }
     if (path === "/graphql") {
@@ -328,9 +390,9 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       }
     }
     if (req.method === "GET" && path === "/metrics") {
-      send(res, 200, g.renderMetrics(), "router", 0, "text/plain; version=0.0.4; charset=utf-8");
+      send(res, 200, g.renderMetrics(), "router", 0, hasOrigin(req), "text/plain; version=0.0.4; charset=utf-8");
       return;
     }
-    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET / (dashboard), /status, /history, /metrics, /health; POST /graphql"), "none", 0);
+    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET / (dashboard), /status, /history, /metrics, /health; POST /graphql"), "none", 0, hasOrigin(req));
   };
 }
