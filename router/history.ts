@@ -19,6 +19,8 @@ type Series = {
   name: string;
   /** The tracker the counters were last read from (a new URL is a new tracker, counted from zero). */
   tracker: ProviderHealth;
+  /** When the counters below were read (unix ms). */
+  readAt: number;
   served: number;
   latencySumMs: number;
   latencySamples: number;
@@ -46,15 +48,18 @@ export class TrafficHistory {
         if (s === undefined || s.tracker !== p) {
           // First sight (or a new tracker): start from its counters, keep any earlier points.
           const points = s?.points ?? [];
-          s = { chainId: table.chainId, address: p.address, name: p.name, tracker: p, served: p.served, latencySumMs: p.latencySumMs, latencySamples: p.latencySamples, points };
+          s = { chainId: table.chainId, address: p.address, name: p.name, tracker: p, readAt: at, served: p.served, latencySumMs: p.latencySumMs, latencySamples: p.latencySamples, points };
           this.series.set(key, s);
           continue;
         }
         const samples = p.latencySamples - s.latencySamples;
         const latency = samples > 0 ? (p.latencySumMs - s.latencySumMs) / samples : null;
-        s.points.push([at, ((p.served - s.served) * 1000) / this.intervalMs, latency === null ? null : Math.round(latency * 10) / 10]);
+        // Per second of time actually elapsed: a busy event loop fires the sampling timer late.
+        const seconds = Math.max(at - s.readAt, 1) / 1000;
+        s.points.push([at, (p.served - s.served) / seconds, latency === null ? null : Math.round(latency * 10) / 10]);
         if (s.points.length > this.keep) s.points.shift();
         s.name = p.name;
+        s.readAt = at;
         s.served = p.served;
         s.latencySumMs = p.latencySumMs;
         s.latencySamples = p.latencySamples;

@@ -12,6 +12,7 @@ import { resolveRoutingOptions, type RoutingOptions, type RoutingOverrides } fro
 import { TrafficHistory } from "./history.ts";
 import { startProber } from "./prober.ts";
 import { indexerProviderSet, type ProviderRecord, type ProviderSetSource } from "./providerSet.ts";
+import { registryReader } from "./registryView.ts";
 import { ChainTable, type Random } from "./routingTable.ts";
 import { createRequestHandler } from "./server.ts";
 import { chainStatus, type RouterStatus } from "./status.ts";
@@ -128,7 +129,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     history: (since) => history.read(since),
     renderMetrics,
     assets: loadDashboardAssets(),
-    indexerUrl: options.providers === undefined ? (options.indexerUrl ?? null) : null,
+    registry: options.providers === undefined && options.indexerUrl !== undefined ? registryReader(options.indexerUrl, log) : null,
   });
   const server: Server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, handler);
   server.on("clientError", (_error, socket) => {

@@ -7,14 +7,14 @@ import { routeCall, type RouteContext } from "./failover.ts";
 import type { ProviderHealth } from "./health.ts";
 import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
-import { forwardGraphql } from "./indexerProxy.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
+import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
-// GET /history, GET /metrics, GET /health, the dashboard at GET /, and POST /graphql passed to the
-// indexer. Nothing from the client's headers ever reaches a provider: the
+// GET /history, GET /metrics, GET /health, the dashboard at GET /, and GET /registry (the indexer's
+// registry, one fixed query). Nothing from the client's headers ever reaches a provider: the
 // upstream request is built from the parsed call alone.
 
 export type Gateway = {
@@ -30,8 +30,8 @@ export type Gateway = {
   renderMetrics: () => string;
   /** The dashboard's files by URL path (empty when not built). */
   assets: ReadonlyMap<string, Asset>;
-  /** Where POST /graphql goes; null when the provider set does not come from an indexer. */
-  indexerUrl: string | null;
+  /** The registry from the indexer (cached); null when the provider set does not come from an indexer. */
+  registry: (() => Promise<RegistryAnswer>) | null;
 };
 
 /** What one call of a request came to. */
@@ -303,8 +303,6 @@ function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
 }
 
-const maxGraphqlBodyBytes = 64 * 1024;
-
 function sendPage(res: ServerResponse, status: number, body: Buffer | string, type: string): void {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
   res.writeHead(status, {
@@ -319,18 +317,18 @@ function sendPage(res: ServerResponse, status: number, body: Buffer | string, ty
   res.end(res.req.method === "HEAD" ? undefined : bytes);
 }
 
-function handleGraphql(g: Gateway, req: IncomingMessage, res: ServerResponse): void {
-  const cors = req.headers.origin !== undefined;
-  const answer = (status: number, message: string) => send(res, status, JSON.stringify({ errors: [{ message }] }), "router", 0, cors);
-  if (g.indexerUrl === null) return answer(404, "this router has no indexer: GraphQL is served by the indexer it reads its providers from");
-  if (req.method !== "POST") return answer(405, "use POST for GraphQL queries");
-  if (!isJsonContentType(req.headers["content-type"])) return answer(415, "send the query as content-type application/json");
-  const indexerUrl = g.indexerUrl;
-  readBody(req, maxGraphqlBodyBytes, (body, error) => {
-    if (error !== null) return void res.destroy();
-    if (body === null) return answer(413, `the query is larger than ${maxGraphqlBodyBytes} bytes`);
-    void forwardGraphql(indexerUrl, body).then((reply) => send(res, reply.status, reply.body, "router", 0, cors));
-  });
+function handleRegistry(g: Gateway, req: IncomingMessage, res: ServerResponse): void {
+  const cors = hasOrigin(req);
+  if (g.registry === null) {
+    return send(res, 404, graphqlError("this router has no indexer: it reads its providers from a fixed set"), "router", 0, cors);
+  }
+  g.registry().then(
+    (answer) => send(res, answer.status, answer.body, "router", 0, cors),
+    (error: unknown) => {
+      g.log.error("GET /registry failed inside the router", { error: String(error) });
+      send(res, 500, graphqlError("internal error in the router"), "router", 0, cors);
+    },
+  );
 }
 
 /** The request listener of the router's HTTP server. */
@@ -378,8 +376,8 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       send(res, 200, JSON.stringify(g.history(Number.isFinite(since) ? since : 0)), "router", 0, hasOrigin(req));
       return;
     }
-    if (path === "/graphql") {
-      handleGraphql(g, req, res);
+    if (req.method === "GET" && path === "/registry") {
+      handleRegistry(g, req, res);
       return;
     }
     if (req.method === "GET" || req.method === "HEAD") {
@@ -393,6 +391,6 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       send(res, 200, g.renderMetrics(), "router", 0, hasOrigin(req), "text/plain; version=0.0.4; charset=utf-8");
       return;
     }
-    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET / (dashboard), /status, /history, /metrics, /health; POST /graphql"), "none", 0, hasOrigin(req));
+    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET / (dashboard), /status, /history, /registry, /metrics, /health"), "none", 0, hasOrigin(req));
   };
 }

@@ -52,7 +52,7 @@ function h<K extends keyof HTMLElementTagNameMap>(
 
 const wad = 10n ** 18n;
 /** Token wei → "20,000 DIN" (two decimals at most). */
-function tokens(wei: string | null | undefined): string {
+function formatTokens(wei: string | null | undefined): string {
   if (wei === null || wei === undefined) return "—";
   const value = BigInt(wei);
   const cents = (value % wad) / 10n ** 16n;
@@ -127,8 +127,8 @@ function providerRow(r: Row): HTMLTableRowElement {
     "tr",
     { data: { provider: r.address.toLowerCase(), state } },
     cell("Provider", "name", swatch, h("strong", {}, r.name), h("small", { class: "address", title: r.address }, short(r.address))),
-    cell("Stake", "stake", tokens(r.registry?.activeStake ?? p?.stake)),
-    cell("Unbonding", "unbonding", r.registry && r.registry.unbondingStake !== "0" ? tokens(r.registry.unbondingStake) : "—"),
+    cell("Stake", "stake", formatTokens(r.registry?.activeStake ?? p?.stake)),
+    cell("Unbonding", "unbonding", r.registry && r.registry.unbondingStake !== "0" ? formatTokens(r.registry.unbondingStake) : "—"),
     cell(
       "On chain",
       "status",
@@ -223,12 +223,12 @@ function proposalSummary(p: Proposal): HTMLElement {
     "div",
     { class: "proposal", data: { proposal: p.id } },
     h("div", {}, h("strong", {}, `Proposal ${short(p.id)}`), ` · ${action} · `, badge(p.state, phase)),
-    h("div", { class: "tally" }, `for ${tokens(p.forVotes)} · against ${tokens(p.againstVotes)} · abstain ${tokens(p.abstainVotes)}`),
+    h("div", { class: "tally" }, `for ${formatTokens(p.forVotes)} · against ${formatTokens(p.againstVotes)} · abstain ${formatTokens(p.abstainVotes)}`),
     p.votes.items.length > 0
       ? h(
           "ul",
           { class: "votes" },
-          ...p.votes.items.map((v) => h("li", {}, h("span", { title: v.voter }, short(v.voter)), ` ${support[v.support] ?? "?"} with ${tokens(v.weight)}`, v.reason ? h("q", {}, v.reason) : null)),
+          ...p.votes.items.map((v) => h("li", {}, h("span", { title: v.voter }, short(v.voter)), ` ${support[v.support] ?? "?"} with ${formatTokens(v.weight)}`, v.reason ? h("q", {}, v.reason) : null)),
         )
       : h("div", { class: "muted" }, "no votes yet"),
   );
@@ -237,8 +237,8 @@ function proposalSummary(p: Proposal): HTMLElement {
 function caseCard(c: SlashingCase, proposals: Proposal[]): HTMLElement {
   const facts =
     c.status === "open"
-      ? `asks ${tokens(c.amount)} · bond ${tokens(c.bond)} · opened ${clock(c.openedAt)} · expires ${clock(c.expiresAt)}`
-      : `asked ${tokens(c.amount)} · ${c.slashed !== null ? `slashed ${tokens(c.slashed)} · ` : ""}opened ${clock(c.openedAt)} · closed ${c.resolvedAt ? clock(c.resolvedAt) : "—"}`;
+      ? `asks ${formatTokens(c.amount)} · bond ${formatTokens(c.bond)} · opened ${clock(c.openedAt)} · expires ${clock(c.expiresAt)}`
+      : `asked ${formatTokens(c.amount)} · ${c.slashed !== null ? `slashed ${formatTokens(c.slashed)} · ` : ""}opened ${clock(c.openedAt)} · closed ${c.resolvedAt ? clock(c.resolvedAt) : "—"}`;
   return h(
     "article",
     { class: "case", data: { case: c.id, status: c.status } },
@@ -279,9 +279,9 @@ function renderRegistry(): void {
                   cell("Time", "time", clock(e.timestamp)),
                   cell("Provider", "provider", providerLabel(e.provider)),
                   cell("Event", "kind", kinds[e.kind] ?? e.kind, e.releaseAt ? h("small", {}, ` (free at ${clock(e.releaseAt)})`) : null),
-                  cell("Amount", "amount", tokens(e.amount)),
-                  cell("Active after", "active", tokens(e.activeStake)),
-                  cell("Unbonding after", "unbonding", tokens(e.unbondingStake)),
+                  cell("Amount", "amount", formatTokens(e.amount)),
+                  cell("Active after", "active", formatTokens(e.activeStake)),
+                  cell("Unbonding after", "unbonding", formatTokens(e.unbondingStake)),
                 ),
               ),
             ),
@@ -306,7 +306,7 @@ function renderConnection(): void {
   const notices: Child[] = [];
   if (model.registryError !== null) notices.push(h("p", { class: "notice" }, `Registry unavailable: ${model.registryError}`));
   if (model.status?.devnet) notices.push(h("p", { class: "note" }, "Devnet mode: loopback provider endpoints are allowed."));
-  if (minStake) notices.push(h("p", { class: "note" }, `Minimum stake ${tokens(minStake.value)}.`));
+  if (minStake) notices.push(h("p", { class: "note" }, `Minimum stake ${formatTokens(minStake.value)}.`));
   document.getElementById("notices")!.replaceChildren(...notices.filter((n): n is Node => n instanceof Node));
 }
 

@@ -293,7 +293,7 @@ function pickCost(): number {
   return ns;
 }
 
-/** The whole benchmark: about three minutes with the defaults (3 rounds of 3 s per target and connection count). */
+/** The whole benchmark: about three minutes with the defaults (3 rounds of 3 s per target and connection count; `--rounds`, `--duration` ms). */
 export async function benchRouter(options: { durationMs?: number; rounds?: number } = {}): Promise<Row[]> {
   const durationMs = options.durationMs ?? 3_000;
   const rounds = options.rounds ?? 3;
@@ -324,7 +324,6 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
         const values = samples.get(name)!.map(pick).sort((a, b) => a - b);
         return values[values.length >> 1];
       };
-      const figures = new Map<string, { rps: number; p50: number; p99: number; cpu: number; errors: number }>();
       for (const [name, , sut] of targets) {
         const f = {
           rps: median(name, (r) => r.requests / r.seconds),
@@ -333,24 +332,24 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
           cpu: median(name, (r) => r.cpuPerRequestUs),
           errors: samples.get(name)!.reduce((sum, r) => sum + r.errors, 0),
         };
-        figures.set(name, f);
         const tag = `${name}, ${connections} conn`;
         rows.push({ name: `${tag}: throughput`, value: f.rps, unit: "req/s", note: `${f.errors} errors` });
         rows.push({ name: `${tag}: p50 latency`, value: f.p50, unit: "µs", note: "" });
         rows.push({ name: `${tag}: p99 latency`, value: f.p99, unit: "µs", note: "" });
         if (sut !== undefined) rows.push({ name: `${tag}: CPU per request`, value: f.cpu, unit: "µs", note: "user + system, whole process" });
       }
-      const direct = figures.get("upstream direct")!;
-      const routed = figures.get("router")!;
+      // Ratios are paired: router against proxy within each round (seconds apart), then the median
+      // over rounds, so that the machine's drift between rounds cancels out.
+      const paired = (ratio: (routed: LoadResult, plain: LoadResult, direct: LoadResult) => number, kind: string) => {
+        const values = samples.get("router")!.map((r, i) => ratio(r, samples.get(`plain proxy (${kind})`)![i], samples.get("upstream direct")![i]));
+        values.sort((a, b) => a - b);
+        return { median: values[values.length >> 1], range: `${values[0].toFixed(2)}–${values[values.length - 1].toFixed(2)}` };
+      };
       for (const kind of ["undici request", "undici dispatch"]) {
-        const plain = figures.get(`plain proxy (${kind})`)!;
-        rows.push({ name: `router / proxy (${kind}) throughput, ${connections} conn`, value: routed.rps / plain.rps, unit: "×", note: "goal ≥ 0.9" });
-        rows.push({
-          name: `router / proxy (${kind}) added p50 latency, ${connections} conn`,
-          value: (routed.p50 - direct.p50) / (plain.p50 - direct.p50),
-          unit: "×",
-          note: "goal ≤ 1.2",
-        });
+        const throughput = paired((r, p) => r.requests / r.seconds / (p.requests / p.seconds), kind);
+        rows.push({ name: `router / proxy (${kind}) throughput, ${connections} conn`, value: throughput.median, unit: "×", note: `goal ≥ 0.9; rounds ${throughput.range}` });
+        const added = paired((r, p, d) => (r.p50 - d.p50) / (p.p50 - d.p50), kind);
+        rows.push({ name: `router / proxy (${kind}) added p50 latency, ${connections} conn`, value: added.median, unit: "×", note: `goal ≤ 1.2; rounds ${added.range}` });
       }
     }
     // Kill one upstream of three a second into the run, behind the proxy and behind the router.
@@ -400,8 +399,11 @@ if (roleIndex >= 0) {
     process.exit(1);
   });
 } else if (process.argv[1] === self) {
-  const at = process.argv.indexOf("--duration");
-  benchRouter({ durationMs: at >= 0 ? Number(process.argv[at + 1]) : undefined }).then(
+  const flag = (name: string) => {
+    const at = process.argv.indexOf(name);
+    return at >= 0 ? Number(process.argv[at + 1]) : undefined;
+  };
+  benchRouter({ durationMs: flag("--duration"), rounds: flag("--rounds") }).then(
     (rows) => console.log(formatRows(rows)),
     (error: Error) => {
       console.error(error);

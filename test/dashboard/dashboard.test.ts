@@ -63,6 +63,10 @@ describe("the dashboard at the router's /", () => {
   it("lists the five providers with their stakes, on-chain status and router state", async () => {
     const rows = page.locator("tr[data-provider]");
     await eventually("five provider rows", async () => ((await rows.count()) === 5 ? true : undefined));
+    // The rows come from the router's /status first; what only the registry knows follows within its poll.
+    await eventually("the registry on the page", async () =>
+      (await page.locator('tr[data-provider] td[data-field="status"]').allInnerTexts()).every((t) => t !== "unknown") ? true : undefined,
+    );
     for (const provider of devnet.info.providers) {
       expect(await cellText(provider.address, "name")).toContain(provider.name);
       expect(await cellText(provider.address, "stake")).toBe(`${Number(provider.stake).toLocaleString("en-US")} DIN`);

@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +10,8 @@ import { startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstre
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
 import { startIndexer, type TestIndexer } from "../helpers/startIndexer.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { createLogger } from "../../router/log.ts";
+import { registryQuery, registryReader } from "../../router/registryView.ts";
 import { waitFor } from "./support.ts";
 
 // The whole path with nothing hand-fed: operators register on chain, the indexer projects the
@@ -116,16 +120,46 @@ describe("the router on the indexer's live provider set", () => {
     expect([...who]).toEqual([opC.toLowerCase()]);
   });
 
-  it("passes GraphQL queries to its indexer at POST /graphql, within limits", async () => {
-    const query = `{ providers(orderBy: "address") { items { address name activeStake status } } }`;
-    const post = (body: string) => fetch(`${router.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body });
-    const answer = await post(JSON.stringify({ query }));
-    expect(answer.status).toBe(200);
-    expect(await answer.json()).toEqual({ data: await indexer.graphql(query) });
-    const huge = await post(JSON.stringify({ query: `{ providers { items { name } } } #${"x".repeat(70_000)}` }));
-    expect(huge.status).toBe(413);
-    expect(((await huge.json()) as { errors: { message: string }[] }).errors[0].message).toMatch(/larger than 65536 bytes/);
-    expect((await fetch(`${router.url}/graphql`)).status).toBe(405);
+  it("serves the registry at GET /registry with one fixed query, read once for many clients, and relays no other GraphQL", async () => {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${router.url}/registry`)));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    const bodies = await Promise.all(answers.map((a) => a.text()));
+    expect(new Set(bodies).size).toBe(1);
+    const registry = (JSON.parse(bodies[0]) as { data: { providers: { items: { address: string; status: string }[] } } }).data;
+    expect(registry).toEqual(await indexer.graphql(registryQuery));
+    expect(registry.providers.items.map((p) => p.address).sort()).toEqual([opA, opB, opC].map((a) => a.toLowerCase()).sort());
+    const relay = await fetch(`${router.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"query":"{ providers { items { name } } }"}' });
+    expect(relay.status).toBe(404);
+  });
+
+  it("reads the registry from the indexer once for many clients, then again when the answer is stale", async () => {
+    // A pass-through in front of the real indexer, counting the queries that reach it.
+    let reads = 0;
+    const relay = createServer((req, res) => {
+      reads++;
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", async () => {
+        const answer = await fetch(`${indexer.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: Buffer.concat(chunks) });
+        res.writeHead(answer.status, { "content-type": "application/json" });
+        res.end(Buffer.from(await answer.arrayBuffer()));
+      });
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    try {
+      const read = registryReader(`http://127.0.0.1:${(relay.address() as AddressInfo).port}/`, createLogger({ level: "silent" }), 300);
+      const answers = await Promise.all(Array.from({ length: 20 }, () => read()));
+      expect(reads).toBe(1);
+      expect(answers.every((a) => a.status === 200 && a.body === answers[0].body)).toBe(true);
+      await read();
+      expect(reads).toBe(1); // fresh: served from the last read
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      const later = await read();
+      expect(reads).toBe(2);
+      expect(JSON.parse(later.body.toString())).toEqual({ data: await indexer.graphql(registryQuery) });
+    } finally {
+      relay.close();
+    }
   });
 
   it("keeps serving the last set while the indexer is away, and a new router starts from the snapshot", async () => {

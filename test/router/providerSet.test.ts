@@ -86,6 +86,12 @@ describe("the provider set", () => {
       const result = await hammer(router, CHAIN, 30, 3, balance);
       expect(result.failures).toEqual([]);
       expect(router.metrics()).toMatch(/din_router_provider_set_live\{source="indexer",serving_from="snapshot"\} 0/);
+      // The dashboard's registry view says the indexer is away, without telling the world where it is.
+      const registry = await fetch(`${router.url}/registry`);
+      expect(registry.status).toBe(502);
+      const text = await registry.text();
+      expect(JSON.parse(text)).toEqual({ errors: [{ message: "the indexer is unreachable" }] });
+      expect(text).not.toContain(nobody);
     } finally {
       await router.stop();
     }

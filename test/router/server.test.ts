@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { HistoryResponse } from "../../router/history.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { eventually } from "../helpers/chainActions.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
@@ -280,10 +281,9 @@ describe("the dashboard and its data", () => {
   it("keeps each provider's requests per second and latency for GET /history", async () => {
     const [first] = router.status().chains[0].providers;
     const before = Date.now();
-    type History = { intervalMs: number; chains: { chainId: number; providers: { address: string; points: [number, number, number | null][] }[] }[] };
     const served = await eventually("traffic in the history", async () => {
       for (let i = 0; i < 20; i++) await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber" });
-      const history = (await router.get(`/history?since=${before}`)).json() as History;
+      const history = (await router.get(`/history?since=${before}`)).json() as HistoryResponse;
       const points = history.chains.find((c) => c.chainId === CHAIN)?.providers.flatMap((p) => p.points) ?? [];
       return points.some(([, perSecond]) => perSecond > 0) ? { history, points } : undefined;
     });
@@ -296,8 +296,8 @@ describe("the dashboard and its data", () => {
     expect(Math.min(...latencies)).toBeGreaterThan(0);
   });
 
-  it("answers POST /graphql with a clear error when the router has no indexer", async () => {
-    const response = await fetch(`${router.url}/graphql`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"query":"{ providers { items { name } } }"}' });
+  it("answers GET /registry with a clear error when the router has no indexer", async () => {
+    const response = await fetch(`${router.url}/registry`);
     expect(response.status).toBe(404);
     expect(((await response.json()) as { errors: { message: string }[] }).errors[0].message).toMatch(/no indexer/);
   });
