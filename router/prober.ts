@@ -62,8 +62,7 @@ export function startProber(deps: {
       p.recordProbeFailure(head.kind, head.detail, now);
       return;
     }
-    p.setHead(head.value, now);
-    if (table.medianHead >= 0) p.setLag(table.medianHead); // judged at once, before any traffic
+    table.recordHead(p, head.value, now);
     p.recordProbeSuccess(head.latencyMs, now);
     headsChanged.add(table);
   };

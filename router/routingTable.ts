@@ -5,6 +5,9 @@ import type { RoutingOptions } from "./options.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 import { capShares, scoreFactors } from "./scoring.ts";
 
+/** Median head changes remembered per chain: enough to judge any head fresh enough to count. */
+const medianLogSize = 256;
+
 /** A uniform random number in [0, 1); replaceable by a seeded generator. */
 export type Random = () => number;
 
@@ -18,6 +21,8 @@ export class ChainTable {
   providers: ProviderHealth[] = [];
   private byKey = new Map<string, ProviderHealth>();
   medianHead = -1;
+  /** The median head's changes, oldest first: [performance.now() ms, head], the last `medianLogSize`. */
+  private medianLog: [number, number][] = [];
   readonly latency: LatencyWindow;
 
   private eligible: ProviderHealth[] = [];
@@ -72,8 +77,8 @@ export class ChainTable {
 
   /**
    * Sets the median head from providers with a verified chain id and a fresh head, then every
-   * provider's lag against it. The lower median: with two providers the lower head, so one absurd
-   * height can never make an honest provider look behind.
+   * provider's lag. The lower median: with two providers the lower head, so one absurd height can
+   * never make an honest provider look behind.
    */
   updateMedianHead(now: number, freshMs: number): void {
     const heads: number[] = [];
@@ -82,8 +87,31 @@ export class ChainTable {
     }
     if (heads.length === 0) return;
     heads.sort((a, b) => a - b);
-    this.medianHead = heads[(heads.length - 1) >> 1];
-    for (const p of this.providers) if (p.setLag(this.medianHead)) this.dirty = true;
+    const median = heads[(heads.length - 1) >> 1];
+    if (median !== this.medianHead) {
+      this.medianLog.push([now, median]);
+      if (this.medianLog.length > medianLogSize) this.medianLog.shift();
+    }
+    this.medianHead = median;
+    for (const p of this.providers) if (p.head >= 0 && p.setLag(this.medianAsOf(p.headAt))) this.dirty = true;
+  }
+
+  /** A probe's answer: `p`'s head now, judged at once (before any traffic goes to it). */
+  recordHead(p: ProviderHealth, head: number, now: number): void {
+    p.setHead(head, now);
+    if (this.medianHead >= 0) p.setLag(this.medianAsOf(now));
+  }
+
+  /**
+   * The median head as it stood at `at`. A provider is judged against the heads seen by the time
+   * it answered, not against blocks made since: probes are seconds apart, and a chain may make
+   * several blocks a second, so comparing heads of different moments would find honest providers
+   * behind.
+   */
+  private medianAsOf(at: number): number {
+    const log = this.medianLog;
+    for (let i = log.length - 1; i >= 0; i--) if (log[i][0] <= at) return log[i][1];
+    return log.length > 0 ? log[0][1] : this.medianHead;
   }
 
   /** Recomputes every provider's score parts and the cumulative weights of the eligible ones. */

@@ -135,6 +135,28 @@ describe("provider choice by stake and reputation", () => {
     expect(providers.map((p) => p.state(0))).toEqual(["healthy", "healthy", "healthy", "lagging"]);
   });
 
+  it("judges each head against the median of its own moment, so probes seconds apart on a fast chain find no honest provider behind", () => {
+    // Four blocks a second (an L2), probes every 2 s at staggered moments, as the prober runs them.
+    const { table, providers } = tableOf(Array.from({ length: 6 }, () => ({ stake: 100 })));
+    const chainHead = (ms: number) => 1_000 + Math.floor(ms / 250);
+    const behind = [0, 0, 0, 0, 0, 20]; // the last one really is 20 blocks behind
+    const offsets = [0, 400, 800, 1_200, 1_600, 1_900];
+    const lags: number[][] = providers.map(() => []);
+    for (let now = 0; now <= 30_000; now += 100) {
+      providers.forEach((p, i) => {
+        if ((now - offsets[i]) % 2_000 === 0 && now >= offsets[i]) table.recordHead(p, chainHead(now) - behind[i], now);
+      });
+      table.updateMedianHead(now, 8_000);
+      if (now >= 4_000) providers.forEach((p, i) => lags[i].push(p.lag));
+    }
+    // Compared with the latest median instead, the provider probed first would be found behind.
+    for (let i = 0; i < 5; i++) expect(Math.max(...lags[i]), `provider ${i}`).toBeLessThanOrEqual(0);
+    expect(Math.min(...lags[5])).toBeGreaterThanOrEqual(20 - 8); // at most one probe interval of blocks forgiven
+    table.rebuild(30_000);
+    expect(providers.map((p) => p.state(30_000))).toEqual(["healthy", "healthy", "healthy", "healthy", "healthy", "lagging"]);
+    expect(providers.slice(0, 5).map((p) => p.parts.lag)).toEqual([1, 1, 1, 1, 1]);
+  });
+
   it("skips providers already tried, and falls back to open circuits only when nothing else is left", () => {
     const { table, providers } = tableOf([{ stake: 100 }, { stake: 100 }, { stake: 100 }]);
     const random = seededRandom(5);

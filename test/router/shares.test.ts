@@ -4,10 +4,9 @@ import { providerAddress, recordsFor, startFaultyUpstreams, type ProviderNode } 
 import { seededRandom, startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { DEV_ACCOUNT, direct, hammer, waitFor } from "./support.ts";
 
-// Traffic through the real HTTP path follows router/README.md's formula. The latency reference and
-// the lag tolerance are set huge here so that a busy test machine's latency noise, and a probe that
-// saw the head just before the next block (the chain mines every second), cannot move the shares
-// (those factors are checked exactly in routingTable.test.ts): shares then go as √stake. The draw is seeded;
+// Traffic through the real HTTP path follows router/README.md's formula. The latency reference is
+// set huge here so that a busy test machine's latency noise cannot move the shares (the latency
+// factor is checked exactly in routingTable.test.ts): shares then go as √stake. The draw is seeded;
 // 900 sequential calls give a standard error under 0.017 per share; the tolerance is 0.06.
 
 const CHAIN = 31337;
@@ -22,7 +21,7 @@ beforeAll(async () => {
   router = await startRouter({
     records: recordsFor(nodes, CHAIN, STAKES),
     random: seededRandom(2024),
-    routing: { scoring: { latencyReferenceMs: 1_000_000, maxLagBlocks: 1_000_000 } },
+    routing: { scoring: { latencyReferenceMs: 1_000_000 } },
   });
   await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "three healthy providers");
 });
