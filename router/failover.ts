@@ -115,6 +115,7 @@ class CallRouting {
   start(): void {
     const initial = this.write ? this.ctx.failover.writeFanout : 1;
     for (let i = 0; i < initial; i++) if (!this.launch()) break;
+    if (this.finished) return; // undici may fail an attempt inside dispatch: all of them, at once
     if (this.attempts > 0) {
       this.ctx.sweeper.add(this);
       this.scheduleHedge();
@@ -131,6 +132,7 @@ class CallRouting {
       const initial = this.write ? this.ctx.failover.writeFanout : 1;
       for (let i = 0; i < initial; i++) if (!this.launch()) break;
     }
+    if (this.finished) return;
     if (this.attempts === 0) this.giveUp();
     else {
       this.ctx.sweeper.add(this);
@@ -202,11 +204,13 @@ class CallRouting {
     else return; // cancelled by us
     if (!this.write || this.inFlight.length === 0) {
       if (this.launch()) this.ctx.counters.retries++;
+      if (this.finished) return; // the retry settled the call already (it failed inside dispatch)
     }
     if (this.inFlight.length === 0) this.finishWithFallbackOrError();
   }
 
   private answer(bytes: Buffer, provider: ProviderHealth): void {
+    if (this.finished) return;
     this.finished = true;
     // Hedges that lost are cancelled; copies of a write go on broadcasting (their outcomes still count).
     if (!this.write) for (let i = this.inFlight.length - 1; i >= 0; i--) this.inFlight[i]?.cancel();
@@ -226,6 +230,7 @@ class CallRouting {
   }
 
   private giveUp(): void {
+    if (this.finished) return;
     this.finished = true;
     this.ctx.sweeper.remove(this);
     const f = this.ctx.failover;

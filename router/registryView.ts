@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { Logger } from "./log.ts";
 
 // GET /registry: the registry as the dashboard shows it, read from the indexer's GraphQL with one
@@ -93,12 +94,15 @@ export function registryReader(indexerUrl: string, log: Logger, maxAgeMs = 2_000
   let cached: { answer: RegistryAnswer; at: number } | null = null;
   let reading: Promise<RegistryAnswer> | null = null;
   return () => {
-    if (cached !== null && Date.now() - cached.at < maxAgeMs) return Promise.resolve(cached.answer);
-    reading ??= query(url, body, log).then((answer) => {
-      cached = { answer, at: Date.now() };
-      reading = null;
-      return answer;
-    });
+    if (cached !== null && performance.now() - cached.at < maxAgeMs) return Promise.resolve(cached.answer);
+    reading ??= query(url, body, log)
+      .then((answer) => {
+        cached = { answer, at: performance.now() };
+        return answer;
+      })
+      .finally(() => {
+        reading = null;
+      });
     return reading;
   };
 }
@@ -111,7 +115,7 @@ export function graphqlError(message: string): Buffer {
 /** One query; never rejects. The client learns that the indexer failed, the log learns how. */
 async function query(url: string, body: string, log: Logger): Promise<RegistryAnswer> {
   const failed = (status: number, message: string, detail: unknown) => {
-    log.warn("registry read failed", { indexer: url, error: detail instanceof Error ? detail.message : String(detail).slice(0, 300) });
+    log.warn("registry read failed", { indexer: url, error: detail instanceof Error ? detail.message : String(detail) });
     return { status, body: graphqlError(message) };
   };
   try {
@@ -122,7 +126,10 @@ async function query(url: string, body: string, log: Logger): Promise<RegistryAn
       redirect: "error",
       signal: AbortSignal.timeout(timeoutMs),
     });
-    if (response.status !== 200 || response.body === null) return failed(502, `the indexer answered HTTP ${response.status}`, await response.text());
+    if (response.status !== 200 || response.body === null) {
+      await response.body?.cancel();
+      return failed(502, `the indexer answered HTTP ${response.status}`, `HTTP ${response.status}`);
+    }
     const chunks: Uint8Array[] = [];
     let size = 0;
     const reader = response.body.getReader();

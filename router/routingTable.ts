@@ -5,9 +5,6 @@ import type { RoutingOptions } from "./options.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 import { capShares, scoreFactors } from "./scoring.ts";
 
-/** Median head changes remembered per chain: enough to judge any head fresh enough to count. */
-const medianLogSize = 256;
-
 /** A uniform random number in [0, 1); replaceable by a seeded generator. */
 export type Random = () => number;
 
@@ -21,7 +18,7 @@ export class ChainTable {
   providers: ProviderHealth[] = [];
   private byKey = new Map<string, ProviderHealth>();
   medianHead = -1;
-  /** The median head's changes, oldest first: [performance.now() ms, head], the last `medianLogSize`. */
+  /** The median head's changes, oldest first: [performance.now() ms, head], as far back as a fresh head. */
   private medianLog: [number, number][] = [];
   readonly latency: LatencyWindow;
 
@@ -88,12 +85,17 @@ export class ChainTable {
     if (heads.length === 0) return;
     heads.sort((a, b) => a - b);
     const median = heads[(heads.length - 1) >> 1];
-    if (median !== this.medianHead) {
-      this.medianLog.push([now, median]);
-      if (this.medianLog.length > medianLogSize) this.medianLog.shift();
-    }
+    const log = this.medianLog;
+    if (median !== this.medianHead) log.push([now, median]);
+    // Keep what judging a fresh head needs: the entries since it was read, and the one before.
+    while (log.length > 1 && log[1][0] <= now - freshMs) log.shift();
     this.medianHead = median;
-    for (const p of this.providers) if (p.head >= 0 && p.setLag(this.medianAsOf(p.headAt))) this.dirty = true;
+    for (const p of this.providers) {
+      if (p.head < 0) continue;
+      // A head no probe has renewed for a while is as old as it is: judged against the median now.
+      const against = now - p.headAt <= freshMs ? this.medianAsOf(p.headAt) : median;
+      if (p.setLag(against)) this.dirty = true;
+    }
   }
 
   /** A probe's answer: `p`'s head now, judged at once (before any traffic goes to it). */

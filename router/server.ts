@@ -322,13 +322,13 @@ function handleRegistry(g: Gateway, req: IncomingMessage, res: ServerResponse): 
   if (g.registry === null) {
     return send(res, 404, graphqlError("this router has no indexer: it reads its providers from a fixed set"), "router", 0, cors);
   }
-  g.registry().then(
-    (answer) => send(res, answer.status, answer.body, "router", 0, cors),
-    (error: unknown) => {
+  g.registry()
+    .then((answer) => send(res, answer.status, answer.body, "router", 0, cors))
+    .catch((error: unknown) => {
       g.log.error("GET /registry failed inside the router", { error: String(error) });
-      send(res, 500, graphqlError("internal error in the router"), "router", 0, cors);
-    },
-  );
+      if (!res.headersSent) send(res, 500, graphqlError("internal error in the router"), "router", 0, cors);
+      else res.destroy();
+    });
 }
 
 /** The request listener of the router's HTTP server. */

@@ -18,6 +18,13 @@ import { startRouter } from "../../router/router.ts";
 // the proxy and behind the router, counting the errors clients see; and the cost of drawing a
 // provider from a set of 10,000.
 
+/** The median (the mean of the two middle values for an even count). */
+function middle(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const half = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
+}
+
 /** One line of the benchmark table. */
 export type Row = { name: string; value: number; unit: string; note: string };
 
@@ -320,10 +327,7 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
           samples.set(name, [...(samples.get(name) ?? []), r]);
         }
       }
-      const median = (name: string, pick: (r: LoadResult & { cpuPerRequestUs: number }) => number) => {
-        const values = samples.get(name)!.map(pick).sort((a, b) => a - b);
-        return values[values.length >> 1];
-      };
+      const median = (name: string, pick: (r: LoadResult & { cpuPerRequestUs: number }) => number) => middle(samples.get(name)!.map(pick));
       for (const [name, , sut] of targets) {
         const f = {
           rps: median(name, (r) => r.requests / r.seconds),
@@ -342,13 +346,13 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
       // over rounds, so that the machine's drift between rounds cancels out.
       const paired = (ratio: (routed: LoadResult, plain: LoadResult, direct: LoadResult) => number, kind: string) => {
         const values = samples.get("router")!.map((r, i) => ratio(r, samples.get(`plain proxy (${kind})`)![i], samples.get("upstream direct")![i]));
-        values.sort((a, b) => a - b);
-        return { median: values[values.length >> 1], range: `${values[0].toFixed(2)}–${values[values.length - 1].toFixed(2)}` };
+        return { median: middle(values), range: `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` };
       };
       for (const kind of ["undici request", "undici dispatch"]) {
         const throughput = paired((r, p) => r.requests / r.seconds / (p.requests / p.seconds), kind);
         rows.push({ name: `router / proxy (${kind}) throughput, ${connections} conn`, value: throughput.median, unit: "×", note: `goal ≥ 0.9; rounds ${throughput.range}` });
-        const added = paired((r, p, d) => (r.p50 - d.p50) / (p.p50 - d.p50), kind);
+        // NaN when the proxy added nothing measurable (its p50 at or below the upstream's).
+        const added = paired((r, p, d) => (p.p50 > d.p50 ? (r.p50 - d.p50) / (p.p50 - d.p50) : Number.NaN), kind);
         rows.push({ name: `router / proxy (${kind}) added p50 latency, ${connections} conn`, value: added.median, unit: "×", note: `goal ≤ 1.2; rounds ${added.range}` });
       }
     }
@@ -401,7 +405,13 @@ if (roleIndex >= 0) {
 } else if (process.argv[1] === self) {
   const flag = (name: string) => {
     const at = process.argv.indexOf(name);
-    return at >= 0 ? Number(process.argv[at + 1]) : undefined;
+    if (at < 0) return undefined;
+    const value = Number(process.argv[at + 1]);
+    if (!Number.isInteger(value) || value < 1) {
+      console.error(`${name} takes a positive whole number (got ${process.argv[at + 1] ?? "nothing"})`);
+      process.exit(2);
+    }
+    return value;
   };
   benchRouter({ durationMs: flag("--duration"), rounds: flag("--rounds") }).then(
     (rows) => console.log(formatRows(rows)),

@@ -1,4 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { performance } from "node:perf_hooks";
+import { Agent } from "undici";
+import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
+import { resolveRoutingOptions } from "../../router/options.ts";
+import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
@@ -139,5 +144,35 @@ describe("failover", () => {
     // A hedge that lost was cancelled, not counted as the slow provider's timeout.
     expect(timeouts()).toEqual(timeoutsBefore);
     await healAll();
+  });
+});
+
+describe("routing one call", () => {
+  it("answers exactly once when every attempt fails inside dispatch (a closed agent)", async () => {
+    const options = resolveRoutingOptions();
+    const table = new ChainTable(CHAIN, options);
+    table.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
+    for (const p of table.providers) {
+      p.setChainCheck(CHAIN, CHAIN, 0);
+      p.setHead(100, 0);
+      p.probationLeft = 0;
+    }
+    table.rebuild(performance.now());
+    expect(table.eligibleCount).toBe(4);
+    const agent = new Agent();
+    await agent.destroy(); // undici now fails each dispatch before it returns
+    const sweeper = startSweeper();
+    const results: CallResult[] = [];
+    routeCall(
+      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper },
+      table,
+      { id: 7, method: "eth_blockNumber", params: [], notification: false },
+      7,
+      (result) => results.push(result),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    sweeper.stop();
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ outcome: "upstream_failed", attempts: options.failover.maxAttempts, provider: null });
   });
 });

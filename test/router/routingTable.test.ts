@@ -155,6 +155,16 @@ describe("provider choice by stake and reputation", () => {
     table.rebuild(30_000);
     expect(providers.map((p) => p.state(30_000))).toEqual(["healthy", "healthy", "healthy", "healthy", "healthy", "lagging"]);
     expect(providers.slice(0, 5).map((p) => p.parts.lag)).toEqual([1, 1, 1, 1, 1]);
+    // Provider 0's probes stop answering: once its head is no longer fresh it is as old as it is.
+    for (let now = 30_100; now <= 40_000; now += 100) {
+      providers.forEach((p, i) => {
+        if (i > 0 && (now - offsets[i]) % 2_000 === 0) table.recordHead(p, chainHead(now) - behind[i], now);
+      });
+      table.updateMedianHead(now, 8_000);
+    }
+    expect(providers[0].lag).toBeGreaterThan(30);
+    table.rebuild(40_000);
+    expect(providers[0].state(40_000)).toBe("lagging");
   });
 
   it("skips providers already tried, and falls back to open circuits only when nothing else is left", () => {
