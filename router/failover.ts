@@ -14,8 +14,8 @@ import { UpstreamAttempt, type Outcome } from "./upstream.ts";
 // several providers at once (same bytes, same hash).
 //
 // The hot path is event-driven: each attempt reports to its call, which decides at once (answer,
-// retry, give up); one shared sweeper timer enforces attempt timeouts and starts hedges, so a call
-// costs no promise and no timer of its own.
+// retry, give up); one shared sweeper timer, armed for the earliest moment something is due,
+// enforces attempt timeouts and starts hedges, so a call costs no promise and no timer of its own.
 
 export type RouteContext = {
   agent: Dispatcher;
@@ -39,23 +39,50 @@ const writeMethods = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionS
 /** Below this much time left, no new attempt starts. */
 const minAttemptMs = 20;
 
-/** One timer for all calls in flight: attempt timeouts and hedges, checked every `tickMs`. */
+/**
+ * One timer for all calls in flight: attempt timeouts and hedges. It is armed for the earliest
+ * moment a listed call needs looking at and sleeps otherwise: a fixed 10 ms interval cost about
+ * 20 µs of CPU per request at one connection (each wakeup of an idle event loop is dear here).
+ */
 export type { CallRouting };
-export type Sweeper = { add: (call: CallRouting) => void; remove: (call: CallRouting) => void; stop: () => void };
+export type Sweeper = {
+  add: (call: CallRouting) => void;
+  remove: (call: CallRouting) => void;
+  /** A listed call needs looking at by `at` (performance.now() ms). */
+  wake: (at: number) => void;
+  stop: () => void;
+};
 
-export function startSweeper(tickMs = 10): Sweeper {
+export function startSweeper(slackMs = 5): Sweeper {
   // An intrusive doubly linked list: adding and removing a call allocates nothing.
   let head: CallRouting | null = null;
-  const timer = setInterval(() => {
-    if (head === null) return;
+  let timer: NodeJS.Timeout | null = null;
+  let armedAt = Infinity;
+  let stopped = false;
+  const arm = (at: number) => {
+    if (stopped) return;
+    if (timer !== null) clearTimeout(timer);
+    armedAt = at;
+    timer = setTimeout(sweep, Math.max(1, at - performance.now()));
+    timer.unref();
+  };
+  const sweep = () => {
+    timer = null;
+    armedAt = Infinity;
     const now = performance.now();
+    let next = Infinity;
     for (let call: CallRouting | null = head; call !== null; ) {
-      const next: CallRouting | null = call.next;
-      call.tick(now);
-      call = next;
+      const following: CallRouting | null = call.next;
+      const at = call.tick(now);
+      if (at < next) next = at;
+      call = following;
     }
-  }, tickMs);
-  timer.unref();
+    // Calls a moment apart share a sweep.
+    if (next < Infinity && next < armedAt) arm(Math.max(next, now + slackMs));
+  };
+  const wake = (at: number) => {
+    if (at < armedAt - slackMs) arm(at);
+  };
   return {
     add: (call) => {
       if (call.listed) return;
@@ -64,6 +91,7 @@ export function startSweeper(tickMs = 10): Sweeper {
       call.next = head;
       if (head !== null) head.prev = call;
       head = call;
+      wake(call.nextCheckAt());
     },
     remove: (call) => {
       if (!call.listed) return;
@@ -73,7 +101,11 @@ export function startSweeper(tickMs = 10): Sweeper {
       if (call.next !== null) call.next.prev = call.prev;
       call.prev = call.next = null;
     },
-    stop: () => clearInterval(timer),
+    wake,
+    stop: () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+    },
   };
 }
 
@@ -117,8 +149,8 @@ class CallRouting {
     for (let i = 0; i < initial; i++) if (!this.launch()) break;
     if (this.finished) return; // undici may fail an attempt inside dispatch: all of them, at once
     if (this.attempts > 0) {
-      this.ctx.sweeper.add(this);
       this.scheduleHedge();
+      this.ctx.sweeper.add(this);
       return;
     }
     if (this.table.awaitingProbes(performance.now())) void this.waitForProbes();
@@ -135,8 +167,8 @@ class CallRouting {
     if (this.finished) return;
     if (this.attempts === 0) this.giveUp();
     else {
-      this.ctx.sweeper.add(this);
       this.scheduleHedge();
+      this.ctx.sweeper.add(this);
     }
   }
 
@@ -158,11 +190,15 @@ class CallRouting {
     const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this);
     this.inFlight.push(attempt);
     attempt.start(this.ctx.agent, this.body);
+    if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
     return true;
   }
 
-  /** Called by the sweeper: time out overdue attempts, start a hedge when the call is slow. */
-  tick(now: number): void {
+  /**
+   * Called by the sweeper: time out overdue attempts, start a hedge when the call is slow. Returns
+   * when the call next needs looking at.
+   */
+  tick(now: number): number {
     for (let i = this.inFlight.length - 1; i >= 0; i--) {
       const attempt = this.inFlight[i];
       if (attempt !== undefined && now >= attempt.deadlineAt) attempt.timeout();
@@ -171,6 +207,14 @@ class CallRouting {
       this.hedgeAt = Infinity;
       if (this.launch()) this.ctx.counters.hedges++;
     }
+    return this.nextCheckAt();
+  }
+
+  /** The next attempt deadline or hedge time (Infinity: nothing to wait for). */
+  nextCheckAt(): number {
+    let at = !this.finished && this.inFlight.length === 1 ? this.hedgeAt : Infinity;
+    for (const attempt of this.inFlight) if (attempt.deadlineAt < at) at = attempt.deadlineAt;
+    return at;
   }
 
   settle(attempt: UpstreamAttempt, outcome: Outcome): void {

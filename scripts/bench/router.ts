@@ -344,7 +344,8 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
       }
       // Ratios are paired: router against proxy within each round (seconds apart), then the median
       // over rounds, so that the machine's drift between rounds cancels out.
-      const paired = (ratio: (routed: LoadResult, plain: LoadResult, direct: LoadResult) => number, kind: string) => {
+      type Sample = LoadResult & { cpuPerRequestUs: number };
+      const paired = (ratio: (routed: Sample, plain: Sample, direct: Sample) => number, kind: string) => {
         const values = samples.get("router")!.map((r, i) => ratio(r, samples.get(`plain proxy (${kind})`)![i], samples.get("upstream direct")![i]));
         return { median: middle(values), range: `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` };
       };
@@ -354,6 +355,9 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
         // NaN when the proxy added nothing measurable (its p50 at or below the upstream's).
         const added = paired((r, p, d) => (p.p50 > d.p50 ? (r.p50 - d.p50) / (p.p50 - d.p50) : Number.NaN), kind);
         rows.push({ name: `router / proxy (${kind}) added p50 latency, ${connections} conn`, value: added.median, unit: "×", note: `goal ≤ 1.2; rounds ${added.range}` });
+        // The cause of both: what the router's own work costs per request, beside the proxy's.
+        const extra = paired((r, p) => r.cpuPerRequestUs - p.cpuPerRequestUs, kind);
+        rows.push({ name: `router − proxy (${kind}) CPU per request, ${connections} conn`, value: extra.median, unit: "µs", note: `rounds ${extra.range}` });
       }
     }
     // Kill one upstream of three a second into the run, behind the proxy and behind the router.
