@@ -63,7 +63,8 @@ export function startSweeper(slackMs = 5): Sweeper {
     if (stopped) return;
     if (timer !== null) clearTimeout(timer);
     armedAt = at;
-    timer = setTimeout(sweep, Math.max(1, at - performance.now()));
+    // libuv counts whole milliseconds from the start of the loop turn: a spare one keeps it from firing early.
+    timer = setTimeout(sweep, Math.max(1, Math.ceil(at - performance.now()) + 1));
     timer.unref();
   };
   const sweep = () => {
