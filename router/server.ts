@@ -69,8 +69,10 @@ function send(
   res.end(bytes ?? undefined);
 }
 
-function sendError(res: ServerResponse, error: RouterError, cors: boolean, close = false): void {
-  send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors, "application/json", close);
+/** Refuses a request before its body is read (or all of it): counted, answered, the connection closed. */
+function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors: boolean): void {
+  g.metrics.refused(error.code);
+  send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors, "application/json", true);
 }
 
 /** Reads the body up to `max` bytes, then calls `done` with it, or with null when it is larger. */
@@ -160,20 +162,10 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
   const headers = clientHeaders(req);
   const cors = headers.origin !== undefined;
   const declared = Number(headers.contentLength ?? 0);
-  if (declared > g.limits.maxBodyBytes) {
-    g.metrics.refused("body_too_large");
-    sendError(res, tooLarge(g.limits.maxBodyBytes), cors, true);
-    return;
-  }
+  if (declared > g.limits.maxBodyBytes) return refuseUnread(g, res, tooLarge(g.limits.maxBodyBytes), cors);
   if (!isJsonContentType(headers.contentType)) {
-    g.metrics.refused("unsupported_media_type");
-    sendError(
-      res,
-      new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415),
-      cors,
-      true,
-    );
-    return;
+    const error = new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415);
+    return refuseUnread(g, res, error, cors);
   }
   g.metrics.inFlight++;
   readBody(req, g.limits.maxBodyBytes, (body, error) => {
@@ -184,8 +176,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     }
     if (body === null) {
       g.metrics.inFlight--;
-      g.metrics.refused("body_too_large");
-      sendError(res, tooLarge(g.limits.maxBodyBytes), cors, true);
+      refuseUnread(g, res, tooLarge(g.limits.maxBodyBytes), cors);
       return;
     }
     answerBody(new Exchange(g, res, started, cors), chainText, body);
