@@ -51,6 +51,7 @@ const ranges: readonly Range[] = [
   { subnet: "100::", prefix: 64, family: "ipv6", kind: "reserved" }, // discard
   { subnet: "2001:db8::", prefix: 32, family: "ipv6", kind: "documentation" },
   { subnet: "2001::", prefix: 23, family: "ipv6", kind: "reserved" }, // IETF protocol assignments (Teredo …)
+  { subnet: "64:ff9b:1::", prefix: 48, family: "ipv6", kind: "reserved" }, // local-use NAT64 (RFC 8215): may reach private IPv4
 ];
 
 // One BlockList per class, most specific first, so `classifyAddress` can say why.
@@ -86,7 +87,8 @@ function ipv6Groups(address: string): number[] | null {
 
 /**
  * The IPv4 address an IPv6 address stands for, when it embeds one that a host would reach:
- * IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16).
+ * IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d),
+ * NAT64 (64:ff9b::/96) and 6to4 (2002::/16).
  */
 function embeddedIpv4(groups: number[]): string | null {
   const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
@@ -94,6 +96,7 @@ function embeddedIpv4(groups: number[]): string | null {
   if (zeros(0, 5) && (groups[5] === 0xffff || groups[5] === 0) && (groups[6] !== 0 || groups[7] > 1)) {
     return v4(groups[6], groups[7]);
   }
+  if (zeros(0, 4) && groups[4] === 0xffff && groups[5] === 0) return v4(groups[6], groups[7]);
   if (groups[0] === 0x64 && groups[1] === 0xff9b && zeros(2, 6)) return v4(groups[6], groups[7]);
   if (groups[0] === 0x2002) return v4(groups[1], groups[2]);
   return null;

@@ -45,11 +45,14 @@ describe("which addresses a provider endpoint may have", () => {
       ["::ffff:a9fe:a9fe", "metadata"], // IPv4-mapped 169.254.169.254 in hex
       ["64:ff9b::a00:1", "private"], // NAT64 of 10.0.0.1
       ["2002:c0a8:101::1", "private"], // 6to4 of 192.168.1.1
+      ["::ffff:0:a9fe:a9fe", "metadata"], // IPv4-translated (SIIT) 169.254.169.254
+      ["64:ff9b:1::a9fe:a9fe", "reserved"], // local-use NAT64: a translator there may reach private IPv4
       ["[::1]", "loopback"],
       ["8.8.8.8", null],
       ["1.1.1.1", null],
       ["2606:4700:4700::1111", null],
       ["::ffff:8.8.8.8", null],
+      ["::ffff:0:808:808", null], // IPv4-translated 8.8.8.8
     ];
     for (const [address, kind] of table) expect(classifyAddress(address), address).toBe(kind);
   });
