@@ -243,10 +243,14 @@ export class ProviderHealth {
     if (first) this.onChange();
   }
 
-  /** Sets the lag against the chain's median head; returns true when in/out of sync flipped. */
-  setLag(medianHead: number): boolean {
-    this.lag = this.head < 0 ? 0 : medianHead - this.head;
-    const outOfSync = this.head >= 0 && (this.lag > this.scoring.maxLagBlocks || -this.lag > this.scoring.maxLeadBlocks);
+  /**
+   * Sets the lag (blocks behind the lower median head) and whether the head is out of sync: more
+   * than maxLagBlocks behind the lower median, or more than maxLeadBlocks ahead of the upper one.
+   * Returns true when that flipped.
+   */
+  setLag(lowerMedian: number, upperMedian: number): boolean {
+    this.lag = this.head < 0 ? 0 : lowerMedian - this.head;
+    const outOfSync = this.head >= 0 && (this.lag > this.scoring.maxLagBlocks || this.head - upperMedian > this.scoring.maxLeadBlocks);
     if (outOfSync === this.outOfSync) return false;
     this.outOfSync = outOfSync;
     this.onChange();

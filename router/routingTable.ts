@@ -8,6 +8,9 @@ import { capShares, scoreFactors } from "./scoring.ts";
 /** A uniform random number in [0, 1); replaceable by a seeded generator. */
 export type Random = () => number;
 
+/** The lower and upper median heads of a chain from `at` (performance.now() ms). */
+type Medians = { at: number; lower: number; upper: number };
+
 /**
  * The providers of one chain and the weights requests are drawn by. Weights are rebuilt (O(n)) when
  * eligibility changes or every `reweighIntervalMs`; a draw is one random number and a binary search
@@ -17,9 +20,10 @@ export class ChainTable {
   readonly chainId: number;
   providers: ProviderHealth[] = [];
   private byKey = new Map<string, ProviderHealth>();
+  /** The lower median head (what lag is measured against); -1 before any head. */
   medianHead = -1;
-  /** The median head's changes, oldest first: [performance.now() ms, head], as far back as a fresh head. */
-  private medianLog: [number, number][] = [];
+  /** The median heads' changes, oldest first, as far back as a fresh head. */
+  private medianLog: Medians[] = [];
   readonly latency: LatencyWindow;
 
   private eligible: ProviderHealth[] = [];
@@ -73,9 +77,12 @@ export class ChainTable {
   }
 
   /**
-   * Sets the median head from providers with a verified chain id and a fresh head, then every
-   * provider's lag. The lower median: with two providers the lower head, so one absurd height can
-   * never make an honest provider look behind.
+   * Sets the median heads from providers with a verified chain id and a fresh head, then every
+   * provider's lag. A verdict needs a strict majority: a provider is behind when more than half
+   * the heads are ahead of it (it is below the lower median), and implausibly ahead when more than
+   * half are behind it (above the upper median). So one absurd height cannot make honest providers
+   * look behind, one stuck or syncing node cannot make them look ahead, and with two providers
+   * that disagree neither is judged.
    */
   updateMedianHead(now: number, freshMs: number): void {
     const heads: number[] = [];
@@ -84,36 +91,41 @@ export class ChainTable {
     }
     if (heads.length === 0) return;
     heads.sort((a, b) => a - b);
-    const median = heads[(heads.length - 1) >> 1];
+    const lower = heads[(heads.length - 1) >> 1];
+    const upper = heads[heads.length >> 1];
     const log = this.medianLog;
-    if (median !== this.medianHead) log.push([now, median]);
+    const last = log.at(-1);
+    if (last === undefined || last.lower !== lower || last.upper !== upper) log.push({ at: now, lower, upper });
     // Keep what judging a fresh head needs: the entries since it was read, and the one before.
-    while (log.length > 1 && log[1][0] <= now - freshMs) log.shift();
-    this.medianHead = median;
+    while (log.length > 1 && log[1].at <= now - freshMs) log.shift();
+    this.medianHead = lower;
     for (const p of this.providers) {
       if (p.head < 0) continue;
-      // A head no probe has renewed for a while is as old as it is: judged against the median now.
-      const against = now - p.headAt <= freshMs ? this.medianAsOf(p.headAt) : median;
-      if (p.setLag(against)) this.dirty = true;
+      // A head no probe has renewed for a while is as old as it is: judged against the medians now.
+      const against = now - p.headAt <= freshMs ? this.mediansAsOf(p.headAt) : log[log.length - 1];
+      if (p.setLag(against.lower, against.upper)) this.dirty = true;
     }
   }
 
   /** A probe's answer: `p`'s head now, judged at once (before any traffic goes to it). */
   recordHead(p: ProviderHealth, head: number, now: number): void {
     p.setHead(head, now);
-    if (this.medianHead >= 0) p.setLag(this.medianAsOf(now));
+    if (this.medianLog.length > 0) {
+      const medians = this.mediansAsOf(now);
+      p.setLag(medians.lower, medians.upper);
+    }
   }
 
   /**
-   * The median head as it stood at `at`. A provider is judged against the heads seen by the time
-   * it answered, not against blocks made since: probes are seconds apart, and a chain may make
+   * The median heads as they stood at `at`. A provider is judged against the heads seen by the
+   * time it answered, not against blocks made since: probes are seconds apart, and a chain may make
    * several blocks a second, so comparing heads of different moments would find honest providers
-   * behind.
+   * behind. Called only once the log has an entry.
    */
-  private medianAsOf(at: number): number {
+  private mediansAsOf(at: number): Medians {
     const log = this.medianLog;
-    for (let i = log.length - 1; i >= 0; i--) if (log[i][0] <= at) return log[i][1];
-    return log.length > 0 ? log[0][1] : this.medianHead;
+    for (let i = log.length - 1; i >= 0; i--) if (log[i].at <= at) return log[i];
+    return log[0];
   }
 
   /** Recomputes every provider's score parts and the cumulative weights of the eligible ones. */

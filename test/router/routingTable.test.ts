@@ -135,6 +135,21 @@ describe("provider choice by stake and reputation", () => {
     expect(providers.map((p) => p.state(0))).toEqual(["healthy", "healthy", "healthy", "lagging"]);
   });
 
+  it("judges a head only on a strict majority: a stuck or syncing node makes no honest provider look ahead", () => {
+    // Two providers, one stuck far behind (a node still syncing): no majority either way, both judged in sync.
+    const two = tableOf([{ stake: 100 }, { stake: 100, lag: 984 }]);
+    expect(two.providers.map((p) => p.state(0))).toEqual(["healthy", "healthy"]);
+    // Four, two of them stuck: still no majority.
+    const even = tableOf([{ stake: 100 }, { stake: 100 }, { stake: 100, lag: 984 }, { stake: 100, lag: 984 }]);
+    expect(even.providers.map((p) => p.state(0))).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+    // Four, one stuck: three heads are ahead of it, so it is behind; the others are in sync.
+    const one = tableOf([{ stake: 100 }, { stake: 100 }, { stake: 100 }, { stake: 100, lag: 984 }]);
+    expect(one.providers.map((p) => p.state(0))).toEqual(["healthy", "healthy", "healthy", "lagging"]);
+    // Four, one absurdly high: three heads are behind it, so it is ahead.
+    const high = tableOf([{ stake: 100 }, { stake: 100 }, { stake: 100 }, { stake: 100, lag: -(2 ** 40) }]);
+    expect(high.providers.map((p) => p.state(0))).toEqual(["healthy", "healthy", "healthy", "lagging"]);
+  });
+
   it("judges each head against the median of its own moment, so probes seconds apart on a fast chain find no honest provider behind", () => {
     // Four blocks a second (an L2), probes every 2 s at staggered moments, as the prober runs them.
     const { table, providers } = tableOf(Array.from({ length: 6 }, () => ({ stake: 100 })));
