@@ -154,20 +154,24 @@ export class ChainTable {
         p.lastState = state;
       }
       if (state === "healthy" || state === "probation") {
-        this.weights[eligible.length] = f.weight;
+        this.weights[eligible.length] = f.stake;
         eligible.push(p);
       }
     }
     const count = eligible.length;
+    const weights = this.weights;
+    // The cap is on stake: no address gets more than its capped share for its stake alone. Reputation
+    // and probation then move traffic between providers, so one serving better than the rest may
+    // carry more: the cap must not push traffic onto providers that fail or just joined.
+    if (sum(weights, count) <= 0) weights.fill(1, 0, count); // no stake to tell them apart
+    capShares(weights, count, scoring.maxOperatorShare);
+    for (let i = 0; i < count; i++) weights[i] *= eligible[i].parts.score * eligible[i].parts.probation;
+    if (sum(weights, count) <= 0) weights.fill(1, 0, count); // every score is 0: none is better than another
     let total = 0;
-    for (let i = 0; i < count; i++) total += this.weights[i];
-    if (total <= 0) for (let i = 0; i < count; i++) this.weights[i] = 1; // nothing to tell them apart
-    capShares(this.weights, count, scoring.maxOperatorShare);
-    total = 0;
     for (let i = 0; i < count; i++) {
-      total += this.weights[i];
+      total += weights[i];
       this.cumulative[i] = total;
-      eligible[i].parts.weight = this.weights[i];
+      eligible[i].parts.weight = weights[i];
     }
     this.eligible = eligible;
     this.total = total;
@@ -237,15 +241,21 @@ export class ChainTable {
         const p = this.eligible[upperBound(this.cumulative, count, random() * this.total)];
         if (tried === null || !tried.includes(p)) return p;
       }
-      // Few providers, most of them tried: draw among the untried directly.
+      // Few providers, most of them tried: draw among the untried directly (evenly when all the
+      // untried have weight 0: eligible still beats the fallback below).
       let left = 0;
-      for (let i = 0; i < count; i++) if (!tried!.includes(this.eligible[i])) left += this.eligible[i].parts.weight;
-      if (left > 0) {
-        let r = random() * left;
+      let untried = 0;
+      for (let i = 0; i < count; i++) {
+        if (tried!.includes(this.eligible[i])) continue;
+        left += this.eligible[i].parts.weight;
+        untried++;
+      }
+      if (untried > 0) {
+        let r = random() * (left > 0 ? left : untried);
         for (let i = 0; i < count; i++) {
           const p = this.eligible[i];
           if (tried!.includes(p)) continue;
-          r -= p.parts.weight;
+          r -= left > 0 ? p.parts.weight : 1;
           if (r < 0) return p;
         }
       }
@@ -258,6 +268,12 @@ export class ChainTable {
     }
     return fallback.length === 0 ? null : fallback[Math.floor(random() * fallback.length)];
   }
+}
+
+function sum(values: Float64Array, count: number): number {
+  let total = 0;
+  for (let i = 0; i < count; i++) total += values[i];
+  return total;
 }
 
 /** The first index whose cumulative weight exceeds r (clamped to the last). */

@@ -2,7 +2,7 @@ import type { ScoringParameters } from "./options.ts";
 
 // The routing formula (router/README.md states it with every parameter):
 //
-//   weight_i = cap( √stake_i · latency_i · errors_i · lag_i · slash_i · probation_i )
+//   weight_i = cap(√stake)_i · latency_i · errors_i · lag_i · slash_i · probation_i
 //   share_i  = weight_i / Σ_j weight_j          over the chain's eligible providers
 //
 //   latency_i   = L0 / (L0 + ewmaLatencyMs_i)                      (1 before the first sample)
@@ -10,8 +10,9 @@ import type { ScoringParameters } from "./options.ts";
 //   lag_i       = 1 − max(0, lagBlocks_i) / (maxLagBlocks + 1)
 //   slash_i     = activeStake_i / (activeStake_i + slashedTotal_i)
 //   probation_i = probationWeight while in probation, else 1
-//   cap(·)      = water-filling so that no provider's share exceeds maxOperatorShare
-//                 (when fewer than 1/maxOperatorShare providers have weight, they share equally)
+//   cap(·)      = water-filling over the √stake terms so that no provider's share by stake exceeds
+//                 maxOperatorShare (when fewer than 1/maxOperatorShare providers have stake, they
+//                 share equally); the reputation factors apply after it
 
 /** What the formula reads from a provider. */
 export type ScoreInputs = {
@@ -35,7 +36,7 @@ export type Factors = {
   probation: number;
   /** latency · errors · lag · slash. */
   score: number;
-  /** Routing weight: stake · score · probation (the routing table applies the operator cap; 0 when not eligible). */
+  /** stake · score · probation, before the operator cap (the routing table sets the weight it routes by). */
   weight: number;
 };
 

@@ -106,6 +106,28 @@ describe("provider choice by stake and reputation", () => {
     expect(Math.abs(shares[3] - 0.3)).toBeLessThan(0.006);
   });
 
+  it("caps on stake, so with two providers a newcomer in probation or a failing provider does not get half the traffic", () => {
+    // Two healthy providers, one with 100× the stake: the cap evens them out.
+    const whale = tableOf([{ stake: 1_000_000 }, { stake: 10_000 }]);
+    expect(draw(whale.table, whale.providers, 20_000, 12).map((s) => Math.round(s * 10) / 10)).toEqual([0.5, 0.5]);
+    // The same pair, the small one in probation: capped stake 1:1, then probation 0.1 → 1/11.
+    const newcomer = tableOf([{ stake: 1_000_000 }, { stake: 10_000, probation: true }]);
+    const shares = draw(newcomer.table, newcomer.providers, 20_000, 13);
+    // Tolerance 0.01: over 4 standard errors (√(p(1−p)/n) ≈ 0.002).
+    expect(Math.abs(shares[1] - 1 / 11)).toBeLessThan(0.01);
+    // Equal stake, one failing nine calls in ten: it keeps a tenth of the other's weight.
+    const failing = tableOf([{ stake: 10_000 }, { stake: 10_000, errorRate: 0.9 }]);
+    expect(Math.abs(draw(failing.table, failing.providers, 20_000, 14)[1] - 0.1 / 1.1)).toBeLessThan(0.01);
+  });
+
+  it("retries on an eligible provider without weight before falling back to lagging or open ones", () => {
+    const { table, providers } = tableOf([{ stake: 100 }, { stake: 0 }, { stake: 100, lag: 50 }]);
+    const random = seededRandom(15);
+    expect(table.pick(random, [], 0)).toBe(providers[0]); // weight 0 is never drawn first
+    expect(table.pick(random, [providers[0]], 0)).toBe(providers[1]);
+    expect(table.pick(random, [providers[0], providers[1]], 0)).toBe(providers[2]);
+  });
+
   it("water-fills the cap exactly and equalises when fewer than 1/cap providers have weight", () => {
     const w = new Float64Array([100, 1, 1, 1]);
     capShares(w, 4, 0.5);
