@@ -163,14 +163,19 @@ export class ProviderHealth {
     return state === "healthy" || state === "probation";
   }
 
-  /** A successful answer (a result or an error that is not the provider's fault). */
+  /** A successful answer to a client call (a result or an error that is not the provider's fault). */
   recordSuccess(latencyMs: number): void {
+    this.consecutiveFailures = 0;
+    this.recordAnswer(latencyMs);
+  }
+
+  /** Latency, error rate and probation, for client calls and probes alike. */
+  private recordAnswer(latencyMs: number): void {
     const s = this.scoring;
     this.latencyMs = Number.isNaN(this.latencyMs) ? latencyMs : this.latencyMs + s.latencyAlpha * (latencyMs - this.latencyMs);
     this.latencySumMs += latencyMs;
     this.latencySamples++;
     this.errorRate -= s.errorAlpha * this.errorRate;
-    this.consecutiveFailures = 0;
     if (this.probationLeft > 0 && !this.circuitOpen) {
       this.probationLeft--;
       if (this.probationLeft === 0) {
@@ -201,7 +206,8 @@ export class ProviderHealth {
       this.errorRate = Math.min(this.errorRate, this.scoring.recoveringErrorRate);
       this.onChange();
     }
-    this.recordSuccess(latencyMs);
+    // Not a reset of consecutive failures: eth_blockNumber answering says little about client calls that fail.
+    this.recordAnswer(latencyMs);
   }
 
   /** A health probe failed: in half-open state the circuit opens again for twice as long. */

@@ -12,7 +12,7 @@ import { attemptOnce } from "./upstream.ts";
 
 export type Prober = { stop: () => void; /** Runs one scheduling pass now (tests). */ tick: () => void };
 
-type ProbeState = { nextAt: number; running: boolean };
+type ProbeState = { nextAt: number; running: boolean; startedAt: number };
 
 function hexQuantity(bytes: Buffer): number | null {
   try {
@@ -75,14 +75,17 @@ export function startProber(deps: {
         if (running >= probe.concurrency) break;
         let state = states.get(p);
         if (state === undefined) {
-          state = { nextAt: 0, running: false };
+          state = { nextAt: 0, running: false, startedAt: -Infinity };
           states.set(p, state);
         }
         if (state.running) continue;
         const circuit = p.circuitState(now);
-        const due = circuit === "half_open" || (circuit === "closed" && state.nextAt <= now);
+        // Half-open: probed as soon as the open period ends, then at the usual interval (a probe may
+        // decide nothing, e.g. on the wrong chain).
+        const due = circuit === "closed" ? state.nextAt <= now : circuit === "half_open" && (state.startedAt < p.reopensAt || state.nextAt <= now);
         if (!due) continue;
         state.running = true;
+        state.startedAt = now;
         running++;
         const s = state;
         void run(table, p).finally(() => {

@@ -1,0 +1,78 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import { afterEach, describe, expect, it } from "vitest";
+import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
+import { resolveRoutingOptions } from "../../router/options.ts";
+import { startProber } from "../../router/prober.ts";
+import { ChainTable } from "../../router/routingTable.ts";
+import { providerAddress } from "../helpers/faultyUpstream.ts";
+import { waitFor } from "./support.ts";
+
+// The circuit breaker and the probes that test it, on a real HTTP upstream.
+
+const CHAIN = 31337;
+const closers: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** A JSON-RPC node on 127.0.0.1 that answers eth_chainId with `chainId`; counts the calls it gets. */
+async function nodeOnChain(chainId: number): Promise<{ url: string; calls: () => number }> {
+  let calls = 0;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      calls++;
+      const call = JSON.parse(Buffer.concat(chunks).toString()) as { id: number; method: string };
+      const result = call.method === "eth_chainId" ? `0x${chainId.toString(16)}` : "0x10";
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ jsonrpc: "2.0", id: call.id, result }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls: () => calls };
+}
+
+function tableWith(url: string, overrides: Parameters<typeof resolveRoutingOptions>[0] = {}): ChainTable {
+  const table = new ChainTable(CHAIN, resolveRoutingOptions(overrides));
+  table.setProviders([{ address: providerAddress(0), chainId: CHAIN, url, stake: 10n ** 21n, slashedTotal: 0n, name: "node" }]);
+  return table;
+}
+
+describe("circuit breaker", () => {
+  it("opens after failed client calls even when probes succeed between them", () => {
+    const [p] = tableWith("http://node.example:8545").providers;
+    p.setChainCheck(CHAIN, CHAIN, 0);
+    p.setHead(100, 0);
+    for (let i = 0; i < 3; i++) {
+      p.recordFailure("http_5xx", "HTTP 500", 0);
+      p.recordProbeSuccess(5, 0); // eth_blockNumber still answers
+    }
+    expect(p.state(0)).toBe("circuit_open");
+    p.recordSuccess(5); // a client call that succeeds does end the run
+    expect(p.consecutiveFailures).toBe(0);
+  });
+
+  it("probes a half-open provider on the wrong chain at the probe interval, not on every tick", async () => {
+    const node = await nodeOnChain(1);
+    const table = tableWith(node.url, { circuit: { baseOpenMs: 20 } });
+    const [p] = table.providers;
+    for (let i = 0; i < 3; i++) p.recordFailure("connect", "refused", performance.now());
+    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
+    closers.push(() => agent.close());
+    const prober = startProber({ tables: () => [table], agent, probe: { intervalMs: 60_000, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 4 } });
+    closers.push(async () => prober.stop());
+    await waitFor(() => p.reportedChainId === 1, "the half-open probe");
+    expect(p.state(performance.now())).toBe("wrong_chain");
+    const after = node.calls();
+    for (let i = 0; i < 20; i++) {
+      prober.tick();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(node.calls()).toBe(after); // the next probe is a minute away
+  });
+});
