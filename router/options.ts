@@ -130,6 +130,46 @@ export type RoutingOverrides = {
   [K in keyof RoutingOptions]?: RoutingOptions[K] extends Record<string, unknown> ? Partial<RoutingOptions[K]> : RoutingOptions[K];
 };
 
+/** [kind, min, max, min excluded]: a whole or real number in range. */
+type NumberRule = ["integer" | "number", number, number, boolean?];
+const day = 86_400_000;
+const numberRules: Record<string, NumberRule> = {
+  "scoring.latencyReferenceMs": ["number", 0, day, true],
+  "scoring.latencyAlpha": ["number", 0, 1, true],
+  "scoring.errorAlpha": ["number", 0, 1, true],
+  "scoring.recoveringErrorRate": ["number", 0, 0.999],
+  "scoring.maxLagBlocks": ["integer", 0, 1e9],
+  "scoring.maxLeadBlocks": ["integer", 0, 1e9],
+  "scoring.probationWeight": ["number", 0, 1, true],
+  "scoring.probationSuccesses": ["integer", 0, 1e6],
+  "scoring.maxOperatorShare": ["number", 0, 1, true],
+  "scoring.reweighIntervalMs": ["number", 1, day],
+  "circuit.failureThreshold": ["integer", 1, 1e6],
+  "circuit.baseOpenMs": ["number", 1, day],
+  "circuit.maxOpenMs": ["number", 1, day],
+  "probe.intervalMs": ["number", 10, day],
+  "probe.timeoutMs": ["number", 1, day],
+  "probe.chainIdIntervalMs": ["number", 10, day],
+  "probe.concurrency": ["integer", 1, 10_000],
+  "failover.attemptTimeoutMs": ["number", 1, day],
+  "failover.deadlineMs": ["number", 1, day],
+  "failover.maxAttempts": ["integer", 1, 100],
+  "failover.hedgeQuantile": ["number", 0, 0.999, true],
+  "failover.hedgeMinMs": ["number", 0, day],
+  "failover.writeFanout": ["integer", 1, 100],
+  "limits.maxBodyBytes": ["integer", 1024, 2 ** 31],
+  "limits.maxBatchItems": ["integer", 1, 1e6],
+  "limits.maxDepth": ["integer", 2, 10_000],
+  "limits.maxResponseBytes": ["integer", 1024, 2 ** 31],
+  "limits.maxConcurrentRequests": ["integer", 1, 1e7],
+  "limits.connectionsPerProvider": ["integer", 1, 10_000],
+  shareWindowMs: ["number", 100, day],
+};
+
+function describeRule([kind, min, max, minOpen]: NumberRule): string {
+  return `${kind === "integer" ? "a whole number" : "a number"} ${minOpen ? `> ${min}` : `≥ ${min}`} and ≤ ${max}`;
+}
+
 /** Merges overrides into the defaults and checks every value's range. */
 export function resolveRoutingOptions(overrides: RoutingOverrides = {}): RoutingOptions {
   const o: RoutingOptions = {
@@ -141,23 +181,25 @@ export function resolveRoutingOptions(overrides: RoutingOverrides = {}): Routing
     methods: (overrides.methods as MethodPolicy | undefined) ?? defaultRoutingOptions.methods,
     shareWindowMs: overrides.shareWindowMs ?? defaultRoutingOptions.shareWindowMs,
   };
+  // Every number: finite, in range, whole where it counts something. Then what relates two of them.
+  const sections = o as unknown as Record<string, Record<string, unknown>>;
+  for (const [name, rule] of Object.entries(numberRules)) {
+    const [section, field] = name.split(".");
+    const value = field === undefined ? (o as unknown as Record<string, unknown>)[section] : sections[section][field];
+    const [kind, min, max, minOpen] = rule;
+    const ok =
+      typeof value === "number" &&
+      Number.isFinite(value) &&
+      (kind === "number" || Number.isInteger(value)) &&
+      (minOpen ? value > min : value >= min) &&
+      value <= max;
+    if (!ok) throw new RouterOptionError(`router option ${name} must be ${describeRule(rule)}, got ${String(value)}`);
+  }
   const check = (ok: boolean, what: string) => {
     if (!ok) throw new RouterOptionError(`router option out of range: ${what}`);
   };
-  const unit = (x: number) => x > 0 && x <= 1;
-  check(o.scoring.latencyReferenceMs > 0, "scoring.latencyReferenceMs must be > 0");
-  check(unit(o.scoring.latencyAlpha) && unit(o.scoring.errorAlpha), "scoring alphas must be in (0, 1]");
-  check(o.scoring.recoveringErrorRate >= 0 && o.scoring.recoveringErrorRate < 1, "scoring.recoveringErrorRate must be in [0, 1)");
-  check(unit(o.scoring.probationWeight), "scoring.probationWeight must be in (0, 1]");
-  check(unit(o.scoring.maxOperatorShare), "scoring.maxOperatorShare must be in (0, 1]");
-  check(o.scoring.maxLagBlocks >= 0 && o.scoring.maxLeadBlocks >= 0, "scoring lag limits must be ≥ 0");
-  check(Number.isInteger(o.scoring.probationSuccesses) && o.scoring.probationSuccesses >= 0, "scoring.probationSuccesses must be an integer ≥ 0");
-  check(o.circuit.failureThreshold >= 1 && o.circuit.baseOpenMs > 0 && o.circuit.maxOpenMs >= o.circuit.baseOpenMs, "circuit parameters");
-  check(o.probe.intervalMs > 0 && o.probe.timeoutMs > 0 && o.probe.concurrency >= 1, "probe parameters");
-  check(o.failover.attemptTimeoutMs > 0 && o.failover.deadlineMs >= o.failover.attemptTimeoutMs, "failover.deadlineMs must be ≥ attemptTimeoutMs > 0");
-  check(o.failover.maxAttempts >= 1 && o.failover.writeFanout >= 1, "failover.maxAttempts and writeFanout must be ≥ 1");
-  check(o.failover.hedgeQuantile > 0 && o.failover.hedgeQuantile < 1, "failover.hedgeQuantile must be in (0, 1)");
-  check(o.limits.maxBodyBytes >= 1024 && o.limits.maxBatchItems >= 1 && o.limits.maxDepth >= 2, "limits");
-  check(o.limits.maxResponseBytes >= 1024 && o.limits.maxConcurrentRequests >= 1 && o.limits.connectionsPerProvider >= 1, "limits");
+  check(typeof o.failover.hedge === "boolean", "failover.hedge must be true or false");
+  check(o.circuit.maxOpenMs >= o.circuit.baseOpenMs, "circuit.maxOpenMs must be ≥ baseOpenMs");
+  check(o.failover.deadlineMs >= o.failover.attemptTimeoutMs, "failover.deadlineMs must be ≥ attemptTimeoutMs");
   return o;
 }

@@ -26,6 +26,18 @@ const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--sna
   --snapshot   file keeping the last provider set, used when the indexer is away at start-up
   --devnet     allow loopback and private provider endpoints (local devnet only)`;
 
+/** The indexer's base URL: http(s), without credentials (fetch refuses URLs that carry them). */
+function checkIndexerUrl(text: string): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`--indexer must be a URL such as http://127.0.0.1:42069, got "${text}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--indexer must be an http:// or https:// URL, got "${text}"`);
+  if (url.username !== "" || url.password !== "") throw new Error("--indexer must not carry a user name or password");
+}
+
 /** Parses the router's command-line flags; throws with the usage on a bad flag. */
 export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {}): RouterFlags {
   const { values } = parseArgs({
@@ -44,8 +56,9 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
   if (values.help) throw new Error(usage);
   const indexer = values.indexer ?? env.DIN_INDEXER_URL;
   if (indexer === undefined) throw new Error(`the router needs --indexer <url>\n${usage}`);
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port must be 0…65535, got ${values.port}`);
+  checkIndexerUrl(indexer);
+  const port = /^[0-9]{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
+  if (!(port <= 65_535)) throw new Error(`--port must be a number 0…65535, got "${values.port}"`);
   const logLevel = values["log-level"] as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
   return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, logLevel };

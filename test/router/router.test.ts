@@ -42,8 +42,14 @@ describe("scripts/router.ts", () => {
     });
     expect(parseRouterFlags([], { DIN_INDEXER_URL: "http://indexer:1" }).indexer).toBe("http://indexer:1");
     expect(() => parseRouterFlags([])).toThrow(/needs --indexer/);
-    expect(() => parseRouterFlags(["--indexer", "x", "--port", "99999"])).toThrow(/--port must be/);
-    expect(() => parseRouterFlags(["--indexer", "x", "--bogus"])).toThrow();
+    const indexer = ["--indexer", "http://127.0.0.1:42069"];
+    expect(() => parseRouterFlags([...indexer, "--port", "99999"])).toThrow(/--port must be/);
+    expect(() => parseRouterFlags([...indexer, "--port", ""])).toThrow(/--port must be/);
+    expect(() => parseRouterFlags([...indexer, "--port", " 80"])).toThrow(/--port must be/);
+    expect(() => parseRouterFlags([...indexer, "--bogus"])).toThrow();
+    expect(() => parseRouterFlags(["--indexer", "not a url"])).toThrow(/--indexer must be a URL/);
+    expect(() => parseRouterFlags(["--indexer", "ftp://indexer.example"])).toThrow(/http:\/\/ or https:\/\//);
+    expect(() => parseRouterFlags(["--indexer", "http://user:secret@indexer.example"])).toThrow(/user name or password/);
   });
 
   it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, stops on SIGTERM", async () => {

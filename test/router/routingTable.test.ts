@@ -225,3 +225,23 @@ describe("provider choice by stake and reputation", () => {
     expect(providers.length).toBe(10_000);
   });
 });
+
+describe("routing options", () => {
+  it("refuses numbers out of range, not finite or not whole, saying which and why", () => {
+    const refused: [RoutingOverrides, RegExp][] = [
+      [{ shareWindowMs: 0 }, /shareWindowMs must be a number ≥ 100/],
+      [{ shareWindowMs: Number.NaN }, /shareWindowMs .* got NaN/],
+      [{ probe: { intervalMs: Infinity } }, /probe\.intervalMs/],
+      [{ probe: { chainIdIntervalMs: -1 } }, /probe\.chainIdIntervalMs/],
+      [{ scoring: { reweighIntervalMs: Number.NaN } }, /scoring\.reweighIntervalMs/],
+      [{ failover: { hedgeMinMs: Number.NaN } }, /failover\.hedgeMinMs/],
+      [{ failover: { maxAttempts: 2.5 } }, /failover\.maxAttempts must be a whole number/],
+      [{ limits: { maxBatchItems: "100" as unknown as number } }, /limits\.maxBatchItems .* got 100/],
+      [{ scoring: { maxOperatorShare: 0 } }, /scoring\.maxOperatorShare must be a number > 0 and ≤ 1/],
+      [{ circuit: { baseOpenMs: 5_000, maxOpenMs: 1_000 } }, /maxOpenMs must be ≥ baseOpenMs/],
+      [{ failover: { attemptTimeoutMs: 5_000, deadlineMs: 1_000 } }, /deadlineMs must be ≥ attemptTimeoutMs/],
+    ];
+    for (const [overrides, message] of refused) expect(() => resolveRoutingOptions(overrides), JSON.stringify(overrides)).toThrow(message);
+    expect(resolveRoutingOptions({ failover: { hedgeMinMs: 0 }, scoring: { maxOperatorShare: 1 } }).failover.hedgeMinMs).toBe(0);
+  });
+});
