@@ -1,6 +1,6 @@
 import { createClient, sql } from "@ponder/client";
 import type { Logger } from "./log.ts";
-import { readSnapshot, writeSnapshot } from "./snapshot.ts";
+import { readSnapshot, writeSnapshot, type Snapshot } from "./snapshot.ts";
 
 // Where the router learns which providers exist: per chain, the eligible providers with their
 // endpoint, stake and slash history. In production that is a live query on the indexer; tests of
@@ -25,9 +25,8 @@ export type ProviderSetStatus = {
   /** live: the indexer's live query is connected; unreachable: serving the last known set. */
   state: "live" | "connecting" | "unreachable" | "static";
   servingFrom: "indexer" | "snapshot" | "static" | "none";
-  indexerUrl: string | null;
-  snapshotPath: string | null;
   lastUpdateAt: string | null;
+  /** Why the indexer is away, in our own words: /status is public, so never the indexer's text. */
   lastError: string | null;
   updates: number;
 };
@@ -109,8 +108,6 @@ export function staticProviderSet(initial: readonly ProviderRecord[]): ProviderS
       source: "static",
       state: "static",
       servingFrom: "static",
-      indexerUrl: null,
-      snapshotPath: null,
       lastUpdateAt,
       lastError: null,
       updates,
@@ -143,10 +140,46 @@ export type IndexerProviderSetOptions = {
 // code; Ponder parses it to learn which tables the live query depends on.
 const eligibleEndpoints = sql`select e.provider as address, e.chain_id as chain_id, e.url as url, p.active_stake as stake, p.slashed_total as slashed_total, p.name as name from endpoint e inner join provider p on p.address = e.provider where p.status = 'active'`;
 
+/** A failure with the router's own sentence, safe to show on /status; the raw error is its cause. */
+class IndexerError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = "IndexerError";
+  }
+}
+
+/** How much of an indexer's error the log keeps (its bodies can be megabytes). */
+const maxLoggedDetail = 2_000;
+
+/** What /status says about a failure: our own sentence, or the socket error code, never the indexer's text. */
+function publicReason(error: unknown): string {
+  if (error instanceof IndexerError) return error.message;
+  const code = networkCode(error);
+  return code === null ? "the indexer connection failed (details in the router's log)" : `cannot reach the indexer (${code})`;
+}
+
+/** ECONNREFUSED and the like, from fetch's error or one of its causes. */
+function networkCode(error: unknown): string | null {
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && /^[A-Z][A-Z0-9_]*$/.test(code)) return code;
+  }
+  return null;
+}
+
+/** The whole story of a failure, for the log only. */
+function logDetail(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; e = e instanceof Error ? e.cause : undefined, depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(" ← ").slice(0, maxLoggedDetail);
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new IndexerError(`${what} did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -180,6 +213,9 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   let reconnectTimer: NodeJS.Timeout | undefined;
   let reconcileTimer: NodeJS.Timeout | undefined;
   let backoff = reconnectMinMs;
+  let liveSince = 0; // Date.now() when the current connection went live
+  let querying = false; // a plain query still waits for the indexer's answer
+  const stopping = new AbortController();
   let firstSet: () => void = () => {};
   let snapshotWrite: Promise<void> = Promise.resolve();
   let liveEvents = 0; // a plain query started before the latest live event is older than it
@@ -196,7 +232,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     if (from === "indexer" && options.snapshotPath !== undefined) {
       const path = options.snapshotPath;
       snapshotWrite = snapshotWrite
-        .then(() => writeSnapshot(path, records))
+        .then(() => writeSnapshot(path, records, base))
         .catch((error: Error) => log.warn("could not write the provider-set snapshot", { path, error: error.message }));
     }
   };
@@ -209,34 +245,72 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     deliver(records, "indexer");
   };
 
-  const lost = (error: Error, mine: number) => {
+  const lost = (error: unknown, mine: number) => {
     if (mine !== generation || stopped) return;
     generation++;
     subscription?.unsubscribe();
     subscription = null;
     clearInterval(reconcileTimer);
     const wasLive = state === "live";
+    // Only a connection that held for a while earns a quick retry: one that drops as soon as it
+    // is up (a flapping indexer) keeps backing off, or it would be retried every reconnectMinMs.
+    if (wasLive && Date.now() - liveSince >= reconnectMaxMs) backoff = reconnectMinMs;
+    const previous = lastError;
     state = "unreachable";
-    lastError = error.message;
-    if (wasLive) log.warn("indexer unreachable: serving the last known provider set", { error: error.message, retryInMs: backoff });
+    lastError = publicReason(error);
+    // Warn on news only: an indexer that stays away would otherwise fill the log at every retry.
+    const fields = { error: lastError, detail: logDetail(error), retryInMs: backoff };
+    if (wasLive) log.warn("indexer unreachable: serving the last known provider set", fields);
+    else if (lastError !== previous) log.warn("cannot connect to the indexer", fields);
+    else log.debug("cannot connect to the indexer", fields);
     reconnectTimer = setTimeout(connect, backoff);
     backoff = Math.min(reconnectMaxMs, backoff * 2);
   };
 
-  const query = (mine: number) => {
+  // @ponder/client's query takes no abort signal, so a /sql that does not answer keeps its socket
+  // until undici gives up (minutes): the router stops waiting at requestTimeoutMs, and asks again
+  // only once the indexer has answered, so a hung indexer holds one socket, not one per retry.
+  const query = async (mine: number): Promise<void> => {
+    if (querying) throw new IndexerError("the indexer's /sql has not answered its previous query yet");
+    querying = true;
     const seen = liveEvents;
-    return withTimeout(client.db.execute(eligibleEndpoints), requestTimeoutMs, "the indexer's /sql").then((rows) => {
-      if (seen === liveEvents) apply(rows, mine);
+    const asked = client.db.execute(eligibleEndpoints).finally(() => {
+      querying = false;
     });
+    let rows: unknown;
+    try {
+      rows = await withTimeout(asked, requestTimeoutMs, "the indexer's /sql");
+    } catch (error) {
+      // An error the indexer answered with is its text (a database error, say): for the log only.
+      if (error instanceof IndexerError || networkCode(error) !== null) throw error;
+      throw new IndexerError("the indexer's /sql answered with an error (details in the router's log)", error);
+    }
+    if (seen === liveEvents) apply(rows, mine);
+  };
+
+  const liveFailed = (error: Error) =>
+    error.message === "server disconnected" // @ponder/client's words for a stream that failed or ended
+      ? new IndexerError("the indexer's live query disconnected", error)
+      : new IndexerError("the indexer's live query sent an unreadable update (details in the router's log)", error);
+
+  /** GET /ready, aborted when it outlasts requestTimeoutMs or when the source stops. */
+  const ready = async (): Promise<void> => {
+    let answer: Response;
+    try {
+      answer = await fetch(`${base}/ready`, { signal: AbortSignal.any([AbortSignal.timeout(requestTimeoutMs), stopping.signal]) });
+    } catch (error) {
+      if ((error as Error).name === "TimeoutError") throw new IndexerError(`the indexer's /ready did not answer within ${requestTimeoutMs} ms`, error);
+      throw error;
+    }
+    await answer.body?.cancel();
+    if (!answer.ok) throw new IndexerError(`the indexer is not ready yet (GET /ready → HTTP ${answer.status})`);
   };
 
   async function connect(): Promise<void> {
     if (stopped) return;
     const mine = ++generation;
     try {
-      const ready = await withTimeout(fetch(`${base}/ready`), requestTimeoutMs, "the indexer's /ready");
-      await ready.body?.cancel();
-      if (!ready.ok) throw new Error(`the indexer is not ready yet (GET /ready → HTTP ${ready.status})`);
+      await ready();
       if (mine !== generation || stopped) return;
       subscription = client.live(
         (db) => db.execute(eligibleEndpoints),
@@ -244,26 +318,47 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
           liveEvents++;
           apply(rows, mine);
         },
-        (error) => lost(error, mine),
+        (error) => lost(liveFailed(error), mine),
       );
       await query(mine);
       if (mine !== generation || stopped) return;
       if (state !== "live") log.info("indexer live query connected", { indexerUrl: base });
       state = "live";
+      liveSince = Date.now();
       lastError = null;
-      backoff = reconnectMinMs;
       reconcileTimer = setInterval(() => {
-        query(mine).catch((error: Error) => lost(error, mine));
+        query(mine).catch((error: unknown) => lost(error, mine));
       }, reconcileIntervalMs);
       reconcileTimer.unref();
     } catch (error) {
-      lost(error as Error, mine);
+      lost(error, mine);
     }
+  }
+
+  /** At start-up without the indexer: the snapshot's sound rows, or nothing if it cannot be used. */
+  async function serveSnapshot(path: string): Promise<void> {
+    let snapshot: Snapshot | null;
+    try {
+      snapshot = await readSnapshot(path);
+    } catch (error) {
+      log.warn("ignoring the provider-set snapshot: starting with no providers until the indexer answers", { error: (error as Error).message });
+      return;
+    }
+    if (snapshot === null || servingFrom !== "none") return;
+    if (snapshot.indexerUrl !== base) {
+      log.warn("ignoring the provider-set snapshot: it was written for another indexer", { path, writtenFor: snapshot.indexerUrl, indexerUrl: base });
+      return;
+    }
+    const { records, dropped } = normalizeRecords(snapshot.providers);
+    if (dropped > 0) log.warn("dropped malformed provider rows from the snapshot", { path, dropped });
+    log.warn("indexer unreachable at start-up: serving the provider-set snapshot", { path, writtenAt: snapshot.writtenAt, providers: records.length });
+    deliver(records, "snapshot");
   }
 
   return {
     start: async (onSet) => {
       listener = onSet;
+      log.info("taking the provider set from the indexer", { indexerUrl: base, snapshotPath: options.snapshotPath ?? null });
       const first = new Promise<void>((resolve) => {
         firstSet = resolve;
       });
@@ -276,23 +371,12 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
         }),
       ]);
       clearTimeout(timer);
-      if (waited || options.snapshotPath === undefined) return;
-      const snapshot = await readSnapshot(options.snapshotPath);
-      if (snapshot !== null && servingFrom === "none") {
-        log.warn("indexer unreachable at start-up: serving the provider-set snapshot", {
-          path: options.snapshotPath,
-          writtenAt: snapshot.writtenAt,
-          providers: snapshot.providers.length,
-        });
-        deliver(snapshot.providers, "snapshot");
-      }
+      if (!waited && options.snapshotPath !== undefined) await serveSnapshot(options.snapshotPath);
     },
     status: () => ({
       source: "indexer",
       state,
       servingFrom,
-      indexerUrl: base,
-      snapshotPath: options.snapshotPath ?? null,
       lastUpdateAt,
       lastError,
       updates,
@@ -300,6 +384,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     stop: async () => {
       stopped = true;
       generation++;
+      stopping.abort();
       clearTimeout(reconnectTimer);
       clearInterval(reconcileTimer);
       subscription?.unsubscribe();

@@ -1,23 +1,31 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { SnapshotError } from "./errors.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 
 // The last provider set the indexer gave, on disk, so a router restarted while the indexer is away
-// still has providers to route to. JSON with amounts as decimal strings; written atomically.
+// still has providers to route to. JSON with amounts as decimal strings; written atomically, and
+// for the indexer it came from (a router pointed at another indexer must not serve it).
 
 type SnapshotFile = {
-  version: 1;
+  version: 2;
   writtenAt: string;
+  /** The indexer base URL the set came from. */
+  indexerUrl: string;
   providers: { address: string; chainId: number; url: string; stake: string; slashedTotal: string; name: string }[];
 };
 
-export type Snapshot = { writtenAt: string; providers: ProviderRecord[] };
+/**
+ * A snapshot as read: its rows are raw (a file can be damaged or edited by hand), so the reader
+ * runs them through normalizeRecords like rows from the indexer.
+ */
+export type Snapshot = { writtenAt: string | null; indexerUrl: string; providers: unknown[] };
 
-export async function writeSnapshot(path: string, providers: readonly ProviderRecord[]): Promise<void> {
+export async function writeSnapshot(path: string, providers: readonly ProviderRecord[], indexerUrl: string): Promise<void> {
   const file: SnapshotFile = {
-    version: 1,
+    version: 2,
     writtenAt: new Date().toISOString(),
+    indexerUrl,
     providers: providers.map((p) => ({
       address: p.address,
       chainId: p.chainId,
@@ -29,11 +37,18 @@ export async function writeSnapshot(path: string, providers: readonly ProviderRe
   };
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`);
+  const handle = await open(temporary, "w");
+  try {
+    await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
+    // On disk before the rename: otherwise a power cut can leave the new name on an empty file.
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await rename(temporary, path);
 }
 
-/** Reads a snapshot; null when there is none, SnapshotError when it is unreadable. */
+/** Reads a snapshot; null when there is none, SnapshotError when it is unreadable or of an unknown format. */
 export async function readSnapshot(path: string): Promise<Snapshot | null> {
   let text: string;
   try {
@@ -42,26 +57,18 @@ export async function readSnapshot(path: string): Promise<Snapshot | null> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new SnapshotError(path, (error as Error).message);
   }
-  let file: SnapshotFile;
+  let file: Partial<Record<keyof SnapshotFile, unknown>> | null;
   try {
-    file = JSON.parse(text) as SnapshotFile;
+    file = JSON.parse(text) as typeof file;
   } catch {
     throw new SnapshotError(path, "not JSON");
   }
-  if (file.version !== 1 || !Array.isArray(file.providers)) throw new SnapshotError(path, "unknown format (expected version 1)");
-  try {
-    return {
-      writtenAt: String(file.writtenAt),
-      providers: file.providers.map((p) => ({
-        address: String(p.address).toLowerCase(),
-        chainId: Number(p.chainId),
-        url: String(p.url),
-        stake: BigInt(p.stake),
-        slashedTotal: BigInt(p.slashedTotal),
-        name: String(p.name ?? ""),
-      })),
-    };
-  } catch (error) {
-    throw new SnapshotError(path, (error as Error).message);
+  if (typeof file !== "object" || file === null || file.version !== 2 || typeof file.indexerUrl !== "string" || !Array.isArray(file.providers)) {
+    throw new SnapshotError(path, "unknown format (expected version 2)");
   }
+  return {
+    writtenAt: typeof file.writtenAt === "string" ? file.writtenAt : null,
+    indexerUrl: file.indexerUrl,
+    providers: file.providers,
+  };
 }

@@ -1,13 +1,16 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, open, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { freePort } from "../../scripts/freePort.ts";
+import { createLogger, type LogFields, type Logger } from "../../router/log.ts";
 import { normalizeRecords } from "../../router/providerSet.ts";
 import { readSnapshot, writeSnapshot } from "../../router/snapshot.ts";
 import { providerAddress, recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter } from "../helpers/startRouter.ts";
+import { indexerRow, startFakeIndexer } from "./providerSetFakeIndexer.ts";
 import { DEV_ACCOUNT, direct, hammer, waitFor } from "./support.ts";
 
 // The provider set changes under the router's feet: changes apply at once, calls in flight finish
@@ -25,6 +28,12 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "din-router-"));
   balance = (await direct(chain.rpcUrl, "eth_getBalance", [DEV_ACCOUNT, "latest"])) as string;
 });
+
+/** A logger whose lines the test reads. */
+function capturingLog(): { log: Logger; lines: (LogFields & { level: string; msg: string })[] } {
+  const lines: (LogFields & { level: string; msg: string })[] = [];
+  return { log: createLogger({ level: "warn", write: (line) => lines.push(JSON.parse(line) as (typeof lines)[number]) }), lines };
+}
 
 afterAll(async () => {
   for (const node of nodes ?? []) await node.stop();
@@ -75,14 +84,18 @@ describe("the provider set", () => {
 
   it("starts from the snapshot when the indexer is unreachable, and says so in /status", async () => {
     const path = join(dir, "providers.json");
-    await writeSnapshot(path, recordsFor(nodes, CHAIN, [1_000, 2_000, 3_000]));
     const nobody = `http://127.0.0.1:${await freePort()}`;
+    await writeSnapshot(path, recordsFor(nodes, CHAIN, [1_000, 2_000, 3_000]), nobody);
     const router = await startRouter({ indexerUrl: nobody, snapshotPath: path, startupWaitMs: 300 });
     try {
       const status = router.status();
-      expect(status.providerSet).toMatchObject({ source: "indexer", state: "unreachable", servingFrom: "snapshot", indexerUrl: nobody });
-      expect(status.providerSet.lastError).toBeTruthy();
+      expect(status.providerSet).toMatchObject({ source: "indexer", state: "unreachable", servingFrom: "snapshot" });
+      expect(status.providerSet.lastError).toBe("cannot reach the indexer (ECONNREFUSED)");
       expect(status.chains[0].providers).toHaveLength(3);
+      // /status is public: it says the indexer is away, not where the indexer or the snapshot are.
+      const publicStatus = (await router.get("/status")).text;
+      expect(publicStatus).not.toContain(nobody.slice("http://".length));
+      expect(publicStatus).not.toContain(dir);
       const result = await hammer(router, CHAIN, 30, 3, balance);
       expect(result.failures).toEqual([]);
       expect(router.metrics()).toMatch(/din_router_provider_set_live\{source="indexer",serving_from="snapshot"\} 0/);
@@ -97,15 +110,108 @@ describe("the provider set", () => {
     }
   });
 
-  it("writes and reads snapshots losslessly, and rejects a damaged one clearly", async () => {
+  it("starts with no providers on a damaged snapshot, and takes the indexer's set once it answers", async () => {
+    const path = join(dir, "damaged.json");
+    const indexerUrl = `http://127.0.0.1:${await freePort()}`;
+    const records = recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]);
+    const oldFormat = JSON.stringify({ version: 1, writtenAt: "2025-01-01T00:00:00.000Z", providers: [] });
+    const startOn = async (damage: string) => {
+      await writeFile(path, damage);
+      const { log, lines } = capturingLog();
+      const router = await startRouter({ indexerUrl, snapshotPath: path, startupWaitMs: 200, log });
+      try {
+        expect(router.status().providerSet).toMatchObject({ state: "unreachable", servingFrom: "none" });
+        expect(router.status().chains).toEqual([]);
+        expect(lines.some((l) => l.level === "warn" && /snapshot/.test(l.msg) && /cannot be used/.test(String(l.error)))).toBe(true);
+      } catch (error) {
+        await router.stop();
+        throw error;
+      }
+      return router;
+    };
+    for (const damage of ['{ "version": 2, "providers": [', "null"]) await (await startOn(damage)).stop();
+
+    const router = await startOn(oldFormat);
+    // The indexer comes back: its set is routed, and replaces the damaged snapshot.
+    const indexer = await startFakeIndexer({}, records.map(indexerRow), Number(new URL(indexerUrl).port));
+    try {
+      await waitFor(() => router.status().providerSet.state === "live" && router.status().chains[0]?.eligibleProviders === 3, "the indexer's set");
+      expect((await hammer(router, CHAIN, 30, 3, balance)).failures).toEqual([]);
+      await waitFor(async () => (await readSnapshot(path).catch(() => null))?.indexerUrl === indexerUrl, "a sound snapshot");
+    } finally {
+      await router.stop();
+      await indexer.stop();
+    }
+  });
+
+  it("routes only the sound rows of a snapshot", async () => {
+    const path = join(dir, "edited.json");
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    const records = recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]);
+    await writeSnapshot(path, records, nobody);
+    const file = JSON.parse(await readFile(path, "utf8")) as { providers: unknown[] };
+    const good = file.providers[0] as Record<string, unknown>;
+    file.providers.push(
+      { ...good, address: providerAddress(7), url: "file:///etc/passwd" },
+      { ...good, address: providerAddress(8), url: "http://user:secret@127.0.0.1:1" },
+      { ...good, address: providerAddress(9), stake: "lots" },
+      { ...good, address: "0x12" },
+      { ...good, address: providerAddress(10), chainId: -1 },
+      null,
+    );
+    await writeFile(path, JSON.stringify(file));
+    const { log, lines } = capturingLog();
+    const router = await startRouter({ indexerUrl: nobody, snapshotPath: path, startupWaitMs: 200, log });
+    try {
+      expect(router.status().providerSet.servingFrom).toBe("snapshot");
+      expect(router.status().chains[0].providers.map((p) => p.address)).toEqual(records.map((r) => r.address));
+      expect(lines.find((l) => l.msg === "dropped malformed provider rows from the snapshot")).toMatchObject({ dropped: 6 });
+    } finally {
+      await router.stop();
+    }
+  });
+
+  it("ignores a snapshot written for another indexer", async () => {
+    const path = join(dir, "elsewhere.json");
+    await writeSnapshot(path, recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), "http://127.0.0.1:1");
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    const { log, lines } = capturingLog();
+    const router = await startRouter({ indexerUrl: nobody, snapshotPath: path, startupWaitMs: 200, log });
+    try {
+      expect(router.status().providerSet.servingFrom).toBe("none");
+      expect(router.status().chains).toEqual([]);
+      expect(lines.some((l) => l.level === "warn" && /another indexer/.test(l.msg))).toBe(true);
+    } finally {
+      await router.stop();
+    }
+  });
+
+  it("writes and reads snapshots losslessly, on disk before the rename, and rejects a damaged one clearly", async () => {
     const path = join(dir, "roundtrip.json");
     const records = recordsFor(nodes, CHAIN, [1, 2, 3]).map((r) => ({ ...r, slashedTotal: 123_456_789_012_345_678_901n }));
-    await writeSnapshot(path, records);
-    expect((await readSnapshot(path))!.providers).toEqual(records);
+    // FileHandle.sync() must run while the final name does not exist yet (a first write).
+    const handle = await open(join(dir, "probe"), "w");
+    const fileHandle = Object.getPrototypeOf(handle) as FileHandle;
+    await handle.close();
+    const synced: boolean[] = [];
+    const original = fileHandle.sync;
+    const sync = vi.spyOn(fileHandle, "sync").mockImplementation(function (this: FileHandle) {
+      synced.push(existsSync(path));
+      return original.call(this);
+    });
+    try {
+      await writeSnapshot(path, records, "http://127.0.0.1:42069");
+    } finally {
+      sync.mockRestore();
+    }
+    expect(synced).toEqual([false]);
+    const snapshot = (await readSnapshot(path))!;
+    expect(snapshot.indexerUrl).toBe("http://127.0.0.1:42069");
+    expect(normalizeRecords(snapshot.providers)).toEqual({ records, dropped: 0 });
+    expect(JSON.parse(await readFile(path, "utf8")).version).toBe(2);
     expect(await readSnapshot(join(dir, "missing.json"))).toBeNull();
     await writeFile(path, "{ not json");
     await expect(readSnapshot(path)).rejects.toThrow(/snapshot at .* cannot be used: not JSON/);
-    expect(JSON.parse(await readFile(join(dir, "providers.json"), "utf8")).version).toBe(1);
   });
 
   it("drops malformed rows from the indexer instead of routing to them", () => {

@@ -54,8 +54,8 @@ describe("scripts/router.ts", () => {
 
   it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, stops on SIGTERM", async () => {
     const snapshot = join(dir, "providers.json");
-    await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000, 1_000]));
     const indexer = `http://127.0.0.1:${await freePort()}`;
+    await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000, 1_000]), indexer);
     const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", "0", "--snapshot", snapshot, "--devnet"], {
       stdio: ["ignore", "pipe", "pipe"],
     });

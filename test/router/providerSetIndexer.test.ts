@@ -1,0 +1,100 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../../scripts/freePort.ts";
+import { createLogger, type LogFields } from "../../router/log.ts";
+import { indexerProviderSet, type IndexerProviderSetOptions, type ProviderSetSource } from "../../router/providerSet.ts";
+import { startFakeIndexer, type FakeIndexer } from "./providerSetFakeIndexer.ts";
+import { waitFor } from "./support.ts";
+
+// The provider set from a sick indexer: one that drops its live query as soon as it opens, one that
+// never answers, one whose errors carry secrets. The router must neither hammer it, nor leak
+// connections to it, nor repeat what it says on the public /status.
+
+type Line = LogFields & { level: string; msg: string };
+
+let cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step();
+  cleanup = [];
+});
+
+async function fake(...args: Parameters<typeof startFakeIndexer>): Promise<FakeIndexer> {
+  const indexer = await startFakeIndexer(...args);
+  cleanup.push(indexer.stop);
+  return indexer;
+}
+
+/** Starts a provider set on `indexerUrl` with a log the test can read. */
+async function source(indexerUrl: string, options: Partial<IndexerProviderSetOptions> = {}) {
+  const lines: Line[] = [];
+  const log = createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line) as Line) });
+  const set: ProviderSetSource = indexerProviderSet({ indexerUrl, startupWaitMs: 200, log, ...options });
+  cleanup.push(set.stop);
+  await set.start(() => {});
+  return { set, lines };
+}
+
+const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("the provider set from a sick indexer", () => {
+  it("backs off from an indexer whose live query drops right after connecting, and retries at once after a long connection", async () => {
+    const indexer = await fake({ live: 30 });
+    const { set } = await source(indexer.url, { reconnectMinMs: 50, reconnectMaxMs: 400 });
+    await sleep(2_000);
+    // 50, 100, 200, 400, 400 … ms apart: about eight connections in two seconds, not forty.
+    expect(indexer.hits.ready.length).toBeLessThanOrEqual(10);
+    expect(Math.max(...gaps(indexer.hits.ready))).toBeGreaterThanOrEqual(380);
+    // Once a connection has stayed live for reconnectMaxMs, a loss is retried after reconnectMinMs.
+    indexer.behaviour.live = "ok";
+    await waitFor(() => set.status().state === "live", "a live connection");
+    await sleep(600);
+    const before = indexer.hits.ready.length;
+    const droppedAt = performance.now();
+    indexer.dropLive();
+    await waitFor(() => indexer.hits.ready.length > before, "a reconnection");
+    expect(indexer.hits.ready[before] - droppedAt).toBeLessThan(300);
+  });
+
+  it("aborts a /ready that does not answer, on its timeout and on stop()", async () => {
+    const indexer = await fake({ ready: "hang" });
+    const hasty = await source(indexer.url, { requestTimeoutMs: 150, reconnectMinMs: 50, reconnectMaxMs: 100 });
+    await waitFor(() => indexer.hits.ready.length >= 5, "five attempts");
+    expect(indexer.waiting()).toBeLessThanOrEqual(1); // the attempt under way, not one per attempt
+    await hasty.set.stop();
+
+    const patient = await source(indexer.url, { requestTimeoutMs: 60_000 });
+    await waitFor(() => indexer.waiting() === 1, "a request waiting on /ready");
+    await patient.set.stop();
+    await waitFor(() => indexer.waiting() === 0, "stop() to close the request", 2_000);
+  });
+
+  it("asks an indexer whose /sql does not answer one query at a time", async () => {
+    // @ponder/client's query takes no abort signal: the router can stop waiting, not cancel it.
+    const indexer = await fake({ db: "hang" });
+    const { set } = await source(indexer.url, { requestTimeoutMs: 100, reconnectMinMs: 20, reconnectMaxMs: 50 });
+    await waitFor(() => indexer.hits.ready.length >= 6, "six attempts");
+    expect(indexer.hits.db.length).toBe(1);
+    expect(set.status().lastError).toMatch(/^the indexer's \/sql (did not answer within 100 ms|has not answered its previous query yet)$/);
+  });
+
+  it("keeps the indexer's error bodies and address off /status, and logs them capped", async () => {
+    const secret = "postgres://ponder:hunter2@db.internal:5432/ponder";
+    const body = `error: relation "endpoint" does not exist (${secret})\n${"x".repeat(2_000_000)}`;
+    const indexer = await fake({ db: { status: 500, body } });
+    const { set, lines } = await source(indexer.url, { reconnectMinMs: 10_000 });
+    await waitFor(() => set.status().lastError !== null, "the failure");
+    const status = set.status();
+    expect(status.lastError).toBe("the indexer's /sql answered with an error (details in the router's log)");
+    expect(JSON.stringify(status)).not.toContain(indexer.url.slice(7));
+    expect(Object.keys(status)).not.toContain("indexerUrl");
+    expect(Object.keys(status)).not.toContain("snapshotPath");
+    const warning = lines.find((l) => l.level === "warn" && typeof l.detail === "string" && l.detail.includes(secret));
+    expect(warning).toBeDefined();
+    expect((warning!.detail as string).length).toBeLessThanOrEqual(2_000);
+
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    const refused = await source(nobody, { reconnectMinMs: 10_000 });
+    await waitFor(() => refused.set.status().lastError !== null, "the failure");
+    expect(refused.set.status().lastError).toBe("cannot reach the indexer (ECONNREFUSED)");
+  });
+});
