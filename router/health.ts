@@ -80,7 +80,7 @@ export class ProviderHealth {
   lastChainCheckAt = 0;
   head = -1;
   headAt = 0;
-  /** Blocks behind the chain's median head as it stood when this head was read (negative: ahead). */
+  /** Blocks behind the chain's lower median head as it stood when this head was read (negative: ahead). */
   lag = 0;
   outOfSync = false;
   /** The state last seen by the chain table (to log transitions once). */

@@ -20,10 +20,13 @@ export class ChainTable {
   readonly chainId: number;
   providers: ProviderHealth[] = [];
   private byKey = new Map<string, ProviderHealth>();
-  /** The lower median head (what lag is measured against); -1 before any head. */
-  medianHead = -1;
-  /** The median heads' changes, oldest first, as far back as a fresh head. */
+  /** The median heads' changes, oldest first, as far back as a fresh head (the latest always kept). */
   private medianLog: Medians[] = [];
+
+  /** The lower median head (what lag is measured against); -1 before any head. */
+  get medianHead(): number {
+    return this.medianLog.at(-1)?.lower ?? -1;
+  }
   readonly latency: LatencyWindow;
 
   private eligible: ProviderHealth[] = [];
@@ -98,7 +101,6 @@ export class ChainTable {
     if (last === undefined || last.lower !== lower || last.upper !== upper) log.push({ at: now, lower, upper });
     // Keep what judging a fresh head needs: the entries since it was read, and the one before.
     while (log.length > 1 && log[1].at <= now - freshMs) log.shift();
-    this.medianHead = lower;
     for (const p of this.providers) {
       if (p.head < 0) continue;
       // A head no probe has renewed for a while is as old as it is: judged against the medians now.
