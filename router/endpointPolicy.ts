@@ -62,7 +62,7 @@ const lists: readonly { kind: AddressClass; list: BlockList }[] = ranges.map((ra
 });
 
 /** Parses an IPv6 literal into eight 16-bit groups; null when it is not one. */
-function ipv6Groups(address: string): number[] | null {
+export function ipv6Groups(address: string): number[] | null {
   let text = address;
   const percent = text.indexOf("%");
   if (percent >= 0) text = text.slice(0, percent); // zone id

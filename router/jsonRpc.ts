@@ -72,9 +72,14 @@ function readItem(value: unknown): ParsedItem {
   let id: RpcId = null;
   if (hasId) {
     if (typeof rawId === "string" && rawId.length <= maxIdLength) id = rawId;
-    else if (typeof rawId === "number" && Number.isFinite(rawId)) id = rawId;
+    // A number is answered as JSON.parse read it: past 2^53 that is not the number sent.
+    else if (typeof rawId === "number" && Number.isSafeInteger(rawId)) id = rawId;
     else if (rawId !== null) {
-      return { id: null, code: RpcCode.invalidRequest, message: `invalid request: id must be a string (≤ ${maxIdLength} characters), a number or null` };
+      return {
+        id: null,
+        code: RpcCode.invalidRequest,
+        message: `invalid request: id must be a string (≤ ${maxIdLength} characters), a whole number within ±(2^53 − 1), or null`,
+      };
     }
   }
   if (object.jsonrpc !== "2.0") {

@@ -1,28 +1,75 @@
 // Which JSON-RPC methods the gateway forwards. Providers are public nodes run by strangers, and a
-// dev node (Hardhat, Anvil) answers methods that change its state: only read and broadcast methods
-// of the public namespaces pass. Everything else is refused with -32601 before any provider sees it.
+// dev node (Hardhat, Anvil) answers methods that change its state or its accounts: only the
+// methods listed below (reads of chain state, and broadcasting signed transactions) reach a
+// provider. An allow-list, so a node's own extension of eth_ (eth_sendUnsignedTransaction on
+// Anvil) never passes by default. Everything else is refused with -32601 before any provider sees it.
 
 export type MethodPolicy = {
-  /** Namespaces (the part before the first `_`) whose methods may be forwarded. */
-  allowedNamespaces: readonly string[];
-  /** Methods refused even though their namespace is allowed, with the reason a client reads. */
-  deniedMethods: Readonly<Record<string, string>>;
+  /** The methods that may be forwarded. */
+  allowedMethods: readonly string[];
+  /** Why well-known methods are refused, in words a client reads (others get a generic reason). */
+  refusalReasons: Readonly<Record<string, string>>;
 };
 
 const signing = "signing needs the node's keys: sign locally and use eth_sendRawTransaction";
+const accounts = "a gateway has no accounts: a wallet holds them";
 const stateful = "filters and subscriptions live on one node and cannot follow failover: use eth_getLogs";
+const mining = "mining methods are not served";
 
 export const defaultMethodPolicy: MethodPolicy = {
-  allowedNamespaces: ["eth", "net", "web3"],
-  deniedMethods: {
+  allowedMethods: [
+    "eth_blockNumber",
+    "eth_chainId",
+    "eth_syncing",
+    "eth_protocolVersion",
+    "eth_gasPrice",
+    "eth_maxPriorityFeePerGas",
+    "eth_feeHistory",
+    "eth_blobBaseFee",
+    "eth_getBalance",
+    "eth_getCode",
+    "eth_getStorageAt",
+    "eth_getTransactionCount",
+    "eth_getProof",
+    "eth_call",
+    "eth_estimateGas",
+    "eth_createAccessList",
+    "eth_simulateV1",
+    "eth_getLogs",
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getBlockReceipts",
+    "eth_getBlockTransactionCountByHash",
+    "eth_getBlockTransactionCountByNumber",
+    "eth_getUncleByBlockHashAndIndex",
+    "eth_getUncleByBlockNumberAndIndex",
+    "eth_getUncleCountByBlockHash",
+    "eth_getUncleCountByBlockNumber",
+    "eth_getTransactionByHash",
+    "eth_getTransactionByBlockHashAndIndex",
+    "eth_getTransactionByBlockNumberAndIndex",
+    "eth_getTransactionReceipt",
+    "eth_sendRawTransaction",
+    "eth_sendRawTransactionSync",
+    "eth_sendRawTransactionConditional",
+    "net_version",
+    "net_listening",
+    "net_peerCount",
+    "web3_clientVersion",
+    "web3_sha3",
+  ],
+  refusalReasons: {
     eth_sendTransaction: signing,
+    eth_sendUnsignedTransaction: signing,
     eth_sign: signing,
     eth_signTransaction: signing,
     eth_signTypedData: signing,
     eth_signTypedData_v3: signing,
     eth_signTypedData_v4: signing,
-    eth_accounts: "a gateway has no accounts",
-    eth_coinbase: "a gateway has no accounts",
+    eth_accounts: accounts,
+    eth_requestAccounts: accounts,
+    eth_coinbase: accounts,
+    eth_resend: "re-sending needs the node's keys: sign a replacement and use eth_sendRawTransaction",
     eth_newFilter: stateful,
     eth_newBlockFilter: stateful,
     eth_newPendingTransactionFilter: stateful,
@@ -31,9 +78,11 @@ export const defaultMethodPolicy: MethodPolicy = {
     eth_uninstallFilter: stateful,
     eth_subscribe: stateful,
     eth_unsubscribe: stateful,
-    eth_submitWork: "mining methods are not served",
-    eth_submitHashrate: "mining methods are not served",
-    eth_getWork: "mining methods are not served",
+    eth_submitWork: mining,
+    eth_submitHashrate: mining,
+    eth_getWork: mining,
+    eth_mining: mining,
+    eth_hashrate: mining,
   },
 };
 
@@ -42,20 +91,25 @@ export type MethodCheck = (method: string) => string | null;
 
 /** Compiles a policy into a check with a small bounded cache (method names repeat). */
 export function compileMethodPolicy(policy: MethodPolicy): MethodCheck {
-  const namespaces = new Set(policy.allowedNamespaces);
-  const denied = new Map(Object.entries(policy.deniedMethods));
+  const allowed = new Set(policy.allowedMethods);
+  const reasons = new Map(Object.entries(policy.refusalReasons));
+  const namespaces = new Set(policy.allowedMethods.map((m) => m.slice(0, m.indexOf("_"))));
+  const served = [...namespaces].map((n) => `${n}_`).join(", ");
   const cache = new Map<string, string | null>();
   return (method) => {
     const cached = cache.get(method);
     if (cached !== undefined) return cached;
     const underscore = method.indexOf("_");
     const namespace = underscore > 0 ? method.slice(0, underscore) : "";
-    let verdict: string | null = denied.get(method) ?? null;
-    if (verdict === null && !namespaces.has(namespace)) {
+    let verdict: string | null = null;
+    if (!allowed.has(method)) {
       verdict =
-        namespace === ""
+        reasons.get(method) ??
+        (namespace === ""
           ? "not a namespaced Ethereum JSON-RPC method"
-          : `the ${namespace}_ namespace is not served by this gateway (served: ${[...namespaces].map((n) => `${n}_`).join(", ")})`;
+          : namespaces.has(namespace)
+            ? "not among the methods this gateway serves (reads of chain state and eth_sendRawTransaction; router/README.md lists them)"
+            : `the ${namespace}_ namespace is not served by this gateway (served: ${served})`);
     }
     if (cache.size < 1024) cache.set(method, verdict);
     return verdict;

@@ -24,7 +24,12 @@ export type RequestCounters = {
 export class RouterMetrics {
   private readonly chains = new Map<number, ChainCounters>();
   readonly counters: RequestCounters = { refused: new Map(), retries: 0, hedges: 0 };
+  /** Requests whose body has arrived and that are not answered yet. */
   inFlight = 0;
+  /** Request body bytes charged to the shared body budget (router/server.ts). */
+  bodyBytes = 0;
+  /** Open client connections. */
+  connections = 0;
 
   private chain(chainId: number): ChainCounters {
     let c = this.chains.get(chainId);
@@ -73,8 +78,12 @@ export class RouterMetrics {
     out.push(`din_router_retries_total ${this.counters.retries}`);
     help("din_router_hedges_total", "counter", "Second attempts started because the first was slow.");
     out.push(`din_router_hedges_total ${this.counters.hedges}`);
-    help("din_router_in_flight_requests", "gauge", "HTTP requests being handled.");
+    help("din_router_in_flight_requests", "gauge", "HTTP requests being handled (body received, not answered).");
     out.push(`din_router_in_flight_requests ${this.inFlight}`);
+    help("din_router_body_budget_bytes", "gauge", "Request body bytes beyond the first 16 KiB of each, held by the router.");
+    out.push(`din_router_body_budget_bytes ${this.bodyBytes}`);
+    help("din_router_client_connections", "gauge", "Open client connections.");
+    out.push(`din_router_client_connections ${this.connections}`);
     help("din_router_provider_set_live", "gauge", "1 while the indexer's live query is connected.");
     out.push(`din_router_provider_set_live{source="${providerSet.source}",serving_from="${providerSet.servingFrom}"} ${providerSet.state === "live" || providerSet.state === "static" ? 1 : 0}`);
     help("din_router_provider_set_updates_total", "counter", "Provider sets applied.");

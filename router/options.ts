@@ -72,8 +72,16 @@ export type Limits = {
   maxDepth: number;
   /** Largest upstream response body (bytes). */
   maxResponseBytes: number;
-  /** Client requests handled at once; beyond it the router answers "at capacity" at once. */
+  /** Client requests handled at once (counted from their body's end); beyond it the router answers "at capacity". */
   maxConcurrentRequests: number;
+  /** Bytes of request bodies beyond the first 16 KiB of each that the router holds at once. */
+  bodyBudgetBytes: number;
+  /** Client connections open at once; more are closed as they come. */
+  maxConnections: number;
+  /** Client connections open at once from one address (an IPv6 client counts by its /64). */
+  maxConnectionsPerClient: number;
+  /** A client has this long to send a whole request, headers and body (ms). */
+  requestReadTimeoutMs: number;
   /** Connections kept per provider. */
   connectionsPerProvider: number;
 };
@@ -119,6 +127,10 @@ export const defaultRoutingOptions: RoutingOptions = {
     maxDepth: 32,
     maxResponseBytes: 16 * 1024 * 1024,
     maxConcurrentRequests: 4096,
+    bodyBudgetBytes: 256 * 1024 * 1024,
+    maxConnections: 8192,
+    maxConnectionsPerClient: 512,
+    requestReadTimeoutMs: 10_000,
     connectionsPerProvider: 64,
   },
   methods: defaultMethodPolicy,
@@ -162,6 +174,10 @@ const numberRules: Record<string, NumberRule> = {
   "limits.maxDepth": ["integer", 2, 10_000],
   "limits.maxResponseBytes": ["integer", 1024, 2 ** 31],
   "limits.maxConcurrentRequests": ["integer", 1, 1e7],
+  "limits.bodyBudgetBytes": ["integer", 0, 2 ** 40],
+  "limits.maxConnections": ["integer", 1, 1e7],
+  "limits.maxConnectionsPerClient": ["integer", 1, 1e7],
+  "limits.requestReadTimeoutMs": ["number", 100, day],
   "limits.connectionsPerProvider": ["integer", 1, 10_000],
   shareWindowMs: ["number", 100, day],
 };

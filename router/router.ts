@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
 import { RouterOptionError } from "./errors.ts";
+import { guardConnections, serverOptions } from "./connections.ts";
 import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper } from "./failover.ts";
@@ -131,11 +132,8 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     assets: loadDashboardAssets(),
     registry: options.providers === undefined && options.indexerUrl !== undefined ? registryReader(options.indexerUrl, log) : null,
   });
-  const server: Server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, handler);
-  server.on("clientError", (_error, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
-  });
+  const server: Server = createServer(serverOptions(routing.limits), handler);
+  guardConnections(server, routing.limits, metrics);
 
   const prober = startProber({ tables: () => tables.values(), agent, probe: routing.probe });
   const shareTimer = setInterval(() => {

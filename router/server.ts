@@ -21,7 +21,7 @@ export type Gateway = {
   tables: ReadonlyMap<number, ChainTable>;
   route: RouteContext;
   methodAllowed: MethodCheck;
-  limits: BodyLimits & { maxBodyBytes: number; maxConcurrentRequests: number };
+  limits: BodyLimits & { maxBodyBytes: number; bodyBudgetBytes: number; maxConcurrentRequests: number };
   metrics: RouterMetrics;
   log: Logger;
   status: () => unknown;
@@ -75,20 +75,38 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
   send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors, "application/json", true);
 }
 
-/** Reads the body up to `max` bytes, then calls `done` with it, or with null when it is larger. */
-function readBody(req: IncomingMessage, max: number, done: (body: Buffer | null, error: Error | null) => void): void {
+// A body's first bytes are free; what goes past them is charged to one budget shared by every
+// request, from the byte's arrival to the answer, so slow or stalled large uploads cannot hold
+// unbounded memory, while small calls (nearly all JSON-RPC) are never refused for it.
+const freeBodyBytes = 16 * 1024;
+
+/**
+ * Reads the body, then calls `done` once: with the body and the bytes charged to the budget, with
+ * the error that refuses it (too large, budget spent), or with null when the client went away.
+ */
+function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | RouterError | null, charged: number) => void): void {
+  const max = g.limits.maxBodyBytes;
   let first: Buffer | null = null;
   let chunks: Buffer[] | null = null;
   let size = 0;
+  let charged = 0;
   let finished = false;
+  const fail = (why: RouterError | null) => {
+    if (finished) return;
+    finished = true;
+    g.metrics.bodyBytes -= charged;
+    req.pause();
+    done(why, 0);
+  };
   req.on("data", (chunk: Buffer) => {
     if (finished) return;
     size += chunk.length;
-    if (size > max) {
-      finished = true;
-      req.pause();
-      done(null, null);
-      return;
+    if (size > max) return fail(tooLarge(max));
+    const owed = size - freeBodyBytes - charged;
+    if (owed > 0) {
+      if (g.metrics.bodyBytes + owed > g.limits.bodyBudgetBytes) return fail(overCapacity());
+      g.metrics.bodyBytes += owed;
+      charged += owed;
     }
     if (first === null) first = chunk;
     else (chunks ??= [first]).push(chunk);
@@ -96,13 +114,10 @@ function readBody(req: IncomingMessage, max: number, done: (body: Buffer | null,
   req.on("end", () => {
     if (finished) return;
     finished = true;
-    done(chunks !== null ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)), null);
+    done(chunks !== null ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)), charged);
   });
-  req.on("error", (error) => {
-    if (finished) return;
-    finished = true;
-    done(null, error);
-  });
+  // Node emits "error" (ECONNRESET) when the connection closes before the body's end.
+  req.on("error", () => fail(null));
 }
 
 function hasOrigin(req: IncomingMessage): boolean {
@@ -167,19 +182,18 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     const error = new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415);
     return refuseUnread(g, res, error, cors);
   }
-  g.metrics.inFlight++;
-  readBody(req, g.limits.maxBodyBytes, (body, error) => {
-    if (error !== null) {
-      g.metrics.inFlight--;
-      res.destroy();
-      return;
+  readBody(g, req, (body, charged) => {
+    if (body === null) return res.destroy();
+    if (body instanceof RouterError) return refuseUnread(g, res, body, cors);
+    // Only requests whose body has arrived count: stalled uploads cannot crowd out the others.
+    if (g.metrics.inFlight >= g.limits.maxConcurrentRequests) {
+      g.metrics.bodyBytes -= charged;
+      const error = overCapacity();
+      g.metrics.refused(error.code);
+      return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors);
     }
-    if (body === null) {
-      g.metrics.inFlight--;
-      refuseUnread(g, res, tooLarge(g.limits.maxBodyBytes), cors);
-      return;
-    }
-    answerBody(new Exchange(g, res, started, cors), chainText, body);
+    g.metrics.inFlight++;
+    answerBody(new Exchange(g, res, started, cors, charged), chainText, body);
   });
 }
 
@@ -192,19 +206,23 @@ class Exchange {
   readonly res: ServerResponse;
   readonly started: number;
   readonly cors: boolean;
+  /** Body bytes charged to the shared budget, given back with the answer. */
+  private readonly charged: number;
   private open = true;
 
-  constructor(g: Gateway, res: ServerResponse, started: number, cors: boolean) {
+  constructor(g: Gateway, res: ServerResponse, started: number, cors: boolean, charged: number) {
     this.g = g;
     this.res = res;
     this.started = started;
     this.cors = cors;
+    this.charged = charged;
   }
 
   reply(status: number, body: Buffer | null, provider: string, attempts: number): void {
     if (!this.open) return;
     this.open = false;
     this.g.metrics.inFlight--;
+    this.g.metrics.bodyBytes -= this.charged;
     send(this.res, status, body, provider, attempts, this.cors);
   }
 
@@ -294,6 +312,10 @@ function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
 }
 
+function overCapacity(): RouterError {
+  return new RouterError("over_capacity", "the router is at capacity; retry shortly", RpcCode.limitExceeded, 503);
+}
+
 function sendPage(res: ServerResponse, status: number, body: Buffer | string, type: string): void {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
   res.writeHead(status, {
@@ -337,11 +359,6 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       }
       if (req.method !== "POST") {
         send(res, 405, errorResponse(null, RpcCode.invalidRequest, "invalid request: use POST for JSON-RPC"), "none", 0, hasOrigin(req));
-        return;
-      }
-      if (g.metrics.inFlight >= g.limits.maxConcurrentRequests) {
-        g.metrics.refused("over_capacity");
-        send(res, 503, errorResponse(null, RpcCode.limitExceeded, "the router is at capacity; retry shortly"), "none", 0, hasOrigin(req), "application/json", true);
         return;
       }
       handleRpc(g, req, res, match[1]);

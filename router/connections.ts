@@ -1,0 +1,102 @@
+import { isIPv4 } from "node:net";
+import type { Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { ipv6Groups } from "./endpointPolicy.ts";
+import { RpcCode } from "./errors.ts";
+import type { RouterMetrics } from "./metrics.ts";
+import type { Limits } from "./options.ts";
+
+// What a client can hold before it sends a request: connections (all, and per client address) and
+// time (a whole request within requestReadTimeoutMs). Errors the HTTP parser finds are answered
+// as JSON-RPC errors, like everything else on /rpc.
+
+type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs">;
+
+/** The HTTP server's options: the read timeout (checked every connectionsCheckingInterval), keep-alive, header size. */
+export function serverOptions(limits: ConnectionLimits) {
+  return {
+    headersTimeout: limits.requestReadTimeoutMs,
+    requestTimeout: limits.requestReadTimeoutMs,
+    // Node's default (30 s) would let a stalled request live up to 30 s past its timeout.
+    connectionsCheckingInterval: Math.min(1_000, limits.requestReadTimeoutMs),
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 16 * 1024,
+  };
+}
+
+/**
+ * Whom a connection counts against: its IPv4 address (also when written IPv4-mapped), or the /64
+ * of an IPv6 one, since one IPv6 host is usually given a whole /64.
+ */
+export function clientKey(address: string): string {
+  if (isIPv4(address)) return address;
+  const groups = ipv6Groups(address);
+  if (groups === null) return address;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `${groups[6] >> 8}.${groups[6] & 0xff}.${groups[7] >> 8}.${groups[7] & 0xff}`;
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(":")}::/64`;
+}
+
+function rawReply(status: string, code: number, message: string): string {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } });
+  return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** How a parser error is answered: HTTP status, JSON-RPC code, the reason counted in metrics, the message. */
+function parserRefusal(code: string | undefined, timeoutMs: number): [string, number, string, string] {
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    const message = `request timeout: the whole request must arrive within ${timeoutMs / 1000} s`;
+    return ["408 Request Timeout", RpcCode.limitExceeded, "request_timeout", message];
+  }
+  if (code === "HPE_HEADER_OVERFLOW") {
+    return ["431 Request Header Fields Too Large", RpcCode.limitExceeded, "headers_too_large", "limit exceeded: the headers are larger than 16 KiB"];
+  }
+  return ["400 Bad Request", RpcCode.invalidRequest, "bad_http", "invalid request: malformed HTTP"];
+}
+
+/** Caps client connections and answers what the HTTP parser refuses (malformed, too slow, headers too large). */
+export function guardConnections(server: Server, limits: ConnectionLimits, metrics: RouterMetrics): void {
+  server.maxConnections = limits.maxConnections;
+  server.on("drop", () => metrics.refused("too_many_connections"));
+  const tooMany = rawReply(
+    "503 Service Unavailable",
+    RpcCode.limitExceeded,
+    `too many connections from your address (at most ${limits.maxConnectionsPerClient}); reuse connections (keep-alive)`,
+  );
+  const open = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const key = clientKey(socket.remoteAddress ?? "");
+    const count = (open.get(key) ?? 0) + 1;
+    if (count > limits.maxConnectionsPerClient) {
+      metrics.refused("too_many_client_connections");
+      // Answered before the client asks, then closed: the client reads the reason if it can.
+      socket.end(tooMany);
+      socket.destroySoon();
+      return;
+    }
+    open.set(key, count);
+    metrics.connections++;
+    socket.once("close", () => {
+      metrics.connections--;
+      const left = (open.get(key) ?? 1) - 1;
+      if (left === 0) open.delete(key);
+      else open.set(key, left);
+    });
+  });
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+    // As Node itself does: answer only if no answer on this connection has begun.
+    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (error.code === "ECONNRESET" || !socket.writable || (pending != null && pending.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    const [status, rpcCode, reason, message] = parserRefusal(error.code, limits.requestReadTimeoutMs);
+    metrics.refused(reason);
+    socket.end(rawReply(status, rpcCode, message));
+    socket.destroySoon();
+  });
+}
