@@ -26,8 +26,8 @@ export class RouterMetrics {
   readonly counters: RequestCounters = { refused: new Map(), retries: 0, hedges: 0 };
   /** Requests whose body has arrived and that are not answered yet. */
   inFlight = 0;
-  /** Request body bytes charged to the shared body budget (router/server.ts). */
-  bodyBytes = 0;
+  /** Bytes of request bodies and unsent answers charged to the client buffer budget (router/server.ts). */
+  bufferBytes = 0;
   /** Open client connections. */
   connections = 0;
 
@@ -80,8 +80,8 @@ export class RouterMetrics {
     out.push(`din_router_hedges_total ${this.counters.hedges}`);
     help("din_router_in_flight_requests", "gauge", "HTTP requests being handled (body received, not answered).");
     out.push(`din_router_in_flight_requests ${this.inFlight}`);
-    help("din_router_body_budget_bytes", "gauge", "Request body bytes beyond the first 16 KiB of each, held by the router.");
-    out.push(`din_router_body_budget_bytes ${this.bodyBytes}`);
+    help("din_router_client_buffer_bytes", "gauge", "Bytes held for clients past the first 16 KiB of each request body and each unsent answer.");
+    out.push(`din_router_client_buffer_bytes ${this.bufferBytes}`);
     help("din_router_client_connections", "gauge", "Open client connections.");
     out.push(`din_router_client_connections ${this.connections}`);
     help("din_router_provider_set_live", "gauge", "1 while the indexer's live query is connected.");

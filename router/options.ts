@@ -74,8 +74,8 @@ export type Limits = {
   maxResponseBytes: number;
   /** Client requests handled at once (counted from their body's end); beyond it the router answers "at capacity". */
   maxConcurrentRequests: number;
-  /** Bytes of request bodies beyond the first 16 KiB of each that the router holds at once. */
-  bodyBudgetBytes: number;
+  /** Bytes held for clients at once, past the first 16 KiB of each request body and each answer not yet sent. */
+  clientBufferBytes: number;
   /** Client connections open at once; more are closed as they come. */
   maxConnections: number;
   /** Client connections open at once from one address (an IPv6 client counts by its /64). */
@@ -127,7 +127,7 @@ export const defaultRoutingOptions: RoutingOptions = {
     maxDepth: 32,
     maxResponseBytes: 16 * 1024 * 1024,
     maxConcurrentRequests: 4096,
-    bodyBudgetBytes: 256 * 1024 * 1024,
+    clientBufferBytes: 256 * 1024 * 1024,
     maxConnections: 8192,
     maxConnectionsPerClient: 512,
     requestReadTimeoutMs: 10_000,
@@ -174,7 +174,7 @@ const numberRules: Record<string, NumberRule> = {
   "limits.maxDepth": ["integer", 2, 10_000],
   "limits.maxResponseBytes": ["integer", 1024, 2 ** 31],
   "limits.maxConcurrentRequests": ["integer", 1, 1e7],
-  "limits.bodyBudgetBytes": ["integer", 0, 2 ** 40],
+  "limits.clientBufferBytes": ["integer", 0, 2 ** 40],
   "limits.maxConnections": ["integer", 1, 1e7],
   "limits.maxConnectionsPerClient": ["integer", 1, 1e7],
   "limits.requestReadTimeoutMs": ["number", 100, day],

@@ -21,7 +21,7 @@ export type Gateway = {
   tables: ReadonlyMap<number, ChainTable>;
   route: RouteContext;
   methodAllowed: MethodCheck;
-  limits: BodyLimits & { maxBodyBytes: number; bodyBudgetBytes: number; maxConcurrentRequests: number };
+  limits: BodyLimits & { maxBodyBytes: number; clientBufferBytes: number; maxConcurrentRequests: number };
   metrics: RouterMetrics;
   log: Logger;
   status: () => unknown;
@@ -75,10 +75,12 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
   send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors, "application/json", true);
 }
 
-// A body's first bytes are free; what goes past them is charged to one budget shared by every
-// request, from the byte's arrival to the answer, so slow or stalled large uploads cannot hold
-// unbounded memory, while small calls (nearly all JSON-RPC) are never refused for it.
-const freeBodyBytes = 16 * 1024;
+// What the router holds for clients: request bodies being received and answers not yet handed to
+// the kernel (a client that does not read keeps its answer in the router's memory). The first
+// 16 KiB of each are free; bytes past them are charged to one budget shared by all clients, so
+// stalled uploads and unread answers cannot grow memory without bound, while small calls and
+// answers (nearly all JSON-RPC) are never refused for it.
+const freeBytes = 16 * 1024;
 
 /**
  * Reads the body, then calls `done` once: with the body and the bytes charged to the budget, with
@@ -94,7 +96,7 @@ function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | Router
   const fail = (why: RouterError | null) => {
     if (finished) return;
     finished = true;
-    g.metrics.bodyBytes -= charged;
+    g.metrics.bufferBytes -= charged;
     req.pause();
     done(why, 0);
   };
@@ -102,10 +104,10 @@ function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | Router
     if (finished) return;
     size += chunk.length;
     if (size > max) return fail(tooLarge(max));
-    const owed = size - freeBodyBytes - charged;
+    const owed = size - freeBytes - charged;
     if (owed > 0) {
-      if (g.metrics.bodyBytes + owed > g.limits.bodyBudgetBytes) return fail(overCapacity());
-      g.metrics.bodyBytes += owed;
+      if (g.metrics.bufferBytes + owed > g.limits.clientBufferBytes) return fail(overCapacity());
+      g.metrics.bufferBytes += owed;
       charged += owed;
     }
     if (first === null) first = chunk;
@@ -187,7 +189,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     if (body instanceof RouterError) return refuseUnread(g, res, body, cors);
     // Only requests whose body has arrived count: stalled uploads cannot crowd out the others.
     if (g.metrics.inFlight >= g.limits.maxConcurrentRequests) {
-      g.metrics.bodyBytes -= charged;
+      g.metrics.bufferBytes -= charged;
       const error = overCapacity();
       g.metrics.refused(error.code);
       return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors);
@@ -206,7 +208,7 @@ class Exchange {
   readonly res: ServerResponse;
   readonly started: number;
   readonly cors: boolean;
-  /** Body bytes charged to the shared budget, given back with the answer. */
+  /** Body bytes charged to the client buffer budget, given back with the answer. */
   private readonly charged: number;
   private open = true;
 
@@ -221,8 +223,21 @@ class Exchange {
   reply(status: number, body: Buffer | null, provider: string, attempts: number): void {
     if (!this.open) return;
     this.open = false;
-    this.g.metrics.inFlight--;
-    this.g.metrics.bodyBytes -= this.charged;
+    const metrics = this.g.metrics;
+    metrics.inFlight--;
+    metrics.bufferBytes -= this.charged;
+    if (this.res.destroyed) return; // the client is gone (and "close" has been emitted already)
+    const owed = body === null ? 0 : body.length - freeBytes;
+    if (owed > 0) {
+      if (metrics.bufferBytes + owed > this.g.limits.clientBufferBytes) {
+        const error = overCapacity();
+        metrics.refused("answer_over_budget");
+        return send(this.res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors);
+      }
+      // Held until handed to the kernel ("close" follows "finish"), or until the client is gone.
+      metrics.bufferBytes += owed;
+      this.res.once("close", () => (metrics.bufferBytes -= owed));
+    }
     send(this.res, status, body, provider, attempts, this.cors);
   }
 

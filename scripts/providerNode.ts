@@ -29,8 +29,8 @@ export type Fault =
   | { kind: "malformed" }
   /** Answer with the right shape but another id. */
   | { kind: "wrongId" }
-  /** Answer with a valid but huge JSON-RPC result (default 32 MiB). */
-  | { kind: "oversized"; bytes?: number }
+  /** Answer with a valid but huge JSON-RPC result (default 32 MiB), to every call or to one method's. */
+  | { kind: "oversized"; bytes?: number; method?: string }
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
   /** Answer with a JSON-RPC error object (e.g. -32005 rate limited). */
@@ -150,6 +150,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         json(res, 200, { jsonrpc: "2.0", id, error: { code: f.code, message: f.message } });
         return;
       case "oversized": {
+        if (f.method !== undefined && f.method !== method) break;
         const total = f.bytes ?? 32 * 1024 * 1024;
         res.writeHead(200, { "content-type": "application/json" });
         res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":"0x`);

@@ -12,10 +12,12 @@ import { waitFor } from "./support.ts";
 // would two hosts.
 
 const CHAIN = 31337;
+const MiB = 1024 * 1024;
+const free = 16 * 1024; // the first 16 KiB of each body and each answer are not charged
 const limits = {
   maxConcurrentRequests: 4,
-  maxBodyBytes: 64 * 1024,
-  bodyBudgetBytes: 64 * 1024,
+  maxBodyBytes: 6 * MiB,
+  clientBufferBytes: 16 * MiB,
   maxConnectionsPerClient: 8,
   requestReadTimeoutMs: 1_500,
 };
@@ -78,22 +80,48 @@ afterAll(async () => {
 });
 
 describe("one client's share of the router", () => {
-  it("does not let stalled uploads take the request slots or more body memory than the budget", async () => {
-    // Six uploads, more than the four request slots; 40 KiB of a 60 KiB body each, 24 KiB of it
-    // past the free 16 KiB, so at most two fit the 64 KiB budget and the rest are turned away.
-    const stalled = await Promise.all(Array.from({ length: 6 }, () => stalledUpload("127.0.0.2", 60 * 1024, 40 * 1024)));
-    await waitFor(() => stalled.filter((c) => c.text().startsWith("HTTP/1.1 503")).length >= 4, "uploads past the budget refused");
+  it("does not let stalled uploads take the request slots or more memory than the budget", async () => {
+    // Six uploads, more than the four request slots; 5 MiB of a 6 MiB body each, so three fit the
+    // 16 MiB budget (each charged 5 MiB less the free 16 KiB) and the rest are turned away.
+    const stalled = await Promise.all(Array.from({ length: 6 }, () => stalledUpload("127.0.0.2", 6 * MiB, 5 * MiB)));
+    await waitFor(() => stalled.filter((c) => c.text().startsWith("HTTP/1.1 503")).length >= 3, "uploads past the budget refused");
     const refused = stalled.filter((c) => c.text().startsWith("HTTP/1.1 503"));
-    expect(refused).toHaveLength(4);
+    expect(refused).toHaveLength(3);
     expect(refused[0].text()).toMatch(/"code":-32005.*at capacity/);
-    await waitFor(async () => (await gauge("din_router_body_budget_bytes")) === 2 * 24 * 1024, "two uploads held in the budget");
+    await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 3 * (5 * MiB - free), "three uploads held in the budget");
 
     const honest = await honestCall();
     expect(honest.status).toBe(200);
     expect(honest.body.result).toMatch(/^0x[0-9a-f]+$/);
 
     for (const c of stalled) c.socket.destroy();
-    await waitFor(async () => (await gauge("din_router_body_budget_bytes")) === 0, "the budget given back");
+    await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
+  });
+
+  it("holds an answer a client does not read against the budget, and refuses one that would overdraw it", async () => {
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 12 * MiB, method: "eth_getLogs" });
+    try {
+      const getLogs = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] });
+      const request = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${getLogs.length}\r\n\r\n${getLogs}`;
+      const sleeper = await rawConnection("127.0.0.5");
+      sleeper.socket.pause(); // reads nothing: the kernel's buffers fill, the rest stays in the router
+      sleeper.socket.write(request);
+      await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) > 12 * MiB - free, "the unread answer charged");
+
+      const second = await rawConnection("127.0.0.6");
+      second.socket.write(request);
+      await waitFor(() => second.text().includes("}"), "the second answer");
+      expect(second.text()).toMatch(/^HTTP\/1\.1 503/);
+      expect(second.text()).toMatch(/"code":-32005.*at capacity/);
+      expect((await honestCall()).status).toBe(200); // small answers are never refused for the budget
+
+      sleeper.socket.resume();
+      await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 0, "the budget given back once read");
+      expect(sleeper.text()).toMatch(/^HTTP\/1\.1 200/);
+      expect(sleeper.text().length).toBeGreaterThan(12 * MiB);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
   });
 
   it("turns away a client's connections past its cap with a reason, and serves other clients", async () => {
