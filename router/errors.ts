@@ -33,6 +33,7 @@ export type RouterErrorCode =
   | "upstream_failed"
   | "deadline_exceeded"
   | "over_capacity"
+  | "over_budget"
   | "endpoint_refused"
   | "indexer_unreachable"
   | "snapshot_invalid"

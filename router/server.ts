@@ -106,7 +106,7 @@ function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | Router
     if (size > max) return fail(tooLarge(max));
     const owed = size - freeBytes - charged;
     if (owed > 0) {
-      if (g.metrics.bufferBytes + owed > g.limits.clientBufferBytes) return fail(overCapacity());
+      if (g.metrics.bufferBytes + owed > g.limits.clientBufferBytes) return fail(overCapacity("over_budget"));
       g.metrics.bufferBytes += owed;
       charged += owed;
     }
@@ -230,7 +230,7 @@ class Exchange {
     const owed = body === null ? 0 : body.length - freeBytes;
     if (owed > 0) {
       if (metrics.bufferBytes + owed > this.g.limits.clientBufferBytes) {
-        const error = overCapacity();
+        const error = overCapacity("over_budget");
         metrics.refused("answer_over_budget");
         return send(this.res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors);
       }
@@ -327,8 +327,9 @@ function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
 }
 
-function overCapacity(): RouterError {
-  return new RouterError("over_capacity", "the router is at capacity; retry shortly", RpcCode.limitExceeded, 503);
+/** Too many requests in flight, or the client buffer budget spent: the client hears the same. */
+function overCapacity(code: "over_capacity" | "over_budget" = "over_capacity"): RouterError {
+  return new RouterError(code, "the router is at capacity; retry shortly", RpcCode.limitExceeded, 503);
 }
 
 function sendPage(res: ServerResponse, status: number, body: Buffer | string, type: string): void {

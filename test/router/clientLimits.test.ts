@@ -88,6 +88,7 @@ describe("one client's share of the router", () => {
     const refused = stalled.filter((c) => c.text().startsWith("HTTP/1.1 503"));
     expect(refused).toHaveLength(3);
     expect(refused[0].text()).toMatch(/"code":-32005.*at capacity/);
+    expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="over_budget"\} 3$/m);
     await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 3 * (5 * MiB - free), "three uploads held in the budget");
 
     const honest = await honestCall();
@@ -113,6 +114,7 @@ describe("one client's share of the router", () => {
       await waitFor(() => second.text().includes("}"), "the second answer");
       expect(second.text()).toMatch(/^HTTP\/1\.1 503/);
       expect(second.text()).toMatch(/"code":-32005.*at capacity/);
+      expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="answer_over_budget"\} 1$/m);
       expect((await honestCall()).status).toBe(200); // small answers are never refused for the budget
 
       sleeper.socket.resume();
