@@ -125,7 +125,8 @@ class CallRouting {
   private readonly started: number;
   private readonly deadline: number;
   private readonly resolve: (result: CallResult) => void;
-  private readonly tried: ProviderHealth[] = [];
+  /** Providers tried, and those the caller ruled out. */
+  private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
   private attempts = 0;
   private hedgeAt = Infinity;
@@ -133,8 +134,9 @@ class CallRouting {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   private finished = false;
 
-  constructor(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, resolve: (result: CallResult) => void) {
+  constructor(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, resolve: (result: CallResult) => void, exclude: readonly ProviderHealth[]) {
     this.ctx = ctx;
+    this.tried = exclude.length === 0 ? [] : [...exclude];
     this.table = table;
     this.call = call;
     this.id = id;
@@ -309,7 +311,19 @@ class CallRouting {
   }
 }
 
-/** Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent upstream. */
-export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, done: (result: CallResult) => void): void {
-  new CallRouting(ctx, table, call, id, done).start();
+const nobody: readonly ProviderHealth[] = [];
+
+/**
+ * Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent
+ * upstream; providers in `exclude` are not asked.
+ */
+export function routeCall(
+  ctx: RouteContext,
+  table: ChainTable,
+  call: RpcCall,
+  id: RpcId,
+  done: (result: CallResult) => void,
+  exclude: readonly ProviderHealth[] = nobody,
+): void {
+  new CallRouting(ctx, table, call, id, done, exclude).start();
 }

@@ -13,7 +13,8 @@ export type MethodPolicy = {
 
 const signing = "signing needs the node's keys: sign locally and use eth_sendRawTransaction";
 const accounts = "a gateway has no accounts: a wallet holds them";
-const stateful = "filters and subscriptions live on one node and cannot follow failover: use eth_getLogs";
+const pending = "pending transactions are each node's own mempool: follow new blocks (eth_newBlockFilter) or logs instead";
+const subscriptions = "subscriptions need a WebSocket and this gateway speaks HTTP: poll a filter (eth_newFilter) or eth_getLogs";
 const mining = "mining methods are not served";
 
 export const defaultMethodPolicy: MethodPolicy = {
@@ -36,6 +37,12 @@ export const defaultMethodPolicy: MethodPolicy = {
     "eth_createAccessList",
     "eth_simulateV1",
     "eth_getLogs",
+    // Kept by the router itself (filters.ts): a filter on one node would not follow failover.
+    "eth_newFilter",
+    "eth_newBlockFilter",
+    "eth_getFilterChanges",
+    "eth_getFilterLogs",
+    "eth_uninstallFilter",
     "eth_getBlockByHash",
     "eth_getBlockByNumber",
     "eth_getBlockReceipts",
@@ -70,14 +77,9 @@ export const defaultMethodPolicy: MethodPolicy = {
     eth_requestAccounts: accounts,
     eth_coinbase: accounts,
     eth_resend: "re-sending needs the node's keys: sign a replacement and use eth_sendRawTransaction",
-    eth_newFilter: stateful,
-    eth_newBlockFilter: stateful,
-    eth_newPendingTransactionFilter: stateful,
-    eth_getFilterChanges: stateful,
-    eth_getFilterLogs: stateful,
-    eth_uninstallFilter: stateful,
-    eth_subscribe: stateful,
-    eth_unsubscribe: stateful,
+    eth_newPendingTransactionFilter: pending,
+    eth_subscribe: subscriptions,
+    eth_unsubscribe: subscriptions,
     eth_submitWork: mining,
     eth_submitHashrate: mining,
     eth_getWork: mining,

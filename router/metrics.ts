@@ -30,6 +30,8 @@ export class RouterMetrics {
   bufferBytes = 0;
   /** Open client connections. */
   connections = 0;
+  /** Filters the router keeps for clients (router/filters.ts). */
+  openFilters = 0;
 
   private chain(chainId: number): ChainCounters {
     let c = this.chains.get(chainId);
@@ -84,6 +86,8 @@ export class RouterMetrics {
     out.push(`din_router_client_buffer_bytes ${this.bufferBytes}`);
     help("din_router_client_connections", "gauge", "Open client connections.");
     out.push(`din_router_client_connections ${this.connections}`);
+    help("din_router_filters", "gauge", "Filters (eth_newFilter, eth_newBlockFilter) the router keeps for clients.");
+    out.push(`din_router_filters ${this.openFilters}`);
     help("din_router_provider_set_live", "gauge", "1 while the indexer's live query is connected.");
     out.push(`din_router_provider_set_live{source="${providerSet.source}",serving_from="${providerSet.servingFrom}"} ${providerSet.state === "live" || providerSet.state === "static" ? 1 : 0}`);
     help("din_router_provider_set_updates_total", "counter", "Provider sets applied.");

@@ -84,6 +84,10 @@ export type Limits = {
   requestReadTimeoutMs: number;
   /** Connections kept per provider. */
   connectionsPerProvider: number;
+  /** Filters (eth_newFilter, eth_newBlockFilter) open at once on the router. */
+  maxFilters: number;
+  /** A filter not polled for this long is removed (ms). */
+  filterIdleMs: number;
 };
 
 export type RoutingOptions = {
@@ -132,6 +136,8 @@ export const defaultRoutingOptions: RoutingOptions = {
     maxConnectionsPerClient: 512,
     requestReadTimeoutMs: 10_000,
     connectionsPerProvider: 64,
+    maxFilters: 10_000,
+    filterIdleMs: 300_000,
   },
   methods: defaultMethodPolicy,
   shareWindowMs: 10_000,
@@ -179,6 +185,8 @@ const numberRules: Record<string, NumberRule> = {
   "limits.maxConnectionsPerClient": ["integer", 1, 1e7],
   "limits.requestReadTimeoutMs": ["number", 100, day],
   "limits.connectionsPerProvider": ["integer", 1, 10_000],
+  "limits.maxFilters": ["integer", 0, 1e7],
+  "limits.filterIdleMs": ["number", 1_000, day],
   shareWindowMs: ["number", 100, day],
 };
 

@@ -6,7 +6,8 @@ import { RouterOptionError } from "./errors.ts";
 import { guardConnections, serverOptions } from "./connections.ts";
 import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
-import { startSweeper } from "./failover.ts";
+import { startSweeper, type RouteContext } from "./failover.ts";
+import { FilterRegistry } from "./filters.ts";
 import { compileMethodPolicy } from "./methodPolicy.ts";
 import { RouterMetrics } from "./metrics.ts";
 import { resolveRoutingOptions, type RoutingOptions, type RoutingOverrides } from "./options.ts";
@@ -113,15 +114,21 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
       chains: [...tables.values()].sort((a, b) => a.chainId - b.chainId).map((t) => chainStatus(t, now, routing.failover.hedgeMinMs)),
     };
   };
-  const renderMetrics = () => metrics.render(tables.values(), source.status(), performance.now());
   const history = new TrafficHistory();
   const historyTimer = setInterval(() => history.sample(tables.values(), Date.now()), history.intervalMs);
   historyTimer.unref();
 
   const sweeper = startSweeper();
+  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper };
+  const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks);
+  const renderMetrics = () => {
+    metrics.openFilters = filters.size;
+    return metrics.render(tables.values(), source.status(), performance.now());
+  };
   const handler = createRequestHandler({
     tables,
-    route: { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper },
+    route,
+    filters,
     methodAllowed: compileMethodPolicy(routing.methods),
     limits: { ...routing.limits },
     metrics,
@@ -144,6 +151,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const stopAll = async () => {
     prober.stop();
     sweeper.stop();
+    filters.stop();
     clearInterval(shareTimer);
     clearInterval(historyTimer);
     await source.stop();

@@ -4,6 +4,7 @@ import type { Asset } from "./dashboardAssets.ts";
 import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, type RouteContext } from "./failover.ts";
+import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
 import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
@@ -20,6 +21,7 @@ import type { ChainTable } from "./routingTable.ts";
 export type Gateway = {
   tables: ReadonlyMap<number, ChainTable>;
   route: RouteContext;
+  filters: FilterRegistry;
   methodAllowed: MethodCheck;
   limits: BodyLimits & { maxBodyBytes: number; clientBufferBytes: number; maxConcurrentRequests: number };
   metrics: RouterMetrics;
@@ -152,6 +154,12 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
   }
   if (item.method === "eth_chainId") return done(localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes));
   if (item.method === "net_version") return done(localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes));
+  if (filterMethods.has(item.method)) {
+    return g.filters.answer(table, item, (a) => {
+      outcomes.push(a.outcome);
+      done({ bytes: item.notification ? null : a.bytes, provider: a.provider, local: a.provider === null, attempts: a.attempts });
+    });
+  }
   routeCall(g.route, table, item, item.notification ? 1 : item.id, (result) => {
     outcomes.push(result.outcome);
     done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });

@@ -109,7 +109,7 @@ describe("JSON-RPC over POST /rpc/:chainId", () => {
       "eth_requestAccounts",
       "eth_resend",
       "eth_sign",
-      "eth_newFilter",
+      "eth_newPendingTransactionFilter",
       "eth_subscribe",
       "eth_someNodeExtension",
     ];

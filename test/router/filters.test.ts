@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Contract, JsonRpcProvider, type Log as EthersLog } from "ethers";
+import { createPublicClient, createWalletClient, http, keccak256, toHex, type Hex, type PublicClient, type WalletClient } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { hardhat } from "viem/chains";
+import { startChain, type Chain } from "../../scripts/chain.ts";
+import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { direct, waitFor } from "./support.ts";
+
+// Filters through the router: kept by the router, answered with eth_getLogs routed over the
+// providers, so they survive failover. ethers' contract.on and viem's filters work unchanged.
+
+const CHAIN = 31337;
+// Hardhat's first dev key (public knowledge; devnet only).
+const account = privateKeyToAccount("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+// A contract whose every call emits Ping() (LOG1 with the event's topic): init code copies the runtime.
+const pingTopic = keccak256(toHex("Ping()"));
+const runtime = `7f${pingTopic.slice(2)}60006000a100`;
+const initCode = `0x602960${"0c"}600039602960${"00"}f3${runtime}` as Hex;
+
+type RpcReply = { id: unknown; result?: unknown; error?: { code: number; message: string } };
+
+let chain: Chain;
+let nodes: ProviderNode[];
+let router: TestRouter;
+let publicClient: PublicClient;
+let walletClient: WalletClient;
+let pinger: Hex;
+
+async function rpc(method: string, params: unknown[] = []): Promise<RpcReply> {
+  return (await router.post(CHAIN, { jsonrpc: "2.0", id: 7, method, params })).json() as RpcReply;
+}
+
+/** Sends one Ping and returns its transaction hash once mined. */
+async function ping(): Promise<Hex> {
+  const hash = await walletClient.sendTransaction({ account, chain: hardhat, to: pinger });
+  await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+  return hash;
+}
+
+/** Waits until the router's median head has reached `block`. */
+async function routerSees(block: bigint): Promise<void> {
+  await waitFor(() => (router.status().chains[0].medianHead ?? -1) >= Number(block), `the router's median head at ${block}`);
+}
+
+beforeAll(async () => {
+  chain = await startChain({ blockIntervalMs: 0 });
+  nodes = await startFaultyUpstreams(chain.rpcUrl, 3);
+  router = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { scoring: { maxLagBlocks: 50 } } });
+  await waitFor(() => router.status().chains[0].eligibleProviders === 3, "three eligible providers");
+  const transport = http(router.rpcUrl(CHAIN), { retryCount: 0 });
+  publicClient = createPublicClient({ chain: hardhat, transport, pollingInterval: 50 });
+  walletClient = createWalletClient({ chain: hardhat, transport, account });
+  const deploy = await walletClient.sendTransaction({ account, chain: hardhat, data: initCode });
+  pinger = (await publicClient.waitForTransactionReceipt({ hash: deploy, pollingInterval: 50 })).contractAddress!;
+});
+
+afterAll(async () => {
+  await router?.stop();
+  for (const node of nodes ?? []) await node.stop();
+  await chain?.stop();
+});
+
+describe("filters kept by the router", () => {
+  it("gives viem each new log once, across polls answered by different providers, and never asks a provider for a filter", async () => {
+    for (const node of nodes) node.resetStats();
+    const filter = await publicClient.createEventFilter({ address: pinger });
+    const sent: Hex[] = [];
+    const seen: Hex[] = [];
+    for (let i = 0; i < 4; i++) {
+      sent.push(await ping());
+      const receipt = await publicClient.getTransactionReceipt({ hash: sent[i] });
+      await routerSees(receipt.blockNumber);
+      for (const log of await publicClient.getFilterChanges({ filter })) seen.push(log.transactionHash!);
+    }
+    expect(seen).toEqual(sent);
+    // Nothing new: an empty answer, not the same logs again.
+    expect(await publicClient.getFilterChanges({ filter })).toEqual([]);
+    const byMethod = nodes.map((n) => n.stats().byMethod);
+    for (const m of byMethod) for (const method of Object.keys(m)) expect(method).not.toMatch(/Filter/);
+    expect(byMethod.filter((m) => (m.eth_getLogs ?? 0) > 0).length).toBeGreaterThan(1);
+
+    expect(await publicClient.uninstallFilter({ filter })).toBe(true);
+    await expect(publicClient.getFilterChanges({ filter })).rejects.toThrow(/filter not found/);
+  });
+
+  it("answers eth_getFilterLogs with every matching log of the filter's own range", async () => {
+    const first = await ping();
+    const from = (await publicClient.getTransactionReceipt({ hash: first })).blockNumber;
+    const second = await ping();
+    const filter = await publicClient.createEventFilter({ address: pinger, fromBlock: from });
+    const logs = await publicClient.getFilterLogs({ filter });
+    expect(logs.map((l) => l.transactionHash)).toEqual([first, second]);
+  });
+
+  it("gives a block filter the hash of each new block once", async () => {
+    const filter = await publicClient.createBlockFilter();
+    const hashes: string[] = [];
+    const blocks: bigint[] = [];
+    for (let i = 0; i < 3; i++) {
+      const receipt = await publicClient.getTransactionReceipt({ hash: await ping() });
+      blocks.push(receipt.blockNumber);
+      await routerSees(receipt.blockNumber);
+      hashes.push(...(await publicClient.getFilterChanges({ filter })));
+    }
+    const expected = await Promise.all(blocks.map(async (n) => ((await direct(chain.rpcUrl, "eth_getBlockByNumber", [`0x${n.toString(16)}`, false])) as { hash: string }).hash));
+    expect(hashes).toEqual(expected);
+  });
+
+  it("asks only providers whose head has reached the blocks it scans", async () => {
+    const filter = await publicClient.createEventFilter({ address: pinger });
+    // Node 0 goes on reporting today's head: it is behind every block that follows.
+    await nodes[0].setFault({ kind: "staleHead" });
+    for (const node of nodes) node.resetStats();
+    const seen: Hex[] = [];
+    const sent: Hex[] = [];
+    const poll = async () => {
+      for (const log of await publicClient.getFilterChanges({ filter })) seen.push(log.transactionHash!);
+    };
+    for (let i = 0; i < 8; i++) {
+      sent.push(await ping());
+      await poll();
+    }
+    // A poll whose head came from node 0 finds nothing new yet; a later one brings it.
+    await waitFor(async () => (await poll(), seen.length >= sent.length), "every ping seen");
+    expect(seen).toEqual(sent);
+    expect(nodes[0].stats().byMethod.eth_getLogs ?? 0).toBe(0);
+    expect((nodes[1].stats().byMethod.eth_getLogs ?? 0) + (nodes[2].stats().byMethod.eth_getLogs ?? 0)).toBeGreaterThanOrEqual(4);
+    await nodes[0].setFault({ kind: "none" });
+  });
+
+  it("lets ethers' contract.on hear events through the router", async () => {
+    const before = openFilters(await router.get("/metrics"));
+    const provider = new JsonRpcProvider(router.rpcUrl(CHAIN), CHAIN, { staticNetwork: true, pollingInterval: 100 });
+    try {
+      const contract = new Contract(pinger, ["event Ping()"], provider);
+      const heard: string[] = [];
+      await contract.on("Ping", (event: { log: EthersLog }) => void heard.push(event.log.transactionHash));
+      // ethers installs its filter on its first poll: wait for it before sending.
+      await waitFor(async () => openFilters(await router.get("/metrics")) > before, "ethers' filter installed");
+      const sent = [await ping(), await ping()];
+      await waitFor(() => heard.length >= 2, "ethers heard both pings");
+      expect(heard).toEqual(sent);
+      await contract.removeAllListeners();
+    } finally {
+      provider.destroy();
+    }
+  });
+
+  it("refuses bad criteria and unknown ids with clear errors", async () => {
+    const withHash = await rpc("eth_newFilter", [{ blockHash: `0x${"11".repeat(32)}` }]);
+    expect(withHash.error?.code).toBe(-32602);
+    expect(withHash.error?.message).toMatch(/takes no blockHash/);
+    const fiveTopics = await rpc("eth_newFilter", [{ topics: [null, null, null, null, null] }]);
+    expect(fiveTopics.error?.message).toMatch(/at most 4 positions/);
+    const badAddress = await rpc("eth_newFilter", [{ address: "0x1234" }]);
+    expect(badAddress.error?.message).toMatch(/address must be an address/);
+    const unknown = await rpc("eth_getFilterChanges", [`0x${"ab".repeat(16)}`]);
+    expect(unknown.error).toEqual({ code: -32000, message: "filter not found" });
+    expect((await rpc("eth_uninstallFilter", [`0x${"ab".repeat(16)}`])).result).toBe(false);
+    expect((await rpc("eth_newPendingTransactionFilter")).error?.message).toMatch(/each node's own mempool/);
+  });
+});
+
+describe("filter limits", () => {
+  let small: TestRouter;
+  beforeAll(async () => {
+    small = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits: { maxFilters: 2, filterIdleMs: 1_000 } } });
+    await waitFor(() => small.status().chains[0].eligibleProviders === 3, "three eligible providers");
+  });
+  afterAll(async () => await small?.stop());
+
+  const call = async (method: string, params: unknown[] = []) =>
+    (await small.post(CHAIN, { jsonrpc: "2.0", id: 1, method, params })).json() as RpcReply;
+
+  it("refuses a filter past the limit, and forgets filters nobody polls", async () => {
+    const first = await call("eth_newBlockFilter");
+    const a = first.result as string;
+    expect(a).toMatch(/^0x[0-9a-f]{32}$/);
+    expect((await call("eth_newFilter", [{}])).result).toMatch(/^0x/);
+    const third = await call("eth_newBlockFilter");
+    expect(third.error?.code).toBe(-32005);
+    expect(third.error?.message).toMatch(/2 filters are open/);
+    // Not polled for longer than filterIdleMs: gone, and its place free again.
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    expect((await call("eth_getFilterChanges", [a])).error?.message).toBe("filter not found");
+    expect((await call("eth_newBlockFilter")).result).toMatch(/^0x/);
+  });
+});
+
+function openFilters(metrics: { text: string }): number {
+  return Number(/^din_router_filters (\d+)$/m.exec(metrics.text)?.[1] ?? Number.NaN);
+}
