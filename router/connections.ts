@@ -8,9 +8,38 @@ import type { Limits } from "./options.ts";
 
 // What a client can hold before it sends a request: connections (all, and per client address) and
 // time (a whole request within requestReadTimeoutMs). Errors the HTTP parser finds are answered
-// as JSON-RPC errors, like everything else on /rpc.
+// as JSON-RPC errors, like everything else on /rpc. The ledger keeps what each client holds, so
+// the request path (server.ts) can cap one client's requests in flight and buffered bytes too.
 
 type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs">;
+
+/** What one client (an IPv4 address, or an IPv6 /64) holds now. */
+export type ClientShare = { key: string; connections: number; inFlight: number; bufferBytes: number };
+
+/** Every client's share, found from a socket; a client that holds nothing is forgotten. */
+export class ClientLedger {
+  private readonly byKey = new Map<string, ClientShare>();
+  private readonly bySocket = new WeakMap<Socket, ClientShare>();
+
+  of(socket: Socket): ClientShare {
+    let share = this.bySocket.get(socket);
+    if (share !== undefined) return share;
+    const key = clientKey(socket.remoteAddress ?? "");
+    share = this.byKey.get(key);
+    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, inFlight: 0, bufferBytes: 0 }));
+    this.bySocket.set(socket, share);
+    return share;
+  }
+
+  /** Call after lowering a count: forgets the client once it holds nothing. */
+  settle(share: ClientShare): void {
+    if (share.connections === 0 && share.inFlight === 0 && share.bufferBytes === 0) this.byKey.delete(share.key);
+  }
+
+  get clients(): number {
+    return this.byKey.size;
+  }
+}
 
 /** The HTTP server's options: the read timeout (checked every connectionsCheckingInterval), keep-alive, header size. */
 export function serverOptions(limits: ConnectionLimits) {
@@ -59,7 +88,7 @@ function parserRefusal(code: string | undefined, timeoutMs: number): [string, nu
 }
 
 /** Caps client connections and answers what the HTTP parser refuses (malformed, too slow, headers too large). */
-export function guardConnections(server: Server, limits: ConnectionLimits, metrics: RouterMetrics): void {
+export function guardConnections(server: Server, limits: ConnectionLimits, metrics: RouterMetrics, clients: ClientLedger): void {
   server.maxConnections = limits.maxConnections;
   server.on("drop", () => metrics.refused("too_many_connections"));
   const tooMany = rawReply(
@@ -67,24 +96,21 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
     RpcCode.limitExceeded,
     `too many connections from your address (at most ${limits.maxConnectionsPerClient}); reuse connections (keep-alive)`,
   );
-  const open = new Map<string, number>();
   server.on("connection", (socket: Socket) => {
-    const key = clientKey(socket.remoteAddress ?? "");
-    const count = (open.get(key) ?? 0) + 1;
-    if (count > limits.maxConnectionsPerClient) {
+    const client = clients.of(socket);
+    if (client.connections >= limits.maxConnectionsPerClient) {
       metrics.refused("too_many_client_connections");
       // Answered before the client asks, then closed: the client reads the reason if it can.
       socket.end(tooMany);
       socket.destroySoon();
       return;
     }
-    open.set(key, count);
+    client.connections++;
     metrics.connections++;
     socket.once("close", () => {
       metrics.connections--;
-      const left = (open.get(key) ?? 1) - 1;
-      if (left === 0) open.delete(key);
-      else open.set(key, left);
+      client.connections--;
+      clients.settle(client);
     });
   });
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {

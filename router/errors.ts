@@ -34,6 +34,7 @@ export type RouterErrorCode =
   | "deadline_exceeded"
   | "over_capacity"
   | "over_budget"
+  | "client_over_capacity"
   | "endpoint_refused"
   | "indexer_unreachable"
   | "snapshot_invalid"

@@ -76,6 +76,14 @@ export type Limits = {
   maxConcurrentRequests: number;
   /** Bytes held for clients at once, past the first 16 KiB of each request body and each answer not yet sent. */
   clientBufferBytes: number;
+  /** The part of clientBufferBytes one client (address, IPv6 /64) may hold. */
+  clientBufferBytesPerClient: number;
+  /** Requests of one client handled at once; beyond it the client is told to wait for its answers. */
+  maxInFlightPerClient: number;
+  /** A client must take a large answer (past 16 KiB) within this long plus the time its bytes take at clientTakeBytesPerSecond, or be disconnected (ms). */
+  clientStallMs: number;
+  /** The slowest average rate at which a client may take a large answer (bytes per second). */
+  clientTakeBytesPerSecond: number;
   /** Client connections open at once; more are closed as they come. */
   maxConnections: number;
   /** Client connections open at once from one address (an IPv6 client counts by its /64). */
@@ -132,6 +140,10 @@ export const defaultRoutingOptions: RoutingOptions = {
     maxResponseBytes: 16 * 1024 * 1024,
     maxConcurrentRequests: 4096,
     clientBufferBytes: 256 * 1024 * 1024,
+    clientBufferBytesPerClient: 64 * 1024 * 1024,
+    maxInFlightPerClient: 1024,
+    clientStallMs: 30_000,
+    clientTakeBytesPerSecond: 64 * 1024,
     maxConnections: 8192,
     maxConnectionsPerClient: 512,
     requestReadTimeoutMs: 10_000,
@@ -181,6 +193,10 @@ const numberRules: Record<string, NumberRule> = {
   "limits.maxResponseBytes": ["integer", 1024, 2 ** 31],
   "limits.maxConcurrentRequests": ["integer", 1, 1e7],
   "limits.clientBufferBytes": ["integer", 0, 2 ** 40],
+  "limits.clientBufferBytesPerClient": ["integer", 0, 2 ** 40],
+  "limits.maxInFlightPerClient": ["integer", 1, 1e7],
+  "limits.clientStallMs": ["number", 100, day],
+  "limits.clientTakeBytesPerSecond": ["integer", 1, 2 ** 40],
   "limits.maxConnections": ["integer", 1, 1e7],
   "limits.maxConnectionsPerClient": ["integer", 1, 1e7],
   "limits.requestReadTimeoutMs": ["number", 100, day],

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
 import { RouterOptionError } from "./errors.ts";
-import { guardConnections, serverOptions } from "./connections.ts";
+import { ClientLedger, guardConnections, serverOptions } from "./connections.ts";
 import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper, type RouteContext } from "./failover.ts";
@@ -104,6 +104,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   });
   const tables = new Map<number, ChainTable>();
   const metrics = new RouterMetrics();
+  const clients = new ClientLedger();
   const startedAt = Date.now();
   const status = (): RouterStatus => {
     const now = performance.now();
@@ -132,6 +133,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     methodAllowed: compileMethodPolicy(routing.methods),
     limits: { ...routing.limits },
     metrics,
+    clients,
     log,
     status,
     history: (since) => history.read(since),
@@ -140,7 +142,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     registry: options.providers === undefined && options.indexerUrl !== undefined ? registryReader(options.indexerUrl, log) : null,
   });
   const server: Server = createServer(serverOptions(routing.limits), handler);
-  guardConnections(server, routing.limits, metrics);
+  guardConnections(server, routing.limits, metrics, clients);
 
   const prober = startProber({ tables: () => tables.values(), agent, probe: routing.probe });
   const shareTimer = setInterval(() => {

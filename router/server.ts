@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
+import type { ClientLedger, ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
 import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
@@ -10,6 +11,7 @@ import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type
 import type { Logger } from "./log.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
+import type { Limits } from "./options.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
 
@@ -23,8 +25,9 @@ export type Gateway = {
   route: RouteContext;
   filters: FilterRegistry;
   methodAllowed: MethodCheck;
-  limits: BodyLimits & { maxBodyBytes: number; clientBufferBytes: number; maxConcurrentRequests: number };
+  limits: BodyLimits & Pick<Limits, BudgetLimit | "maxBodyBytes" | "maxConcurrentRequests" | "maxInFlightPerClient">;
   metrics: RouterMetrics;
+  clients: ClientLedger;
   log: Logger;
   status: () => unknown;
   /** Traffic per provider over the last minutes, the points after `since` (unix ms). */
@@ -35,6 +38,8 @@ export type Gateway = {
   /** The registry from the indexer (cached); null when the provider set does not come from an indexer. */
   registry: (() => Promise<RegistryAnswer>) | null;
 };
+
+type BudgetLimit = "clientBufferBytes" | "clientBufferBytesPerClient" | "clientStallMs" | "clientTakeBytesPerSecond";
 
 /** What one call of a request came to. */
 type Answered = { bytes: Buffer | null; provider: ProviderHealth | null; local: boolean; attempts: number };
@@ -79,16 +84,32 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
 
 // What the router holds for clients: request bodies being received and answers not yet handed to
 // the kernel (a client that does not read keeps its answer in the router's memory). The first
-// 16 KiB of each are free; bytes past them are charged to one budget shared by all clients, so
-// stalled uploads and unread answers cannot grow memory without bound, while small calls and
-// answers (nearly all JSON-RPC) are never refused for it.
+// 16 KiB of each are free; bytes past them are charged to one budget shared by all clients and to
+// the client's own part of it, so stalled uploads and unread answers cannot grow memory without
+// bound nor one client take the whole budget, while small calls and answers (nearly all JSON-RPC)
+// are never refused for it.
 const freeBytes = 16 * 1024;
+
+/** Charges `bytes` to the budget and to the client's part; false, and nothing charged, past either. */
+function charge(g: Gateway, client: ClientShare, bytes: number): boolean {
+  if (g.metrics.bufferBytes + bytes > g.limits.clientBufferBytes || client.bufferBytes + bytes > g.limits.clientBufferBytesPerClient) return false;
+  g.metrics.bufferBytes += bytes;
+  client.bufferBytes += bytes;
+  return true;
+}
+
+function refund(g: Gateway, client: ClientShare, bytes: number): void {
+  if (bytes === 0) return;
+  g.metrics.bufferBytes -= bytes;
+  client.bufferBytes -= bytes;
+  g.clients.settle(client);
+}
 
 /**
  * Reads the body, then calls `done` once: with the body and the bytes charged to the budget, with
  * the error that refuses it (too large, budget spent), or with null when the client went away.
  */
-function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | RouterError | null, charged: number) => void): void {
+function readBody(g: Gateway, client: ClientShare, req: IncomingMessage, done: (body: Buffer | RouterError | null, charged: number) => void): void {
   const max = g.limits.maxBodyBytes;
   let first: Buffer | null = null;
   let chunks: Buffer[] | null = null;
@@ -98,7 +119,7 @@ function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | Router
   const fail = (why: RouterError | null) => {
     if (finished) return;
     finished = true;
-    g.metrics.bufferBytes -= charged;
+    refund(g, client, charged);
     req.pause();
     done(why, 0);
   };
@@ -108,8 +129,7 @@ function readBody(g: Gateway, req: IncomingMessage, done: (body: Buffer | Router
     if (size > max) return fail(tooLarge(max));
     const owed = size - freeBytes - charged;
     if (owed > 0) {
-      if (g.metrics.bufferBytes + owed > g.limits.clientBufferBytes) return fail(overCapacity("over_budget"));
-      g.metrics.bufferBytes += owed;
+      if (!charge(g, client, owed)) return fail(overCapacity("over_budget"));
       charged += owed;
     }
     if (first === null) first = chunk;
@@ -192,18 +212,20 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     const error = new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415);
     return refuseUnread(g, res, error, cors);
   }
-  readBody(g, req, (body, charged) => {
+  const client = g.clients.of(req.socket);
+  readBody(g, client, req, (body, charged) => {
     if (body === null) return res.destroy();
     if (body instanceof RouterError) return refuseUnread(g, res, body, cors);
     // Only requests whose body has arrived count: stalled uploads cannot crowd out the others.
-    if (g.metrics.inFlight >= g.limits.maxConcurrentRequests) {
-      g.metrics.bufferBytes -= charged;
-      const error = overCapacity();
-      g.metrics.refused(error.code);
-      return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors);
+    const busy = g.metrics.inFlight >= g.limits.maxConcurrentRequests ? overCapacity() : client.inFlight >= g.limits.maxInFlightPerClient ? clientBusy(g.limits.maxInFlightPerClient) : null;
+    if (busy !== null) {
+      refund(g, client, charged);
+      g.metrics.refused(busy.code);
+      return send(res, busy.httpStatus, errorResponse(null, busy.rpcCode, busy.message), "none", 0, cors);
     }
     g.metrics.inFlight++;
-    answerBody(new Exchange(g, res, started, cors, charged), chainText, body);
+    client.inFlight++;
+    answerBody(new Exchange(g, client, res, started, cors, charged), chainText, body);
   });
 }
 
@@ -213,6 +235,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
  */
 class Exchange {
   readonly g: Gateway;
+  private readonly client: ClientShare;
   readonly res: ServerResponse;
   readonly started: number;
   readonly cors: boolean;
@@ -220,8 +243,9 @@ class Exchange {
   private readonly charged: number;
   private open = true;
 
-  constructor(g: Gateway, res: ServerResponse, started: number, cors: boolean, charged: number) {
+  constructor(g: Gateway, client: ClientShare, res: ServerResponse, started: number, cors: boolean, charged: number) {
     this.g = g;
+    this.client = client;
     this.res = res;
     this.started = started;
     this.cors = cors;
@@ -231,22 +255,43 @@ class Exchange {
   reply(status: number, body: Buffer | null, provider: string, attempts: number): void {
     if (!this.open) return;
     this.open = false;
-    const metrics = this.g.metrics;
-    metrics.inFlight--;
-    metrics.bufferBytes -= this.charged;
-    if (this.res.destroyed) return; // the client is gone (and "close" has been emitted already)
+    const { g, client, res } = this;
+    g.metrics.inFlight--;
+    client.inFlight--;
+    refund(g, client, this.charged);
+    g.clients.settle(client);
+    const socket = res.req.socket;
+    // The client is gone. (An answer queued behind another on its connection is not destroyed
+    // with it and would never see "close": the socket says.)
+    if (res.destroyed || socket.destroyed) return;
     const owed = body === null ? 0 : body.length - freeBytes;
     if (owed > 0) {
-      if (metrics.bufferBytes + owed > this.g.limits.clientBufferBytes) {
+      if (!charge(g, client, owed)) {
         const error = overCapacity("over_budget");
-        metrics.refused("answer_over_budget");
-        return send(this.res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors);
+        g.metrics.refused("answer_over_budget");
+        return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors);
       }
-      // Held until handed to the kernel ("close" follows "finish"), or until the client is gone.
-      metrics.bufferBytes += owed;
-      this.res.once("close", () => (metrics.bufferBytes -= owed));
+      // Held until handed to the kernel ("close" follows "finish"), or until the client is gone,
+      // whichever "close" comes first. A client that does not take it in time (clientStallMs, plus
+      // the time the bytes take at clientTakeBytesPerSecond) is cut off, so an unread answer cannot
+      // hold its bytes for ever.
+      const cutOff = setTimeout(() => {
+        g.metrics.refused("answer_not_taken");
+        socket.destroy();
+      }, g.limits.clientStallMs + (owed / g.limits.clientTakeBytesPerSecond) * 1000);
+      cutOff.unref();
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        clearTimeout(cutOff);
+        socket.off("close", release);
+        refund(g, client, owed);
+      };
+      res.once("close", release);
+      socket.once("close", release);
     }
-    send(this.res, status, body, provider, attempts, this.cors);
+    send(res, status, body, provider, attempts, this.cors);
   }
 
   refuse(error: RouterError, id: RpcId = null): void {
@@ -333,6 +378,11 @@ const close = Buffer.from("]");
 
 function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
+}
+
+/** One client has too many requests in flight: it should wait for its answers. */
+function clientBusy(max: number): RouterError {
+  return new RouterError("client_over_capacity", `too many requests in flight from your address (at most ${max}); wait for answers before sending more`, RpcCode.limitExceeded, 429);
 }
 
 /** Too many requests in flight, or the client buffer budget spent: the client hears the same. */

@@ -80,6 +80,17 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/** Waits until `res` can take more, or is gone; leaves no listener behind either way. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done).off("close", done);
+      resolve();
+    };
+    res.on("drain", done).on("close", done);
+  });
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = typeof body === "string" ? body : JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -158,7 +169,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         let sent = 0;
         while (sent < total && !res.destroyed) {
           sent += chunk.length;
-          if (!res.write(chunk)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+          if (!res.write(chunk)) await drainedOrClosed(res);
         }
         res.end('"}');
         return;

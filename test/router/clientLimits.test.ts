@@ -28,9 +28,9 @@ const sockets: Socket[] = [];
 
 type RawConnection = { socket: Socket; text: () => string; closed: Promise<void> };
 
-/** A plain TCP connection to the router from `from`, collecting everything it receives. */
-async function rawConnection(from: string): Promise<RawConnection> {
-  const socket = connect({ host: "127.0.0.1", port: router.port, localAddress: from });
+/** A plain TCP connection to the router (by default the first one) from `from`, collecting everything it receives. */
+async function rawConnection(from: string, port = router.port): Promise<RawConnection> {
+  const socket = connect({ host: "127.0.0.1", port, localAddress: from });
   sockets.push(socket);
   let received = "";
   socket.on("data", (chunk: Buffer) => (received += chunk.toString("utf8")));
@@ -50,6 +50,9 @@ async function stalledUpload(from: string, declared: number, sent: number): Prom
   c.socket.write(`[${" ".repeat(sent - 1)}`);
   return c;
 }
+
+const blockNumberCall = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
+const blockNumberRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${blockNumberCall.length}\r\n\r\n${blockNumberCall}`;
 
 async function honestCall(): Promise<{ status: number; body: { result?: string; error?: { code: number; message: string } } }> {
   const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
@@ -81,15 +84,15 @@ afterAll(async () => {
 
 describe("one client's share of the router", () => {
   it("does not let stalled uploads take the request slots or more memory than the budget", async () => {
-    // Six uploads, more than the four request slots; 5 MiB of a 6 MiB body each, so three fit the
-    // 16 MiB budget (each charged 5 MiB less the free 16 KiB) and the rest are turned away.
-    const stalled = await Promise.all(Array.from({ length: 6 }, () => stalledUpload("127.0.0.2", 6 * MiB, 5 * MiB)));
+    // Eight uploads of 3 MiB of a 6 MiB body each: five fit the 16 MiB budget (each charged 3 MiB
+    // less the free 16 KiB), more than the four request slots, and the other three are turned away.
+    const stalled = await Promise.all(Array.from({ length: 8 }, () => stalledUpload("127.0.0.2", 6 * MiB, 3 * MiB)));
     await waitFor(() => stalled.filter((c) => c.text().startsWith("HTTP/1.1 503")).length >= 3, "uploads past the budget refused");
     const refused = stalled.filter((c) => c.text().startsWith("HTTP/1.1 503"));
     expect(refused).toHaveLength(3);
     expect(refused[0].text()).toMatch(/"code":-32005.*at capacity/);
     expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="over_budget"\} 3$/m);
-    await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 3 * (5 * MiB - free), "three uploads held in the budget");
+    await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 5 * (3 * MiB - free), "five uploads held in the budget");
 
     const honest = await honestCall();
     expect(honest.status).toBe(200);
@@ -146,12 +149,93 @@ describe("one client's share of the router", () => {
 
   it("refuses calls past the request slots once their bodies are in, and keeps the connection", async () => {
     // Six at once on one address (under its cap of eight connections), four slots, slow providers.
-    const answers = await Promise.all(Array.from({ length: 6 }, () => honestCall()));
-    const busy = answers.filter((a) => a.status === 503);
+    const connections = await Promise.all(Array.from({ length: 6 }, () => rawConnection("127.0.0.11")));
+    for (const c of connections) c.socket.write(blockNumberRequest);
+    await waitFor(() => connections.every((c) => c.text().endsWith("}")), "six answers");
+    const busy = connections.filter((c) => c.text().startsWith("HTTP/1.1 503"));
     expect(busy.length).toBeGreaterThan(0);
-    expect(busy[0].body.error).toMatchObject({ code: -32005, message: "the router is at capacity; retry shortly" });
-    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(limits.maxConcurrentRequests);
-    expect((await honestCall()).status).toBe(200);
+    expect(busy[0].text()).toMatch(/"error":\{"code":-32005,"message":"the router is at capacity; retry shortly"\}/);
+    expect(connections.filter((c) => c.text().startsWith("HTTP/1.1 200"))).toHaveLength(6 - busy.length);
+    // A refused client asks again on the same connection, now that the slots are free.
+    const again = busy[0];
+    const before = again.text().length;
+    again.socket.write(blockNumberRequest);
+    await waitFor(() => again.text().length > before && again.text().endsWith("}"), "the second answer on the same connection");
+    expect(again.text().slice(before)).toMatch(/^HTTP\/1\.1 200.*"result":"0x[0-9a-f]+"/s);
+  });
+});
+
+describe("one client among many", () => {
+  // Room for everyone in all, little for one address: what one client may hold is its own part.
+  let shared: TestRouter;
+  const own = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, clientBufferBytes: 64 * MiB, clientBufferBytesPerClient: 8 * MiB };
+  const getLogs = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] });
+  const getLogsRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${getLogs.length}\r\n\r\n${getLogs}`;
+
+  const connectTo = (from: string) => rawConnection(from, shared.port);
+  const sharedGauge = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec((await shared.get("/metrics")).text)?.[1]);
+  const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+
+  beforeAll(async () => {
+    shared = await startRouter({
+      records: recordsFor(nodes, CHAIN, [1_000, 1_000]),
+      routing: { limits: { ...own, clientStallMs: 3_000, clientTakeBytesPerSecond: 2 ** 30 }, failover: { hedge: false } },
+    });
+    await waitFor(() => shared.status().chains[0].eligibleProviders === 2, "both providers eligible");
+  });
+  afterAll(async () => await shared?.stop());
+
+  it("lets one connection hold only its address's requests in flight, however many it pipelines", async () => {
+    const piper = await connectTo("127.0.0.7");
+    piper.socket.write(blockNumberRequest.repeat(12)); // twelve at once on one connection; the providers take 150 ms each
+    await waitFor(() => statuses(piper.text()).length === 12, "twelve answers");
+    const answers = statuses(piper.text());
+    expect(answers.filter((s) => s === 200)).toHaveLength(own.maxInFlightPerClient);
+    expect(answers.filter((s) => s === 429)).toHaveLength(12 - own.maxInFlightPerClient);
+    expect(piper.text()).toMatch(/"code":-32005,"message":"too many requests in flight from your address \(at most 4\)/);
+    expect((await shared.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="client_over_capacity"\} 8$/m);
+  });
+
+  it("gives an address only its part of the buffer budget, and cuts off a client that does not take its answer", async () => {
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
+    try {
+      const first = await connectTo("127.0.0.8");
+      first.socket.pause(); // reads nothing: most of the 6 MiB answer stays in the router
+      first.socket.write(getLogsRequest);
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 0, "the first answer charged");
+      const second = await connectTo("127.0.0.8");
+      second.socket.write(getLogsRequest);
+      await waitFor(() => second.text().includes("}"), "the second answer");
+      expect(statuses(second.text())).toEqual([503]); // 2 × 6 MiB is past this address's 8 MiB
+      const other = await connectTo("127.0.0.9");
+      other.socket.write(getLogsRequest);
+      await waitFor(() => other.text().length > 6 * MiB, "another address's answer");
+      expect(statuses(other.text())).toEqual([200]);
+      // The first client never reads: after clientStallMs it is cut off and its bytes given back.
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
+      expect((await shared.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="answer_not_taken"\} 1$/m);
+      first.socket.resume(); // a paused socket sees its end only once it reads
+      await first.closed;
+      expect(statuses(first.text())).toEqual([200]);
+      expect(first.text().length).toBeLessThan(6 * MiB); // the answer was cut short
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
+
+  it("gives back the bytes of answers queued on a connection the client closed", async () => {
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 3 * MiB, method: "eth_getLogs" });
+    try {
+      const piper = await connectTo("127.0.0.10");
+      piper.socket.pause();
+      piper.socket.write(getLogsRequest + getLogsRequest); // the second answer waits behind the first
+      await waitFor(async () => (await sharedGauge("din_router_in_flight_requests")) === 2, "both calls in flight");
+      piper.socket.destroy(); // gone before either answer (the providers take 150 ms)
+      await waitFor(async () => (await sharedGauge("din_router_in_flight_requests")) === 0, "both calls answered");
+      expect(await sharedGauge("din_router_client_buffer_bytes")).toBe(0);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
   });
 });
 
