@@ -35,7 +35,8 @@ export type CallResult = {
   outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded";
 };
 
-const writeMethods = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
+/** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
+export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
 /** Below this much time left, no new attempt starts. */
 const minAttemptMs = 20;
 

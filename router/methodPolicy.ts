@@ -56,6 +56,13 @@ export const defaultMethodPolicy: MethodPolicy = {
     "eth_getTransactionByBlockHashAndIndex",
     "eth_getTransactionByBlockNumberAndIndex",
     "eth_getTransactionReceipt",
+    "eth_getTransactionBySenderAndNonce",
+    "eth_getRawTransactionByHash",
+    "eth_getRawTransactionByBlockHashAndIndex",
+    "eth_getRawTransactionByBlockNumberAndIndex",
+    "eth_getStorageValues",
+    // Fills in nonce, gas and fees of an unsigned transaction from chain state; signs nothing.
+    "eth_fillTransaction",
     "eth_sendRawTransaction",
     "eth_sendRawTransactionSync",
     "eth_sendRawTransactionConditional",

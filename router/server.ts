@@ -4,7 +4,7 @@ import type { ClientLedger, ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
 import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
-import { routeCall, type RouteContext } from "./failover.ts";
+import { routeCall, writeMethods, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
 import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -90,9 +90,14 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
 // are never refused for it.
 const freeBytes = 16 * 1024;
 
+/** Whether `bytes` more fit the budget and the client's part, once `held` of theirs are given back. */
+function fits(g: Gateway, client: ClientShare, bytes: number, held = 0): boolean {
+  return g.metrics.bufferBytes - held + bytes <= g.limits.clientBufferBytes && client.bufferBytes - held + bytes <= g.limits.clientBufferBytesPerClient;
+}
+
 /** Charges `bytes` to the budget and to the client's part; false, and nothing charged, past either. */
 function charge(g: Gateway, client: ClientShare, bytes: number): boolean {
-  if (g.metrics.bufferBytes + bytes > g.limits.clientBufferBytes || client.bufferBytes + bytes > g.limits.clientBufferBytesPerClient) return false;
+  if (!fits(g, client, bytes)) return false;
   g.metrics.bufferBytes += bytes;
   client.bufferBytes += bytes;
   return true;
@@ -294,6 +299,11 @@ class Exchange {
     send(res, status, body, provider, attempts, this.cors);
   }
 
+  /** Whether an answer of `bytes` can be held for this client now (reply refuses it otherwise). */
+  answerFits(bytes: number): boolean {
+    return bytes <= freeBytes || fits(this.g, this.client, bytes - freeBytes, this.charged);
+  }
+
   refuse(error: RouterError, id: RpcId = null): void {
     this.g.metrics.refused(error.code);
     this.reply(error.httpStatus, errorResponse(id, error.rpcCode, error.message), "none", 0);
@@ -345,16 +355,22 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     parsed.items.forEach((item, i) =>
       answerCall(g, table, item, outcomes, (answered) => {
         answers[i] = answered;
-        if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, answers));
+        if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, parsed.items, answers));
       }),
     );
   });
 }
 
-function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome[], answers: readonly Answered[]): void {
+function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome[], items: readonly ParsedItem[], answers: Answered[]): void {
   const g = x.g;
   for (const o of outcomes) g.metrics.call(chainId, o);
   g.metrics.duration(chainId, performance.now() - x.started);
+  let size = 1;
+  for (const a of answers) if (a.bytes !== null) size += a.bytes.length + 1;
+  if (!x.answerFits(size)) {
+    g.metrics.refused("batch_answer_over_budget");
+    holdBackReads(items, answers);
+  }
   const parts: Buffer[] = [];
   const providers = new Set<string>();
   let attempts = 0;
@@ -370,6 +386,19 @@ function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome
   if (parts.length === 0) return x.reply(204, null, who, attempts);
   parts.push(close);
   x.reply(200, Buffer.concat(parts), who, attempts);
+}
+
+/**
+ * A batch whose answer cannot be held now: its reads are answered with an error to retry, but a
+ * broadcast keeps its answer (the transaction went out whatever the client hears), so a client is
+ * never told a transaction failed that was sent.
+ */
+function holdBackReads(items: readonly ParsedItem[], answers: Answered[]): void {
+  items.forEach((item, i) => {
+    const a = answers[i];
+    if (a.bytes === null || !isCall(item) || writeMethods.has(item.method)) return;
+    a.bytes = errorResponse(item.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call");
+  });
 }
 
 const open = Buffer.from("[");

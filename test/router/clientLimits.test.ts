@@ -1,10 +1,12 @@
 import { connect, type Socket } from "node:net";
+import { keccak256 } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { clientKey } from "../../router/connections.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
-import { waitFor } from "./support.ts";
+import { DEV_KEY, direct, waitFor } from "./support.ts";
 
 // What one client can hold of the router: connections, time, memory and request slots. The
 // "attackers" connect from 127.0.0.2 and up, one address per test (Linux routes all of 127/8 to
@@ -25,6 +27,7 @@ let chain: Chain;
 let nodes: ProviderNode[];
 let router: TestRouter;
 const sockets: Socket[] = [];
+const account = privateKeyToAccount(DEV_KEY);
 
 type RawConnection = { socket: Socket; text: () => string; closed: Promise<void> };
 
@@ -218,6 +221,33 @@ describe("one client among many", () => {
       await first.closed;
       expect(statuses(first.text())).toEqual([200]);
       expect(first.text().length).toBeLessThan(6 * MiB); // the answer was cut short
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
+
+  it("keeps a broadcast's answer in a batch whose reads cannot be held, and answers the reads with an error to retry", async () => {
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
+    try {
+      const sleeper = await connectTo("127.0.0.12");
+      sleeper.socket.pause(); // holds 6 MiB of this address's 8 MiB
+      sleeper.socket.write(getLogsRequest);
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 0, "the first answer charged");
+
+      const nonce = await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]);
+      const raw = await account.signTransaction({ chainId: CHAIN, nonce: Number(nonce), to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+      const batch = JSON.stringify([
+        { jsonrpc: "2.0", id: "send", method: "eth_sendRawTransaction", params: [raw] },
+        { jsonrpc: "2.0", id: "logs", method: "eth_getLogs", params: [{}] },
+      ]);
+      const sender = await connectTo("127.0.0.12");
+      sender.socket.write(`POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${batch.length}\r\n\r\n${batch}`);
+      await waitFor(() => sender.text().endsWith("]"), "the batch's answer");
+      expect(statuses(sender.text())).toEqual([200]);
+      const [sent, logs] = JSON.parse(sender.text().slice(sender.text().indexOf("\r\n\r\n") + 4)) as { id: string; result?: string; error?: { code: number; message: string } }[];
+      expect(sent).toEqual({ jsonrpc: "2.0", id: "send", result: keccak256(raw) });
+      expect(logs).toEqual({ jsonrpc: "2.0", id: "logs", error: { code: -32005, message: expect.stringMatching(/cannot hold this answer now; retry this call/) } });
+      expect(await direct(chain.rpcUrl, "eth_getTransactionByHash", [keccak256(raw)])).not.toBeNull();
     } finally {
       for (const node of nodes) await node.setFault({ kind: "none" });
     }

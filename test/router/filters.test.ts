@@ -6,14 +6,14 @@ import { hardhat } from "viem/chains";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
-import { direct, waitFor } from "./support.ts";
+import { DEV_KEY, direct, waitFor } from "./support.ts";
 
 // Filters through the router: kept by the router, answered with eth_getLogs routed over the
 // providers, so they survive failover. ethers' contract.on and viem's filters work unchanged.
 
 const CHAIN = 31337;
 // Hardhat's first dev key (public knowledge; devnet only).
-const account = privateKeyToAccount("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+const account = privateKeyToAccount(DEV_KEY);
 // A contract whose every call emits Ping() (LOG1 with the event's topic): init code copies the runtime.
 const pingTopic = keccak256(toHex("Ping()"));
 const runtime = `7f${pingTopic.slice(2)}60006000a100`;

@@ -126,6 +126,25 @@ describe("JSON-RPC over POST /rpc/:chainId", () => {
     for (const method of refused) expect(seen).not.toContain(method);
   });
 
+  it("forwards the reads viem and ethers may call beyond the common ones", async () => {
+    for (const node of nodes) node.resetStats();
+    const reads = [
+      "eth_fillTransaction", // viem's prepareTransactionRequest tries it first
+      "eth_getRawTransactionByHash",
+      "eth_getTransactionBySenderAndNonce",
+      "eth_getStorageValues",
+    ];
+    const answer = await router.post(
+      CHAIN,
+      reads.map((method, id) => ({ jsonrpc: "2.0", id, method, params: [] })),
+    );
+    const replies = answer.json() as RpcReply[];
+    expect(replies).toHaveLength(reads.length);
+    for (const reply of replies) expect(reply.error?.message ?? "").not.toMatch(/is not allowed/);
+    const seen = nodes.flatMap((n) => Object.keys(n.stats().byMethod));
+    for (const method of reads) expect(seen).toContain(method);
+  });
+
   it("lets a dapp in a browser call it from any origin and read the x-din headers", async () => {
     const preflight = await fetch(router.rpcUrl(CHAIN), {
       method: "OPTIONS",

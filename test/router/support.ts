@@ -3,6 +3,8 @@ import type { TestRouter } from "../helpers/startRouter.ts";
 // Small shared pieces of the router's test stories.
 
 export const DEV_ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"; // Hardhat's first dev account
+/** That account's key, public in every Hardhat install: for signing raw transactions in tests. */
+export const DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 /** Polls `check` until it returns true; fails with `what` after `timeoutMs` (generous: no timing assertions). */
 export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {

@@ -5,13 +5,13 @@ import { hardhat } from "viem/chains";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
-import { waitFor } from "./support.ts";
+import { DEV_KEY, waitFor } from "./support.ts";
 
 // A dapp's view: viem's public and wallet clients pointed at the router work as against a node.
 
 const CHAIN = 31337;
 // Hardhat's first dev key (public knowledge; devnet only).
-const account = privateKeyToAccount("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+const account = privateKeyToAccount(DEV_KEY);
 const recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" as const;
 // Init code: LOG1(topic 0xbeef), then deploy runtime code that returns 42 for any call.
 const runtime = "602a60005260206000f3";
