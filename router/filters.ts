@@ -15,6 +15,10 @@ import type { ChainTable } from "./routingTable.ts";
 // to providers whose last probed head has reached the range's end, so a provider behind cannot
 // answer "no logs" for blocks it has not seen. A head more than maxLeadBlocks past the chain's
 // median is not believed. ethers' contract.on and viem's event filters poll this way.
+// A poll also reads the first and last blocks it scans: when the first no longer descends from
+// the last block scanned before, the chain was reorganised, and the filter takes back (as
+// `removed: true`) the logs it gave from replaced blocks within the last reorgWindow blocks, and
+// gives the replacements' logs (a block filter: the replacements' hashes), as a node would.
 
 export const filterMethods = new Set(["eth_newFilter", "eth_newBlockFilter", "eth_getFilterChanges", "eth_getFilterLogs", "eth_uninstallFilter"]);
 
@@ -45,11 +49,32 @@ type Filter = {
   polledAt: number;
   /** A poll is under way: a concurrent one answers nothing new rather than scan the same blocks twice. */
   busy: boolean;
+  /** The hash of block next - 1 as scanned (null before the first scan). */
+  lastHash: string | null;
+  /** A log filter: the logs given from blocks recentFrom … next - 1, to take back after a reorganisation. */
+  recentLogs: Log[];
+  recentFrom: number;
+  /** A block filter: the last blocks given, to give their replacements after a reorganisation. */
+  recentBlocks: Block[];
 };
+
+type Log = { blockNumber: string; blockHash: string; logIndex: string; [field: string]: unknown };
+type Block = { number: number; hash: string; parentHash: string };
+type Answerer = (resultJson: string | null, callId: RpcId) => FilterAnswer;
 
 /** Blocks one poll scans at most (a client that polls rarely catches up over several polls). */
 const maxLogBlocksPerPoll = 2_000;
 const maxHashBlocksPerPoll = 64;
+/**
+ * How far back a filter can take back what it gave after a reorganisation: the logs of its last
+ * reorgWindow blocks, at most maxRecentLogs of them, and no more than maxRecentLogsInAll over all
+ * filters (past it a filter keeps none until others are gone); a block filter, its last
+ * recentBlockCount blocks.
+ */
+const reorgWindow = 64;
+const maxRecentLogs = 1_000;
+const maxRecentLogsInAll = 200_000;
+const recentBlockCount = 16;
 const blockTags = new Set(["latest", "earliest", "pending", "safe", "finalized"]);
 const quantity = /^0x(0|[1-9a-f][0-9a-f]{0,15})$/i;
 const addressPattern = /^0x[0-9a-f]{40}$/i;
@@ -63,6 +88,8 @@ export class FilterRegistry {
   private readonly limits: FilterLimits;
   private readonly maxLeadBlocks: number;
   private readonly timer: NodeJS.Timeout;
+  /** Logs kept by all filters to take back after a reorganisation. */
+  private recentLogCount = 0;
 
   constructor(route: RouteContext, limits: FilterLimits, maxLeadBlocks: number) {
     this.route = route;
@@ -90,7 +117,7 @@ export class FilterRegistry {
       const id = params[0];
       if (typeof id !== "string") throw new BadParams(`${call.method} takes a filter id`);
       const filter = this.find(id, table.chainId);
-      if (call.method === "eth_uninstallFilter") return local(resultResponse(call.id, String(filter !== null && this.filters.delete(id))));
+      if (call.method === "eth_uninstallFilter") return local(resultResponse(call.id, String(filter !== null && this.forget(id))));
       if (filter === null || (call.method === "eth_getFilterLogs" && filter.kind !== "logs")) {
         // A node's words: clients (viem, ethers) recognise them and install a new filter.
         return local(errorResponse(call.id, -32000, "filter not found"), "rejected");
@@ -108,7 +135,7 @@ export class FilterRegistry {
     const filter = this.filters.get(id);
     if (filter === undefined || filter.chainId !== chainId) return null;
     if (performance.now() - filter.polledAt > this.limits.filterIdleMs) {
-      this.filters.delete(id);
+      this.forget(id);
       return null;
     }
     return filter;
@@ -116,7 +143,22 @@ export class FilterRegistry {
 
   /** Installs a filter that starts after the head as one provider reports it now. */
   private create(table: ChainTable, kind: Filter["kind"], raw: unknown, callId: RpcId, done: (bytes: Buffer, outcome?: CallOutcome) => void): void {
-    const filter: Filter = { chainId: table.chainId, kind, criteria: {}, fromTag: undefined, toTag: undefined, from: null, to: null, next: 0, polledAt: 0, busy: false };
+    const filter: Filter = {
+      chainId: table.chainId,
+      kind,
+      criteria: {},
+      fromTag: undefined,
+      toTag: undefined,
+      from: null,
+      to: null,
+      next: 0,
+      polledAt: 0,
+      busy: false,
+      lastHash: null,
+      recentLogs: [],
+      recentFrom: 0,
+      recentBlocks: [],
+    };
     if (kind === "logs") readCriteria(raw, filter);
     this.headNow(table, (head) => {
       if (head < 0) return done(errorResponse(callId, RpcCode.noProvider, `no provider of chain ${table.chainId} can take requests right now; retry shortly`), "no_provider");
@@ -126,6 +168,7 @@ export class FilterRegistry {
         return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
       }
       filter.next = head + 1;
+      filter.recentFrom = Math.max(filter.next, filter.from ?? 0);
       filter.polledAt = now;
       const id = `0x${randomBytes(16).toString("hex")}`;
       this.filters.set(id, filter);
@@ -156,7 +199,32 @@ export class FilterRegistry {
   }
 
   private dropIdle(now: number): void {
-    for (const [id, f] of this.filters) if (now - f.polledAt > this.limits.filterIdleMs) this.filters.delete(id);
+    for (const [id, f] of this.filters) if (now - f.polledAt > this.limits.filterIdleMs) this.forget(id);
+  }
+
+  private forget(id: string): boolean {
+    const filter = this.filters.get(id);
+    if (filter === undefined) return false;
+    this.recentLogCount -= filter.recentLogs.length;
+    return this.filters.delete(id);
+  }
+
+  /**
+   * After giving `given` (logs of blocks up to `end`, or with `replace` every log of the window
+   * again): keeps the logs of the last reorgWindow blocks within the caps, and the hash of `end`.
+   */
+  private keepRecentLogs(filter: Filter, given: Log[], replace: boolean, end: number, endHash: string): void {
+    filter.lastHash = endHash;
+    this.recentLogCount -= filter.recentLogs.length;
+    let logs = replace ? given : filter.recentLogs.concat(given);
+    let from = Math.max(filter.recentFrom, end + 1 - reorgWindow);
+    // Too many to keep: the oldest blocks go whole, so those kept are every log of their blocks.
+    if (logs.length > maxRecentLogs) from = Math.max(from, Number(logs[logs.length - maxRecentLogs].blockNumber) + 1);
+    logs = logs.filter((l) => Number(l.blockNumber) >= from);
+    if (this.recentLogCount + logs.length > maxRecentLogsInAll) [logs, from] = [[], end + 1];
+    filter.recentFrom = from;
+    filter.recentLogs = logs;
+    this.recentLogCount += logs.length;
   }
 
   /** eth_getFilterLogs: every log the criteria match, as eth_getLogs with the client's own range. */
@@ -188,25 +256,83 @@ export class FilterRegistry {
         if (ok) filter.next = end + 1;
         done(answer);
       };
-      if (filter.kind === "logs") {
-        const range = { ...filter.criteria, fromBlock: hex(start), toBlock: hex(end) };
-        this.ask(table, "eth_getLogs", [range], behind, (result, answer) => finish(Array.isArray(result), answer(Array.isArray(result) ? JSON.stringify(result) : null, callId)));
-        return;
-      }
-      const hashes: string[] = new Array(end - start + 1);
-      let pending = hashes.length;
-      let failed: FilterAnswer | null = null;
-      for (let n = start; n <= end; n++) {
-        this.ask(table, "eth_getBlockByNumber", [hex(n), false], behind, (result, answer) => {
-          const hash = typeof result === "object" && result !== null ? (result as { hash?: unknown }).hash : undefined;
-          if (typeof hash === "string") hashes[n - start] = hash;
-          else failed ??= answer(null, callId);
-          if (--pending > 0) return;
-          if (failed !== null) return finish(false, failed);
-          finish(true, answer(JSON.stringify(hashes), callId));
-        });
-      }
+      if (filter.kind === "logs") return this.scanLogs(table, filter, start, end, behind, callId, finish);
+      this.scanBlocks(table, filter, end, behind, callId, finish);
     });
+  }
+
+  /** The logs of blocks start … end, checked to follow the blocks scanned before. */
+  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: (ok: boolean, answer: FilterAnswer) => void): void {
+    const calls = [logsIn(filter, start, end), blockAt(start)];
+    if (end !== start) calls.push(blockAt(end));
+    this.askAll(table, calls, exclude, (results, answer) => {
+      const logs = results === null ? null : readLogs(results[0]);
+      const first = results === null ? null : readBlock(results[1]);
+      const last = results === null ? null : readBlock(results.at(-1));
+      if (logs === null || first === null || last === null) return finish(false, answer(null, callId));
+      if (start === filter.next && filter.lastHash !== null && first.parentHash !== filter.lastHash) {
+        return this.retakeLogs(table, filter, end, exclude, callId, finish);
+      }
+      this.keepRecentLogs(filter, logs, false, end, last.hash);
+      finish(true, answer(JSON.stringify(logs), callId));
+    });
+  }
+
+  /** After a reorganisation: the logs of the recent blocks again, told apart from those given before. */
+  private retakeLogs(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: (ok: boolean, answer: FilterAnswer) => void): void {
+    const from = filter.recentFrom;
+    this.askAll(table, [logsIn(filter, from, end), blockAt(end)], exclude, (results, answer) => {
+      const logs = results === null ? null : readLogs(results[0]);
+      const last = results === null ? null : readBlock(results[1]);
+      if (logs === null || last === null) return finish(false, answer(null, callId));
+      const key = (l: Log) => `${l.blockHash}:${l.logIndex}`;
+      const now = new Set(logs.map(key));
+      const given = new Set(filter.recentLogs.map(key));
+      const removed = filter.recentLogs.filter((l) => !now.has(key(l))).map((l) => ({ ...l, removed: true }));
+      const added = logs.filter((l) => !given.has(key(l)));
+      this.keepRecentLogs(filter, logs, true, end, last.hash);
+      finish(true, answer(JSON.stringify([...removed, ...added]), callId));
+    });
+  }
+
+  /**
+   * The hashes of blocks next … end. When the first does not follow the last block given, the
+   * recent blocks are read again and the hashes of those replaced are given too.
+   */
+  private scanBlocks(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: (ok: boolean, answer: FilterAnswer) => void): void {
+    const first = filter.next;
+    const reorganised = (blocks: Block[]) => filter.lastHash !== null && blocks[0].number === first && blocks[0].parentHash !== filter.lastHash;
+    const scan = (from: number) => {
+      const calls: Call[] = [];
+      for (let n = from; n <= end; n++) calls.push(blockAt(n));
+      this.askAll(table, calls, exclude, (results, answer) => {
+        const blocks = results === null ? [] : results.map(readBlock);
+        if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
+        if (from === first && reorganised(blocks) && filter.recentBlocks.length > 0) return scan(filter.recentBlocks[0].number);
+        const given = new Set(filter.recentBlocks.map((b) => b.hash));
+        const fresh = blocks.filter((b) => !given.has(b.hash));
+        filter.recentBlocks = [...filter.recentBlocks.filter((b) => b.number < from), ...blocks].slice(-recentBlockCount);
+        filter.lastHash = blocks[blocks.length - 1].hash;
+        finish(true, answer(JSON.stringify(fresh.map((b) => b.hash)), callId));
+      });
+    };
+    scan(first);
+  }
+
+  /** Routes several calls for a filter at once; `use` hears every result, or (null) the answer of the first that failed. */
+  private askAll(table: ChainTable, calls: readonly Call[], exclude: readonly ProviderHealth[], use: (results: unknown[] | null, answer: Answerer) => void): void {
+    const results = new Array<unknown>(calls.length);
+    const answers = new Array<Answerer>(calls.length);
+    let failed = -1;
+    let pending = calls.length;
+    calls.forEach(([method, params], i) =>
+      this.ask(table, method, params, exclude, (result, answer) => {
+        results[i] = result;
+        answers[i] = answer;
+        if ((result === undefined || result === null) && failed < 0) failed = i;
+        if (--pending === 0) use(failed < 0 ? results : null, answers[Math.max(failed, 0)]);
+      }),
+    );
   }
 
   /**
@@ -270,6 +396,31 @@ function readCriteria(raw: unknown, filter: Filter): void {
     }
     filter.criteria.topics = topics;
   }
+}
+
+type Call = [method: string, params: unknown[]];
+
+function logsIn(filter: Filter, from: number, to: number): Call {
+  return ["eth_getLogs", [{ ...filter.criteria, fromBlock: hex(from), toBlock: hex(to) }]];
+}
+
+function blockAt(n: number): Call {
+  return ["eth_getBlockByNumber", [hex(n), false]];
+}
+
+/** A list of logs as nodes give them (block number, block hash, index), or null. */
+function readLogs(result: unknown): Log[] | null {
+  if (!Array.isArray(result)) return null;
+  const ok = result.every((l) => typeof l === "object" && l !== null && typeof l.blockNumber === "string" && typeof l.blockHash === "string" && typeof l.logIndex === "string");
+  return ok ? (result as Log[]) : null;
+}
+
+/** A block's number and hashes, or null. */
+function readBlock(result: unknown): Block | null {
+  if (typeof result !== "object" || result === null) return null;
+  const { number, hash, parentHash } = result as Record<string, unknown>;
+  if (typeof number !== "string" || !quantity.test(number) || typeof hash !== "string" || typeof parentHash !== "string") return null;
+  return { number: Number(number), hash, parentHash };
 }
 
 function hex(n: number): string {

@@ -148,6 +148,49 @@ describe("filters kept by the router", () => {
     }
   });
 
+  it("takes back the logs of blocks a reorganisation replaced, and gives the logs that replaced them", async () => {
+    const filter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
+    const fork = await direct(chain.rpcUrl, "evm_snapshot");
+    const gone = await ping();
+    const goneBlock = (await publicClient.getTransactionReceipt({ hash: gone })).blockNumber;
+    await routerSees(goneBlock);
+    const before = (await rpc("eth_getFilterChanges", [filter])).result as { transactionHash: string; removed: boolean }[];
+    expect(before.map((l) => [l.transactionHash, l.removed])).toEqual([[gone, false]]);
+
+    // The chain goes back before `gone` and grows another way: an empty block at its height, then a new ping.
+    expect(await direct(chain.rpcUrl, "evm_revert", [fork])).toBe(true);
+    await direct(chain.rpcUrl, "evm_mine");
+    const kept = await ping();
+    const keptBlock = (await publicClient.getTransactionReceipt({ hash: kept })).blockNumber;
+    expect(keptBlock).toBe(goneBlock + 1n);
+    await routerSees(keptBlock);
+    const after = (await rpc("eth_getFilterChanges", [filter])).result as { transactionHash: string; removed: boolean; blockNumber: string }[];
+    expect(after.map((l) => [l.transactionHash, l.removed, BigInt(l.blockNumber)])).toEqual([
+      [gone, true, goneBlock],
+      [kept, false, keptBlock],
+    ]);
+    expect((await rpc("eth_getFilterChanges", [filter])).result).toEqual([]);
+  });
+
+  it("gives a block filter the hashes of the blocks a reorganisation put in place", async () => {
+    const filter = (await rpc("eth_newBlockFilter")).result as string;
+    const fork = await direct(chain.rpcUrl, "evm_snapshot");
+    await direct(chain.rpcUrl, "evm_mine");
+    const replaced = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await routerSees(BigInt(replaced));
+    const before = (await rpc("eth_getFilterChanges", [filter])).result as string[];
+    expect(before).toEqual([await hashOf(replaced)]);
+    const { timestamp } = (await direct(chain.rpcUrl, "eth_getBlockByNumber", [`0x${replaced.toString(16)}`, false])) as { timestamp: string };
+
+    expect(await direct(chain.rpcUrl, "evm_revert", [fork])).toBe(true);
+    await direct(chain.rpcUrl, "evm_mine", [Number(timestamp) + 7]); // another block at the same height
+    await direct(chain.rpcUrl, "evm_mine");
+    await routerSees(BigInt(replaced + 1));
+    const after = (await rpc("eth_getFilterChanges", [filter])).result as string[];
+    expect(await hashOf(replaced)).not.toBe(before[0]);
+    expect(after).toEqual([await hashOf(replaced), await hashOf(replaced + 1)]);
+  });
+
   it("refuses bad criteria and unknown ids with clear errors", async () => {
     const withHash = await rpc("eth_newFilter", [{ blockHash: `0x${"11".repeat(32)}` }]);
     expect(withHash.error?.code).toBe(-32602);
@@ -188,6 +231,10 @@ describe("filter limits", () => {
     expect((await call("eth_newBlockFilter")).result).toMatch(/^0x/);
   });
 });
+
+async function hashOf(block: number): Promise<string> {
+  return ((await direct(chain.rpcUrl, "eth_getBlockByNumber", [`0x${block.toString(16)}`, false])) as { hash: string }).hash;
+}
 
 function openFilters(metrics: { text: string }): number {
   return Number(/^din_router_filters (\d+)$/m.exec(metrics.text)?.[1] ?? Number.NaN);
