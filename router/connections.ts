@@ -33,7 +33,9 @@ export class ClientLedger {
 
   /** Call after lowering a count: forgets the client once it holds nothing. */
   settle(share: ClientShare): void {
-    if (share.connections === 0 && share.inFlight === 0 && share.bufferBytes === 0) this.byKey.delete(share.key);
+    const idle = share.connections === 0 && share.inFlight === 0 && share.bufferBytes === 0;
+    // Only this very share: a socket refused at the cap may outlive it and settle later.
+    if (idle && this.byKey.get(share.key) === share) this.byKey.delete(share.key);
   }
 
   get clients(): number {

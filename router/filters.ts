@@ -49,6 +49,8 @@ type Filter = {
   polledAt: number;
   /** A poll is under way: a concurrent one answers nothing new rather than scan the same blocks twice. */
   busy: boolean;
+  /** Uninstalled or forgotten (a poll under way then keeps nothing for it). */
+  gone: boolean;
   /** The hash of block next - 1 as scanned (null before the first scan). */
   lastHash: string | null;
   /** A log filter: the logs given from blocks recentFrom … next - 1, to take back after a reorganisation. */
@@ -61,6 +63,7 @@ type Filter = {
 type Log = { blockNumber: string; blockHash: string; logIndex: string; [field: string]: unknown };
 type Block = { number: number; hash: string; parentHash: string };
 type Answerer = (resultJson: string | null, callId: RpcId) => FilterAnswer;
+type Finish = (ok: boolean, answer: FilterAnswer | null) => void;
 
 /** Blocks one poll scans at most (a client that polls rarely catches up over several polls). */
 const maxLogBlocksPerPoll = 2_000;
@@ -154,6 +157,7 @@ export class FilterRegistry {
       next: 0,
       polledAt: 0,
       busy: false,
+      gone: false,
       lastHash: null,
       recentLogs: [],
       recentFrom: 0,
@@ -206,6 +210,8 @@ export class FilterRegistry {
     const filter = this.filters.get(id);
     if (filter === undefined) return false;
     this.recentLogCount -= filter.recentLogs.length;
+    filter.recentLogs = [];
+    filter.gone = true;
     return this.filters.delete(id);
   }
 
@@ -214,6 +220,7 @@ export class FilterRegistry {
    * again): keeps the logs of the last reorgWindow blocks within the caps, and the hash of `end`.
    */
   private keepRecentLogs(filter: Filter, given: Log[], replace: boolean, end: number, endHash: string): void {
+    if (filter.gone) return;
     filter.lastHash = endHash;
     this.recentLogCount -= filter.recentLogs.length;
     let logs = replace ? given : filter.recentLogs.concat(given);
@@ -251,10 +258,13 @@ export class FilterRegistry {
       }
       // Only the provider that reported the head, and providers whose probed head has reached `end`.
       const behind = table.providers.filter((p) => p !== from && p.head < end);
-      const finish = (ok: boolean, answer: FilterAnswer) => {
+      // ok: the blocks up to `end` are given. A null answer: nothing new yet (the providers
+      // disagreed on the blocks; the next poll scans them again).
+      const finish = (ok: boolean, answer: FilterAnswer | null) => {
         filter.busy = false;
         if (ok) filter.next = end + 1;
-        done(answer);
+        if (answer === null) nothing();
+        else done(answer);
       };
       if (filter.kind === "logs") return this.scanLogs(table, filter, start, end, behind, callId, finish);
       this.scanBlocks(table, filter, end, behind, callId, finish);
@@ -262,7 +272,7 @@ export class FilterRegistry {
   }
 
   /** The logs of blocks start … end, checked to follow the blocks scanned before. */
-  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: (ok: boolean, answer: FilterAnswer) => void): void {
+  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
     const calls = [logsIn(filter, start, end), blockAt(start)];
     if (end !== start) calls.push(blockAt(end));
     this.askAll(table, calls, exclude, (results, answer) => {
@@ -270,6 +280,8 @@ export class FilterRegistry {
       const first = results === null ? null : readBlock(results[1]);
       const last = results === null ? null : readBlock(results.at(-1));
       if (logs === null || first === null || last === null) return finish(false, answer(null, callId));
+      // Each call may go to another provider: the logs must come from the blocks read.
+      if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
       if (start === filter.next && filter.lastHash !== null && first.parentHash !== filter.lastHash) {
         return this.retakeLogs(table, filter, end, exclude, callId, finish);
       }
@@ -279,12 +291,13 @@ export class FilterRegistry {
   }
 
   /** After a reorganisation: the logs of the recent blocks again, told apart from those given before. */
-  private retakeLogs(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: (ok: boolean, answer: FilterAnswer) => void): void {
+  private retakeLogs(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
     const from = filter.recentFrom;
     this.askAll(table, [logsIn(filter, from, end), blockAt(end)], exclude, (results, answer) => {
       const logs = results === null ? null : readLogs(results[0]);
       const last = results === null ? null : readBlock(results[1]);
       if (logs === null || last === null) return finish(false, answer(null, callId));
+      if (!inBlock(logs, last)) return finish(false, null);
       const key = (l: Log) => `${l.blockHash}:${l.logIndex}`;
       const now = new Set(logs.map(key));
       const given = new Set(filter.recentLogs.map(key));
@@ -299,7 +312,7 @@ export class FilterRegistry {
    * The hashes of blocks next … end. When the first does not follow the last block given, the
    * recent blocks are read again and the hashes of those replaced are given too.
    */
-  private scanBlocks(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: (ok: boolean, answer: FilterAnswer) => void): void {
+  private scanBlocks(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
     const first = filter.next;
     const reorganised = (blocks: Block[]) => filter.lastHash !== null && blocks[0].number === first && blocks[0].parentHash !== filter.lastHash;
     const scan = (from: number) => {
@@ -308,6 +321,7 @@ export class FilterRegistry {
       this.askAll(table, calls, exclude, (results, answer) => {
         const blocks = results === null ? [] : results.map(readBlock);
         if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
+        if (!blocks.every((b, i) => i === 0 || b.parentHash === blocks[i - 1].hash)) return finish(false, null); // from providers that disagree
         if (from === first && reorganised(blocks) && filter.recentBlocks.length > 0) return scan(filter.recentBlocks[0].number);
         const given = new Set(filter.recentBlocks.map((b) => b.hash));
         const fresh = blocks.filter((b) => !given.has(b.hash));
@@ -413,6 +427,11 @@ function readLogs(result: unknown): Log[] | null {
   if (!Array.isArray(result)) return null;
   const ok = result.every((l) => typeof l === "object" && l !== null && typeof l.blockNumber === "string" && typeof l.blockHash === "string" && typeof l.logIndex === "string");
   return ok ? (result as Log[]) : null;
+}
+
+/** Whether the logs of `block`'s height come from that very block. */
+function inBlock(logs: readonly Log[], block: Block): boolean {
+  return logs.every((l) => l.blockHash === block.hash || Number(l.blockNumber) !== block.number);
 }
 
 /** A block's number and hashes, or null. */

@@ -196,7 +196,7 @@ const numberRules: Record<string, NumberRule> = {
   "limits.clientBufferBytesPerClient": ["integer", 0, 2 ** 40],
   "limits.maxInFlightPerClient": ["integer", 1, 1e7],
   "limits.clientStallMs": ["number", 100, day],
-  "limits.clientTakeBytesPerSecond": ["integer", 1, 2 ** 40],
+  "limits.clientTakeBytesPerSecond": ["integer", 1024, 2 ** 40],
   "limits.maxConnections": ["integer", 1, 1e7],
   "limits.maxConnectionsPerClient": ["integer", 1, 1e7],
   "limits.requestReadTimeoutMs": ["number", 100, day],

@@ -90,18 +90,63 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
 // are never refused for it.
 const freeBytes = 16 * 1024;
 
-/** Whether `bytes` more fit the budget and the client's part, once `held` of theirs are given back. */
-function fits(g: Gateway, client: ClientShare, bytes: number, held = 0): boolean {
-  return g.metrics.bufferBytes - held + bytes <= g.limits.clientBufferBytes && client.bufferBytes - held + bytes <= g.limits.clientBufferBytesPerClient;
+// Answers of calls that changed something (a transaction went out, a filter moved on) may use a
+// reserve past the budget: refusing them would tell the client "retry" about a call that is done.
+const reserveFactor = 1.25;
+
+/**
+ * Whether `bytes` more fit the budget and the client's part (with the reserve: a quarter more),
+ * once `held` of theirs are given back.
+ */
+function fits(g: Gateway, client: ClientShare, bytes: number, held = 0, reserve = false): boolean {
+  const factor = reserve ? reserveFactor : 1;
+  return (
+    g.metrics.bufferBytes - held + bytes <= g.limits.clientBufferBytes * factor &&
+    client.bufferBytes - held + bytes <= g.limits.clientBufferBytesPerClient * factor
+  );
 }
 
 /** Charges `bytes` to the budget and to the client's part; false, and nothing charged, past either. */
-function charge(g: Gateway, client: ClientShare, bytes: number): boolean {
-  if (!fits(g, client, bytes)) return false;
+function charge(g: Gateway, client: ClientShare, bytes: number, reserve = false): boolean {
+  if (!fits(g, client, bytes, 0, reserve)) return false;
   g.metrics.bufferBytes += bytes;
   client.bufferBytes += bytes;
   return true;
 }
+
+/**
+ * Holds `owed` bytes of an answer against the budget until "close": handed to the kernel ("close"
+ * follows "finish"), or the client is gone (also for an answer queued behind another on its
+ * connection: Node closes those with the request). A client that does not take the answer in time
+ * (clientStallMs from when the answer gets the socket, which a queued one gets when those before it
+ * are sent, plus the time the bytes take at clientTakeBytesPerSecond) is cut off, so an unread
+ * answer cannot hold its bytes for ever.
+ */
+function holdUntilTaken(g: Gateway, client: ClientShare, res: ServerResponse, owed: number): void {
+  const socket = res.req.socket;
+  let cutOff: NodeJS.Timeout | undefined;
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    clearTimeout(cutOff);
+    refund(g, client, owed);
+  };
+  res.once("close", release);
+  const arm = () => {
+    if (!held) return;
+    const ms = g.limits.clientStallMs + (owed / g.limits.clientTakeBytesPerSecond) * 1000;
+    cutOff = setTimeout(() => {
+      g.metrics.refused("answer_not_taken");
+      socket.destroy();
+    }, Math.min(ms, maxTimerMs));
+    cutOff.unref();
+  };
+  if (res.socket !== null) arm();
+  else res.once("socket", arm);
+}
+
+const maxTimerMs = 2 ** 31 - 1;
 
 function refund(g: Gateway, client: ClientShare, bytes: number): void {
   if (bytes === 0) return;
@@ -257,7 +302,8 @@ class Exchange {
     this.charged = charged;
   }
 
-  reply(status: number, body: Buffer | null, provider: string, attempts: number): void {
+  /** Sends the answer; `mustAnswer`: it answers a call that changed something (may use the reserve). */
+  reply(status: number, body: Buffer | null, provider: string, attempts: number, mustAnswer = false): void {
     if (!this.open) return;
     this.open = false;
     const { g, client, res } = this;
@@ -271,30 +317,12 @@ class Exchange {
     if (res.destroyed || socket.destroyed) return;
     const owed = body === null ? 0 : body.length - freeBytes;
     if (owed > 0) {
-      if (!charge(g, client, owed)) {
+      if (!charge(g, client, owed, mustAnswer)) {
         const error = overCapacity("over_budget");
         g.metrics.refused("answer_over_budget");
         return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors);
       }
-      // Held until handed to the kernel ("close" follows "finish"), or until the client is gone,
-      // whichever "close" comes first. A client that does not take it in time (clientStallMs, plus
-      // the time the bytes take at clientTakeBytesPerSecond) is cut off, so an unread answer cannot
-      // hold its bytes for ever.
-      const cutOff = setTimeout(() => {
-        g.metrics.refused("answer_not_taken");
-        socket.destroy();
-      }, g.limits.clientStallMs + (owed / g.limits.clientTakeBytesPerSecond) * 1000);
-      cutOff.unref();
-      let held = true;
-      const release = () => {
-        if (!held) return;
-        held = false;
-        clearTimeout(cutOff);
-        socket.off("close", release);
-        refund(g, client, owed);
-      };
-      res.once("close", release);
-      socket.once("close", release);
+      holdUntilTaken(g, client, res, owed);
     }
     send(res, status, body, provider, attempts, this.cors);
   }
@@ -344,7 +372,8 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
           for (const o of outcomes) g.metrics.call(chainId, o);
           g.metrics.duration(chainId, performance.now() - x.started);
           const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
-          x.reply(answered.bytes === null ? 204 : 200, answered.bytes, who, answered.attempts);
+          const item = parsed.item;
+          x.reply(answered.bytes === null ? 204 : 200, answered.bytes, who, answered.attempts, isCall(item) && mustAnswer.has(item.method));
         }),
       );
       return;
@@ -367,7 +396,8 @@ function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome
   g.metrics.duration(chainId, performance.now() - x.started);
   let size = 1;
   for (const a of answers) if (a.bytes !== null) size += a.bytes.length + 1;
-  if (!x.answerFits(size)) {
+  const heldBack = !x.answerFits(size);
+  if (heldBack) {
     g.metrics.refused("batch_answer_over_budget");
     holdBackReads(items, answers);
   }
@@ -385,18 +415,21 @@ function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome
   const who = providers.size > 0 ? [...providers].join(",") : local ? "router" : "none";
   if (parts.length === 0) return x.reply(204, null, who, attempts);
   parts.push(close);
-  x.reply(200, Buffer.concat(parts), who, attempts);
+  x.reply(200, Buffer.concat(parts), who, attempts, heldBack);
 }
 
+/** Calls that change something: their answer is never replaced with "retry" (see reserveFactor). */
+const mustAnswer: ReadonlySet<string> = new Set([...writeMethods, ...[...filterMethods].filter((m) => m !== "eth_getFilterLogs")]);
+
 /**
- * A batch whose answer cannot be held now: its reads are answered with an error to retry, but a
- * broadcast keeps its answer (the transaction went out whatever the client hears), so a client is
- * never told a transaction failed that was sent.
+ * A batch whose answer cannot be held now: its reads are answered with an error to retry, but the
+ * calls that changed something keep their answers (a broadcast went out, a filter moved on), so a
+ * client is never told a transaction failed that was sent. What is left may use the reserve.
  */
 function holdBackReads(items: readonly ParsedItem[], answers: Answered[]): void {
   items.forEach((item, i) => {
     const a = answers[i];
-    if (a.bytes === null || !isCall(item) || writeMethods.has(item.method)) return;
+    if (a.bytes === null || !isCall(item) || mustAnswer.has(item.method)) return;
     a.bytes = errorResponse(item.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call");
   });
 }

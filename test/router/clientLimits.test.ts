@@ -171,7 +171,7 @@ describe("one client's share of the router", () => {
 describe("one client among many", () => {
   // Room for everyone in all, little for one address: what one client may hold is its own part.
   let shared: TestRouter;
-  const own = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, clientBufferBytes: 64 * MiB, clientBufferBytesPerClient: 8 * MiB };
+  const own = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, clientBufferBytes: 64 * MiB, clientBufferBytesPerClient: 16 * MiB };
   const getLogs = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] });
   const getLogsRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${getLogs.length}\r\n\r\n${getLogs}`;
 
@@ -200,19 +200,19 @@ describe("one client among many", () => {
   });
 
   it("gives an address only its part of the buffer budget, and cuts off a client that does not take its answer", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" });
     try {
       const first = await connectTo("127.0.0.8");
-      first.socket.pause(); // reads nothing: most of the 6 MiB answer stays in the router
+      first.socket.pause(); // reads nothing: most of the 10 MiB answer stays in the router
       first.socket.write(getLogsRequest);
       await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 0, "the first answer charged");
       const second = await connectTo("127.0.0.8");
       second.socket.write(getLogsRequest);
       await waitFor(() => second.text().includes("}"), "the second answer");
-      expect(statuses(second.text())).toEqual([503]); // 2 × 6 MiB is past this address's 8 MiB
+      expect(statuses(second.text())).toEqual([503]); // 2 × 10 MiB is past this address's 16 MiB
       const other = await connectTo("127.0.0.9");
       other.socket.write(getLogsRequest);
-      await waitFor(() => other.text().length > 6 * MiB, "another address's answer");
+      await waitFor(() => other.text().length > 10 * MiB, "another address's answer");
       expect(statuses(other.text())).toEqual([200]);
       // The first client never reads: after clientStallMs it is cut off and its bytes given back.
       await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
@@ -220,17 +220,17 @@ describe("one client among many", () => {
       first.socket.resume(); // a paused socket sees its end only once it reads
       await first.closed;
       expect(statuses(first.text())).toEqual([200]);
-      expect(first.text().length).toBeLessThan(6 * MiB); // the answer was cut short
+      expect(first.text().length).toBeLessThan(10 * MiB); // the answer was cut short
     } finally {
       for (const node of nodes) await node.setFault({ kind: "none" });
     }
   });
 
   it("keeps a broadcast's answer in a batch whose reads cannot be held, and answers the reads with an error to retry", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" });
     try {
       const sleeper = await connectTo("127.0.0.12");
-      sleeper.socket.pause(); // holds 6 MiB of this address's 8 MiB
+      sleeper.socket.pause(); // holds 10 MiB of this address's 16 MiB
       sleeper.socket.write(getLogsRequest);
       await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 0, "the first answer charged");
 
@@ -254,7 +254,7 @@ describe("one client among many", () => {
   });
 
   it("gives back the bytes of answers queued on a connection the client closed", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 3 * MiB, method: "eth_getLogs" });
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
     try {
       const piper = await connectTo("127.0.0.10");
       piper.socket.pause();
@@ -263,6 +263,15 @@ describe("one client among many", () => {
       piper.socket.destroy(); // gone before either answer (the providers take 150 ms)
       await waitFor(async () => (await sharedGauge("din_router_in_flight_requests")) === 0, "both calls answered");
       expect(await sharedGauge("din_router_client_buffer_bytes")).toBe(0);
+
+      // Gone after both answers: the first was being sent, the second waited its turn, both charged.
+      const late = await connectTo("127.0.0.13");
+      late.socket.pause();
+      late.socket.write(getLogsRequest + getLogsRequest);
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 2 * (6 * MiB - free), "both answers charged");
+      expect(await sharedGauge("din_router_in_flight_requests")).toBe(0);
+      late.socket.destroy();
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
     } finally {
       for (const node of nodes) await node.setFault({ kind: "none" });
     }
