@@ -253,6 +253,31 @@ describe("one client among many", () => {
     }
   });
 
+  it("sends the answer of a call that changed something from the reserve, and refuses one past it", async () => {
+    // Both providers answer every broadcast with 10 MiB (a stand-in for a large eth_sendRawTransactionSync receipt).
+    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_sendRawTransaction" });
+    try {
+      const send = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: ["0x02"] });
+      const sendRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${send.length}\r\n\r\n${send}`;
+      const answered = async () => {
+        const c = await connectTo("127.0.0.14");
+        c.socket.pause(); // reads nothing: each answer stays held
+        const before = await sharedGauge("din_router_client_buffer_bytes");
+        c.socket.write(sendRequest);
+        await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > before, "the answer held");
+      };
+      await answered(); // 10 MiB of this address's 16 MiB
+      await answered(); // 20 MiB: past its part, within the reserve (a quarter more)
+      const third = await connectTo("127.0.0.14");
+      third.socket.write(sendRequest); // 30 MiB: past the reserve too
+      await waitFor(() => third.text().endsWith("}"), "the third answer");
+      expect(statuses(third.text())).toEqual([503]);
+      expect(third.text()).toMatch(/"code":-32005.*at capacity/);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
+
   it("gives back the bytes of answers queued on a connection the client closed", async () => {
     for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
     try {
