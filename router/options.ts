@@ -80,9 +80,9 @@ export type Limits = {
   clientBufferBytesPerClient: number;
   /** Requests of one client handled at once; beyond it the client is told to wait for its answers. */
   maxInFlightPerClient: number;
-  /** A client must take a large answer (past 16 KiB) within this long plus the time its bytes take at clientTakeBytesPerSecond, or be disconnected (ms). */
+  /** While a large answer (past 16 KiB) waits for a client, the window over which it must take clientTakeBytesPerSecond, or be disconnected (ms). */
   clientStallMs: number;
-  /** The slowest average rate at which a client may take a large answer (bytes per second). */
+  /** The slowest rate, on average over each clientStallMs, at which a client with a large answer waiting must take bytes (bytes per second). */
   clientTakeBytesPerSecond: number;
   /** Client connections open at once; more are closed as they come. */
   maxConnections: number;

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { ClientLedger, ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
@@ -115,38 +116,64 @@ function charge(g: Gateway, client: ClientShare, bytes: number, reserve = false)
 }
 
 /**
- * Holds `owed` bytes of an answer against the budget until "close": handed to the kernel ("close"
- * follows "finish"), or the client is gone (also for an answer queued behind another on its
- * connection: Node closes those with the request). A client that does not take the answer in time
- * (clientStallMs from when the answer gets the socket, which a queued one gets when those before it
- * are sent, plus the time the bytes take at clientTakeBytesPerSecond) is cut off, so an unread
- * answer cannot hold its bytes for ever.
+ * Holds `owed` bytes of an answer against the budget until the answer's "close" (handed to the
+ * kernel: "close" follows "finish") or the socket's: an answer queued behind another on its
+ * connection has no socket yet, and Node does not close it when the client leaves. While it is
+ * held, the client must take bytes from its connection: one that, with bytes waiting, takes less
+ * than clientTakeBytesPerSecond over a clientStallMs window is cut off, so an unread answer cannot
+ * hold its bytes for ever (also one queued behind a small answer the client does not read).
  */
 function holdUntilTaken(g: Gateway, client: ClientShare, res: ServerResponse, owed: number): void {
   const socket = res.req.socket;
-  let cutOff: NodeJS.Timeout | undefined;
+  const least = (g.limits.clientTakeBytesPerSecond * g.limits.clientStallMs) / 1000;
+  let taken = takenFrom(socket);
+  const check = () => {
+    const now = takenFrom(socket);
+    if (socket.writableLength > 0 && now - taken < least) {
+      g.metrics.refused("answer_not_taken");
+      socket.destroy();
+      return;
+    }
+    taken = now;
+    stall.refresh();
+  };
+  const stall = setTimeout(check, g.limits.clientStallMs);
+  stall.unref();
   let held = true;
   const release = () => {
     if (!held) return;
     held = false;
-    clearTimeout(cutOff);
+    clearTimeout(stall);
+    unwatch();
     refund(g, client, owed);
   };
+  const unwatch = whenClosed(socket, release);
   res.once("close", release);
-  const arm = () => {
-    if (!held) return;
-    const ms = g.limits.clientStallMs + (owed / g.limits.clientTakeBytesPerSecond) * 1000;
-    cutOff = setTimeout(() => {
-      g.metrics.refused("answer_not_taken");
-      socket.destroy();
-    }, Math.min(ms, maxTimerMs));
-    cutOff.unref();
-  };
-  if (res.socket !== null) arm();
-  else res.once("socket", arm);
 }
 
-const maxTimerMs = 2 ** 31 - 1;
+/** Bytes the kernel has taken from the socket (written, less those still waiting in Node). */
+function takenFrom(socket: Socket): number {
+  return socket.bytesWritten - socket.writableLength;
+}
+
+/** What to call when a socket closes: one listener per socket, however many answers wait on it. */
+const closeWatchers = new WeakMap<Socket, Set<() => void>>();
+
+/** Calls `then` when `socket` closes; returns what cancels that. */
+function whenClosed(socket: Socket, then: () => void): () => void {
+  let watchers = closeWatchers.get(socket);
+  if (watchers === undefined) {
+    const all = new Set<() => void>();
+    closeWatchers.set(socket, all);
+    socket.once("close", () => {
+      for (const watcher of all) watcher();
+    });
+    watchers = all;
+  }
+  const mine = watchers;
+  mine.add(then);
+  return () => mine.delete(then);
+}
 
 function refund(g: Gateway, client: ClientShare, bytes: number): void {
   if (bytes === 0) return;

@@ -301,6 +301,23 @@ describe("one client among many", () => {
       for (const node of nodes) await node.setFault({ kind: "none" });
     }
   });
+  it("gives back the bytes of an answer queued behind a call still in flight when the client leaves", async () => {
+    // The providers hang: a call waits for its deadline. A batch of eth_chainId with long ids is
+    // answered by the router at once (about 30 KiB, charged), but queued behind the hanging call.
+    for (const node of nodes) await node.setFault({ kind: "hang" });
+    try {
+      const batch = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ jsonrpc: "2.0", id: `${i}-${"x".repeat(250)}`, method: "eth_chainId" })));
+      const batchRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${batch.length}\r\n\r\n${batch}`;
+      const leaver = await connectTo("127.0.0.15");
+      leaver.socket.write(blockNumberRequest + batchRequest);
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 0, "the batch's answer charged");
+      expect(leaver.text()).toBe(""); // nothing sent yet: the first call has not been answered
+      leaver.socket.destroy();
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
 });
 
 describe("client addresses", () => {
