@@ -34,7 +34,9 @@ export type Fault =
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
   /** Answer with a JSON-RPC error object (e.g. -32005 rate limited). */
-  | { kind: "rpcError"; code: number; message: string };
+  | { kind: "rpcError"; code: number; message: string }
+  /** Answer as a node on a fork: blocks and logs as the chain has them, under other block hashes. */
+  | { kind: "forked" };
 
 export type StartProviderNodeOptions = {
   /** The chain's JSON-RPC URL this node forwards to. */
@@ -78,6 +80,15 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
+}
+
+/** A block, or a list of logs, with every block hash changed as a fork would have it. */
+function onFork(result: unknown): unknown {
+  const other = (hash: unknown) => (typeof hash === "string" ? `0x${hash.slice(2).split("").reverse().join("")}` : hash);
+  if (Array.isArray(result)) return result.map((log: Record<string, unknown>) => ({ ...log, blockHash: other(log.blockHash) }));
+  if (typeof result !== "object" || result === null) return result;
+  const block = result as Record<string, unknown>;
+  return { ...block, hash: other(block.hash), parentHash: other(block.parentHash) };
 }
 
 /** Waits until `res` can take more, or is gone; leaves no listener behind either way. */
@@ -183,6 +194,12 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         break;
       case "absurdHead":
         if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: "0xffffffffffff" });
+        break;
+      case "forked":
+        if (method === "eth_getBlockByNumber" || method === "eth_getLogs") {
+          const reply = JSON.parse((await forward(body)).text) as { result?: unknown };
+          return json(res, 200, { ...reply, result: onFork(reply.result) });
+        }
         break;
       default:
         break;

@@ -193,6 +193,44 @@ describe("filters kept by the router", () => {
     expect(after).toEqual([await hashOf(replaced), await hashOf(replaced + 1)]);
   });
 
+  it("keeps a log filter on the real chain while one provider answers from a fork", async () => {
+    type Given = { transactionHash: string; blockHash: string; logIndex: string; removed: boolean };
+    const filter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
+    const held = new Map<string, Given>(); // what the client holds: logs given, less those taken back
+    const poll = async () => {
+      const changes = (await rpc("eth_getFilterChanges", [filter])).result as Given[];
+      for (const log of changes) {
+        const key = `${log.blockHash}:${log.logIndex}`;
+        if (log.removed) expect(held.delete(key)).toBe(true);
+        else {
+          expect(held.has(key)).toBe(false);
+          held.set(key, log);
+        }
+      }
+      return changes.length;
+    };
+    await nodes[0].setFault({ kind: "forked" }); // same blocks and logs, other hashes
+    const sent: Hex[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        sent.push(await ping());
+        // Every provider has the block: each call of the poll may go to any of them.
+        const block = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+        await waitFor(() => router.status().chains[0].providers.every((p) => (p.head ?? -1) >= block), "every provider at the new block");
+        await poll();
+      }
+    } finally {
+      await nodes[0].setFault({ kind: "none" });
+    }
+    // With the fork gone, the next block shows which chain is real (a fork is seen only as a new
+    // block arrives): polls settle on it, every ping held once, under its real block.
+    await direct(chain.rpcUrl, "evm_mine");
+    await routerSees(BigInt(Number(await direct(chain.rpcUrl, "eth_blockNumber"))));
+    await waitFor(async () => (await poll()) === 0 && (await poll()) === 0 && held.size === sent.length, "the filter settled");
+    const real = await Promise.all(sent.map(async (hash) => (await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) as { blockHash: string }));
+    expect([...held.values()].map((l) => [l.transactionHash, l.blockHash]).sort()).toEqual(sent.map((hash, i) => [hash, real[i].blockHash]).sort());
+  });
+
   it("refuses bad criteria and unknown ids with clear errors", async () => {
     const withHash = await rpc("eth_newFilter", [{ blockHash: `0x${"11".repeat(32)}` }]);
     expect(withHash.error?.code).toBe(-32602);
