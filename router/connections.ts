@@ -37,10 +37,6 @@ export class ClientLedger {
     // Only this very share: a socket refused at the cap may outlive it and settle later.
     if (idle && this.byKey.get(share.key) === share) this.byKey.delete(share.key);
   }
-
-  get clients(): number {
-    return this.byKey.size;
-  }
 }
 
 /** The HTTP server's options: the read timeout (checked every connectionsCheckingInterval), keep-alive, header size. */

@@ -314,7 +314,6 @@ export class FilterRegistry {
    */
   private scanBlocks(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
     const first = filter.next;
-    const reorganised = (blocks: Block[]) => filter.lastHash !== null && blocks[0].number === first && blocks[0].parentHash !== filter.lastHash;
     const scan = (from: number) => {
       const calls: Call[] = [];
       for (let n = from; n <= end; n++) calls.push(blockAt(n));
@@ -322,7 +321,8 @@ export class FilterRegistry {
         const blocks = results === null ? [] : results.map(readBlock);
         if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
         if (!blocks.every((b, i) => i === 0 || b.parentHash === blocks[i - 1].hash)) return finish(false, null); // from providers that disagree
-        if (from === first && reorganised(blocks) && filter.recentBlocks.length > 0) return scan(filter.recentBlocks[0].number);
+        const reorganised = from === first && filter.lastHash !== null && blocks[0].parentHash !== filter.lastHash;
+        if (reorganised && filter.recentBlocks.length > 0) return scan(filter.recentBlocks[0].number);
         const given = new Set(filter.recentBlocks.map((b) => b.hash));
         const fresh = blocks.filter((b) => !given.has(b.hash));
         filter.recentBlocks = [...filter.recentBlocks.filter((b) => b.number < from), ...blocks].slice(-recentBlockCount);

@@ -4,7 +4,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { clientKey } from "../../router/connections.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
-import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { DEV_KEY, direct, waitFor } from "./support.ts";
 
@@ -54,8 +54,22 @@ async function stalledUpload(from: string, declared: number, sent: number): Prom
   return c;
 }
 
-const blockNumberCall = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
-const blockNumberRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${blockNumberCall.length}\r\n\r\n${blockNumberCall}`;
+/** Runs `run` with every provider node failing in one way, and puts them right after. */
+async function withFault(fault: Fault, run: () => Promise<void>): Promise<void> {
+  for (const node of nodes) await node.setFault(fault);
+  try {
+    await run();
+  } finally {
+    for (const node of nodes) await node.setFault({ kind: "none" });
+  }
+}
+
+/** A whole POST of `body` to /rpc, as raw HTTP (for pipelining and unread answers). */
+function rawPost(body: string): string {
+  return `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+}
+
+const blockNumberRequest = rawPost(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }));
 
 async function honestCall(): Promise<{ status: number; body: { result?: string; error?: { code: number; message: string } } }> {
   const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
@@ -106,10 +120,9 @@ describe("one client's share of the router", () => {
   });
 
   it("holds an answer a client does not read against the budget, and refuses one that would overdraw it", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 12 * MiB, method: "eth_getLogs" });
-    try {
+    await withFault({ kind: "oversized", bytes: 12 * MiB, method: "eth_getLogs" }, async () => {
       const getLogs = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] });
-      const request = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${getLogs.length}\r\n\r\n${getLogs}`;
+      const request = rawPost(getLogs);
       const sleeper = await rawConnection("127.0.0.5");
       sleeper.socket.pause(); // reads nothing: the kernel's buffers fill, the rest stays in the router
       sleeper.socket.write(request);
@@ -127,9 +140,7 @@ describe("one client's share of the router", () => {
       await waitFor(async () => (await gauge("din_router_client_buffer_bytes")) === 0, "the budget given back once read");
       expect(sleeper.text()).toMatch(/^HTTP\/1\.1 200/);
       expect(sleeper.text().length).toBeGreaterThan(12 * MiB);
-    } finally {
-      for (const node of nodes) await node.setFault({ kind: "none" });
-    }
+    });
   });
 
   it("turns away a client's connections past its cap with a reason, and serves other clients", async () => {
@@ -173,7 +184,7 @@ describe("one client among many", () => {
   let shared: TestRouter;
   const own = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, clientBufferBytes: 64 * MiB, clientBufferBytesPerClient: 16 * MiB };
   const getLogs = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] });
-  const getLogsRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${getLogs.length}\r\n\r\n${getLogs}`;
+  const getLogsRequest = rawPost(getLogs);
 
   const connectTo = (from: string) => rawConnection(from, shared.port);
   const sharedGauge = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec((await shared.get("/metrics")).text)?.[1]);
@@ -200,8 +211,7 @@ describe("one client among many", () => {
   });
 
   it("gives an address only its part of the buffer budget, and cuts off a client that does not take its answer", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" });
-    try {
+    await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
       const first = await connectTo("127.0.0.8");
       first.socket.pause(); // reads nothing: most of the 10 MiB answer stays in the router
       first.socket.write(getLogsRequest);
@@ -221,14 +231,11 @@ describe("one client among many", () => {
       await first.closed;
       expect(statuses(first.text())).toEqual([200]);
       expect(first.text().length).toBeLessThan(10 * MiB); // the answer was cut short
-    } finally {
-      for (const node of nodes) await node.setFault({ kind: "none" });
-    }
+    });
   });
 
   it("keeps a broadcast's answer in a batch whose reads cannot be held, and answers the reads with an error to retry", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" });
-    try {
+    await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
       const sleeper = await connectTo("127.0.0.12");
       sleeper.socket.pause(); // holds 10 MiB of this address's 16 MiB
       sleeper.socket.write(getLogsRequest);
@@ -241,24 +248,21 @@ describe("one client among many", () => {
         { jsonrpc: "2.0", id: "logs", method: "eth_getLogs", params: [{}] },
       ]);
       const sender = await connectTo("127.0.0.12");
-      sender.socket.write(`POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${batch.length}\r\n\r\n${batch}`);
+      sender.socket.write(rawPost(batch));
       await waitFor(() => sender.text().endsWith("]"), "the batch's answer");
       expect(statuses(sender.text())).toEqual([200]);
       const [sent, logs] = JSON.parse(sender.text().slice(sender.text().indexOf("\r\n\r\n") + 4)) as { id: string; result?: string; error?: { code: number; message: string } }[];
       expect(sent).toEqual({ jsonrpc: "2.0", id: "send", result: keccak256(raw) });
       expect(logs).toEqual({ jsonrpc: "2.0", id: "logs", error: { code: -32005, message: expect.stringMatching(/cannot hold this answer now; retry this call/) } });
       expect(await direct(chain.rpcUrl, "eth_getTransactionByHash", [keccak256(raw)])).not.toBeNull();
-    } finally {
-      for (const node of nodes) await node.setFault({ kind: "none" });
-    }
+    });
   });
 
   it("sends the answer of a call that changed something from the reserve, and refuses one past it", async () => {
     // Both providers answer every broadcast with 10 MiB (a stand-in for a large eth_sendRawTransactionSync receipt).
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_sendRawTransaction" });
-    try {
+    await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_sendRawTransaction" }, async () => {
       const send = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: ["0x02"] });
-      const sendRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${send.length}\r\n\r\n${send}`;
+      const sendRequest = rawPost(send);
       const answered = async () => {
         const c = await connectTo("127.0.0.14");
         c.socket.pause(); // reads nothing: each answer stays held
@@ -273,14 +277,11 @@ describe("one client among many", () => {
       await waitFor(() => third.text().endsWith("}"), "the third answer");
       expect(statuses(third.text())).toEqual([503]);
       expect(third.text()).toMatch(/"code":-32005.*at capacity/);
-    } finally {
-      for (const node of nodes) await node.setFault({ kind: "none" });
-    }
+    });
   });
 
   it("gives back the bytes of answers queued on a connection the client closed", async () => {
-    for (const node of nodes) await node.setFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" });
-    try {
+    await withFault({ kind: "oversized", bytes: 6 * MiB, method: "eth_getLogs" }, async () => {
       const piper = await connectTo("127.0.0.10");
       piper.socket.pause();
       piper.socket.write(getLogsRequest + getLogsRequest); // the second answer waits behind the first
@@ -297,26 +298,21 @@ describe("one client among many", () => {
       expect(await sharedGauge("din_router_in_flight_requests")).toBe(0);
       late.socket.destroy();
       await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
-    } finally {
-      for (const node of nodes) await node.setFault({ kind: "none" });
-    }
+    });
   });
   it("gives back the bytes of an answer queued behind a call still in flight when the client leaves", async () => {
     // The providers hang: a call waits for its deadline. A batch of eth_chainId with long ids is
     // answered by the router at once (about 30 KiB, charged), but queued behind the hanging call.
-    for (const node of nodes) await node.setFault({ kind: "hang" });
-    try {
+    await withFault({ kind: "hang" }, async () => {
       const batch = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ jsonrpc: "2.0", id: `${i}-${"x".repeat(250)}`, method: "eth_chainId" })));
-      const batchRequest = `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${batch.length}\r\n\r\n${batch}`;
+      const batchRequest = rawPost(batch);
       const leaver = await connectTo("127.0.0.15");
       leaver.socket.write(blockNumberRequest + batchRequest);
       await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) > 0, "the batch's answer charged");
       expect(leaver.text()).toBe(""); // nothing sent yet: the first call has not been answered
       leaver.socket.destroy();
       await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
-    } finally {
-      for (const node of nodes) await node.setFault({ kind: "none" });
-    }
+    });
   });
 });
 
