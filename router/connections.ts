@@ -1,8 +1,8 @@
-import { isIPv4 } from "node:net";
+import { BlockList, isIP, isIPv4 } from "node:net";
 import type { Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { ipv6Groups } from "./endpointPolicy.ts";
-import { RpcCode } from "./errors.ts";
+import { RouterOptionError, RpcCode } from "./errors.ts";
 import type { RouterMetrics } from "./metrics.ts";
 import type { Limits } from "./options.ts";
 
@@ -10,6 +10,8 @@ import type { Limits } from "./options.ts";
 // time (a whole request within requestReadTimeoutMs). Errors the HTTP parser finds are answered
 // as JSON-RPC errors, like everything else on /rpc. The ledger keeps what each client holds, so
 // the request path (server.ts) can cap one client's requests in flight and buffered bytes too.
+// Behind a proxy (TLS terminator, load balancer) every client has the proxy's address: requests
+// from a trusted proxy count against the client its X-Forwarded-For names.
 
 type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs">;
 
@@ -20,15 +22,34 @@ export type ClientShare = { key: string; connections: number; inFlight: number; 
 export class ClientLedger {
   private readonly byKey = new Map<string, ClientShare>();
   private readonly bySocket = new WeakMap<Socket, ClientShare>();
+  private readonly proxies: TrustedProxies | null;
 
+  constructor(proxies: TrustedProxies | null = null) {
+    this.proxies = proxies;
+  }
+
+  /** The share of the client at the other end of `socket` (its connections count here). */
   of(socket: Socket): ClientShare {
     let share = this.bySocket.get(socket);
     if (share !== undefined) return share;
-    const key = clientKey(socket.remoteAddress ?? "");
-    share = this.byKey.get(key);
-    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, inFlight: 0, bufferBytes: 0 }));
+    share = this.byAddress(socket.remoteAddress ?? "");
     this.bySocket.set(socket, share);
     return share;
+  }
+
+  /**
+   * Whom a request counts against: the client at the other end of its connection or, when that is
+   * a trusted proxy, the client its X-Forwarded-For names. Settle the share once the request is done.
+   */
+  ofRequest(socket: Socket, forwardedFor: string | undefined): ClientShare {
+    if (forwardedFor === undefined || !this.fromTrustedProxy(socket)) return this.of(socket);
+    const client = this.proxies!.clientBehind(forwardedFor);
+    return client === null ? this.of(socket) : this.byAddress(client);
+  }
+
+  /** Whether `socket` comes from a trusted proxy (its connections are not capped per address). */
+  fromTrustedProxy(socket: Socket): boolean {
+    return this.proxies !== null && this.proxies.has(socket.remoteAddress ?? "");
   }
 
   /** Call after lowering a count: forgets the client once it holds nothing. */
@@ -37,6 +58,70 @@ export class ClientLedger {
     // Only this very share: a socket refused at the cap may outlive it and settle later.
     if (idle && this.byKey.get(share.key) === share) this.byKey.delete(share.key);
   }
+
+  private byAddress(address: string): ClientShare {
+    const key = clientKey(address);
+    let share = this.byKey.get(key);
+    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, inFlight: 0, bufferBytes: 0 }));
+    return share;
+  }
+}
+
+/**
+ * The proxies in front of the router whose X-Forwarded-For is believed, by address or CIDR
+ * (`--trust-proxy 127.0.0.1,10.0.0.0/8`). Each proxy appends the address it was reached from, so
+ * the client is the right-most address not itself a trusted proxy; what lies left of it is
+ * whatever the client wrote and is never read.
+ */
+export class TrustedProxies {
+  private readonly list = new BlockList();
+
+  /** Throws RouterOptionError naming an entry that is neither an IP address nor a CIDR block. */
+  constructor(entries: readonly string[]) {
+    for (const entry of entries) {
+      const [address, prefixText, extra] = entry.trim().split("/");
+      const family = isIP(address);
+      const bits = family === 4 ? 32 : 128;
+      const prefix = prefixText === undefined ? bits : /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : Number.NaN;
+      if (family === 0 || extra !== undefined || !(prefix <= bits)) {
+        throw new RouterOptionError(`a trusted proxy must be an IP address or a CIDR block such as 10.0.0.0/8, got "${entry}"`);
+      }
+      this.list.addSubnet(address, prefix, family === 4 ? "ipv4" : "ipv6");
+    }
+  }
+
+  has(address: string): boolean {
+    const plain = plainAddress(address);
+    const family = isIP(plain);
+    return family !== 0 && this.list.check(plain, family === 4 ? "ipv4" : "ipv6");
+  }
+
+  /**
+   * The client an X-Forwarded-For names: the right-most address not a trusted proxy (the left-most
+   * when all are: a client inside the trusted network); null when the header cannot be read.
+   */
+  clientBehind(forwardedFor: string): string | null {
+    const hops = forwardedFor.split(",");
+    let address: string | null = null;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      address = hopAddress(hops[i].trim());
+      if (address === null || !this.has(address)) return address;
+    }
+    return address;
+  }
+}
+
+/** An X-Forwarded-For entry's address (some proxies add a port: `1.2.3.4:5678`, `[2001:db8::1]:5678`). */
+function hopAddress(hop: string): string | null {
+  const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(hop);
+  const address = bracketed !== null ? bracketed[1] : /^[0-9.]+:[0-9]+$/.test(hop) ? hop.slice(0, hop.indexOf(":")) : hop;
+  return isIP(address) !== 0 ? address : null;
+}
+
+/** An address as BlockList reads it: IPv4 written IPv4-mapped (a dual-stack socket does) plain, no zone id. */
+function plainAddress(address: string): string {
+  const bare = address.split("%")[0];
+  return bare.toLowerCase().startsWith("::ffff:") && isIPv4(bare.slice(7)) ? bare.slice(7) : bare;
 }
 
 /** The HTTP server's options: the read timeout (checked every connectionsCheckingInterval), keep-alive, header size. */
@@ -96,7 +181,8 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   );
   server.on("connection", (socket: Socket) => {
     const client = clients.of(socket);
-    if (client.connections >= limits.maxConnectionsPerClient) {
+    // A trusted proxy brings many clients over its connections: only the total caps them.
+    if (client.connections >= limits.maxConnectionsPerClient && !clients.fromTrustedProxy(socket)) {
       metrics.refused("too_many_client_connections");
       // Answered before the client asks, then closed: the client reads the reason if it can.
       socket.end(tooMany);

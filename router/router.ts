@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
 import { RouterOptionError } from "./errors.ts";
-import { ClientLedger, guardConnections, serverOptions } from "./connections.ts";
+import { ClientLedger, guardConnections, serverOptions, TrustedProxies } from "./connections.ts";
 import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper, type RouteContext } from "./failover.ts";
@@ -32,6 +32,11 @@ export type StartRouterOptions = {
   providers?: ProviderSetSource;
   /** Devnet mode: loopback and private provider endpoints are allowed. Never in production. */
   devnet?: boolean;
+  /**
+   * Proxies in front of the router (addresses or CIDR blocks) whose X-Forwarded-For names the
+   * client that per-client limits count against; none by default.
+   */
+  trustProxy?: readonly string[];
   /** Routing, failover and limit parameters (router/README.md); defaults otherwise. */
   routing?: RoutingOverrides;
   /** Random source for provider draws (seeded in tests). */
@@ -84,6 +89,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const routing = resolveRoutingOptions(options.routing);
   const log = options.log ?? createLogger({ level: options.logLevel ?? "info", base: { service: "router" } });
   const devnet = options.devnet ?? false;
+  const proxies = options.trustProxy !== undefined && options.trustProxy.length > 0 ? new TrustedProxies(options.trustProxy) : null;
   let source: ProviderSetSource;
   if (options.providers !== undefined) source = options.providers;
   else if (options.indexerUrl !== undefined) {
@@ -104,7 +110,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   });
   const tables = new Map<number, ChainTable>();
   const metrics = new RouterMetrics();
-  const clients = new ClientLedger();
+  const clients = new ClientLedger(proxies);
   const startedAt = Date.now();
   const status = (): RouterStatus => {
     const now = performance.now();
@@ -189,7 +195,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
-  log.info("router listening", { url, devnet, providerSet: source.status() });
+  log.info("router listening", { url, devnet, trustProxy: options.trustProxy ?? [], providerSet: source.status() });
 
   return {
     url,

@@ -264,17 +264,21 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
 }
 
 /** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
-type ClientHeaders = { contentLength: string | undefined; contentType: string | undefined; origin: string | undefined };
+type ClientHeaders = { contentLength: string | undefined; contentType: string | undefined; origin: string | undefined; forwardedFor: string | undefined };
 
 function clientHeaders(req: IncomingMessage): ClientHeaders {
   const raw = req.rawHeaders;
-  const found: ClientHeaders = { contentLength: undefined, contentType: undefined, origin: undefined };
+  const found: ClientHeaders = { contentLength: undefined, contentType: undefined, origin: undefined, forwardedFor: undefined };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     // Lengths first: most headers are skipped without lower-casing them.
     if (name.length === 14 && found.contentLength === undefined && name.toLowerCase() === "content-length") found.contentLength = raw[i + 1];
     else if (name.length === 12 && found.contentType === undefined && name.toLowerCase() === "content-type") found.contentType = raw[i + 1];
     else if (name.length === 6 && found.origin === undefined && name.toLowerCase() === "origin") found.origin = raw[i + 1];
+    else if (name.length === 15 && name.toLowerCase() === "x-forwarded-for") {
+      // Several such headers read as one list, in order (the last proxy's entry stays last).
+      found.forwardedFor = found.forwardedFor === undefined ? raw[i + 1] : `${found.forwardedFor},${raw[i + 1]}`;
+    }
   }
   return found;
 }
@@ -289,14 +293,19 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     const error = new ClientInputError("unsupported_media_type", "invalid request: send the body as content-type application/json", RpcCode.invalidRequest, 415);
     return refuseUnread(g, res, error, cors);
   }
-  const client = g.clients.of(req.socket);
+  const client = g.clients.ofRequest(req.socket, headers.forwardedFor);
   readBody(g, client, req, (body, charged) => {
-    if (body === null) return res.destroy();
-    if (body instanceof RouterError) return refuseUnread(g, res, body, cors);
+    if (body === null || body instanceof RouterError) {
+      g.clients.settle(client); // a client known by X-Forwarded-For alone holds nothing now
+      if (body === null) res.destroy();
+      else refuseUnread(g, res, body, cors);
+      return;
+    }
     // Only requests whose body has arrived count: stalled uploads cannot crowd out the others.
     const busy = g.metrics.inFlight >= g.limits.maxConcurrentRequests ? overCapacity() : client.inFlight >= g.limits.maxInFlightPerClient ? clientBusy(g.limits.maxInFlightPerClient) : null;
     if (busy !== null) {
       refund(g, client, charged);
+      g.clients.settle(client);
       g.metrics.refused(busy.code);
       return send(res, busy.httpStatus, errorResponse(null, busy.rpcCode, busy.message), "none", 0, cors);
     }

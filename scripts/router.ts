@@ -1,12 +1,14 @@
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startRouter, type Router, type StartRouterOptions } from "../router/router.ts";
+import { TrustedProxies } from "../router/connections.ts";
 import type { LogLevel } from "../router/log.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
 //   node scripts/router.ts --indexer http://127.0.0.1:42069 [--port 8545] [--host 127.0.0.1]
-//                          [--snapshot .router/providers.json] [--devnet] [--log-level info]
+//                          [--snapshot .router/providers.json] [--devnet] [--trust-proxy 127.0.0.1]
+//                          [--log-level info]
 
 export { startRouter, type Router, type StartRouterOptions };
 
@@ -16,15 +18,19 @@ export type RouterFlags = {
   host: string;
   snapshot: string | undefined;
   devnet: boolean;
+  trustProxy: string[];
   logLevel: LogLevel;
 };
 
-const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--log-level debug|info|warn|error]
+const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--log-level debug|info|warn|error]
   --indexer    the indexer's base URL (serves /sql and /ready); env DIN_INDEXER_URL
   --port       port to listen on (default 8545; 0 lets the OS choose)
   --host       address to listen on (default 127.0.0.1)
   --snapshot   file keeping the last provider set, used when the indexer is away at start-up
-  --devnet     allow loopback and private provider endpoints (local devnet only)`;
+  --devnet     allow loopback and private provider endpoints (local devnet only)
+  --trust-proxy <list>
+               proxies in front of the router, comma-separated addresses or CIDR blocks: their
+               X-Forwarded-For names the client that per-client limits count; env DIN_TRUST_PROXY`;
 
 /** The indexer's base URL: http(s), without credentials (fetch refuses URLs that carry them). */
 function checkIndexerUrl(text: string): void {
@@ -48,6 +54,7 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
       host: { type: "string", default: "127.0.0.1" },
       snapshot: { type: "string" },
       devnet: { type: "boolean", default: false },
+      "trust-proxy": { type: "string" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", default: false },
     },
@@ -61,7 +68,10 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!(port <= 65_535)) throw new Error(`--port must be a number 0…65535, got "${values.port}"`);
   const logLevel = values["log-level"] as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
-  return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, logLevel };
+  const trustList = values["trust-proxy"] ?? env.DIN_TRUST_PROXY;
+  const trustProxy = trustList === undefined ? [] : trustList.split(",").map((entry) => entry.trim());
+  new TrustedProxies(trustProxy); // a bad entry is refused here, before anything starts
+  return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, trustProxy, logLevel };
 }
 
 /** Runs the router until SIGINT/SIGTERM. */
@@ -73,6 +83,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     host: flags.host,
     snapshotPath: flags.snapshot,
     devnet: flags.devnet,
+    trustProxy: flags.trustProxy,
     logLevel: flags.logLevel,
   });
   let stopping = false;

@@ -2,7 +2,7 @@ import { connect, type Socket } from "node:net";
 import { keccak256 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { clientKey } from "../../router/connections.ts";
+import { clientKey, TrustedProxies } from "../../router/connections.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
@@ -64,9 +64,10 @@ async function withFault(fault: Fault, run: () => Promise<void>): Promise<void> 
   }
 }
 
-/** A whole POST of `body` to /rpc, as raw HTTP (for pipelining and unread answers). */
-function rawPost(body: string): string {
-  return `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+/** A whole POST of `body` to /rpc, as raw HTTP (for pipelining and unread answers), with extra header lines. */
+function rawPost(body: string, headers: readonly string[] = []): string {
+  const extra = headers.map((h) => `${h}\r\n`).join("");
+  return `POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\n${extra}content-length: ${body.length}\r\n\r\n${body}`;
 }
 
 const blockNumberRequest = rawPost(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }));
@@ -316,11 +317,81 @@ describe("one client among many", () => {
   });
 });
 
+describe("behind a trusted proxy", () => {
+  // 127.0.0.20 plays a TLS terminator in front of the router: every client arrives from it.
+  let proxied: TestRouter;
+  const proxy = "127.0.0.20";
+  const caps = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, maxConnectionsPerClient: 4 };
+  const blockNumber = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
+  const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  const count = (list: number[], status: number) => list.filter((s) => s === status).length;
+
+  /** Sends `requests` pipelined on one connection from `from` and waits for every answer. */
+  async function pipelined(from: string, requests: string[]): Promise<number[]> {
+    const c = await rawConnection(from, proxied.port);
+    c.socket.write(requests.join(""));
+    await waitFor(() => statuses(c.text()).length === requests.length, `${requests.length} answers`);
+    return statuses(c.text());
+  }
+
+  beforeAll(async () => {
+    proxied = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000]), trustProxy: [proxy], routing: { limits: caps, failover: { hedge: false } } });
+    await waitFor(() => proxied.status().chains[0].eligibleProviders === 2, "both providers eligible");
+  });
+  afterAll(async () => await proxied?.stop());
+
+  it("counts a proxied request against the client its X-Forwarded-For names, whatever the client wrote before it", async () => {
+    // Client A sends twelve at once (each with a different forged entry in front); client B two.
+    const fromA = Array.from({ length: 12 }, (_, i) => rawPost(blockNumber, [`x-forwarded-for: 198.51.100.${i}, 203.0.113.1`]));
+    const fromB = Array.from({ length: 2 }, () => rawPost(blockNumber, ["X-Forwarded-For: 203.0.113.2"]));
+    const [a, b] = await Promise.all([pipelined(proxy, fromA), pipelined(proxy, fromB)]);
+    expect(count(a, 200)).toBe(caps.maxInFlightPerClient);
+    expect(count(a, 429)).toBe(12 - caps.maxInFlightPerClient);
+    expect(b).toEqual([200, 200]); // A's share is A's alone: B, behind the same proxy, is served
+  });
+
+  it("ignores X-Forwarded-For from a client that is not a trusted proxy", async () => {
+    const forged = Array.from({ length: 8 }, (_, i) => rawPost(blockNumber, [`x-forwarded-for: 203.0.113.${100 + i}`]));
+    const answers = await pipelined("127.0.0.21", forged);
+    expect(count(answers, 200)).toBe(caps.maxInFlightPerClient);
+    expect(count(answers, 429)).toBe(8 - caps.maxInFlightPerClient);
+  });
+
+  it("takes more connections from a trusted proxy than one client may open", async () => {
+    const many = await Promise.all(Array.from({ length: caps.maxConnectionsPerClient + 2 }, () => rawConnection(proxy, proxied.port)));
+    const last = many[many.length - 1];
+    last.socket.write(rawPost(blockNumber, ["x-forwarded-for: 203.0.113.3"]));
+    await waitFor(() => last.text().endsWith("}"), "an answer on the last connection");
+    expect(last.text()).toMatch(/^HTTP\/1\.1 200.*"result":"0x[0-9a-f]+"/s);
+    // A client that is not a proxy is still held to its cap.
+    const mine = await Promise.all(Array.from({ length: caps.maxConnectionsPerClient }, () => rawConnection("127.0.0.22", proxied.port)));
+    const extra = await rawConnection("127.0.0.22", proxied.port);
+    await extra.closed;
+    expect(extra.text()).toMatch(/too many connections from your address \(at most 4\)/);
+    expect(mine).toHaveLength(caps.maxConnectionsPerClient);
+  });
+});
+
 describe("client addresses", () => {
   it("counts an IPv4 client by its address, also written IPv4-mapped, and an IPv6 one by its /64", () => {
     expect(clientKey("203.0.113.7")).toBe("203.0.113.7");
     expect(clientKey("::ffff:203.0.113.7")).toBe("203.0.113.7");
     expect(clientKey("2001:db8:1:2:aaaa::1")).toBe(clientKey("2001:db8:1:2:ffff:1:2:3"));
     expect(clientKey("2001:db8:1:2::1")).not.toBe(clientKey("2001:db8:1:3::1"));
+  });
+
+  it("reads the client from X-Forwarded-For: the right-most address that is not a trusted proxy", () => {
+    const proxies = new TrustedProxies(["10.0.0.0/8", "2001:db8:aa::/48", "192.0.2.1"]);
+    expect(proxies.has("10.1.2.3")).toBe(true);
+    expect(proxies.has("::ffff:10.1.2.3")).toBe(true); // as a dual-stack socket reports it
+    expect(proxies.has("2001:db8:aa:1::5")).toBe(true);
+    expect(proxies.has("192.0.2.2")).toBe(false);
+    expect(proxies.clientBehind("203.0.113.9")).toBe("203.0.113.9");
+    expect(proxies.clientBehind("1.1.1.1, 203.0.113.9, 10.0.0.2")).toBe("203.0.113.9"); // 10.0.0.2 is a proxy of ours
+    expect(proxies.clientBehind("203.0.113.9:51234")).toBe("203.0.113.9");
+    expect(proxies.clientBehind("[2001:db8:bb::7]:443")).toBe("2001:db8:bb::7");
+    expect(proxies.clientBehind("10.0.0.7, 10.0.0.2")).toBe("10.0.0.7"); // a client inside the trusted network
+    expect(proxies.clientBehind("203.0.113.9, unknown")).toBeNull(); // unreadable: the proxy itself is counted
+    expect(proxies.clientBehind("")).toBeNull();
   });
 });

@@ -38,6 +38,7 @@ describe("scripts/router.ts", () => {
       host: "127.0.0.1",
       snapshot: "s.json",
       devnet: true,
+      trustProxy: [],
       logLevel: "info",
     });
     expect(parseRouterFlags([], { DIN_INDEXER_URL: "http://indexer:1" }).indexer).toBe("http://indexer:1");
@@ -50,6 +51,11 @@ describe("scripts/router.ts", () => {
     expect(() => parseRouterFlags(["--indexer", "not a url"])).toThrow(/--indexer must be a URL/);
     expect(() => parseRouterFlags(["--indexer", "ftp://indexer.example"])).toThrow(/http:\/\/ or https:\/\//);
     expect(() => parseRouterFlags(["--indexer", "http://user:secret@indexer.example"])).toThrow(/user name or password/);
+    expect(parseRouterFlags([...indexer, "--trust-proxy", "127.0.0.1, 10.0.0.0/8,fd00::/8"]).trustProxy).toEqual(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
+    expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "192.168.1.2" }).trustProxy).toEqual(["192.168.1.2"]);
+    for (const bad of ["", "localhost", "10.0.0.0/33", "10.0.0.0/8/1", "10.0.0.0/", "::1/129"]) {
+      expect(() => parseRouterFlags([...indexer, "--trust-proxy", bad]), bad).toThrow(/a trusted proxy must be an IP address or a CIDR block/);
+    }
   });
 
   it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, stops on SIGTERM", async () => {
