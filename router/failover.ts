@@ -5,7 +5,7 @@ import type { ProviderHealth } from "./health.ts";
 import { errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
-import { UpstreamAttempt, type Outcome } from "./upstream.ts";
+import { UpstreamAttempt, type AnswerBudget, type Outcome } from "./upstream.ts";
 
 // One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
 // reply, wrong id) draw another, all within one deadline. Reads may be hedged: when the call is
@@ -32,7 +32,7 @@ export type CallResult = {
   provider: ProviderHealth | null;
   attempts: number;
   /** "answer": a provider's answer; otherwise why the router answered itself. */
-  outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded";
+  outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded" | "over_budget";
 };
 
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
@@ -126,6 +126,7 @@ class CallRouting {
   private readonly started: number;
   private readonly deadline: number;
   private readonly resolve: (result: CallResult) => void;
+  private readonly budget: AnswerBudget | null;
   /** Providers tried, and those the caller ruled out. */
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
@@ -135,7 +136,15 @@ class CallRouting {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   private finished = false;
 
-  constructor(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, resolve: (result: CallResult) => void, exclude: readonly ProviderHealth[]) {
+  constructor(
+    ctx: RouteContext,
+    table: ChainTable,
+    call: RpcCall,
+    id: RpcId,
+    resolve: (result: CallResult) => void,
+    exclude: readonly ProviderHealth[],
+    budget: AnswerBudget | null,
+  ) {
     this.ctx = ctx;
     this.tried = exclude.length === 0 ? [] : [...exclude];
     this.table = table;
@@ -143,6 +152,8 @@ class CallRouting {
     this.id = id;
     this.resolve = resolve;
     this.write = writeMethods.has(call.method);
+    // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
+    this.budget = this.write ? null : budget;
     this.body = upstreamBody(call, id);
     this.started = performance.now();
     this.deadline = this.started + ctx.failover.deadlineMs;
@@ -191,7 +202,7 @@ class CallRouting {
     if (provider === null) return false;
     this.tried.push(provider);
     this.attempts++;
-    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this);
+    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget);
     this.inFlight.push(attempt);
     attempt.start(this.ctx.agent, this.body);
     if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
@@ -237,6 +248,11 @@ class CallRouting {
       return;
     }
 
+    if (outcome.type === "over_budget") {
+      // Another provider would send the same answer: the client hears to retry when it has room.
+      this.answer(errorResponse(this.call.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call"), null, "over_budget");
+      return;
+    }
     if (outcome.type === "answer") {
       if (this.write && outcome.error !== null) {
         // "nonce too low" from one copy may only mean another copy already got in: wait for the others.
@@ -257,16 +273,19 @@ class CallRouting {
     if (this.inFlight.length === 0) this.finishWithFallbackOrError();
   }
 
-  private answer(bytes: Buffer, provider: ProviderHealth): void {
+  /** Ends the call with a provider's answer (or the router's own, when `provider` is null). */
+  private answer(bytes: Buffer, provider: ProviderHealth | null, outcome: CallResult["outcome"] = "answer"): void {
     if (this.finished) return;
     this.finished = true;
     // Hedges that lost are cancelled; copies of a write go on broadcasting (their outcomes still count).
     if (!this.write) for (let i = this.inFlight.length - 1; i >= 0; i--) this.inFlight[i]?.cancel();
     if (this.inFlight.length === 0) this.ctx.sweeper.remove(this);
     else this.hedgeAt = Infinity;
-    provider.served++;
-    provider.windowServed++;
-    this.resolve({ bytes, provider, attempts: this.attempts, outcome: "answer" });
+    if (provider !== null) {
+      provider.served++;
+      provider.windowServed++;
+    }
+    this.resolve({ bytes, provider, attempts: this.attempts, outcome });
   }
 
   private finishWithFallbackOrError(): void {
@@ -316,7 +335,8 @@ const nobody: readonly ProviderHealth[] = [];
 
 /**
  * Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent
- * upstream; providers in `exclude` are not asked.
+ * upstream; providers in `exclude` are not asked; answers being collected are held against
+ * `budget` (a client's), if given.
  */
 export function routeCall(
   ctx: RouteContext,
@@ -325,6 +345,7 @@ export function routeCall(
   id: RpcId,
   done: (result: CallResult) => void,
   exclude: readonly ProviderHealth[] = nobody,
+  budget: AnswerBudget | null = null,
 ): void {
-  new CallRouting(ctx, table, call, id, done, exclude).start();
+  new CallRouting(ctx, table, call, id, done, exclude, budget).start();
 }

@@ -6,6 +6,7 @@ import type { ProviderHealth } from "./health.ts";
 import { errorResponse, resultResponse, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { CallOutcome } from "./metrics.ts";
 import type { ChainTable } from "./routingTable.ts";
+import type { AnswerBudget } from "./upstream.ts";
 
 // Filters (eth_newFilter, eth_newBlockFilter, eth_getFilterChanges, eth_getFilterLogs,
 // eth_uninstallFilter) kept by the router rather than by a node: a filter on one provider is lost
@@ -64,6 +65,8 @@ type Log = { blockNumber: string; blockHash: string; logIndex: string; [field: s
 type Block = { number: number; hash: string; parentHash: string };
 type Answerer = (resultJson: string | null, callId: RpcId) => FilterAnswer;
 type Finish = (ok: boolean, answer: FilterAnswer | null) => void;
+/** Whom a poll's calls may go to, and whose budget holds what they bring. */
+type Asking = { exclude: readonly ProviderHealth[]; budget: AnswerBudget | null };
 
 /** Blocks one poll scans at most (a client that polls rarely catches up over several polls). */
 const maxLogBlocksPerPoll = 2_000;
@@ -110,8 +113,8 @@ export class FilterRegistry {
     clearInterval(this.timer);
   }
 
-  /** Answers one filter call; `done` hears it once. */
-  answer(table: ChainTable, call: RpcCall, done: (answer: FilterAnswer) => void): void {
+  /** Answers one filter call; `done` hears it once. Answers collected for it are held against `budget`. */
+  answer(table: ChainTable, call: RpcCall, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
     const local = (bytes: Buffer, outcome: CallOutcome = "local") => done({ bytes, provider: null, attempts: 0, outcome });
     const params = Array.isArray(call.params) ? call.params : [];
     try {
@@ -126,8 +129,8 @@ export class FilterRegistry {
         return local(errorResponse(call.id, -32000, "filter not found"), "rejected");
       }
       filter.polledAt = performance.now();
-      if (call.method === "eth_getFilterLogs") return this.allLogs(table, filter, call.id, done);
-      this.changes(table, filter, call.id, done);
+      if (call.method === "eth_getFilterLogs") return this.allLogs(table, filter, call.id, budget, done);
+      this.changes(table, filter, call.id, budget, done);
     } catch (error) {
       if (!(error instanceof BadParams)) throw error;
       local(errorResponse(call.id, RpcCode.invalidParams, `invalid params: ${error.message}`), "rejected");
@@ -235,15 +238,15 @@ export class FilterRegistry {
   }
 
   /** eth_getFilterLogs: every log the criteria match, as eth_getLogs with the client's own range. */
-  private allLogs(table: ChainTable, filter: Filter, callId: RpcId, done: (answer: FilterAnswer) => void): void {
+  private allLogs(table: ChainTable, filter: Filter, callId: RpcId, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
     const query: Record<string, unknown> = { ...filter.criteria };
     if (filter.fromTag !== undefined) query.fromBlock = filter.fromTag;
     if (filter.toTag !== undefined) query.toBlock = filter.toTag;
-    this.ask(table, "eth_getLogs", [query], [], (result, answer) => done(answer(result === undefined ? null : JSON.stringify(result), callId)));
+    this.ask(table, "eth_getLogs", [query], [], budget, (result, answer) => done(answer(result === undefined ? null : JSON.stringify(result), callId)));
   }
 
   /** eth_getFilterChanges: what the blocks since the last poll brought, up to the head now. */
-  private changes(table: ChainTable, filter: Filter, callId: RpcId, done: (answer: FilterAnswer) => void): void {
+  private changes(table: ChainTable, filter: Filter, callId: RpcId, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
     const nothing = () => done({ bytes: resultResponse(callId, "[]"), provider: null, attempts: 0, outcome: "local" });
     if (filter.busy) return nothing();
     filter.busy = true;
@@ -266,16 +269,17 @@ export class FilterRegistry {
         if (answer === null) nothing();
         else done(answer);
       };
-      if (filter.kind === "logs") return this.scanLogs(table, filter, start, end, behind, callId, finish);
-      this.scanBlocks(table, filter, end, behind, callId, finish);
+      const asking: Asking = { exclude: behind, budget };
+      if (filter.kind === "logs") return this.scanLogs(table, filter, start, end, asking, callId, finish);
+      this.scanBlocks(table, filter, end, asking, callId, finish);
     });
   }
 
   /** The logs of blocks start … end, checked to follow the blocks scanned before. */
-  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
+  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, asking: Asking, callId: RpcId, finish: Finish): void {
     const calls = [logsIn(filter, start, end), blockAt(start)];
     if (end !== start) calls.push(blockAt(end));
-    this.askAll(table, calls, exclude, (results, answer) => {
+    this.askAll(table, calls, asking, (results, answer) => {
       const logs = results === null ? null : readLogs(results[0]);
       const first = results === null ? null : readBlock(results[1]);
       const last = results === null ? null : readBlock(results.at(-1));
@@ -283,7 +287,7 @@ export class FilterRegistry {
       // Each call may go to another provider: the logs must come from the blocks read.
       if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
       if (start === filter.next && filter.lastHash !== null && first.parentHash !== filter.lastHash) {
-        return this.retakeLogs(table, filter, end, exclude, callId, finish);
+        return this.retakeLogs(table, filter, end, asking, callId, finish);
       }
       this.keepRecentLogs(filter, logs, false, end, last.hash);
       finish(true, answer(JSON.stringify(logs), callId));
@@ -291,9 +295,9 @@ export class FilterRegistry {
   }
 
   /** After a reorganisation: the logs of the recent blocks again, told apart from those given before. */
-  private retakeLogs(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
+  private retakeLogs(table: ChainTable, filter: Filter, end: number, asking: Asking, callId: RpcId, finish: Finish): void {
     const from = filter.recentFrom;
-    this.askAll(table, [logsIn(filter, from, end), blockAt(end)], exclude, (results, answer) => {
+    this.askAll(table, [logsIn(filter, from, end), blockAt(end)], asking, (results, answer) => {
       const logs = results === null ? null : readLogs(results[0]);
       const last = results === null ? null : readBlock(results[1]);
       if (logs === null || last === null) return finish(false, answer(null, callId));
@@ -312,12 +316,12 @@ export class FilterRegistry {
    * The hashes of blocks next … end. When the first does not follow the last block given, the
    * recent blocks are read again and the hashes of those replaced are given too.
    */
-  private scanBlocks(table: ChainTable, filter: Filter, end: number, exclude: readonly ProviderHealth[], callId: RpcId, finish: Finish): void {
+  private scanBlocks(table: ChainTable, filter: Filter, end: number, asking: Asking, callId: RpcId, finish: Finish): void {
     const first = filter.next;
     const scan = (from: number) => {
       const calls: Call[] = [];
       for (let n = from; n <= end; n++) calls.push(blockAt(n));
-      this.askAll(table, calls, exclude, (results, answer) => {
+      this.askAll(table, calls, asking, (results, answer) => {
         const blocks = results === null ? [] : results.map(readBlock);
         if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
         if (!blocks.every((b, i) => i === 0 || b.parentHash === blocks[i - 1].hash)) return finish(false, null); // from providers that disagree
@@ -334,13 +338,13 @@ export class FilterRegistry {
   }
 
   /** Routes several calls for a filter at once; `use` hears every result, or (null) the answer of the first that failed. */
-  private askAll(table: ChainTable, calls: readonly Call[], exclude: readonly ProviderHealth[], use: (results: unknown[] | null, answer: Answerer) => void): void {
+  private askAll(table: ChainTable, calls: readonly Call[], asking: Asking, use: (results: unknown[] | null, answer: Answerer) => void): void {
     const results = new Array<unknown>(calls.length);
     const answers = new Array<Answerer>(calls.length);
     let failed = -1;
     let pending = calls.length;
     calls.forEach(([method, params], i) =>
-      this.ask(table, method, params, exclude, (result, answer) => {
+      this.ask(table, method, params, asking.exclude, asking.budget, (result, answer) => {
         results[i] = result;
         answers[i] = answer;
         if ((result === undefined || result === null) && failed < 0) failed = i;
@@ -358,6 +362,7 @@ export class FilterRegistry {
     method: string,
     params: unknown[],
     exclude: readonly ProviderHealth[],
+    budget: AnswerBudget | null,
     use: (result: unknown, answer: (resultJson: string | null, callId: RpcId) => FilterAnswer) => void,
   ): void {
     const call: RpcCall = { id: 1, method, params, notification: false };
@@ -376,7 +381,7 @@ export class FilterRegistry {
         return { ...base, bytes: errorResponse(callId, RpcCode.upstreamFailed, `${method} for the filter got no usable answer`) };
       };
       use(reply.error === undefined ? reply.result : undefined, answer);
-    }, exclude);
+    }, exclude, budget);
   }
 }
 

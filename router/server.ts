@@ -15,6 +15,7 @@ import type { CallOutcome, RouterMetrics } from "./metrics.ts";
 import type { Limits } from "./options.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
+import type { AnswerBudget } from "./upstream.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
 // GET /history, GET /metrics, GET /health, the dashboard at GET /, and GET /registry (the indexer's
@@ -83,12 +84,13 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
   send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", 0, cors, "application/json", true);
 }
 
-// What the router holds for clients: request bodies being received and answers not yet handed to
-// the kernel (a client that does not read keeps its answer in the router's memory). The first
-// 16 KiB of each are free; bytes past them are charged to one budget shared by all clients and to
-// the client's own part of it, so stalled uploads and unread answers cannot grow memory without
-// bound nor one client take the whole budget, while small calls and answers (nearly all JSON-RPC)
-// are never refused for it.
+// What the router holds for clients: request bodies being received, answers being collected from
+// providers (until the request is answered) and answers not yet handed to the kernel (a client
+// that does not read keeps its answer in the router's memory). The first 16 KiB of each are free;
+// bytes past them are charged to one budget shared by all clients and to the client's own part of
+// it, so stalled uploads, large answers and unread answers cannot grow memory without bound nor one
+// client take the whole budget, while small calls and answers (nearly all JSON-RPC) are never
+// refused for it.
 const freeBytes = 16 * 1024;
 
 // Answers of calls that changed something (a transaction went out, a filter moved on) may use a
@@ -240,7 +242,7 @@ function localAnswer(item: RpcCall, bytes: Buffer, outcome: CallOutcome, outcome
 }
 
 /** Answers one call; `done` hears the answer once (at once for what the router answers itself). */
-function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[], done: (answered: Answered) => void): void {
+function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[], budget: AnswerBudget, done: (answered: Answered) => void): void {
   if (!isCall(item)) {
     outcomes.push("rejected");
     return done({ bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 });
@@ -252,15 +254,16 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
   if (item.method === "eth_chainId") return done(localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes));
   if (item.method === "net_version") return done(localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes));
   if (filterMethods.has(item.method)) {
-    return g.filters.answer(table, item, (a) => {
+    return g.filters.answer(table, item, budget, (a) => {
       outcomes.push(a.outcome);
       done({ bytes: item.notification ? null : a.bytes, provider: a.provider, local: a.provider === null, attempts: a.attempts });
     });
   }
-  routeCall(g.route, table, item, item.notification ? 1 : item.id, (result) => {
+  const upstreamId = item.notification ? 1 : item.id;
+  routeCall(g.route, table, item, upstreamId, (result) => {
     outcomes.push(result.outcome);
     done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
-  });
+  }, undefined, budget);
 }
 
 /** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
@@ -319,7 +322,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
  * One HTTP request on /rpc from its body to its answer. `reply` runs exactly once, whether the
  * answer comes at once or from a provider's callback; an internal error becomes a 500.
  */
-class Exchange {
+class Exchange implements AnswerBudget {
   readonly g: Gateway;
   private readonly client: ClientShare;
   readonly res: ServerResponse;
@@ -327,6 +330,9 @@ class Exchange {
   readonly cors: boolean;
   /** Body bytes charged to the client buffer budget, given back with the answer. */
   private readonly charged: number;
+  /** Bytes of providers' answers charged while they were collected, given back with the answer. */
+  private collected = 0;
+  readonly freeBytes = freeBytes;
   private open = true;
 
   constructor(g: Gateway, client: ClientShare, res: ServerResponse, started: number, cors: boolean, charged: number) {
@@ -345,7 +351,7 @@ class Exchange {
     const { g, client, res } = this;
     g.metrics.inFlight--;
     client.inFlight--;
-    refund(g, client, this.charged);
+    refund(g, client, this.charged + this.collected);
     g.clients.settle(client);
     const socket = res.req.socket;
     // The client is gone. (An answer queued behind another on its connection is not destroyed
@@ -365,7 +371,19 @@ class Exchange {
 
   /** Whether an answer of `bytes` can be held for this client now (reply refuses it otherwise). */
   answerFits(bytes: number): boolean {
-    return bytes <= freeBytes || fits(this.g, this.client, bytes - freeBytes, this.charged);
+    return bytes <= freeBytes || fits(this.g, this.client, bytes - freeBytes, this.charged + this.collected);
+  }
+
+  collect(bytes: number): boolean {
+    if (!this.open || !charge(this.g, this.client, bytes)) return false;
+    this.collected += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    if (!this.open) return; // the answer went out and gave back all that was collected
+    this.collected -= bytes;
+    refund(this.g, this.client, bytes);
   }
 
   refuse(error: RouterError, id: RpcId = null): void {
@@ -403,13 +421,15 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     }
     const outcomes: CallOutcome[] = [];
     if (!parsed.batch) {
-      answerCall(g, table, parsed.item, outcomes, (answered) =>
+      answerCall(g, table, parsed.item, outcomes, x, (answered) =>
         x.guard(() => {
           for (const o of outcomes) g.metrics.call(chainId, o);
           g.metrics.duration(chainId, performance.now() - x.started);
           const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
           const item = parsed.item;
-          x.reply(answered.bytes === null ? 204 : 200, answered.bytes, who, answered.attempts, isCall(item) && mustAnswer.has(item.method));
+          // An answer too large to hold now is refused as HTTP refuses what is over capacity.
+          const status = answered.bytes === null ? 204 : outcomes[0] === "over_budget" ? 503 : 200;
+          x.reply(status, answered.bytes, who, answered.attempts, isCall(item) && mustAnswer.has(item.method));
         }),
       );
       return;
@@ -418,7 +438,7 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     const answers = new Array<Answered>(parsed.items.length);
     let pending = parsed.items.length;
     parsed.items.forEach((item, i) =>
-      answerCall(g, table, item, outcomes, (answered) => {
+      answerCall(g, table, item, outcomes, x, (answered) => {
         answers[i] = answered;
         if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, parsed.items, answers));
       }),

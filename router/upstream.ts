@@ -18,10 +18,25 @@ export type Outcome =
   /** The provider failed; the caller did nothing wrong. */
   | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number }
   /** This router stopped the attempt (a hedge won, or the call's deadline passed). */
-  | { type: "cancelled"; latencyMs: number };
+  | { type: "cancelled"; latencyMs: number }
+  /** The answer grew past what the client may hold now: stopped, not the provider's fault. */
+  | { type: "over_budget"; latencyMs: number };
 
 /** Who hears how an attempt ended (exactly once). */
 export type AttemptOwner = { settle: (attempt: UpstreamAttempt, outcome: Outcome) => void };
+
+/**
+ * Holds the bytes of answers being collected for a client against its budget (server.ts), so a
+ * client cannot make the router gather more from providers than it may hold.
+ */
+export type AnswerBudget = {
+  /** Bytes of each answer held free of charge. */
+  readonly freeBytes: number;
+  /** Charges `bytes` more; false, and nothing charged, when the client or the router has no room. */
+  collect: (bytes: number) => boolean;
+  /** Gives back what an attempt that brought no answer had charged. */
+  release: (bytes: number) => void;
+};
 
 const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
 
@@ -101,17 +116,21 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private readonly id: RpcId;
   private readonly owner: AttemptOwner;
   private readonly timeoutMs: number;
+  private readonly budget: AnswerBudget | null;
   private controller: Dispatcher.DispatchController | null = null;
   private status = 0;
   private chunks: Buffer[] = [];
   private size = 0;
+  /** Bytes of the answer charged to the budget so far. */
+  private charged = 0;
   private settled = false;
 
-  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner) {
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null) {
     this.provider = provider;
     this.id = id;
     this.owner = owner;
     this.timeoutMs = timeoutMs;
+    this.budget = budget;
     this.startedAt = performance.now();
     this.deadlineAt = this.startedAt + timeoutMs;
   }
@@ -145,9 +164,18 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.status !== 200) return; // the body of a failed status is not read into memory
-    this.chunks.push(chunk);
+    if (this.status !== 200 || this.settled) return; // the body of a failed status is not read into memory
     this.size += chunk.length;
+    const owed = this.budget === null ? 0 : this.size - this.budget.freeBytes - this.charged;
+    if (owed > 0) {
+      if (!this.budget!.collect(owed)) {
+        this.finish({ type: "over_budget", latencyMs: performance.now() - this.startedAt });
+        this.controller?.abort(cancelled);
+        return;
+      }
+      this.charged += owed;
+    }
+    this.chunks.push(chunk);
   }
 
   onResponseEnd(): void {
@@ -194,6 +222,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.provider.inFlight--;
+    // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
+    if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
+      this.chunks = [];
+      this.budget!.release(this.charged);
+    }
     this.owner.settle(this, outcome);
   }
 }

@@ -29,8 +29,11 @@ export type Fault =
   | { kind: "malformed" }
   /** Answer with the right shape but another id. */
   | { kind: "wrongId" }
-  /** Answer with a valid but huge JSON-RPC result (default 32 MiB), to every call or to one method's. */
-  | { kind: "oversized"; bytes?: number; method?: string }
+  /**
+   * Answer with a valid but huge JSON-RPC result (default 32 MiB), to every call or to one
+   * method's; `unfinished`: send that much of it and never the end.
+   */
+  | { kind: "oversized"; bytes?: number; method?: string; unfinished?: boolean }
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
   /** Answer with a JSON-RPC error object (e.g. -32005 rate limited). */
@@ -182,7 +185,10 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
           sent += chunk.length;
           if (!res.write(chunk)) await drainedOrClosed(res);
         }
-        res.end('"}');
+        if (f.unfinished) {
+          hanging.add(res);
+          res.on("close", () => hanging.delete(res));
+        } else res.end('"}');
         return;
       }
       case "wrongChain":
@@ -244,9 +250,9 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
 
   const setFault = async (next: Fault): Promise<void> => {
     if (next.kind === "staleHead" && next.head === undefined) next = { kind: "staleHead", head: await currentHead() };
-    const was = fault;
     fault = next;
-    if (was.kind === "hang" && next.kind !== "hang") for (const res of hanging) res.destroy();
+    // Answers left hanging (by "hang" or an unfinished "oversized") end with their fault.
+    if (next.kind !== "hang") for (const res of hanging) res.destroy();
     if (next.kind === "refuse") await unlisten();
     else if (!listening) await listen(port);
   };

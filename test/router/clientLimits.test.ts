@@ -235,6 +235,39 @@ describe("one client among many", () => {
     });
   });
 
+  it("holds answers being collected from providers against the client's part, and refuses a call past it at once", async () => {
+    // Each provider sends 12 MiB of an eth_getLogs answer and then nothing: the router is still collecting it.
+    const first = await connectTo("127.0.0.15");
+    await withFault({ kind: "oversized", bytes: 12 * MiB, method: "eth_getLogs", unfinished: true }, async () => {
+      first.socket.write(getLogsRequest);
+      await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) >= 12 * MiB - free, "the answer being collected charged");
+      const second = await connectTo("127.0.0.15");
+      second.socket.write(getLogsRequest);
+      await waitFor(() => second.text().endsWith("}"), "the second answer");
+      expect(statuses(second.text())).toEqual([503]); // 2 × 12 MiB is past this address's 16 MiB
+      expect(second.text()).toMatch(/"code":-32005,"message":"the router is at capacity and cannot hold this answer now; retry this call"/);
+      expect(first.text()).toBe(""); // still being collected
+      expect((await shared.get("/metrics")).text).toMatch(/^din_router_calls_total\{chain="31337",outcome="over_budget"\} 1$/m);
+      // The same for the logs of a filter the router keeps.
+      const filtering = await connectTo("127.0.0.15");
+      filtering.socket.write(rawPost(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "eth_newFilter", params: [{}] })));
+      await waitFor(() => filtering.text().endsWith("}"), "the filter installed");
+      const filterId = (JSON.parse(filtering.text().slice(filtering.text().indexOf("\r\n\r\n") + 4)) as { result: string }).result;
+      const before = filtering.text().length;
+      filtering.socket.write(rawPost(JSON.stringify({ jsonrpc: "2.0", id: 3, method: "eth_getFilterLogs", params: [filterId] })));
+      await waitFor(() => filtering.text().length > before && filtering.text().endsWith("}"), "the filter's logs");
+      expect(filtering.text().slice(before)).toMatch(/^HTTP\/1\.1 503.*"code":-32005,"message":"the router is at capacity and cannot hold this answer now; retry this call"/s);
+      const other = await connectTo("127.0.0.16");
+      other.socket.write(blockNumberRequest);
+      await waitFor(() => other.text().endsWith("}"), "another address's answer");
+      expect(statuses(other.text())).toEqual([200]);
+    });
+    // The providers drop their unfinished answers: the first call is answered by a retry, and all is given back.
+    await waitFor(() => first.text().endsWith("]}"), "the first answer");
+    expect(statuses(first.text())).toEqual([200]);
+    await waitFor(async () => (await sharedGauge("din_router_client_buffer_bytes")) === 0, "the budget given back");
+  });
+
   it("keeps a broadcast's answer in a batch whose reads cannot be held, and answers the reads with an error to retry", async () => {
     await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
       const sleeper = await connectTo("127.0.0.12");
