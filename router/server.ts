@@ -423,8 +423,7 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     if (!parsed.batch) {
       answerCall(g, table, parsed.item, outcomes, x, (answered) =>
         x.guard(() => {
-          for (const o of outcomes) g.metrics.call(chainId, o);
-          g.metrics.duration(chainId, performance.now() - x.started);
+          countRequest(x, chainId, outcomes);
           const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
           const item = parsed.item;
           // An answer too large to hold now is refused as HTTP refuses what is over capacity.
@@ -446,10 +445,19 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
   });
 }
 
+/** Counts how a request's calls ended and how long it took. */
+function countRequest(x: Exchange, chainId: number, outcomes: readonly CallOutcome[]): void {
+  const metrics = x.g.metrics;
+  for (const o of outcomes) {
+    metrics.call(chainId, o);
+    if (o === "over_budget") metrics.refused("answer_over_budget"); // refused while it arrived
+  }
+  metrics.duration(chainId, performance.now() - x.started);
+}
+
 function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome[], items: readonly ParsedItem[], answers: Answered[]): void {
   const g = x.g;
-  for (const o of outcomes) g.metrics.call(chainId, o);
-  g.metrics.duration(chainId, performance.now() - x.started);
+  countRequest(x, chainId, outcomes);
   let size = 1;
   for (const a of answers) if (a.bytes !== null) size += a.bytes.length + 1;
   const heldBack = !x.answerFits(size);

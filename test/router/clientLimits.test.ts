@@ -247,7 +247,7 @@ describe("one client among many", () => {
       expect(statuses(second.text())).toEqual([503]); // 2 × 12 MiB is past this address's 16 MiB
       expect(second.text()).toMatch(/"code":-32005,"message":"the router is at capacity and cannot hold this answer now; retry this call"/);
       expect(first.text()).toBe(""); // still being collected
-      expect((await shared.get("/metrics")).text).toMatch(/^din_router_calls_total\{chain="31337",outcome="over_budget"\} 1$/m);
+      expect((await shared.get("/metrics")).text).toMatch(/^din_router_calls_total\{chain="31337",outcome="over_budget"\} [1-9]/m);
       // The same for the logs of a filter the router keeps.
       const filtering = await connectTo("127.0.0.15");
       filtering.socket.write(rawPost(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "eth_newFilter", params: [{}] })));
