@@ -16,7 +16,7 @@ import type { Limits } from "./options.ts";
 type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs">;
 
 /** What one client (an IPv4 address, or an IPv6 /64) holds now. */
-export type ClientShare = { key: string; connections: number; inFlight: number; bufferBytes: number };
+export type ClientShare = { key: string; connections: number; inFlight: number; bufferBytes: number; filters: number };
 
 /** Every client's share, found from a socket; a client that holds nothing is forgotten. */
 export class ClientLedger {
@@ -54,7 +54,7 @@ export class ClientLedger {
 
   /** Call after lowering a count: forgets the client once it holds nothing. */
   settle(share: ClientShare): void {
-    const idle = share.connections === 0 && share.inFlight === 0 && share.bufferBytes === 0;
+    const idle = share.connections === 0 && share.inFlight === 0 && share.bufferBytes === 0 && share.filters === 0;
     // Only this very share: a socket refused at the cap may outlive it and settle later.
     if (idle && this.byKey.get(share.key) === share) this.byKey.delete(share.key);
   }
@@ -62,7 +62,7 @@ export class ClientLedger {
   private byAddress(address: string): ClientShare {
     const key = clientKey(address);
     let share = this.byKey.get(key);
-    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, inFlight: 0, bufferBytes: 0 }));
+    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, inFlight: 0, bufferBytes: 0, filters: 0 }));
     return share;
   }
 }

@@ -7,6 +7,7 @@ import { errorResponse, resultResponse, type RpcCall, type RpcId } from "./jsonR
 import type { CallOutcome } from "./metrics.ts";
 import type { ChainTable } from "./routingTable.ts";
 import type { AnswerBudget } from "./upstream.ts";
+import type { ClientLedger, ClientShare } from "./connections.ts";
 
 // Filters (eth_newFilter, eth_newBlockFilter, eth_getFilterChanges, eth_getFilterLogs,
 // eth_uninstallFilter) kept by the router rather than by a node: a filter on one provider is lost
@@ -26,6 +27,8 @@ export const filterMethods = new Set(["eth_newFilter", "eth_newBlockFilter", "et
 export type FilterLimits = {
   /** Filters open at once on the router; creating one more is refused. */
   maxFilters: number;
+  /** The part of them one client may hold, so one client cannot take every filter. */
+  maxFiltersPerClient: number;
   /** A filter not polled for this long is removed, as a node does (ms). */
   filterIdleMs: number;
 };
@@ -36,6 +39,8 @@ export type FilterAnswer = { bytes: Buffer; provider: ProviderHealth | null; att
 type LogCriteria = { address?: string | string[]; topics?: unknown[] };
 
 type Filter = {
+  /** The client that installed it: its filters count against that client's part. */
+  owner: ClientShare;
   chainId: number;
   kind: "logs" | "blocks";
   /** What eth_getLogs is asked with, block range aside. */
@@ -93,14 +98,16 @@ export class FilterRegistry {
   private readonly route: RouteContext;
   private readonly limits: FilterLimits;
   private readonly maxLeadBlocks: number;
+  private readonly clients: ClientLedger;
   private readonly timer: NodeJS.Timeout;
   /** Logs kept by all filters to take back after a reorganisation. */
   private recentLogCount = 0;
 
-  constructor(route: RouteContext, limits: FilterLimits, maxLeadBlocks: number) {
+  constructor(route: RouteContext, limits: FilterLimits, maxLeadBlocks: number, clients: ClientLedger) {
     this.route = route;
     this.limits = limits;
     this.maxLeadBlocks = maxLeadBlocks;
+    this.clients = clients;
     this.timer = setInterval(() => this.dropIdle(performance.now()), Math.min(60_000, limits.filterIdleMs));
     this.timer.unref();
   }
@@ -113,13 +120,16 @@ export class FilterRegistry {
     clearInterval(this.timer);
   }
 
-  /** Answers one filter call; `done` hears it once. Answers collected for it are held against `budget`. */
-  answer(table: ChainTable, call: RpcCall, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
+  /**
+   * Answers one filter call of `client`; `done` hears it once. Answers collected for it are held
+   * against `budget`.
+   */
+  answer(table: ChainTable, call: RpcCall, client: ClientShare, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
     const local = (bytes: Buffer, outcome: CallOutcome = "local") => done({ bytes, provider: null, attempts: 0, outcome });
     const params = Array.isArray(call.params) ? call.params : [];
     try {
-      if (call.method === "eth_newFilter") return this.create(table, "logs", params[0], call.id, local);
-      if (call.method === "eth_newBlockFilter") return this.create(table, "blocks", undefined, call.id, local);
+      if (call.method === "eth_newFilter") return this.create(table, "logs", params[0], call.id, client, local);
+      if (call.method === "eth_newBlockFilter") return this.create(table, "blocks", undefined, call.id, client, local);
       const id = params[0];
       if (typeof id !== "string") throw new BadParams(`${call.method} takes a filter id`);
       const filter = this.find(id, table.chainId);
@@ -148,8 +158,9 @@ export class FilterRegistry {
   }
 
   /** Installs a filter that starts after the head as one provider reports it now. */
-  private create(table: ChainTable, kind: Filter["kind"], raw: unknown, callId: RpcId, done: (bytes: Buffer, outcome?: CallOutcome) => void): void {
+  private create(table: ChainTable, kind: Filter["kind"], raw: unknown, callId: RpcId, client: ClientShare, done: (bytes: Buffer, outcome?: CallOutcome) => void): void {
     const filter: Filter = {
+      owner: client,
       chainId: table.chainId,
       kind,
       criteria: {},
@@ -170,10 +181,15 @@ export class FilterRegistry {
     this.headNow(table, (head) => {
       if (head < 0) return done(errorResponse(callId, RpcCode.noProvider, `no provider of chain ${table.chainId} can take requests right now; retry shortly`), "no_provider");
       const now = performance.now();
-      if (this.filters.size >= this.limits.maxFilters) this.dropIdle(now);
+      const max = this.limits.maxFiltersPerClient;
+      if (this.filters.size >= this.limits.maxFilters || client.filters >= max) this.dropIdle(now);
       if (this.filters.size >= this.limits.maxFilters) {
         return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
       }
+      if (client.filters >= max) {
+        return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${max} filters are open from your address; uninstall one (eth_uninstallFilter) or use eth_getLogs`), "rejected");
+      }
+      client.filters++;
       filter.next = head + 1;
       filter.recentFrom = Math.max(filter.next, filter.from ?? 0);
       filter.polledAt = now;
@@ -215,6 +231,8 @@ export class FilterRegistry {
     this.recentLogCount -= filter.recentLogs.length;
     filter.recentLogs = [];
     filter.gone = true;
+    filter.owner.filters--;
+    this.clients.settle(filter.owner);
     return this.filters.delete(id);
   }
 

@@ -94,6 +94,8 @@ export type Limits = {
   connectionsPerProvider: number;
   /** Filters (eth_newFilter, eth_newBlockFilter) open at once on the router. */
   maxFilters: number;
+  /** The part of maxFilters one client (address, IPv6 /64) may hold. */
+  maxFiltersPerClient: number;
   /** A filter not polled for this long is removed (ms). */
   filterIdleMs: number;
 };
@@ -149,6 +151,7 @@ export const defaultRoutingOptions: RoutingOptions = {
     requestReadTimeoutMs: 10_000,
     connectionsPerProvider: 64,
     maxFilters: 10_000,
+    maxFiltersPerClient: 1_000,
     filterIdleMs: 300_000,
   },
   methods: defaultMethodPolicy,
@@ -202,6 +205,7 @@ const numberRules: Record<string, NumberRule> = {
   "limits.requestReadTimeoutMs": ["number", 100, day],
   "limits.connectionsPerProvider": ["integer", 1, 10_000],
   "limits.maxFilters": ["integer", 0, 1e7],
+  "limits.maxFiltersPerClient": ["integer", 0, 1e7],
   "limits.filterIdleMs": ["number", 1_000, day],
   shareWindowMs: ["number", 100, day],
 };

@@ -127,7 +127,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
 
   const sweeper = startSweeper();
   const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper };
-  const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks);
+  const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;
     return metrics.render(tables.values(), source.status(), performance.now());

@@ -242,7 +242,7 @@ function localAnswer(item: RpcCall, bytes: Buffer, outcome: CallOutcome, outcome
 }
 
 /** Answers one call; `done` hears the answer once (at once for what the router answers itself). */
-function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[], budget: AnswerBudget, done: (answered: Answered) => void): void {
+function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[], x: Exchange, done: (answered: Answered) => void): void {
   if (!isCall(item)) {
     outcomes.push("rejected");
     return done({ bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 });
@@ -254,7 +254,7 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
   if (item.method === "eth_chainId") return done(localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes));
   if (item.method === "net_version") return done(localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes));
   if (filterMethods.has(item.method)) {
-    return g.filters.answer(table, item, budget, (a) => {
+    return g.filters.answer(table, item, x.client, x, (a) => {
       outcomes.push(a.outcome);
       done({ bytes: item.notification ? null : a.bytes, provider: a.provider, local: a.provider === null, attempts: a.attempts });
     });
@@ -263,7 +263,7 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
   routeCall(g.route, table, item, upstreamId, (result) => {
     outcomes.push(result.outcome);
     done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
-  }, undefined, budget);
+  }, undefined, x);
 }
 
 /** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
@@ -324,7 +324,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
  */
 class Exchange implements AnswerBudget {
   readonly g: Gateway;
-  private readonly client: ClientShare;
+  readonly client: ClientShare;
   readonly res: ServerResponse;
   readonly started: number;
   readonly cors: boolean;

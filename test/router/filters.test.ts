@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Contract, JsonRpcProvider, type Log as EthersLog } from "ethers";
 import { createPublicClient, createWalletClient, http, keccak256, toHex, type Hex, type PublicClient, type WalletClient } from "viem";
@@ -270,7 +271,39 @@ describe("filter limits", () => {
     expect((await call("eth_getFilterChanges", [a])).error?.message).toBe("filter not found");
     expect((await call("eth_newBlockFilter")).result).toMatch(/^0x/);
   });
+
+  it("gives one client address only its part of the filters, also across its connections", async () => {
+    const shared = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits: { maxFilters: 10, maxFiltersPerClient: 2 } } });
+    try {
+      await waitFor(() => shared.status().chains[0].eligibleProviders === 3, "three eligible providers");
+      // Each call on a new connection, closed after it: what the address holds outlives them.
+      const first = (await callFrom(shared, "127.0.0.31", "eth_newBlockFilter")).result as string;
+      expect((await callFrom(shared, "127.0.0.31", "eth_newFilter", [{}])).result).toMatch(/^0x[0-9a-f]{32}$/);
+      const refused = await callFrom(shared, "127.0.0.31", "eth_newBlockFilter");
+      expect(refused.error).toEqual({ code: -32005, message: expect.stringMatching(/2 filters are open from your address/) });
+      expect((await callFrom(shared, "127.0.0.32", "eth_newBlockFilter")).result).toMatch(/^0x[0-9a-f]{32}$/); // another address
+      expect((await callFrom(shared, "127.0.0.31", "eth_uninstallFilter", [first])).result).toBe(true);
+      expect((await callFrom(shared, "127.0.0.31", "eth_newBlockFilter")).result).toMatch(/^0x[0-9a-f]{32}$/);
+    } finally {
+      await shared.stop();
+    }
+  });
 });
+
+/** One JSON-RPC call on a connection of its own from `from` (the router counts clients by address). */
+function callFrom(router: TestRouter, from: string, method: string, params: unknown[] = []): Promise<RpcReply> {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method, params });
+  return new Promise((resolve, reject) => {
+    const headers = { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
+    const req = request({ host: "127.0.0.1", port: router.port, path: `/rpc/${CHAIN}`, method: "POST", localAddress: from, agent: false, headers }, (res) => {
+      let text = "";
+      res.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+      res.on("end", () => resolve(JSON.parse(text) as RpcReply));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 async function hashOf(block: number): Promise<string> {
   return ((await direct(chain.rpcUrl, "eth_getBlockByNumber", [`0x${block.toString(16)}`, false])) as { hash: string }).hash;
