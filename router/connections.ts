@@ -15,8 +15,12 @@ import type { Limits } from "./options.ts";
 
 type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs">;
 
-/** What one client (an IPv4 address, or an IPv6 /64) holds now. */
-export type ClientShare = { key: string; connections: number; inFlight: number; bufferBytes: number; filters: number };
+/**
+ * What one client (an IPv4 address, or an IPv6 /64) holds now. `requests`: requests that count
+ * against it, from their headers to their answer (a share known by X-Forwarded-For alone has no
+ * connection to keep it).
+ */
+export type ClientShare = { key: string; connections: number; requests: number; inFlight: number; bufferBytes: number; filters: number };
 
 /** Every client's share, found from a socket; a client that holds nothing is forgotten. */
 export class ClientLedger {
@@ -39,12 +43,19 @@ export class ClientLedger {
 
   /**
    * Whom a request counts against: the client at the other end of its connection or, when that is
-   * a trusted proxy, the client its X-Forwarded-For names. Settle the share once the request is done.
+   * a trusted proxy, the client its X-Forwarded-For names. `release` it once the request is done.
    */
   ofRequest(socket: Socket, forwardedFor: string | undefined): ClientShare {
-    if (forwardedFor === undefined || !this.fromTrustedProxy(socket)) return this.of(socket);
-    const client = this.proxies!.clientBehind(forwardedFor);
-    return client === null ? this.of(socket) : this.byAddress(client);
+    const client = forwardedFor === undefined || !this.fromTrustedProxy(socket) ? null : this.proxies!.clientBehind(forwardedFor);
+    const share = client === null ? this.of(socket) : this.byAddress(client);
+    share.requests++;
+    return share;
+  }
+
+  /** A request taken with `ofRequest` is done with its share. */
+  release(share: ClientShare): void {
+    share.requests--;
+    this.settle(share);
   }
 
   /** Whether `socket` comes from a trusted proxy (its connections are not capped per address). */
@@ -54,7 +65,7 @@ export class ClientLedger {
 
   /** Call after lowering a count: forgets the client once it holds nothing. */
   settle(share: ClientShare): void {
-    const idle = share.connections === 0 && share.inFlight === 0 && share.bufferBytes === 0 && share.filters === 0;
+    const idle = share.connections === 0 && share.requests === 0 && share.bufferBytes === 0 && share.filters === 0;
     // Only this very share: a socket refused at the cap may outlive it and settle later.
     if (idle && this.byKey.get(share.key) === share) this.byKey.delete(share.key);
   }
@@ -62,7 +73,7 @@ export class ClientLedger {
   private byAddress(address: string): ClientShare {
     const key = clientKey(address);
     let share = this.byKey.get(key);
-    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, inFlight: 0, bufferBytes: 0, filters: 0 }));
+    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, requests: 0, inFlight: 0, bufferBytes: 0, filters: 0 }));
     return share;
   }
 }

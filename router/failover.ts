@@ -249,6 +249,8 @@ class CallRouting {
     }
 
     if (outcome.type === "over_budget") {
+      // An attempt still collecting (a hedge) may fit once this one's bytes are given back.
+      if (this.inFlight.length > 0) return;
       // Another provider would send the same answer: the client hears to retry when it has room.
       this.answer(errorResponse(this.call.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call"), null, "over_budget");
       return;

@@ -82,7 +82,7 @@ export class RouterMetrics {
     out.push(`din_router_hedges_total ${this.counters.hedges}`);
     help("din_router_in_flight_requests", "gauge", "HTTP requests being handled (body received, not answered).");
     out.push(`din_router_in_flight_requests ${this.inFlight}`);
-    help("din_router_client_buffer_bytes", "gauge", "Bytes held for clients past the first 16 KiB of each request body and each unsent answer.");
+    help("din_router_client_buffer_bytes", "gauge", "Bytes held for clients past the first 16 KiB of each request body, each answer being collected from a provider and each unsent answer.");
     out.push(`din_router_client_buffer_bytes ${this.bufferBytes}`);
     help("din_router_client_connections", "gauge", "Open client connections.");
     out.push(`din_router_client_connections ${this.connections}`);

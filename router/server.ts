@@ -299,7 +299,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
   const client = g.clients.ofRequest(req.socket, headers.forwardedFor);
   readBody(g, client, req, (body, charged) => {
     if (body === null || body instanceof RouterError) {
-      g.clients.settle(client); // a client known by X-Forwarded-For alone holds nothing now
+      g.clients.release(client);
       if (body === null) res.destroy();
       else refuseUnread(g, res, body, cors);
       return;
@@ -308,7 +308,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
     const busy = g.metrics.inFlight >= g.limits.maxConcurrentRequests ? overCapacity() : client.inFlight >= g.limits.maxInFlightPerClient ? clientBusy(g.limits.maxInFlightPerClient) : null;
     if (busy !== null) {
       refund(g, client, charged);
-      g.clients.settle(client);
+      g.clients.release(client);
       g.metrics.refused(busy.code);
       return send(res, busy.httpStatus, errorResponse(null, busy.rpcCode, busy.message), "none", 0, cors);
     }
@@ -348,11 +348,18 @@ class Exchange implements AnswerBudget {
   reply(status: number, body: Buffer | null, provider: string, attempts: number, mustAnswer = false): void {
     if (!this.open) return;
     this.open = false;
+    this.g.metrics.inFlight--;
+    this.client.inFlight--;
+    refund(this.g, this.client, this.charged + this.collected);
+    try {
+      this.deliver(status, body, provider, attempts, mustAnswer);
+    } finally {
+      this.g.clients.release(this.client); // after the answer is charged: the share stays known meanwhile
+    }
+  }
+
+  private deliver(status: number, body: Buffer | null, provider: string, attempts: number, mustAnswer: boolean): void {
     const { g, client, res } = this;
-    g.metrics.inFlight--;
-    client.inFlight--;
-    refund(g, client, this.charged + this.collected);
-    g.clients.settle(client);
     const socket = res.req.socket;
     // The client is gone. (An answer queued behind another on its connection is not destroyed
     // with it and would never see "close": the socket says.)

@@ -68,8 +68,8 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!(port <= 65_535)) throw new Error(`--port must be a number 0…65535, got "${values.port}"`);
   const logLevel = values["log-level"] as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
-  const trustList = values["trust-proxy"] ?? env.DIN_TRUST_PROXY;
-  const trustProxy = trustList === undefined ? [] : trustList.split(",").map((entry) => entry.trim());
+  const trustList = values["trust-proxy"] ?? env.DIN_TRUST_PROXY ?? "";
+  const trustProxy = trustList.trim() === "" ? [] : trustList.split(",").map((entry) => entry.trim());
   new TrustedProxies(trustProxy); // a bad entry is refused here, before anything starts
   return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, trustProxy, logLevel };
 }

@@ -354,7 +354,7 @@ describe("behind a trusted proxy", () => {
   // 127.0.0.20 plays a TLS terminator in front of the router: every client arrives from it.
   let proxied: TestRouter;
   const proxy = "127.0.0.20";
-  const caps = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, maxConnectionsPerClient: 4 };
+  const caps = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, maxConnectionsPerClient: 4, clientBufferBytes: 64 * MiB, clientBufferBytesPerClient: 16 * MiB };
   const blockNumber = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
   const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
   const count = (list: number[], status: number) => list.filter((s) => s === status).length;
@@ -381,6 +381,43 @@ describe("behind a trusted proxy", () => {
     expect(count(a, 200)).toBe(caps.maxInFlightPerClient);
     expect(count(a, 429)).toBe(12 - caps.maxInFlightPerClient);
     expect(b).toEqual([200, 200]); // A's share is A's alone: B, behind the same proxy, is served
+  });
+
+  it("keeps counting a proxied client whose earlier requests are still arriving when another one is answered", async () => {
+    const forwarded = ["x-forwarded-for: 203.0.113.4"];
+    const [head, body] = rawPost(blockNumber, forwarded).split("\r\n\r\n");
+    const arriving = await Promise.all(Array.from({ length: 4 }, () => rawConnection(proxy, proxied.port)));
+    for (const c of arriving) c.socket.write(`${head}\r\n\r\n`); // headers in, body not yet
+    const quick = await pipelined(proxy, [rawPost(blockNumber, forwarded)]);
+    expect(quick).toEqual([200]); // the client holds nothing now but the four requests arriving
+    const later = await Promise.all(Array.from({ length: 4 }, () => rawConnection(proxy, proxied.port)));
+    for (const c of later) c.socket.write(rawPost(blockNumber, forwarded)); // in flight (the providers take 150 ms)
+    await waitFor(async () => Number(/^din_router_in_flight_requests (\d+)$/m.exec((await proxied.get("/metrics")).text)?.[1]) === 4, "four in flight");
+    for (const c of arriving) c.socket.write(body);
+    const all = [...arriving, ...later];
+    await waitFor(() => all.every((c) => statuses(c.text()).length === 1), "eight answers");
+    const answers = all.map((c) => statuses(c.text())[0]);
+    expect(count(answers, 200)).toBe(caps.maxInFlightPerClient);
+    expect(count(answers, 429)).toBe(8 - caps.maxInFlightPerClient);
+  });
+
+  it("holds a proxied client's unread answers against its own part of the budget", async () => {
+    await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
+      const getLogs = rawPost(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] }), ["x-forwarded-for: 203.0.113.5"]);
+      const answered = async () => Number(/^din_router_request_duration_seconds_count\{chain="31337"\} (\d+)$/m.exec((await proxied.get("/metrics")).text)?.[1]);
+      const readers: RawConnection[] = [];
+      for (let i = 0; i < 3; i++) {
+        const before = await answered();
+        const c = await rawConnection(proxy, proxied.port);
+        c.socket.pause(); // reads nothing: the answer stays held
+        c.socket.write(getLogs);
+        await waitFor(async () => (await answered()) > before, `answer ${i + 1} sent or refused`);
+        readers.push(c);
+      }
+      for (const c of readers) c.socket.resume();
+      await waitFor(() => readers.every((c) => statuses(c.text()).length === 1), "three answers");
+      expect(readers.map((c) => statuses(c.text())[0])).toEqual([200, 503, 503]); // 10 MiB held; 10 more is past 16 MiB
+    });
   });
 
   it("ignores X-Forwarded-For from a client that is not a trusted proxy", async () => {

@@ -53,7 +53,8 @@ describe("scripts/router.ts", () => {
     expect(() => parseRouterFlags(["--indexer", "http://user:secret@indexer.example"])).toThrow(/user name or password/);
     expect(parseRouterFlags([...indexer, "--trust-proxy", "127.0.0.1, 10.0.0.0/8,fd00::/8"]).trustProxy).toEqual(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
     expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "192.168.1.2" }).trustProxy).toEqual(["192.168.1.2"]);
-    for (const bad of ["", "localhost", "10.0.0.0/33", "10.0.0.0/8/1", "10.0.0.0/", "::1/129"]) {
+    expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "" }).trustProxy).toEqual([]); // set but empty: none
+    for (const bad of [",", "localhost", "10.0.0.0/33", "10.0.0.0/8/1", "10.0.0.0/", "::1/129"]) {
       expect(() => parseRouterFlags([...indexer, "--trust-proxy", bad]), bad).toThrow(/a trusted proxy must be an IP address or a CIDR block/);
     }
   });
