@@ -166,7 +166,7 @@ export function clientKey(address: string): string {
 
 function rawReply(status: string, code: number, message: string): string {
   const body = JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } });
-  return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-din-provider: none\r\nx-din-attempts: 0\r\nconnection: close\r\n\r\n${body}`;
 }
 
 /** How a parser error is answered: HTTP status, JSON-RPC code, the reason counted in metrics, the message. */

@@ -46,7 +46,10 @@ type BudgetLimit = "clientBufferBytes" | "clientBufferBytesPerClient" | "clientS
 /** What one call of a request came to. */
 type Answered = { bytes: Buffer | null; provider: ProviderHealth | null; local: boolean; attempts: number };
 
+/** The answer to a browser's preflight (OPTIONS); it carries the x-din-* headers as every answer does. */
 const corsHeaders: [string, string][] = [
+  ["x-din-provider", "router"],
+  ["x-din-attempts", "0"],
   ["access-control-allow-origin", "*"],
   ["access-control-allow-methods", "POST, GET, OPTIONS"],
   ["access-control-allow-headers", "content-type"],
@@ -528,6 +531,8 @@ function sendPage(res: ServerResponse, status: number, body: Buffer | string, ty
   res.writeHead(status, {
     "content-type": type,
     "content-length": bytes.length,
+    "x-din-provider": "router",
+    "x-din-attempts": 0,
     "cache-control": "no-cache",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",

@@ -150,6 +150,7 @@ describe("one client's share of the router", () => {
     await extra.closed;
     expect(extra.text()).toMatch(/^HTTP\/1\.1 503/);
     expect(extra.text()).toMatch(/too many connections from your address \(at most 8\)/);
+    expect(extra.text()).toMatch(/\r\nx-din-provider: none\r\n/);
     expect(mine.map((c) => c.text())).toEqual(mine.map(() => "")); // the first eight are untouched
     expect((await honestCall()).status).toBe(200);
   });
@@ -158,6 +159,7 @@ describe("one client's share of the router", () => {
     const slow = await stalledUpload("127.0.0.4", 100, 10);
     await slow.closed;
     expect(slow.text()).toMatch(/^HTTP\/1\.1 408/);
+    expect(slow.text()).toMatch(/\r\nx-din-provider: none\r\nx-din-attempts: 0\r\n/);
     expect(slow.text()).toMatch(/"code":-32005,"message":"request timeout: the whole request must arrive within 1\.5 s"/);
     expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="request_timeout"\} [1-9]/m);
   });

@@ -151,6 +151,8 @@ describe("JSON-RPC over POST /rpc/:chainId", () => {
       headers: { origin: "https://dapp.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
     });
     expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("x-din-provider")).toBe("router"); // every answer carries them
+    expect(preflight.headers.get("x-din-attempts")).toBe("0");
     expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
     expect(preflight.headers.get("access-control-allow-headers")).toMatch(/content-type/);
     const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }, { origin: "https://dapp.example" });
@@ -298,6 +300,7 @@ describe("the dashboard and its data", () => {
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.headers.get("x-din-provider")).toBe("router");
     expect(page.text).toContain('<script type="module" src="/dashboard/app.js"></script>');
     const script = await router.get("/dashboard/app.js");
     expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
