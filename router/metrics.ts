@@ -74,7 +74,7 @@ export class RouterMetrics {
       out.push(`din_router_request_duration_seconds_sum{chain="${chainId}"} ${c.durationSum / 1000}`);
       out.push(`din_router_request_duration_seconds_count{chain="${chainId}"} ${c.durationCount}`);
     }
-    help("din_router_refused_total", "counter", "HTTP requests refused before routing, by reason.");
+    help("din_router_refused_total", "counter", "HTTP requests and answers refused, by reason.");
     for (const [reason, n] of this.counters.refused) out.push(`din_router_refused_total{reason="${label(reason)}"} ${n}`);
     help("din_router_retries_total", "counter", "Attempts started after a failed attempt.");
     out.push(`din_router_retries_total ${this.counters.retries}`);
@@ -88,7 +88,7 @@ export class RouterMetrics {
     out.push(`din_router_client_connections ${this.connections}`);
     help("din_router_filters", "gauge", "Filters (eth_newFilter, eth_newBlockFilter) the router keeps for clients.");
     out.push(`din_router_filters ${this.openFilters}`);
-    help("din_router_provider_set_live", "gauge", "1 while the indexer's live query is connected.");
+    help("din_router_provider_set_live", "gauge", "1 while the provider set is current: the indexer's live query connected, or a fixed set.");
     out.push(`din_router_provider_set_live{source="${providerSet.source}",serving_from="${providerSet.servingFrom}"} ${providerSet.state === "live" || providerSet.state === "static" ? 1 : 0}`);
     help("din_router_provider_set_updates_total", "counter", "Provider sets applied.");
     out.push(`din_router_provider_set_updates_total ${providerSet.updates}`);

@@ -203,7 +203,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** The attempt took longer than its timeout: a failure of the provider. */
   timeout(): void {
     if (this.settled) return;
-    this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${this.timeoutMs} ms`, latencyMs: performance.now() - this.startedAt });
+    this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${Math.round(this.timeoutMs)} ms`, latencyMs: performance.now() - this.startedAt });
     this.controller?.abort(cancelled);
   }
 

@@ -36,8 +36,8 @@ export type Fault =
   | { kind: "oversized"; bytes?: number; method?: string; unfinished?: boolean }
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
-  /** Answer with a JSON-RPC error object (e.g. -32005 rate limited). */
-  | { kind: "rpcError"; code: number; message: string }
+  /** Answer with a JSON-RPC error object (e.g. -32005 rate limited), to every call or to one method's. */
+  | { kind: "rpcError"; code: number; message: string; method?: string }
   /** Answer as a node on a fork: blocks and logs as the chain has them, under other block hashes. */
   | { kind: "forked" };
 
@@ -172,6 +172,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         res.end();
         return;
       case "rpcError":
+        if (f.method !== undefined && f.method !== method) break;
         json(res, 200, { jsonrpc: "2.0", id, error: { code: f.code, message: f.message } });
         return;
       case "oversized": {

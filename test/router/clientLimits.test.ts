@@ -164,6 +164,20 @@ describe("one client's share of the router", () => {
     expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="request_timeout"\} [1-9]/m);
   });
 
+  it("answers malformed HTTP with 400 and headers past 16 KiB with 431, each with a JSON-RPC error", async () => {
+    const garbled = await rawConnection("127.0.0.23");
+    garbled.socket.write("POST /rpc/31337 HTTP/1.1\r\ncontent-length: nope\r\n\r\n");
+    await garbled.closed;
+    expect(garbled.text()).toMatch(/^HTTP\/1\.1 400 .*"error":\{"code":-32600,"message":"invalid request: malformed HTTP"\}\}$/s);
+    const bloated = await rawConnection("127.0.0.23");
+    bloated.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nx-padding: ${"a".repeat(17 * 1024)}\r\n\r\n`);
+    await bloated.closed;
+    expect(bloated.text()).toMatch(/^HTTP\/1\.1 431 .*"code":-32005,"message":"limit exceeded: the headers are larger than 16 KiB"/s);
+    const refused = (await router.get("/metrics")).text;
+    expect(refused).toMatch(/^din_router_refused_total\{reason="bad_http"\} [1-9]/m);
+    expect(refused).toMatch(/^din_router_refused_total\{reason="headers_too_large"\} [1-9]/m);
+  });
+
   it("refuses calls past the request slots once their bodies are in, and keeps the connection", async () => {
     // Six at once on one address (under its cap of eight connections), four slots, slow providers.
     const connections = await Promise.all(Array.from({ length: 6 }, () => rawConnection("127.0.0.11")));

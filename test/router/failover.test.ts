@@ -132,6 +132,43 @@ describe("failover", () => {
     expect(failuresAfter).toEqual(failuresBefore);
   });
 
+  it("asks another provider when one lacks the data, without blaming it, and passes the error on when all do", async () => {
+    const lacking: Fault = { kind: "rpcError", code: -32000, message: "missing trie node 3f2a… (path )", method: "eth_getBalance" };
+    for (const i of [1, 2, 3]) await nodes[i].setFault(lacking); // pruned nodes: only node 0 keeps the state
+    const failuresBefore = [1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    const result = await hammer(router, CHAIN, 40, 4, balance);
+    expect(result.failures).toEqual([]);
+    expect(result.attempts.some((n) => n > 1)).toBe(true); // some went to a pruned node first
+    expect([1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0))).toEqual(failuresBefore);
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+
+    await nodes[0].setFault(lacking); // now none has it: the client hears the node's own words
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+    expect(answer.json()).toEqual({ jsonrpc: "2.0", id: 7, error: { code: -32000, message: lacking.message } });
+    expect(answer.headers.get("x-din-attempts")).toBe("4");
+    await healAll();
+  });
+
+  it("answers -32004 when no provider answers within the call's deadline", async () => {
+    const brief = await startRouter({
+      records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
+      routing: { failover: { attemptTimeoutMs: 300, deadlineMs: 700, hedge: false }, probe: { timeoutMs: 2_000, intervalMs: 60_000 } },
+    });
+    try {
+      await waitFor(() => brief.status().chains[0].eligibleProviders === 4, "four eligible providers");
+      for (const node of nodes) await node.setFault({ kind: "hang" });
+      const answer = await brief.post(CHAIN, { jsonrpc: "2.0", id: 8, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+      const body = answer.json() as { id: number; error: { code: number; message: string } };
+      expect(body.id).toBe(8);
+      expect(body.error.code).toBe(-32004);
+      expect(body.error.message).toMatch(/^no provider answered within 700 ms \(\d attempts; last: 0x[0-9a-fA-F]{40}: no complete answer within \d+ ms\)$/);
+      expect(answer.headers.get("x-din-provider")).toBe("none");
+    } finally {
+      await brief.stop();
+      await healAll();
+    }
+  });
+
   it("hedges a slow read on another provider instead of waiting for it", async () => {
     for (const i of [1, 2, 3]) nodes[i].setLatency(600); // slow, but within the attempt and probe timeouts
     const hedges = () => Number(/din_router_hedges_total (\d+)/.exec(router.metrics())![1]);
