@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPublicClient, createWalletClient, http, parseEther, type Hex, type PublicClient, type WalletClient } from "viem";
+import { createPublicClient, createWalletClient, http, keccak256, parseEther, type Hex, type PublicClient, type WalletClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import { startChain, type Chain } from "../../scripts/chain.ts";
@@ -57,6 +57,31 @@ describe("viem through the router", () => {
     // The same raw bytes went to two providers (writeFanout = 2); one answer came back.
     const copies = nodes.reduce((sum, n) => sum + (n.stats().byMethod.eth_sendRawTransaction ?? 0), 0);
     expect(copies).toBe(2);
+  });
+
+  it("reports a broadcast as sent when one copy's node refuses it and another takes it, and a refusal when all do", async () => {
+    const refusal = { kind: "rpcError", code: -32000, message: "nonce too low", method: "eth_sendRawTransaction" } as const;
+    const signed = async () => {
+      const nonce = await publicClient.getTransactionCount({ address: account.address, blockTag: "pending" });
+      return account.signTransaction({ chainId: CHAIN, nonce, to: recipient, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+    };
+    for (const node of nodes) node.resetStats();
+    await nodes[0].setFault(refusal); // as a node that already saw the transaction may say
+    try {
+      // Until a copy has gone to the refusing node (each send goes to two of the three).
+      for (let id = 1; (nodes[0].stats().byMethod.eth_sendRawTransaction ?? 0) === 0; id++) {
+        expect(id).toBeLessThan(20);
+        const raw = await signed();
+        const answer = await router.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_sendRawTransaction", params: [raw] });
+        expect(answer.json()).toEqual({ jsonrpc: "2.0", id, result: keccak256(raw) });
+        expect((await publicClient.waitForTransactionReceipt({ hash: keccak256(raw), pollingInterval: 50 })).status).toBe("success");
+      }
+      for (const node of nodes) await node.setFault(refusal);
+      const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 99, method: "eth_sendRawTransaction", params: [await signed()] });
+      expect(answer.json()).toEqual({ jsonrpc: "2.0", id: 99, error: { code: -32000, message: "nonce too low" } });
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
   });
 
   it("deploys a contract, calls it and finds its log with getLogs", async () => {
