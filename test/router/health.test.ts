@@ -57,6 +57,34 @@ describe("circuit breaker", () => {
     expect(p.consecutiveFailures).toBe(0);
   });
 
+  it("opens for twice as long after each failed half-open probe, up to maxOpenMs, and starts over once proven", () => {
+    const table = tableWith("http://node.example:8545", { circuit: { failureThreshold: 3, baseOpenMs: 300, maxOpenMs: 1_000 }, scoring: { probationSuccesses: 2 } });
+    const [p] = table.providers;
+    p.setChainCheck(CHAIN, CHAIN, 0);
+    p.setHead(100, 0);
+    for (let i = 0; i < 3; i++) p.recordFailure("http_5xx", "HTTP 500", 0);
+    expect(p.reopensAt).toBe(300);
+    const reopenings: number[] = [];
+    for (let now = 300; reopenings.length < 3; now = p.reopensAt) {
+      expect(p.state(now - 1)).toBe("circuit_open");
+      expect(p.state(now)).toBe("half_open");
+      p.recordProbeFailure("timeout", "probe timed out", now);
+      reopenings.push(p.reopensAt - now);
+    }
+    expect(reopenings).toEqual([600, 1_000, 1_000]); // 300 · 2, 300 · 4 capped, capped
+
+    const closedAt = p.reopensAt;
+    p.errorRate = 0.9;
+    p.recordProbeSuccess(5, closedAt); // half-open probe answers: probation, error rate restarts from recoveringErrorRate
+    expect(p.state(closedAt)).toBe("probation");
+    expect(p.errorRate).toBeLessThanOrEqual(0.5);
+    p.recordSuccess(5);
+    p.recordSuccess(5); // probation over: proven again
+    expect(p.state(closedAt)).toBe("healthy");
+    for (let i = 0; i < 3; i++) p.recordFailure("http_5xx", "HTTP 500", closedAt);
+    expect(p.reopensAt - closedAt).toBe(300); // the next opening starts from the base period
+  });
+
   it("probes a half-open provider on the wrong chain at the probe interval, not on every tick", async () => {
     const node = await nodeOnChain(1);
     const table = tableWith(node.url, { circuit: { baseOpenMs: 20 } });
