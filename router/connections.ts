@@ -1,5 +1,5 @@
 import { BlockList, isIP, isIPv4 } from "node:net";
-import type { Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { ipv6Groups } from "./endpointPolicy.ts";
 import { RouterOptionError, RpcCode } from "./errors.ts";
@@ -144,6 +144,8 @@ export function serverOptions(limits: ConnectionLimits) {
     connectionsCheckingInterval: Math.min(1_000, limits.requestReadTimeoutMs),
     keepAliveTimeout: 5_000,
     maxHeaderSize: 16 * 1024,
+    // Node would answer a request without Host with a bare 400; the router has no use for Host.
+    requireHostHeader: false,
   };
 }
 
@@ -164,8 +166,12 @@ export function clientKey(address: string): string {
     .join(":")}::/64`;
 }
 
+function errorBody(code: number, message: string): string {
+  return JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } });
+}
+
 function rawReply(status: string, code: number, message: string): string {
-  const body = JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } });
+  const body = errorBody(code, message);
   return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-din-provider: none\r\nx-din-attempts: 0\r\nconnection: close\r\n\r\n${body}`;
 }
 
@@ -207,6 +213,13 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
       client.connections--;
       clients.settle(client);
     });
+  });
+  // Node answers an Expect other than 100-continue itself with a bare 417: answered as everything else is.
+  const expectation = errorBody(RpcCode.invalidRequest, "invalid request: the only Expect understood is 100-continue");
+  server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => {
+    metrics.refused("expectation_failed");
+    res.writeHead(417, ["content-type", "application/json", "content-length", String(Buffer.byteLength(expectation)), "x-din-provider", "none", "x-din-attempts", "0"]);
+    res.end(expectation);
   });
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
     // As Node itself does: answer only if no answer on this connection has begun.

@@ -134,6 +134,8 @@ class CallRouting {
   private hedgeAt = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
+  /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
+  private overBudget = false;
   private finished = false;
 
   constructor(
@@ -249,10 +251,10 @@ class CallRouting {
     }
 
     if (outcome.type === "over_budget") {
-      // An attempt still collecting (a hedge) may fit once this one's bytes are given back.
-      if (this.inFlight.length > 0) return;
-      // Another provider would send the same answer: the client hears to retry when it has room.
-      this.answer(errorResponse(this.call.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call"), null, "over_budget");
+      // Not retried (another provider would send the same answer); an attempt still collecting (a
+      // hedge) may fit once this one's bytes are given back.
+      this.overBudget = true;
+      if (this.inFlight.length === 0) this.finishWithFallbackOrError();
       return;
     }
     if (outcome.type === "answer") {
@@ -293,6 +295,10 @@ class CallRouting {
   private finishWithFallbackOrError(): void {
     if (this.fallback !== null) {
       this.answer(this.fallback.bytes, this.fallback.provider);
+      return;
+    }
+    if (this.overBudget) {
+      this.answer(errorResponse(this.call.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call"), null, "over_budget");
       return;
     }
     this.giveUp();

@@ -164,7 +164,7 @@ describe("one client's share of the router", () => {
     expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="request_timeout"\} [1-9]/m);
   });
 
-  it("answers malformed HTTP with 400 and headers past 16 KiB with 431, each with a JSON-RPC error", async () => {
+  it("answers malformed HTTP with 400, headers past 16 KiB with 431 and an unknown Expect with 417, each with a JSON-RPC error", async () => {
     const garbled = await rawConnection("127.0.0.23");
     garbled.socket.write("POST /rpc/31337 HTTP/1.1\r\ncontent-length: nope\r\n\r\n");
     await garbled.closed;
@@ -173,7 +173,17 @@ describe("one client's share of the router", () => {
     bloated.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nx-padding: ${"a".repeat(17 * 1024)}\r\n\r\n`);
     await bloated.closed;
     expect(bloated.text()).toMatch(/^HTTP\/1\.1 431 .*"code":-32005,"message":"limit exceeded: the headers are larger than 16 KiB"/s);
+    const expecting = await rawConnection("127.0.0.23");
+    expecting.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nexpect: something-else\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+    await waitFor(() => expecting.text().endsWith("}}"), "the answer to an unknown Expect");
+    expect(expecting.text()).toMatch(/^HTTP\/1\.1 417 .*x-din-provider: none\r\n.*"code":-32600,"message":"invalid request: the only Expect understood is 100-continue"/s);
+    const hostless = await rawConnection("127.0.0.23"); // HTTP/1.1 wants a Host; the router does not need one
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId" });
+    hostless.socket.write(`POST /rpc/31337 HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    await waitFor(() => hostless.text().endsWith("}"), "the answer without a Host");
+    expect(hostless.text()).toMatch(/^HTTP\/1\.1 200 .*"result":"0x7a69"/s);
     const refused = (await router.get("/metrics")).text;
+    expect(refused).toMatch(/^din_router_refused_total\{reason="expectation_failed"\} 1$/m);
     expect(refused).toMatch(/^din_router_refused_total\{reason="bad_http"\} [1-9]/m);
     expect(refused).toMatch(/^din_router_refused_total\{reason="headers_too_large"\} [1-9]/m);
   });

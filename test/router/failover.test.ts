@@ -212,4 +212,41 @@ describe("routing one call", () => {
     expect(results).toHaveLength(1);
     expect(results[0]).toMatchObject({ outcome: "upstream_failed", attempts: options.failover.maxAttempts, provider: null });
   });
+
+  it("tells the client to retry when an answer it could not hold came and the other attempt failed", async () => {
+    // Node 1: a 4 MiB answer after 150 ms (more than this client may hold); node 2: HTTP 500 after 400 ms.
+    await nodes[1].setFault({ kind: "oversized", bytes: 4 * 1024 * 1024 });
+    nodes[1].setLatency(150);
+    await nodes[2].setFault({ kind: "status", status: 500 });
+    nodes[2].setLatency(400);
+    const options = resolveRoutingOptions({ failover: { maxAttempts: 2, hedgeMinMs: 20 } });
+    const table = new ChainTable(CHAIN, options);
+    table.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]).slice(1, 3));
+    for (const p of table.providers) {
+      p.setChainCheck(CHAIN, CHAIN, 0);
+      p.setHead(100, 0);
+      p.probationLeft = 0;
+    }
+    table.rebuild(performance.now());
+    for (let i = 0; i < 50; i++) table.latency.add(10); // a fast chain: the slow first attempt is hedged at 20 ms
+    const agent = new Agent();
+    const sweeper = startSweeper();
+    let held = 0;
+    const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
+    const results: CallResult[] = [];
+    try {
+      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper };
+      routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), undefined, budget);
+      await waitFor(() => results.length > 0, "the call's answer");
+      await new Promise((resolve) => setTimeout(resolve, 100)); // and only one
+    } finally {
+      sweeper.stop();
+      await agent.close();
+      await healAll();
+    }
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ outcome: "over_budget", attempts: 2, provider: null });
+    expect(results[0].bytes.toString()).toMatch(/"code":-32005,"message":"the router is at capacity and cannot hold this answer now; retry this call"/);
+    expect(held).toBe(0); // what both attempts collected was given back
+  });
 });
