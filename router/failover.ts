@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { RpcCode } from "./errors.ts";
 import type { ProviderHealth } from "./health.ts";
-import { errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
+import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
 import { UpstreamAttempt, type AnswerBudget, type Outcome } from "./upstream.ts";
@@ -270,7 +270,8 @@ class CallRouting {
     if (outcome.type === "soft") this.fallback ??= { bytes: outcome.bytes, provider: p };
     else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
     else return; // cancelled by us
-    if (!this.write || this.inFlight.length === 0) {
+    // No retry once an answer was too large to hold: another provider's would be as large.
+    if (!this.overBudget && (!this.write || this.inFlight.length === 0)) {
       if (this.launch()) this.ctx.counters.retries++;
       if (this.finished) return; // the retry settled the call already (it failed inside dispatch)
     }
@@ -298,7 +299,7 @@ class CallRouting {
       return;
     }
     if (this.overBudget) {
-      this.answer(errorResponse(this.call.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call"), null, "over_budget");
+      this.answer(cannotHoldResponse(this.call.id), null, "over_budget");
       return;
     }
     this.giveUp();

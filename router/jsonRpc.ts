@@ -137,6 +137,11 @@ export function resultResponse(id: RpcId, resultJson: string): Buffer {
   return Buffer.from(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`);
 }
 
+/** A call whose answer the client cannot be given now (the router's buffer budget): it may ask again. */
+export function cannotHoldResponse(id: RpcId): Buffer {
+  return errorResponse(id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call");
+}
+
 export function errorResponse(id: RpcId, code: number, message: string, data?: unknown): Buffer {
   const error = data === undefined ? { code, message } : { code, message, data };
   return Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, error }));

@@ -8,7 +8,7 @@ import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./err
 import { routeCall, writeMethods, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
-import { errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
+import { cannotHoldResponse, errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
@@ -504,7 +504,7 @@ function holdBackReads(items: readonly ParsedItem[], answers: Answered[]): void 
   items.forEach((item, i) => {
     const a = answers[i];
     if (a.bytes === null || !isCall(item) || mustAnswer.has(item.method)) return;
-    a.bytes = errorResponse(item.id, RpcCode.limitExceeded, "the router is at capacity and cannot hold this answer now; retry this call");
+    a.bytes = cannotHoldResponse(item.id);
   });
 }
 
