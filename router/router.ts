@@ -60,7 +60,11 @@ export type Router = {
   tables: ReadonlyMap<number, ChainTable>;
   status: () => RouterStatus;
   metrics: () => string;
-  stop: () => Promise<void>;
+  /**
+   * Stops gracefully: no new connections, requests in flight answered (with `connection: close`)
+   * for up to `drainMs` (default: a call's deadline), then the rest closed.
+   */
+  stop: (options?: { drainMs?: number }) => Promise<void>;
 };
 
 /** Groups a provider set by chain and applies it to the chain tables (creating and dropping tables). */
@@ -132,7 +136,9 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     metrics.openFilters = filters.size;
     return metrics.render(tables.values(), source.status(), performance.now());
   };
+  const lifecycle = { draining: false };
   const handler = createRequestHandler({
+    lifecycle,
     tables,
     route,
     filters,
@@ -205,10 +211,21 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     tables,
     status,
     metrics: renderMetrics,
-    stop: async () => {
+    stop: async ({ drainMs = routing.failover.deadlineMs } = {}) => {
+      lifecycle.draining = true;
+      const inFlight = metrics.inFlight;
+      if (inFlight > 0) log.info("router draining", { requestsInFlight: inFlight, drainMs });
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        // Keep-alive connections are closed as soon as they have no request; what is still busy at
+        // the end of the drain is cut.
+        server.closeIdleConnections();
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        const cut = setTimeout(() => server.closeAllConnections(), drainMs);
+        server.once("close", () => {
+          clearInterval(idle);
+          clearTimeout(cut);
+        });
       });
       await stopAll();
     },

@@ -23,6 +23,8 @@ import type { AnswerBudget } from "./upstream.ts";
 // upstream request is built from the parsed call alone.
 
 export type Gateway = {
+  /** Draining (stopping): answers close their connection. */
+  lifecycle: { readonly draining: boolean };
   tables: ReadonlyMap<number, ChainTable>;
   route: RouteContext;
   filters: FilterRegistry;
@@ -368,15 +370,16 @@ class Exchange implements AnswerBudget {
     // with it and would never see "close": the socket says.)
     if (res.destroyed || socket.destroyed) return;
     const owed = body === null ? 0 : body.length - freeBytes;
+    const close = g.lifecycle.draining;
     if (owed > 0) {
       if (!charge(g, client, owed, mustAnswer)) {
         const error = overCapacity("over_budget");
         g.metrics.refused("answer_over_budget");
-        return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors);
+        return send(res, error.httpStatus, errorResponse(null, error.rpcCode, error.message), "none", attempts, this.cors, "application/json", close);
       }
       holdUntilTaken(g, client, res, owed);
     }
-    send(res, status, body, provider, attempts, this.cors);
+    send(res, status, body, provider, attempts, this.cors, "application/json", close);
   }
 
   /** Whether an answer of `bytes` can be held for this client now (reply refuses it otherwise). */

@@ -65,6 +65,8 @@ export async function startRouter(
   };
   return {
     ...router,
+    // Tests stop at once unless they ask to drain (a hung call would hold a hook for its deadline).
+    stop: (stopping) => router.stop({ drainMs: 0, ...stopping }),
     setProviders: (next) => {
       if (source === undefined) throw new Error("this router takes its providers from the indexer");
       source.set(next);

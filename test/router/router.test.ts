@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { connect } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { freePort } from "../../scripts/freePort.ts";
 import { parseRouterFlags } from "../../scripts/router.ts";
 import { writeSnapshot } from "../../router/snapshot.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { waitFor } from "./support.ts";
 
 // `npm run router` (scripts/router.ts) as a process: flags in, structured logs out, stops on SIGTERM.
@@ -91,6 +93,62 @@ describe("scripts/router.ts", () => {
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
+    }
+  });
+});
+
+describe("stopping", () => {
+  const call = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest"] });
+
+  /** Sends one call over a raw connection; resolves with everything received once the router closes it. */
+  function rawCall(router: TestRouter): Promise<string> {
+    return new Promise((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port: router.port });
+      let text = "";
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+      socket.on("error", () => {});
+      socket.on("close", () => resolve(text));
+      socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${call.length}\r\n\r\n${call}`);
+    });
+  }
+  const inFlight = (router: TestRouter) => Number(/^din_router_in_flight_requests (\d+)$/m.exec(router.metrics())?.[1]);
+  const refused = (router: TestRouter) =>
+    new Promise<string>((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port: router.port });
+      socket.on("connect", () => resolve("connected"));
+      socket.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"));
+    });
+
+  it("answers the calls in flight, takes no new connection, then stops", async () => {
+    const router = await startRouter({ records: recordsFor(nodes, 31337, [1_000, 1_000]) });
+    await waitFor(() => router.status().chains[0].eligibleProviders === 2, "both providers eligible");
+    for (const node of nodes) node.setLatency(400);
+    try {
+      const answered = rawCall(router);
+      await waitFor(() => inFlight(router) === 1, "the call in flight");
+      const stopped = router.stop({ drainMs: 5_000 });
+      expect(await refused(router)).toBe("ECONNREFUSED");
+      const text = await answered; // the router closed the connection after answering
+      expect(text).toMatch(/^HTTP\/1\.1 200 .*\r\nconnection: close\r\n.*"result":"0x[0-9a-f]+"/s);
+      await stopped;
+    } finally {
+      for (const node of nodes) node.setLatency(0);
+    }
+  });
+
+  it("cuts what still runs when the drain time is over", async () => {
+    const router = await startRouter({ records: recordsFor(nodes, 31337, [1_000, 1_000]) });
+    await waitFor(() => router.status().chains[0].eligibleProviders === 2, "both providers eligible");
+    for (const node of nodes) await node.setFault({ kind: "hang" });
+    try {
+      const answered = rawCall(router);
+      await waitFor(() => inFlight(router) === 1, "the call in flight");
+      const started = performance.now();
+      await router.stop({ drainMs: 300 });
+      expect(performance.now() - started).toBeLessThan(5_000); // not the call's 8 s deadline
+      expect(await answered).toBe(""); // closed without an answer
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
     }
   });
 });
