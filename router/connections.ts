@@ -101,10 +101,10 @@ export class TrustedProxies {
     }
   }
 
+  /** Whether `address` is a trusted proxy (BlockList matches an IPv4-mapped IPv6 address to IPv4 rules). */
   has(address: string): boolean {
-    const plain = plainAddress(address);
-    const family = isIP(plain);
-    return family !== 0 && this.list.check(plain, family === 4 ? "ipv4" : "ipv6");
+    const family = isIP(address);
+    return family !== 0 && this.list.check(address, family === 4 ? "ipv4" : "ipv6");
   }
 
   /**
@@ -127,12 +127,6 @@ function hopAddress(hop: string): string | null {
   const bracketed = /^\[([^\]]+)\](?::[0-9]+)?$/.exec(hop);
   const address = bracketed !== null ? bracketed[1] : /^[0-9.]+:[0-9]+$/.test(hop) ? hop.slice(0, hop.indexOf(":")) : hop;
   return isIP(address) !== 0 ? address : null;
-}
-
-/** An address as BlockList reads it: IPv4 written IPv4-mapped (a dual-stack socket does) plain, no zone id. */
-function plainAddress(address: string): string {
-  const bare = address.split("%")[0];
-  return bare.toLowerCase().startsWith("::ffff:") && isIPv4(bare.slice(7)) ? bare.slice(7) : bare;
 }
 
 /** The HTTP server's options: the read timeout (checked every connectionsCheckingInterval), keep-alive, header size. */

@@ -216,16 +216,16 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
       const inFlight = metrics.inFlight;
       if (inFlight > 0) log.info("router draining", { requestsInFlight: inFlight, drainMs });
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
         // Keep-alive connections are closed as soon as they have no request; what is still busy at
         // the end of the drain is cut.
-        server.closeIdleConnections();
         const idle = setInterval(() => server.closeIdleConnections(), 50);
         const cut = setTimeout(() => server.closeAllConnections(), drainMs);
-        server.once("close", () => {
+        server.close(() => {
           clearInterval(idle);
           clearTimeout(cut);
+          resolve();
         });
+        server.closeIdleConnections();
       });
       await stopAll();
     },

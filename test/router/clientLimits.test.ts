@@ -77,11 +77,15 @@ async function honestCall(): Promise<{ status: number; body: { result?: string; 
   return { status: answer.status, body: answer.json() as { result?: string } };
 }
 
-async function gauge(name: string): Promise<number> {
-  const text = (await router.get("/metrics")).text;
+/** A metric's value (name with its labels, as /metrics writes it) on router `on` (the first by default). */
+async function gauge(name: string, on: TestRouter = router): Promise<number> {
+  const text = (await on.get("/metrics")).text;
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return Number(line?.split(" ")[1]);
 }
+
+/** The HTTP statuses of the answers on one connection, in order. */
+const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
 
 beforeAll(async () => {
   chain = await startChain({ blockIntervalMs: 0 });
@@ -214,8 +218,7 @@ describe("one client among many", () => {
   const getLogsRequest = rawPost(getLogs);
 
   const connectTo = (from: string) => rawConnection(from, shared.port);
-  const sharedGauge = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec((await shared.get("/metrics")).text)?.[1]);
-  const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  const sharedGauge = (name: string) => gauge(name, shared);
 
   beforeAll(async () => {
     shared = await startRouter({
@@ -382,7 +385,6 @@ describe("behind a trusted proxy", () => {
   const proxy = "127.0.0.20";
   const caps = { maxConcurrentRequests: 64, maxInFlightPerClient: 4, maxConnectionsPerClient: 4, clientBufferBytes: 64 * MiB, clientBufferBytesPerClient: 16 * MiB };
   const blockNumber = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
-  const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
   const count = (list: number[], status: number) => list.filter((s) => s === status).length;
 
   /** Sends `requests` pipelined on one connection from `from` and waits for every answer. */
@@ -418,7 +420,7 @@ describe("behind a trusted proxy", () => {
     expect(quick).toEqual([200]); // the client holds nothing now but the four requests arriving
     const later = await Promise.all(Array.from({ length: 4 }, () => rawConnection(proxy, proxied.port)));
     for (const c of later) c.socket.write(rawPost(blockNumber, forwarded)); // in flight (the providers take 150 ms)
-    await waitFor(async () => Number(/^din_router_in_flight_requests (\d+)$/m.exec((await proxied.get("/metrics")).text)?.[1]) === 4, "four in flight");
+    await waitFor(async () => (await gauge("din_router_in_flight_requests", proxied)) === 4, "four in flight");
     for (const c of arriving) c.socket.write(body);
     const all = [...arriving, ...later];
     await waitFor(() => all.every((c) => statuses(c.text()).length === 1), "eight answers");
@@ -430,7 +432,7 @@ describe("behind a trusted proxy", () => {
   it("holds a proxied client's unread answers against its own part of the budget", async () => {
     await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
       const getLogs = rawPost(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{}] }), ["x-forwarded-for: 203.0.113.5"]);
-      const answered = async () => Number(/^din_router_request_duration_seconds_count\{chain="31337"\} (\d+)$/m.exec((await proxied.get("/metrics")).text)?.[1]);
+      const answered = () => gauge(`din_router_request_duration_seconds_count{chain="${CHAIN}"}`, proxied);
       const readers: RawConnection[] = [];
       for (let i = 0; i < 3; i++) {
         const before = await answered();

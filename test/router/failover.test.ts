@@ -185,16 +185,22 @@ describe("failover", () => {
 });
 
 describe("routing one call", () => {
-  it("answers exactly once when every attempt fails inside dispatch (a closed agent)", async () => {
-    const options = resolveRoutingOptions();
+  /** A chain table of `records`, each provider probed (right chain, a head) and past probation. */
+  function checkedTable(options: ReturnType<typeof resolveRoutingOptions>, records: ReturnType<typeof recordsFor>): ChainTable {
     const table = new ChainTable(CHAIN, options);
-    table.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
+    table.setProviders(records);
     for (const p of table.providers) {
       p.setChainCheck(CHAIN, CHAIN, 0);
       p.setHead(100, 0);
       p.probationLeft = 0;
     }
     table.rebuild(performance.now());
+    return table;
+  }
+
+  it("answers exactly once when every attempt fails inside dispatch (a closed agent)", async () => {
+    const options = resolveRoutingOptions();
+    const table = checkedTable(options, recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
     expect(table.eligibleCount).toBe(4);
     const agent = new Agent();
     await agent.destroy(); // undici now fails each dispatch before it returns
@@ -220,14 +226,7 @@ describe("routing one call", () => {
     await nodes[2].setFault({ kind: "status", status: 500 });
     nodes[2].setLatency(400);
     const options = resolveRoutingOptions({ failover: { maxAttempts: 2, hedgeMinMs: 20 } });
-    const table = new ChainTable(CHAIN, options);
-    table.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]).slice(1, 3));
-    for (const p of table.providers) {
-      p.setChainCheck(CHAIN, CHAIN, 0);
-      p.setHead(100, 0);
-      p.probationLeft = 0;
-    }
-    table.rebuild(performance.now());
+    const table = checkedTable(options, recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]).slice(1, 3));
     for (let i = 0; i < 50; i++) table.latency.add(10); // a fast chain: the slow first attempt is hedged at 20 ms
     const agent = new Agent();
     const sweeper = startSweeper();
