@@ -23,6 +23,8 @@ export type RouteContext = {
   random: Random;
   counters: { retries: number; hedges: number };
   sweeper: Sweeper;
+  /** The router's connections to one provider (limits.connectionsPerProvider): more attempts wait in its queue. */
+  connectionsPerProvider: number;
 };
 
 export type CallResult = {
@@ -200,15 +202,40 @@ class CallRouting {
     const now = performance.now();
     const remaining = this.deadline - now;
     if (this.attempts >= this.ctx.failover.maxAttempts || remaining < minAttemptMs) return false;
-    const provider = this.table.pick(this.ctx.random, this.tried, now);
+    const provider = this.pickProvider(now);
     if (provider === null) return false;
     this.tried.push(provider);
     this.attempts++;
-    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget);
+    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline);
     this.inFlight.push(attempt);
     attempt.start(this.ctx.agent, this.body);
     if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
     return true;
+  }
+
+  /**
+   * A provider by weight; when all of the router's connections to it are busy, another eligible
+   * provider with a free one (its request would otherwise wait in the router's queue), else the
+   * busy one after all. So traffic follows the weights until a provider is saturated, and the
+   * overflow goes where it is served at once.
+   */
+  private pickProvider(now: number): ProviderHealth | null {
+    const free = this.ctx.connectionsPerProvider;
+    const drawn = this.table.pick(this.ctx.random, this.tried, now);
+    if (drawn === null || drawn.inFlight < free) return drawn;
+    const busy = [...this.tried, drawn];
+    for (let i = 0; i < 3; i++) {
+      const other = this.table.pick(this.ctx.random, busy, now, false);
+      if (other === null) break;
+      if (other.inFlight < free) return other;
+      busy.push(other);
+    }
+    return drawn;
+  }
+
+  /** An attempt left the router's queue: its own deadline (earlier than the call's) is now due. */
+  sent(attempt: UpstreamAttempt): void {
+    if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt);
   }
 
   /**
@@ -250,6 +277,12 @@ class CallRouting {
       return;
     }
 
+    if (outcome.type === "queued") {
+      // The call's deadline came while this attempt waited for a connection: not the provider's doing.
+      this.lastFailure = `${p.address}: waited for a connection to it (the router's ${this.ctx.connectionsPerProvider} were busy or connecting)`;
+      if (this.inFlight.length === 0) this.finishWithFallbackOrError();
+      return;
+    }
     if (outcome.type === "over_budget") {
       // Not retried (another provider would send the same answer); an attempt still collecting (a
       // hedge) may fit once this one's bytes are given back.

@@ -39,8 +39,11 @@ export function startProber(deps: {
   const call = async (p: ProviderHealth, method: string) => {
     const outcome = await attemptOnce(agent, p, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`, 1, probe.timeoutMs);
     if (outcome.type === "failure") return { ok: false as const, kind: outcome.kind, detail: outcome.detail };
-    // Probes hold no client's budget: "over_budget" cannot happen here.
-    if (outcome.type === "cancelled" || outcome.type === "over_budget") return { ok: false as const, kind: "timeout" as const, detail: outcome.type };
+    // Probes hold no client's budget: "over_budget" cannot happen here. On their own connection a
+    // probe waits for nobody: "queued" means connecting (and answering) took the whole timeout.
+    if (outcome.type === "cancelled" || outcome.type === "over_budget" || outcome.type === "queued") {
+      return { ok: false as const, kind: "timeout" as const, detail: outcome.type === "queued" ? `no answer within ${probe.timeoutMs} ms` : outcome.type };
+    }
     const value = outcome.error === null ? hexQuantity(outcome.bytes) : null;
     if (value === null) return { ok: false as const, kind: "malformed" as const, detail: `${method} did not answer a quantity` };
     return { ok: true as const, value, latencyMs: outcome.latencyMs };

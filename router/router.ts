@@ -112,6 +112,15 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     connectTimeoutMs: Math.min(routing.failover.attemptTimeoutMs, 5_000),
     resolver: options.resolver,
   });
+  // Probes have a connection of their own to each provider (one probe at a time per provider), so
+  // a burst of client calls waiting for the others never delays them: they see the provider itself.
+  const probeAgent = createUpstreamAgent({
+    devnet,
+    maxResponseBytes: 64 * 1024,
+    connectionsPerOrigin: 1,
+    connectTimeoutMs: Math.min(routing.probe.timeoutMs, 5_000),
+    resolver: options.resolver,
+  });
   const tables = new Map<number, ChainTable>();
   const metrics = new RouterMetrics();
   const clients = new ClientLedger(proxies);
@@ -130,7 +139,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   historyTimer.unref();
 
   const sweeper = startSweeper();
-  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper };
+  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, connectionsPerProvider: routing.limits.connectionsPerProvider };
   const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;
@@ -156,7 +165,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const server: Server = createServer(serverOptions(routing.limits), handler);
   guardConnections(server, routing.limits, metrics, clients);
 
-  const prober = startProber({ tables: () => tables.values(), agent, probe: routing.probe });
+  const prober = startProber({ tables: () => tables.values(), agent: probeAgent, probe: routing.probe });
   const shareTimer = setInterval(() => {
     for (const t of tables.values()) for (const p of t.providers) p.rotateWindow();
   }, routing.shareWindowMs);
@@ -169,7 +178,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     clearInterval(shareTimer);
     clearInterval(historyTimer);
     await source.stop();
-    await agent.destroy();
+    await Promise.all([agent.destroy(), probeAgent.destroy()]);
   };
 
   try {

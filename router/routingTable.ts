@@ -232,10 +232,10 @@ export class ChainTable {
 
   /**
    * Draws a provider by weight, skipping those in `tried`. When every eligible provider was tried,
-   * falls back to providers that are out of sync or whose circuit is open (a likely failure beats a
-   * certain one); null when nothing is left.
+   * falls back (unless `fallback` is false) to providers that are out of sync or whose circuit is
+   * open (a likely failure beats a certain one); null when nothing is left.
    */
-  pick(random: Random, tried: readonly ProviderHealth[] | null, now: number): ProviderHealth | null {
+  pick(random: Random, tried: readonly ProviderHealth[] | null, now: number, fallback = true): ProviderHealth | null {
     this.refresh(now);
     const count = this.eligible.length;
     if (count > 0) {
@@ -262,13 +262,14 @@ export class ChainTable {
         }
       }
     }
-    const fallback: ProviderHealth[] = [];
+    if (!fallback) return null;
+    const unlikely: ProviderHealth[] = [];
     for (const p of this.providers) {
       if (p.chainCheck !== "ok" || p.head < 0 || (tried !== null && tried.includes(p))) continue;
       const state = p.state(now);
-      if (state === "lagging" || state === "circuit_open" || state === "half_open") fallback.push(p);
+      if (state === "lagging" || state === "circuit_open" || state === "half_open") unlikely.push(p);
     }
-    return fallback.length === 0 ? null : fallback[Math.floor(random() * fallback.length)];
+    return unlikely.length === 0 ? null : unlikely[Math.floor(random() * unlikely.length)];
   }
 }
 

@@ -19,11 +19,16 @@ export type Outcome =
   | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number }
   /** This router stopped the attempt (a hedge won, or the call's deadline passed). */
   | { type: "cancelled"; latencyMs: number }
+  /**
+   * It waited for one of the router's connections to the provider (all busy), and the time left
+   * ran out before the provider had its whole timeout: the router's own queue, not the provider's fault.
+   */
+  | { type: "queued"; latencyMs: number }
   /** The answer grew past what the client may hold now: stopped, not the provider's fault. */
   | { type: "over_budget"; latencyMs: number };
 
-/** Who hears how an attempt ended (exactly once). */
-export type AttemptOwner = { settle: (attempt: UpstreamAttempt, outcome: Outcome) => void };
+/** Who hears how an attempt ended (exactly once), and when it left the router's queue. */
+export type AttemptOwner = { settle: (attempt: UpstreamAttempt, outcome: Outcome) => void; sent?: (attempt: UpstreamAttempt) => void };
 
 /**
  * Holds the bytes of answers being collected for a client against its budget (server.ts), so a
@@ -107,12 +112,20 @@ const cancelled = new Error("attempt cancelled by the router");
  * One attempt of one call on one provider: an undici dispatch handler that gathers the reply and
  * tells its owner the outcome once. No stream, no promise, no timer of its own: the owner calls
  * `timeout()` or `cancel()` when it decides to (see failover.ts's sweeper).
+ *
+ * The provider's clock (its timeout, its latency) starts when the request goes out on a
+ * connection, not when it is dispatched: with all of the router's connections to the provider
+ * busy, a request waits in the router's queue, and that wait is the router's, never held against
+ * the provider (a burst of traffic would otherwise time out on healthy providers and open their
+ * circuits).
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly provider: ProviderHealth;
-  readonly startedAt: number;
-  /** When the owner should give up on it (performance.now() ms). */
-  readonly deadlineAt: number;
+  private readonly startedAt: number;
+  /** When the request went out on a connection (NaN while it waits in the router's queue). */
+  private sentAt = Number.NaN;
+  /** The attempt ends by then whatever happens, sent or not (performance.now() ms). */
+  private readonly endBy: number;
   private readonly id: RpcId;
   private readonly owner: AttemptOwner;
   private readonly timeoutMs: number;
@@ -125,14 +138,28 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private charged = 0;
   private settled = false;
 
-  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null) {
+  /**
+   * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
+   * the attempt ends even if it never went out (its call's deadline).
+   */
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number) {
     this.provider = provider;
     this.id = id;
     this.owner = owner;
     this.timeoutMs = timeoutMs;
     this.budget = budget;
     this.startedAt = performance.now();
-    this.deadlineAt = this.startedAt + timeoutMs;
+    this.endBy = endBy ?? this.startedAt + timeoutMs;
+  }
+
+  /** When the owner should give up on it (performance.now() ms): moves earlier once the request is sent. */
+  get deadlineAt(): number {
+    return Number.isNaN(this.sentAt) ? this.endBy : Math.min(this.sentAt + this.timeoutMs, this.endBy);
+  }
+
+  /** The provider's time on it so far: from the request going out (or from dispatch, for a connect error). */
+  private elapsed(): number {
+    return performance.now() - (Number.isNaN(this.sentAt) ? this.startedAt : this.sentAt);
   }
 
   /** Sends the request (the owner may hear the outcome before this returns). */
@@ -155,8 +182,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    if (this.settled) controller.abort(cancelled);
-    else this.controller = controller;
+    if (this.settled) {
+      controller.abort(cancelled);
+      return;
+    }
+    this.controller = controller;
+    this.sentAt = performance.now();
+    this.owner.sent?.(this);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
@@ -169,7 +201,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     const owed = this.budget === null ? 0 : this.size - this.budget.freeBytes - this.charged;
     if (owed > 0) {
       if (!this.budget!.collect(owed)) {
-        this.finish({ type: "over_budget", latencyMs: performance.now() - this.startedAt });
+        this.finish({ type: "over_budget", latencyMs: this.elapsed() });
         this.controller?.abort(cancelled);
         return;
       }
@@ -179,7 +211,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    const latencyMs = performance.now() - this.startedAt;
+    const latencyMs = this.elapsed();
     const status = this.status;
     if (status !== 200) {
       if (status === 429) this.finish({ type: "failure", kind: "http_429", detail: "HTTP 429 (rate limited)", latencyMs });
@@ -197,20 +229,26 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.settled) return;
     const { kind, detail } = failureOf(error);
-    this.finish({ type: "failure", kind, detail, latencyMs: performance.now() - this.startedAt });
+    this.finish({ type: "failure", kind, detail, latencyMs: this.elapsed() });
   }
 
-  /** The attempt took longer than its timeout: a failure of the provider. */
+  /**
+   * The attempt reached its deadline: the provider's failure if it had its whole timeout (within
+   * the timers' millisecond) since the request went out; otherwise the time ran out while the
+   * request waited in the router's queue (a connect that hangs fails by the connect timeout).
+   */
   timeout(): void {
     if (this.settled) return;
-    this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${Math.round(this.timeoutMs)} ms`, latencyMs: performance.now() - this.startedAt });
+    const hadItsTime = performance.now() - this.sentAt >= this.timeoutMs - 1; // false while unsent (NaN)
+    if (!hadItsTime) this.finish({ type: "queued", latencyMs: this.elapsed() });
+    else this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${Math.round(this.timeoutMs)} ms`, latencyMs: this.elapsed() });
     this.controller?.abort(cancelled);
   }
 
   /** The router no longer needs this attempt (a hedge won): not held against the provider. */
   cancel(): void {
     if (this.settled) return;
-    this.finish({ type: "cancelled", latencyMs: performance.now() - this.startedAt });
+    this.finish({ type: "cancelled", latencyMs: this.elapsed() });
     this.controller?.abort(cancelled);
   }
 

@@ -184,6 +184,72 @@ describe("failover", () => {
   });
 });
 
+describe("a burst larger than the router's connections to its providers", () => {
+  // Two connections per provider and providers that take 150 ms: most of a burst waits in the
+  // router's own queue. That wait is the router's: it must neither time out there nor count
+  // against healthy providers (it once did, and a burst opened the circuits of every provider).
+  /** Runs `story` with a router over nodes 0 and 1 (with `stakes`), each node taking `latencyMs` a call. */
+  async function withBusyRouter(stakes: number[], latencyMs: number, deadlineMs: number, story: (busy: TestRouter) => Promise<void>): Promise<void> {
+    const busy = await startRouter({
+      records: recordsFor(nodes.slice(0, 2), CHAIN, stakes),
+      routing: {
+        limits: { connectionsPerProvider: 2 },
+        failover: { attemptTimeoutMs: 500, deadlineMs, hedge: false },
+        scoring: { maxOperatorShare: 1 }, // two operators: the default cap would make their shares even
+      },
+    });
+    try {
+      await waitFor(() => busy.status().chains[0].providers.every((p) => p.state === "healthy"), "both providers healthy");
+      for (const node of nodes.slice(0, 2)) node.setLatency(latencyMs);
+      await story(busy);
+    } finally {
+      await busy.stop({ drainMs: 0 });
+      await healAll();
+    }
+  }
+
+  function expectNoneBlamed(busy: TestRouter): void {
+    const providers = busy.status().chains[0].providers;
+    expect(providers.map((p) => [p.state, p.failures]), JSON.stringify(providers)).toEqual([
+      ["healthy", {}],
+      ["healthy", {}],
+    ]);
+  }
+
+  it("waits for a free connection instead of timing out, and blames no provider", async () => {
+    await withBusyRouter([1_000, 1_000], 150, 8_000, async (busy) => {
+      // 60 at once: a call waits up to 2.25 s for a connection, longer than a call's timeout and a
+      // probe's (probes have their own connection: in the queue they would time out).
+      const result = await hammer(busy, CHAIN, 100, 60, balance);
+      expect(result.failures).toEqual([]);
+      expectNoneBlamed(busy);
+    });
+  });
+
+  it("answers -32004 to calls still waiting at their deadline, and blames no provider for them", async () => {
+    // Four connections, 150 ms a call: in 600 ms about 16 of 40 calls are served.
+    await withBusyRouter([1_000, 1_000], 150, 600, async (busy) => {
+      const result = await hammer(busy, CHAIN, 40, 40, balance);
+      expect(result.failures.length).toBeGreaterThan(0);
+      for (const failure of result.failures) {
+        expect(failure).toMatch(/"code":-32004,"message":"no provider answered within 600 ms \(1 attempts; last: 0x[0-9a-f]{40}: waited for a connection to it \(the router's 2 were busy or connecting\)\)"/);
+      }
+      expectNoneBlamed(busy);
+    });
+  });
+
+  it("sends what a saturated provider cannot take at once to one with a free connection", async () => {
+    // By weight the small provider gets about a tenth (√10000 : √100); saturated, the large one
+    // cannot take more than its two connections, and the overflow goes to the small one.
+    await withBusyRouter([10_000, 100], 100, 8_000, async (busy) => {
+      const result = await hammer(busy, CHAIN, 48, 8, balance);
+      expect(result.failures).toEqual([]);
+      const small = result.providers.get(providerAddress(1)) ?? 0;
+      expect(small, `calls the small provider answered of 48 (${[...result.providers].join("; ")})`).toBeGreaterThanOrEqual(16);
+    });
+  });
+});
+
 describe("routing one call", () => {
   /** A chain table of `records`, each provider probed (right chain, a head) and past probation. */
   function checkedTable(options: ReturnType<typeof resolveRoutingOptions>, records: ReturnType<typeof recordsFor>): ChainTable {
@@ -207,7 +273,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const results: CallResult[] = [];
     routeCall(
-      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper },
+      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, connectionsPerProvider: 64 },
       table,
       { id: 7, method: "eth_blockNumber", params: [], notification: false },
       7,
@@ -234,7 +300,7 @@ describe("routing one call", () => {
     const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
-      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper };
+      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, connectionsPerProvider: 64 };
       routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), undefined, budget);
       await waitFor(() => results.length > 0, "the call's answer");
       await new Promise((resolve) => setTimeout(resolve, 100)); // and only one
