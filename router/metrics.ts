@@ -26,6 +26,8 @@ export class RouterMetrics {
   readonly counters: RequestCounters = { refused: new Map(), retries: 0, hedges: 0 };
   /** Requests whose body has arrived and that are not answered yet. */
   inFlight = 0;
+  /** The calls of those requests (a batch counts each). */
+  callsInFlight = 0;
   /** Bytes of request bodies and unsent answers charged to the client buffer budget (router/server.ts). */
   bufferBytes = 0;
   /** Open client connections. */
@@ -82,6 +84,8 @@ export class RouterMetrics {
     out.push(`din_router_hedges_total ${this.counters.hedges}`);
     help("din_router_in_flight_requests", "gauge", "HTTP requests being handled (body received, not answered).");
     out.push(`din_router_in_flight_requests ${this.inFlight}`);
+    help("din_router_in_flight_calls", "gauge", "JSON-RPC calls of those requests (a batch counts each call).");
+    out.push(`din_router_in_flight_calls ${this.callsInFlight}`);
     help("din_router_client_buffer_bytes", "gauge", "Bytes held for clients past the first 16 KiB of each request body, each answer being collected from a provider and each unsent answer.");
     out.push(`din_router_client_buffer_bytes ${this.bufferBytes}`);
     help("din_router_client_connections", "gauge", "Open client connections.");

@@ -80,6 +80,14 @@ export type Limits = {
   clientBufferBytesPerClient: number;
   /** Requests of one client handled at once; beyond it the client is told to wait for its answers. */
   maxInFlightPerClient: number;
+  /**
+   * Calls being answered at once (a batch counts each of its calls): what the router holds for them
+   * (about 2 KB each while they wait for a provider) and asks of providers is bounded by calls, not
+   * by requests. A request that would pass it is answered "at capacity".
+   */
+  maxCallsInFlight: number;
+  /** The part of maxCallsInFlight one client (address, IPv6 /64) may have; at least maxBatchItems. */
+  maxCallsInFlightPerClient: number;
   /** While a large answer (past 16 KiB) waits for a client, the window over which it must take clientTakeBytesPerSecond, or be disconnected (ms). */
   clientStallMs: number;
   /** The slowest rate, on average over each clientStallMs, at which a client with a large answer waiting must take bytes (bytes per second). */
@@ -144,6 +152,8 @@ export const defaultRoutingOptions: RoutingOptions = {
     clientBufferBytes: 256 * 1024 * 1024,
     clientBufferBytesPerClient: 64 * 1024 * 1024,
     maxInFlightPerClient: 1024,
+    maxCallsInFlight: 16_384,
+    maxCallsInFlightPerClient: 4_096,
     clientStallMs: 30_000,
     clientTakeBytesPerSecond: 64 * 1024,
     maxConnections: 8192,
@@ -198,6 +208,8 @@ const numberRules: Record<string, NumberRule> = {
   "limits.clientBufferBytes": ["integer", 0, 2 ** 40],
   "limits.clientBufferBytesPerClient": ["integer", 0, 2 ** 40],
   "limits.maxInFlightPerClient": ["integer", 1, 1e7],
+  "limits.maxCallsInFlight": ["integer", 1, 1e8],
+  "limits.maxCallsInFlightPerClient": ["integer", 1, 1e8],
   "limits.clientStallMs": ["number", 100, day],
   "limits.clientTakeBytesPerSecond": ["integer", 1024, 2 ** 40],
   "limits.maxConnections": ["integer", 1, 1e7],
@@ -245,5 +257,8 @@ export function resolveRoutingOptions(overrides: RoutingOverrides = {}): Routing
   check(typeof o.failover.hedge === "boolean", "failover.hedge must be true or false");
   check(o.circuit.maxOpenMs >= o.circuit.baseOpenMs, "circuit.maxOpenMs must be ≥ baseOpenMs");
   check(o.failover.deadlineMs >= o.failover.attemptTimeoutMs, "failover.deadlineMs must be ≥ attemptTimeoutMs");
+  // A whole batch must fit, or a full batch would never be answered.
+  check(o.limits.maxCallsInFlightPerClient >= o.limits.maxBatchItems, "limits.maxCallsInFlightPerClient must be ≥ maxBatchItems");
+  check(o.limits.maxCallsInFlight >= o.limits.maxBatchItems, "limits.maxCallsInFlight must be ≥ maxBatchItems");
   return o;
 }

@@ -29,7 +29,7 @@ export type Gateway = {
   route: RouteContext;
   filters: FilterRegistry;
   methodAllowed: MethodCheck;
-  limits: BodyLimits & Pick<Limits, BudgetLimit | "maxBodyBytes" | "maxConcurrentRequests" | "maxInFlightPerClient">;
+  limits: BodyLimits & Pick<Limits, BudgetLimit | "maxBodyBytes" | "maxConcurrentRequests" | "maxInFlightPerClient" | "maxCallsInFlight" | "maxCallsInFlightPerClient">;
   metrics: RouterMetrics;
   clients: ClientLedger;
   log: Logger;
@@ -337,6 +337,8 @@ class Exchange implements AnswerBudget {
   private readonly charged: number;
   /** Bytes of providers' answers charged while they were collected, given back with the answer. */
   private collected = 0;
+  /** The request's calls, counted in flight until the answer. */
+  private calls = 0;
   readonly freeBytes = freeBytes;
   private open = true;
 
@@ -355,6 +357,8 @@ class Exchange implements AnswerBudget {
     this.open = false;
     this.g.metrics.inFlight--;
     this.client.inFlight--;
+    this.g.metrics.callsInFlight -= this.calls;
+    this.client.calls -= this.calls;
     refund(this.g, this.client, this.charged + this.collected);
     try {
       this.deliver(status, body, provider, attempts, mustAnswer);
@@ -380,6 +384,17 @@ class Exchange implements AnswerBudget {
       holdUntilTaken(g, client, res, owed);
     }
     send(res, status, body, provider, attempts, this.cors, "application/json", close);
+  }
+
+  /** Counts the request's `count` calls in flight; the error that refuses them when the router's or the client's cap would pass. */
+  admitCalls(count: number): RouterError | null {
+    const { g, client } = this;
+    if (g.metrics.callsInFlight + count > g.limits.maxCallsInFlight) return overCapacity();
+    if (client.calls + count > g.limits.maxCallsInFlightPerClient) return clientBusy(g.limits.maxCallsInFlightPerClient, true);
+    g.metrics.callsInFlight += count;
+    client.calls += count;
+    this.calls = count;
+    return null;
   }
 
   /** Whether an answer of `bytes` can be held for this client now (reply refuses it otherwise). */
@@ -426,12 +441,13 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
       if (!(error instanceof RouterError)) throw error;
       return x.refuse(error);
     }
+    // A refusal of a single call carries its id.
+    const id = !parsed.batch && isCall(parsed.item) ? parsed.item.id : null;
     const chainId = Number(chainText);
     const table = g.tables.get(chainId);
-    if (table === undefined) {
-      const id = !parsed.batch && isCall(parsed.item) ? parsed.item.id : null;
-      return x.refuse(new UnknownChainError(chainText, [...g.tables.keys()]), id);
-    }
+    if (table === undefined) return x.refuse(new UnknownChainError(chainText, [...g.tables.keys()]), id);
+    const full = x.admitCalls(parsed.batch ? parsed.items.length : 1);
+    if (full !== null) return x.refuse(full, id);
     const outcomes: CallOutcome[] = [];
     if (!parsed.batch) {
       answerCall(g, table, parsed.item, outcomes, x, (answered) =>
@@ -519,9 +535,10 @@ function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
 }
 
-/** One client has too many requests in flight: it should wait for its answers. */
-function clientBusy(max: number): RouterError {
-  return new RouterError("client_over_capacity", `too many requests in flight from your address (at most ${max}); wait for answers before sending more`, RpcCode.limitExceeded, 429);
+/** One client has too many requests (or calls) in flight: it should wait for its answers. */
+function clientBusy(max: number, calls = false): RouterError {
+  const what = calls ? `calls in flight from your address (at most ${max}; a batch counts each of its calls)` : `requests in flight from your address (at most ${max})`;
+  return new RouterError("client_over_capacity", `too many ${what}; wait for answers before sending more`, RpcCode.limitExceeded, 429);
 }
 
 /** Too many requests in flight, or the client buffer budget spent: the client hears the same. */

@@ -240,6 +240,44 @@ describe("one client among many", () => {
     expect((await shared.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="client_over_capacity"\} 8$/m);
   });
 
+  it("counts each call of a batch against the client's and the router's caps on calls in flight", async () => {
+    // Calls, not requests, are what the router holds (about 2 KB each while they wait) and asks of
+    // providers: a batch of 100 would otherwise count as one.
+    const counted = await startRouter({
+      records: recordsFor(nodes, CHAIN, [1_000, 1_000]),
+      routing: { limits: { maxBatchItems: 10, maxCallsInFlightPerClient: 12, maxCallsInFlight: 20 }, failover: { hedge: false } },
+    });
+    try {
+      await waitFor(() => counted.status().chains[0].eligibleProviders === 2, "both providers eligible");
+      const batch = rawPost(JSON.stringify(Array.from({ length: 8 }, (_, id) => ({ jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] }))));
+      const inFlight = () => gauge("din_router_in_flight_calls", counted);
+      const send = async (from: string) => {
+        const c = await rawConnection(from, counted.port);
+        c.socket.write(batch);
+        return c;
+      };
+      const first = await send("127.0.0.41");
+      await waitFor(async () => (await inFlight()) === 8, "the first batch's 8 calls in flight");
+      const second = await send("127.0.0.41"); // 16 > the address's 12
+      await waitFor(() => second.text().includes("}"), "the second batch refused");
+      expect(statuses(second.text())).toEqual([429]);
+      expect(second.text()).toContain('"message":"too many calls in flight from your address (at most 12; a batch counts each of its calls); wait for answers before sending more"');
+      const other = await send("127.0.0.42"); // 16 in all: served
+      await waitFor(async () => (await inFlight()) === 16, "another address's 8 calls in flight");
+      const third = await send("127.0.0.43"); // 24 > the router's 20
+      await waitFor(() => third.text().includes("}"), "the third batch refused");
+      expect(statuses(third.text())).toEqual([503]);
+      for (const c of [first, other]) {
+        await waitFor(() => c.text().endsWith("]"), "a batch answered");
+        expect(statuses(c.text())).toEqual([200]);
+        expect(c.text().match(/"result":"0x[0-9a-f]+"/g)).toHaveLength(8);
+      }
+      await waitFor(async () => (await inFlight()) === 0, "no call in flight once all are answered");
+    } finally {
+      await counted.stop({ drainMs: 0 });
+    }
+  });
+
   it("gives an address only its part of the buffer budget, and cuts off a client that does not take its answer", async () => {
     await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
       const first = await connectTo("127.0.0.8");

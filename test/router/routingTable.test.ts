@@ -240,6 +240,8 @@ describe("routing options", () => {
       [{ scoring: { maxOperatorShare: 0 } }, /scoring\.maxOperatorShare must be a number > 0 and ≤ 1/],
       [{ circuit: { baseOpenMs: 5_000, maxOpenMs: 1_000 } }, /maxOpenMs must be ≥ baseOpenMs/],
       [{ failover: { attemptTimeoutMs: 5_000, deadlineMs: 1_000 } }, /deadlineMs must be ≥ attemptTimeoutMs/],
+      [{ limits: { maxBatchItems: 100, maxCallsInFlightPerClient: 99 } }, /maxCallsInFlightPerClient must be ≥ maxBatchItems/],
+      [{ limits: { maxBatchItems: 100, maxCallsInFlight: 50 } }, /maxCallsInFlight must be ≥ maxBatchItems/],
     ];
     for (const [overrides, message] of refused) expect(() => resolveRoutingOptions(overrides), JSON.stringify(overrides)).toThrow(message);
     expect(resolveRoutingOptions({ failover: { hedgeMinMs: 0 }, scoring: { maxOperatorShare: 1 } }).failover.hedgeMinMs).toBe(0);
