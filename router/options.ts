@@ -226,6 +226,48 @@ function describeRule([kind, min, max, minOpen]: NumberRule): string {
   return `${kind === "integer" ? "a whole number" : "a number"} ${minOpen ? `> ${min}` : `≥ ${min}`} and ≤ ${max}`;
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Reads routing overrides from a router config file's JSON text: sections and names as in the
+ * defaults (router/README.md lists them). A name the router does not know is refused, since a
+ * misspelt limit would otherwise be silently ignored; then every value is checked.
+ */
+export function parseRoutingConfig(text: string): RoutingOverrides {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new RouterOptionError(`not valid JSON (${(error as Error).message})`);
+  }
+  if (!isObject(value)) throw new RouterOptionError('must be a JSON object such as {"limits": {"maxCallsInFlight": 32768}}');
+  const defaults = defaultRoutingOptions as unknown as Record<string, unknown>;
+  for (const [section, fields] of Object.entries(value)) {
+    const known = defaults[section];
+    if (known === undefined) throw new RouterOptionError(`unknown section "${section}" (known: ${Object.keys(defaults).join(", ")})`);
+    if (!isObject(known)) continue; // a number (shareWindowMs): resolveRoutingOptions checks it
+    if (!isObject(fields)) throw new RouterOptionError(`"${section}" must be an object of options`);
+    for (const field of Object.keys(fields)) {
+      if (!(field in known)) throw new RouterOptionError(`unknown option ${section}.${field} (${section} has: ${Object.keys(known).join(", ")})`);
+    }
+  }
+  const methods = (value as { methods?: Record<string, unknown> }).methods;
+  if (methods?.allowedMethods !== undefined) {
+    const list = methods.allowedMethods;
+    if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && /^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(m))) {
+      throw new RouterOptionError("methods.allowedMethods must be a list of method names such as \"eth_call\"");
+    }
+  }
+  if (methods?.refusalReasons !== undefined && !(isObject(methods.refusalReasons) && Object.values(methods.refusalReasons).every((r) => typeof r === "string"))) {
+    throw new RouterOptionError("methods.refusalReasons must map method names to the reason a client reads");
+  }
+  const overrides = value as RoutingOverrides;
+  resolveRoutingOptions(overrides); // every value in range, or the error naming the one that is not
+  return overrides;
+}
+
 /** Merges overrides into the defaults and checks every value's range. */
 export function resolveRoutingOptions(overrides: RoutingOverrides = {}): RoutingOptions {
   const o: RoutingOptions = {
@@ -234,7 +276,7 @@ export function resolveRoutingOptions(overrides: RoutingOverrides = {}): Routing
     probe: { ...defaultRoutingOptions.probe, ...overrides.probe },
     failover: { ...defaultRoutingOptions.failover, ...overrides.failover },
     limits: { ...defaultRoutingOptions.limits, ...overrides.limits },
-    methods: (overrides.methods as MethodPolicy | undefined) ?? defaultRoutingOptions.methods,
+    methods: { ...defaultRoutingOptions.methods, ...overrides.methods },
     shareWindowMs: overrides.shareWindowMs ?? defaultRoutingOptions.shareWindowMs,
   };
   // Every number: finite, in range, whole where it counts something. Then what relates two of them.

@@ -1,14 +1,16 @@
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startRouter, type Router, type StartRouterOptions } from "../router/router.ts";
 import { TrustedProxies } from "../router/connections.ts";
 import type { LogLevel } from "../router/log.ts";
+import { parseRoutingConfig, type RoutingOverrides } from "../router/options.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
 //   node scripts/router.ts --indexer http://127.0.0.1:42069 [--port 8545] [--host 127.0.0.1]
 //                          [--snapshot .router/providers.json] [--devnet] [--trust-proxy 127.0.0.1]
-//                          [--log-level info]
+//                          [--config router.json] [--log-level info]
 
 export { startRouter, type Router, type StartRouterOptions };
 
@@ -19,10 +21,12 @@ export type RouterFlags = {
   snapshot: string | undefined;
   devnet: boolean;
   trustProxy: string[];
+  /** Routing parameters from the --config file (router/README.md lists them); undefined: the defaults. */
+  routing: RoutingOverrides | undefined;
   logLevel: LogLevel;
 };
 
-const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--log-level debug|info|warn|error]
+const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--config <file>] [--log-level debug|info|warn|error]
   --indexer    the indexer's base URL (serves /sql and /ready); env DIN_INDEXER_URL
   --port       port to listen on (default 8545; 0 lets the OS choose)
   --host       address to listen on (default 127.0.0.1)
@@ -30,7 +34,24 @@ const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--sna
   --devnet     allow loopback and private provider endpoints (local devnet only)
   --trust-proxy <list>
                proxies in front of the router, comma-separated addresses or CIDR blocks: their
-               X-Forwarded-For names the client that per-client limits count; env DIN_TRUST_PROXY`;
+               X-Forwarded-For names the client that per-client limits count; env DIN_TRUST_PROXY
+  --config     a JSON file of routing parameters to change, e.g. {"limits": {"maxCallsInFlight": 32768}}
+               (every parameter and its default: router/README.md); env DIN_ROUTER_CONFIG`;
+
+/** The routing parameters in a --config file; throws naming the file and what is wrong in it. */
+function readRoutingConfig(path: string): RoutingOverrides {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new Error(`--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return parseRoutingConfig(text);
+  } catch (error) {
+    throw new Error(`--config ${path}: ${(error as Error).message}`);
+  }
+}
 
 /** The indexer's base URL: http(s), without credentials (fetch refuses URLs that carry them). */
 function checkIndexerUrl(text: string): void {
@@ -55,6 +76,7 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
       snapshot: { type: "string" },
       devnet: { type: "boolean", default: false },
       "trust-proxy": { type: "string" },
+      config: { type: "string" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", default: false },
     },
@@ -71,7 +93,9 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
   const trustList = values["trust-proxy"] ?? env.DIN_TRUST_PROXY ?? "";
   const trustProxy = trustList.trim() === "" ? [] : trustList.split(",").map((entry) => entry.trim());
   new TrustedProxies(trustProxy); // a bad entry is refused here, before anything starts
-  return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, trustProxy, logLevel };
+  const config = values.config ?? env.DIN_ROUTER_CONFIG;
+  const routing = config === undefined || config === "" ? undefined : readRoutingConfig(config);
+  return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, trustProxy, routing, logLevel };
 }
 
 /** Runs the router until SIGINT/SIGTERM. */
@@ -84,6 +108,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     snapshotPath: flags.snapshot,
     devnet: flags.devnet,
     trustProxy: flags.trustProxy,
+    routing: flags.routing,
     logLevel: flags.logLevel,
   });
   let stopping = false;

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -61,11 +61,41 @@ describe("scripts/router.ts", () => {
     }
   });
 
-  it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, stops on SIGTERM", async () => {
+  it("reads routing parameters from a --config file, and refuses one it cannot use, saying why", async () => {
+    const indexer = ["--indexer", "http://127.0.0.1:42069"];
+    const config = async (name: string, text: string) => {
+      const path = join(dir, name);
+      await writeFile(path, text);
+      return path;
+    };
+    const good = await config("good.json", JSON.stringify({ limits: { maxCallsInFlight: 32_768 }, failover: { hedge: false }, shareWindowMs: 5_000 }));
+    expect(parseRouterFlags([...indexer, "--config", good]).routing).toEqual({ limits: { maxCallsInFlight: 32_768 }, failover: { hedge: false }, shareWindowMs: 5_000 });
+    expect(parseRouterFlags(indexer, { DIN_ROUTER_CONFIG: good }).routing).toEqual(parseRouterFlags([...indexer, "--config", good]).routing);
+    expect(parseRouterFlags(indexer).routing).toBeUndefined();
+    const refused: [string, RegExp][] = [
+      ["{ limits: 1", /not valid JSON/],
+      ["[1]", /must be a JSON object/],
+      ['{"limit": {"maxBatchItems": 2}}', /unknown section "limit" \(known: scoring, circuit, probe, failover, limits, methods, shareWindowMs\)/],
+      ['{"limits": {"maxBatchItem": 2}}', /unknown option limits\.maxBatchItem \(limits has: maxBodyBytes, maxBatchItems,/],
+      ['{"limits": {"maxBatchItems": 0}}', /router option limits\.maxBatchItems must be a whole number ≥ 1 and ≤ 1000000, got 0/],
+      ['{"failover": {"hedge": "no"}}', /router option out of range: failover\.hedge must be true or false/],
+      ['{"limits": 5}', /"limits" must be an object of options/],
+      ['{"methods": {"allowedMethods": ["eth_call", "not a method"]}}', /methods\.allowedMethods must be a list of method names/],
+    ];
+    for (const [text, message] of refused) {
+      const path = await config("bad.json", text);
+      expect(() => parseRouterFlags([...indexer, "--config", path]), text).toThrow(new RegExp(`^--config ${path}: ${message.source}`));
+    }
+    expect(() => parseRouterFlags([...indexer, "--config", join(dir, "missing.json")])).toThrow(/--config .*missing\.json: cannot read it \(ENOENT\)/);
+  });
+
+  it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, takes its --config, stops on SIGTERM", async () => {
     const snapshot = join(dir, "providers.json");
     const indexer = `http://127.0.0.1:${await freePort()}`;
     await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000, 1_000]), indexer);
-    const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", "0", "--snapshot", snapshot, "--devnet"], {
+    const config = join(dir, "router.json");
+    await writeFile(config, JSON.stringify({ limits: { maxBatchItems: 2 } }));
+    const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", "0", "--snapshot", snapshot, "--devnet", "--config", config], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const lines: Record<string, unknown>[] = [];
@@ -87,6 +117,10 @@ describe("scripts/router.ts", () => {
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }),
       });
       expect(((await answer.json()) as { result: string }).result).toMatch(/^0x/);
+      const call = { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" };
+      const batch = await fetch(`${url}/rpc/31337`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify([call, call, call]) });
+      expect(batch.status).toBe(413);
+      expect(await batch.text()).toContain("a batch holds at most 2 calls (got 3)");
       const status = (await (await fetch(`${url}/status`)).json()) as { providerSet: { servingFrom: string; state: string } };
       expect(status.providerSet).toMatchObject({ servingFrom: "snapshot", state: "unreachable" });
     } finally {
