@@ -182,10 +182,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    if (this.settled) {
-      controller.abort(cancelled);
-      return;
-    }
+    // Ended while it waited in the queue (its call's deadline, or a hedge won): not a byte is
+    // written yet. A throw here makes undici drop the request and keep the connection for the
+    // next; controller.abort() would destroy the connection, one per stale request, under load.
+    if (this.settled) throw cancelled;
     this.controller = controller;
     this.sentAt = performance.now();
     this.owner.sent?.(this);
@@ -240,9 +240,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   timeout(): void {
     if (this.settled) return;
     const hadItsTime = performance.now() - this.sentAt >= this.timeoutMs - 1; // false while unsent (NaN)
-    if (!hadItsTime) this.finish({ type: "queued", latencyMs: this.elapsed() });
-    else this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${Math.round(this.timeoutMs)} ms`, latencyMs: this.elapsed() });
-    this.controller?.abort(cancelled);
+    if (hadItsTime) {
+      this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${Math.round(this.timeoutMs)} ms`, latencyMs: this.elapsed() });
+      this.controller?.abort(cancelled);
+      return;
+    }
+    // Not the provider's doing: a request already out runs to its end (undici's own timeouts bound
+    // it) and its answer goes unused, rather than cost the connection.
+    this.finish({ type: "queued", latencyMs: this.elapsed() });
   }
 
   /** The router no longer needs this attempt (a hedge won): not held against the provider. */

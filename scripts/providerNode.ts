@@ -56,6 +56,8 @@ export type StartProviderNodeOptions = {
 
 export type ProviderNodeStats = {
   requests: number;
+  /** Connections accepted. */
+  connections: number;
   byMethod: Record<string, number>;
   /** Every request header name this node has received (lower case). */
   headerNames: string[];
@@ -119,7 +121,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
   const host = options.host ?? "127.0.0.1";
   let fault: Fault = options.fault ?? { kind: "none" };
   let latencyMs = options.latencyMs ?? 0;
-  let stats = { requests: 0, byMethod: {} as Record<string, number>, headerNames: new Set<string>() };
+  let stats = { requests: 0, connections: 0, byMethod: {} as Record<string, number>, headerNames: new Set<string>() };
   const sockets = new Set<Socket>();
   const hanging = new Set<ServerResponse>();
 
@@ -224,6 +226,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
   });
   server.keepAliveTimeout = 5_000;
   server.on("connection", (socket) => {
+    stats.connections++;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
@@ -260,6 +263,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
 
   const snapshot = (): ProviderNodeStats => ({
     requests: stats.requests,
+    connections: stats.connections,
     byMethod: { ...stats.byMethod },
     headerNames: [...stats.headerNames],
   });
@@ -298,7 +302,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
     },
     stats: snapshot,
     resetStats: () => {
-      stats = { requests: 0, byMethod: {}, headerNames: new Set() };
+      stats = { requests: 0, connections: 0, byMethod: {}, headerNames: new Set() };
     },
     stop: async () => {
       for (const res of hanging) res.destroy();

@@ -229,12 +229,24 @@ describe("a burst larger than the router's connections to its providers", () => 
   it("answers -32004 to calls still waiting at their deadline, and blames no provider for them", async () => {
     // Four connections, 150 ms a call: in 600 ms about 16 of 40 calls are served.
     await withBusyRouter([1_000, 1_000], 150, 600, async (busy) => {
+      const connectionsBefore = nodes.slice(0, 2).map((n) => n.stats().connections);
       const result = await hammer(busy, CHAIN, 40, 40, balance);
       expect(result.failures.length).toBeGreaterThan(0);
       for (const failure of result.failures) {
         expect(failure).toMatch(/"code":-32004,"message":"no provider answered within 600 ms \(1 attempts; last: 0x[0-9a-f]{40}: waited for a connection to it \(the router's 2 were busy or connecting\)\)"/);
       }
       expectNoneBlamed(busy);
+      // The calls that waited past their deadline leave the queue as connections free, without a
+      // byte sent and without costing a connection; the four in flight at the deadline run to their
+      // end. Calls after them are served as usual, on the same connections.
+      const after = await hammer(busy, CHAIN, 8, 4, balance);
+      expect(after.failures).toEqual([]);
+      const served = nodes.slice(0, 2).reduce((sum, n) => sum + (n.stats().byMethod.eth_getBalance ?? 0), 0);
+      const answered = 40 - result.failures.length + 8;
+      expect(served).toBeGreaterThanOrEqual(answered);
+      expect(served).toBeLessThanOrEqual(answered + 4);
+      const opened = nodes.slice(0, 2).map((n, i) => n.stats().connections - connectionsBefore[i]);
+      expect(opened.every((c) => c <= 2), `connections opened per provider (two for calls): ${opened.join(", ")}`).toBe(true);
     });
   });
 
