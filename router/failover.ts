@@ -133,7 +133,8 @@ class CallRouting {
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
   private attempts = 0;
-  private hedgeAt = Infinity;
+  /** How long an attempt may take once sent before a hedge starts (Infinity: no hedge, or hedged already). */
+  private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -195,7 +196,7 @@ class CallRouting {
     const f = this.ctx.failover;
     if (this.write || !f.hedge || this.attempts >= f.maxAttempts) return;
     const quantile = this.table.latency.value();
-    if (!Number.isNaN(quantile)) this.hedgeAt = this.started + Math.max(f.hedgeMinMs, quantile);
+    if (!Number.isNaN(quantile)) this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile);
   }
 
   private launch(): boolean {
@@ -233,9 +234,20 @@ class CallRouting {
     return drawn;
   }
 
-  /** An attempt left the router's queue: its own deadline (earlier than the call's) is now due. */
-  sent(attempt: UpstreamAttempt): void {
-    if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt);
+  /** An attempt left the router's queue: its own deadline (earlier than the call's) and its hedge are now due. */
+  sent(): void {
+    if (this.listed) this.ctx.sweeper.wake(this.nextCheckAt());
+  }
+
+  /**
+   * When to hedge: the latency quantile after the one attempt in flight went out. Not while it
+   * waits in the router's queue: a hedge is for a slow provider, and one more request queued
+   * behind busy connections would only lengthen the queue.
+   */
+  private hedgeAt(): number {
+    if (this.finished || this.inFlight.length !== 1) return Infinity;
+    const sentAt = this.inFlight[0].sentAt;
+    return Number.isNaN(sentAt) ? Infinity : sentAt + this.hedgeAfterMs;
   }
 
   /**
@@ -247,8 +259,8 @@ class CallRouting {
       const attempt = this.inFlight[i];
       if (attempt !== undefined && now >= attempt.deadlineAt) attempt.timeout();
     }
-    if (!this.finished && now >= this.hedgeAt && this.inFlight.length === 1) {
-      this.hedgeAt = Infinity;
+    if (now >= this.hedgeAt()) {
+      this.hedgeAfterMs = Infinity;
       if (this.launch()) this.ctx.counters.hedges++;
     }
     return this.nextCheckAt();
@@ -256,7 +268,7 @@ class CallRouting {
 
   /** The next attempt deadline or hedge time (Infinity: nothing to wait for). */
   nextCheckAt(): number {
-    let at = !this.finished && this.inFlight.length === 1 ? this.hedgeAt : Infinity;
+    let at = this.hedgeAt();
     for (const attempt of this.inFlight) if (attempt.deadlineAt < at) at = attempt.deadlineAt;
     return at;
   }
@@ -317,8 +329,7 @@ class CallRouting {
     this.finished = true;
     // Hedges that lost are cancelled; copies of a write go on broadcasting (their outcomes still count).
     if (!this.write) for (let i = this.inFlight.length - 1; i >= 0; i--) this.inFlight[i]?.cancel();
-    if (this.inFlight.length === 0) this.ctx.sweeper.remove(this);
-    else this.hedgeAt = Infinity;
+    if (this.inFlight.length === 0) this.ctx.sweeper.remove(this); // else write copies still go on
     if (provider !== null) {
       provider.served++;
       provider.windowServed++;

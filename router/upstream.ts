@@ -28,7 +28,7 @@ export type Outcome =
   | { type: "over_budget"; latencyMs: number };
 
 /** Who hears how an attempt ended (exactly once), and when it left the router's queue. */
-export type AttemptOwner = { settle: (attempt: UpstreamAttempt, outcome: Outcome) => void; sent?: (attempt: UpstreamAttempt) => void };
+export type AttemptOwner = { settle: (attempt: UpstreamAttempt, outcome: Outcome) => void; sent?: () => void };
 
 /**
  * Holds the bytes of answers being collected for a client against its budget (server.ts), so a
@@ -123,7 +123,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly provider: ProviderHealth;
   private readonly startedAt: number;
   /** When the request went out on a connection (NaN while it waits in the router's queue). */
-  private sentAt = Number.NaN;
+  private sentAtMs = Number.NaN;
   /** The attempt ends by then whatever happens, sent or not (performance.now() ms). */
   private readonly endBy: number;
   private readonly id: RpcId;
@@ -154,12 +154,17 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   /** When the owner should give up on it (performance.now() ms): moves earlier once the request is sent. */
   get deadlineAt(): number {
-    return Number.isNaN(this.sentAt) ? this.endBy : Math.min(this.sentAt + this.timeoutMs, this.endBy);
+    return Number.isNaN(this.sentAtMs) ? this.endBy : Math.min(this.sentAtMs + this.timeoutMs, this.endBy);
+  }
+
+  /** When the request went out on a connection (performance.now() ms); NaN while it waits in the router's queue. */
+  get sentAt(): number {
+    return this.sentAtMs;
   }
 
   /** The provider's time on it so far: from the request going out (or from dispatch, for a connect error). */
   private elapsed(): number {
-    return performance.now() - (Number.isNaN(this.sentAt) ? this.startedAt : this.sentAt);
+    return performance.now() - (Number.isNaN(this.sentAtMs) ? this.startedAt : this.sentAtMs);
   }
 
   /** Sends the request (the owner may hear the outcome before this returns). */
@@ -187,8 +192,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     // next; controller.abort() would destroy the connection, one per stale request, under load.
     if (this.settled) throw cancelled;
     this.controller = controller;
-    this.sentAt = performance.now();
-    this.owner.sent?.(this);
+    this.sentAtMs = performance.now();
+    this.owner.sent?.();
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
@@ -239,7 +244,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
    */
   timeout(): void {
     if (this.settled) return;
-    const hadItsTime = performance.now() - this.sentAt >= this.timeoutMs - 1; // false while unsent (NaN)
+    const hadItsTime = performance.now() - this.sentAtMs >= this.timeoutMs - 1; // false while unsent (NaN)
     if (hadItsTime) {
       this.finish({ type: "failure", kind: "timeout", detail: `no complete answer within ${Math.round(this.timeoutMs)} ms`, latencyMs: this.elapsed() });
       this.controller?.abort(cancelled);
