@@ -30,7 +30,7 @@ export type BodyLimits = {
   maxDepth: number;
 };
 
-const methodPattern = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+export const methodPattern = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const maxIdLength = 256;
 
 export function isCall(item: ParsedItem): item is RpcCall {

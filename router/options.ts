@@ -1,4 +1,5 @@
 import { RouterOptionError } from "./errors.ts";
+import { methodPattern } from "./jsonRpc.ts";
 import { defaultMethodPolicy, type MethodPolicy } from "./methodPolicy.ts";
 
 // Every tunable of the router, with its default. router/README.md explains each one; the formula
@@ -256,7 +257,7 @@ export function parseRoutingConfig(text: string): RoutingOverrides {
   const methods = (value as { methods?: Record<string, unknown> }).methods;
   if (methods?.allowedMethods !== undefined) {
     const list = methods.allowedMethods;
-    if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && /^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(m))) {
+    if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && methodPattern.test(m))) {
       throw new RouterOptionError("methods.allowedMethods must be a list of method names such as \"eth_call\"");
     }
   }

@@ -17,7 +17,7 @@ export type Outcome =
   | { type: "soft"; bytes: Buffer; error: { code: number; message: string }; latencyMs: number }
   /** The provider failed; the caller did nothing wrong. */
   | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number }
-  /** This router stopped the attempt (a hedge won, or the call's deadline passed). */
+  /** This router stopped the attempt: another attempt of the call answered (a hedge won). */
   | { type: "cancelled"; latencyMs: number }
   /**
    * It waited for one of the router's connections to the provider (all busy), and the time left
