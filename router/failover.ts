@@ -34,7 +34,17 @@ export type CallResult = {
   provider: ProviderHealth | null;
   attempts: number;
   /** "answer": a provider's answer; otherwise why the router answered itself. */
-  outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded" | "over_budget";
+  outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded" | "over_budget" | "abandoned";
+};
+
+/** A call being routed, as its caller holds it. */
+export type CallHandle = {
+  /**
+   * Nobody waits for the answer any more (the client went away): no new attempt starts, attempts
+   * still waiting for a connection are dropped, those already sent run to their end unused, and
+   * the call ends at once ("abandoned"). A broadcast goes on: its copies may already be out.
+   */
+  abandon: () => void;
 };
 
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
@@ -114,7 +124,7 @@ export function startSweeper(slackMs = 5): Sweeper {
 }
 
 /** The state of one call being routed; decides on each attempt's outcome as it arrives. */
-class CallRouting {
+class CallRouting implements CallHandle {
   /** The sweeper's list links. */
   listed = false;
   prev: CallRouting | null = null;
@@ -337,6 +347,12 @@ class CallRouting {
     this.resolve({ bytes, provider, attempts: this.attempts, outcome });
   }
 
+  abandon(): void {
+    if (this.finished || this.write) return;
+    for (let i = this.inFlight.length - 1; i >= 0; i--) this.inFlight[i]?.abandon();
+    this.answer(errorResponse(this.call.id, RpcCode.internalError, "the client went away"), null, "abandoned");
+  }
+
   private finishWithFallbackOrError(): void {
     if (this.fallback !== null) {
       this.answer(this.fallback.bytes, this.fallback.provider);
@@ -399,6 +415,8 @@ export function routeCall(
   done: (result: CallResult) => void,
   exclude: readonly ProviderHealth[] = nobody,
   budget: AnswerBudget | null = null,
-): void {
-  new CallRouting(ctx, table, call, id, done, exclude, budget).start();
+): CallHandle {
+  const routing = new CallRouting(ctx, table, call, id, done, exclude, budget);
+  routing.start();
+  return routing;
 }

@@ -6,7 +6,7 @@ import type { ChainTable } from "./routingTable.ts";
 // into text when /metrics is read.
 
 /** How a client call ended, as counted per chain. */
-export const callOutcomes = ["answer", "local", "rejected", "no_provider", "upstream_failed", "deadline_exceeded", "over_budget"] as const;
+export const callOutcomes = ["answer", "local", "rejected", "no_provider", "upstream_failed", "deadline_exceeded", "over_budget", "abandoned"] as const;
 export type CallOutcome = (typeof callOutcomes)[number];
 const outcomeIndex = new Map<CallOutcome, number>(callOutcomes.map((o, i) => [o, i]));
 

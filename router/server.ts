@@ -5,7 +5,7 @@ import type { ClientLedger, ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
 import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
-import { routeCall, writeMethods, type RouteContext } from "./failover.ts";
+import { routeCall, writeMethods, type CallHandle, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -265,10 +265,11 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
     });
   }
   const upstreamId = item.notification ? 1 : item.id;
-  routeCall(g.route, table, item, upstreamId, (result) => {
+  const handle = routeCall(g.route, table, item, upstreamId, (result) => {
     outcomes.push(result.outcome);
     done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
   }, undefined, x);
+  x.routing(handle);
 }
 
 /** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
@@ -339,6 +340,9 @@ class Exchange implements AnswerBudget {
   private collected = 0;
   /** The request's calls, counted in flight until the answer. */
   private calls = 0;
+  /** Calls still being routed, abandoned if the client goes away first; stops watching its connection. */
+  private routed: CallHandle[] | null = null;
+  private unwatch: (() => void) | null = null;
   readonly freeBytes = freeBytes;
   private open = true;
 
@@ -359,6 +363,7 @@ class Exchange implements AnswerBudget {
     this.client.inFlight--;
     this.g.metrics.callsInFlight -= this.calls;
     this.client.calls -= this.calls;
+    this.unwatch?.();
     refund(this.g, this.client, this.charged + this.collected);
     try {
       this.deliver(status, body, provider, attempts, mustAnswer);
@@ -395,6 +400,20 @@ class Exchange implements AnswerBudget {
     client.calls += count;
     this.calls = count;
     return null;
+  }
+
+  /**
+   * A call of this request is being routed. If the client's connection closes before the answer,
+   * its calls are abandoned: providers are not asked on behalf of nobody (a broadcast goes on).
+   */
+  routing(handle: CallHandle): void {
+    if (this.routed === null) {
+      this.routed = [];
+      this.unwatch = whenClosed(this.res.req.socket, () => {
+        for (const call of this.routed!) call.abandon();
+      });
+    }
+    this.routed.push(handle);
   }
 
   /** Whether an answer of `bytes` can be held for this client now (reply refuses it otherwise). */

@@ -216,6 +216,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.settled) return; // abandoned or cut while it ran: its answer goes unused
     const latencyMs = this.elapsed();
     const status = this.status;
     if (status !== 200) {
@@ -253,6 +254,16 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     // Not the provider's doing: a request already out runs to its end (undici's own timeouts bound
     // it) and its answer goes unused, rather than cost the connection.
     this.finish({ type: "queued", latencyMs: this.elapsed() });
+  }
+
+  /**
+   * Nobody needs the answer (the client went away): not held against the provider. Unlike
+   * cancel(), a request already out runs to its end rather than cost the connection; one still
+   * waiting for a connection is dropped before a byte is sent.
+   */
+  abandon(): void {
+    if (this.settled) return;
+    this.finish({ type: "cancelled", latencyMs: this.elapsed() });
   }
 
   /** The router no longer needs this attempt (a hedge won): not held against the provider. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { performance } from "node:perf_hooks";
+import { connect } from "node:net";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
@@ -266,6 +267,33 @@ describe("a burst larger than the router's connections to its providers", () => 
       expect(result.failures).toEqual([]);
       expect(busy.metrics()).toMatch(/^din_router_hedges_total 0$/m);
       expect(result.attempts.every((n) => n === 1)).toBe(true);
+    });
+  });
+
+  it("abandons the calls of a client that went away: those still waiting for a connection are never sent", async () => {
+    await withBusyRouter([1_000, 1_000], 300, {}, async (busy) => {
+      const served = () => nodes.slice(0, 2).reduce((sum, n) => sum + (n.stats().byMethod.eth_getBalance ?? 0), 0);
+      const metric = (line: RegExp) => Number(line.exec(busy.metrics())?.[1]);
+      const inFlight = () => metric(/^din_router_in_flight_calls (\d+)$/m);
+      const before = served();
+      const call = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+      const clients = Array.from({ length: 8 }, () => {
+        const socket = connect({ host: "127.0.0.1", port: busy.port });
+        socket.on("error", () => {});
+        socket.write(`POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${call.length}\r\n\r\n${call}`);
+        return socket;
+      });
+      // Four go out on the four connections, four wait; then every client leaves.
+      await waitFor(() => inFlight() === 8 && served() - before === 4, "eight calls in flight, four of them at the providers");
+      for (const socket of clients) socket.destroy();
+      await waitFor(() => inFlight() === 0, "the calls abandoned");
+      expect(metric(/^din_router_calls_total\{chain="31337",outcome="abandoned"\} (\d+)$/m)).toBe(8);
+      // A call after them waits behind whatever the router still had queued: once it is answered,
+      // the four that waited were dropped without reaching a provider.
+      const after = await hammer(busy, CHAIN, 1, 1, balance);
+      expect(after.failures).toEqual([]);
+      expect(served() - before).toBe(4 + 1);
+      expectNoneBlamed(busy);
     });
   });
 
