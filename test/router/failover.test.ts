@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { performance } from "node:perf_hooks";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
+import { privateKeyToAccount } from "viem/accounts";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
@@ -8,7 +9,7 @@ import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
-import { DEV_ACCOUNT, direct, hammer, waitFor } from "./support.ts";
+import { DEV_ACCOUNT, DEV_KEY, direct, hammer, waitFor } from "./support.ts";
 
 // Four provider nodes in front of one Hardhat node; node 0 stays healthy, the others fail in every
 // way a stranger's node can. While one healthy provider remains no client request may fail.
@@ -218,6 +219,18 @@ describe("a burst larger than the router's connections to its providers", () => 
     }
   }
 
+  /** POSTs `call` to `busy` on a connection of its own, and returns the socket (to leave by). */
+  function postAndStay(busy: TestRouter, call: object): Socket {
+    const body = JSON.stringify(call);
+    const socket = connect({ host: "127.0.0.1", port: busy.port });
+    socket.on("error", () => {});
+    socket.write(`POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    return socket;
+  }
+
+  const served = (method: string) => nodes.slice(0, 2).reduce((sum, n) => sum + (n.stats().byMethod[method] ?? 0), 0);
+  const inFlightCalls = (busy: TestRouter) => Number(/^din_router_in_flight_calls (\d+)$/m.exec(busy.metrics())?.[1]);
+
   function expectNoneBlamed(busy: TestRouter): void {
     const providers = busy.status().chains[0].providers;
     expect(providers.map((p) => [p.state, p.failures]), JSON.stringify(providers)).toEqual([
@@ -272,28 +285,35 @@ describe("a burst larger than the router's connections to its providers", () => 
 
   it("abandons the calls of a client that went away: those still waiting for a connection are never sent", async () => {
     await withBusyRouter([1_000, 1_000], 300, {}, async (busy) => {
-      const served = () => nodes.slice(0, 2).reduce((sum, n) => sum + (n.stats().byMethod.eth_getBalance ?? 0), 0);
-      const metric = (line: RegExp) => Number(line.exec(busy.metrics())?.[1]);
-      const inFlight = () => metric(/^din_router_in_flight_calls (\d+)$/m);
-      const before = served();
-      const call = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
-      const clients = Array.from({ length: 8 }, () => {
-        const socket = connect({ host: "127.0.0.1", port: busy.port });
-        socket.on("error", () => {});
-        socket.write(`POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${call.length}\r\n\r\n${call}`);
-        return socket;
-      });
+      const before = served("eth_getBalance");
+      const clients = Array.from({ length: 8 }, () => postAndStay(busy, { jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }));
       // Four go out on the four connections, four wait; then every client leaves.
-      await waitFor(() => inFlight() === 8 && served() - before === 4, "eight calls in flight, four of them at the providers");
+      await waitFor(() => inFlightCalls(busy) === 8 && served("eth_getBalance") - before === 4, "eight calls in flight, four of them at the providers");
       for (const socket of clients) socket.destroy();
-      await waitFor(() => inFlight() === 0, "the calls abandoned");
-      expect(metric(/^din_router_calls_total\{chain="31337",outcome="abandoned"\} (\d+)$/m)).toBe(8);
+      await waitFor(() => inFlightCalls(busy) === 0, "the calls abandoned");
+      expect(busy.metrics()).toMatch(/^din_router_calls_total\{chain="31337",outcome="abandoned"\} 8$/m);
       // A call after them waits behind whatever the router still had queued: once it is answered,
       // the four that waited were dropped without reaching a provider.
       const after = await hammer(busy, CHAIN, 1, 1, balance);
       expect(after.failures).toEqual([]);
-      expect(served() - before).toBe(4 + 1);
+      expect(served("eth_getBalance") - before).toBe(4 + 1);
       expectNoneBlamed(busy);
+    });
+  });
+
+  it("still broadcasts a transaction whose client left while it waited for a connection", async () => {
+    await withBusyRouter([1_000, 1_000], 300, {}, async (busy) => {
+      const reads = hammer(busy, CHAIN, 4, 4, balance); // the four connections, for 300 ms
+      await waitFor(() => inFlightCalls(busy) === 4, "four reads in flight");
+      const account = privateKeyToAccount(DEV_KEY);
+      const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
+      const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+      const client = postAndStay(busy, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+      await waitFor(() => inFlightCalls(busy) === 5, "the broadcast waiting for a connection");
+      client.destroy();
+      expect((await reads).failures).toEqual([]);
+      // Its two copies go out once connections are free, though nobody waits for the answer.
+      await waitFor(() => served("eth_sendRawTransaction") === 2, "both copies of the broadcast sent", 10_000);
     });
   });
 
