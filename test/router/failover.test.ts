@@ -9,7 +9,7 @@ import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
-import { DEV_ACCOUNT, DEV_KEY, direct, hammer, waitFor } from "./support.ts";
+import { DEV_ACCOUNT, direct, hammer, waitFor } from "./support.ts";
 
 // Four provider nodes in front of one Hardhat node; node 0 stays healthy, the others fail in every
 // way a stranger's node can. While one healthy provider remains no client request may fail.
@@ -305,7 +305,8 @@ describe("a burst larger than the router's connections to its providers", () => 
     await withBusyRouter([1_000, 1_000], 300, {}, async (busy) => {
       const reads = hammer(busy, CHAIN, 4, 4, balance); // the four connections, for 300 ms
       await waitFor(() => inFlightCalls(busy) === 4, "four reads in flight");
-      const account = privateKeyToAccount(DEV_KEY);
+      // Hardhat's second dev account, so the first one's balance, which other tests check, stays.
+      const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
       const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
       const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
       const client = postAndStay(busy, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
