@@ -246,12 +246,12 @@ export function parseRoutingConfig(text: string): RoutingOverrides {
   if (!isObject(value)) throw new RouterOptionError('must be a JSON object such as {"limits": {"maxCallsInFlight": 32768}}');
   const defaults = defaultRoutingOptions as unknown as Record<string, unknown>;
   for (const [section, fields] of Object.entries(value)) {
-    const known = defaults[section];
+    const known = Object.hasOwn(defaults, section) ? defaults[section] : undefined; // not "constructor", "__proto__"
     if (known === undefined) throw new RouterOptionError(`unknown section "${section}" (known: ${Object.keys(defaults).join(", ")})`);
     if (!isObject(known)) continue; // a number (shareWindowMs): resolveRoutingOptions checks it
     if (!isObject(fields)) throw new RouterOptionError(`"${section}" must be an object of options`);
     for (const field of Object.keys(fields)) {
-      if (!(field in known)) throw new RouterOptionError(`unknown option ${section}.${field} (${section} has: ${Object.keys(known).join(", ")})`);
+      if (!Object.hasOwn(known, field)) throw new RouterOptionError(`unknown option ${section}.${field} (${section} has: ${Object.keys(known).join(", ")})`);
     }
   }
   const methods = (value as { methods?: Record<string, unknown> }).methods;

@@ -340,8 +340,9 @@ class Exchange implements AnswerBudget {
   private collected = 0;
   /** The request's calls, counted in flight until the answer. */
   private calls = 0;
-  /** Calls still being routed, abandoned if the client goes away first; stops watching its connection. */
+  /** The request's calls being routed by providers, abandoned if the client goes away first. */
   private routed: CallHandle[] | null = null;
+  /** Stops watching the client's connection for that (once answered). */
   private unwatch: (() => void) | null = null;
   readonly freeBytes = freeBytes;
   private open = true;

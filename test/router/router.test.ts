@@ -77,6 +77,8 @@ describe("scripts/router.ts", () => {
       ["[1]", /must be a JSON object/],
       ['{"limit": {"maxBatchItems": 2}}', /unknown section "limit" \(known: scoring, circuit, probe, failover, limits, methods, shareWindowMs\)/],
       ['{"limits": {"maxBatchItem": 2}}', /unknown option limits\.maxBatchItem \(limits has: maxBodyBytes, maxBatchItems,/],
+      ['{"limits": {"constructor": 2}}', /unknown option limits\.constructor/],
+      ['{"__proto__": {"maxBatchItems": 2}}', /unknown section "__proto__"/],
       ['{"limits": {"maxBatchItems": 0}}', /router option limits\.maxBatchItems must be a whole number ≥ 1 and ≤ 1000000, got 0/],
       ['{"failover": {"hedge": "no"}}', /router option out of range: failover\.hedge must be true or false/],
       ['{"limits": 5}', /"limits" must be an object of options/],
