@@ -248,7 +248,11 @@ export function parseRoutingConfig(text: string): RoutingOverrides {
   for (const [section, fields] of Object.entries(value)) {
     const known = Object.hasOwn(defaults, section) ? defaults[section] : undefined; // not "constructor", "__proto__"
     if (known === undefined) throw new RouterOptionError(`unknown section "${section}" (known: ${Object.keys(defaults).join(", ")})`);
-    if (!isObject(known)) continue; // a number (shareWindowMs): resolveRoutingOptions checks it
+    if (!isObject(known)) {
+      // A number (shareWindowMs): resolveRoutingOptions checks its range; null would mean the default.
+      if (typeof fields !== "number") throw new RouterOptionError(`${section} must be a number`);
+      continue;
+    }
     if (!isObject(fields)) throw new RouterOptionError(`"${section}" must be an object of options`);
     for (const field of Object.keys(fields)) {
       if (!Object.hasOwn(known, field)) throw new RouterOptionError(`unknown option ${section}.${field} (${section} has: ${Object.keys(known).join(", ")})`);

@@ -79,6 +79,8 @@ describe("scripts/router.ts", () => {
       ['{"limits": {"maxBatchItem": 2}}', /unknown option limits\.maxBatchItem \(limits has: maxBodyBytes, maxBatchItems,/],
       ['{"limits": {"constructor": 2}}', /unknown option limits\.constructor/],
       ['{"__proto__": {"maxBatchItems": 2}}', /unknown section "__proto__"/],
+      ['{"toString": 5}', /unknown section "toString"/],
+      ['{"shareWindowMs": null}', /shareWindowMs must be a number/],
       ['{"limits": {"maxBatchItems": 0}}', /router option limits\.maxBatchItems must be a whole number ≥ 1 and ≤ 1000000, got 0/],
       ['{"failover": {"hedge": "no"}}', /router option out of range: failover\.hedge must be true or false/],
       ['{"limits": 5}', /"limits" must be an object of options/],
