@@ -189,7 +189,7 @@ class CallRouting implements CallHandle {
 
   /** Providers that just joined are probed before they get traffic: wait for that rather than fail. */
   private async waitForProbes(): Promise<void> {
-    while (this.attempts === 0 && this.table.awaitingProbes(performance.now()) && this.deadline - performance.now() > minAttemptMs) {
+    while (!this.finished && this.attempts === 0 && this.table.awaitingProbes(performance.now()) && this.deadline - performance.now() > minAttemptMs) {
       await this.table.nextChange(Math.min(250, this.deadline - performance.now()));
       const initial = this.write ? this.ctx.failover.writeFanout : 1;
       for (let i = 0; i < initial; i++) if (!this.launch()) break;
@@ -210,6 +210,7 @@ class CallRouting implements CallHandle {
   }
 
   private launch(): boolean {
+    if (this.finished) return false; // abandoned while it waited for probes
     const now = performance.now();
     const remaining = this.deadline - now;
     if (this.attempts >= this.ctx.failover.maxAttempts || remaining < minAttemptMs) return false;
@@ -219,7 +220,7 @@ class CallRouting implements CallHandle {
     this.attempts++;
     const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline);
     this.inFlight.push(attempt);
-    attempt.start(this.ctx.agent, this.body);
+    attempt.start(this.ctx.agent, this.body, this.ctx.connectionsPerProvider);
     if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
     return true;
   }

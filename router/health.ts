@@ -2,6 +2,12 @@ import type { CircuitParameters, ScoringParameters } from "./options.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 import type { Factors } from "./scoring.ts";
 
+/**
+ * A client call's request waiting for a connection to its provider (upstream.ts): `go` sends it,
+ * or ends it unsent (false) when its time ran out while it waited.
+ */
+export type Waiting = { go: () => boolean };
+
 // A provider's health as this router measures it: latency, error rate, circuit breaker, probation,
 // chain id and head. One tracker per (chain, provider, url); it lives as long as the provider stays
 // in the set with the same URL, so a set update never resets what was learned.
@@ -90,7 +96,13 @@ export class ProviderHealth {
   lastFailureAt = 0;
 
   // Traffic, for /status and /metrics.
+  /** Client calls' requests the router's connections to this provider carry now (undici holds them). */
   inFlight = 0;
+  /**
+   * Client calls' requests waiting for one of those connections, in order (upstream.ts): the wait
+   * list is the router's own, so a request nobody needs any more leaves it at once.
+   */
+  readonly waiting = new Set<Waiting>();
   served = 0; // client calls this provider answered (results and passed-through errors)
   /** Sum and count of successful attempt latencies (probes too), for the dashboard's latency chart. */
   latencySumMs = 0;

@@ -408,6 +408,7 @@ class Exchange implements AnswerBudget {
    * its calls are abandoned: providers are not asked on behalf of nobody (a broadcast goes on).
    */
   routing(handle: CallHandle): void {
+    if (!this.open) return; // answered already (no provider, at once): nothing to abandon, nothing to watch
     if (this.routed === null) {
       this.routed = [];
       this.unwatch = whenClosed(this.res.req.socket, () => {

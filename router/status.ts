@@ -29,7 +29,9 @@ export type ProviderStatus = {
   reportedChainId: number | null;
   circuitReopensInMs: number | null;
   probationLeft: number;
+  /** Client calls' requests on the router's connections to it now, and waiting for one. */
   inFlight: number;
+  waiting: number;
   served: number;
   failures: Record<string, number>;
   lastFailure: string | null;
@@ -87,6 +89,7 @@ export function chainStatus(table: ChainTable, now: number, hedgeMinMs: number):
         circuitReopensInMs: p.reopensAt > 0 ? Math.max(0, Math.round(p.reopensAt - now)) : null,
         probationLeft: p.probationLeft,
         inFlight: p.inFlight,
+        waiting: p.waiting.size,
         served: p.served,
         failures,
         lastFailure: p.lastFailure,

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { EndpointRefusedError } from "./errors.ts";
-import type { FailureKind, ProviderHealth } from "./health.ts";
+import type { FailureKind, ProviderHealth, Waiting } from "./health.ts";
 import type { RpcId } from "./jsonRpc.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
@@ -119,7 +119,7 @@ const cancelled = new Error("attempt cancelled by the router");
  * the provider (a burst of traffic would otherwise time out on healthy providers and open their
  * circuits).
  */
-export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   readonly provider: ProviderHealth;
   private readonly startedAt: number;
   /** When the request went out on a connection (NaN while it waits in the router's queue). */
@@ -137,6 +137,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** Bytes of the answer charged to the budget so far. */
   private charged = 0;
   private settled = false;
+  private agent: Dispatcher | null = null;
+  private body = "";
+  /** Counted in the provider's connections (a client call's request, not a probe's). */
+  private gated = false;
+  /** undici holds the request (from dispatch to its end or error). */
+  private holding = false;
 
   /**
    * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
@@ -167,29 +173,68 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     return performance.now() - (Number.isNaN(this.sentAtMs) ? this.startedAt : this.sentAtMs);
   }
 
-  /** Sends the request (the owner may hear the outcome before this returns). */
-  start(agent: Dispatcher, body: string): void {
+  /**
+   * Sends the request (the owner may hear the outcome before this returns). With `connections`
+   * (the router's to this provider, for a client call), a request past them waits in the
+   * provider's wait list until one is free, and leaves it at once if it ends first.
+   */
+  start(agent: Dispatcher, body: string, connections: number | null = null): void {
+    this.agent = agent;
+    this.body = body;
+    if (connections === null) {
+      this.go();
+      return;
+    }
+    this.gated = true;
+    if (this.provider.inFlight < connections) this.go();
+    else this.provider.waiting.add(this);
+  }
+
+  /** Hands the request to undici; false, ending it unsent and blaming nobody, when its time ran out while it waited. */
+  go(): boolean {
+    if (this.settled) return false;
+    if (performance.now() >= this.endBy) {
+      this.timeout();
+      return false;
+    }
     const provider = this.provider;
     const timeoutMs = this.timeoutMs;
-    provider.inFlight++;
-    agent.dispatch(
+    if (this.gated) provider.inFlight++;
+    this.holding = true;
+    this.agent!.dispatch(
       {
         origin: provider.origin,
         path: provider.path,
         method: "POST",
         headers: upstreamHeaders,
-        body,
+        body: this.body,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       },
       this,
     );
+    return true;
+  }
+
+  /** undici is done with the request (answered, failed or dropped): its connection takes the next one waiting. */
+  private release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    if (!this.gated) return;
+    const provider = this.provider;
+    provider.inFlight--;
+    // The first one waiting whose time has not run out (the sweeper may not have ended it yet).
+    for (const next of provider.waiting) {
+      provider.waiting.delete(next);
+      if (next.go()) break;
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    // Ended while it waited in the queue (its call's deadline, or a hedge won): not a byte is
-    // written yet. A throw here makes undici drop the request and keep the connection for the
-    // next; controller.abort() would destroy the connection, one per stale request, under load.
+    // Ended while it waited for the connection (its call's deadline, a hedge won, its client left):
+    // not a byte is written yet. A throw here makes undici drop the request and keep the
+    // connection for the next; controller.abort() would destroy the connection.
+    if (!this.settled && performance.now() >= this.endBy) this.timeout(); // its time ran out meanwhile
     if (this.settled) throw cancelled;
     this.controller = controller;
     this.sentAtMs = performance.now();
@@ -216,6 +261,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.release();
     if (this.settled) return; // abandoned or cut while it ran: its answer goes unused
     const latencyMs = this.elapsed();
     const status = this.status;
@@ -233,6 +279,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.release();
     if (this.settled) return;
     const { kind, detail } = failureOf(error);
     this.finish({ type: "failure", kind, detail, latencyMs: this.elapsed() });
@@ -280,7 +327,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private finish(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.provider.inFlight--;
+    this.provider.waiting.delete(this); // ended before a connection was free: never sent
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
       this.chunks = [];

@@ -285,7 +285,7 @@ describe("a burst larger than the router's connections to its providers", () => 
   });
 
   it("abandons the calls of a client that went away: those still waiting for a connection are never sent", async () => {
-    await withBusyRouter([1_000, 1_000], 300, {}, async (busy) => {
+    await withBusyRouter([1_000, 1_000], 1_000, { attemptTimeoutMs: 3_000 }, async (busy) => {
       const before = served("eth_getBalance");
       const clients = Array.from({ length: 8 }, () => postAndStay(busy, { jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }));
       // Four go out on the four connections, four wait; then every client leaves.
@@ -293,6 +293,12 @@ describe("a burst larger than the router's connections to its providers", () => 
       for (const socket of clients) socket.destroy();
       await waitFor(() => inFlightCalls(busy) === 0, "the calls abandoned");
       expect(busy.metrics()).toMatch(/^din_router_calls_total\{chain="31337",outcome="abandoned"\} 8$/m);
+      // The four that waited left the router's wait list at once (nothing of theirs is held); the
+      // four already out hold their connections until the providers answer (1 s).
+      const providers = () => busy.status().chains[0].providers;
+      expect(providers().map((p) => p.waiting)).toEqual([0, 0]);
+      expect(providers().map((p) => p.inFlight)).toEqual([2, 2]);
+      await waitFor(() => providers().every((p) => p.inFlight === 0), "the four answered, unused");
       // A call after them waits behind whatever the router still had queued: once it is answered,
       // the four that waited were dropped without reaching a provider.
       const after = await hammer(busy, CHAIN, 1, 1, balance);
@@ -364,6 +370,32 @@ describe("routing one call", () => {
     sweeper.stop();
     expect(results).toHaveLength(1);
     expect(results[0]).toMatchObject({ outcome: "upstream_failed", attempts: options.failover.maxAttempts, provider: null });
+  });
+
+  it("sends nothing for a call abandoned while it waited for a provider's first probe", async () => {
+    const options = resolveRoutingOptions();
+    const table = new ChainTable(CHAIN, options);
+    table.setProviders(recordsFor(nodes, CHAIN, [1_000]).slice(0, 1)); // node 0, just joined: not probed yet
+    const agent = new Agent();
+    const sweeper = startSweeper();
+    const before = nodes[0].stats().byMethod.eth_getBalance ?? 0;
+    const results: CallResult[] = [];
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, connectionsPerProvider: 64 };
+    const call = routeCall(context, table, { id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, 7, (result) => results.push(result));
+    expect(results).toEqual([]); // waiting for the probe
+    call.abandon();
+    expect(results).toMatchObject([{ outcome: "abandoned", provider: null }]);
+    // The probe's verdict comes while the abandoned call still waits for a change of the table.
+    const provider = table.providers[0];
+    provider.setChainCheck(CHAIN, CHAIN, 0);
+    provider.setHead(100, 0);
+    table.rebuild(performance.now());
+    expect(table.eligibleCount).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    sweeper.stop();
+    await agent.close();
+    expect(nodes[0].stats().byMethod.eth_getBalance ?? 0).toBe(before);
+    expect(results).toHaveLength(1);
   });
 
   it("tells the client to retry when an answer it could not hold came and the other attempt failed", async () => {
