@@ -5,7 +5,7 @@ import type { ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
-import { UpstreamAttempt, type AnswerBudget, type Outcome } from "./upstream.ts";
+import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type Outcome } from "./upstream.ts";
 
 // One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
 // reply, wrong id) draw another, all within one deadline. Reads may be hedged: when the call is
@@ -49,8 +49,6 @@ export type CallHandle = {
 
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
-/** Below this much time left, no new attempt starts. */
-const minAttemptMs = 20;
 
 /**
  * One timer for all calls in flight: attempt timeouts and hedges. It is armed for the earliest

@@ -103,6 +103,8 @@ export class ProviderHealth {
    * list is the router's own, so a request nobody needs any more leaves it at once.
    */
   readonly waiting = new Set<Waiting>();
+  /** A hand-off from the wait list is running (upstream.ts): a release inside it only frees its connection. */
+  handingOver = false;
   served = 0; // client calls this provider answered (results and passed-through errors)
   /** Sum and count of successful attempt latencies (probes too), for the dashboard's latency chart. */
   latencySumMs = 0;

@@ -108,6 +108,9 @@ function failureOf(error: unknown): { kind: FailureKind; detail: string } {
 
 const cancelled = new Error("attempt cancelled by the router");
 
+/** Below this much time left before its call's deadline, no attempt starts (nor leaves the wait list). */
+export const minAttemptMs = 20;
+
 /**
  * One attempt of one call on one provider: an undici dispatch handler that gathers the reply and
  * tells its owner the outcome once. No stream, no promise, no timer of its own: the owner calls
@@ -139,8 +142,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   private settled = false;
   private agent: Dispatcher | null = null;
   private body = "";
-  /** Counted in the provider's connections (a client call's request, not a probe's). */
-  private gated = false;
+  /** The router's connections to the provider this request counts in (a client call's; Infinity: a probe's, not counted). */
+  private connections = Infinity;
   /** undici holds the request (from dispatch to its end or error). */
   private holding = false;
 
@@ -185,21 +188,22 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
       this.go();
       return;
     }
-    this.gated = true;
-    if (this.provider.inFlight < connections) this.go();
+    this.connections = connections;
+    // Behind those already waiting, even if a connection is free this moment (one being handed over).
+    if (this.provider.inFlight < connections && this.provider.waiting.size === 0) this.go();
     else this.provider.waiting.add(this);
   }
 
   /** Hands the request to undici; false, ending it unsent and blaming nobody, when its time ran out while it waited. */
   go(): boolean {
     if (this.settled) return false;
-    if (performance.now() >= this.endBy) {
+    if (this.endBy - performance.now() < minAttemptMs) {
       this.timeout();
       return false;
     }
     const provider = this.provider;
     const timeoutMs = this.timeoutMs;
-    if (this.gated) provider.inFlight++;
+    if (this.connections !== Infinity) provider.inFlight++;
     this.holding = true;
     this.agent!.dispatch(
       {
@@ -220,13 +224,22 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   private release(): void {
     if (!this.holding) return;
     this.holding = false;
-    if (!this.gated) return;
+    if (this.connections === Infinity) return;
     const provider = this.provider;
     provider.inFlight--;
-    // The first one waiting whose time has not run out (the sweeper may not have ended it yet).
-    for (const next of provider.waiting) {
-      provider.waiting.delete(next);
-      if (next.go()) break;
+    // A release inside the hand-off below (a dispatch that fails at once, the router stopping) only
+    // frees its connection: the loop takes it, so a long wait list unwinds without recursion.
+    if (provider.handingOver) return;
+    provider.handingOver = true;
+    try {
+      // In order, while connections are free; one whose time ran out ends unsent (the sweeper may not have got to it).
+      for (const next of provider.waiting) {
+        if (provider.inFlight >= this.connections) break;
+        provider.waiting.delete(next);
+        next.go();
+      }
+    } finally {
+      provider.handingOver = false;
     }
   }
 

@@ -4,6 +4,7 @@ import { connect, type Socket } from "node:net";
 import { privateKeyToAccount } from "viem/accounts";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
+import { UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
@@ -396,6 +397,63 @@ describe("routing one call", () => {
     await agent.close();
     expect(nodes[0].stats().byMethod.eth_getBalance ?? 0).toBe(before);
     expect(results).toHaveLength(1);
+  });
+
+  describe("a provider's wait list", () => {
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
+
+    it("hands a free connection to the requests waiting in order, never past the limit, also when one ends as it is handed over", async () => {
+      nodes[0].setLatency(200);
+      const provider = checkedTable(resolveRoutingOptions(), recordsFor(nodes, CHAIN, [1_000]).slice(0, 1)).providers[0];
+      const agent = new Agent();
+      const events: string[] = [];
+      let most = 0;
+      const owner = (name: string, then?: () => void): AttemptOwner => ({
+        settle: (_attempt, outcome: Outcome) => {
+          events.push(`${name} ${outcome.type}`);
+          then?.();
+          most = Math.max(most, provider.inFlight);
+        },
+        sent: () => {
+          events.push(`${name} sent`);
+          most = Math.max(most, provider.inFlight);
+        },
+      });
+      try {
+        const d = new UpstreamAttempt(provider, 1, 5_000, owner("d"));
+        // b's call ends while it waits; at that moment its owner routes another call (as a filter does).
+        const b = new UpstreamAttempt(provider, 1, 5_000, owner("b", () => d.start(agent, body, 1)), null, performance.now() + 50);
+        for (const [name, attempt] of [["a", new UpstreamAttempt(provider, 1, 5_000, owner("a"))], ["b", b], ["c", new UpstreamAttempt(provider, 1, 5_000, owner("c"))]] as const) {
+          attempt.start(agent, body, 1);
+          if (name === "a") await waitFor(() => events.includes("a sent"), "a on the connection");
+        }
+        await waitFor(() => events.includes("d answer"), "every request answered");
+        expect(events.filter((e) => e.endsWith(" sent"))).toEqual(["a sent", "c sent", "d sent"]);
+        expect(events).toContain("b queued");
+        expect(most).toBe(1);
+        expect([provider.inFlight, provider.waiting.size]).toEqual([0, 0]);
+      } finally {
+        await agent.close();
+        nodes[0].setLatency(0);
+      }
+    });
+
+    it("ends every request waiting when the router's connections go away, however many", async () => {
+      const provider = checkedTable(resolveRoutingOptions(), recordsFor(nodes, CHAIN, [1_000]).slice(0, 1)).providers[0];
+      nodes[0].setLatency(2_000);
+      const agent = new Agent();
+      let settled = 0;
+      const owner: AttemptOwner = { settle: () => settled++ };
+      try {
+        for (let i = 0; i < 5_000; i++) new UpstreamAttempt(provider, 1, 20_000, owner).start(agent, body, 1);
+        await waitFor(() => provider.inFlight === 1, "one request out");
+        expect(provider.waiting.size).toBe(4_999);
+        await agent.destroy(); // each release hands the connection to the next, which fails at once
+        expect([settled, provider.inFlight, provider.waiting.size]).toEqual([5_000, 0, 0]);
+      } finally {
+        nodes[0].setLatency(0);
+      }
+    });
   });
 
   it("tells the client to retry when an answer it could not hold came and the other attempt failed", async () => {
