@@ -106,7 +106,8 @@ export class RouterMetrics {
       ["din_router_provider_latency_ms", "gauge", "EWMA of the provider's successful attempt latency."],
       ["din_router_provider_error_rate", "gauge", "EWMA of the provider's failure rate."],
       ["din_router_provider_lag_blocks", "gauge", "Blocks behind the chain's median head."],
-      ["din_router_provider_in_flight", "gauge", "Attempts in flight on the provider."],
+      ["din_router_provider_in_flight", "gauge", "Client calls' requests on the router's connections to the provider (answers nobody waits for any more included)."],
+      ["din_router_provider_waiting", "gauge", "Client calls' requests waiting for one of the router's connections to the provider (saturated)."],
     ];
     const lines = new Map<string, string[]>(perProvider.map(([name]) => [name, []]));
     for (const table of tables) {
@@ -123,6 +124,7 @@ export class RouterMetrics {
         lines.get("din_router_provider_error_rate")!.push(`din_router_provider_error_rate{${l}} ${p.errorRate}`);
         lines.get("din_router_provider_lag_blocks")!.push(`din_router_provider_lag_blocks{${l}} ${p.lag}`);
         lines.get("din_router_provider_in_flight")!.push(`din_router_provider_in_flight{${l}} ${p.inFlight}`);
+        lines.get("din_router_provider_waiting")!.push(`din_router_provider_waiting{${l}} ${p.waiting.size}`);
       }
     }
     for (const [name, type, text] of perProvider) {

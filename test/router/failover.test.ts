@@ -291,6 +291,11 @@ describe("a burst larger than the router's connections to its providers", () => 
       const clients = Array.from({ length: 8 }, () => postAndStay(busy, { jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }));
       // Four go out on the four connections, four wait; then every client leaves.
       await waitFor(() => inFlightCalls(busy) === 8 && served("eth_getBalance") - before === 4, "eight calls in flight, four of them at the providers");
+      const saturated = busy.status().chains[0].providers;
+      expect(saturated.map((p) => p.inFlight)).toEqual([2, 2]);
+      expect(saturated.reduce((sum, p) => sum + p.waiting, 0)).toBe(4);
+      const waitingGauge = [...busy.metrics().matchAll(/^din_router_provider_waiting\{chain="31337",provider="0x[0-9a-f]{40}"\} (\d+)$/gm)];
+      expect(waitingGauge.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(4);
       for (const socket of clients) socket.destroy();
       await waitFor(() => inFlightCalls(busy) === 0, "the calls abandoned");
       expect(busy.metrics()).toMatch(/^din_router_calls_total\{chain="31337",outcome="abandoned"\} 8$/m);
