@@ -185,22 +185,27 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
     this.agent = agent;
     this.body = body;
     if (connections === null) {
-      this.go();
+      this.dispatch();
       return;
     }
     this.connections = connections;
     // Behind those already waiting, even if a connection is free this moment (one being handed over).
-    if (this.provider.inFlight < connections && this.provider.waiting.size === 0) this.go();
+    if (this.provider.inFlight < connections && this.provider.waiting.size === 0) this.dispatch();
     else this.provider.waiting.add(this);
   }
 
-  /** Hands the request to undici; false, ending it unsent and blaming nobody, when its time ran out while it waited. */
+  /** Leaves the wait list for undici; false, ending it unsent and blaming nobody, when its time ran out while it waited. */
   go(): boolean {
     if (this.settled) return false;
     if (this.endBy - performance.now() < minAttemptMs) {
       this.timeout();
       return false;
     }
+    this.dispatch();
+    return true;
+  }
+
+  private dispatch(): void {
     const provider = this.provider;
     const timeoutMs = this.timeoutMs;
     if (this.connections !== Infinity) provider.inFlight++;
@@ -217,7 +222,6 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
       },
       this,
     );
-    return true;
   }
 
   /** undici is done with the request (answered, failed or dropped): its connection takes the next one waiting. */
@@ -247,10 +251,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
     // Ended while it waited for the connection (its call's deadline, a hedge won, its client left):
     // not a byte is written yet. A throw here makes undici drop the request and keep the
     // connection for the next; controller.abort() would destroy the connection.
-    if (!this.settled && performance.now() >= this.endBy) this.timeout(); // its time ran out meanwhile
+    const now = performance.now();
+    if (!this.settled && now >= this.endBy) this.timeout(); // its time ran out meanwhile
     if (this.settled) throw cancelled;
     this.controller = controller;
-    this.sentAtMs = performance.now();
+    this.sentAtMs = now;
     this.owner.sent?.();
   }
 
@@ -329,7 +334,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   /** The router no longer needs this attempt (a hedge won): not held against the provider. */
   cancel(): void {
     if (this.settled) return;
-    this.finish({ type: "cancelled", latencyMs: this.elapsed() });
+    this.abandon();
     this.controller?.abort(cancelled);
   }
 
