@@ -5,7 +5,7 @@ import type { ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
-import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type Outcome } from "./upstream.ts";
+import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
 
 // One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
 // reply, wrong id) draw another, all within one deadline. Reads may be hedged: when the call is
@@ -23,8 +23,8 @@ export type RouteContext = {
   random: Random;
   counters: { retries: number; hedges: number };
   sweeper: Sweeper;
-  /** The router's connections to one provider (limits.connectionsPerProvider): more attempts wait in its queue. */
-  connectionsPerProvider: number;
+  /** The router's connections to each origin (limits.connectionsPerProvider): more attempts wait in its queue. */
+  gates: ConnectionGates;
 };
 
 export type CallResult = {
@@ -218,26 +218,26 @@ class CallRouting implements CallHandle {
     this.attempts++;
     const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline);
     this.inFlight.push(attempt);
-    attempt.start(this.ctx.agent, this.body, this.ctx.connectionsPerProvider);
+    attempt.start(this.ctx.agent, this.body, this.ctx.gates);
     if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
     return true;
   }
 
   /**
-   * A provider by weight; when all of the router's connections to it are busy, another eligible
-   * provider with a free one (its request would otherwise wait in the router's queue), else the
+   * A provider by weight; when all of the router's connections to its origin are busy, another
+   * eligible provider with a free one (its request would otherwise wait in the router's queue), else the
    * busy one after all. So traffic follows the weights until a provider is saturated, and the
    * overflow goes where it is served at once.
    */
   private pickProvider(now: number): ProviderHealth | null {
-    const free = this.ctx.connectionsPerProvider;
+    const gates = this.ctx.gates;
     const drawn = this.table.pick(this.ctx.random, this.tried, now);
-    if (drawn === null || drawn.inFlight < free) return drawn;
+    if (drawn === null || gates.hasFree(drawn.origin)) return drawn;
     const busy = [...this.tried, drawn];
     for (let i = 0; i < 3; i++) {
       const other = this.table.pick(this.ctx.random, busy, now, false);
       if (other === null) break;
-      if (other.inFlight < free) return other;
+      if (gates.hasFree(other.origin)) return other;
       busy.push(other);
     }
     return drawn;
@@ -300,7 +300,7 @@ class CallRouting implements CallHandle {
 
     if (outcome.type === "queued") {
       // The call's deadline came while this attempt waited for a connection: not the provider's doing.
-      this.lastFailure = `${p.address}: waited for a connection to it (the router's ${this.ctx.connectionsPerProvider} were busy or connecting)`;
+      this.lastFailure = `${p.address}: waited for a connection to it (the router's ${this.ctx.gates.connections} were busy or connecting)`;
       if (this.inFlight.length === 0) this.finishWithFallbackOrError();
       return;
     }

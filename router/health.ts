@@ -2,12 +2,6 @@ import type { CircuitParameters, ScoringParameters } from "./options.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 import type { Factors } from "./scoring.ts";
 
-/**
- * A client call's request waiting for a connection to its provider (upstream.ts): `go` sends it,
- * or ends it unsent (false) when its time ran out while it waited.
- */
-export type Waiting = { go: () => boolean };
-
 // A provider's health as this router measures it: latency, error rate, circuit breaker, probation,
 // chain id and head. One tracker per (chain, provider, url); it lives as long as the provider stays
 // in the set with the same URL, so a set update never resets what was learned.
@@ -96,15 +90,10 @@ export class ProviderHealth {
   lastFailureAt = 0;
 
   // Traffic, for /status and /metrics.
-  /** Client calls' requests the router's connections to this provider carry now (undici holds them). */
+  /** Client calls' requests to this provider on the router's connections now (undici holds them). */
   inFlight = 0;
-  /**
-   * Client calls' requests waiting for one of those connections, in order (upstream.ts): the wait
-   * list is the router's own, so a request nobody needs any more leaves it at once.
-   */
-  readonly waiting = new Set<Waiting>();
-  /** A hand-off from the wait list is running (upstream.ts): a release inside it only frees its connection. */
-  handingOver = false;
+  /** Client calls' requests to it waiting for one of the router's connections to its origin (upstream.ts's ConnectionGate). */
+  waiting = 0;
   served = 0; // client calls this provider answered (results and passed-through errors)
   /** Sum and count of successful attempt latencies (probes too), for the dashboard's latency chart. */
   latencySumMs = 0;

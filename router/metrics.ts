@@ -124,7 +124,7 @@ export class RouterMetrics {
         lines.get("din_router_provider_error_rate")!.push(`din_router_provider_error_rate{${l}} ${p.errorRate}`);
         lines.get("din_router_provider_lag_blocks")!.push(`din_router_provider_lag_blocks{${l}} ${p.lag}`);
         lines.get("din_router_provider_in_flight")!.push(`din_router_provider_in_flight{${l}} ${p.inFlight}`);
-        lines.get("din_router_provider_waiting")!.push(`din_router_provider_waiting{${l}} ${p.waiting.size}`);
+        lines.get("din_router_provider_waiting")!.push(`din_router_provider_waiting{${l}} ${p.waiting}`);
       }
     }
     for (const [name, type, text] of perProvider) {

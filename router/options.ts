@@ -99,7 +99,7 @@ export type Limits = {
   maxConnectionsPerClient: number;
   /** A client has this long to send a whole request, headers and body (ms). */
   requestReadTimeoutMs: number;
-  /** Connections kept per provider. */
+  /** Connections kept to each provider origin (scheme://host:port, shared by the providers on it) for client calls. */
   connectionsPerProvider: number;
   /** Filters (eth_newFilter, eth_newBlockFilter) open at once on the router. */
   maxFilters: number;

@@ -18,6 +18,7 @@ import { registryReader } from "./registryView.ts";
 import { ChainTable, type Random } from "./routingTable.ts";
 import { createRequestHandler } from "./server.ts";
 import { chainStatus, type RouterStatus } from "./status.ts";
+import { ConnectionGates } from "./upstream.ts";
 
 export type StartRouterOptions = {
   /** Port to listen on; 0 or omitted: one the OS picks. */
@@ -139,7 +140,9 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   historyTimer.unref();
 
   const sweeper = startSweeper();
-  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, connectionsPerProvider: routing.limits.connectionsPerProvider };
+  // As many as the agent keeps to each origin: past them, client calls wait in the router's own queue.
+  const gates = new ConnectionGates(routing.limits.connectionsPerProvider);
+  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates };
   const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;
@@ -184,6 +187,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   try {
     await source.start((records) => {
       const summary = applySet(tables, routing, records, log);
+      gates.prune(new Set([...tables.values()].flatMap((t) => t.providers.map((p) => p.origin))));
       log.info("provider set applied", { ...summary, from: source.status().servingFrom });
       prober.tick();
     });

@@ -89,7 +89,7 @@ export function chainStatus(table: ChainTable, now: number, hedgeMinMs: number):
         circuitReopensInMs: p.reopensAt > 0 ? Math.max(0, Math.round(p.reopensAt - now)) : null,
         probationLeft: p.probationLeft,
         inFlight: p.inFlight,
-        waiting: p.waiting.size,
+        waiting: p.waiting,
         served: p.served,
         failures,
         lastFailure: p.lastFailure,

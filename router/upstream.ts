@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { EndpointRefusedError } from "./errors.ts";
-import type { FailureKind, ProviderHealth, Waiting } from "./health.ts";
+import type { FailureKind, ProviderHealth } from "./health.ts";
 import type { RpcId } from "./jsonRpc.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
@@ -112,6 +112,54 @@ const cancelled = new Error("attempt cancelled by the router");
 export const minAttemptMs = 20;
 
 /**
+ * The router's connections to one origin, as undici pools them (`scheme://host:port`: providers
+ * on one host, say one operator's chains on different paths, share them), and the client calls'
+ * requests waiting for one, in order. The wait list is the router's own, so a request nobody needs
+ * any more leaves it at once; in undici's queue it could not.
+ */
+export class ConnectionGate {
+  /** Client calls' requests undici holds on these connections (from dispatch to their end). */
+  busy = 0;
+  readonly waiting = new Set<UpstreamAttempt>();
+  /** A hand-off from the wait list is running: a release inside it only frees its connection. */
+  handingOver = false;
+  readonly origin: string;
+
+  constructor(origin: string) {
+    this.origin = origin;
+  }
+}
+
+/** The gates of every origin client calls go to, each with `connections` (limits.connectionsPerProvider, undici's per origin). */
+export class ConnectionGates {
+  readonly connections: number;
+  private readonly byOrigin = new Map<string, ConnectionGate>();
+
+  constructor(connections: number) {
+    this.connections = connections;
+  }
+
+  of(origin: string): ConnectionGate {
+    let gate = this.byOrigin.get(origin);
+    if (gate === undefined) this.byOrigin.set(origin, (gate = new ConnectionGate(origin)));
+    return gate;
+  }
+
+  /** Whether a request to `origin` would go out at once (a connection free, nobody waiting). */
+  hasFree(origin: string): boolean {
+    const gate = this.byOrigin.get(origin);
+    return gate === undefined || (gate.busy < this.connections && gate.waiting.size === 0);
+  }
+
+  /** Forgets idle gates of origins no provider has now (after a provider set update). */
+  prune(liveOrigins: ReadonlySet<string>): void {
+    for (const [origin, gate] of this.byOrigin) {
+      if (!liveOrigins.has(origin) && gate.busy === 0 && gate.waiting.size === 0) this.byOrigin.delete(origin);
+    }
+  }
+}
+
+/**
  * One attempt of one call on one provider: an undici dispatch handler that gathers the reply and
  * tells its owner the outcome once. No stream, no promise, no timer of its own: the owner calls
  * `timeout()` or `cancel()` when it decides to (see failover.ts's sweeper).
@@ -122,7 +170,7 @@ export const minAttemptMs = 20;
  * the provider (a burst of traffic would otherwise time out on healthy providers and open their
  * circuits).
  */
-export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
+export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly provider: ProviderHealth;
   private readonly startedAt: number;
   /** When the request went out on a connection (NaN while it waits in the router's queue). */
@@ -142,8 +190,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   private settled = false;
   private agent: Dispatcher | null = null;
   private body = "";
-  /** The router's connections to the provider this request counts in (a client call's; Infinity: a probe's, not counted). */
-  private connections = Infinity;
+  /** The router's connections this request counts in (a client call's; null: a probe's, on connections of its own). */
+  private gates: ConnectionGates | null = null;
+  private gate: ConnectionGate | null = null;
   /** undici holds the request (from dispatch to its end or error). */
   private holding = false;
 
@@ -177,21 +226,26 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   }
 
   /**
-   * Sends the request (the owner may hear the outcome before this returns). With `connections`
-   * (the router's to this provider, for a client call), a request past them waits in the
-   * provider's wait list until one is free, and leaves it at once if it ends first.
+   * Sends the request (the owner may hear the outcome before this returns). With `gates` (for a
+   * client call), a request past the router's connections to the provider's origin waits in that
+   * origin's wait list until one is free, and leaves it at once if it ends first.
    */
-  start(agent: Dispatcher, body: string, connections: number | null = null): void {
+  start(agent: Dispatcher, body: string, gates: ConnectionGates | null = null): void {
     this.agent = agent;
     this.body = body;
-    if (connections === null) {
+    if (gates === null) {
       this.dispatch();
       return;
     }
-    this.connections = connections;
+    const gate = gates.of(this.provider.origin);
+    this.gates = gates;
+    this.gate = gate;
     // Behind those already waiting, even if a connection is free this moment (one being handed over).
-    if (this.provider.inFlight < connections && this.provider.waiting.size === 0) this.dispatch();
-    else this.provider.waiting.add(this);
+    if (gate.busy < gates.connections && gate.waiting.size === 0) this.dispatch();
+    else {
+      gate.waiting.add(this);
+      this.provider.waiting++;
+    }
   }
 
   /** Leaves the wait list for undici; false, ending it unsent and blaming nobody, when its time ran out while it waited. */
@@ -208,7 +262,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   private dispatch(): void {
     const provider = this.provider;
     const timeoutMs = this.timeoutMs;
-    if (this.connections !== Infinity) provider.inFlight++;
+    if (this.gate !== null) {
+      this.gate.busy++;
+      provider.inFlight++;
+    }
     this.holding = true;
     this.agent!.dispatch(
       {
@@ -228,22 +285,25 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   private release(): void {
     if (!this.holding) return;
     this.holding = false;
-    if (this.connections === Infinity) return;
-    const provider = this.provider;
-    provider.inFlight--;
+    const gate = this.gate;
+    if (gate === null) return;
+    gate.busy--;
+    this.provider.inFlight--;
     // A release inside the hand-off below (a dispatch that fails at once, the router stopping) only
     // frees its connection: the loop takes it, so a long wait list unwinds without recursion.
-    if (provider.handingOver) return;
-    provider.handingOver = true;
+    if (gate.handingOver) return;
+    gate.handingOver = true;
     try {
       // In order, while connections are free; one whose time ran out ends unsent (the sweeper may not have got to it).
-      for (const next of provider.waiting) {
-        if (provider.inFlight >= this.connections) break;
-        provider.waiting.delete(next);
+      const connections = this.gates!.connections;
+      for (const next of gate.waiting) {
+        if (gate.busy >= connections) break;
+        gate.waiting.delete(next);
+        next.provider.waiting--;
         next.go();
       }
     } finally {
-      provider.handingOver = false;
+      gate.handingOver = false;
     }
   }
 
@@ -345,7 +405,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, Waiting {
   private finish(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.provider.waiting.delete(this); // ended before a connection was free: never sent
+    if (this.gate?.waiting.delete(this)) this.provider.waiting--; // ended before a connection was free: never sent
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
       this.chunks = [];

@@ -4,7 +4,7 @@ import { connect, type Socket } from "node:net";
 import { privateKeyToAccount } from "viem/accounts";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
-import { UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
+import { ConnectionGates, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
@@ -341,6 +341,41 @@ describe("a burst larger than the router's connections to its providers", () => 
       expect(small, `calls the small provider answered of 48 (${[...result.providers].join("; ")})`).toBeGreaterThanOrEqual(16);
     });
   });
+
+  it("counts the connections of providers on one host together, as undici pools them, and overflows past them", async () => {
+    // Two operators on node 0 (two paths of one origin: its two connections are theirs together)
+    // and a small one on node 1.
+    const records = recordsFor([{ url: `${nodes[0].url}/a` }, { url: `${nodes[0].url}/b` }, nodes[1]], CHAIN, [1_000, 1_000, 10]);
+    const busy = await startRouter({
+      records,
+      routing: { limits: { connectionsPerProvider: 2 }, failover: { attemptTimeoutMs: 3_000, hedge: false }, scoring: { maxOperatorShare: 1 } },
+    });
+    const clients: Socket[] = [];
+    try {
+      const providers = () => busy.status().chains[0].providers;
+      await waitFor(() => providers().every((p) => p.state === "healthy"), "three providers healthy");
+      for (const node of nodes.slice(0, 2)) node.setLatency(1_000);
+      const before = nodes.map((n) => n.stats().byMethod.eth_getBalance ?? 0);
+      for (let i = 0; i < 6; i++) clients.push(postAndStay(busy, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }));
+      await waitFor(() => inFlightCalls(busy) === 6 && providers()[2].inFlight === 2, "six calls in flight, two of them on node 1");
+      // Node 0's origin carries two (not two per operator); the small provider takes the overflow,
+      // and the two calls left wait in the router's queue for node 0.
+      const [a, b, small] = providers();
+      expect({ host: a.inFlight + b.inFlight, waiting: a.waiting + b.waiting, small: [small.inFlight, small.waiting] }).toEqual({ host: 2, waiting: 2, small: [2, 0] });
+      await waitFor(() => (nodes[0].stats().byMethod.eth_getBalance ?? 0) - before[0] === 2, "two calls at node 0");
+      for (const socket of clients) socket.destroy();
+      await waitFor(() => inFlightCalls(busy) === 0, "the calls abandoned");
+      expect(providers().map((p) => p.waiting)).toEqual([0, 0, 0]);
+      await waitFor(() => providers().every((p) => p.inFlight === 0), "the four sent answered, unused");
+      // The two that waited never reached node 0.
+      expect((nodes[0].stats().byMethod.eth_getBalance ?? 0) - before[0]).toBe(2);
+      expect((nodes[1].stats().byMethod.eth_getBalance ?? 0) - before[1]).toBe(2);
+    } finally {
+      for (const socket of clients) socket.destroy();
+      await busy.stop({ drainMs: 0 });
+      await healAll();
+    }
+  });
 });
 
 describe("routing one call", () => {
@@ -366,7 +401,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const results: CallResult[] = [];
     routeCall(
-      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, connectionsPerProvider: 64 },
+      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) },
       table,
       { id: 7, method: "eth_blockNumber", params: [], notification: false },
       7,
@@ -386,7 +421,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const before = nodes[0].stats().byMethod.eth_getBalance ?? 0;
     const results: CallResult[] = [];
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, connectionsPerProvider: 64 };
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
     const call = routeCall(context, table, { id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, 7, (result) => results.push(result));
     expect(results).toEqual([]); // waiting for the probe
     call.abandon();
@@ -411,6 +446,7 @@ describe("routing one call", () => {
       nodes[0].setLatency(200);
       const provider = checkedTable(resolveRoutingOptions(), recordsFor(nodes, CHAIN, [1_000]).slice(0, 1)).providers[0];
       const agent = new Agent();
+      const gates = new ConnectionGates(1);
       const events: string[] = [];
       let most = 0;
       const owner = (name: string, then?: () => void): AttemptOwner => ({
@@ -427,16 +463,16 @@ describe("routing one call", () => {
       try {
         const d = new UpstreamAttempt(provider, 1, 5_000, owner("d"));
         // b's call ends while it waits; at that moment its owner routes another call (as a filter does).
-        const b = new UpstreamAttempt(provider, 1, 5_000, owner("b", () => d.start(agent, body, 1)), null, performance.now() + 50);
+        const b = new UpstreamAttempt(provider, 1, 5_000, owner("b", () => d.start(agent, body, gates)), null, performance.now() + 50);
         for (const [name, attempt] of [["a", new UpstreamAttempt(provider, 1, 5_000, owner("a"))], ["b", b], ["c", new UpstreamAttempt(provider, 1, 5_000, owner("c"))]] as const) {
-          attempt.start(agent, body, 1);
+          attempt.start(agent, body, gates);
           if (name === "a") await waitFor(() => events.includes("a sent"), "a on the connection");
         }
         await waitFor(() => events.includes("d answer"), "every request answered");
         expect(events.filter((e) => e.endsWith(" sent"))).toEqual(["a sent", "c sent", "d sent"]);
         expect(events).toContain("b queued");
         expect(most).toBe(1);
-        expect([provider.inFlight, provider.waiting.size]).toEqual([0, 0]);
+        expect([provider.inFlight, provider.waiting]).toEqual([0, 0]);
       } finally {
         await agent.close();
         nodes[0].setLatency(0);
@@ -447,14 +483,15 @@ describe("routing one call", () => {
       const provider = checkedTable(resolveRoutingOptions(), recordsFor(nodes, CHAIN, [1_000]).slice(0, 1)).providers[0];
       nodes[0].setLatency(2_000);
       const agent = new Agent();
+      const gates = new ConnectionGates(1);
       let settled = 0;
       const owner: AttemptOwner = { settle: () => settled++ };
       try {
-        for (let i = 0; i < 5_000; i++) new UpstreamAttempt(provider, 1, 20_000, owner).start(agent, body, 1);
+        for (let i = 0; i < 5_000; i++) new UpstreamAttempt(provider, 1, 20_000, owner).start(agent, body, gates);
         await waitFor(() => provider.inFlight === 1, "one request out");
-        expect(provider.waiting.size).toBe(4_999);
+        expect(provider.waiting).toBe(4_999);
         await agent.destroy(); // each release hands the connection to the next, which fails at once
-        expect([settled, provider.inFlight, provider.waiting.size]).toEqual([5_000, 0, 0]);
+        expect([settled, provider.inFlight, provider.waiting]).toEqual([5_000, 0, 0]);
       } finally {
         nodes[0].setLatency(0);
       }
@@ -476,7 +513,7 @@ describe("routing one call", () => {
     const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
-      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, connectionsPerProvider: 64 };
+      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
       routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), undefined, budget);
       await waitFor(() => results.length > 0, "the call's answer");
       await new Promise((resolve) => setTimeout(resolve, 100)); // and only one
