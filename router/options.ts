@@ -281,7 +281,11 @@ export function resolveRoutingOptions(overrides: RoutingOverrides = {}): Routing
     probe: { ...defaultRoutingOptions.probe, ...overrides.probe },
     failover: { ...defaultRoutingOptions.failover, ...overrides.failover },
     limits: { ...defaultRoutingOptions.limits, ...overrides.limits },
-    methods: { ...defaultRoutingOptions.methods, ...overrides.methods },
+    methods: {
+      allowedMethods: overrides.methods?.allowedMethods ?? defaultRoutingOptions.methods.allowedMethods,
+      // Reasons added to the defaults' (a reason only speaks for a method that is refused).
+      refusalReasons: { ...defaultRoutingOptions.methods.refusalReasons, ...overrides.methods?.refusalReasons },
+    },
     shareWindowMs: overrides.shareWindowMs ?? defaultRoutingOptions.shareWindowMs,
   };
   // Every number: finite, in range, whole where it counts something. Then what relates two of them.

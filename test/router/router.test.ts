@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { freePort } from "../../scripts/freePort.ts";
 import { parseRouterFlags } from "../../scripts/router.ts";
+import { compileMethodPolicy } from "../../router/methodPolicy.ts";
+import { resolveRoutingOptions } from "../../router/options.ts";
 import { writeSnapshot } from "../../router/snapshot.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
@@ -72,6 +74,10 @@ describe("scripts/router.ts", () => {
     expect(parseRouterFlags([...indexer, "--config", good]).routing).toEqual({ limits: { maxCallsInFlight: 32_768 }, failover: { hedge: false }, shareWindowMs: 5_000 });
     expect(parseRouterFlags(indexer, { DIN_ROUTER_CONFIG: good }).routing).toEqual(parseRouterFlags([...indexer, "--config", good]).routing);
     expect(parseRouterFlags(indexer).routing).toBeUndefined();
+    // A reason of one's own adds to the default ones.
+    const reasons = await config("reasons.json", JSON.stringify({ methods: { refusalReasons: { eth_foo: "ask the operator" } } }));
+    const check = compileMethodPolicy(resolveRoutingOptions(parseRouterFlags([...indexer, "--config", reasons]).routing).methods);
+    expect([check("eth_foo"), check("eth_sendTransaction"), check("eth_call")]).toEqual(["ask the operator", expect.stringMatching(/^signing needs the node's keys/), null]);
     const refused: [string, RegExp][] = [
       ["{ limits: 1", /not valid JSON/],
       ["[1]", /must be a JSON object/],
