@@ -39,8 +39,8 @@ export function startProber(deps: {
   const call = async (p: ProviderHealth, method: string) => {
     const outcome = await attemptOnce(agent, p, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`, 1, probe.timeoutMs);
     if (outcome.type === "failure") return { ok: false as const, kind: outcome.kind, detail: outcome.detail };
-    // Probes hold no client's budget: "over_budget" cannot happen here. On their own connection a
-    // probe waits for nobody: "queued" means connecting (and answering) took the whole timeout.
+    // Probes hold no client's budget: "over_budget" cannot happen here. On connections of their own
+    // (router.ts) probes wait for nobody: "queued" means connecting (and answering) took the whole timeout.
     if (outcome.type === "cancelled" || outcome.type === "over_budget" || outcome.type === "queued") {
       return { ok: false as const, kind: "timeout" as const, detail: outcome.type === "queued" ? `no answer within ${probe.timeoutMs} ms` : outcome.type };
     }

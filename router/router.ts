@@ -113,12 +113,13 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     connectTimeoutMs: Math.min(routing.failover.attemptTimeoutMs, 5_000),
     resolver: options.resolver,
   });
-  // Probes have a connection of their own to each provider (one probe at a time per provider), so
-  // a burst of client calls waiting for the others never delays them: they see the provider itself.
+  // Probes have connections of their own, so a burst of client calls waiting for the others never
+  // delays them: they see the provider itself. As many per origin as probes run at once, so the
+  // probes of providers on one host (one operator's chains) never wait for each other either.
   const probeAgent = createUpstreamAgent({
     devnet,
     maxResponseBytes: 64 * 1024,
-    connectionsPerOrigin: 1,
+    connectionsPerOrigin: routing.probe.concurrency,
     connectTimeoutMs: Math.min(routing.probe.timeoutMs, 5_000),
     resolver: options.resolver,
   });

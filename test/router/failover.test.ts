@@ -342,6 +342,29 @@ describe("a burst larger than the router's connections to its providers", () => 
     });
   });
 
+  it("probes providers on one host at once: a slow host's probes do not queue behind each other and time out", async () => {
+    // Three operators on node 0; a probe takes 700 ms of its 1 s timeout. One after another on a
+    // single connection, the second and third would time out while they waited.
+    const hosted = ["x", "y", "z"].map((path) => ({ url: `${nodes[0].url}/${path}` }));
+    const busy = await startRouter({ records: recordsFor(hosted, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 300, timeoutMs: 1_000 } } });
+    try {
+      const providers = () => busy.status().chains[0].providers;
+      await waitFor(() => providers().every((p) => p.state === "healthy"), "three providers healthy");
+      nodes[0].setLatency(700);
+      const probes = () => nodes[0].stats().byMethod.eth_blockNumber ?? 0;
+      const before = probes();
+      await waitFor(() => probes() - before >= 9, "three rounds of probes at the slow host");
+      expect(providers().map((p) => [p.state, p.failures])).toEqual([
+        ["healthy", {}],
+        ["healthy", {}],
+        ["healthy", {}],
+      ]);
+    } finally {
+      await busy.stop({ drainMs: 0 });
+      await healAll();
+    }
+  });
+
   it("counts the connections of providers on one host together, as undici pools them, and overflows past them", async () => {
     // Four operators on node 0 (four paths of one origin: its two connections are theirs together)
     // and a small one on node 1. Six slow calls at once.
