@@ -118,15 +118,22 @@ export const minAttemptMs = 20;
  * any more leaves it at once; in undici's queue it could not.
  */
 export class ConnectionGate {
+  readonly origin: string;
+  readonly connections: number;
   /** Client calls' requests undici holds on these connections (from dispatch to their end). */
   busy = 0;
   readonly waiting = new Set<UpstreamAttempt>();
   /** A hand-off from the wait list is running: a release inside it only frees its connection. */
   handingOver = false;
-  readonly origin: string;
 
-  constructor(origin: string) {
+  constructor(origin: string, connections: number) {
     this.origin = origin;
+    this.connections = connections;
+  }
+
+  /** Whether a request would go out at once: a connection free, and nobody waiting before it (one may be being handed over). */
+  get free(): boolean {
+    return this.busy < this.connections && this.waiting.size === 0;
   }
 }
 
@@ -141,14 +148,14 @@ export class ConnectionGates {
 
   of(origin: string): ConnectionGate {
     let gate = this.byOrigin.get(origin);
-    if (gate === undefined) this.byOrigin.set(origin, (gate = new ConnectionGate(origin)));
+    if (gate === undefined) this.byOrigin.set(origin, (gate = new ConnectionGate(origin, this.connections)));
     return gate;
   }
 
   /** Whether a request to `origin` would go out at once (a connection free, nobody waiting). */
   hasFree(origin: string): boolean {
     const gate = this.byOrigin.get(origin);
-    return gate === undefined || (gate.busy < this.connections && gate.waiting.size === 0);
+    return gate === undefined || gate.free;
   }
 
   /** Forgets idle gates of origins no provider has now (after a provider set update). */
@@ -191,7 +198,6 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private agent: Dispatcher | null = null;
   private body = "";
   /** The router's connections this request counts in (a client call's; null: a probe's, on connections of its own). */
-  private gates: ConnectionGates | null = null;
   private gate: ConnectionGate | null = null;
   /** undici holds the request (from dispatch to its end or error). */
   private holding = false;
@@ -238,10 +244,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       return;
     }
     const gate = gates.of(this.provider.origin);
-    this.gates = gates;
     this.gate = gate;
-    // Behind those already waiting, even if a connection is free this moment (one being handed over).
-    if (gate.busy < gates.connections && gate.waiting.size === 0) this.dispatch();
+    if (gate.free) this.dispatch();
     else {
       gate.waiting.add(this);
       this.provider.waiting++;
@@ -295,9 +299,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     gate.handingOver = true;
     try {
       // In order, while connections are free; one whose time ran out ends unsent (the sweeper may not have got to it).
-      const connections = this.gates!.connections;
       for (const next of gate.waiting) {
-        if (gate.busy >= connections) break;
+        if (gate.busy >= gate.connections) break;
         gate.waiting.delete(next);
         next.provider.waiting--;
         next.go();
