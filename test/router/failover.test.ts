@@ -343,18 +343,19 @@ describe("a burst larger than the router's connections to its providers", () => 
   });
 
   it("probes providers on one host at once: a slow host's probes do not queue behind each other and time out", async () => {
-    // Three operators on node 0; a probe takes 700 ms of its 1 s timeout. One after another on a
-    // single connection, the second and third would time out while they waited.
-    const hosted = ["x", "y", "z"].map((path) => ({ url: `${nodes[0].url}/${path}` }));
-    const busy = await startRouter({ records: recordsFor(hosted, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 300, timeoutMs: 1_000 } } });
+    // Four operators on node 0; a probe takes 500 ms of its 1.5 s timeout. One after another on a
+    // single connection, the last would time out while it waited.
+    const hosted = ["w", "x", "y", "z"].map((path) => ({ url: `${nodes[0].url}/${path}` }));
+    const busy = await startRouter({ records: recordsFor(hosted, CHAIN, [1_000, 1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 300, timeoutMs: 1_500 } } });
     try {
       const providers = () => busy.status().chains[0].providers;
-      await waitFor(() => providers().every((p) => p.state === "healthy"), "three providers healthy");
-      nodes[0].setLatency(700);
+      await waitFor(() => providers().every((p) => p.state === "healthy"), "four providers healthy");
+      nodes[0].setLatency(500);
       const probes = () => nodes[0].stats().byMethod.eth_blockNumber ?? 0;
       const before = probes();
-      await waitFor(() => probes() - before >= 9, "three rounds of probes at the slow host");
+      await waitFor(() => probes() - before >= 12, "three rounds of probes at the slow host");
       expect(providers().map((p) => [p.state, p.failures])).toEqual([
+        ["healthy", {}],
         ["healthy", {}],
         ["healthy", {}],
         ["healthy", {}],
