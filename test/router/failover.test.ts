@@ -382,7 +382,7 @@ describe("a burst larger than the router's connections to its providers", () => 
       const before = nodes.map((n) => n.stats().byMethod.eth_getBalance ?? 0);
       for (let i = 0; i < 6; i++) clients.push(postAndStay(busy, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }));
       await waitFor(() => inFlightCalls(busy) === 6 && providers()[4].inFlight === 2, "six calls in flight, two of them on node 1");
-      // Node 0's origin carries two (not two per operator); the small provider, a sixtieth of the
+      // Node 0's origin carries two (not two per operator); the small provider, a fortieth of the
       // weight, takes the overflow (the draws past node 0's busy paths find it); two calls wait.
       const all = providers();
       const sum = (list: typeof all, field: "inFlight" | "waiting") => list.reduce((n, p) => n + p[field], 0);
