@@ -57,10 +57,12 @@ beforeAll(async () => {
   devnet.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   devnet.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   info = await eventually(
-    "npm start to write devnet.json",
+    "npm start to write devnet.json and print where everything is",
     async () => {
       if (devnet.exitCode !== null) throw new Error(`npm start exited with ${devnet.exitCode}:\n${output}`);
-      return JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as DevnetInfo;
+      const written = JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as DevnetInfo;
+      // The summary is printed just after the file is written: on a busy machine, a moment later.
+      return output.includes("OpenDIN devnet is running.") ? written : undefined;
     },
     240_000,
   );
