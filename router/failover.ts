@@ -227,21 +227,18 @@ class CallRouting implements CallHandle {
    * A provider by weight; when all of the router's connections to its origin are busy, another
    * eligible provider with a free one (its request would otherwise wait in the router's queue), else the
    * busy one after all. So traffic follows the weights until a provider is saturated, and the
-   * overflow goes where it is served at once. Up to three more origins are tried; a draw that
-   * lands on another provider of an origin already found busy (one operator's paths on one
-   * host) does not count, within 16 draws.
+   * overflow goes where it is served at once. Up to three more origins are tried, each draw
+   * skipping the origins already found busy (one operator's paths on one host are one origin).
    */
   private pickProvider(now: number): ProviderHealth | null {
     const gates = this.ctx.gates;
     const drawn = this.table.pick(this.ctx.random, this.tried, now);
     if (drawn === null || gates.hasFree(drawn.origin)) return drawn;
-    const busy = [...this.tried, drawn];
     const busyOrigins = new Set([drawn.origin]);
-    for (let draws = 0; busyOrigins.size < 4 && draws < 16; draws++) {
-      const other = this.table.pick(this.ctx.random, busy, now, false);
+    for (let i = 0; i < 3; i++) {
+      const other = this.table.pick(this.ctx.random, this.tried, now, false, busyOrigins);
       if (other === null) break;
       if (gates.hasFree(other.origin)) return other;
-      busy.push(other);
       busyOrigins.add(other.origin);
     }
     return drawn;

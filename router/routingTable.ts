@@ -231,24 +231,31 @@ export class ChainTable {
   }
 
   /**
-   * Draws a provider by weight, skipping those in `tried`. When every eligible provider was tried,
-   * falls back (unless `fallback` is false) to providers that are out of sync or whose circuit is
-   * open (a likely failure beats a certain one); null when nothing is left.
+   * Draws a provider by weight, skipping those in `tried` and those on an origin in `busyOrigins`.
+   * When every eligible provider was skipped, falls back (unless `fallback` is false) to providers
+   * that are out of sync or whose circuit is open (a likely failure beats a certain one); null
+   * when nothing is left.
    */
-  pick(random: Random, tried: readonly ProviderHealth[] | null, now: number, fallback = true): ProviderHealth | null {
+  pick(random: Random, tried: readonly ProviderHealth[] | null, now: number, fallback = true, busyOrigins: ReadonlySet<string> | null = null): ProviderHealth | null {
     this.refresh(now);
     const count = this.eligible.length;
     if (count > 0) {
-      for (let round = 0; round < 4; round++) {
+      // Each round is one binary search; skipping busy origins (an overflow draw) may take more.
+      const rounds = busyOrigins === null ? 4 : 16;
+      for (let round = 0; round < rounds; round++) {
         const p = this.eligible[upperBound(this.cumulative, count, random() * this.total)];
-        if (tried === null || !tried.includes(p)) return p;
+        if (!skipped(p, tried, busyOrigins)) return p;
       }
-      // Few providers, most of them tried: draw among the untried directly (evenly when all the
-      // untried have weight 0: eligible still beats the fallback below).
+    }
+    // Most of the weight skipped: draw among the rest directly (evenly when all of the rest have
+    // weight 0: eligible still beats the fallback below), one pass to weigh them and one to draw.
+    // An overflow draw among many providers gives up instead: a heavy host that is saturated
+    // would otherwise cost two passes over the set on every call, when the router is busiest.
+    if (count > 0 && (busyOrigins === null || count <= maxOverflowScan)) {
       let left = 0;
       let untried = 0;
       for (let i = 0; i < count; i++) {
-        if (tried!.includes(this.eligible[i])) continue;
+        if (skipped(this.eligible[i], tried, busyOrigins)) continue;
         left += this.eligible[i].parts.weight;
         untried++;
       }
@@ -256,7 +263,7 @@ export class ChainTable {
         let r = random() * (left > 0 ? left : untried);
         for (let i = 0; i < count; i++) {
           const p = this.eligible[i];
-          if (tried!.includes(p)) continue;
+          if (skipped(p, tried, busyOrigins)) continue;
           r -= left > 0 ? p.parts.weight : 1;
           if (r < 0) return p;
         }
@@ -271,6 +278,13 @@ export class ChainTable {
     }
     return unlikely.length === 0 ? null : unlikely[Math.floor(random() * unlikely.length)];
   }
+}
+
+/** Largest set an overflow draw scans when random draws keep landing on busy origins. */
+const maxOverflowScan = 256;
+
+function skipped(p: ProviderHealth, tried: readonly ProviderHealth[] | null, busyOrigins: ReadonlySet<string> | null): boolean {
+  return (tried !== null && tried.includes(p)) || (busyOrigins !== null && busyOrigins.has(p.origin));
 }
 
 function sum(values: Float64Array, count: number): number {

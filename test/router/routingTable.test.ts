@@ -120,6 +120,22 @@ describe("provider choice by stake and reputation", () => {
     expect(Math.abs(draw(failing.table, failing.providers, 20_000, 14)[1] - 0.1 / 1.1)).toBeLessThan(0.01);
   });
 
+  it("draws past busy origins for the overflow, scanning a small set but giving up on a large one", () => {
+    // Every random draw lands on provider 0; all origins but the last are busy.
+    const always0 = () => 0;
+    for (const [size, found] of [
+      [3, true],
+      [300, false],
+    ] as const) {
+      const { table, providers } = tableOf(Array.from({ length: size }, () => ({ stake: 100 })));
+      const busy = new Set(providers.slice(0, -1).map((p) => p.origin));
+      expect(table.pick(always0, [], 0, false, busy), `${size} providers`).toBe(found ? providers[size - 1] : null);
+      // With real draws, another origin is found by the random rounds whatever the set's size.
+      const other = table.pick(seededRandom(3), [], 0, false, new Set([providers[0].origin]));
+      expect(other !== null && other !== providers[0], `${size} providers, one busy`).toBe(true);
+    }
+  });
+
   it("retries on an eligible provider without weight before falling back to lagging or open ones", () => {
     const { table, providers } = tableOf([{ stake: 100 }, { stake: 0 }, { stake: 100, lag: 50 }]);
     const random = seededRandom(15);
