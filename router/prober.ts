@@ -14,6 +14,13 @@ export type Prober = { stop: () => void; /** Runs one scheduling pass now (tests
 
 type ProbeState = { nextAt: number; running: boolean; startedAt: number };
 
+/**
+ * Probes running at once on one origin (`scheme://host:port`): anyone may register many paths on
+ * one stranger's host, and the probes of providers sharing a host must not open a connection each
+ * to it. The probe agent keeps this many connections per origin, so a probe never waits for one.
+ */
+export const probesPerOrigin = 4;
+
 function hexQuantity(bytes: Buffer): number | null {
   try {
     const reply = JSON.parse(bytes.toString("utf8")) as { result?: unknown };
@@ -34,13 +41,15 @@ export function startProber(deps: {
   const states = new WeakMap<ProviderHealth, ProbeState>();
   const headsChanged = new Set<ChainTable>();
   let running = 0;
+  const runningOn = new Map<string, number>();
   let stopped = false;
 
   const call = async (p: ProviderHealth, method: string) => {
     const outcome = await attemptOnce(agent, p, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`, 1, probe.timeoutMs);
     if (outcome.type === "failure") return { ok: false as const, kind: outcome.kind, detail: outcome.detail };
     // Probes hold no client's budget: "over_budget" cannot happen here. On connections of their own
-    // (router.ts) probes wait for nobody: "queued" means connecting (and answering) took the whole timeout.
+    // (probesPerOrigin, router.ts) probes wait for nobody: "queued" means connecting (and answering)
+    // took the whole timeout.
     if (outcome.type === "cancelled" || outcome.type === "over_budget" || outcome.type === "queued") {
       return { ok: false as const, kind: "timeout" as const, detail: outcome.type === "queued" ? `no answer within ${probe.timeoutMs} ms` : outcome.type };
     }
@@ -88,12 +97,18 @@ export function startProber(deps: {
         // decide nothing, e.g. on the wrong chain).
         const due = circuit === "closed" ? state.nextAt <= now : circuit === "half_open" && (state.startedAt < p.reopensAt || state.nextAt <= now);
         if (!due) continue;
+        const onOrigin = runningOn.get(p.origin) ?? 0;
+        if (onOrigin >= probesPerOrigin) continue; // its host's turn comes when one of its probes ends
+        runningOn.set(p.origin, onOrigin + 1);
         state.running = true;
         state.startedAt = now;
         running++;
         const s = state;
         void run(table, p).finally(() => {
           running--;
+          const left = runningOn.get(p.origin)! - 1;
+          if (left === 0) runningOn.delete(p.origin);
+          else runningOn.set(p.origin, left);
           s.running = false;
           // Jitter spreads probes of many providers over the interval.
           s.nextAt = performance.now() + probe.intervalMs * (0.9 + 0.2 * Math.random());

@@ -12,7 +12,7 @@ import { compileMethodPolicy } from "./methodPolicy.ts";
 import { RouterMetrics } from "./metrics.ts";
 import { resolveRoutingOptions, type RoutingOptions, type RoutingOverrides } from "./options.ts";
 import { TrafficHistory } from "./history.ts";
-import { startProber } from "./prober.ts";
+import { probesPerOrigin, startProber } from "./prober.ts";
 import { indexerProviderSet, type ProviderRecord, type ProviderSetSource } from "./providerSet.ts";
 import { registryReader } from "./registryView.ts";
 import { ChainTable, type Random } from "./routingTable.ts";
@@ -114,12 +114,12 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     resolver: options.resolver,
   });
   // Probes have connections of their own, so a burst of client calls waiting for the others never
-  // delays them: they see the provider itself. As many per origin as probes run at once, so the
-  // probes of providers on one host (one operator's chains) never wait for each other either.
+  // delays them: they see the provider itself. As many per origin as probes run at once on one,
+  // so the probes of providers on one host (one operator's chains) never wait for each other either.
   const probeAgent = createUpstreamAgent({
     devnet,
     maxResponseBytes: 64 * 1024,
-    connectionsPerOrigin: routing.probe.concurrency,
+    connectionsPerOrigin: probesPerOrigin,
     connectTimeoutMs: Math.min(routing.probe.timeoutMs, 5_000),
     resolver: options.resolver,
   });

@@ -62,7 +62,7 @@ beforeAll(async () => {
       if (devnet.exitCode !== null) throw new Error(`npm start exited with ${devnet.exitCode}:\n${output}`);
       const written = JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as DevnetInfo;
       // The summary is printed just after the file is written: on a busy machine, a moment later.
-      return output.includes("OpenDIN devnet is running.") ? written : undefined;
+      return output.includes("Ctrl-C stops everything.") ? written : undefined;
     },
     240_000,
   );
