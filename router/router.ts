@@ -114,8 +114,8 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     resolver: options.resolver,
   });
   // Probes have connections of their own, so a burst of client calls waiting for the others never
-  // delays them: they see the provider itself. As many per origin as probes run at once on one,
-  // so the probes of providers on one host (one operator's chains) never wait for each other either.
+  // delays them: they see the provider itself. As many per origin as the prober runs probes at once
+  // on one (probesPerOrigin), so a probe never waits for a connection behind a neighbour's either.
   const probeAgent = createUpstreamAgent({
     devnet,
     maxResponseBytes: 64 * 1024,
