@@ -252,15 +252,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  /** Leaves the wait list for undici; false, ending it unsent and blaming nobody, when its time ran out while it waited. */
-  go(): boolean {
-    if (this.settled) return false;
-    if (this.endBy - performance.now() < minAttemptMs) {
-      this.timeout();
-      return false;
-    }
-    this.dispatch();
-    return true;
+  /** Leaves the wait list for undici, or ends unsent, blaming nobody, when its time ran out while it waited. */
+  private go(): void {
+    if (this.settled) return;
+    if (this.endBy - performance.now() < minAttemptMs) this.timeout();
+    else this.dispatch();
   }
 
   private dispatch(): void {
