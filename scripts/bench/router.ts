@@ -318,11 +318,12 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
   ];
   try {
     for (const connections of [32, 1]) {
-      // Rounds interleave the three targets so that drift of the machine hits all of them alike;
-      // each figure is the median over the rounds.
+      // Rounds interleave the targets so that drift of the machine hits all of them alike, in
+      // reverse order every other round so that none always runs right after another; each figure
+      // is the median over the rounds.
       const samples = new Map<string, (LoadResult & { cpuPerRequestUs: number })[]>();
       for (let round = 0; round < rounds; round++) {
-        for (const [name, url, sut] of targets) {
+        for (const [name, url, sut] of round % 2 === 0 ? targets : targets.toReversed()) {
           const r = await measure(url, connections, durationMs, undefined, sut);
           samples.set(name, [...(samples.get(name) ?? []), r]);
         }
