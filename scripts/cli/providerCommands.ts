@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Address, Hash } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
-import { usageError } from "./cliError.ts";
+import { CliError, usageError } from "./cliError.ts";
 import { requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { ensureAllowance, read, transact } from "./transact.ts";
@@ -18,12 +18,32 @@ type ProviderState = {
 };
 
 const registry = (ctx: CliContext) => ({ address: ctx.contracts.ProviderRegistry, abi: abis.registry });
+/** ProviderRegistry.MAX_ENDPOINTS. */
+const maxEndpoints = 16;
 
-/** "1=https://…" → [1n, "https://…"]. */
+/** "1=https://…" → [1n, "https://…"], checked as the registry checks it (register sends nothing until all pass). */
 export function parseEndpoint(value: string): [bigint, string] {
   const match = /^(\d+)=(.+)$/.exec(value);
   if (!match) throw usageError(`--endpoint must look like <chainId>=<url>, e.g. 1=https://rpc.example.org, not "${value}"`);
-  return [BigInt(match[1]), match[2]];
+  const [chainId, url] = [BigInt(match[1]), match[2]];
+  if (chainId === 0n) throw usageError(`--endpoint ${value}: chain id 0 is not a chain`);
+  const problem = urlProblem(url);
+  if (problem) throw usageError(`--endpoint ${value}: ${problem}`);
+  return [chainId, url];
+}
+
+// The registry's own rules for an endpoint URL (ProviderRegistry._checkUrl), so that a bad one is
+// refused before register stakes anything rather than after.
+const maxUrlBytes = 256;
+const urlSchemes = ["https://", "http://", "wss://", "ws://"];
+
+function urlProblem(url: string): string | undefined {
+  const bytes = Buffer.byteLength(url);
+  if (bytes > maxUrlBytes) return `the URL must be 1 to ${maxUrlBytes} bytes long (it is ${bytes})`;
+  if (!urlSchemes.some((scheme) => url.startsWith(scheme) && url.length > scheme.length)) {
+    return "the URL must start with https://, http://, wss:// or ws://";
+  }
+  return undefined;
 }
 
 export async function register(
@@ -33,14 +53,36 @@ export async function register(
   if (!flags.name) throw usageError("--name is required: the provider's display name");
   const stake = parseTokens("--stake", flags.stake);
   const endpoints = (flags.endpoint ?? []).map(parseEndpoint);
+  const chains = new Set(endpoints.map(([chainId]) => chainId));
+  if (chains.size < endpoints.length) throw usageError("--endpoint: give one URL per chain");
+  if (endpoints.length > maxEndpoints) throw usageError(`a provider may serve at most ${maxEndpoints} chains`);
+  const address = requireWallet(ctx).account.address;
+  // Everything the registration needs is checked before the approval goes out: a refusal changes nothing.
+  const [state, minStake, balance] = await Promise.all([
+    providerState(ctx, address),
+    read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
+    read<bigint>(ctx, { address: ctx.contracts.DinToken, abi: abis.token, functionName: "balanceOf", args: [address] }),
+  ]);
+  if (state.registered) {
+    throw new CliError(`${address} is already registered: add stake with din provider stake, endpoints with din provider endpoint set`);
+  }
+  if (stake < minStake) throw new CliError(`stake ${formatTokens(stake)} is below the minimum ${formatTokens(minStake)}`);
+  if (balance < stake) throw new CliError(`${address} holds ${formatTokens(balance)} but ${formatTokens(stake)} is needed`);
   const hashes: Hash[] = [];
   const approval = await ensureAllowance(ctx, ctx.contracts.ProviderRegistry, stake);
   if (approval) hashes.push(approval);
   hashes.push(await transact(ctx, { ...registry(ctx), functionName: "registerAndStake", args: [flags.name, flags.metadata ?? "", stake] }));
   for (const [chainId, url] of endpoints) {
-    hashes.push(await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] }));
+    try {
+      hashes.push(await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] }));
+    } catch (error) {
+      // The registration went through: say so, and how to finish, rather than only why this step failed.
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new CliError(
+        `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked, but the endpoint for chain ${chainId} was not set: ${reason}; set it with din provider endpoint set ${chainId} <url>`,
+      );
+    }
   }
-  const address = requireWallet(ctx).account.address;
   const served = endpoints.map(([chainId, url]) => `chain ${chainId} at ${url}`).join(", ");
   return {
     message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}`,
@@ -99,6 +141,7 @@ export async function withdraw(ctx: CliContext): Promise<Outcome> {
 }
 
 export async function status(ctx: CliContext, addressText: string | undefined): Promise<Outcome> {
+  if (!addressText && !ctx.wallet) throw usageError("din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
   const [state, entries, eligible, minStake, endpoints] = await Promise.all([
     providerState(ctx, address),
@@ -154,38 +197,28 @@ async function currentEndpoints(ctx: CliContext, address: Address): Promise<{ ch
   return [...byChain].map(([chainId, url]) => ({ chainId, url }));
 }
 
-/** The router's opinion of the provider, from its /status, when a router is known. */
+/** The router's opinion of the provider on each chain it serves, from its /status, when a router is known. */
 async function routerView(routerUrl: string, address: Address): Promise<{ summary: string; raw: unknown } | undefined> {
+  let chains: { chainId?: unknown; providers?: Record<string, unknown>[] }[];
   try {
     const response = await fetch(`${routerUrl}/status`, { signal: AbortSignal.timeout(3_000) });
-    const text = await response.text();
-    const lower = address.toLowerCase();
-    const found = findProvider(JSON.parse(text) as unknown, lower);
-    if (!found) return { summary: "not in the router's provider set", raw: null };
-    const state = typeof found.state === "string" ? found.state : "unknown";
-    const score = typeof found.score === "number" ? `, score ${found.score.toFixed(3)}` : "";
-    const share = typeof found.trafficShare === "number" ? `, ${(found.trafficShare * 100).toFixed(1)}% of traffic` : "";
-    return { summary: `${state}${score}${share}`, raw: found };
+    chains = ((await response.json()) as { chains?: typeof chains }).chains ?? [];
   } catch {
     return { summary: `unreachable at ${routerUrl}`, raw: null };
   }
-}
-
-function findProvider(node: unknown, address: string): Record<string, unknown> | undefined {
-  if (Array.isArray(node)) {
-    for (const item of node) {
-      const found = findProvider(item, address);
-      if (found) return found;
-    }
-  } else if (node && typeof node === "object") {
-    const record = node as Record<string, unknown>;
-    if (typeof record.address === "string" && record.address.toLowerCase() === address) return record;
-    for (const value of Object.values(record)) {
-      const found = findProvider(value, address);
-      if (found) return found;
-    }
-  }
-  return undefined;
+  const lower = address.toLowerCase();
+  const found = chains.flatMap((chain) =>
+    (chain.providers ?? []).filter((p) => typeof p.address === "string" && p.address.toLowerCase() === lower).map((p) => ({ ...p, chainId: chain.chainId })),
+  );
+  if (found.length === 0) return { summary: "not in the router's provider set", raw: [] };
+  found.sort((a, b) => Number(a.chainId) - Number(b.chainId));
+  const describe = (p: Record<string, unknown>) => {
+    const state = typeof p.state === "string" ? p.state : "unknown";
+    const score = typeof p.score === "number" ? `, score ${p.score.toFixed(3)}` : "";
+    const share = typeof p.trafficShare === "number" ? `, ${(p.trafficShare * 100).toFixed(1)}% of traffic` : "";
+    return `chain ${String(p.chainId)}: ${state}${score}${share}`;
+  };
+  return { summary: found.map(describe).join("; "), raw: found };
 }
 
 export async function readEvidence(path: string | undefined): Promise<`0x${string}`> {

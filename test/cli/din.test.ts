@@ -62,6 +62,18 @@ describe("din provider", () => {
     expect((await system.contracts.registry.read.getProvider([operator])).registered).toBe(false);
   });
 
+  it("refuses a bad endpoint before sending anything", async () => {
+    const balance = await system.contracts.token.read.balanceOf([operator]);
+    const bad = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "31337=ftp://x.example"], operatorKey);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe("din: --endpoint 31337=ftp://x.example: the URL must start with https://, http://, wss:// or ws://");
+    const twice = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "1=https://a.example", "--endpoint", "1=https://b.example"], operatorKey);
+    expect(twice.stderr.trim()).toBe("din: --endpoint: give one URL per chain");
+    expect((await system.contracts.registry.read.getProvider([operator])).registered).toBe(false);
+    expect(await system.contracts.token.read.allowance([operator, system.contracts.registry.address])).toBe(0n);
+    expect(await system.contracts.token.read.balanceOf([operator])).toBe(balance);
+  });
+
   it("registers with stake and an endpoint, approving the token itself", async () => {
     const result = await din(
       ["provider", "register", "--name", "alpha", "--stake", "1000", "--endpoint", "31337=https://alpha.example/rpc"],
@@ -74,6 +86,10 @@ describe("din provider", () => {
     const provider = await system.contracts.registry.read.getProvider([operator]);
     expect(provider.activeStake).toBe(parseEther("1000"));
     expect(provider.endpointCount).toBe(1);
+    const again = await din(["provider", "register", "--name", "alpha", "--stake", "100"], operatorKey);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe(`din: ${operator} is already registered: add stake with din provider stake, endpoints with din provider endpoint set`);
+    expect((await system.contracts.registry.read.getProvider([operator])).activeStake).toBe(parseEther("1000"));
   });
 
   it("tops up, unbonds, refuses an early withdrawal and withdraws after the period", async () => {
@@ -165,6 +181,10 @@ describe("din's errors", () => {
     const result = await din(["provider", "withdraw"]);
     expect(result.code).toBe(2);
     expect(result.stderr.trim()).toBe("din: this command sends a transaction: give --key <0x…> or set DIN_PRIVATE_KEY");
+    // Reading a standing sends nothing: without a key it needs the address instead.
+    const status = await din(["provider", "status"]);
+    expect(status.code).toBe(2);
+    expect(status.stderr.trim()).toBe("din: din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   });
 
   it("says which chain URL it cannot reach", async () => {

@@ -115,6 +115,15 @@ describe("npm start", () => {
     }, 60_000);
     const inSet = (await routerProviders()).find((p) => p.address === spare.address.toLowerCase());
     expect(inSet?.name).toBe("sixth");
+
+    // A second chain whose node is down: the operator's standing shows the router's view per chain.
+    expect((await din(["provider", "endpoint", "set", "1", "http://127.0.0.1:9/"], spare.privateKey)).code).toBe(0);
+    const standing = await eventually("the router to list the sixth provider on chain 1 too", async () => {
+      const status = await din(["provider", "status"], spare.privateKey);
+      return status.stdout.includes("chain 1: ") ? status.stdout : undefined;
+    }, 60_000);
+    expect(standing).toMatch(/router +chain 1: [a-z_]+, score [0-9.]+, [0-9.]+% of traffic; chain /);
+    expect(standing).toMatch(new RegExp(`; chain ${info.chainId}: (healthy|probation), score [0-9.]+, [0-9.]+% of traffic\n`));
   });
 
   it("loses no client request when a provider goes down, and slashes and jails it through a vote", async () => {
