@@ -205,8 +205,11 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
+      const [host, port] = [options.host ?? "127.0.0.1", options.port ?? 0];
+      server.once("error", (error: NodeJS.ErrnoException) =>
+        reject(error.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is in use (by a chain node?); choose another with --port`) : error),
+      );
+      server.listen(port, host, () => resolve());
     });
   } catch (error) {
     await stopAll();

@@ -139,6 +139,21 @@ describe("scripts/router.ts", () => {
       expect(await exited).toBe(0);
     }
   });
+
+  it("says so when its port is taken, and exits 1", async () => {
+    const snapshot = join(dir, "taken.json");
+    const indexer = `http://127.0.0.1:${await freePort()}`;
+    await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000]), indexer);
+    const port = new URL(chain.rpcUrl).port;
+    const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", port, "--snapshot", snapshot, "--devnet", "--log-level", "error"], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    expect(stderr.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (by a chain node?); choose another with --port`);
+    expect(code).toBe(1);
+  });
 });
 
 describe("stopping", () => {
