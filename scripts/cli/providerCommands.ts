@@ -95,8 +95,9 @@ export async function stake(ctx: CliContext, amountText: string | undefined): Pr
   const approval = await ensureAllowance(ctx, ctx.contracts.ProviderRegistry, amount);
   const hash = await transact(ctx, { ...registry(ctx), functionName: "stake", args: [amount] });
   const state = await providerState(ctx, requireWallet(ctx).account.address);
+  const jailed = state.jailed ? "\n  you are jailed: routers send you no traffic until governance unjails you, whatever the stake" : "";
   return {
-    message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})`,
+    message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})${jailed}`,
     data: { amount, activeStake: state.activeStake, transaction: hash, approval },
   };
 }
@@ -120,11 +121,17 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
 export async function unbond(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
   const amount = parseTokens("<amount>", amountText);
   const hash = await transact(ctx, { ...registry(ctx), functionName: "requestUnbond", args: [amount] });
-  const entries = await unbondingEntries(ctx, requireWallet(ctx).account.address);
+  const address = requireWallet(ctx).account.address;
+  const [entries, state, minStake] = await Promise.all([
+    unbondingEntries(ctx, address),
+    providerState(ctx, address),
+    read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
+  ]);
   const releaseAt = entries.at(-1)?.releaseAt ?? 0n;
+  const below = state.activeStake < minStake ? `\n  active stake ${formatTokens(state.activeStake)} is now below the minimum ${formatTokens(minStake)}: routers send you no traffic until you top up (din provider stake)` : "";
   return {
-    message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatTime(releaseAt)} (tx ${hash})`,
-    data: { amount, releaseAt, transaction: hash },
+    message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatTime(releaseAt)} (tx ${hash})${below}`,
+    data: { amount, releaseAt, activeStake: state.activeStake, eligible: state.activeStake >= minStake && !state.jailed, transaction: hash },
   };
 }
 

@@ -162,6 +162,12 @@ describe("din case and din gov", () => {
     expect((await din(["case", "list"])).stdout).toMatch(new RegExp(`case ${caseId}\\s+upheld`));
     expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/);
   });
+
+  it("warns when an unbond leaves the provider below the minimum stake", async () => {
+    const unbond = await din(["provider", "unbond", "1150"], operatorKey);
+    expect(unbond.code).toBe(0);
+    expect(unbond.stdout).toContain("active stake 50 DIN is now below the minimum 100 DIN: routers send you no traffic until you top up (din provider stake)");
+  });
 });
 
 describe("din's errors", () => {

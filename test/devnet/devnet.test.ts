@@ -156,6 +156,8 @@ describe("npm start", () => {
     const status = await din(["provider", "status", victim.address]);
     expect(status.stdout).toContain(`provider ${victim.address}: jailed`);
     expect(status.stdout).toMatch(/active stake\s+600 DIN/);
+    const topUp = await din(["provider", "stake", "10"], victim.privateKey);
+    expect(topUp.stdout).toMatch(/^staked 10 DIN; active stake is now 610 DIN \(tx 0x[0-9a-f]+\)\n  you are jailed: routers send you no traffic until governance unjails you/);
     await eventually("the router to drop the jailed provider", async () =>
       (await routerProviders()).some((p) => p.address === victim.address.toLowerCase()) ? undefined : true,
     60_000);
