@@ -19,6 +19,7 @@ const usage = `din — the OpenDIN command line
               din provider status [address]
   watchers    din case open --provider <address> --amount <DIN> --evidence <file>
               din case list [--provider <address>]
+              din case expire --case <id>
               din case claim
   governance  din gov delegate [--to <address>]
               din gov propose-slash --case <id> [--reject | --jail] [--description <text>]
@@ -61,6 +62,7 @@ const commands: Record<string, Command> = {
     run: async (f) => cases.openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence) }),
   },
   "case list": { options: { provider: { type: "string" } }, positionals: 0, run: async (f) => cases.listCases(await ctx(f), { provider: str(f.provider) }) },
+  "case expire": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => cases.expireCase(await ctx(f), { case: str(f.case) }) },
   "case claim": { options: {}, positionals: 0, run: async (f) => cases.claim(await ctx(f)) },
   "gov delegate": { options: { to: { type: "string" } }, positionals: 0, run: async (f) => gov.delegate(await ctx(f), { to: str(f.to) }) },
   "gov propose-slash": {
@@ -77,6 +79,12 @@ const commands: Record<string, Command> = {
   "gov execute": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.execute(await ctx(f), { proposal: str(f.proposal) }) },
   "gov status": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.status(await ctx(f), { proposal: str(f.proposal) }) },
 };
+
+const groups = new Set(Object.keys(commands).map((name) => name.split(" ")[0]));
+
+/** The usage lines of one group (`din gov …`), out of their indented table. */
+const groupUsage = (group: string): string =>
+  usage.split("\n").filter((line) => line.includes(`din ${group} `)).map((line) => line.slice(2)).join("\n");
 
 const services: Record<string, string> = { router: "router.ts", indexer: "indexer.ts", devnet: "devnet.ts" };
 
@@ -101,6 +109,11 @@ async function main(argv: string[]): Promise<number> {
     return group ? 0 : 2;
   }
   if (services[group]) return await runService(services[group], argv.slice(1));
+  // "din gov --help" lists the group's commands; a bare "din gov" does too, as a usage error.
+  if (groups.has(group) && (sub === undefined || sub === "--help" || sub === "-h" || sub === "help")) {
+    console.log(groupUsage(group));
+    return sub ? 0 : 2;
+  }
   const name = `${group} ${sub ?? ""}`.trim();
   const command = commands[name];
   if (!command) {

@@ -1,5 +1,6 @@
 import { abis } from "./abis.ts";
-import { formatTime, formatTokens, parseAddress, parseTokens } from "./amounts.ts";
+import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
+import { CliError } from "./cliError.ts";
 import { requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { readEvidence } from "./providerCommands.ts";
@@ -18,6 +19,33 @@ type Case = {
 export const caseStatusNames = ["unknown", "open", "upheld", "rejected", "expired"] as const;
 const manager = (ctx: CliContext) => ({ address: ctx.contracts.SlashingManager, abi: abis.manager });
 
+/** The chain's clock (the latest block's timestamp): what the contracts compare deadlines against. */
+export async function chainTime(ctx: CliContext): Promise<bigint> {
+  return (await ctx.publicClient.getBlock()).timestamp;
+}
+
+/** Case `id` if it is open; otherwise a CliError saying what it is. `action` completes "only an open case can be …". */
+async function requireOpenCase(ctx: CliContext, id: bigint, action: string): Promise<Case> {
+  const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
+  if (c.status === 0) {
+    const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
+    throw new CliError(`there is no case ${id} (${count === 0n ? "no case has been opened yet" : `the latest is case ${count}`}): din case list shows them`);
+  }
+  if (c.status !== 1) throw new CliError(`case ${id} is already ${caseStatusNames[c.status]}: only an open case can be ${action}`);
+  return c;
+}
+
+/** Case `id` if governance can still resolve it: open and not past its deadline. */
+export async function requireResolvableCase(ctx: CliContext, id: bigint): Promise<Case> {
+  const c = await requireOpenCase(ctx, id, "voted on");
+  if ((await chainTime(ctx)) > c.expiresAt) {
+    throw new CliError(
+      `case ${id} passed its deadline at ${formatTime(c.expiresAt)}: governance can no longer resolve it, it can only be expired (din case expire --case ${id})`,
+    );
+  }
+  return c;
+}
+
 export async function openCase(ctx: CliContext, flags: { provider?: string; amount?: string; evidence?: string }): Promise<Outcome> {
   const provider = parseAddress("--provider", flags.provider);
   const amount = parseTokens("--amount", flags.amount);
@@ -35,31 +63,94 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
 
 export async function listCases(ctx: CliContext, flags: { provider?: string }): Promise<Outcome> {
   const filter = flags.provider ? parseAddress("--provider", flags.provider).toLowerCase() : undefined;
-  const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
-  const cases: (Case & { id: bigint; statusName: string; slashIfUpheld?: bigint })[] = [];
+  const [count, now] = await Promise.all([read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" }), chainTime(ctx)]);
+  const cases: (Case & { id: bigint; statusName: string; pastDeadline: boolean; slashIfUpheld?: bigint; slashed?: bigint })[] = [];
   // The newest 100: enough for a terminal; the indexer has the full history.
   for (let id = count; id >= 1n && id > count - 100n; id--) {
     const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
     if (filter && c.provider.toLowerCase() !== filter) continue;
     const statusName = caseStatusNames[c.status] ?? "unknown";
+    // Open on chain until someone expires it, but governance can no longer resolve it.
+    const pastDeadline = statusName === "open" && now > c.expiresAt;
     const slashIfUpheld =
-      statusName === "open" ? await read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [id] }) : undefined;
-    cases.push({ ...c, id, statusName, slashIfUpheld });
+      statusName === "open" && !pastDeadline ? await read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [id] }) : undefined;
+    cases.push({ ...c, id, statusName, pastDeadline, slashIfUpheld });
   }
-  const lines = cases.map(
-    (c) =>
-      `case ${c.id}  ${c.statusName.padEnd(8)} provider ${c.provider}  asks ${formatTokens(c.amount)}  bond ${formatTokens(c.bond)}` +
-      (c.statusName === "open" ? `  open until ${formatTime(c.expiresAt)}, would slash ${formatTokens(c.slashIfUpheld ?? 0n)}` : ""),
-  );
+  // The case keeps no slashed amount; its CaseUpheld event does.
+  const upheld = cases.filter((c) => c.statusName === "upheld");
+  if (upheld.length > 0) {
+    const logs = await ctx.publicClient.getContractEvents({
+      ...manager(ctx),
+      eventName: "CaseUpheld",
+      args: { caseId: upheld.map((c) => c.id) },
+      fromBlock: ctx.startBlock,
+    });
+    for (const { args } of logs as unknown as { args: { caseId: bigint; slashed: bigint } }[]) {
+      const c = upheld.find((u) => u.id === args.caseId);
+      if (c) c.slashed = args.slashed;
+    }
+  }
+  const lines = cases.map((c) => {
+    let tail = "";
+    if (c.pastDeadline) tail = `  past its deadline ${formatTime(c.expiresAt)}: din case expire --case ${c.id}`;
+    else if (c.statusName === "open") tail = `  open until ${formatTime(c.expiresAt)}, would slash ${formatTokens(c.slashIfUpheld ?? 0n)}`;
+    else if (c.slashed !== undefined) tail = `  slashed ${formatTokens(c.slashed)}`;
+    return `case ${c.id}  ${c.statusName.padEnd(8)} provider ${c.provider}  asks ${formatTokens(c.amount)}  bond ${formatTokens(c.bond)}${tail}`;
+  });
   return {
     message: lines.length === 0 ? "no cases" : lines.join("\n"),
     data: { cases: cases.map(({ statusName, ...c }) => ({ ...c, status: statusName })) },
   };
 }
 
+export async function expireCase(ctx: CliContext, flags: { case?: string }): Promise<Outcome> {
+  const id = parseId("--case", flags.case);
+  requireWallet(ctx);
+  const c = await requireOpenCase(ctx, id, "expired");
+  const now = await chainTime(ctx);
+  if (now <= c.expiresAt) {
+    throw new CliError(
+      `case ${id} is open until ${formatTime(c.expiresAt)} (chain time now ${formatTime(now)}): governance may still resolve it; it can be expired only after that`,
+    );
+  }
+  const hash = await transact(ctx, { ...manager(ctx), functionName: "expireCase", args: [id] });
+  const openCases = await read<bigint>(ctx, { address: ctx.contracts.ProviderRegistry, abi: abis.registry, functionName: "openCases", args: [c.provider] });
+  const provider =
+    openCases === 0n
+      ? `provider ${c.provider} has no open case left, so its withdrawals are unblocked`
+      : `provider ${c.provider} still has ${openCases} open case(s), so its withdrawals stay blocked`;
+  return {
+    message: `expired case ${id}: the ${formatTokens(c.bond)} bond is claimable by the watcher ${c.watcher} with din case claim; ${provider} (tx ${hash})`,
+    data: { caseId: id, provider: c.provider, watcher: c.watcher, bondReturned: c.bond, providerOpenCases: openCases, transaction: hash },
+  };
+}
+
 export async function claim(ctx: CliContext): Promise<Outcome> {
   const account = requireWallet(ctx).account.address;
   const amount = await read<bigint>(ctx, { ...manager(ctx), functionName: "claimable", args: [account] });
+  if (amount === 0n) {
+    // A bond comes back only once its case is expired: name the cases waiting for that.
+    const expirable = await expirableCasesOf(ctx, account);
+    throw new CliError(
+      `${account} has nothing to claim` +
+        (expirable.length === 0
+          ? ""
+          : expirable.length === 1
+            ? `: your case ${expirable[0]} passed its deadline; expire it with din case expire --case ${expirable[0]} and its bond becomes claimable`
+            : `: your cases ${expirable.join(", ")} passed their deadlines; expire each with din case expire --case <id> and their bonds become claimable`),
+    );
+  }
   const hash = await transact(ctx, { ...manager(ctx), functionName: "claim" });
   return { message: `claimed ${formatTokens(amount)} (tx ${hash})`, data: { account, amount, transaction: hash } };
+}
+
+/** Ids of `watcher`'s cases (among the newest 100) that are open past their deadline. */
+async function expirableCasesOf(ctx: CliContext, watcher: string): Promise<bigint[]> {
+  const [count, now] = await Promise.all([read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" }), chainTime(ctx)]);
+  const ids: bigint[] = [];
+  for (let id = count; id >= 1n && id > count - 100n; id--) {
+    const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
+    if (c.watcher.toLowerCase() === watcher.toLowerCase() && c.status === 1 && now > c.expiresAt) ids.push(id);
+  }
+  return ids;
 }

@@ -6,6 +6,8 @@ const tokens = (value: unknown): string => formatTokens(value as bigint);
 const seconds = (value: unknown): string => `${String(value)} s`;
 const caseStatus = ["unknown", "open", "upheld", "rejected", "expired"];
 const proposalStates = ["pending", "active", "canceled", "defeated", "succeeded", "queued", "expired", "executed"];
+/** TimelockController.OperationState, the bits of its `expectedStates` bitmap from the lowest. */
+const operationStates = ["not yet queued", "waiting for its delay", "ready", "done"];
 
 /** What each custom error means, in words, with its values. */
 const explanations: Record<string, (args: Args) => string> = {
@@ -61,6 +63,13 @@ const explanations: Record<string, (args: Args) => string> = {
   GovernorNonexistentProposal: ([id]) => `there is no proposal ${String(id)}`,
   GovernorUnexpectedProposalState: ([id, current]) =>
     `proposal ${String(id)} is ${proposalStates[Number(current)] ?? "in another state"}, so this step is not possible now`,
+  TimelockUnexpectedOperationState: ([id, expected]) => {
+    const names = operationStates.filter((_, bit) => (BigInt(expected as string) >> BigInt(bit)) & 1n);
+    return (
+      `the timelock refused: operation ${String(id)} must be ${names.join(" or ")}, and it is not` +
+      (names.length === 1 && names[0] === "ready" ? "; a proposal runs once queued and past the timelock delay, and only once (din gov status shows when)" : "")
+    );
+  },
   GovernorOnlyExecutor: ([account]) => `only the timelock may do this, not ${String(account)}`,
   GovernorParameterOutOfBounds: ([value, min, max]) =>
     `${String(value)} is outside the allowed range ${String(min)} to ${String(max)}`,

@@ -1,6 +1,7 @@
 import { encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
+import { chainTime, requireResolvableCase } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
@@ -27,12 +28,13 @@ export async function delegate(ctx: CliContext, flags: { to?: string }): Promise
 export async function proposeSlash(ctx: CliContext, flags: { case?: string; reject?: boolean; jail?: boolean; description?: string }): Promise<Outcome> {
   const caseId = parseId("--case", flags.case);
   if (flags.reject && flags.jail) throw usageError("--jail goes with upholding a case, not with --reject");
+  // A proposal on a case that cannot be resolved would pass and then fail at execution.
+  const accused = (await requireResolvableCase(ctx, caseId)).provider;
   const functionName = flags.reject ? "rejectCase" : "upholdCase";
   const targets: Address[] = [ctx.contracts.SlashingManager];
   const calldatas: Hex[] = [encodeFunctionData({ abi: abis.manager, functionName, args: [caseId] })];
   if (flags.jail) {
     // The same vote also jails the provider, so routers drop it at once.
-    const accused = (await read<{ provider: Address }>(ctx, { address: ctx.contracts.SlashingManager, abi: abis.manager, functionName: "getCase", args: [caseId] })).provider;
     targets.push(ctx.contracts.ProviderRegistry);
     calldatas.push(encodeFunctionData({ abi: abis.registry, functionName: "jail", args: [accused] }));
   }
@@ -58,6 +60,18 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
   const proposalId = parseId("--proposal", flags.proposal);
   const support = supportValues[flags.support as keyof typeof supportValues];
   if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
+  const voter = requireWallet(ctx).account.address;
+  // The governor counts a vote of weight 0 without complaint; refuse it instead. (Before voting
+  // opens the snapshot is in the future and cannot be read: the governor's own refusal explains.)
+  if ((await proposalState(ctx, proposalId)) === "active") {
+    const snapshot = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] });
+    const votes = await read<bigint>(ctx, { ...governor(ctx), functionName: "getVotes", args: [voter, snapshot] });
+    if (votes === 0n) {
+      throw new CliError(
+        `${voter} had no votes at proposal ${proposalId}'s snapshot (${formatTime(snapshot)}): tokens count only when delegated before a proposal's snapshot, so this vote would weigh nothing; delegate now with din gov delegate to vote on future proposals`,
+      );
+    }
+  }
   const hash = await transact(ctx, {
     ...governor(ctx),
     functionName: flags.reason ? "castVoteWithReason" : "castVote",
@@ -72,6 +86,7 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
 
 export async function queue(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
   const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
+  await requireStep(ctx, proposal.id, "queue");
   const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
   const eta = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [proposal.id] });
   return {
@@ -82,6 +97,7 @@ export async function queue(ctx: CliContext, flags: { proposal?: string }): Prom
 
 export async function execute(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
   const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
+  await requireStep(ctx, proposal.id, "execute");
   const hash = await transact(ctx, { ...governor(ctx), functionName: "execute", args: proposalArgs(proposal) });
   return {
     message: `executed proposal ${proposal.id}: ${proposal.description} (tx ${hash})`,
@@ -108,6 +124,39 @@ export async function status(ctx: CliContext, flags: { proposal?: string }): Pro
       `proposal ${r.id}\n  ${r.description}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
   );
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
+}
+
+async function proposalState(ctx: CliContext, id: bigint): Promise<(typeof proposalStateNames)[number]> {
+  return proposalStateNames[await read<number>(ctx, { ...governor(ctx), functionName: "state", args: [id] })];
+}
+
+/** Throws, saying what comes first, unless proposal `id` can be queued (or executed) now by its state and the chain's clock. */
+async function requireStep(ctx: CliContext, id: bigint, step: "queue" | "execute"): Promise<void> {
+  const [state, snapshot, deadline, eta, now] = await Promise.all([
+    proposalState(ctx, id),
+    read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [id] }),
+    read<bigint>(ctx, { ...governor(ctx), functionName: "proposalDeadline", args: [id] }),
+    read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [id] }),
+    chainTime(ctx),
+  ]);
+  const then = step === "queue" ? "it can be queued after that, if it passes" : "if it passes, queue it after that (din gov queue), then execute it once the timelock delay has passed";
+  const problem = {
+    pending: `voting on proposal ${id} has not opened yet: it runs from ${formatTime(snapshot)} to ${formatTime(deadline)}; ${then}`,
+    active: `voting on proposal ${id} is open until ${formatTime(deadline)}: ${then}`,
+    canceled: `proposal ${id} was canceled: it cannot be ${step}d`,
+    defeated: `proposal ${id} was defeated (it missed quorum, or had no more votes for than against): it cannot be ${step}d`,
+    succeeded: step === "queue" ? undefined : `proposal ${id} passed but is not queued yet: queue it first with din gov queue --proposal ${id}`,
+    // The timelock runs the operation from eta on, by the chain's clock.
+    queued:
+      step === "queue"
+        ? `proposal ${id} is already queued; executable from ${formatTime(eta)} (din gov execute --proposal ${id})`
+        : now < eta
+          ? `proposal ${id} is queued; executable from ${formatTime(eta)} (chain time now ${formatTime(now)})`
+          : undefined,
+    expired: `proposal ${id} expired: it cannot be ${step}d`,
+    executed: `proposal ${id} was already executed`,
+  }[state];
+  if (problem) throw new CliError(problem);
 }
 
 function proposalArgs(p: Proposal): readonly unknown[] {

@@ -1,0 +1,181 @@
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ContractFunctionRevertedError, encodeErrorResult, encodeFunctionData, getAddress, keccak256, parseEther, toBytes, toHex, type Address } from "viem";
+import { mnemonicToAccount } from "viem/accounts";
+import { explainRevert } from "../../scripts/cli/explainRevert.ts";
+import { advance, mined } from "../helpers/chainActions.ts";
+import { runDin } from "../helpers/runDin.ts";
+import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
+
+// The watcher's and governance's commands as a user meets them: two cases against one provider,
+// the first voted through (with every step tried too early first), the second left to pass its
+// deadline and expired. Each refusal must explain itself and send nothing.
+
+const mnemonic = "test test test test test test test test test test test junk";
+const keyOf = (index: number) => toHex(mnemonicToAccount(mnemonic, { addressIndex: index }).getHdKey().privateKey!);
+const [watcherKey, voterKey, holderKey] = [keyOf(2), keyOf(3), keyOf(4)];
+
+let system: DeployedChain;
+let cwd: string;
+let operator: Address;
+let watcher: Address;
+let holder: Address;
+let proposalId: string;
+
+async function din(args: string[], key?: string) {
+  return await runDin(args, { cwd, env: key ? { DIN_PRIVATE_KEY: key } : {} });
+}
+
+/** The id `din gov propose-slash --case <caseId>` would give its proposal (uphold, or --reject). */
+async function slashProposalId(caseId: bigint, action: "upholdCase" | "rejectCase"): Promise<bigint> {
+  const { manager, governor } = system.contracts;
+  const data = encodeFunctionData({ abi: manager.abi, functionName: action, args: [caseId] });
+  const description = `${action === "upholdCase" ? "Uphold" : "Reject"} slashing case ${caseId}`;
+  return await governor.read.hashProposal([[manager.address], [0n], [data], keccak256(toBytes(description))]);
+}
+
+beforeAll(async () => {
+  system = await startDeployedChain();
+  cwd = await mkdtemp(join(tmpdir(), "din-cases-"));
+  await mkdir(join(cwd, ".devnet"));
+  const { chain, deployment, contracts } = system;
+  await writeFile(
+    join(cwd, ".devnet/devnet.json"),
+    JSON.stringify({ chainId: deployment.chainId, rpcUrl: chain.rpcUrl, startBlock: deployment.startBlock, contracts: deployment.contracts }),
+  );
+  const [deployer, op, w, voter, h] = (await system.viem.getWalletClients()).map((wallet) => getAddress(wallet.account.address));
+  [operator, watcher, holder] = [op, w, h];
+  // The holder has as many tokens as the voter but never delegates them.
+  for (const [to, amount] of [[op, "1000"], [w, "100"], [voter, "10000000"], [h, "10000000"]] as const) {
+    await mined(system, contracts.token.write.transfer([to, parseEther(amount)], { account: deployer }));
+  }
+  await mined(system, contracts.token.write.delegate([voter], { account: voter }));
+  await mined(system, contracts.token.write.approve([contracts.registry.address, parseEther("1000")], { account: op }));
+  await mined(system, contracts.registry.write.registerAndStake(["alpha", "", parseEther("1000")], { account: op }));
+  await mined(system, contracts.token.write.approve([contracts.manager.address, parseEther("20")], { account: w }));
+  for (const evidence of ["0x01", "0x02"] as const) {
+    await mined(system, contracts.manager.write.openCase([op, parseEther("100"), evidence], { account: w }));
+  }
+});
+
+afterAll(async () => {
+  await system?.stop();
+  if (cwd) await rm(cwd, { recursive: true, force: true });
+});
+
+describe("din case and din gov, from report to slash or expiry", () => {
+  it("refuses to propose a slash on a case that does not exist", async () => {
+    const result = await din(["gov", "propose-slash", "--case", "99", "--json"], voterKey);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stderr)).toEqual({ error: "there is no case 99 (the latest is case 2): din case list shows them" });
+    expect(await system.contracts.governor.read.proposalSnapshot([await slashProposalId(99n, "upholdCase")])).toBe(0n);
+  });
+
+  it("refuses to expire a case before its deadline", async () => {
+    const result = await din(["case", "expire", "--case", "2"], watcherKey);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^din: case 2 is open until \S+ \(chain time now \S+\): governance may still resolve it; it can be expired only after that\n$/);
+    expect((await system.contracts.manager.read.getCase([2n])).status).toBe(1);
+  });
+
+  it("counts only delegated votes, and says when a proposal can be queued and executed", async () => {
+    const { governor } = system.contracts;
+    const proposed = await din(["gov", "propose-slash", "--case", "1", "--json"], voterKey);
+    expect(proposed.stderr).toBe("");
+    proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
+    const id = BigInt(proposalId);
+    await advance(system, Number(await governor.read.votingDelay()) + 1);
+
+    const weightless = await din(["gov", "vote", "--proposal", proposalId, "--support", "against"], holderKey);
+    expect(weightless.code).toBe(1);
+    expect(weightless.stderr).toContain(`din: ${holder} had no votes at proposal ${proposalId}'s snapshot (`);
+    expect(weightless.stderr).toContain("tokens count only when delegated before a proposal's snapshot");
+    expect(weightless.stderr).toContain("delegate now with din gov delegate to vote on future proposals");
+    expect(await governor.read.hasVoted([id, holder])).toBe(false);
+    expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).code).toBe(0);
+
+    const tooSoon = await din(["gov", "queue", "--proposal", proposalId], voterKey);
+    expect(tooSoon.code).toBe(1);
+    expect(tooSoon.stderr).toMatch(/^din: voting on proposal \d+ is open until \S+: it can be queued after that, if it passes\n$/);
+
+    await advance(system, Number(await governor.read.votingPeriod()) + 1);
+    const notQueued = await din(["gov", "execute", "--proposal", proposalId], voterKey);
+    expect(notQueued.stderr).toBe(`din: proposal ${proposalId} passed but is not queued yet: queue it first with din gov queue --proposal ${proposalId}\n`);
+    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).code).toBe(0);
+
+    const early = await din(["gov", "execute", "--proposal", proposalId], voterKey);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(/^din: proposal \d+ is queued; executable from \S+ \(chain time now \S+\)\n$/);
+    expect(await governor.read.state([id])).toBe(5); // still queued
+
+    await advance(system, Number(await system.contracts.timelock.read.getMinDelay()) + 1);
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/^executed proposal \d+: Uphold slashing case 1/);
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stderr).toBe(`din: proposal ${proposalId} was already executed\n`);
+  });
+
+  it("refuses to propose on a case already resolved", async () => {
+    const result = await din(["gov", "propose-slash", "--case", "1", "--reject"], voterKey);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe("din: case 1 is already upheld: only an open case can be voted on\n");
+    expect(await system.contracts.governor.read.proposalSnapshot([await slashProposalId(1n, "rejectCase")])).toBe(0n);
+    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/); // bond + 10% of the slash
+  });
+
+  it("shows a case past its deadline as such, and expires it so its bond can be claimed", async () => {
+    const { manager, registry } = system.contracts;
+    const before = (await din(["case", "list"])).stdout;
+    expect(before).toMatch(/case 2\s+open\s+.*open until \S+, would slash 100 DIN/);
+    expect(before).toMatch(/case 1\s+upheld\s+.*slashed 100 DIN/);
+
+    await advance(system, Number(await manager.read.caseTtl()) + 1);
+    expect((await din(["case", "list"])).stdout).toMatch(/case 2\s+open\s+.*past its deadline \S+: din case expire --case 2\n/);
+    const propose = await din(["gov", "propose-slash", "--case", "2"], voterKey);
+    expect(propose.code).toBe(1);
+    expect(propose.stderr).toMatch(/^din: case 2 passed its deadline at \S+: governance can no longer resolve it, it can only be expired \(din case expire --case 2\)\n$/);
+    expect(await system.contracts.governor.read.proposalSnapshot([await slashProposalId(2n, "upholdCase")])).toBe(0n);
+    expect((await din(["case", "claim"], watcherKey)).stderr).toBe(
+      `din: ${watcher} has nothing to claim: your case 2 passed its deadline; expire it with din case expire --case 2 and its bond becomes claimable\n`,
+    );
+
+    const expired = await din(["case", "expire", "--case", "2"], voterKey); // anyone may expire a case
+    expect(expired.stderr).toBe("");
+    expect(expired.stdout).toMatch(
+      new RegExp(
+        `^expired case 2: the 10 DIN bond is claimable by the watcher ${watcher} with din case claim; provider ${operator} has no open case left, so its withdrawals are unblocked \\(tx 0x[0-9a-f]{64}\\)\n$`,
+      ),
+    );
+    expect((await manager.read.getCase([2n])).status).toBe(4);
+    expect(await registry.read.openCases([operator])).toBe(0n);
+    expect((await din(["case", "expire", "--case", "2"], voterKey)).stderr).toBe("din: case 2 is already expired: only an open case can be expired\n");
+    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN/);
+  });
+});
+
+describe("din <group> --help", () => {
+  it("prints the group's commands, and for a bare din <group> the same as a usage error", async () => {
+    for (const [group, flag] of [["provider", "--help"], ["case", "-h"], ["gov", "--help"]]) {
+      const result = await din([group, flag]);
+      expect(result.code).toBe(0);
+      const lines = result.stdout.trim().split("\n");
+      expect(lines.length).toBeGreaterThan(3);
+      for (const line of lines) expect(line).toContain(`din ${group} `);
+    }
+    const bare = await din(["case"]);
+    expect(bare.code).toBe(2);
+    expect(bare.stdout).toContain("din case expire --case <id>");
+  });
+});
+
+describe("explainRevert", () => {
+  it("explains the timelock's refusal of an operation that is not ready", () => {
+    const abi = system.contracts.timelock.abi;
+    const operation = keccak256(toBytes("operation"));
+    const readyOnly = toHex(1n << 2n, { size: 32 });
+    const data = encodeErrorResult({ abi, errorName: "TimelockUnexpectedOperationState", args: [operation, readyOnly] });
+    expect(explainRevert(new ContractFunctionRevertedError({ abi, data, functionName: "execute" }))).toBe(
+      `the timelock refused: operation ${operation} must be ready, and it is not; a proposal runs once queued and past the timelock delay, and only once (din gov status shows when)`,
+    );
+  });
+});
