@@ -29,7 +29,13 @@ export async function proposeSlash(ctx: CliContext, flags: { case?: string; reje
   const caseId = parseId("--case", flags.case);
   if (flags.reject && flags.jail) throw usageError("--jail goes with upholding a case, not with --reject");
   // A proposal on a case that cannot be resolved would pass and then fail at execution.
-  const accused = (await requireResolvableCase(ctx, caseId)).provider;
+  const { provider: accused, expiresAt } = await requireResolvableCase(ctx, caseId);
+  const earliest = await earliestExecution(ctx);
+  if (earliest > expiresAt) {
+    throw new CliError(
+      `case ${caseId} expires at ${formatTime(expiresAt)}, before a proposal made now could be executed (${formatTime(earliest)}, after the voting delay, the vote and the timelock delay): it can only be expired then (din case expire --case ${caseId})`,
+    );
+  }
   const functionName = flags.reject ? "rejectCase" : "upholdCase";
   const targets: Address[] = [ctx.contracts.SlashingManager];
   const calldatas: Hex[] = [encodeFunctionData({ abi: abis.manager, functionName, args: [caseId] })];
@@ -124,6 +130,19 @@ export async function status(ctx: CliContext, flags: { proposal?: string }): Pro
       `proposal ${r.id}\n  ${r.description}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
   );
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
+}
+
+/** The chain time at which a proposal made now could be executed at the soonest. */
+async function earliestExecution(ctx: CliContext): Promise<bigint> {
+  const timelock = await read<Address>(ctx, { ...governor(ctx), functionName: "timelock" });
+  const getMinDelay = { type: "function", name: "getMinDelay", stateMutability: "view", inputs: [], outputs: [{ type: "uint256" }] } as const;
+  const [delay, period, minDelay, now] = await Promise.all([
+    read<bigint>(ctx, { ...governor(ctx), functionName: "votingDelay" }),
+    read<bigint>(ctx, { ...governor(ctx), functionName: "votingPeriod" }),
+    read<bigint>(ctx, { address: timelock, abi: [getMinDelay], functionName: "getMinDelay" }),
+    chainTime(ctx),
+  ]);
+  return now + delay + period + minDelay;
 }
 
 async function proposalState(ctx: CliContext, id: bigint): Promise<(typeof proposalStateNames)[number]> {

@@ -129,7 +129,17 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(before).toMatch(/case 2\s+open\s+.*open until \S+, would slash 100 DIN/);
     expect(before).toMatch(/case 1\s+upheld\s+.*slashed 100 DIN/);
 
-    await advance(system, Number(await manager.read.caseTtl()) + 1);
+    // Five seconds before its deadline: open, but no proposal made now could be executed in time.
+    const { expiresAt } = await manager.read.getCase([2n]);
+    const now = (await (await system.viem.getPublicClient()).getBlock()).timestamp;
+    await advance(system, Number(expiresAt - now) - 5);
+    const late = await din(["gov", "propose-slash", "--case", "2"], voterKey);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(
+      /^din: case 2 expires at \S+, before a proposal made now could be executed \(\S+, after the voting delay, the vote and the timelock delay\): it can only be expired then \(din case expire --case 2\)\n$/,
+    );
+
+    await advance(system, 6);
     expect((await din(["case", "list"])).stdout).toMatch(/case 2\s+open\s+.*past its deadline \S+: din case expire --case 2\n/);
     const propose = await din(["gov", "propose-slash", "--case", "2"], voterKey);
     expect(propose.code).toBe(1);
