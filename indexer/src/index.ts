@@ -298,8 +298,13 @@ ponder.on("DinGovernor:ProposalCreated", async ({ event, context }) => {
       updatedAt: event.block.timestamp,
     })
     .onConflictDoNothing();
-  if (caseId !== null && (await context.db.find(slashingCase, { id: caseId }))) {
-    await context.db.update(slashingCase, { id: caseId }).set({ proposalId });
+  // A case points to the proposal that matters for it: the latest one made while governance could
+  // still resolve it (open, not past its expiry, as the manager checks), so a new proposal after a
+  // defeated one replaces it; then the one that executed (below), which beats a rival made during its
+  // vote. A proposal made after the case closed can never pass and changes nothing.
+  const resolving = caseId === null ? undefined : await context.db.find(slashingCase, { id: caseId });
+  if (resolving && resolving.status === "open" && event.block.timestamp <= resolving.expiresAt) {
+    await context.db.update(slashingCase, { id: resolving.id }).set({ proposalId });
   }
 });
 
@@ -310,7 +315,12 @@ ponder.on("DinGovernor:ProposalQueued", async ({ event, context }) => {
 });
 
 ponder.on("DinGovernor:ProposalExecuted", async ({ event, context }) => {
-  await context.db.update(proposal, { id: event.args.proposalId }).set({ state: "executed", updatedAt: event.block.timestamp });
+  const { proposalId } = event.args;
+  const executed = await context.db.update(proposal, { id: proposalId }).set({ state: "executed", updatedAt: event.block.timestamp });
+  // Its upholdCase/rejectCase succeeded (the CaseUpheld/CaseRejected came just before): it resolved the case.
+  if (executed.caseId !== null && (await context.db.find(slashingCase, { id: executed.caseId }))) {
+    await context.db.update(slashingCase, { id: executed.caseId }).set({ proposalId });
+  }
 });
 
 ponder.on("DinGovernor:ProposalCanceled", async ({ event, context }) => {

@@ -1,6 +1,7 @@
 import { createClient } from "@ponder/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getAddress, parseEther, type Address } from "viem";
+import { readFile } from "node:fs/promises";
+import { encodeFunctionData, getAddress, keccak256, parseEther, toBytes, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
 import { startPostgres, type Postgres } from "../../scripts/postgres.ts";
 import { advance, eventually, mined, passSlashingProposal } from "../helpers/chainActions.ts";
@@ -25,6 +26,7 @@ for (const database of ["pglite", "postgres"] as const) {
     let dataDir: string;
     let operators: Address[];
     let watcher: Address, voter: Address, deployer: Address;
+    let upheldCase: { caseId: bigint; proposalId: bigint }; // the case governance upholds, and by which proposal
     const liveSnapshots: LiveProvider[][] = [];
     let unsubscribe: (() => void) | undefined;
 
@@ -63,6 +65,28 @@ for (const database of ["pglite", "postgres"] as const) {
       await eventually(`the live query to show ${what}`, async () =>
         liveSnapshots.some((rows) => rows.some((p) => p.address.toLowerCase() === address.toLowerCase() && predicate(p))) ? true : undefined,
       );
+
+    /** The governor's arguments for a proposal calling `functionName(caseId)` on the SlashingManager. */
+    const slashingCalls = (functionName: "upholdCase" | "rejectCase", caseId: bigint) => {
+      const { manager } = system.contracts;
+      return [[manager.address], [0n], [encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] })]] as const;
+    };
+    /** passSlashingProposal's rejection of `caseId`, with a rival proposal to uphold it made during the vote. */
+    const passWithRival = async (caseId: bigint): Promise<bigint> => {
+      const { governor, timelock } = system.contracts;
+      const calls = slashingCalls("rejectCase", caseId);
+      const descriptionHash = keccak256(toBytes(`rejectCase ${caseId}`));
+      await mined(system, governor.write.propose([...calls, `rejectCase ${caseId}`], { account: voter }));
+      const proposalId = await governor.read.hashProposal([...calls, descriptionHash]);
+      await advance(system, Number(await governor.read.votingDelay()) + 1);
+      await mined(system, governor.write.propose([...slashingCalls("upholdCase", caseId), `upholdCase ${caseId}, a rival`], { account: watcher }));
+      await mined(system, governor.write.castVote([proposalId, 1], { account: voter }));
+      await advance(system, Number(await governor.read.votingPeriod()) + 1);
+      await mined(system, governor.write.queue([...calls, descriptionHash], { account: voter }));
+      await advance(system, Number(await timelock.read.getMinDelay()) + 1);
+      await mined(system, governor.write.execute([...calls, descriptionHash], { account: voter }));
+      return proposalId;
+    };
 
     beforeAll(async () => {
       system = await startDeployedChain();
@@ -153,8 +177,11 @@ for (const database of ["pglite", "postgres"] as const) {
       const upheld = await open(a, "300");
       await expectProvider(a, { openCases: 1 });
       const upholdProposal = await passSlashingProposal(system, "upholdCase", upheld, voter);
+      upheldCase = { caseId: upheld, proposalId: upholdProposal };
       const rejected = await open(b, "100");
-      await passSlashingProposal(system, "rejectCase", rejected, voter);
+      // The rejection passes while a rival proposal to uphold the same case, made during its vote,
+      // gets no votes: the case keeps the proposal that resolved it, not the latest one.
+      const rejectProposal = await passWithRival(rejected);
       const expired = await open(c, "50");
       await advance(system, Number(await manager.read.caseTtl()) + 1);
       await mined(system, manager.write.expireCase([expired], { account: deployer }));
@@ -173,6 +200,7 @@ for (const database of ["pglite", "postgres"] as const) {
       ]);
       expect(slashingCases.items[0]).toMatchObject({ slashed: DIN("300").toString(), watcherReward: DIN("30").toString(), proposalId: upholdProposal.toString(), evidence: "0xc0ffee" });
       expect(slashingCases.items[0].watcher.toLowerCase()).toBe(watcher.toLowerCase());
+      expect(slashingCases.items[1].proposalId).toBe(rejectProposal.toString());
 
       const { proposal } = await indexer.graphql<{ proposal: { state: string; action: string; caseId: string; forVotes: string; votes: { items: { voter: string; support: number; weight: string }[] } } }>(
         `{ proposal(id: "${upholdProposal}") { state action caseId forVotes votes { items { voter support weight } } } }`,
@@ -180,6 +208,33 @@ for (const database of ["pglite", "postgres"] as const) {
       expect(proposal).toMatchObject({ state: "executed", action: "uphold_case", caseId: upheld.toString(), forVotes: DIN("10000000").toString() });
       expect(proposal.votes.items).toEqual([{ voter: expect.stringMatching(new RegExp(voter.slice(2), "i")), support: 1, weight: DIN("10000000").toString() }]);
       await liveSaw("alpha slashed", a, (p) => p.slashedTotal === DIN("300"));
+    });
+
+    it("keeps a closed case's proposal when someone proposes for it again", async () => {
+      const { governor } = system.contracts;
+      // The governor takes any proposal (the threshold is 0); this one can never pass, the case is closed.
+      const calls = slashingCalls("upholdCase", upheldCase.caseId);
+      const description = `upholdCase ${upheldCase.caseId}, again`;
+      await mined(system, governor.write.propose([...calls, description], { account: watcher }));
+      const late = await governor.read.hashProposal([...calls, keccak256(toBytes(description))]);
+      const { slashingCase } = await eventually("the late proposal", async () => {
+        const data = await indexer.graphql<{ proposal: { caseId: string } | null; slashingCase: { status: string; proposalId: string } }>(
+          `{ proposal(id: "${late}") { caseId } slashingCase(id: "${upheldCase.caseId}") { status proposalId } }`,
+        );
+        return data.proposal ? data : undefined;
+      });
+      expect(slashingCase).toEqual({ status: "upheld", proposalId: upheldCase.proposalId.toString() });
+    });
+
+    it("answers the GraphQL examples of indexer/README.md as written", async () => {
+      const readme = await readFile(new URL("../../indexer/README.md", import.meta.url), "utf8");
+      const examples = [...readme.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+      expect(examples.length).toBeGreaterThan(0);
+      for (const example of examples) await indexer.graphql(example); // throws on any GraphQL error
+      const active = await indexer.graphql<{ providers: { items: { address: string }[] } }>(examples[0]);
+      expect(active.providers.items.map((p) => p.address).sort()).toEqual(
+        (await providers()).filter((p) => p.status === "active").map((p) => p.address).sort(),
+      );
     });
 
     // The path past one machine: read replicas on the indexer's PostgreSQL (PGlite has no replicas).
