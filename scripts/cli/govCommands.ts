@@ -122,12 +122,13 @@ export async function status(ctx: CliContext, flags: { proposal?: string }): Pro
       read<[bigint, bigint, bigint]>(ctx, { ...governor(ctx), functionName: "proposalVotes", args: [p.id] }),
       read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [p.id] }),
     ]);
-    const quorum = await read<bigint>(ctx, { ...governor(ctx), functionName: "quorum", args: [p.voteStart] }).catch(() => 0n);
+    // The quorum is a fraction of the supply at the snapshot: unknown (null) until voting opens.
+    const quorum = await read<bigint>(ctx, { ...governor(ctx), functionName: "quorum", args: [p.voteStart] }).catch(() => null);
     rows.push({ ...p, state: proposalStateNames[stateIndex] ?? "unknown", againstVotes: votes[0], forVotes: votes[1], abstainVotes: votes[2], quorum, eta });
   }
   const lines = rows.map(
     (r) =>
-      `proposal ${r.id}\n  ${r.description}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
+      `proposal ${r.id}\n  ${r.description}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
   );
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
 }

@@ -86,7 +86,9 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(proposed.stderr).toBe("");
     proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
     const id = BigInt(proposalId);
+    expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
     await advance(system, Number(await governor.read.votingDelay()) + 1);
+    expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toMatch(/state active; .*; quorum [1-9][0-9,]* DIN/);
 
     const weightless = await din(["gov", "vote", "--proposal", proposalId, "--support", "against"], holderKey);
     expect(weightless.code).toBe(1);
