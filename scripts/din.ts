@@ -16,6 +16,7 @@ const usage = `din — the OpenDIN command line
               din provider endpoint set <chainId> <url> | din provider endpoint remove <chainId>
               din provider unbond <DIN>
               din provider withdraw
+              din provider deregister
               din provider status [address]
   watchers    din case open --provider <address> --amount <DIN> --evidence <file>
               din case list [--provider <address>]
@@ -55,6 +56,7 @@ const commands: Record<string, Command> = {
   "provider endpoint": { options: {}, positionals: 3, run: async (f, [action, ...rest]) => provider.endpoint(await ctx(f), action, rest) },
   "provider unbond": { options: {}, positionals: 1, run: async (f, [amount]) => provider.unbond(await ctx(f), amount) },
   "provider withdraw": { options: {}, positionals: 0, run: async (f) => provider.withdraw(await ctx(f)) },
+  "provider deregister": { options: {}, positionals: 0, run: async (f) => provider.deregister(await ctx(f)) },
   "provider status": { options: {}, positionals: 1, run: async (f, [address]) => provider.status(await ctx(f), address) },
   "case open": {
     options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" } },

@@ -135,6 +135,19 @@ export async function unbond(ctx: CliContext, amountText: string | undefined): P
   };
 }
 
+export async function deregister(ctx: CliContext): Promise<Outcome> {
+  const address = requireWallet(ctx).account.address;
+  const before = await providerState(ctx, address);
+  const hash = await transact(ctx, { ...registry(ctx), functionName: "deregister" });
+  const entries = await unbondingEntries(ctx, address);
+  // The active stake joins the unbonding queue: still slashable until released, as any unbonding stake.
+  const unbonding = before.activeStake > 0n ? `; its ${formatTokens(before.activeStake)} of active stake unbonds, withdrawable from ${formatTime(entries.at(-1)?.releaseAt ?? 0n)}` : "";
+  return {
+    message: `deregistered ${address}: its ${before.endpointCount} endpoint(s) are removed and routers drop it${unbonding} (tx ${hash})`,
+    data: { provider: address, endpointsRemoved: before.endpointCount, unbonding: before.activeStake, releaseAt: entries.at(-1)?.releaseAt ?? null, transaction: hash },
+  };
+}
+
 export async function withdraw(ctx: CliContext): Promise<Outcome> {
   const address = requireWallet(ctx).account.address;
   const before = await providerState(ctx, address);

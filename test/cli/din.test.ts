@@ -213,3 +213,16 @@ describe("din's errors", () => {
     expect(JSON.parse(result.stderr)).toEqual({ error: "the amount must be above zero" });
   });
 });
+
+// Last: it leaves the operator unregistered.
+describe("din provider deregister", () => {
+  it("deregisters: endpoints removed, the active stake unbonding", async () => {
+    const result = await din(["provider", "deregister"], operatorKey);
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 50 DIN of active stake unbonds, withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n$/);
+    const provider = await system.contracts.registry.read.getProvider([operator]);
+    expect(provider).toMatchObject({ registered: false, activeStake: 0n, endpointCount: 0 });
+    expect(provider.unbondingStake).toBe(parseEther("1200"));
+    expect((await din(["provider", "deregister"], operatorKey)).stderr).toContain("is not a registered provider");
+  });
+});
