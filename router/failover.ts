@@ -141,6 +141,8 @@ class CallRouting implements CallHandle {
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
   private attempts = 0;
+  /** Of the attempts, hedges: the router's own bet on a slow provider, not counted against maxAttempts. */
+  private hedged = 0;
   /** How long an attempt may take once sent before a hedge starts (Infinity: no hedge, or hedged already). */
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
@@ -202,20 +204,23 @@ class CallRouting implements CallHandle {
 
   private scheduleHedge(): void {
     const f = this.ctx.failover;
-    if (this.write || !f.hedge || this.attempts >= f.maxAttempts) return;
+    if (this.write || !f.hedge || this.attempts - this.hedged >= f.maxAttempts) return;
     const quantile = this.table.latency.value();
     if (!Number.isNaN(quantile)) this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile);
   }
 
-  private launch(): boolean {
+  private launch(hedge = false): boolean {
     if (this.finished) return false; // abandoned while it waited for probes
     const now = performance.now();
     const remaining = this.deadline - now;
-    if (this.attempts >= this.ctx.failover.maxAttempts || remaining < minAttemptMs) return false;
+    // A hedge spends none of the failover budget: a slow provider must not cost the call the retry
+    // that would have reached a healthy one.
+    if ((!hedge && this.attempts - this.hedged >= this.ctx.failover.maxAttempts) || remaining < minAttemptMs) return false;
     const provider = this.pickProvider(now);
     if (provider === null) return false;
     this.tried.push(provider);
     this.attempts++;
+    if (hedge) this.hedged++;
     const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline);
     this.inFlight.push(attempt);
     attempt.start(this.ctx.agent, this.body, this.ctx.gates);
@@ -271,7 +276,7 @@ class CallRouting implements CallHandle {
     }
     if (now >= this.hedgeAt()) {
       this.hedgeAfterMs = Infinity;
-      if (this.launch()) this.ctx.counters.hedges++;
+      if (this.launch(true)) this.ctx.counters.hedges++;
     }
     return this.nextCheckAt();
   }

@@ -443,6 +443,40 @@ describe("routing one call", () => {
     expect(results[0]).toMatchObject({ outcome: "upstream_failed", attempts: options.failover.maxAttempts, provider: null });
   });
 
+  it("reaches the one healthy provider even when a hedge was spent on the way", async () => {
+    // A hanging provider (hedged), three that fail at once, and a healthy one with so little stake
+    // that it is nearly always drawn last: the hedge must not use up the call's retries.
+    const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
+    const options = resolveRoutingOptions({ failover: { hedgeMinMs: 20, attemptTimeoutMs: 1_500 } });
+    const healthy = nodes[0];
+    const table = checkedTable(options, recordsFor([nodes[1], nodes[2], nodes[3], fifth, healthy], CHAIN, [10_000, 10_000, 10_000, 10_000, 1]));
+    for (let i = 0; i < 40; i++) table.latency.add(5); // a fast chain: hedge after hedgeMinMs
+    const agent = new Agent();
+    const sweeper = startSweeper();
+    try {
+      await nodes[1].setFault({ kind: "hang" });
+      await nodes[2].setFault({ kind: "status", status: 503 });
+      await nodes[3].setFault({ kind: "status", status: 500 });
+      await fifth.setFault({ kind: "status", status: 502 });
+      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
+      const results: CallResult[] = [];
+      for (let i = 0; i < 5; i++) {
+        const result = await new Promise<CallResult>((resolve) =>
+          routeCall(context, table, { id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, i, resolve),
+        );
+        results.push(result);
+      }
+      expect(results.map((r) => r.outcome)).toEqual(["answer", "answer", "answer", "answer", "answer"]);
+      expect(results.map((r) => r.provider?.url)).toEqual(results.map(() => healthy.url));
+      expect(context.counters.hedges).toBeGreaterThan(0);
+    } finally {
+      sweeper.stop();
+      await agent.destroy();
+      await fifth.stop();
+      await healAll();
+    }
+  });
+
   it("sends nothing for a call abandoned while it waited for a provider's first probe", async () => {
     const options = resolveRoutingOptions();
     const table = new ChainTable(CHAIN, options);
