@@ -1,5 +1,7 @@
 // Errors are values with names. Each carries a stable `code` (for logs and tests) and the JSON-RPC
-// error code a client sees (standard codes where one fits, -32001…-32005 for the gateway's own).
+// error code a client sees: standard codes where one fits (EIP-1474's -32002 and -32005 mean what
+// they say here), and codes EIP-1474 leaves free for the gateway's own, so that a client library
+// does not read "every attempt failed" as its -32003 "transaction rejected".
 
 /** JSON-RPC error codes the router answers with. */
 export const RpcCode = {
@@ -13,9 +15,9 @@ export const RpcCode = {
   /** The chain is known but no provider can take the request right now. */
   noProvider: -32002,
   /** Every attempt on every provider tried failed. */
-  upstreamFailed: -32003,
+  upstreamFailed: -32050,
   /** The overall deadline passed before any provider answered. */
-  deadlineExceeded: -32004,
+  deadlineExceeded: -32051,
   /** A size, batch or capacity limit was hit (the conventional "limit exceeded"). */
   limitExceeded: -32005,
 } as const;

@@ -152,7 +152,7 @@ describe("failover", () => {
     await healAll();
   });
 
-  it("answers -32004 when no provider answers within the call's deadline", async () => {
+  it("answers -32051 when no provider answers within the call's deadline", async () => {
     const brief = await startRouter({
       records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
       routing: { failover: { attemptTimeoutMs: 300, deadlineMs: 700, hedge: false }, probe: { timeoutMs: 2_000, intervalMs: 60_000 } },
@@ -163,7 +163,7 @@ describe("failover", () => {
       const answer = await brief.post(CHAIN, { jsonrpc: "2.0", id: 8, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
       const body = answer.json() as { id: number; error: { code: number; message: string } };
       expect(body.id).toBe(8);
-      expect(body.error.code).toBe(-32004);
+      expect(body.error.code).toBe(-32051);
       // The last attempt has what is left of the 700 ms; if its new connection took a moment, the
       // deadline cuts it before it had all of that, and it is not held against its provider.
       expect(body.error.message).toMatch(
@@ -251,7 +251,7 @@ describe("a burst larger than the router's connections to its providers", () => 
     });
   });
 
-  it("answers -32004 to calls still waiting at their deadline, and blames no provider for them", async () => {
+  it("answers -32051 to calls still waiting at their deadline, and blames no provider for them", async () => {
     // Four connections, 150 ms a call: in 600 ms about 16 of 40 calls are served.
     await withBusyRouter([1_000, 1_000], 150, { deadlineMs: 600 }, async (busy) => {
       const connectionsBefore = nodes.slice(0, 2).map((n) => n.stats().connections);
@@ -259,7 +259,7 @@ describe("a burst larger than the router's connections to its providers", () => 
       const result = await hammer(busy, CHAIN, 40, 40, balance);
       expect(result.failures.length).toBeGreaterThan(0);
       for (const failure of result.failures) {
-        expect(failure).toMatch(/"code":-32004,"message":"no provider answered within 600 ms \(1 attempts; last: 0x[0-9a-f]{40}: waited for a connection to it \(the router's 2 were busy or connecting\)\)"/);
+        expect(failure).toMatch(/"code":-32051,"message":"no provider answered within 600 ms \(1 attempts; last: 0x[0-9a-f]{40}: waited for a connection to it \(the router's 2 were busy or connecting\)\)"/);
       }
       expectNoneBlamed(busy);
       // The calls that waited past their deadline leave the queue as connections free, without a
