@@ -377,8 +377,14 @@ class CallRouting implements CallHandle {
     const f = this.ctx.failover;
     const table = this.table;
     if (this.attempts === 0) {
+      const now = performance.now();
+      // Not an outage to wait out: this router's endpoint policy refuses every one of them.
+      const refused = table.providers.length > 0 && table.providers.every((p) => p.state(now) === "refused");
+      const why = refused
+        ? `every provider of chain ${table.chainId} has an endpoint at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)`
+        : `no provider of chain ${table.chainId} can take requests right now; retry shortly`;
       this.resolve({
-        bytes: errorResponse(this.call.id, RpcCode.noProvider, `no provider of chain ${table.chainId} can take requests right now; retry shortly`),
+        bytes: errorResponse(this.call.id, RpcCode.noProvider, why),
         provider: null,
         attempts: 0,
         outcome: "no_provider",

@@ -14,7 +14,8 @@ export type ProviderState =
   | "circuit_open" // failing: no traffic until the open period ends
   | "half_open" // open period over: the next probe decides
   | "lagging" // head too far behind (or implausibly ahead of) the chain's median head
-  | "wrong_chain"; // answered eth_chainId with another chain
+  | "wrong_chain" // answered eth_chainId with another chain
+  | "refused"; // its URL leads to an address this router refuses (loopback, private…; allowed in devnet mode)
 
 /** Why an attempt failed on the provider's side (the caller's own mistakes are never failures). */
 export type FailureKind =
@@ -88,6 +89,8 @@ export class ProviderHealth {
   /** Last error seen, for /status. */
   lastFailure: string | null = null;
   lastFailureAt = 0;
+  /** The last attempt or probe was refused by the endpoint policy (and nothing has answered since). */
+  private endpointRefused = false;
 
   // Traffic, for /status and /metrics.
   /** Client calls' requests to this provider on the router's connections now (undici holds them). */
@@ -155,6 +158,9 @@ export class ProviderHealth {
 
   state(now: number): ProviderState {
     if (this.chainCheck === "wrong") return "wrong_chain";
+    // A policy, not an outage: its circuit still opens and half-opens, so a URL that resolves
+    // elsewhere later is noticed by the next probe.
+    if (this.endpointRefused) return "refused";
     if (this.circuitOpen) return now >= this.openUntil ? "half_open" : "circuit_open";
     if (this.chainCheck === "pending" || this.head < 0) return "checking";
     if (this.outOfSync) return "lagging";
@@ -179,6 +185,7 @@ export class ProviderHealth {
     this.latencySumMs += latencyMs;
     this.latencySamples++;
     this.errorRate -= s.errorAlpha * this.errorRate;
+    this.endpointRefused = false;
     if (this.probationLeft > 0 && !this.circuitOpen) {
       this.probationLeft--;
       if (this.probationLeft === 0) {
@@ -189,9 +196,7 @@ export class ProviderHealth {
   }
 
   recordFailure(kind: FailureKind, detail: string, now: number): void {
-    this.failures[failureIndex.get(kind) ?? 0]++;
-    this.lastFailure = `${kind}: ${detail}`;
-    this.lastFailureAt = now;
+    this.noteFailure(kind, detail, now);
     this.errorRate += this.scoring.errorAlpha * (1 - this.errorRate);
     this.consecutiveFailures++;
     if (this.probationLeft > 0) this.probationLeft = this.scoring.probationSuccesses; // probation needs a clean run
@@ -218,12 +223,17 @@ export class ProviderHealth {
     this.probes++;
     if (this.circuitOpen) {
       if (now >= this.openUntil) this.open(now);
-      this.failures[failureIndex.get(kind) ?? 0]++;
-      this.lastFailure = `${kind}: ${detail}`;
-      this.lastFailureAt = now;
+      this.noteFailure(kind, detail, now);
       return;
     }
     this.recordFailure(kind, detail, now);
+  }
+
+  private noteFailure(kind: FailureKind, detail: string, now: number): void {
+    this.failures[failureIndex.get(kind) ?? 0]++;
+    this.lastFailure = `${kind}: ${detail}`;
+    this.lastFailureAt = now;
+    this.endpointRefused = kind === "endpoint_refused";
   }
 
   private open(now: number): void {

@@ -189,9 +189,9 @@ export class ChainTable {
       to,
       ...(to === "wrong_chain" ? { reportedChainId: p.reportedChainId } : {}),
       ...(to === "lagging" ? { head: p.head, medianHead: this.medianHead } : {}),
-      ...(to === "circuit_open" ? { lastFailure: p.lastFailure } : {}),
+      ...(to === "circuit_open" || to === "refused" ? { lastFailure: p.lastFailure } : {}),
     };
-    const bad = to === "circuit_open" || to === "wrong_chain" || to === "lagging";
+    const bad = to === "circuit_open" || to === "wrong_chain" || to === "lagging" || to === "refused";
     if (bad) this.log!.warn("provider state changed", fields);
     else this.log!.info("provider state changed", fields);
   }

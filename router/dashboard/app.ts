@@ -80,6 +80,7 @@ const stateLabels: Record<string, string> = {
   half_open: "half open",
   lagging: "lagging",
   wrong_chain: "wrong chain",
+  refused: "refused address",
   not_routed: "not routed",
 };
 const badge = (kind: string, text: string, title?: string) => h("span", { class: "badge", title, data: { kind } }, text);

@@ -105,10 +105,13 @@ describe("connecting to providers outside devnet mode", () => {
       await waitFor(() => (router.status().chains[0].providers[0].failures.endpoint_refused ?? 0) > 0, "an endpoint_refused failure");
       const p = router.status().chains[0].providers[0];
       expect(p.address).toBe(providerAddress(0));
-      expect(p.state).not.toBe("healthy");
+      expect(p.state).toBe("refused");
       expect(p.lastFailure).toMatch(/loopback addresses are not allowed/);
       const answer = await router.post(31337, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" });
-      expect((answer.json() as { error: { code: number } }).error.code).toBe(-32002);
+      expect((answer.json() as { error: { code: number; message: string } }).error).toEqual({
+        code: -32002,
+        message: "every provider of chain 31337 has an endpoint at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)",
+      });
       expect(nodes[0].stats().requests).toBe(0);
     } finally {
       await router.stop();
