@@ -35,6 +35,8 @@ export type ProviderStatus = {
   served: number;
   failures: Record<string, number>;
   lastFailure: string | null;
+  /** How long ago that failure was, in whole seconds (a recovered provider keeps its last failure). */
+  lastFailureSecondsAgo: number | null;
 };
 
 export type ChainStatus = {
@@ -93,6 +95,7 @@ export function chainStatus(table: ChainTable, now: number, hedgeMinMs: number):
         served: p.served,
         failures,
         lastFailure: p.lastFailure,
+        lastFailureSecondsAgo: p.lastFailure === null ? null : Math.floor((now - p.lastFailureAt) / 1000),
       };
     }),
   };

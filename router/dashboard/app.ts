@@ -136,7 +136,7 @@ function providerRow(r: Row): HTMLTableRowElement {
       badge(onChain, onChain.replace("_", " ")),
       r.registry && r.registry.openCases > 0 ? badge("case", `${r.registry.openCases} open case${r.registry.openCases > 1 ? "s" : ""}`) : null,
     ),
-    cell("State", "state", badge(state, stateLabels[state] ?? state, p?.lastFailure ?? undefined)),
+    cell("State", "state", badge(state, stateLabels[state] ?? state, p?.lastFailure ? `${p.lastFailure} (${p.lastFailureSecondsAgo ?? "?"} s ago)` : undefined)),
     cell(
       "Score",
       "score",

@@ -107,6 +107,8 @@ describe("connecting to providers outside devnet mode", () => {
       expect(p.address).toBe(providerAddress(0));
       expect(p.state).toBe("refused");
       expect(p.lastFailure).toMatch(/loopback addresses are not allowed/);
+      expect(p.lastFailureSecondsAgo).toBeGreaterThanOrEqual(0);
+      expect(p.lastFailureSecondsAgo).toBeLessThan(30);
       const answer = await router.post(31337, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" });
       expect((answer.json() as { error: { code: number; message: string } }).error).toEqual({
         code: -32002,
