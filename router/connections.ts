@@ -86,19 +86,36 @@ export class ClientLedger {
  */
 export class TrustedProxies {
   private readonly list = new BlockList();
+  /** The entries that cover very many addresses (0.0.0.0/0, ::/0, …): the router warns of them at start. */
+  readonly wide: readonly string[];
 
-  /** Throws RouterOptionError naming an entry that is neither an IP address nor a CIDR block. */
+  /** Throws RouterOptionError naming an entry that is empty, neither an IP address nor a CIDR block, or has host bits set. */
   constructor(entries: readonly string[]) {
+    const wide: string[] = [];
     for (const entry of entries) {
-      const [address, prefixText, extra] = entry.trim().split("/");
+      const text = entry.trim();
+      if (text === "") throw new RouterOptionError("a trusted proxy entry is empty: list addresses or CIDR blocks separated by single commas");
+      const [address, prefixText, extra] = text.split("/");
       const family = isIP(address);
       const bits = family === 4 ? 32 : 128;
       const prefix = prefixText === undefined ? bits : /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : Number.NaN;
       if (family === 0 || extra !== undefined || !(prefix <= bits)) {
         throw new RouterOptionError(`a trusted proxy must be an IP address or a CIDR block such as 10.0.0.0/8, got "${entry}"`);
       }
+      const value = addressValue(address, family);
+      // Refused rather than rounded down: "10.0.0.1/8" may mean the network (10.0.0.0/8) or the one
+      // proxy (10.0.0.1) with a netmask copied along, and the two differ by 16 million trusted
+      // addresses. Whom to believe is not for the router to guess (Python's ip_network refuses it too).
+      const hostMask = (1n << BigInt(bits - prefix)) - 1n;
+      if ((value & hostMask) !== 0n) {
+        throw new RouterOptionError(
+          `the trusted proxy block "${text}" has bits set past its /${prefix} prefix: write ${addressText(value & ~hostMask, family)}/${prefix} for the network, or ${address} alone for one proxy`,
+        );
+      }
+      if (isWide(value, family, prefix)) wide.push(text);
       this.list.addSubnet(address, prefix, family === 4 ? "ipv4" : "ipv6");
     }
+    this.wide = wide;
   }
 
   /** Whether `address` is a trusted proxy (BlockList matches an IPv4-mapped IPv6 address to IPv4 rules). */
@@ -120,6 +137,33 @@ export class TrustedProxies {
     }
     return address;
   }
+}
+
+/** An address as a number (32 bits for IPv4, 128 for IPv6). */
+function addressValue(address: string, family: number): bigint {
+  const [parts, width] = family === 4 ? [address.split(".").map(Number), 8n] : [ipv6Groups(address) ?? [], 16n];
+  return parts.reduce((sum, part) => (sum << width) | BigInt(part), 0n);
+}
+
+/** A number as an address, IPv6 in its short form (2001:db8::). */
+function addressText(value: bigint, family: number): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join(".");
+  const groups = Array.from({ length: 8 }, (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * Whether a block is wider than any one operator's proxies need: for IPv4 (also written
+ * IPv4-mapped, ::ffff:0:0/96 and inside it) wider than 10.0.0.0/8, the largest private network; for
+ * IPv6 wider than /28 (a cloud's or an ISP's whole allocation is /29…/32) outside the private fc00::/7.
+ * Every client in such a block can write its own X-Forwarded-For.
+ */
+function isWide(value: bigint, family: number, prefix: number): boolean {
+  if (family === 4) return prefix < 8;
+  const mapped = prefix >= 96 && value >> 32n === 0xffffn;
+  if (mapped) return prefix - 96 < 8;
+  const privateBlock = prefix >= 7 && value >> 121n === 0x7en; // fc00::/7
+  return prefix < 28 && !privateBlock;
 }
 
 /** An X-Forwarded-For entry's address (some proxies add a port: `1.2.3.4:5678`, `[2001:db8::1]:5678`). */

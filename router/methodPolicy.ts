@@ -16,6 +16,7 @@ const accounts = "a gateway has no accounts: a wallet holds them";
 const pending = "pending transactions are each node's own mempool: follow new blocks (eth_newBlockFilter) or logs instead";
 const subscriptions = "subscriptions need a WebSocket and this gateway speaks HTTP: poll a filter (eth_newFilter) or eth_getLogs";
 const mining = "mining methods are not served";
+const resend = "re-sending needs the node's keys: sign a replacement and use eth_sendRawTransaction";
 
 export const defaultMethodPolicy: MethodPolicy = {
   allowedMethods: [
@@ -83,7 +84,7 @@ export const defaultMethodPolicy: MethodPolicy = {
     eth_accounts: accounts,
     eth_requestAccounts: accounts,
     eth_coinbase: accounts,
-    eth_resend: "re-sending needs the node's keys: sign a replacement and use eth_sendRawTransaction",
+    eth_resend: resend,
     eth_newPendingTransactionFilter: pending,
     eth_subscribe: subscriptions,
     eth_unsubscribe: subscriptions,
@@ -95,15 +96,53 @@ export const defaultMethodPolicy: MethodPolicy = {
   },
 };
 
+/**
+ * Answered by the router itself from the chain id in the URL (server.ts), never forwarded: always
+ * allowed, whatever the list says, since every wallet asks eth_chainId before anything else.
+ */
+export const locallyAnswered: readonly string[] = ["eth_chainId", "net_version"];
+
+// What a provider would do with its node's keys or to its node's state, if asked: the default
+// policy refuses them, and a list of one's own that lets any through is warned about at start.
+const dangerousNamespaces = new Set(["admin", "debug", "personal", "miner", "engine", "clique", "parity", "hardhat", "anvil", "evm", "ganache"]);
+const dangerousReasons = new Set([signing, accounts, resend, mining]);
+
+/** The methods of `allowedMethods` that the default policy refuses as dangerous (signing, accounts, node control). */
+export function dangerousMethods(allowedMethods: readonly string[]): string[] {
+  return allowedMethods.filter((m) => {
+    const reason = Object.hasOwn(defaultMethodPolicy.refusalReasons, m) ? defaultMethodPolicy.refusalReasons[m] : undefined;
+    return dangerousNamespaces.has(m.slice(0, m.indexOf("_"))) || (reason !== undefined && dangerousReasons.has(reason));
+  });
+}
+
+/**
+ * A reason as a client may read it. A default reason's advice (after its colon) names methods of
+ * the default list; with a list of one's own that leaves one out, only the why is kept. An
+ * operator's own words are theirs.
+ */
+function fittingReason(method: string, reason: string, allowed: ReadonlySet<string>): string {
+  if (!Object.hasOwn(defaultMethodPolicy.refusalReasons, method) || defaultMethodPolicy.refusalReasons[method] !== reason) return reason;
+  const colon = reason.indexOf(": ");
+  if (colon < 0) return reason;
+  const named = reason.slice(colon).match(/\b[a-z0-9]+_[A-Za-z0-9_]+/g) ?? [];
+  return named.every((m) => allowed.has(m)) ? reason : reason.slice(0, colon);
+}
+
 /** A method's verdict: null when it may be forwarded, else the reason it is refused. */
 export type MethodCheck = (method: string) => string | null;
 
 /** Compiles a policy into a check with a small bounded cache (method names repeat). */
 export function compileMethodPolicy(policy: MethodPolicy): MethodCheck {
-  const allowed = new Set(policy.allowedMethods);
-  const reasons = new Map(Object.entries(policy.refusalReasons));
-  const namespaces = new Set(policy.allowedMethods.map((m) => m.slice(0, m.indexOf("_"))));
+  const allowed = new Set([...policy.allowedMethods, ...locallyAnswered]);
+  const reasons = new Map(Object.entries(policy.refusalReasons).map(([method, reason]) => [method, fittingReason(method, reason, allowed)]));
+  const namespaces = new Set([...allowed].map((m) => m.slice(0, m.indexOf("_"))));
   const served = [...namespaces].map((n) => `${n}_`).join(", ");
+  // The default list is described in words; a list of one's own is the operator's choice.
+  const defaultList = new Set([...defaultMethodPolicy.allowedMethods, ...locallyAnswered]);
+  const isDefaultList = allowed.size === defaultList.size && [...allowed].every((m) => defaultList.has(m));
+  const notServed = isDefaultList
+    ? "not among the methods this gateway serves (reads of chain state and eth_sendRawTransaction; router/README.md lists them)"
+    : "not among the methods this gateway serves";
   const cache = new Map<string, string | null>();
   return (method) => {
     const cached = cache.get(method);
@@ -117,7 +156,7 @@ export function compileMethodPolicy(policy: MethodPolicy): MethodCheck {
         (namespace === ""
           ? "not a namespaced Ethereum JSON-RPC method"
           : namespaces.has(namespace)
-            ? "not among the methods this gateway serves (reads of chain state and eth_sendRawTransaction; router/README.md lists them)"
+            ? notServed
             : `the ${namespace}_ namespace is not served by this gateway (served: ${served})`);
     }
     if (cache.size < 1024) cache.set(method, verdict);

@@ -227,6 +227,14 @@ function describeRule([kind, min, max, minOpen]: NumberRule): string {
   return `${kind === "integer" ? "a whole number" : "a number"} ${minOpen ? `> ${min}` : `≥ ${min}`} and ≤ ${max}`;
 }
 
+/** A value as an error message names it: a string is said to be one (a config file's "32768" reads like 32768). */
+function describeValue(value: unknown): string {
+  if (typeof value === "string") return `a string (${JSON.stringify(value)})`;
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object" && value !== null) return "an object";
+  return String(value);
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -300,7 +308,7 @@ export function resolveRoutingOptions(overrides: RoutingOverrides = {}): Routing
       (kind === "number" || Number.isInteger(value)) &&
       (minOpen ? value > min : value >= min) &&
       value <= max;
-    if (!ok) throw new RouterOptionError(`router option ${name} must be ${describeRule(rule)}, got ${String(value)}`);
+    if (!ok) throw new RouterOptionError(`router option ${name} must be ${describeRule(rule)}, got ${describeValue(value)}`);
   }
   const check = (ok: boolean, what: string) => {
     if (!ok) throw new RouterOptionError(`router option out of range: ${what}`);

@@ -8,7 +8,7 @@ import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper, type RouteContext } from "./failover.ts";
 import { FilterRegistry } from "./filters.ts";
-import { compileMethodPolicy } from "./methodPolicy.ts";
+import { compileMethodPolicy, dangerousMethods } from "./methodPolicy.ts";
 import { RouterMetrics } from "./metrics.ts";
 import { resolveRoutingOptions, type RoutingOptions, type RoutingOverrides } from "./options.ts";
 import { TrafficHistory } from "./history.ts";
@@ -95,6 +95,17 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const log = options.log ?? createLogger({ level: options.logLevel ?? "info", base: { service: "router" } });
   const devnet = options.devnet ?? false;
   const proxies = options.trustProxy !== undefined && options.trustProxy.length > 0 ? new TrustedProxies(options.trustProxy) : null;
+  if (proxies !== null && proxies.wide.length > 0) {
+    log.warn("trusting X-Forwarded-For from very wide address ranges: any client in them can name another address and escape the per-client limits; trust only your proxies' addresses", {
+      ranges: proxies.wide,
+    });
+  }
+  const dangerous = dangerousMethods(routing.methods.allowedMethods);
+  if (dangerous.length > 0) {
+    log.warn("methods.allowedMethods lets clients call methods the default policy refuses: they act with a provider's keys or on its node, and providers are strangers' nodes", {
+      methods: dangerous,
+    });
+  }
   let source: ProviderSetSource;
   if (options.providers !== undefined) source = options.providers;
   else if (options.indexerUrl !== undefined) {

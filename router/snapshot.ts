@@ -1,5 +1,6 @@
-import { mkdir, open, readFile, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+import { closeSync, mkdirSync, openSync, rmSync, statSync } from "node:fs";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { SnapshotError } from "./errors.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 
@@ -36,16 +37,58 @@ export async function writeSnapshot(path: string, providers: readonly ProviderRe
     })),
   };
   await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
+  const temporary = temporaryPath(path);
   const handle = await open(temporary, "w");
   try {
-    await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
-    // On disk before the rename: otherwise a power cut can leave the new name on an empty file.
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
+      // On disk before the rename: otherwise a power cut can leave the new name on an empty file.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    // A full disk, or a directory at the path: no half-written file left behind at each attempt.
+    await rm(temporary, { force: true }).catch(() => {});
+    throw error;
   }
-  await rename(temporary, path);
+}
+
+/** Where a snapshot is written before it is renamed into place. */
+function temporaryPath(path: string): string {
+  return `${path}.${process.pid}.tmp`;
+}
+
+/**
+ * Checks at start that a snapshot can be written at `path`, by creating (then removing) the file
+ * written before each rename: its directory exists or can be made, is writable, and the path is
+ * not a directory. Otherwise every write would fail, each with a warning, long after start.
+ * Throws SnapshotError saying why.
+ */
+export function checkSnapshotPath(path: string): void {
+  if (path === "") throw new SnapshotError('""', "the path is empty: name a file such as .router/providers.json");
+  const code = (error: unknown) => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    // Not there yet: the first write creates it.
+  }
+  if (isDirectory) throw new SnapshotError(path, `it is a directory: name a file in it, such as ${join(path, "providers.json")}`);
+  const directory = dirname(path);
+  try {
+    mkdirSync(directory, { recursive: true });
+  } catch (error) {
+    throw new SnapshotError(path, `its directory ${directory} cannot be created (${code(error)})`);
+  }
+  const temporary = temporaryPath(path);
+  try {
+    closeSync(openSync(temporary, "w"));
+  } catch (error) {
+    throw new SnapshotError(path, `no file can be written in ${directory} (${code(error)})`);
+  }
+  rmSync(temporary, { force: true });
 }
 
 /** Reads a snapshot; null when there is none, SnapshotError when it is unreadable or of an unknown format. */

@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { startRouter, type Router, type StartRouterOptions } from "../router/router.ts";
 import { TrustedProxies } from "../router/connections.ts";
 import type { LogLevel } from "../router/log.ts";
 import { parseRoutingConfig, type RoutingOverrides } from "../router/options.ts";
+import { checkSnapshotPath } from "../router/snapshot.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
@@ -26,7 +27,9 @@ export type RouterFlags = {
   logLevel: LogLevel;
 };
 
-const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--config <file>] [--log-level debug|info|warn|error]
+const logLevels: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
+
+export const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--config <file>] [--log-level ${logLevels.join("|")}]
   --indexer    the indexer's base URL (serves /sql and /ready); env DIN_INDEXER_URL
   --port       port to listen on (default 8545; 0 lets the OS choose)
   --host       address to listen on (default 127.0.0.1)
@@ -36,7 +39,9 @@ const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--sna
                proxies in front of the router, comma-separated addresses or CIDR blocks: their
                X-Forwarded-For names the client that per-client limits count; env DIN_TRUST_PROXY
   --config     a JSON file of routing parameters to change, e.g. {"limits": {"maxCallsInFlight": 32768}}
-               (every parameter and its default: router/README.md); env DIN_ROUTER_CONFIG`;
+               (every parameter and its default: router/README.md); env DIN_ROUTER_CONFIG
+  --log-level  the least level of the JSON log lines on stdout (default info; silent: none)
+  --help       this text`;
 
 /** The routing parameters in a --config file; throws naming the file and what is wrong in it. */
 function readRoutingConfig(path: string): RoutingOverrides {
@@ -65,23 +70,45 @@ function checkIndexerUrl(text: string): void {
   if (url.username !== "" || url.password !== "") throw new Error("--indexer must not carry a user name or password");
 }
 
-/** Parses the router's command-line flags; throws with the usage on a bad flag. */
+/** Whether the command line asks for the usage (`--help` or `-h`, wherever it stands). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.some((arg) => arg === "--help" || arg === "-h");
+}
+
+/** node:util's parse error, said for this command: the flag's own message where one fits. */
+function flagError(error: Error, argv: readonly string[]): Error {
+  // "--port -1": node reads -1 as a flag and calls the value ambiguous.
+  const ambiguous = /^Option '(--[a-z-]+)(?: <value>)?' argument is ambiguous/.exec(error.message);
+  if (ambiguous !== null) {
+    const flag = ambiguous[1];
+    const value = argv[argv.indexOf(flag) + 1] ?? "";
+    if (flag === "--port") return new Error(`--port must be a number 0…65535, got "${value}"`);
+    return new Error(`${flag} needs a value, and "${value}" reads as a flag: write ${flag}=${value} if it is the value`);
+  }
+  return new Error(`${error.message.split(/\.(\s|$)/)[0]} (router --help lists the flags)`);
+}
+
+const flagOptions = {
+  indexer: { type: "string" },
+  port: { type: "string", default: "8545" },
+  host: { type: "string", default: "127.0.0.1" },
+  snapshot: { type: "string" },
+  devnet: { type: "boolean", default: false },
+  "trust-proxy": { type: "string" },
+  config: { type: "string" },
+  "log-level": { type: "string", default: "info" },
+  help: { type: "boolean", short: "h", default: false },
+} as const satisfies ParseArgsConfig["options"];
+
+/** Parses the router's command-line flags (main answers --help first: see wantsHelp); throws saying what is wrong. */
 export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {}): RouterFlags {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      indexer: { type: "string" },
-      port: { type: "string", default: "8545" },
-      host: { type: "string", default: "127.0.0.1" },
-      snapshot: { type: "string" },
-      devnet: { type: "boolean", default: false },
-      "trust-proxy": { type: "string" },
-      config: { type: "string" },
-      "log-level": { type: "string", default: "info" },
-      help: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: flagOptions, strict: true });
+  } catch (error) {
+    throw flagError(error as Error, argv);
+  }
+  const { values } = parsed;
   if (values.help) throw new Error(usage);
   const indexer = values.indexer ?? env.DIN_INDEXER_URL;
   if (indexer === undefined) throw new Error(`the router needs --indexer <url>\n${usage}`);
@@ -89,10 +116,23 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
   const port = /^[0-9]{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
   if (!(port <= 65_535)) throw new Error(`--port must be a number 0…65535, got "${values.port}"`);
   const logLevel = values["log-level"] as LogLevel;
-  if (!["debug", "info", "warn", "error", "silent"].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
+  if (!logLevels.includes(logLevel)) throw new Error(`--log-level must be debug, info, warn, error or silent, got "${logLevel}"`);
+  // An empty flag is a mistake (an unset variable in a script); DIN_TRUST_PROXY set empty means none.
+  if (values["trust-proxy"]?.trim() === "") throw new Error("--trust-proxy is empty: name the proxies in front of the router, or leave the flag out");
   const trustList = values["trust-proxy"] ?? env.DIN_TRUST_PROXY ?? "";
   const trustProxy = trustList.trim() === "" ? [] : trustList.split(",").map((entry) => entry.trim());
-  new TrustedProxies(trustProxy); // a bad entry is refused here, before anything starts
+  try {
+    new TrustedProxies(trustProxy); // a bad entry is refused here, before anything starts
+  } catch (error) {
+    throw new Error(`${values["trust-proxy"] !== undefined ? "--trust-proxy" : "DIN_TRUST_PROXY"} "${trustList}": ${(error as Error).message}`);
+  }
+  if (values.snapshot !== undefined) {
+    try {
+      checkSnapshotPath(values.snapshot);
+    } catch (error) {
+      throw new Error(`--snapshot: ${(error as Error).message}`);
+    }
+  }
   const config = values.config ?? env.DIN_ROUTER_CONFIG;
   const routing = config === undefined || config === "" ? undefined : readRoutingConfig(config);
   return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, trustProxy, routing, logLevel };
@@ -100,6 +140,10 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
 
 /** Runs the router until SIGINT/SIGTERM. */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  if (wantsHelp(argv)) {
+    console.log(usage);
+    return;
+  }
   const flags = parseRouterFlags(argv, process.env);
   const router = await startRouter({
     indexerUrl: flags.indexer,

@@ -530,4 +530,16 @@ describe("client addresses", () => {
     expect(proxies.clientBehind("203.0.113.9, unknown")).toBeNull(); // unreadable: the proxy itself is counted
     expect(proxies.clientBehind("")).toBeNull();
   });
+
+  it("refuses a trusted proxy entry that is empty or has host bits set, and names the ranges that trust everyone", () => {
+    expect(() => new TrustedProxies(["10.0.0.1", ""])).toThrow(/^a trusted proxy entry is empty: list addresses or CIDR blocks separated by single commas$/);
+    expect(() => new TrustedProxies(["10.0.0.1/8"])).toThrow(
+      /^the trusted proxy block "10\.0\.0\.1\/8" has bits set past its \/8 prefix: write 10\.0\.0\.0\/8 for the network, or 10\.0\.0\.1 alone for one proxy$/,
+    );
+    expect(() => new TrustedProxies(["2001:db8::1/32"])).toThrow(/write 2001:db8::\/32 for the network, or 2001:db8::1 alone/);
+    const wide = ["0.0.0.0/0", "::/0", "8.0.0.0/7", "2001::/16", "::ffff:0:0/96"];
+    const narrow = ["10.0.0.0/8", "172.16.0.0/12", "fc00::/7", "fd00::/8", "2a06:98c0::/29", "::ffff:10.0.0.0/104", "192.0.2.1", "::1"];
+    expect(new TrustedProxies([...narrow, ...wide]).wide).toEqual(wide);
+    expect(new TrustedProxies(["0.0.0.0/0"]).has("203.0.113.9")).toBe(true); // warned of, not refused
+  });
 });

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, open, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -212,6 +212,14 @@ describe("the provider set", () => {
     expect(await readSnapshot(join(dir, "missing.json"))).toBeNull();
     await writeFile(path, "{ not json");
     await expect(readSnapshot(path)).rejects.toThrow(/snapshot at .* cannot be used: not JSON/);
+  });
+
+  it("leaves no temporary file behind when a snapshot cannot be written", async () => {
+    const parent = join(dir, "unwritable");
+    const path = join(parent, "providers.json");
+    await mkdir(path, { recursive: true }); // a directory where the file should go: the rename fails
+    await expect(writeSnapshot(path, recordsFor(nodes, CHAIN, [1]), "http://127.0.0.1:42069")).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST|EPERM/);
+    expect(await readdir(parent)).toEqual(["providers.json"]);
   });
 
   it("drops malformed rows from the indexer instead of routing to them", () => {

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { freePort } from "../../scripts/freePort.ts";
 import { parseRouterFlags } from "../../scripts/router.ts";
+import { createLogger } from "../../router/log.ts";
 import { compileMethodPolicy } from "../../router/methodPolicy.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { writeSnapshot } from "../../router/snapshot.ts";
@@ -18,6 +19,16 @@ import { waitFor } from "./support.ts";
 // `npm run router` (scripts/router.ts) as a process: flags in, structured logs out, stops on SIGTERM.
 
 const script = fileURLToPath(new URL("../../scripts/router.ts", import.meta.url));
+
+/** Runs a script with node to its end, or kills it after 20 s (a router that started): exit code, stdout, stderr. */
+async function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [...args], { stdio: ["ignore", "pipe", "pipe"], timeout: 20_000, killSignal: "SIGKILL" });
+  let [stdout, stderr] = ["", ""];
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
 let chain: Chain;
 let nodes: ProviderNode[];
 let dir: string;
@@ -36,11 +47,12 @@ afterAll(async () => {
 
 describe("scripts/router.ts", () => {
   it("parses its flags and explains bad ones", () => {
-    expect(parseRouterFlags(["--indexer", "http://127.0.0.1:42069", "--port", "0", "--devnet", "--snapshot", "s.json"])).toEqual({
+    const snapshot = join(dir, "s.json");
+    expect(parseRouterFlags(["--indexer", "http://127.0.0.1:42069", "--port", "0", "--devnet", "--snapshot", snapshot])).toEqual({
       indexer: "http://127.0.0.1:42069",
       port: 0,
       host: "127.0.0.1",
-      snapshot: "s.json",
+      snapshot,
       devnet: true,
       trustProxy: [],
       logLevel: "info",
@@ -58,9 +70,50 @@ describe("scripts/router.ts", () => {
     expect(parseRouterFlags([...indexer, "--trust-proxy", "127.0.0.1, 10.0.0.0/8,fd00::/8"]).trustProxy).toEqual(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
     expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "192.168.1.2" }).trustProxy).toEqual(["192.168.1.2"]);
     expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "" }).trustProxy).toEqual([]); // set but empty: none
-    for (const bad of [",", "localhost", "10.0.0.0/33", "10.0.0.0/8/1", "10.0.0.0/", "::1/129"]) {
+    for (const bad of ["localhost", "10.0.0.0/33", "10.0.0.0/8/1", "10.0.0.0/", "::1/129"]) {
       expect(() => parseRouterFlags([...indexer, "--trust-proxy", bad]), bad).toThrow(/a trusted proxy must be an IP address or a CIDR block/);
     }
+  });
+
+  it("refuses an empty or ambiguous --trust-proxy instead of trusting something else than meant", () => {
+    const indexer = ["--indexer", "http://127.0.0.1:42069"];
+    // The flag given empty is a script's unset variable; the environment variable set empty means none.
+    expect(() => parseRouterFlags([...indexer, "--trust-proxy", ""])).toThrow(/^--trust-proxy is empty: name the proxies in front of the router, or leave the flag out$/);
+    expect(() => parseRouterFlags([...indexer, "--trust-proxy", " "])).toThrow(/^--trust-proxy is empty/);
+    for (const bad of [",", "10.0.0.1,", "10.0.0.1,,10.0.0.2"]) {
+      expect(() => parseRouterFlags([...indexer, "--trust-proxy", bad]), bad).toThrow(/^--trust-proxy ".*": a trusted proxy entry is empty/);
+    }
+    expect(() => parseRouterFlags(indexer, { DIN_TRUST_PROXY: "10.0.0.1," })).toThrow(/^DIN_TRUST_PROXY "10\.0\.0\.1,": a trusted proxy entry is empty/);
+    // An interface address with its netmask: the network, or the one proxy? Said, not guessed.
+    expect(() => parseRouterFlags([...indexer, "--trust-proxy", "10.0.0.1/8"])).toThrow(
+      'the trusted proxy block "10.0.0.1/8" has bits set past its /8 prefix: write 10.0.0.0/8 for the network, or 10.0.0.1 alone for one proxy',
+    );
+    // Every address is a valid, if unwise, choice: it starts, with a warning (see "warns at start").
+    expect(parseRouterFlags([...indexer, "--trust-proxy", "0.0.0.0/0,::/0"]).trustProxy).toEqual(["0.0.0.0/0", "::/0"]);
+  });
+
+  it("says what is wrong with --port, --log-level and --snapshot", async () => {
+    const indexer = ["--indexer", "http://127.0.0.1:42069"];
+    expect(() => parseRouterFlags([...indexer, "--port", "-1"])).toThrow(/^--port must be a number 0…65535, got "-1"$/);
+    expect(() => parseRouterFlags([...indexer, "--port=-1"])).toThrow(/^--port must be a number 0…65535, got "-1"$/);
+    expect(() => parseRouterFlags([...indexer, "--host", "-x"])).toThrow(/^--host needs a value, and "-x" reads as a flag: write --host=-x if it is the value$/);
+    expect(() => parseRouterFlags([...indexer, "--bogus"])).toThrow(/^Unknown option '--bogus' \(router --help lists the flags\)$/);
+    expect(parseRouterFlags([...indexer, "--log-level", "silent"]).logLevel).toBe("silent");
+    expect(() => parseRouterFlags([...indexer, "--log-level", "loud"])).toThrow(/^--log-level must be debug, info, warn, error or silent, got "loud"$/);
+    // The snapshot is written long after start: a path it can never be written at is refused at once.
+    const file = join(dir, "a-file");
+    await writeFile(file, "");
+    const refused: [string, RegExp][] = [
+      ["", /^--snapshot: .* cannot be used: the path is empty: name a file such as \.router\/providers\.json$/],
+      [dir, new RegExp(`^--snapshot: the provider-set snapshot at ${dir} cannot be used: it is a directory: name a file in it, such as ${dir}/providers\\.json$`)],
+      [join(file, "providers.json"), /^--snapshot: .* cannot be used: its directory .*a-file cannot be created \((ENOTDIR|EEXIST)\)$/],
+    ];
+    if (process.platform === "linux") refused.push(["/proc/nope.json", /^--snapshot: .* cannot be used: no file can be written in \/proc \(E[A-Z]+\)$/]);
+    for (const [path, message] of refused) expect(() => parseRouterFlags([...indexer, "--snapshot", path]), path).toThrow(message);
+    // A file in a directory yet to be made is fine: the check makes the directory and leaves no file.
+    const fresh = join(dir, "new", "providers.json");
+    expect(parseRouterFlags([...indexer, "--snapshot", fresh]).snapshot).toBe(fresh);
+    expect(await readdir(join(dir, "new"))).toEqual([]);
   });
 
   it("reads routing parameters from a --config file, and refuses one it cannot use, saying why", async () => {
@@ -78,6 +131,19 @@ describe("scripts/router.ts", () => {
     const reasons = await config("reasons.json", JSON.stringify({ methods: { refusalReasons: { eth_foo: "ask the operator" } } }));
     const check = compileMethodPolicy(resolveRoutingOptions(parseRouterFlags([...indexer, "--config", reasons]).routing).methods);
     expect([check("eth_foo"), check("eth_sendTransaction"), check("eth_call")]).toEqual(["ask the operator", expect.stringMatching(/^signing needs the node's keys/), null]);
+    // A list of one's own: eth_chainId and net_version, answered by the router itself, stay allowed,
+    // and no reason speaks of what the list leaves out.
+    const reads = await config("reads.json", JSON.stringify({ methods: { allowedMethods: ["eth_blockNumber", "eth_call"], refusalReasons: { eth_foo: "ask the operator" } } }));
+    const own = compileMethodPolicy(resolveRoutingOptions(parseRouterFlags([...indexer, "--config", reads]).routing).methods);
+    expect(["eth_chainId", "net_version", "eth_call"].map(own)).toEqual([null, null, null]);
+    expect(own("eth_getBalance")).toBe("not among the methods this gateway serves");
+    expect(own("eth_sendTransaction")).toBe("signing needs the node's keys"); // not "use eth_sendRawTransaction": it is not served
+    expect(own("eth_subscribe")).toBe("subscriptions need a WebSocket and this gateway speaks HTTP");
+    expect(own("eth_accounts")).toBe("a gateway has no accounts: a wallet holds them");
+    expect(own("eth_foo")).toBe("ask the operator");
+    expect(own("web3_clientVersion")).toBe("the web3_ namespace is not served by this gateway (served: eth_, net_)");
+    const writes = compileMethodPolicy(resolveRoutingOptions({ methods: { allowedMethods: ["eth_call", "eth_sendRawTransaction"] } }).methods);
+    expect(writes("eth_sendTransaction")).toBe("signing needs the node's keys: sign locally and use eth_sendRawTransaction");
     const refused: [string, RegExp][] = [
       ["{ limits: 1", /not valid JSON/],
       ["[1]", /must be a JSON object/],
@@ -88,6 +154,8 @@ describe("scripts/router.ts", () => {
       ['{"toString": 5}', /unknown section "toString"/],
       ['{"shareWindowMs": null}', /shareWindowMs must be a number/],
       ['{"limits": {"maxBatchItems": 0}}', /router option limits\.maxBatchItems must be a whole number ≥ 1 and ≤ 1000000, got 0/],
+      ['{"limits": {"maxCallsInFlight": "32768"}}', /router option limits\.maxCallsInFlight must be a whole number ≥ 1 and ≤ 100000000, got a string \("32768"\)/],
+      ['{"scoring": {"latencyAlpha": [0.5]}}', /router option scoring\.latencyAlpha must be a number > 0 and ≤ 1, got a list/],
       ['{"failover": {"hedge": "no"}}', /router option out of range: failover\.hedge must be true or false/],
       ['{"limits": 5}', /"limits" must be an object of options/],
       ['{"methods": {"allowedMethods": ["eth_call", "not a method"]}}', /methods\.allowedMethods must be a list of method names/],
@@ -153,6 +221,61 @@ describe("scripts/router.ts", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
     expect(stderr.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (by a chain node?); choose another with --port`);
     expect(code).toBe(1);
+  });
+
+  it("prints its usage on --help to stdout and exits 0, as `din router --help` too", async () => {
+    const din = fileURLToPath(new URL("../../scripts/din.ts", import.meta.url));
+    for (const args of [[script, "--help"], [script, "-h"], [din, "router", "--help"]]) {
+      const { code, stdout, stderr } = await run(args);
+      expect(stderr, args.join(" ")).toBe("");
+      expect(stdout).toMatch(/^usage: router --indexer <url> .*\[--log-level debug\|info\|warn\|error\|silent\]\n/);
+      expect(stdout).toContain("--log-level  the least level");
+      expect(code).toBe(0);
+    }
+  });
+
+  it("refuses at start a --snapshot it could never write, and exits 1", async () => {
+    const indexer = `http://127.0.0.1:${await freePort()}`;
+    const { code, stdout, stderr } = await run([script, "--indexer", indexer, "--port", "0", "--snapshot", dir, "--devnet"]);
+    expect(stderr.trim()).toBe(`--snapshot: the provider-set snapshot at ${dir} cannot be used: it is a directory: name a file in it, such as ${join(dir, "providers.json")}`);
+    expect(stdout).toBe(""); // nothing started
+    expect(code).toBe(1);
+  });
+
+  it("warns at start of trusted proxy ranges that cover everyone and of dangerous methods let through, and serves eth_chainId whatever the list", async () => {
+    const lines: { level: string; msg: string; [field: string]: unknown }[] = [];
+    const log = createLogger({ level: "warn", write: (line) => lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    const allowedMethods = ["eth_blockNumber", "eth_getBlockByNumber", "eth_sendTransaction", "personal_sign", "debug_traceTransaction", "admin_peers", "eth_accounts"];
+    const router = await startRouter({
+      records: recordsFor(nodes, 31337, [1_000]),
+      trustProxy: ["0.0.0.0/0", "::/0", "10.0.0.0/8", "fd00::/8"],
+      routing: { methods: { allowedMethods } },
+      log,
+    });
+    try {
+      expect(lines.find((l) => /^trusting X-Forwarded-For from very wide address ranges/.test(l.msg))).toMatchObject({ level: "warn", ranges: ["0.0.0.0/0", "::/0"] });
+      expect(lines.find((l) => /^methods\.allowedMethods lets clients call methods the default policy refuses/.test(l.msg))).toMatchObject({
+        level: "warn",
+        methods: ["eth_sendTransaction", "personal_sign", "debug_traceTransaction", "admin_peers", "eth_accounts"],
+      });
+      const answer = await router.post(31337, [
+        { jsonrpc: "2.0", id: 1, method: "eth_chainId" },
+        { jsonrpc: "2.0", id: 2, method: "net_version" },
+        { jsonrpc: "2.0", id: 3, method: "eth_getBalance", params: ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest"] },
+      ]);
+      expect(answer.json()).toEqual([
+        { jsonrpc: "2.0", id: 1, result: "0x7a69" },
+        { jsonrpc: "2.0", id: 2, result: "31337" },
+        { jsonrpc: "2.0", id: 3, error: { code: -32601, message: "method eth_getBalance is not allowed: not among the methods this gateway serves" } },
+      ]);
+    } finally {
+      await router.stop();
+    }
+    // The default policy and proxies of one's own network: nothing to warn of.
+    lines.length = 0;
+    const quiet = await startRouter({ records: recordsFor(nodes, 31337, [1_000]), trustProxy: ["10.0.0.0/8", "127.0.0.1"], log });
+    await quiet.stop();
+    expect(lines.filter((l) => /X-Forwarded-For|allowedMethods/.test(l.msg))).toEqual([]);
   });
 });
 
