@@ -21,6 +21,15 @@ import type { ClientLedger, ClientShare } from "./connections.ts";
 // the last block scanned before, the chain was reorganised, and the filter takes back (as
 // `removed: true`) the logs it gave from replaced blocks within the last reorgWindow blocks, and
 // gives the replacements' logs (a block filter: the replacements' hashes), as a node would.
+// One provider's word is not enough for that: a provider on another chain history would make the
+// filter take back and give again everything it gave. When a poll's first block does not follow
+// the last block scanned (or a filter's first scan has nothing to follow), up to maxWitnesses
+// other providers, drawn by weight, are asked for the block before it (a first scan asks one, and
+// more only if it disagrees); the hash more than half of them and the reporter give is the
+// chain's, and the rest of the poll asks only the providers that gave it. A reorganisation is
+// followed only when that hash is not the one the filter kept; a reporter that gave another is
+// not believed (the poll scans again without it). No majority: nothing new this poll. A poll
+// whose first block follows the last one asks nothing more than before.
 
 export const filterMethods = new Set(["eth_newFilter", "eth_newBlockFilter", "eth_getFilterChanges", "eth_getFilterLogs", "eth_uninstallFilter"]);
 
@@ -72,6 +81,8 @@ type Answerer = (resultJson: string | null, callId: RpcId) => FilterAnswer;
 type Finish = (ok: boolean, answer: FilterAnswer | null) => void;
 /** Whom a poll's calls may go to, and whose budget holds what they bring. */
 type Asking = { exclude: readonly ProviderHealth[]; budget: AnswerBudget | null };
+/** A vote's outcome: the hash more than half the voters gave (null: none), and the providers that gave it. */
+type Tally = { hash: string | null; agreeing: ProviderHealth[] };
 
 /** Blocks one poll scans at most (a client that polls rarely catches up over several polls). */
 const maxLogBlocksPerPoll = 2_000;
@@ -86,6 +97,12 @@ const reorgWindow = 64;
 const maxRecentLogs = 1_000;
 const maxRecentLogsInAll = 200_000;
 const recentBlockCount = 16;
+/**
+ * Providers asked, besides the one that reported it, which block a poll's first block must follow
+ * when they disagree (drawn by weight among those eligible and not behind); a filter's first scan
+ * asks one, and the rest only if that one disagrees.
+ */
+const maxWitnesses = 4;
 const blockTags = new Set(["latest", "earliest", "pending", "safe", "finalized"]);
 const quantity = /^0x(0|[1-9a-f][0-9a-f]{0,15})$/i;
 const addressPattern = /^0x[0-9a-f]{40}$/i;
@@ -293,22 +310,36 @@ export class FilterRegistry {
     });
   }
 
-  /** The logs of blocks start … end, checked to follow the blocks scanned before. */
-  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, asking: Asking, callId: RpcId, finish: Finish): void {
+  /**
+   * The logs of blocks start … end, checked to follow the blocks scanned before. `confirmed`: the
+   * hash of block start - 1 as a vote found it (the calls then go only to providers that gave it).
+   */
+  private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, asking: Asking, callId: RpcId, finish: Finish, confirmed: string | null = null): void {
     const calls = [logsIn(filter, start, end), blockAt(start)];
     if (end !== start) calls.push(blockAt(end));
-    this.askAll(table, calls, asking, (results, answer) => {
+    this.askAll(table, calls, asking, (results, answer, providers) => {
       const logs = results === null ? null : readLogs(results[0]);
       const first = results === null ? null : readBlock(results[1]);
       const last = results === null ? null : readBlock(results.at(-1));
       if (logs === null || first === null || last === null) return finish(false, answer(null, callId));
       // Each call may go to another provider: the logs must come from the blocks read.
       if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
-      if (start === filter.next && filter.lastHash !== null && first.parentHash !== filter.lastHash) {
-        return this.retakeLogs(table, filter, end, asking, callId, finish);
-      }
-      this.keepRecentLogs(filter, logs, false, end, last.hash);
-      finish(true, answer(JSON.stringify(logs), callId));
+      const give = () => {
+        this.keepRecentLogs(filter, logs, false, end, last.hash);
+        finish(true, answer(JSON.stringify(logs), callId));
+      };
+      if (confirmed === null && !diverges(filter, start, first)) return give();
+      // Block start - 1 is `hash` on the chain, and this poll's answers follow it.
+      const onChain = (hash: string, asking: Asking) => {
+        if (filter.lastHash === null || filter.lastHash === hash) return give();
+        this.retakeLogs(table, filter, end, asking, callId, finish);
+      };
+      if (confirmed !== null) return first.parentHash === confirmed ? onChain(confirmed, asking) : finish(false, null);
+      this.judge(table, filter, start - 1, first.parentHash, providers[1], asking, (tally, believed) => {
+        if (tally.hash === null) return finish(false, null);
+        if (tally.hash === first.parentHash && answeredBy(providers, tally.agreeing)) return onChain(tally.hash, believed);
+        this.scanLogs(table, filter, start, end, believed, callId, finish, tally.hash);
+      });
     });
   }
 
@@ -331,42 +362,132 @@ export class FilterRegistry {
   }
 
   /**
-   * The hashes of blocks next … end. When the first does not follow the last block given, the
-   * recent blocks are read again and the hashes of those replaced are given too.
+   * The hashes of blocks next … end. When the first does not follow the last block given (and a
+   * vote of providers confirms it), the recent blocks are read again and the hashes of those
+   * replaced are given too.
    */
   private scanBlocks(table: ChainTable, filter: Filter, end: number, asking: Asking, callId: RpcId, finish: Finish): void {
     const first = filter.next;
-    const scan = (from: number) => {
+    // `confirmed`: as in scanLogs.
+    const scan = (from: number, asking: Asking, confirmed: string | null) => {
       const calls: Call[] = [];
       for (let n = from; n <= end; n++) calls.push(blockAt(n));
-      this.askAll(table, calls, asking, (results, answer) => {
+      this.askAll(table, calls, asking, (results, answer, providers) => {
         const blocks = results === null ? [] : results.map(readBlock);
         if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
         if (!blocks.every((b, i) => i === 0 || b.parentHash === blocks[i - 1].hash)) return finish(false, null); // from providers that disagree
-        const reorganised = from === first && filter.lastHash !== null && blocks[0].parentHash !== filter.lastHash;
-        if (reorganised && filter.recentBlocks.length > 0) return scan(filter.recentBlocks[0].number);
-        const given = new Set(filter.recentBlocks.map((b) => b.hash));
-        const fresh = blocks.filter((b) => !given.has(b.hash));
-        filter.recentBlocks = [...filter.recentBlocks.filter((b) => b.number < from), ...blocks].slice(-recentBlockCount);
-        filter.lastHash = blocks[blocks.length - 1].hash;
-        finish(true, answer(JSON.stringify(fresh.map((b) => b.hash)), callId));
+        const give = () => {
+          const given = new Set(filter.recentBlocks.map((b) => b.hash));
+          const fresh = blocks.filter((b) => !given.has(b.hash));
+          filter.recentBlocks = [...filter.recentBlocks.filter((b) => b.number < from), ...blocks].slice(-recentBlockCount);
+          filter.lastHash = blocks[blocks.length - 1].hash;
+          finish(true, answer(JSON.stringify(fresh.map((b) => b.hash)), callId));
+        };
+        if (from !== first) return give(); // the recent blocks again, after a reorganisation
+        if (confirmed === null && !diverges(filter, first, blocks[0])) return give();
+        const onChain = (hash: string, asking: Asking) => {
+          if (filter.lastHash === null || filter.lastHash === hash || filter.recentBlocks.length === 0) return give();
+          scan(filter.recentBlocks[0].number, asking, null);
+        };
+        if (confirmed !== null) return blocks[0].parentHash === confirmed ? onChain(confirmed, asking) : finish(false, null);
+        this.judge(table, filter, first - 1, blocks[0].parentHash, providers[0], asking, (tally, believed) => {
+          if (tally.hash === null) return finish(false, null);
+          if (tally.hash === blocks[0].parentHash && answeredBy(providers, tally.agreeing)) return onChain(tally.hash, believed);
+          scan(first, believed, tally.hash);
+        });
       });
     };
-    scan(first);
+    scan(first, asking, null);
   }
 
-  /** Routes several calls for a filter at once; `use` hears every result, or (null) the answer of the first that failed. */
-  private askAll(table: ChainTable, calls: readonly Call[], asking: Asking, use: (results: unknown[] | null, answer: Answerer) => void): void {
+  /**
+   * A poll's first block says block `height` is `claimed`, which is not the block the filter kept
+   * (or the filter kept none yet): asks other providers which block is there. `then` hears the
+   * tally and how to ask only the providers that gave its hash.
+   */
+  private judge(
+    table: ChainTable,
+    filter: Filter,
+    height: number,
+    claimed: string,
+    reporter: ProviderHealth | null,
+    asking: Asking,
+    then: (tally: Tally, believed: Asking) => void,
+  ): void {
+    const decide = (tally: Tally) => then(tally, { exclude: allBut(table, tally.agreeing), budget: asking.budget });
+    // A first scan has no block to hold the claim against: one witness that agrees is enough.
+    const witnesses = filter.lastHash === null ? 1 : maxWitnesses;
+    this.vote(table, height, claimed, reporter, asking, witnesses, (tally) => {
+      if (tally.hash !== null || witnesses === maxWitnesses) return decide(tally);
+      this.vote(table, height, claimed, reporter, asking, maxWitnesses, decide);
+    });
+  }
+
+  /**
+   * Asks up to `count` providers other than `reporter` (drawn by weight among those `asking` may
+   * ask) for block `height`, and counts their hashes with the reporter's claim: the hash more than
+   * half of them give, if any. With nobody else to ask the reporter is believed (nothing to hold
+   * it against); when others were asked, one of them must have answered.
+   */
+  private vote(table: ChainTable, height: number, claimed: string, reporter: ProviderHealth | null, asking: Asking, count: number, then: (tally: Tally) => void): void {
+    const now = performance.now();
+    const skip = reporter === null ? [...asking.exclude] : [...asking.exclude, reporter];
+    const witnesses: ProviderHealth[] = [];
+    while (witnesses.length < count) {
+      const p = table.pick(this.route.random, skip, now, false);
+      if (p === null) break;
+      witnesses.push(p);
+      skip.push(p);
+    }
+    const reporters = reporter === null ? [] : [reporter];
+    if (witnesses.length === 0) return then({ hash: claimed, agreeing: reporters });
+    const votes = new Map<string, ProviderHealth[]>([[claimed, reporters]]);
+    let voters = 1; // the reporter
+    let pending = witnesses.length;
+    const [method, params] = blockAt(height);
+    for (const witness of witnesses) {
+      this.ask(table, method, params, allBut(table, [witness]), asking.budget, (result) => {
+        const block = readBlock(result);
+        if (block !== null && block.number === height) {
+          voters++;
+          const agreeing = votes.get(block.hash);
+          if (agreeing === undefined) votes.set(block.hash, [witness]);
+          else agreeing.push(witness);
+        }
+        if (--pending > 0) return;
+        if (voters > 1) {
+          for (const [hash, agreeing] of votes) {
+            const given = agreeing.length + (hash === claimed && reporter === null ? 1 : 0);
+            if (given * 2 > voters) return then({ hash, agreeing });
+          }
+        }
+        then({ hash: null, agreeing: [] });
+      });
+    }
+  }
+
+  /**
+   * Routes several calls for a filter at once; `use` hears every result, or (null) the answer of
+   * the first that failed, and who answered each.
+   */
+  private askAll(
+    table: ChainTable,
+    calls: readonly Call[],
+    asking: Asking,
+    use: (results: unknown[] | null, answer: Answerer, providers: (ProviderHealth | null)[]) => void,
+  ): void {
     const results = new Array<unknown>(calls.length);
     const answers = new Array<Answerer>(calls.length);
+    const providers = new Array<ProviderHealth | null>(calls.length);
     let failed = -1;
     let pending = calls.length;
     calls.forEach(([method, params], i) =>
-      this.ask(table, method, params, asking.exclude, asking.budget, (result, answer) => {
+      this.ask(table, method, params, asking.exclude, asking.budget, (result, answer, provider) => {
         results[i] = result;
         answers[i] = answer;
+        providers[i] = provider;
         if ((result === undefined || result === null) && failed < 0) failed = i;
-        if (--pending === 0) use(failed < 0 ? results : null, answers[Math.max(failed, 0)]);
+        if (--pending === 0) use(failed < 0 ? results : null, answers[Math.max(failed, 0)], providers);
       }),
     );
   }
@@ -381,7 +502,7 @@ export class FilterRegistry {
     params: unknown[],
     exclude: readonly ProviderHealth[],
     budget: AnswerBudget | null,
-    use: (result: unknown, answer: (resultJson: string | null, callId: RpcId) => FilterAnswer) => void,
+    use: (result: unknown, answer: (resultJson: string | null, callId: RpcId) => FilterAnswer, provider: ProviderHealth | null) => void,
   ): void {
     const call: RpcCall = { id: 1, method, params, notification: false };
     routeCall(this.route, table, call, 1, (r: CallResult) => {
@@ -398,7 +519,7 @@ export class FilterRegistry {
         if (e !== undefined && typeof e.code === "number" && typeof e.message === "string") return { ...base, bytes: errorResponse(callId, e.code, e.message, e.data) };
         return { ...base, bytes: errorResponse(callId, RpcCode.upstreamFailed, `${method} for the filter got no usable answer`) };
       };
-      use(reply.error === undefined ? reply.result : undefined, answer);
+      use(reply.error === undefined ? reply.result : undefined, answer, r.provider);
     }, exclude, budget);
   }
 }
@@ -436,6 +557,25 @@ function readCriteria(raw: unknown, filter: Filter): void {
 }
 
 type Call = [method: string, params: unknown[]];
+
+/**
+ * Whether a scan's first block (at `start`) needs a vote: it does not follow the block the filter
+ * kept, or the filter kept none yet (its first scan; block 0 follows nothing).
+ */
+function diverges(filter: Filter, start: number, first: Block): boolean {
+  if (filter.lastHash === null) return start > 0;
+  return start === filter.next && first.parentHash !== filter.lastHash;
+}
+
+/** Every provider of `table` but `kept`: what a call asks with to go only to them. */
+function allBut(table: ChainTable, kept: readonly ProviderHealth[]): ProviderHealth[] {
+  return table.providers.filter((p) => !kept.includes(p));
+}
+
+/** Whether every call of a poll was answered by one of `agreeing`. */
+function answeredBy(providers: readonly (ProviderHealth | null)[], agreeing: readonly ProviderHealth[]): boolean {
+  return providers.every((p) => p !== null && agreeing.includes(p));
+}
 
 function logsIn(filter: Filter, from: number, to: number): Call {
   return ["eth_getLogs", [{ ...filter.criteria, fromBlock: hex(from), toBlock: hex(to) }]];

@@ -247,6 +247,88 @@ describe("filters kept by the router", () => {
   });
 });
 
+describe("filters while one provider answers from another chain history", () => {
+  type Given = { transactionHash: string; blockHash: string; removed: boolean };
+  let forkNodes: ProviderNode[];
+  let forkRouter: TestRouter;
+  beforeAll(async () => {
+    forkNodes = await startFaultyUpstreams(chain.rpcUrl, 5);
+    await forkNodes[0].setFault({ kind: "forked" }); // same blocks and logs, other hashes
+    // Node 0 carries half the weight (√16 000 against √1 000 each, at the 50 % operator cap): most polls meet it.
+    forkRouter = await startRouter({ records: recordsFor(forkNodes, CHAIN, [16_000, 1_000, 1_000, 1_000, 1_000]), routing: { scoring: { maxLagBlocks: 50 } } });
+    await waitFor(() => forkRouter.status().chains[0].eligibleProviders === 5, "five eligible providers");
+  });
+  afterAll(async () => {
+    await forkRouter?.stop();
+    for (const node of forkNodes ?? []) await node.stop();
+  });
+
+  const call = async (method: string, params: unknown[] = []) =>
+    (await forkRouter.post(CHAIN, { jsonrpc: "2.0", id: 1, method, params })).json() as RpcReply;
+  /** Mines one ping and waits until every provider of the router has its block. */
+  const pingSeenByAll = async (): Promise<Hex> => {
+    const hash = await ping();
+    const block = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(() => forkRouter.status().chains[0].providers.every((p) => (p.head ?? -1) >= block), "every provider at the new block");
+    return hash;
+  };
+
+  it("gives each log and each block once, none taken back, though the fork's blocks do not follow the others'", async () => {
+    const startHead = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    const logFilter = (await call("eth_newFilter", [{ address: pinger }])).result as string;
+    const blockFilter = (await call("eth_newBlockFilter")).result as string;
+    for (const node of forkNodes) node.resetStats();
+    const given: Given[] = [];
+    const hashes: string[] = [];
+    const poll = async () => {
+      given.push(...((await call("eth_getFilterChanges", [logFilter])).result as Given[]));
+      hashes.push(...((await call("eth_getFilterChanges", [blockFilter])).result as string[]));
+    };
+    const sent: Hex[] = [];
+    for (let i = 0; i < 12; i++) {
+      sent.push(await pingSeenByAll());
+      await poll();
+    }
+    const endHead = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    // A poll whose calls met providers that disagree answers nothing new and leaves the blocks to
+    // the next: a few more polls (no new block comes to make a fork show, so none is waited for).
+    const lastHash = await hashOf(endHead);
+    for (let i = 0; i < 20 && !(given.some((l) => l.transactionHash === sent.at(-1)) && hashes.includes(lastHash)); i++) await poll();
+
+    expect(given.filter((l) => l.removed)).toEqual([]);
+    expect(given.map((l) => l.transactionHash)).toEqual(sent);
+    const real = await Promise.all(sent.map(async (hash) => ((await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) as { blockHash: string }).blockHash));
+    expect(given.map((l) => l.blockHash)).toEqual(real);
+    expect(new Set(hashes).size).toBe(hashes.length);
+    const blocks = Array.from({ length: endHead - startHead }, (_, i) => startHead + 1 + i);
+    expect(hashes).toEqual(await Promise.all(blocks.map(hashOf)));
+    // The fork did answer blocks of these polls: without the votes it would have made them "reorganise".
+    expect(forkNodes[0].stats().byMethod.eth_getBlockByNumber ?? 0).toBeGreaterThanOrEqual(6);
+  });
+
+  it("still takes back the logs of a real reorganisation, though the fork reports its own", async () => {
+    const filter = (await call("eth_newFilter", [{ address: pinger }])).result as string;
+    const changes: [string, boolean][] = [];
+    const poll = async () => {
+      for (const l of (await call("eth_getFilterChanges", [filter])).result as Given[]) changes.push([l.transactionHash, l.removed]);
+    };
+    const fork = await direct(chain.rpcUrl, "evm_snapshot");
+    const gone = await pingSeenByAll();
+    await waitFor(async () => (await poll(), changes.length >= 1), "the ping to be replaced given");
+    expect(await direct(chain.rpcUrl, "evm_revert", [fork])).toBe(true);
+    await direct(chain.rpcUrl, "evm_mine"); // another block at gone's height
+    const kept = await pingSeenByAll();
+    await waitFor(async () => (await poll(), changes.length >= 3), "the reorganisation reported");
+    expect(changes).toEqual([
+      [gone, false],
+      [gone, true],
+      [kept, false],
+    ]);
+    await poll();
+    expect(changes.length).toBe(3);
+  });
+});
+
 describe("filter limits", () => {
   let small: TestRouter;
   beforeAll(async () => {
