@@ -252,7 +252,7 @@ describe("routing options", () => {
       [{ scoring: { reweighIntervalMs: Number.NaN } }, /scoring\.reweighIntervalMs/],
       [{ failover: { hedgeMinMs: Number.NaN } }, /failover\.hedgeMinMs/],
       [{ failover: { maxAttempts: 2.5 } }, /failover\.maxAttempts must be a whole number/],
-      [{ limits: { maxBatchItems: "100" as unknown as number } }, /limits\.maxBatchItems .* got 100/],
+      [{ limits: { maxBatchItems: "100" as unknown as number } }, /limits\.maxBatchItems must be a whole number ≥ 1 and ≤ 1000000, got a string \("100"\)/],
       [{ scoring: { maxOperatorShare: 0 } }, /scoring\.maxOperatorShare must be a number > 0 and ≤ 1/],
       [{ circuit: { baseOpenMs: 5_000, maxOpenMs: 1_000 } }, /maxOpenMs must be ≥ baseOpenMs/],
       [{ failover: { attemptTimeoutMs: 5_000, deadlineMs: 1_000 } }, /deadlineMs must be ≥ attemptTimeoutMs/],
