@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { RpcCode } from "./errors.ts";
-import type { ProviderHealth } from "./health.ts";
+import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
@@ -46,6 +46,16 @@ export type CallHandle = {
    */
   abandon: () => void;
 };
+
+/**
+ * Failures no request can cause (an address the policy refuses, a rate limit, a redirect, another
+ * HTTP status, a reply that is not JSON-RPC or not for our id; and a connection that failed before
+ * the request went out): a call that meets them tries further providers without counting them
+ * against maxAttempts, so while one healthy provider remains it is reached. Failures a request can
+ * cause count (a timeout, a 5xx, an answer too large, a JSON-RPC fault, a connection lost once the
+ * request was out: a request that kills a node must not be sent to every provider).
+ */
+const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id"]);
 
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
@@ -141,8 +151,12 @@ class CallRouting implements CallHandle {
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
   private attempts = 0;
-  /** Of the attempts, hedges: the router's own bet on a slow provider, not counted against maxAttempts. */
-  private hedged = 0;
+  /**
+   * Attempts counted against maxAttempts. Not counted: a hedge (the router's own bet on a slow
+   * provider), and an attempt that failed in a way no request can cause (see providerOnly).
+   */
+  private counted = 0;
+  private hedgeAttempt: UpstreamAttempt | null = null;
   /** How long an attempt may take once sent before a hedge starts (Infinity: no hedge, or hedged already). */
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
@@ -204,7 +218,7 @@ class CallRouting implements CallHandle {
 
   private scheduleHedge(): void {
     const f = this.ctx.failover;
-    if (this.write || !f.hedge || this.attempts - this.hedged >= f.maxAttempts) return;
+    if (this.write || !f.hedge || this.counted >= f.maxAttempts) return;
     const quantile = this.table.latency.value();
     if (!Number.isNaN(quantile)) this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile);
   }
@@ -215,14 +229,15 @@ class CallRouting implements CallHandle {
     const remaining = this.deadline - now;
     // A hedge spends none of the failover budget: a slow provider must not cost the call the retry
     // that would have reached a healthy one.
-    if ((!hedge && this.attempts - this.hedged >= this.ctx.failover.maxAttempts) || remaining < minAttemptMs) return false;
+    if ((!hedge && this.counted >= this.ctx.failover.maxAttempts) || remaining < minAttemptMs) return false;
     const provider = this.pickProvider(now);
     if (provider === null) return false;
     this.tried.push(provider);
     this.attempts++;
-    if (hedge) this.hedged++;
+    if (!hedge) this.counted++;
     const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline);
     this.inFlight.push(attempt);
+    if (hedge) this.hedgeAttempt = attempt;
     attempt.start(this.ctx.agent, this.body, this.ctx.gates);
     if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
     return true;
@@ -297,6 +312,9 @@ class CallRouting implements CallHandle {
       this.table.latency.add(outcome.latencyMs);
     } else if (outcome.type === "failure") {
       p.recordFailure(outcome.kind, outcome.detail, performance.now());
+      // The provider's own failing, whatever was asked: another provider costs the call nothing more
+      // than it would have cost on a healthy one, so it does not use up the call's retries.
+      if (attempt !== this.hedgeAttempt && (providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt)))) this.counted--;
     }
     if (this.finished) {
       // A write copy finishing after the answer went out: counted above.

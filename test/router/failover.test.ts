@@ -477,6 +477,41 @@ describe("routing one call", () => {
     }
   });
 
+  it("does not count failures no request can cause against the call's retries, and counts those a request can", async () => {
+    // Four providers that fail whatever is asked (refused, wrong id, not JSON, rate limited) and a
+    // healthy one nearly always drawn last: with two attempts allowed it must still be reached.
+    const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
+    const options = resolveRoutingOptions({ failover: { maxAttempts: 2, hedge: false } });
+    const healthy = nodes[0];
+    const faulty = [nodes[1], nodes[2], nodes[3], fifth];
+    const agent = new Agent();
+    const sweeper = startSweeper();
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
+    const route = (table: ChainTable, id: number) =>
+      new Promise<CallResult>((resolve) => routeCall(context, table, { id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, id, resolve));
+    try {
+      await nodes[1].setFault({ kind: "refuse" });
+      await nodes[2].setFault({ kind: "wrongId" });
+      await nodes[3].setFault({ kind: "malformed" });
+      await fifth.setFault({ kind: "status", status: 429 });
+      const table = checkedTable(options, recordsFor([...faulty, healthy], CHAIN, [1_000_000, 1_000_000, 1_000_000, 1_000_000, 1]));
+      const results: CallResult[] = [];
+      for (let i = 0; i < 5; i++) results.push(await route(table, i));
+      expect(results.map((r) => [r.outcome, r.provider?.url])).toEqual(results.map(() => ["answer", healthy.url]));
+
+      // A connection reset once the request was out may be the request's doing (one that kills a
+      // node): two attempts, then the call ends.
+      for (const node of faulty) await node.setFault({ kind: "reset" });
+      const failing = await route(checkedTable(options, recordsFor(faulty, CHAIN, [1_000, 1_000, 1_000, 1_000])), 9);
+      expect(failing).toMatchObject({ outcome: "upstream_failed", attempts: 2, provider: null });
+    } finally {
+      sweeper.stop();
+      await agent.destroy();
+      await fifth.stop();
+      await healAll();
+    }
+  });
+
   it("sends nothing for a call abandoned while it waited for a provider's first probe", async () => {
     const options = resolveRoutingOptions();
     const table = new ChainTable(CHAIN, options);
