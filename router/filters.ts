@@ -458,7 +458,10 @@ export class FilterRegistry {
         if (voters > 1) {
           for (const [hash, agreeing] of votes) {
             const given = agreeing.length + (hash === claimed && reporter === null ? 1 : 0);
-            if (given * 2 > voters) return then({ hash, agreeing });
+            if (given * 2 > voters) {
+              blameOutvoted(votes, hash, height);
+              return then({ hash, agreeing });
+            }
           }
         }
         then({ hash: null, agreeing: [] });
@@ -565,6 +568,15 @@ type Call = [method: string, params: unknown[]];
 function diverges(filter: Filter, start: number, first: Block): boolean {
   if (filter.lastHash === null) return start > 0;
   return start === filter.next && first.parentHash !== filter.lastHash;
+}
+
+/** Providers that gave block `height` another hash than the majority: they follow another chain history. */
+function blameOutvoted(votes: ReadonlyMap<string, readonly ProviderHealth[]>, winner: string, height: number): void {
+  const now = performance.now();
+  for (const [hash, group] of votes) {
+    if (hash === winner) continue;
+    for (const p of group) p.recordFailure("forked", `gave block ${height} as ${hash}, which most providers asked do not have`, now);
+  }
 }
 
 /** Every provider of `table` but `kept`: what a call asks with to go only to them. */

@@ -29,7 +29,8 @@ export type FailureKind =
   | "malformed" // not a JSON-RPC response
   | "wrong_id"
   | "too_large"
-  | "rpc_fault"; // a JSON-RPC error that is the provider's problem (rate limit, internal error)
+  | "rpc_fault" // a JSON-RPC error that is the provider's problem (rate limit, internal error)
+  | "forked"; // gave a block that most providers asked do not have (filters.ts's vote)
 
 export const failureKinds: readonly FailureKind[] = [
   "connect",
@@ -43,6 +44,7 @@ export const failureKinds: readonly FailureKind[] = [
   "wrong_id",
   "too_large",
   "rpc_fault",
+  "forked",
 ];
 const failureIndex = new Map(failureKinds.map((kind, i) => [kind, i]));
 

@@ -304,6 +304,10 @@ describe("filters while one provider answers from another chain history", () => 
     expect(hashes).toEqual(await Promise.all(blocks.map(hashOf)));
     // The fork did answer blocks of these polls: without the votes it would have made them "reorganise".
     expect(forkNodes[0].stats().byMethod.eth_getBlockByNumber ?? 0).toBeGreaterThanOrEqual(6);
+    // Outvoted, the fork is held to it; the others never are.
+    const failures = forkRouter.status().chains[0].providers.map((p) => p.failures.forked ?? 0);
+    expect(failures[0]).toBeGreaterThan(0);
+    expect(failures.slice(1)).toEqual([0, 0, 0, 0]);
   });
 
   it("still takes back the logs of a real reorganisation, though the fork reports its own", async () => {
