@@ -130,6 +130,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv.slice(2), options: { ...common, ...command.options }, allowPositionals: true, strict: true });
   } catch (error) {
+    // A negative amount reads to node:util as a flag ("Unknown option '-1'", "argument is ambiguous").
+    const negative = argv.slice(2).find((arg) => /^-[0-9.]/.test(arg));
+    if (negative !== undefined) throw usageError(`din ${name}: "${negative}" is negative: amounts, ids and chain ids are above zero`);
     // node:util names the flag: "Unknown option '--stak'", "Option '--stake <value>' argument missing".
     throw usageError(`din ${name}: ${(error as Error).message.split(". ")[0]}`);
   }

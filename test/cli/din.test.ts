@@ -181,6 +181,11 @@ describe("din's errors", () => {
     const result = await din(["provider", "unbond", "1.2.3"], operatorKey);
     expect(result.code).toBe(2);
     expect(result.stderr.trim()).toBe('din: <amount> must be an amount of DIN like 1000 or 0.5, not "1.2.3"');
+    for (const args of [["provider", "stake", "-1"], ["provider", "register", "--name", "x", "--stake", "-5"]]) {
+      const negative = await din(args, operatorKey);
+      expect(negative.code).toBe(2);
+      expect(negative.stderr.trim()).toBe(`din: din ${args[0]} ${args[1]}: "${args.at(-1)}" is negative: amounts, ids and chain ids are above zero`);
+    }
   });
 
   it("asks for a key before sending a transaction", async () => {
