@@ -35,6 +35,9 @@ export const abis = {
   get manager(): Abi {
     return loadAbi("SlashingManager");
   },
+  get timelock(): Abi {
+    return loadAbi("TimelockController");
+  },
   /** Every error and event of the set, so any revert decodes whichever contract raised it. */
   get all(): Abi {
     const seen = new Set<string>();

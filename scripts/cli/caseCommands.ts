@@ -63,18 +63,16 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
 
 export async function listCases(ctx: CliContext, flags: { provider?: string }): Promise<Outcome> {
   const filter = flags.provider ? parseAddress("--provider", flags.provider).toLowerCase() : undefined;
-  const [count, now] = await Promise.all([read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" }), chainTime(ctx)]);
+  const [recent, now] = await Promise.all([recentCases(ctx), chainTime(ctx)]);
   const cases: (Case & { id: bigint; statusName: string; pastDeadline: boolean; slashIfUpheld?: bigint; slashed?: bigint })[] = [];
-  // The newest 100: enough for a terminal; the indexer has the full history.
-  for (let id = count; id >= 1n && id > count - 100n; id--) {
-    const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
+  for (const c of recent) {
     if (filter && c.provider.toLowerCase() !== filter) continue;
     const statusName = caseStatusNames[c.status] ?? "unknown";
     // Open on chain until someone expires it, but governance can no longer resolve it.
     const pastDeadline = statusName === "open" && now > c.expiresAt;
     const slashIfUpheld =
-      statusName === "open" && !pastDeadline ? await read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [id] }) : undefined;
-    cases.push({ ...c, id, statusName, pastDeadline, slashIfUpheld });
+      statusName === "open" && !pastDeadline ? await read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [c.id] }) : undefined;
+    cases.push({ ...c, statusName, pastDeadline, slashIfUpheld });
   }
   // The case keeps no slashed amount; its CaseUpheld event does.
   const upheld = cases.filter((c) => c.statusName === "upheld");
@@ -146,11 +144,16 @@ export async function claim(ctx: CliContext): Promise<Outcome> {
 
 /** Ids of `watcher`'s cases (among the newest 100) that are open past their deadline. */
 async function expirableCasesOf(ctx: CliContext, watcher: string): Promise<bigint[]> {
-  const [count, now] = await Promise.all([read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" }), chainTime(ctx)]);
-  const ids: bigint[] = [];
+  const [recent, now] = await Promise.all([recentCases(ctx), chainTime(ctx)]);
+  return recent.filter((c) => c.watcher.toLowerCase() === watcher.toLowerCase() && c.status === 1 && now > c.expiresAt).map((c) => c.id);
+}
+
+/** The newest 100 cases, newest first: enough for a terminal; the indexer has the full history. */
+async function recentCases(ctx: CliContext): Promise<(Case & { id: bigint })[]> {
+  const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
+  const cases: (Case & { id: bigint })[] = [];
   for (let id = count; id >= 1n && id > count - 100n; id--) {
-    const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
-    if (c.watcher.toLowerCase() === watcher.toLowerCase() && c.status === 1 && now > c.expiresAt) ids.push(id);
+    cases.push({ ...(await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] })), id });
   }
-  return ids;
+  return cases;
 }

@@ -136,11 +136,10 @@ export async function status(ctx: CliContext, flags: { proposal?: string }): Pro
 /** The chain time at which a proposal made now could be executed at the soonest. */
 async function earliestExecution(ctx: CliContext): Promise<bigint> {
   const timelock = await read<Address>(ctx, { ...governor(ctx), functionName: "timelock" });
-  const getMinDelay = { type: "function", name: "getMinDelay", stateMutability: "view", inputs: [], outputs: [{ type: "uint256" }] } as const;
   const [delay, period, minDelay, now] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "votingDelay" }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "votingPeriod" }),
-    read<bigint>(ctx, { address: timelock, abi: [getMinDelay], functionName: "getMinDelay" }),
+    read<bigint>(ctx, { address: timelock, abi: abis.timelock, functionName: "getMinDelay" }),
     chainTime(ctx),
   ]);
   return now + delay + period + minDelay;

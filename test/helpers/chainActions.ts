@@ -16,19 +16,34 @@ export async function advance(system: DeployedChain, seconds: number): Promise<v
   await testClient.mine({ blocks: 1 });
 }
 
-/** Proposes `calls`, votes them through with `voter`'s votes, queues and executes them. */
+type Call = { target: Address; data: Hex };
+const proposalArgs = (calls: readonly Call[]) => [calls.map((c) => c.target), calls.map(() => 0n), calls.map((c) => c.data)] as const;
+
+/** Proposes `calls` from `account`; returns the proposal's id. */
+export async function propose(system: DeployedChain, calls: readonly Call[], description: string, account: Address): Promise<bigint> {
+  const { governor } = system.contracts;
+  const args = proposalArgs(calls);
+  await mined(system, governor.write.propose([...args, description], { account }));
+  return await governor.read.hashProposal([...args, keccak256(toBytes(description))]);
+}
+
+/**
+ * Proposes `calls`, votes them through with `voter`'s votes, queues and executes them.
+ * `duringVote` runs once voting is open, before the vote.
+ */
 export async function passProposal(
   system: DeployedChain,
-  calls: readonly { target: Address; data: Hex }[],
+  calls: readonly Call[],
   description: string,
   voter: Address,
+  duringVote?: () => Promise<unknown>,
 ): Promise<bigint> {
   const { governor, timelock } = system.contracts;
-  const args = [calls.map((c) => c.target), calls.map(() => 0n), calls.map((c) => c.data)] as const;
+  const args = proposalArgs(calls);
   const descriptionHash = keccak256(toBytes(description));
-  await mined(system, governor.write.propose([...args, description], { account: voter }));
-  const proposalId = await governor.read.hashProposal([...args, descriptionHash]);
+  const proposalId = await propose(system, calls, description, voter);
   await advance(system, Number(await governor.read.votingDelay()) + 1);
+  await duringVote?.();
   await mined(system, governor.write.castVote([proposalId, 1], { account: voter }));
   await advance(system, Number(await governor.read.votingPeriod()) + 1);
   await mined(system, governor.write.queue([...args, descriptionHash], { account: voter }));
@@ -37,16 +52,21 @@ export async function passProposal(
   return proposalId;
 }
 
+/** The call `functionName(caseId)` on the SlashingManager. */
+export function slashingCall(system: DeployedChain, functionName: "upholdCase" | "rejectCase", caseId: bigint): Call {
+  const { manager } = system.contracts;
+  return { target: manager.address, data: encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] }) };
+}
+
 /** Proposes `functionName(caseId)` on the SlashingManager and passes it. */
 export async function passSlashingProposal(
   system: DeployedChain,
   functionName: "upholdCase" | "rejectCase",
   caseId: bigint,
   voter: Address,
+  duringVote?: () => Promise<unknown>,
 ): Promise<bigint> {
-  const { manager } = system.contracts;
-  const data = encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] });
-  return await passProposal(system, [{ target: manager.address, data }], `${functionName} ${caseId}`, voter);
+  return await passProposal(system, [slashingCall(system, functionName, caseId)], `${functionName} ${caseId}`, voter, duringVote);
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */

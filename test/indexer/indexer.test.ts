@@ -1,10 +1,10 @@
 import { createClient } from "@ponder/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
-import { encodeFunctionData, getAddress, keccak256, parseEther, toBytes, type Address } from "viem";
+import { getAddress, parseEther, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
 import { startPostgres, type Postgres } from "../../scripts/postgres.ts";
-import { advance, eventually, mined, passSlashingProposal } from "../helpers/chainActions.ts";
+import { advance, eventually, mined, passSlashingProposal, propose, slashingCall } from "../helpers/chainActions.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
 import { startIndexer, type TestIndexer } from "../helpers/startIndexer.ts";
 
@@ -65,28 +65,6 @@ for (const database of ["pglite", "postgres"] as const) {
       await eventually(`the live query to show ${what}`, async () =>
         liveSnapshots.some((rows) => rows.some((p) => p.address.toLowerCase() === address.toLowerCase() && predicate(p))) ? true : undefined,
       );
-
-    /** The governor's arguments for a proposal calling `functionName(caseId)` on the SlashingManager. */
-    const slashingCalls = (functionName: "upholdCase" | "rejectCase", caseId: bigint) => {
-      const { manager } = system.contracts;
-      return [[manager.address], [0n], [encodeFunctionData({ abi: manager.abi, functionName, args: [caseId] })]] as const;
-    };
-    /** passSlashingProposal's rejection of `caseId`, with a rival proposal to uphold it made during the vote. */
-    const passWithRival = async (caseId: bigint): Promise<bigint> => {
-      const { governor, timelock } = system.contracts;
-      const calls = slashingCalls("rejectCase", caseId);
-      const descriptionHash = keccak256(toBytes(`rejectCase ${caseId}`));
-      await mined(system, governor.write.propose([...calls, `rejectCase ${caseId}`], { account: voter }));
-      const proposalId = await governor.read.hashProposal([...calls, descriptionHash]);
-      await advance(system, Number(await governor.read.votingDelay()) + 1);
-      await mined(system, governor.write.propose([...slashingCalls("upholdCase", caseId), `upholdCase ${caseId}, a rival`], { account: watcher }));
-      await mined(system, governor.write.castVote([proposalId, 1], { account: voter }));
-      await advance(system, Number(await governor.read.votingPeriod()) + 1);
-      await mined(system, governor.write.queue([...calls, descriptionHash], { account: voter }));
-      await advance(system, Number(await timelock.read.getMinDelay()) + 1);
-      await mined(system, governor.write.execute([...calls, descriptionHash], { account: voter }));
-      return proposalId;
-    };
 
     beforeAll(async () => {
       system = await startDeployedChain();
@@ -181,7 +159,8 @@ for (const database of ["pglite", "postgres"] as const) {
       const rejected = await open(b, "100");
       // The rejection passes while a rival proposal to uphold the same case, made during its vote,
       // gets no votes: the case keeps the proposal that resolved it, not the latest one.
-      const rejectProposal = await passWithRival(rejected);
+      const rival = () => propose(system, [slashingCall(system, "upholdCase", rejected)], `upholdCase ${rejected}, a rival`, watcher);
+      const rejectProposal = await passSlashingProposal(system, "rejectCase", rejected, voter, rival);
       const expired = await open(c, "50");
       await advance(system, Number(await manager.read.caseTtl()) + 1);
       await mined(system, manager.write.expireCase([expired], { account: deployer }));
@@ -211,12 +190,8 @@ for (const database of ["pglite", "postgres"] as const) {
     });
 
     it("keeps a closed case's proposal when someone proposes for it again", async () => {
-      const { governor } = system.contracts;
       // The governor takes any proposal (the threshold is 0); this one can never pass, the case is closed.
-      const calls = slashingCalls("upholdCase", upheldCase.caseId);
-      const description = `upholdCase ${upheldCase.caseId}, again`;
-      await mined(system, governor.write.propose([...calls, description], { account: watcher }));
-      const late = await governor.read.hashProposal([...calls, keccak256(toBytes(description))]);
+      const late = await propose(system, [slashingCall(system, "upholdCase", upheldCase.caseId)], `upholdCase ${upheldCase.caseId}, again`, watcher);
       const { slashingCase } = await eventually("the late proposal", async () => {
         const data = await indexer.graphql<{ proposal: { caseId: string } | null; slashingCase: { status: string; proposalId: string } }>(
           `{ proposal(id: "${late}") { caseId } slashingCase(id: "${upheldCase.caseId}") { status proposalId } }`,

@@ -443,53 +443,59 @@ describe("routing one call", () => {
     expect(results[0]).toMatchObject({ outcome: "upstream_failed", attempts: options.failover.maxAttempts, provider: null });
   });
 
-  it("reaches the one healthy provider even when a hedge was spent on the way", async () => {
-    // A hanging provider (hedged), three that fail at once, and a healthy one with so little stake
-    // that it is nearly always drawn last: the hedge must not use up the call's retries.
+  type Route = (table: ChainTable, id: number) => Promise<CallResult>;
+
+  /**
+   * Runs `body` with a fifth provider node (beside nodes 0–3) and calls routed with `options`, one
+   * `route` per call (an eth_getBalance); stops the fifth node and heals every node after.
+   */
+  async function withFifthNode(
+    options: ReturnType<typeof resolveRoutingOptions>,
+    body: (fifth: ProviderNode, route: Route, counters: { retries: number; hedges: number }) => Promise<void>,
+  ): Promise<void> {
     const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
-    const options = resolveRoutingOptions({ failover: { hedgeMinMs: 20, attemptTimeoutMs: 1_500 } });
-    const healthy = nodes[0];
-    const table = checkedTable(options, recordsFor([nodes[1], nodes[2], nodes[3], fifth, healthy], CHAIN, [10_000, 10_000, 10_000, 10_000, 1]));
-    for (let i = 0; i < 40; i++) table.latency.add(5); // a fast chain: hedge after hedgeMinMs
     const agent = new Agent();
     const sweeper = startSweeper();
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
+    const route: Route = (table, id) =>
+      new Promise((resolve) => routeCall(context, table, { id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, id, resolve));
     try {
-      await nodes[1].setFault({ kind: "hang" });
-      await nodes[2].setFault({ kind: "status", status: 503 });
-      await nodes[3].setFault({ kind: "status", status: 500 });
-      await fifth.setFault({ kind: "status", status: 502 });
-      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
-      const results: CallResult[] = [];
-      for (let i = 0; i < 5; i++) {
-        const result = await new Promise<CallResult>((resolve) =>
-          routeCall(context, table, { id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, i, resolve),
-        );
-        results.push(result);
-      }
-      expect(results.map((r) => r.outcome)).toEqual(["answer", "answer", "answer", "answer", "answer"]);
-      expect(results.map((r) => r.provider?.url)).toEqual(results.map(() => healthy.url));
-      expect(context.counters.hedges).toBeGreaterThan(0);
+      await body(fifth, route, context.counters);
     } finally {
       sweeper.stop();
       await agent.destroy();
       await fifth.stop();
       await healAll();
     }
+  }
+
+  it("reaches the one healthy provider even when a hedge was spent on the way", async () => {
+    // A hanging provider (hedged), three that fail at once, and a healthy one with so little stake
+    // that it is nearly always drawn last: the hedge must not use up the call's retries.
+    const options = resolveRoutingOptions({ failover: { hedgeMinMs: 20, attemptTimeoutMs: 1_500 } });
+    const healthy = nodes[0];
+    await withFifthNode(options, async (fifth, route, counters) => {
+      const table = checkedTable(options, recordsFor([nodes[1], nodes[2], nodes[3], fifth, healthy], CHAIN, [10_000, 10_000, 10_000, 10_000, 1]));
+      for (let i = 0; i < 40; i++) table.latency.add(5); // a fast chain: hedge after hedgeMinMs
+      await nodes[1].setFault({ kind: "hang" });
+      await nodes[2].setFault({ kind: "status", status: 503 });
+      await nodes[3].setFault({ kind: "status", status: 500 });
+      await fifth.setFault({ kind: "status", status: 502 });
+      const results: CallResult[] = [];
+      for (let i = 0; i < 5; i++) results.push(await route(table, i));
+      expect(results.map((r) => r.outcome)).toEqual(["answer", "answer", "answer", "answer", "answer"]);
+      expect(results.map((r) => r.provider?.url)).toEqual(results.map(() => healthy.url));
+      expect(counters.hedges).toBeGreaterThan(0);
+    });
   });
 
   it("does not count failures no request can cause against the call's retries, and counts those a request can", async () => {
     // Four providers that fail whatever is asked (refused, wrong id, not JSON, rate limited) and a
     // healthy one nearly always drawn last: with two attempts allowed it must still be reached.
-    const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
     const options = resolveRoutingOptions({ failover: { maxAttempts: 2, hedge: false } });
     const healthy = nodes[0];
-    const faulty = [nodes[1], nodes[2], nodes[3], fifth];
-    const agent = new Agent();
-    const sweeper = startSweeper();
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
-    const route = (table: ChainTable, id: number) =>
-      new Promise<CallResult>((resolve) => routeCall(context, table, { id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, id, resolve));
-    try {
+    await withFifthNode(options, async (fifth, route) => {
+      const faulty = [nodes[1], nodes[2], nodes[3], fifth];
       await nodes[1].setFault({ kind: "refuse" });
       await nodes[2].setFault({ kind: "wrongId" });
       await nodes[3].setFault({ kind: "malformed" });
@@ -504,12 +510,7 @@ describe("routing one call", () => {
       for (const node of faulty) await node.setFault({ kind: "reset" });
       const failing = await route(checkedTable(options, recordsFor(faulty, CHAIN, [1_000, 1_000, 1_000, 1_000])), 9);
       expect(failing).toMatchObject({ outcome: "upstream_failed", attempts: 2, provider: null });
-    } finally {
-      sweeper.stop();
-      await agent.destroy();
-      await fifth.stop();
-      await healAll();
-    }
+    });
   });
 
   it("sends nothing for a call abandoned while it waited for a provider's first probe", async () => {
