@@ -196,7 +196,10 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     await Promise.all([agent.destroy(), probeAgent.destroy()]);
   };
 
+  const [host, port] = [options.host ?? "127.0.0.1", options.port ?? 0];
   try {
+    // A taken port fails the start at once, not after the indexer and the first probes.
+    if (port !== 0) await listenOn(createServer(), host, port).then((probe) => new Promise((resolve) => probe.close(resolve)));
     await source.start((records) => {
       const summary = applySet(tables, routing, records, log);
       gates.prune(new Set([...tables.values()].flatMap((t) => t.providers.map((p) => p.origin))));
@@ -215,20 +218,14 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
       if (!waiting) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    await new Promise<void>((resolve, reject) => {
-      const [host, port] = [options.host ?? "127.0.0.1", options.port ?? 0];
-      server.once("error", (error: NodeJS.ErrnoException) =>
-        reject(error.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is in use (by a chain node?); choose another with --port`) : error),
-      );
-      server.listen(port, host, () => resolve());
-    });
+    await listenOn(server, host, port);
   } catch (error) {
     await stopAll();
     throw error;
   }
   const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${shownHost === "0.0.0.0" ? "127.0.0.1" : shownHost}:${address.port}`;
   log.info("router listening", { url, devnet, trustProxy: options.trustProxy ?? [], providerSet: source.status() });
 
   return {
@@ -258,4 +255,14 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
       await stopAll();
     },
   };
+}
+
+/** Listens on `host:port`, with words for a port already taken. */
+function listenOn(server: Server, host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(error.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is in use (by a chain node?); choose another with --port`) : error),
+    );
+    server.listen(port, host, () => resolve(server));
+  });
 }

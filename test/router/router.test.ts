@@ -213,14 +213,11 @@ describe("scripts/router.ts", () => {
     const indexer = `http://127.0.0.1:${await freePort()}`;
     await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000]), indexer);
     const port = new URL(chain.rpcUrl).port;
-    const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", port, "--snapshot", snapshot, "--devnet", "--log-level", "error"], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    const { code, stdout, stderr } = await run([script, "--indexer", indexer, "--port", port, "--snapshot", snapshot, "--devnet"]);
     expect(stderr.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (by a chain node?); choose another with --port`);
     expect(code).toBe(1);
+    // At once: before it waited for the indexer, loaded the snapshot or probed a provider.
+    expect(stdout).toBe("");
   });
 
   it("prints its usage on --help to stdout and exits 0, as `din router --help` too", async () => {
