@@ -45,7 +45,10 @@ export async function proposeSlash(ctx: CliContext, flags: { case?: string; reje
     calldatas.push(encodeFunctionData({ abi: abis.registry, functionName: "jail", args: [accused] }));
   }
   const values = targets.map(() => 0n);
-  const description = flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}${flags.jail ? " and jail the provider" : ""}`;
+  // The suffix lets only this account make the proposal (OpenZeppelin's Governor checks it): nobody
+  // can make the same proposal first and cancel it, which would block this one.
+  const proposer = requireWallet(ctx).account.address;
+  const description = `${flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}${flags.jail ? " and jail the provider" : ""}`} #proposer=${proposer}`;
   const hash = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
   const proposalId = await read<bigint>(ctx, {
     ...governor(ctx),

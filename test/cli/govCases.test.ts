@@ -22,18 +22,24 @@ let cwd: string;
 let operator: Address;
 let watcher: Address;
 let holder: Address;
+let voter: Address;
 let proposalId: string;
 
 async function din(args: string[], key?: string) {
   return await runDin(args, { cwd, env: key ? { DIN_PRIVATE_KEY: key } : {} });
 }
 
-/** The id `din gov propose-slash --case <caseId>` would give its proposal (uphold, or --reject). */
-async function slashProposalId(caseId: bigint, action: "upholdCase" | "rejectCase"): Promise<bigint> {
-  const { manager, governor } = system.contracts;
+/** What `din gov propose-slash --case <caseId>` (uphold, or --reject) proposes, without the description's proposer suffix. */
+function slashProposal(caseId: bigint, action: "upholdCase" | "rejectCase") {
+  const { manager } = system.contracts;
   const data = encodeFunctionData({ abi: manager.abi, functionName: action, args: [caseId] });
-  const description = `${action === "upholdCase" ? "Uphold" : "Reject"} slashing case ${caseId}`;
-  return await governor.read.hashProposal([[manager.address], [0n], [data], keccak256(toBytes(description))]);
+  return { targets: [manager.address], values: [0n], calldatas: [data], description: `${action === "upholdCase" ? "Uphold" : "Reject"} slashing case ${caseId}` };
+}
+
+/** The id `din gov propose-slash --case <caseId>` by the voter would give its proposal. */
+async function slashProposalId(caseId: bigint, action: "upholdCase" | "rejectCase"): Promise<bigint> {
+  const { targets, values, calldatas, description } = slashProposal(caseId, action);
+  return await system.contracts.governor.read.hashProposal([targets, values, calldatas, keccak256(toBytes(`${description} #proposer=${voter}`))]);
 }
 
 beforeAll(async () => {
@@ -45,8 +51,8 @@ beforeAll(async () => {
     join(cwd, ".devnet/devnet.json"),
     JSON.stringify({ chainId: deployment.chainId, rpcUrl: chain.rpcUrl, startBlock: deployment.startBlock, contracts: deployment.contracts }),
   );
-  const [deployer, op, w, voter, h] = (await system.viem.getWalletClients()).map((wallet) => getAddress(wallet.account.address));
-  [operator, watcher, holder] = [op, w, h];
+  const [deployer, op, w, v, h] = (await system.viem.getWalletClients()).map((wallet) => getAddress(wallet.account.address));
+  [operator, watcher, holder, voter] = [op, w, h, v];
   // The holder has as many tokens as the voter but never delegates them.
   for (const [to, amount] of [[op, "1000"], [w, "100"], [voter, "10000000"], [h, "10000000"]] as const) {
     await mined(system, contracts.token.write.transfer([to, parseEther(amount)], { account: deployer }));
@@ -80,8 +86,17 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect((await system.contracts.manager.read.getCase([2n])).status).toBe(1);
   });
 
-  it("counts only delegated votes, and says when a proposal can be queued and executed", async () => {
+  it("cannot be blocked by a copy proposed first and cancelled; counts only delegated votes, and says when a proposal can be queued and executed", async () => {
     const { governor } = system.contracts;
+    // The accused's friend makes the proposal the CLI would make, under its usual words, and
+    // cancels it while pending: a governor refuses a proposal with the id of a cancelled one.
+    const copy = slashProposal(1n, "upholdCase");
+    await mined(system, governor.write.propose([copy.targets, copy.values, copy.calldatas, copy.description], { account: holder }));
+    await mined(system, governor.write.cancel([copy.targets, copy.values, copy.calldatas, keccak256(toBytes(copy.description))], { account: holder }));
+    // The CLI's description names its proposer, and nobody else may make that proposal.
+    await expect(governor.simulate.propose([copy.targets, copy.values, copy.calldatas, `${copy.description} #proposer=${voter}`], { account: holder })).rejects.toThrow(
+      /GovernorRestrictedProposer/,
+    );
     const proposed = await din(["gov", "propose-slash", "--case", "1", "--json"], voterKey);
     expect(proposed.stderr).toBe("");
     proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
