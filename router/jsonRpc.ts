@@ -62,6 +62,26 @@ export function exceedsDepth(bytes: Buffer, limit: number): boolean {
   return false;
 }
 
+/**
+ * The most memory one byte of a body may take once parsed: `{},` is three bytes for an empty object
+ * (about 60) and its slot in the array (8): a 1 MiB body of them holds about 22 MB parsed.
+ */
+export const parsedBytesPerByteAtMost = 32;
+
+/**
+ * A bound on the memory a body holds once parsed, counted from the bytes that open a container or
+ * separate two values (those inside strings too: an over-estimate; hex data has none of them).
+ */
+export function parsedSize(bytes: Buffer): number {
+  return bytes.length + 64 * (countByte(bytes, 0x7b) + countByte(bytes, 0x5b)) + 32 * countByte(bytes, 0x2c);
+}
+
+function countByte(bytes: Buffer, byte: number): number {
+  let count = 0;
+  for (let at = bytes.indexOf(byte); at >= 0; at = bytes.indexOf(byte, at + 1)) count++;
+  return count;
+}
+
 function readItem(value: unknown): ParsedItem {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { id: null, code: RpcCode.invalidRequest, message: "invalid request: a call must be a JSON object" };

@@ -8,7 +8,7 @@ import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./err
 import { routeCall, writeMethods, type CallHandle, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
-import { cannotHoldResponse, errorResponse, isCall, parseBody, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
+import { cannotHoldResponse, errorResponse, isCall, parseBody, parsedBytesPerByteAtMost, parsedSize, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
@@ -311,7 +311,15 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
       return;
     }
     // Only requests whose body has arrived count: stalled uploads cannot crowd out the others.
-    const busy = g.metrics.inFlight >= g.limits.maxConcurrentRequests ? overCapacity() : client.inFlight >= g.limits.maxInFlightPerClient ? clientBusy(g.limits.maxInFlightPerClient) : null;
+    let busy = g.metrics.inFlight >= g.limits.maxConcurrentRequests ? overCapacity() : client.inFlight >= g.limits.maxInFlightPerClient ? clientBusy(g.limits.maxInFlightPerClient) : null;
+    // What the body holds once parsed is charged too, past what its bytes were (small bodies cannot hold much).
+    if (busy === null && body.length * parsedBytesPerByteAtMost > freeBytes) {
+      const owed = parsedSize(body) - freeBytes - charged;
+      if (owed > 0) {
+        if (charge(g, client, owed)) charged += owed;
+        else busy = overCapacity("over_budget");
+      }
+    }
     if (busy !== null) {
       refund(g, client, charged);
       g.clients.release(client);

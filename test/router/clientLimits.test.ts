@@ -302,6 +302,22 @@ describe("one client among many", () => {
     });
   });
 
+  it("charges a body for what it holds once parsed: a small body of many empty objects is refused, as large a body of hex data is not", async () => {
+    // 300,000 empty objects in 0.9 MB parse into about 19 MB (JSON.parse makes each one an object):
+    // past this address's 16 MiB.
+    const objects = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_call", params: [Array.from({ length: 300_000 }, () => ({}))] });
+    const hex = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "eth_call", params: [{ data: `0x${"ab".repeat(450_000)}` }, "latest"] });
+    const [bomb, data] = [await connectTo("127.0.0.14"), await connectTo("127.0.0.15")];
+    bomb.socket.write(rawPost(objects));
+    data.socket.write(rawPost(hex));
+    await waitFor(() => bomb.text().includes("}") && data.text().includes("}"), "both answered");
+    expect(statuses(bomb.text())).toEqual([503]);
+    expect(bomb.text()).toMatch(/"id":null,"error":\{"code":-32005,"message":"the router is at capacity; retry shortly"/);
+    expect(statuses(data.text())).toEqual([200]); // the provider's answer, whatever it says of such a call
+    expect(data.text()).toContain('"id":2');
+    expect(await sharedGauge("din_router_client_buffer_bytes")).toBe(0);
+  });
+
   it("holds answers being collected from providers against the client's part, and refuses a call past it at once", async () => {
     // Each provider sends 12 MiB of an eth_getLogs answer and then nothing: the router is still collecting it.
     const first = await connectTo("127.0.0.15");
