@@ -248,14 +248,12 @@ contract ProviderRegistry is IProviderRegistry, ReentrancyGuardTransient {
 
     /// @inheritdoc IProviderRegistry
     function jail(address provider) external onlyGovernance {
-        _setJailed(provider, true);
-        emit ProviderJailed(provider);
+        if (_setJailed(provider, true)) emit ProviderJailed(provider);
     }
 
     /// @inheritdoc IProviderRegistry
     function unjail(address provider) external onlyGovernance {
-        _setJailed(provider, false);
-        emit ProviderUnjailed(provider);
+        if (_setJailed(provider, false)) emit ProviderUnjailed(provider);
     }
 
     /// @inheritdoc IProviderRegistry
@@ -385,10 +383,13 @@ contract ProviderRegistry is IProviderRegistry, ReentrancyGuardTransient {
         emit EndpointRemoved(provider, chainId);
     }
 
-    function _setJailed(address provider, bool jailed) private {
+    /// @dev Does nothing (returns false) when the provider is in that state already: a proposal cannot
+    /// know the jail state at its execution, and a revert here would undo a slash bundled with it.
+    function _setJailed(address provider, bool jailed) private returns (bool changed) {
         Provider storage p = _providers[provider];
-        require(p.jailed != jailed, RegistryJailStateUnchanged(provider, jailed));
+        if (p.jailed == jailed) return false;
         p.jailed = jailed;
+        return true;
     }
 
     function _setMinStake(uint256 newMinStake) private {

@@ -117,8 +117,6 @@ interface IProviderRegistry {
     error RegistryNothingToWithdraw(uint64 nextReleaseAt);
     /// @notice Withdrawal waits until the `openCases` slashing cases against the provider are closed.
     error RegistryWithdrawalBlockedByOpenCases(uint256 openCases);
-    /// @notice The provider is already in the requested jail state.
-    error RegistryJailStateUnchanged(address provider, bool jailed);
     /// @notice A case was closed for a provider that has none open.
     error RegistryNoOpenCase(address provider);
     /// @notice A governance value is outside its hard-coded bounds.
@@ -183,10 +181,12 @@ interface IProviderRegistry {
 
     // ---------------------------------------------------------------- governance
 
-    /// @notice Jails `provider` (governance only): it stops being eligible.
+    /// @notice Jails `provider` (governance only): it stops being eligible. Jailing a jailed provider
+    /// changes nothing and emits nothing, so a proposal that slashes and jails never fails on it.
     function jail(address provider) external;
 
-    /// @notice Releases `provider` from jail (governance only).
+    /// @notice Releases `provider` from jail (governance only). Unjailing a provider that is not
+    /// jailed changes nothing and emits nothing.
     function unjail(address provider) external;
 
     /// @notice Sets the minimum active stake for eligibility (governance only, within bounds).

@@ -34,7 +34,6 @@ const explanations: Record<string, (args: Args) => string> = {
     `withdrawal is blocked while ${String(open)} slashing case(s) against you are open`,
   RegistryNotGovernance: ([caller]) => `only governance (the timelock) may do this, not ${String(caller)}`,
   RegistryNotSlashingManager: ([caller]) => `only the SlashingManager may do this, not ${String(caller)}`,
-  RegistryJailStateUnchanged: ([p, jailed]) => `${String(p)} is ${jailed ? "already jailed" : "not jailed"}`,
   RegistryParameterOutOfBounds: ([value, min, max]) =>
     `${String(value)} is outside the allowed range ${String(min)} to ${String(max)}`,
   RegistryUnbondingPeriodTooShort: ([period, ttl]) =>

@@ -109,6 +109,26 @@ contract DinGovernanceTest is OpenDinFixture {
         assertEq(registry.getProvider(alice).activeStake, 1_000e18, "untouched");
     }
 
+    /// @notice Two cases against one provider, each upheld by the proposal `din gov
+    /// propose-slash --jail` builds (upholdCase + jail), executed in turn: the second finds the
+    /// provider jailed already, and its slash still happens.
+    function test_Governor_TwoUpholdAndJailProposalsBothSlash() public {
+        _registerAndStake(alice, 1_000e18);
+        uint256 first = _openCase(alice, 200e18);
+        uint256 second = _openCase(alice, 100e18);
+        (address[] memory t1, uint256[] memory v1, bytes[] memory c1) = _upholdAndJail(first);
+        (address[] memory t2, uint256[] memory v2, bytes[] memory c2) = _upholdAndJail(second);
+        bytes32 h1 = _passUntilQueued(t1, v1, c1, "Uphold slashing case 1 and jail the provider");
+        bytes32 h2 = _passUntilQueued(t2, v2, c2, "Uphold slashing case 2 and jail the provider");
+        vm.warp(block.timestamp + TIMELOCK_DELAY + 1);
+        governor.execute(t1, v1, c1, h1);
+        governor.execute(t2, v2, c2, h2);
+        assertEq(uint256(manager.getCase(first).status), uint256(ISlashingManager.CaseStatus.Upheld), "first upheld");
+        assertEq(uint256(manager.getCase(second).status), uint256(ISlashingManager.CaseStatus.Upheld), "second upheld");
+        assertEq(registry.getProvider(alice).activeStake, 700e18, "both slashes taken");
+        assertTrue(registry.getProvider(alice).jailed, "jailed");
+    }
+
     function test_Governor_WithoutQuorumTheProposalIsDefeated() public {
         (address[] memory t, uint256[] memory v, bytes[] memory c) = _call(address(governor), abi.encodeCall(governor.setVotingPeriod, (60)));
         vm.prank(alice);
@@ -147,16 +167,35 @@ contract DinGovernanceTest is OpenDinFixture {
         vm.expectRevert(abi.encodeWithSelector(DinGovernor.GovernorParameterOutOfBounds.selector, value, min, max));
     }
 
+    /// @notice Empty proposal arrays for `count` calls, all of value 0.
+    function _calls(uint256 count)
+        internal
+        pure
+        returns (address[] memory targets, uint256[] memory values, bytes[] memory calldatas)
+    {
+        targets = new address[](count);
+        values = new uint256[](count);
+        calldatas = new bytes[](count);
+    }
+
     function _call(address target, bytes memory data)
         internal
         pure
         returns (address[] memory targets, uint256[] memory values, bytes[] memory calldatas)
     {
-        targets = new address[](1);
-        values = new uint256[](1);
-        calldatas = new bytes[](1);
-        targets[0] = target;
-        calldatas[0] = data;
+        (targets, values, calldatas) = _calls(1);
+        (targets[0], calldatas[0]) = (target, data);
+    }
+
+    /// @notice The calls of `din gov propose-slash --case <caseId> --jail`.
+    function _upholdAndJail(uint256 caseId)
+        internal
+        view
+        returns (address[] memory targets, uint256[] memory values, bytes[] memory calldatas)
+    {
+        (targets, values, calldatas) = _calls(2);
+        (targets[0], calldatas[0]) = (address(manager), abi.encodeCall(manager.upholdCase, (caseId)));
+        (targets[1], calldatas[1]) = (address(registry), abi.encodeCall(registry.jail, (manager.getCase(caseId).provider)));
     }
 
     function _passUntilQueued(address target, bytes memory data, string memory description)
@@ -164,6 +203,13 @@ contract DinGovernanceTest is OpenDinFixture {
         returns (address[] memory t, uint256[] memory v, bytes[] memory c, bytes32 h)
     {
         (t, v, c) = _call(target, data);
+        h = _passUntilQueued(t, v, c, description);
+    }
+
+    function _passUntilQueued(address[] memory t, uint256[] memory v, bytes[] memory c, string memory description)
+        internal
+        returns (bytes32 h)
+    {
         h = keccak256(bytes(description));
         vm.prank(voter);
         uint256 id = governor.propose(t, v, c, description);
