@@ -348,7 +348,7 @@ contract ProviderRegistry is IProviderRegistry, ReentrancyGuardTransient {
         _checkMetadata(name, metadataURI);
         p.registered = true;
         p.registeredAt = uint64(block.timestamp);
-        emit ProviderRegistered(msg.sender, name, metadataURI);
+        emit ProviderRegistered(msg.sender, name, metadataURI, p.jailed);
     }
 
     function _stake(uint256 amount) private {

@@ -34,8 +34,9 @@ interface IProviderRegistry {
 
     // ---------------------------------------------------------------- events
 
-    /// @notice `provider` registered (or registered again) with a display name and metadata URI.
-    event ProviderRegistered(address indexed provider, string name, string metadataURI);
+    /// @notice `provider` registered (or registered again) with a display name and metadata URI;
+    /// `jailed` if governance jailed it earlier, even before it ever registered (a jail carries over).
+    event ProviderRegistered(address indexed provider, string name, string metadataURI, bool jailed);
     /// @notice `provider` changed its display name or metadata URI.
     event ProviderUpdated(address indexed provider, string name, string metadataURI);
     /// @notice `provider` left: its endpoints were removed and its active stake moved to unbonding.

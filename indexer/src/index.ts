@@ -29,7 +29,7 @@ async function updateProvider(
   change: Partial<Pick<ProviderRow, "activeStake" | "unbondingStake" | "registered" | "jailed" | "openCases" | "slashedTotal" | "name" | "metadataUri">>,
 ): Promise<void> {
   const current = await context.db.find(provider, { address });
-  if (!current) return; // events for addresses that never registered (e.g. a jail) carry no row
+  if (!current) return; // no row before the first registration; a jail made then comes with ProviderRegistered
   const next = { ...current, ...change };
   await context.db
     .update(provider, { address })
@@ -64,16 +64,18 @@ async function setParameter(context: Context, name: string, value: bigint, block
 // ------------------------------------------------------------------ registry
 
 ponder.on("ProviderRegistry:ProviderRegistered", async ({ event, context }) => {
-  const { provider: address, name, metadataURI } = event.args;
+  // `jailed`: a jail carries into registration, even one made before the address had a row here.
+  const { provider: address, name, metadataURI, jailed } = event.args;
   const min = await minStake(context);
   const existing = await context.db.find(provider, { address });
   if (existing) {
-    // Registering again after deregistering: stake history and the jail flag carry over.
+    // Registering again after deregistering: stake history carries over.
     await context.db.update(provider, { address }).set({
       name,
       metadataUri: metadataURI,
       registered: true,
-      status: statusOf({ ...existing, registered: true }, min),
+      jailed,
+      status: statusOf({ ...existing, registered: true, jailed }, min),
       registeredBlock: event.block.number,
       registeredAt: event.block.timestamp,
       updatedBlock: event.block.number,
@@ -87,9 +89,9 @@ ponder.on("ProviderRegistry:ProviderRegistered", async ({ event, context }) => {
     metadataUri: metadataURI,
     activeStake: 0n,
     unbondingStake: 0n,
-    status: statusOf({ registered: true, jailed: false, activeStake: 0n }, min),
+    status: statusOf({ registered: true, jailed, activeStake: 0n }, min),
     registered: true,
-    jailed: false,
+    jailed,
     slashedTotal: 0n,
     openCases: 0,
     registeredBlock: event.block.number,

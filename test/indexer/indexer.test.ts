@@ -1,10 +1,10 @@
 import { createClient } from "@ponder/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
-import { getAddress, parseEther, type Address } from "viem";
+import { encodeFunctionData, getAddress, parseEther, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
 import { startPostgres, type Postgres } from "../../scripts/postgres.ts";
-import { advance, eventually, mined, passSlashingProposal, propose, slashingCall } from "../helpers/chainActions.ts";
+import { advance, eventually, mined, passProposal, passSlashingProposal, propose, slashingCall } from "../helpers/chainActions.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
 import { startIndexer, type TestIndexer } from "../helpers/startIndexer.ts";
 
@@ -26,6 +26,7 @@ for (const database of ["pglite", "postgres"] as const) {
     let dataDir: string;
     let operators: Address[];
     let watcher: Address, voter: Address, deployer: Address;
+    let newcomer: Address; // jailed by governance before it ever registers
     let upheldCase: { caseId: bigint; proposalId: bigint }; // the case governance upholds, and by which proposal
     const liveSnapshots: LiveProvider[][] = [];
     let unsubscribe: (() => void) | undefined;
@@ -78,8 +79,9 @@ for (const database of ["pglite", "postgres"] as const) {
       operators = addresses.slice(1, 4);
       watcher = addresses[4];
       voter = addresses[5];
+      newcomer = addresses[6];
       const { token, registry, manager } = system.contracts;
-      for (const op of operators) {
+      for (const op of [...operators, newcomer]) {
         await mined(system, token.write.transfer([op, DIN("10000")], { account: deployer }));
         await mined(system, token.write.approve([registry.address, DIN("10000")], { account: op }));
       }
@@ -246,6 +248,25 @@ for (const database of ["pglite", "postgres"] as const) {
       await mined(system, registry.write.deregister({ account: operators[2] }));
       await expectProvider(operators[2], { status: "deregistered", activeStake: "0" });
       await testClient.stopImpersonatingAccount({ address: timelock.address });
+    });
+
+    it("keeps a jail made before registration: the provider registers jailed and is never active until unjailed", async () => {
+      const { registry } = system.contracts;
+      const byVote = (functionName: "jail" | "unjail") =>
+        passProposal(system, [{ target: registry.address, data: encodeFunctionData({ abi: registry.abi, functionName, args: [newcomer] }) }], `${functionName} ${newcomer}`, voter);
+      await byVote("jail");
+      await mined(system, registry.write.registerAndStake(["delta", "", DIN("1000")], { account: newcomer }));
+      await mined(system, registry.write.setEndpoint([1n, "https://delta.example"], { account: newcomer }));
+      expect(await registry.read.isEligible([newcomer])).toBe(false);
+
+      await expectProvider(newcomer, { name: "delta", activeStake: DIN("1000").toString(), status: "jailed" });
+      await liveSaw("delta jailed", newcomer, (p) => p.jailed && p.status === "jailed");
+      const seenActive = liveSnapshots.some((rows) => rows.some((p) => p.address.toLowerCase() === newcomer.toLowerCase() && p.status === "active"));
+      expect(seenActive).toBe(false); // a router following the live query never routed to it
+
+      await byVote("unjail");
+      await expectProvider(newcomer, { status: "active" });
+      await liveSaw("delta active once unjailed", newcomer, (p) => !p.jailed && p.status === "active");
     });
   });
 }
