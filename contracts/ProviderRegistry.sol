@@ -412,6 +412,12 @@ contract ProviderRegistry is IProviderRegistry, ReentrancyGuardTransient {
                 || _hasPrefix(url, "ws://"),
             RegistryUrlSchemeNotAllowed()
         );
+        // A space or control byte (CR/LF, NUL…) would let a URL smuggle headers or hide its host.
+        uint256 length = url.length;
+        for (uint256 i = 0; i < length; ++i) {
+            uint8 c = uint8(url[i]);
+            require(c > 0x20 && c != 0x7f, RegistryUrlInvalidCharacter(i));
+        }
     }
 
     function _hasPrefix(bytes calldata value, bytes memory prefix) private pure returns (bool) {

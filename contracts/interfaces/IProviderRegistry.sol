@@ -108,6 +108,8 @@ interface IProviderRegistry {
     error RegistryInvalidUrlLength(uint256 length, uint256 max);
     /// @notice The URL must start with https://, http://, wss:// or ws://.
     error RegistryUrlSchemeNotAllowed();
+    /// @notice The URL has a space or control character (a byte ≤ 0x20 or 0x7f) at byte `index` (from 0).
+    error RegistryUrlInvalidCharacter(uint256 index);
     /// @notice `provider` has no endpoint for `chainId`.
     error RegistryEndpointNotSet(address provider, uint256 chainId);
     /// @notice A provider may serve at most `max` chains.
@@ -143,7 +145,8 @@ interface IProviderRegistry {
     function stake(uint256 amount) external;
 
     /// @notice Sets the caller's endpoint for `chainId`, replacing an earlier one.
-    /// @param url http(s):// or ws(s):// URL, at most 256 bytes; routers treat it as untrusted
+    /// @param url http(s):// or ws(s):// URL, at most 256 bytes, without spaces or control characters;
+    /// routers treat it as untrusted
     function setEndpoint(uint256 chainId, string calldata url) external;
 
     /// @notice Removes the caller's endpoint for `chainId`.

@@ -22,6 +22,8 @@ const explanations: Record<string, (args: Args) => string> = {
   RegistryInvalidChainId: () => "chain id 0 is not a chain",
   RegistryInvalidUrlLength: ([length, max]) => `the URL must be 1 to ${String(max)} bytes long (it is ${String(length)})`,
   RegistryUrlSchemeNotAllowed: () => "the URL must start with https://, http://, wss:// or ws://",
+  RegistryUrlInvalidCharacter: ([index]) =>
+    `the URL must not contain spaces or control characters (there is one at byte ${String(index)})`,
   RegistryEndpointNotSet: ([p, chainId]) => `${String(p)} has no endpoint for chain ${String(chainId)}`,
   RegistryTooManyEndpoints: ([max]) => `a provider may serve at most ${String(max)} chains`,
   RegistryTooManyUnbondingEntries: ([max]) =>

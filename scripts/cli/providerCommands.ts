@@ -43,6 +43,8 @@ function urlProblem(url: string): string | undefined {
   if (!urlSchemes.some((scheme) => url.startsWith(scheme) && url.length > scheme.length)) {
     return "the URL must start with https://, http://, wss:// or ws://";
   }
+  const bad = Buffer.from(url).findIndex((byte) => byte <= 0x20 || byte === 0x7f);
+  if (bad !== -1) return `the URL must not contain spaces or control characters (there is one at byte ${bad})`;
   return undefined;
 }
 

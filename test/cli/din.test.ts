@@ -67,6 +67,9 @@ describe("din provider", () => {
     const bad = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "31337=ftp://x.example"], operatorKey);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toBe("din: --endpoint 31337=ftp://x.example: the URL must start with https://, http://, wss:// or ws://");
+    const spaced = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "31337=http://a b.example"], operatorKey);
+    expect(spaced.code).toBe(2);
+    expect(spaced.stderr.trim()).toBe("din: --endpoint 31337=http://a b.example: the URL must not contain spaces or control characters (there is one at byte 8)");
     const twice = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "1=https://a.example", "--endpoint", "1=https://b.example"], operatorKey);
     expect(twice.stderr.trim()).toBe("din: --endpoint: give one URL per chain");
     expect((await system.contracts.registry.read.getProvider([operator])).registered).toBe(false);
@@ -123,6 +126,9 @@ describe("din provider", () => {
     const bad = await din(["provider", "endpoint", "set", "1", "ftp://x.example"], operatorKey);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe("din: the URL must start with https://, http://, wss:// or ws://");
+    const injected = await din(["provider", "endpoint", "set", "1", "http://x\r\nHost: y"], operatorKey);
+    expect(injected.code).toBe(1);
+    expect(injected.stderr.trim()).toBe("din: the URL must not contain spaces or control characters (there is one at byte 8)");
     expect((await din(["provider", "endpoint", "set", "1", "wss://one.example"], operatorKey)).code).toBe(0);
     expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);
     expect((await din(["provider", "endpoint", "remove", "1"], operatorKey)).stdout).toMatch(/endpoint for chain 1 removed/);

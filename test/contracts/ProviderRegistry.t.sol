@@ -497,6 +497,37 @@ contract ProviderRegistryTest is OpenDinFixture {
         _setEndpoint(alice, 1, "eth.alice.example");
     }
 
+    /// @notice Space, CR, LF, NUL, tab, the other control bytes and DEL, right after the scheme, in the
+    /// middle and last: each refused with its position.
+    function test_SetEndpoint_RevertsOnSpaceOrControlCharacterAnywhere() public {
+        _registerAndStake(alice, ALICE_STAKE);
+        bytes7 bad = hex"20_0d_0a_00_09_1f_7f";
+        uint256[3] memory positions = [uint256(8), 12, 19];
+        for (uint256 b = 0; b < bad.length; ++b) {
+            for (uint256 k = 0; k < positions.length; ++k) {
+                bytes memory url = bytes("https://node.example");
+                url[positions[k]] = bad[b];
+                vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.RegistryUrlInvalidCharacter.selector, positions[k]));
+                _setEndpoint(alice, 1, string(url));
+            }
+        }
+        assertEq(registry.getProvider(alice).endpointCount, 0, "nothing stored");
+    }
+
+    function test_SetEndpoint_RevertsOnHeaderInjection() public {
+        _registerAndStake(alice, ALICE_STAKE);
+        vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.RegistryUrlInvalidCharacter.selector, 8));
+        _setEndpoint(alice, 1, "http://x\r\nHost: y");
+    }
+
+    /// @notice The bytes next to the refused ones ("!" 0x21, "~" 0x7e) and UTF-8 (0x80 and up) pass.
+    function test_SetEndpoint_AcceptsPrintableAndUtf8Bytes() public {
+        _registerAndStake(alice, ALICE_STAKE);
+        string memory url = unicode"https://user:pw@bücher.example:8545/rpc/v1?key=a!b~c&d=%20#top";
+        _setEndpoint(alice, 1, url);
+        assertEq(registry.endpointUrlHash(alice, 1), keccak256(bytes(url)), "stored");
+    }
+
     function test_SetEndpoint_ReplacingKeepsCountAndUpdatesHash() public {
         _registerAndStake(alice, ALICE_STAKE);
         _setEndpoint(alice, 1, "https://old.example");
@@ -1481,6 +1512,21 @@ contract ProviderRegistryTest is OpenDinFixture {
         assertEq(registry.totalActiveStake(), p.activeStake + 777e18, "totalActiveStake");
         assertEq(registry.totalUnbondingStake(), p.unbondingStake, "totalUnbondingStake");
         _assertConservation();
+    }
+
+    /// @notice Any byte at any position after the scheme: refused exactly when it is ≤ 0x20 or 0x7f.
+    function testFuzz_SetEndpointRefusesExactlySpaceAndControlBytes(uint8 value, uint256 positionSeed) public {
+        _registerAndStake(alice, ALICE_STAKE);
+        bytes memory url = bytes(_httpsUrl(40));
+        uint256 position = bound(positionSeed, 8, url.length - 1);
+        url[position] = bytes1(value);
+        if (value <= 0x20 || value == 0x7f) {
+            vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.RegistryUrlInvalidCharacter.selector, position));
+            _setEndpoint(alice, 1, string(url));
+        } else {
+            _setEndpoint(alice, 1, string(url));
+            assertEq(registry.endpointUrlHash(alice, 1), keccak256(url), "stored");
+        }
     }
 
     /// @notice registerAndStake succeeds exactly from minStake upward, with the amount in the error below.
