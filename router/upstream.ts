@@ -201,6 +201,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private gate: ConnectionGate | null = null;
   /** undici holds the request (from dispatch to its end or error). */
   private holding = false;
+  /** Stops a request that ended for the router but runs on (see finish). */
+  private cutOff: NodeJS.Timeout | null = null;
 
   /**
    * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
@@ -285,6 +287,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private release(): void {
     if (!this.holding) return;
     this.holding = false;
+    if (this.cutOff !== null) clearTimeout(this.cutOff);
     const gate = this.gate;
     if (gate === null) return;
     gate.busy--;
@@ -404,6 +407,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private finish(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
+    // A request left to run to its end unused (its client left, or its call's deadline came first)
+    // still ends by its timeout: undici's body timeout restarts with every byte, so a provider
+    // trickling its answer would otherwise hold the connection for ever.
+    if (this.holding && !Number.isNaN(this.sentAtMs)) {
+      this.cutOff = setTimeout(() => this.controller?.abort(cancelled), Math.max(0, this.sentAtMs + this.timeoutMs - performance.now()));
+      this.cutOff.unref();
+    }
     if (this.gate?.waiting.delete(this)) this.provider.waiting--; // ended before a connection was free: never sent
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {

@@ -25,6 +25,8 @@ export type Fault =
   | { kind: "staleHead"; head?: number }
   /** Answer eth_blockNumber with an absurd height. */
   | { kind: "absurdHead" }
+  /** Answer 200, then a space every `everyMs` (default 200) and never the answer: each byte restarts an idle timer. */
+  | { kind: "trickle"; everyMs?: number }
   /** Answer with a body that is not JSON. */
   | { kind: "malformed" }
   /** Answer with the right shape but another id. */
@@ -162,6 +164,16 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
       case "status":
         json(res, f.status, { error: `injected HTTP ${f.status}` });
         return;
+      case "trickle": {
+        res.writeHead(200, { "content-type": "application/json" });
+        const drip = setInterval(() => res.write(" "), f.everyMs ?? 200);
+        hanging.add(res);
+        res.on("close", () => {
+          clearInterval(drip);
+          hanging.delete(res);
+        });
+        return;
+      }
       case "malformed":
         res.writeHead(200, { "content-type": "application/json" });
         res.end('{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"result":"0x1"');
@@ -255,7 +267,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
   const setFault = async (next: Fault): Promise<void> => {
     if (next.kind === "staleHead" && next.head === undefined) next = { kind: "staleHead", head: await currentHead() };
     fault = next;
-    // Answers left hanging (by "hang" or an unfinished "oversized") end with their fault.
+    // Answers left hanging (by "hang", "trickle" or an unfinished "oversized") end with their fault.
     if (next.kind !== "hang") for (const res of hanging) res.destroy();
     if (next.kind === "refuse") await unlisten();
     else if (!listening) await listen(port);

@@ -176,6 +176,35 @@ describe("failover", () => {
     }
   });
 
+  it("cuts a provider trickling its answer by the attempt timeout, also once nobody needs the answer", async () => {
+    // One provider that sends a byte every 100 ms and never the answer: undici's body timeout
+    // restarts with each byte, so only the attempt timeout (1 s) can end the request.
+    const brief = await startRouter({
+      records: recordsFor(nodes.slice(1, 2), CHAIN, [1_000]),
+      routing: { failover: { attemptTimeoutMs: 1_000, deadlineMs: 1_000, hedge: false }, probe: { intervalMs: 60_000 } },
+    });
+    const inFlight = () => brief.status().chains[0].providers[0].inFlight;
+    const call = { jsonrpc: "2.0", id: 9, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    try {
+      await waitFor(() => brief.status().chains[0].eligibleProviders === 1, "the provider eligible");
+      await nodes[1].setFault({ kind: "trickle", everyMs: 100 });
+      // The call's deadline comes a moment before the attempt's (sent a moment after the call
+      // began): the client hears -32051, and the request is cut at its own timeout.
+      expect((await brief.post(CHAIN, call)).json()).toMatchObject({ id: 9, error: { code: -32051 } });
+      await waitFor(() => inFlight() === 0, "the trickling request cut", 5_000);
+      // The client leaves before the deadline: the request runs on unused, and is cut the same way.
+      const left = await fetch(brief.rpcUrl(CHAIN), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call), signal: AbortSignal.timeout(200) }).catch(
+        (error: Error) => error.name,
+      );
+      expect(left).toBe("TimeoutError");
+      await waitFor(() => inFlight() === 1, "the request still out once its client left", 5_000);
+      await waitFor(() => inFlight() === 0, "the trickling request cut once its client left", 5_000);
+    } finally {
+      await brief.stop();
+      await healAll();
+    }
+  });
+
   it("hedges a slow read on another provider instead of waiting for it", async () => {
     for (const i of [1, 2, 3]) nodes[i].setLatency(600); // slow, but within the attempt and probe timeouts
     const hedges = () => Number(/din_router_hedges_total (\d+)/.exec(router.metrics())![1]);
