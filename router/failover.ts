@@ -164,6 +164,15 @@ class CallRouting implements CallHandle {
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
   private overBudget = false;
   private finished = false;
+  /** A provider answered the call (its answer, or its error as a fallback, went to the client). */
+  private answered = false;
+  /**
+   * Failures the request itself may have caused (a timeout, a 5xx, an answer too large, a JSON-RPC
+   * fault), held until the call ends: they count against their providers only if another provider
+   * answered it. A call that fails the same way everywhere (a heavy eth_call, a huge eth_getLogs)
+   * says nothing about the providers, and a client must not be able to open their circuits with it.
+   */
+  private suspects: { provider: ProviderHealth; kind: FailureKind; detail: string; at: number }[] | null = null;
 
   constructor(
     ctx: RouteContext,
@@ -311,10 +320,13 @@ class CallRouting implements CallHandle {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
     } else if (outcome.type === "failure") {
-      p.recordFailure(outcome.kind, outcome.detail, performance.now());
+      const providersOwn = providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt));
+      if (providersOwn) p.recordFailure(outcome.kind, outcome.detail, performance.now());
+      else if (this.answered) p.recordFailure(outcome.kind, outcome.detail, performance.now()); // a write copy after another answered
+      else if (!this.finished) (this.suspects ??= []).push({ provider: p, kind: outcome.kind, detail: outcome.detail, at: performance.now() });
       // The provider's own failing, whatever was asked: another provider costs the call nothing more
       // than it would have cost on a healthy one, so it does not use up the call's retries.
-      if (attempt !== this.hedgeAttempt && (providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt)))) this.counted--;
+      if (attempt !== this.hedgeAttempt && providersOwn) this.counted--;
     }
     if (this.finished) {
       // A write copy finishing after the answer went out: counted above.
@@ -366,7 +378,10 @@ class CallRouting implements CallHandle {
     if (provider !== null) {
       provider.served++;
       provider.windowServed++;
+      this.answered = true;
+      for (const s of this.suspects ?? []) s.provider.recordFailure(s.kind, s.detail, s.at);
     }
+    this.suspects = null;
     this.resolve({ bytes, provider, attempts: this.attempts, outcome });
   }
 
@@ -391,6 +406,7 @@ class CallRouting implements CallHandle {
   private giveUp(): void {
     if (this.finished) return;
     this.finished = true;
+    this.suspects = null; // no provider answered: the failures may be the request's own
     this.ctx.sweeper.remove(this);
     const f = this.ctx.failover;
     const table = this.table;

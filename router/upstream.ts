@@ -49,6 +49,12 @@ const upstreamHeaders = { "content-type": "application/json", accept: "applicati
 const executionPattern = /revert|invalid opcode|out of gas|insufficient funds|nonce too (low|high)|already known|known transaction|underpriced|intrinsic gas|fee cap|gas limit|exceeds block gas|invalid sender|invalid signature|transaction type not supported/i;
 /** Errors of the provider's own making: retried elsewhere and counted against it. */
 const faultPattern = /rate.?limit|too many requests|capacity|internal error|service unavailable|bad gateway|gateway timeout|timed? ?out|try again later|upstream|backend/i;
+/**
+ * Errors of the call's own size or cost, under limits that differ between providers (results per
+ * query, block range, execution time): retried elsewhere, not counted, passed on if all give them.
+ */
+const callLimitPattern =
+  /query returned more than|more than \d+ (results|logs)|too many (results|logs|blocks)|block range|range (is )?too (large|wide|big)|response (size|is too large)|exceed(s|ed)? (the )?(max|maximum|limit)[^.]*(range|results|logs|blocks|size)|execution aborted|execution timeout/i;
 /** Errors another provider might not give (its node lacks the data): retried, not counted. */
 const softPattern = /header not found|missing trie node|unknown block|block not found|pruned|not synced|syncing|historical state|state .*not available/i;
 
@@ -56,6 +62,7 @@ const softPattern = /header not found|missing trie node|unknown block|block not 
 export function classifyRpcError(code: number, message: string): "answer" | "soft" | "fault" {
   if (code === 3 || executionPattern.test(message)) return "answer";
   if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request
+  if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";
   return "answer";

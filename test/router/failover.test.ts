@@ -152,6 +152,34 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("blames no provider for a call that fails the same way on every one, and still blames one that alone fails it", async () => {
+    const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    const getLogs = { jsonrpc: "2.0", id: 5, method: "eth_getLogs", params: [{ fromBlock: "0x0" }] };
+    // A query past every provider's result limit: each says so as geth does (-32005).
+    const tooMany: Fault = { kind: "rpcError", code: -32005, message: "query returned more than 10000 results", method: "eth_getLogs" };
+    for (const node of nodes) await node.setFault(tooMany);
+    const before = failures();
+    for (let i = 0; i < 6; i++) {
+      const answer = await router.post(CHAIN, getLogs);
+      expect(answer.json()).toEqual({ jsonrpc: "2.0", id: 5, error: { code: -32005, message: tooMany.message } });
+    }
+    // An answer past the router's 1 MiB cap from every provider.
+    const huge: Fault = { kind: "oversized", bytes: 2 * 1024 * 1024, method: "eth_getLogs" };
+    for (const node of nodes) await node.setFault(huge);
+    for (let i = 0; i < 6; i++) expect((await router.post(CHAIN, getLogs)).json()).toMatchObject({ id: 5, error: { code: -32050 } });
+    expect(failures()).toEqual(before);
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+    expect(router.status().chains[0].eligibleProviders).toBe(4);
+
+    // Only node 3's answer is too large: the others answer the same call, so node 3 is to blame.
+    for (const i of [0, 1, 2]) await nodes[i].setFault({ kind: "none" });
+    const tooLarge = () => provider(3).failures.too_large ?? 0;
+    const tooLargeBefore = tooLarge();
+    for (let i = 0; i < 100 && tooLarge() === tooLargeBefore; i++) expect((await router.post(CHAIN, getLogs)).json()).toHaveProperty("result");
+    expect(failures()).toEqual([...before.slice(0, 3), before[3] + 1]);
+    await healAll();
+  });
+
   it("answers -32051 when no provider answers within the call's deadline", async () => {
     const brief = await startRouter({
       records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
