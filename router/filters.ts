@@ -103,6 +103,14 @@ const recentBlockCount = 16;
  * asks one, and the rest only if that one disagrees.
  */
 const maxWitnesses = 4;
+/**
+ * What one eth_newFilter may ask for. Geth takes 1,000 addresses and 1,000 topics per position,
+ * but the router keeps a filter's criteria for its life (about 90 bytes an entry): 256 addresses
+ * and 128 topics over the four positions keep one under 31 KB, and maxFilters of them (10,000 by
+ * default) near 310 MB. Watching events by filter needs far fewer; eth_getLogs is not capped so.
+ */
+const maxFilterAddresses = 256;
+const maxFilterTopics = 128;
 const blockTags = new Set(["latest", "earliest", "pending", "safe", "finalized"]);
 const quantity = /^0x(0|[1-9a-f][0-9a-f]{0,15})$/i;
 const addressPattern = /^0x[0-9a-f]{40}$/i;
@@ -544,17 +552,18 @@ function readCriteria(raw: unknown, filter: Filter): void {
   const address = c.address;
   if (address !== undefined && address !== null) {
     const list = Array.isArray(address) ? address : [address];
-    if (list.length > 1_000 || !list.every((a) => typeof a === "string" && addressPattern.test(a))) {
-      throw new BadParams("address must be an address or a list of at most 1000 addresses");
-    }
+    if (!list.every((a) => typeof a === "string" && addressPattern.test(a))) throw new BadParams("address must be an address or a list of addresses");
+    if (list.length > maxFilterAddresses) throw new BadParams(`a filter takes at most ${maxFilterAddresses} addresses, got ${list.length}: install several, or use eth_getLogs`);
     filter.criteria.address = address as string | string[];
   }
   const topics = c.topics;
   if (topics !== undefined && topics !== null) {
     const ok = (t: unknown) => t === null || (typeof t === "string" && topicPattern.test(t));
-    if (!Array.isArray(topics) || topics.length > 4 || !topics.every((t) => ok(t) || (Array.isArray(t) && t.length <= 1_000 && t.every(ok)))) {
+    if (!Array.isArray(topics) || topics.length > 4 || !topics.every((t) => ok(t) || (Array.isArray(t) && t.every(ok)))) {
       throw new BadParams("topics must be a list of at most 4 positions, each null, a 32-byte topic or a list of them");
     }
+    const count = topics.reduce((n: number, t) => n + (Array.isArray(t) ? t.length : t === null ? 0 : 1), 0); // a list's nulls too: each is held
+    if (count > maxFilterTopics) throw new BadParams(`a filter takes at most ${maxFilterTopics} topics over its 4 positions, got ${count}: install several, or use eth_getLogs`);
     filter.criteria.topics = topics;
   }
 }

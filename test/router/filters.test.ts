@@ -245,6 +245,18 @@ describe("filters kept by the router", () => {
     expect((await rpc("eth_uninstallFilter", [`0x${"ab".repeat(16)}`])).result).toBe(false);
     expect((await rpc("eth_newPendingTransactionFilter")).error?.message).toMatch(/each node's own mempool/);
   });
+
+  it("refuses criteria past 256 addresses or 128 topics, which the router would hold for the filter's life", async () => {
+    const list = (count: number, width: number) => Array.from({ length: count }, (_, i) => `0x${(i + 1).toString(16).padStart(width, "0")}`);
+    const addresses = await rpc("eth_newFilter", [{ address: list(257, 40) }]);
+    expect(addresses.error).toEqual({ code: -32602, message: expect.stringMatching(/at most 256 addresses, got 257/) });
+    // Counted over the four positions: 4 × 33 topics is more than 128.
+    const topics = await rpc("eth_newFilter", [{ topics: [list(33, 64), list(33, 64), list(33, 64), list(33, 64)] }]);
+    expect(topics.error).toEqual({ code: -32602, message: expect.stringMatching(/at most 128 topics over its 4 positions, got 132/) });
+    const largest = await rpc("eth_newFilter", [{ address: list(256, 40), topics: [list(32, 64), null, list(96, 64)] }]);
+    expect(largest.result).toMatch(/^0x[0-9a-f]{32}$/);
+    expect((await rpc("eth_uninstallFilter", [largest.result])).result).toBe(true);
+  });
 });
 
 describe("filters while one provider answers from another chain history", () => {
