@@ -127,6 +127,8 @@ export class FilterRegistry {
   private readonly timer: NodeJS.Timeout;
   /** Logs kept by all filters to take back after a reorganisation. */
   private recentLogCount = 0;
+  /** Filters being installed (their head asked): they count against maxFilters. */
+  private installing = 0;
 
   constructor(route: RouteContext, limits: FilterLimits, maxLeadBlocks: number, clients: ClientLedger) {
     this.route = route;
@@ -203,21 +205,29 @@ export class FilterRegistry {
       recentBlocks: [],
     };
     if (kind === "logs") readCriteria(raw, filter);
+    // The caps before the head: a refused filter costs no call upstream. Its place is held while
+    // the head is asked, so calls under way together cannot pass the caps.
+    const max = this.limits.maxFiltersPerClient;
+    const full = () => this.filters.size + this.installing >= this.limits.maxFilters;
+    if (full() || client.filters >= max) this.dropIdle(performance.now());
+    if (full()) {
+      return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
+    }
+    if (client.filters >= max) {
+      return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${max} filters are open from your address; uninstall one (eth_uninstallFilter) or use eth_getLogs`), "rejected");
+    }
+    client.filters++;
+    this.installing++;
     this.headNow(table, (head) => {
-      if (head < 0) return done(errorResponse(callId, RpcCode.noProvider, `no provider of chain ${table.chainId} can take requests right now; retry shortly`), "no_provider");
-      const now = performance.now();
-      const max = this.limits.maxFiltersPerClient;
-      if (this.filters.size >= this.limits.maxFilters || client.filters >= max) this.dropIdle(now);
-      if (this.filters.size >= this.limits.maxFilters) {
-        return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
+      this.installing--;
+      if (head < 0) {
+        client.filters--;
+        this.clients.settle(client);
+        return done(errorResponse(callId, RpcCode.noProvider, `no provider of chain ${table.chainId} can take requests right now; retry shortly`), "no_provider");
       }
-      if (client.filters >= max) {
-        return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${max} filters are open from your address; uninstall one (eth_uninstallFilter) or use eth_getLogs`), "rejected");
-      }
-      client.filters++;
       filter.next = head + 1;
       filter.recentFrom = Math.max(filter.next, filter.from ?? 0);
-      filter.polledAt = now;
+      filter.polledAt = performance.now();
       const id = `0x${randomBytes(16).toString("hex")}`;
       this.filters.set(id, filter);
       done(resultResponse(callId, `"${id}"`));

@@ -370,6 +370,15 @@ describe("filter limits", () => {
     expect((await call("eth_newBlockFilter")).result).toMatch(/^0x/);
   });
 
+  it("refuses a filter past the limit without asking a provider for the head", async () => {
+    while ((await call("eth_newBlockFilter")).result !== undefined); // every place taken
+    for (const node of nodes) node.resetStats();
+    const refused = await Promise.all(Array.from({ length: 40 }, () => call("eth_newFilter", [{}])));
+    expect(refused.map((r) => r.error?.code)).toEqual(Array(40).fill(-32005));
+    // Meanwhile only the routers' probes (each provider every 2 s) asked for the head: not 40 more.
+    expect(nodes.reduce((n, node) => n + (node.stats().byMethod.eth_blockNumber ?? 0), 0)).toBeLessThan(10);
+  });
+
   it("gives one client address only its part of the filters, also across its connections", async () => {
     const shared = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits: { maxFilters: 10, maxFiltersPerClient: 2 } } });
     try {
