@@ -48,6 +48,8 @@ export type FilterAnswer = { bytes: Buffer; provider: ProviderHealth | null; att
 type LogCriteria = { address?: string | string[]; topics?: unknown[] };
 
 type Filter = {
+  /** The id the client polls it by ("" until installed). */
+  id: string;
   /** The client that installed it: its filters count against that client's part. */
   owner: ClientShare;
   chainId: number;
@@ -68,9 +70,12 @@ type Filter = {
   gone: boolean;
   /** The hash of block next - 1 as scanned (null before the first scan). */
   lastHash: string | null;
-  /** A log filter: the logs given from blocks recentFrom … next - 1, to take back after a reorganisation. */
+  /** A log filter: the logs given from blocks recentFrom … next - 1, to take back after a reorganisation, and their bytes. */
   recentLogs: Log[];
   recentFrom: number;
+  recentBytes: number;
+  /** The newest block of the last reorgWindow whose logs were given but not kept (past the caps). */
+  unkept: { number: number; hash: string } | null;
   /** A block filter: the last blocks given, to give their replacements after a reorganisation. */
   recentBlocks: Block[];
 };
@@ -89,13 +94,19 @@ const maxLogBlocksPerPoll = 2_000;
 const maxHashBlocksPerPoll = 64;
 /**
  * How far back a filter can take back what it gave after a reorganisation: the logs of its last
- * reorgWindow blocks, at most maxRecentLogs of them, and no more than maxRecentLogsInAll over all
+ * reorgWindow blocks (their standard members only), at most maxRecentLogs of them and
+ * maxRecentLogBytes, and no more than maxRecentLogsInAll and maxRecentLogBytesInAll over all
  * filters (past it a filter keeps none until others are gone); a block filter, its last
- * recentBlockCount blocks.
+ * recentBlockCount blocks. A reorganisation that replaces a block whose logs were given but not
+ * kept removes the filter with an error: taking back only part would leave the client wrong.
  */
 const reorgWindow = 64;
 const maxRecentLogs = 1_000;
 const maxRecentLogsInAll = 200_000;
+const maxRecentLogBytes = 1024 * 1024;
+const maxRecentLogBytesInAll = 64 * 1024 * 1024;
+/** The members of a log a client reads; what else a provider adds is not kept. */
+const logMembers = ["address", "topics", "data", "blockNumber", "blockHash", "blockTimestamp", "transactionHash", "transactionIndex", "logIndex", "removed"];
 const recentBlockCount = 16;
 /**
  * Providers asked, besides the one that reported it, which block a poll's first block must follow
@@ -127,6 +138,7 @@ export class FilterRegistry {
   private readonly timer: NodeJS.Timeout;
   /** Logs kept by all filters to take back after a reorganisation. */
   private recentLogCount = 0;
+  private recentLogBytes = 0;
   /** Filters being installed (their head asked): they count against maxFilters. */
   private installing = 0;
 
@@ -187,6 +199,7 @@ export class FilterRegistry {
   /** Installs a filter that starts after the head as one provider reports it now. */
   private create(table: ChainTable, kind: Filter["kind"], raw: unknown, callId: RpcId, client: ClientShare, done: (bytes: Buffer, outcome?: CallOutcome) => void): void {
     const filter: Filter = {
+      id: "",
       owner: client,
       chainId: table.chainId,
       kind,
@@ -202,6 +215,8 @@ export class FilterRegistry {
       lastHash: null,
       recentLogs: [],
       recentFrom: 0,
+      recentBytes: 0,
+      unkept: null,
       recentBlocks: [],
     };
     if (kind === "logs") readCriteria(raw, filter);
@@ -228,9 +243,9 @@ export class FilterRegistry {
       filter.next = head + 1;
       filter.recentFrom = Math.max(filter.next, filter.from ?? 0);
       filter.polledAt = performance.now();
-      const id = `0x${randomBytes(16).toString("hex")}`;
-      this.filters.set(id, filter);
-      done(resultResponse(callId, `"${id}"`));
+      filter.id = `0x${randomBytes(16).toString("hex")}`;
+      this.filters.set(filter.id, filter);
+      done(resultResponse(callId, `"${filter.id}"`));
     });
   }
 
@@ -264,7 +279,9 @@ export class FilterRegistry {
     const filter = this.filters.get(id);
     if (filter === undefined) return false;
     this.recentLogCount -= filter.recentLogs.length;
+    this.recentLogBytes -= filter.recentBytes;
     filter.recentLogs = [];
+    filter.recentBytes = 0;
     filter.gone = true;
     filter.owner.filters--;
     this.clients.settle(filter.owner);
@@ -272,22 +289,33 @@ export class FilterRegistry {
   }
 
   /**
-   * After giving `given` (logs of blocks up to `end`, or with `replace` every log of the window
+   * After giving `given` (logs of blocks up to `end`, or with `replace` every log from recentFrom
    * again): keeps the logs of the last reorgWindow blocks within the caps, and the hash of `end`.
    */
   private keepRecentLogs(filter: Filter, given: Log[], replace: boolean, end: number, endHash: string): void {
     if (filter.gone) return;
     filter.lastHash = endHash;
     this.recentLogCount -= filter.recentLogs.length;
-    let logs = replace ? given : filter.recentLogs.concat(given);
-    let from = Math.max(filter.recentFrom, end + 1 - reorgWindow);
-    // Too many to keep: the oldest blocks go whole, so those kept are every log of their blocks.
-    if (logs.length > maxRecentLogs) from = Math.max(from, Number(logs[logs.length - maxRecentLogs].blockNumber) + 1);
-    logs = logs.filter((l) => Number(l.blockNumber) >= from);
-    if (this.recentLogCount + logs.length > maxRecentLogsInAll) [logs, from] = [[], end + 1];
+    this.recentLogBytes -= filter.recentBytes;
+    const windowStart = end + 1 - reorgWindow;
+    const all = (replace ? given : filter.recentLogs.concat(given)).filter((l) => Number(l.blockNumber) >= windowStart);
+    let from = Math.max(filter.recentFrom, windowStart);
+    // Newest first; past a cap the oldest blocks go whole, so those kept are every log of their blocks.
+    for (let i = all.length - 1, bytes = 0; i >= 0 && Number(all[i].blockNumber) >= from; i--) {
+      bytes += logBytes(all[i]);
+      if (all.length - i > maxRecentLogs || bytes > maxRecentLogBytes) from = Number(all[i].blockNumber) + 1;
+    }
+    let logs = all.filter((l) => Number(l.blockNumber) >= from).map(keptLog);
+    let bytes = logs.reduce((sum, l) => sum + logBytes(l), 0);
+    if (this.recentLogCount + logs.length > maxRecentLogsInAll || this.recentLogBytes + bytes > maxRecentLogBytesInAll) [logs, from, bytes] = [[], end + 1, 0];
+    const unkept = all.findLast((l) => Number(l.blockNumber) < from);
+    if (unkept !== undefined) filter.unkept = { number: Number(unkept.blockNumber), hash: unkept.blockHash };
+    else if (filter.unkept !== null && filter.unkept.number < windowStart) filter.unkept = null;
     filter.recentFrom = from;
     filter.recentLogs = logs;
+    filter.recentBytes = bytes;
     this.recentLogCount += logs.length;
+    this.recentLogBytes += bytes;
   }
 
   /** eth_getFilterLogs: every log the criteria match, as eth_getLogs with the client's own range. */
@@ -361,14 +389,28 @@ export class FilterRegistry {
     });
   }
 
-  /** After a reorganisation: the logs of the recent blocks again, told apart from those given before. */
+  /**
+   * After a reorganisation: the logs of the recent blocks again, told apart from those given
+   * before. When the filter gave logs it could not keep, the newest of their blocks is read too:
+   * replaced, those logs cannot be taken back, and the filter is removed with an error saying so.
+   */
   private retakeLogs(table: ChainTable, filter: Filter, end: number, asking: Asking, callId: RpcId, finish: Finish): void {
-    const from = filter.recentFrom;
-    this.askAll(table, [logsIn(filter, from, end), blockAt(end)], asking, (results, answer) => {
+    const unkept = filter.unkept;
+    const from = unkept === null ? filter.recentFrom : unkept.number + 1;
+    const calls = [logsIn(filter, from, end), blockAt(end)];
+    if (unkept !== null) calls.push(blockAt(unkept.number));
+    this.askAll(table, calls, asking, (results, answer) => {
       const logs = results === null ? null : readLogs(results[0]);
       const last = results === null ? null : readBlock(results[1]);
-      if (logs === null || last === null) return finish(false, answer(null, callId));
+      const kept = unkept === null || results === null ? null : readBlock(results[2]);
+      if (logs === null || last === null || (unkept !== null && kept === null)) return finish(false, answer(null, callId));
       if (!inBlock(logs, last)) return finish(false, null);
+      if (unkept !== null && kept?.hash !== unkept.hash) {
+        this.forget(filter.id);
+        const message = `filter removed: the chain was reorganised at or below block ${unkept.number}, whose logs this filter gave but the router could not keep to take back (it keeps ${maxRecentLogs} logs or ${maxRecentLogBytes / 1024 / 1024} MiB a filter); read the logs again from before that block with eth_getLogs, then install a new filter`;
+        return finish(false, { bytes: errorResponse(callId, -32000, message), provider: null, attempts: 0, outcome: "local" });
+      }
+      filter.recentFrom = from;
       const key = (l: Log) => `${l.blockHash}:${l.logIndex}`;
       const now = new Set(logs.map(key));
       const given = new Set(filter.recentLogs.map(key));
@@ -621,6 +663,30 @@ function readLogs(result: unknown): Log[] | null {
   if (!Array.isArray(result)) return null;
   const ok = result.every((l) => typeof l === "object" && l !== null && typeof l.blockNumber === "string" && typeof l.blockHash === "string" && typeof l.logIndex === "string");
   return ok ? (result as Log[]) : null;
+}
+
+/** A log as a filter keeps it: the members a client reads, as strings (topics: a list of them) or `removed`. */
+function keptLog(log: Log): Log {
+  const kept: Log = { blockNumber: log.blockNumber, blockHash: log.blockHash, logIndex: log.logIndex };
+  for (const member of logMembers) {
+    const value = log[member];
+    if (typeof value === "string" || typeof value === "boolean" || (Array.isArray(value) && value.every((t) => typeof t === "string"))) kept[member] = value;
+  }
+  return kept;
+}
+
+/**
+ * About the bytes a kept log holds: its strings and ~320 bytes of objects around them (measured:
+ * one with 3 topics and 32 bytes of data, ~600 characters of JSON, holds ~790 bytes).
+ */
+function logBytes(log: Log): number {
+  let bytes = 320;
+  for (const member of logMembers) {
+    const value = log[member];
+    if (typeof value === "string") bytes += value.length;
+    else if (Array.isArray(value)) for (const t of value) bytes += 32 + (typeof t === "string" ? t.length : 0);
+  }
+  return bytes;
 }
 
 /** Whether the logs of `block`'s height come from that very block. */

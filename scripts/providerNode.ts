@@ -41,7 +41,9 @@ export type Fault =
   /** Answer with a JSON-RPC error object (e.g. -32005 rate limited), to every call or to one method's. */
   | { kind: "rpcError"; code: number; message: string; method?: string }
   /** Answer as a node on a fork: blocks and logs as the chain has them, under other block hashes. */
-  | { kind: "forked" };
+  | { kind: "forked" }
+  /** Answer eth_getLogs with a member of its own (`padding`, this many characters) in each log. */
+  | { kind: "paddedLogs"; bytes: number };
 
 export type StartProviderNodeOptions = {
   /** The chain's JSON-RPC URL this node forwards to. */
@@ -217,11 +219,13 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: "0xffffffffffff" });
         break;
       case "forked":
-        if (method === "eth_getBlockByNumber" || method === "eth_getLogs") {
-          const reply = JSON.parse((await forward(body)).text) as { result?: unknown };
-          return json(res, 200, { ...reply, result: onFork(reply.result) });
-        }
-        break;
+      case "paddedLogs": {
+        const altered = f.kind === "forked" ? method === "eth_getBlockByNumber" || method === "eth_getLogs" : method === "eth_getLogs";
+        if (!altered) break;
+        const reply = JSON.parse((await forward(body)).text) as { result?: unknown };
+        const result = f.kind === "forked" ? onFork(reply.result) : (reply.result as object[]).map((log) => ({ ...log, padding: "0".repeat(f.bytes) }));
+        return json(res, 200, { ...reply, result });
+      }
       default:
         break;
     }

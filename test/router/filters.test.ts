@@ -175,6 +175,55 @@ describe("filters kept by the router", () => {
     expect((await rpc("eth_getFilterChanges", [filter])).result).toEqual([]);
   });
 
+  it("takes back a log with only the members a client reads, whatever a provider added to it", async () => {
+    type Given = Record<string, unknown>;
+    const filter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
+    // 2 MiB a log: kept as sent, a few such logs a filter would hold gigabytes over the router's filters.
+    for (const node of nodes) await node.setFault({ kind: "paddedLogs", bytes: 2 * 1024 * 1024 });
+    try {
+      const fork = await direct(chain.rpcUrl, "evm_snapshot");
+      const gone = await ping();
+      await routerSees((await publicClient.getTransactionReceipt({ hash: gone })).blockNumber);
+      const [given] = (await rpc("eth_getFilterChanges", [filter])).result as Given[];
+      expect([given.transactionHash, (given.padding as string).length]).toEqual([gone, 2 * 1024 * 1024]);
+      expect(await direct(chain.rpcUrl, "evm_revert", [fork])).toBe(true);
+      await direct(chain.rpcUrl, "evm_mine");
+      const kept = await ping();
+      await routerSees((await publicClient.getTransactionReceipt({ hash: kept })).blockNumber);
+      const after = (await rpc("eth_getFilterChanges", [filter])).result as Given[];
+      expect(after.map((l) => [l.transactionHash, l.removed])).toEqual([
+        [gone, true],
+        [kept, false],
+      ]);
+      const { padding: _, ...standard } = given;
+      expect(after[0]).toEqual({ ...standard, removed: true });
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
+
+  it("removes a filter with an error saying so when a reorganisation replaces logs it gave but could not keep", async () => {
+    // A contract whose every call emits LOG0 with as many zero bytes of data as its calldata's first word says.
+    const deploy = await walletClient.sendTransaction({ account, chain: hardhat, data: "0x6007600c60003960076000f36000356000a000" });
+    const logger = (await publicClient.waitForTransactionReceipt({ hash: deploy, pollingInterval: 50 })).contractAddress!;
+    const filter = (await rpc("eth_newFilter", [{ address: logger }])).result as string;
+    const fork = await direct(chain.rpcUrl, "evm_snapshot");
+    // 600 000 bytes of data, 1.2 million hex digits: past the 1 MiB a filter keeps.
+    const hash = await walletClient.sendTransaction({ account, chain: hardhat, to: logger, data: toHex(600_000, { size: 32 }) });
+    const gone = (await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 })).blockNumber;
+    await routerSees(gone);
+    const given = (await rpc("eth_getFilterChanges", [filter])).result as { transactionHash: string; data: string }[];
+    expect(given.map((l) => [l.transactionHash, l.data.length])).toEqual([[hash, 1_200_002]]);
+
+    expect(await direct(chain.rpcUrl, "evm_revert", [fork])).toBe(true);
+    await direct(chain.rpcUrl, "evm_mine"); // another block at gone's height
+    await direct(chain.rpcUrl, "evm_mine");
+    await routerSees(gone + 1n);
+    const after = await rpc("eth_getFilterChanges", [filter]);
+    expect(after.error).toEqual({ code: -32000, message: expect.stringMatching(new RegExp(`^filter removed: the chain was reorganised at or below block ${gone}, .* eth_getLogs`)) });
+    expect((await rpc("eth_getFilterChanges", [filter])).error?.message).toBe("filter not found");
+  });
+
   it("gives a block filter the hashes of the blocks a reorganisation put in place", async () => {
     const filter = (await rpc("eth_newBlockFilter")).result as string;
     const fork = await direct(chain.rpcUrl, "evm_snapshot");
