@@ -50,6 +50,8 @@ const ranges: readonly Range[] = [
   { subnet: "ff00::", prefix: 8, family: "ipv6", kind: "multicast" },
   { subnet: "100::", prefix: 64, family: "ipv6", kind: "reserved" }, // discard
   { subnet: "2001:db8::", prefix: 32, family: "ipv6", kind: "documentation" },
+  { subnet: "3fff::", prefix: 20, family: "ipv6", kind: "documentation" }, // RFC 9637
+  { subnet: "5f00::", prefix: 16, family: "ipv6", kind: "reserved" }, // SRv6 segment identifiers (RFC 9602): not hosts
   { subnet: "2001::", prefix: 23, family: "ipv6", kind: "reserved" }, // IETF protocol assignments (Teredo …)
   { subnet: "64:ff9b:1::", prefix: 48, family: "ipv6", kind: "reserved" }, // local-use NAT64 (RFC 8215): may reach private IPv4
 ];

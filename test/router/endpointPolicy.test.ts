@@ -47,6 +47,8 @@ describe("which addresses a provider endpoint may have", () => {
       ["2002:c0a8:101::1", "private"], // 6to4 of 192.168.1.1
       ["::ffff:0:a9fe:a9fe", "metadata"], // IPv4-translated (SIIT) 169.254.169.254
       ["64:ff9b:1::a9fe:a9fe", "reserved"], // local-use NAT64: a translator there may reach private IPv4
+      ["3fff:fff::1", "documentation"], // the newer IPv6 documentation block
+      ["5f00:1::1", "reserved"], // SRv6 segment identifiers
       ["[::1]", "loopback"],
       ["8.8.8.8", null],
       ["1.1.1.1", null],
