@@ -379,7 +379,7 @@ class CallRouting implements CallHandle {
       provider.served++;
       provider.windowServed++;
       this.answered = true;
-      for (const s of this.suspects ?? []) s.provider.recordFailure(s.kind, s.detail, s.at);
+      if (this.suspects !== null) for (const s of this.suspects) s.provider.recordFailure(s.kind, s.detail, s.at);
     }
     this.suspects = null;
     this.resolve({ bytes, provider, attempts: this.attempts, outcome });
