@@ -321,8 +321,8 @@ class CallRouting implements CallHandle {
       this.table.latency.add(outcome.latencyMs);
     } else if (outcome.type === "failure") {
       const providersOwn = providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt));
-      if (providersOwn) p.recordFailure(outcome.kind, outcome.detail, performance.now());
-      else if (this.answered) p.recordFailure(outcome.kind, outcome.detail, performance.now()); // a write copy after another answered
+      // (Answered already: a write copy failing after another copy's answer.)
+      if (providersOwn || this.answered) p.recordFailure(outcome.kind, outcome.detail, performance.now());
       else if (!this.finished) (this.suspects ??= []).push({ provider: p, kind: outcome.kind, detail: outcome.detail, at: performance.now() });
       // The provider's own failing, whatever was asked: another provider costs the call nothing more
       // than it would have cost on a healthy one, so it does not use up the call's retries.

@@ -43,10 +43,7 @@ export function isCall(item: ParsedItem): item is RpcCall {
  */
 export function exceedsDepth(bytes: Buffer, limit: number): boolean {
   // Fast path: fewer opening brackets than the limit cannot nest deeper than it.
-  let opening = 0;
-  for (let at = bytes.indexOf(0x5b); at >= 0 && opening <= limit; at = bytes.indexOf(0x5b, at + 1)) opening++;
-  for (let at = bytes.indexOf(0x7b); at >= 0 && opening <= limit; at = bytes.indexOf(0x7b, at + 1)) opening++;
-  if (opening <= limit) return false;
+  if (countByte(bytes, 0x5b, limit + 1) + countByte(bytes, 0x7b, limit + 1) <= limit) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
@@ -76,9 +73,10 @@ export function parsedSize(bytes: Buffer): number {
   return bytes.length + 64 * (countByte(bytes, 0x7b) + countByte(bytes, 0x5b)) + 32 * countByte(bytes, 0x2c);
 }
 
-function countByte(bytes: Buffer, byte: number): number {
+/** How often `byte` occurs in `bytes`, counting no further than `atMost`. */
+function countByte(bytes: Buffer, byte: number, atMost = Infinity): number {
   let count = 0;
-  for (let at = bytes.indexOf(byte); at >= 0; at = bytes.indexOf(byte, at + 1)) count++;
+  for (let at = bytes.indexOf(byte); at >= 0 && count < atMost; at = bytes.indexOf(byte, at + 1)) count++;
   return count;
 }
 

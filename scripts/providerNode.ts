@@ -134,6 +134,12 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
     return { status: response.statusCode, text: await response.body.text() };
   };
 
+  /** The chain's answer to `body` with its result changed by `change`. */
+  const altered = async (body: Buffer, change: (result: unknown) => unknown): Promise<unknown> => {
+    const reply = JSON.parse((await forward(body)).text) as { result?: unknown };
+    return { ...reply, result: change(reply.result) };
+  };
+
   const currentHead = async (): Promise<number> => {
     const { text } = await forward(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'));
     return Number.parseInt((JSON.parse(text) as { result: string }).result, 16);
@@ -219,13 +225,11 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: "0xffffffffffff" });
         break;
       case "forked":
-      case "paddedLogs": {
-        const altered = f.kind === "forked" ? method === "eth_getBlockByNumber" || method === "eth_getLogs" : method === "eth_getLogs";
-        if (!altered) break;
-        const reply = JSON.parse((await forward(body)).text) as { result?: unknown };
-        const result = f.kind === "forked" ? onFork(reply.result) : (reply.result as object[]).map((log) => ({ ...log, padding: "0".repeat(f.bytes) }));
-        return json(res, 200, { ...reply, result });
-      }
+        if (method === "eth_getBlockByNumber" || method === "eth_getLogs") return json(res, 200, await altered(body, onFork));
+        break;
+      case "paddedLogs":
+        if (method === "eth_getLogs") return json(res, 200, await altered(body, (logs) => (logs as object[]).map((log) => ({ ...log, padding: "0".repeat(f.bytes) }))));
+        break;
       default:
         break;
     }
