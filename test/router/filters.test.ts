@@ -115,22 +115,26 @@ describe("filters kept by the router", () => {
     const filter = await publicClient.createEventFilter({ address: pinger });
     // Node 0 goes on reporting today's head: it is behind every block that follows.
     await nodes[0].setFault({ kind: "staleHead" });
-    for (const node of nodes) node.resetStats();
-    const seen: Hex[] = [];
-    const sent: Hex[] = [];
-    const poll = async () => {
-      for (const log of await publicClient.getFilterChanges({ filter })) seen.push(log.transactionHash!);
-    };
-    for (let i = 0; i < 8; i++) {
-      sent.push(await ping());
-      await poll();
+    try {
+      for (const node of nodes) node.resetStats();
+      const seen: Hex[] = [];
+      const sent: Hex[] = [];
+      const poll = async () => {
+        for (const log of await publicClient.getFilterChanges({ filter })) seen.push(log.transactionHash!);
+      };
+      for (let i = 0; i < 8; i++) {
+        sent.push(await ping());
+        await poll();
+      }
+      // A poll whose head came from node 0 finds nothing new yet; a later one brings it.
+      await waitFor(async () => (await poll(), seen.length >= sent.length), "every ping seen");
+      expect(seen).toEqual(sent);
+      expect(nodes[0].stats().byMethod.eth_getLogs ?? 0).toBe(0);
+      // How many scans the eight pings took depends on timing (one scan may cover several blocks).
+      expect((nodes[1].stats().byMethod.eth_getLogs ?? 0) + (nodes[2].stats().byMethod.eth_getLogs ?? 0)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await nodes[0].setFault({ kind: "none" }); // a failure here must not leave node 0 stale for the tests after it
     }
-    // A poll whose head came from node 0 finds nothing new yet; a later one brings it.
-    await waitFor(async () => (await poll(), seen.length >= sent.length), "every ping seen");
-    expect(seen).toEqual(sent);
-    expect(nodes[0].stats().byMethod.eth_getLogs ?? 0).toBe(0);
-    expect((nodes[1].stats().byMethod.eth_getLogs ?? 0) + (nodes[2].stats().byMethod.eth_getLogs ?? 0)).toBeGreaterThanOrEqual(4);
-    await nodes[0].setFault({ kind: "none" });
   });
 
   it("lets ethers' contract.on hear events through the router", async () => {
