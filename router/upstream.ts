@@ -58,6 +58,43 @@ const callLimitPattern =
 /** Errors another provider might not give (its node lacks the data): retried, not counted. */
 const softPattern = /header not found|missing trie node|unknown block|block not found|pruned|not synced|syncing|historical state|state .*not available/i;
 
+/**
+ * Methods whose answer is small by nature (a number, a hash, a flag, a short string, or a node's
+ * error message). A provider answering one with more than smallAnswerBytes is cut off as
+ * malformed, its fault: checking a 16 MiB answer holds the event loop for 35–80 ms, so a provider
+ * could otherwise stall the router with its share of traffic or its probes. eth_call and
+ * eth_estimateGas are not among them: a revert may carry any amount of data.
+ */
+const smallAnswerMethods: ReadonlySet<string> = new Set([
+  "eth_blockNumber",
+  "eth_chainId",
+  "net_version",
+  "net_listening",
+  "net_peerCount",
+  "web3_clientVersion",
+  "web3_sha3",
+  "eth_protocolVersion",
+  "eth_syncing",
+  "eth_gasPrice",
+  "eth_maxPriorityFeePerGas",
+  "eth_blobBaseFee",
+  "eth_getBalance",
+  "eth_getTransactionCount",
+  "eth_getStorageAt",
+  "eth_getBlockTransactionCountByHash",
+  "eth_getBlockTransactionCountByNumber",
+  "eth_getUncleCountByBlockHash",
+  "eth_getUncleCountByBlockNumber",
+  "eth_sendRawTransaction",
+  "eth_sendRawTransactionConditional",
+]);
+export const smallAnswerBytes = 64 * 1024;
+
+/** The most bytes a provider may answer `method` with (Infinity: up to limits.maxResponseBytes, undici's cap). */
+export function answerCap(method: string): number {
+  return smallAnswerMethods.has(method) ? smallAnswerBytes : Infinity;
+}
+
 /** Classifies a JSON-RPC error object from a provider. */
 export function classifyRpcError(code: number, message: string): "answer" | "soft" | "fault" {
   if (code === 3 || executionPattern.test(message)) return "answer";
@@ -210,17 +247,19 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private holding = false;
   /** Stops a request that ended for the router but runs on (see finish). */
   private cutOff: NodeJS.Timeout | null = null;
+  private readonly maxBytes: number;
 
   /**
    * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
-   * the attempt ends even if it never went out (its call's deadline).
+   * the attempt ends even if it never went out (its call's deadline); `maxBytes`: see answerCap.
    */
-  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number) {
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, maxBytes = Infinity) {
     this.provider = provider;
     this.id = id;
     this.owner = owner;
     this.timeoutMs = timeoutMs;
     this.budget = budget;
+    this.maxBytes = maxBytes;
     this.startedAt = performance.now();
     this.endBy = endBy ?? this.startedAt + timeoutMs;
   }
@@ -335,6 +374,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.status !== 200 || this.settled) return; // the body of a failed status is not read into memory
     this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      const detail = `answered more than ${this.maxBytes / 1024} KiB to a call whose answer is a few bytes`;
+      this.finish({ type: "failure", kind: "malformed", detail, latencyMs: this.elapsed() });
+      this.controller?.abort(cancelled);
+      return;
+    }
     const owed = this.budget === null ? 0 : this.size - this.budget.freeBytes - this.charged;
     if (owed > 0) {
       if (!this.budget!.collect(owed)) {
@@ -432,15 +477,16 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 }
 
 /** A single attempt as a promise, with its own timer: for health probes, off the hot path. */
-export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, body: string, id: RpcId, timeoutMs: number): Promise<Outcome> {
+export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, body: string, id: RpcId, timeoutMs: number, maxBytes = Infinity): Promise<Outcome> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined = undefined;
-    const attempt = new UpstreamAttempt(provider, id, timeoutMs, {
+    const owner: AttemptOwner = {
       settle: (_attempt, outcome) => {
         if (timer !== undefined) clearTimeout(timer);
         resolve(outcome);
       },
-    });
+    };
+    const attempt = new UpstreamAttempt(provider, id, timeoutMs, owner, null, undefined, maxBytes);
     attempt.start(agent, body);
     if (!attempt.done) timer = setTimeout(() => attempt.timeout(), timeoutMs);
   });

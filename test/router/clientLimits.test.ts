@@ -376,9 +376,9 @@ describe("one client among many", () => {
   });
 
   it("sends the answer of a call that changed something from the reserve, and refuses one past it", async () => {
-    // Both providers answer every broadcast with 10 MiB (a stand-in for a large eth_sendRawTransactionSync receipt).
-    await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_sendRawTransaction" }, async () => {
-      const send = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: ["0x02"] });
+    // Both providers answer every broadcast with 10 MiB (a receipt with many logs).
+    await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_sendRawTransactionSync" }, async () => {
+      const send = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_sendRawTransactionSync", params: ["0x02"] });
       const sendRequest = rawPost(send);
       const answered = async () => {
         const c = await connectTo("127.0.0.14");

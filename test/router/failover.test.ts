@@ -180,6 +180,21 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("cuts off a provider's huge answer to a call or a probe whose answer is a few bytes, and blames it at once", async () => {
+    // 512 KiB: within the router's cap (1 MiB here), and no balance or block number is that long.
+    await nodes[3].setFault({ kind: "oversized", bytes: 512 * 1024, method: "eth_getBalance" });
+    const malformed = () => provider(3).failures.malformed ?? 0;
+    const before = malformed();
+    const call = { jsonrpc: "2.0", id: 6, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (let i = 0; i < 100 && malformed() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 6, result: balance });
+    expect(malformed()).toBe(before + 1);
+    expect(provider(3).lastFailure).toMatch(/answered more than 64 KiB to a call whose answer is a few bytes/);
+    // Probes ask for the block number: a huge one fails them until the circuit opens.
+    await nodes[3].setFault({ kind: "oversized", bytes: 512 * 1024, method: "eth_blockNumber" });
+    await waitFor(() => /circuit_open|half_open/.test(provider(3).state), `node 3's circuit open (now ${provider(3).state})`);
+    await healAll();
+  });
+
   it("answers -32051 when no provider answers within the call's deadline", async () => {
     const brief = await startRouter({
       records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
