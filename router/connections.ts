@@ -252,6 +252,12 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
       clients.settle(client);
     });
   });
+  // Node closes a CONNECT (a proxy's tunnel request) without a word when nobody listens for it.
+  const noTunnel = rawReply("405 Method Not Allowed", RpcCode.invalidRequest, "invalid request: this router is not a proxy; POST JSON-RPC to /rpc/<chainId>");
+  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+    socket.end(noTunnel);
+    socket.destroySoon();
+  });
   // Node answers an Expect other than 100-continue itself with a bare 417: answered as everything else is.
   const expectation = errorBody(RpcCode.invalidRequest, "invalid request: the only Expect understood is 100-continue");
   server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => {

@@ -619,7 +619,12 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         return;
       }
       if (req.method !== "POST") {
-        send(res, 405, errorResponse(null, RpcCode.invalidRequest, "invalid request: use POST for JSON-RPC"), "none", 0, hasOrigin(req));
+        // A WebSocket transport (viem's webSocket, ethers' WebSocketProvider) is told what to use instead.
+        const websocket = req.headers.upgrade?.toLowerCase() === "websocket";
+        const why = websocket
+          ? "invalid request: this router speaks JSON-RPC over HTTP POST, not WebSocket (for new blocks and logs, poll with eth_newBlockFilter, eth_newFilter and eth_getFilterChanges)"
+          : "invalid request: use POST for JSON-RPC";
+        send(res, 405, errorResponse(null, RpcCode.invalidRequest, why), "none", 0, hasOrigin(req));
         return;
       }
       handleRpc(g, req, res, match[1]);

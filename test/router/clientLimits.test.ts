@@ -168,7 +168,7 @@ describe("one client's share of the router", () => {
     expect((await router.get("/metrics")).text).toMatch(/^din_router_refused_total\{reason="request_timeout"\} [1-9]/m);
   });
 
-  it("answers malformed HTTP with 400, headers past 16 KiB with 431 and an unknown Expect with 417, each with a JSON-RPC error", async () => {
+  it("answers malformed HTTP with 400, headers past 16 KiB with 431, an unknown Expect with 417, a CONNECT and a WebSocket upgrade with 405, each with a JSON-RPC error", async () => {
     const garbled = await rawConnection("127.0.0.23");
     garbled.socket.write("POST /rpc/31337 HTTP/1.1\r\ncontent-length: nope\r\n\r\n");
     await garbled.closed;
@@ -186,6 +186,14 @@ describe("one client's share of the router", () => {
     hostless.socket.write(`POST /rpc/31337 HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     await waitFor(() => hostless.text().endsWith("}"), "the answer without a Host");
     expect(hostless.text()).toMatch(/^HTTP\/1\.1 200 .*"result":"0x7a69"/s);
+    const tunnel = await rawConnection("127.0.0.23"); // a proxy's CONNECT: the router is none
+    tunnel.socket.write("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n");
+    await tunnel.closed;
+    expect(tunnel.text()).toMatch(/^HTTP\/1\.1 405 .*"code":-32600,"message":"invalid request: this router is not a proxy; POST JSON-RPC to \/rpc\/<chainId>"/s);
+    const websocket = await rawConnection("127.0.0.23"); // viem's webSocket transport
+    websocket.socket.write("GET /rpc/31337 HTTP/1.1\r\nhost: router\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n");
+    await waitFor(() => websocket.text().endsWith("}"), "the answer to a WebSocket upgrade");
+    expect(websocket.text()).toMatch(/^HTTP\/1\.1 405 .*"message":"invalid request: this router speaks JSON-RPC over HTTP POST, not WebSocket/s);
     const refused = (await router.get("/metrics")).text;
     expect(refused).toMatch(/^din_router_refused_total\{reason="expectation_failed"\} 1$/m);
     expect(refused).toMatch(/^din_router_refused_total\{reason="bad_http"\} [1-9]/m);
