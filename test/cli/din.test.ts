@@ -148,11 +148,16 @@ describe("din case and din gov", () => {
 
     expect((await din(["gov", "delegate"], voterKey)).stdout).toMatch(/delegated your votes to yourself; .* now has 10,000,000 DIN of votes/);
     await advance(1);
+    // No block of the chain's own until the early vote: on a slow machine one would open the vote
+    // (delay 1 s) while the CLI starts, and the vote would pass.
+    const testClient = await system.viem.getTestClient();
+    await testClient.setIntervalMining({ interval: 0 });
     const proposed = await din(["gov", "propose-slash", "--case", caseId, "--json"], voterKey);
     expect(proposed.code).toBe(0);
     const proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
 
     const tooEarly = await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey);
+    await testClient.setIntervalMining({ interval: 1_000 });
     expect(tooEarly.stderr).toMatch(/proposal \d+ is pending, so this step is not possible now/);
     await advance(2);
     expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).stdout).toMatch(
