@@ -91,12 +91,12 @@ describe("din case and din gov, from report to slash or expiry", () => {
     // The accused's friend makes the proposal the CLI would make, under its usual words, and
     // cancels it while pending: a governor refuses a proposal with the id of a cancelled one.
     const copy = slashProposal(1n, "upholdCase");
-    // No block of the chain's own between the two: one would open the vote (delay 1 s) and forbid the cancel.
+    // No block of the chain's own from here until the pending status is read: one would open the
+    // vote (delay 1 s) and forbid the cancel, or show the honest proposal active already.
     const testClient = await system.viem.getTestClient();
     await testClient.setIntervalMining({ interval: 0 });
     await mined(system, governor.write.propose([copy.targets, copy.values, copy.calldatas, copy.description], { account: holder }));
     await mined(system, governor.write.cancel([copy.targets, copy.values, copy.calldatas, keccak256(toBytes(copy.description))], { account: holder }));
-    await testClient.setIntervalMining({ interval: 1_000 });
     // The CLI's description names its proposer, and nobody else may make that proposal.
     await expect(governor.simulate.propose([copy.targets, copy.values, copy.calldatas, `${copy.description} #proposer=${voter}`], { account: holder })).rejects.toThrow(
       /GovernorRestrictedProposer/,
@@ -105,7 +105,9 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(proposed.stderr).toBe("");
     proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
     const id = BigInt(proposalId);
-    expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
+    const pending = await din(["gov", "status", "--proposal", proposalId]);
+    await testClient.setIntervalMining({ interval: 1_000 });
+    expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
     await advance(system, Number(await governor.read.votingDelay()) + 1);
     expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toMatch(/state active; .*; quorum [1-9][0-9,]* DIN/);
 
