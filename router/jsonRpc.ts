@@ -73,6 +73,19 @@ export function parsedSize(bytes: Buffer): number {
   return bytes.length + 64 * (countByte(bytes, 0x7b) + countByte(bytes, 0x5b)) + 32 * countByte(bytes, 0x2c);
 }
 
+/**
+ * Whether `bytes` hold more than `containers` JSON objects and arrays, or more than `values`
+ * values in all, counted (over-counted: those inside strings too) from the bytes that open a
+ * container or separate two values. Stops counting past the bounds; skips what cannot pass them.
+ */
+export function holdsMoreThan(bytes: Buffer, containers: number, values: number): boolean {
+  if (bytes.length <= containers && bytes.length <= values) return false;
+  const opened = countByte(bytes, 0x7b, containers + 1);
+  const all = opened > containers ? opened : opened + countByte(bytes, 0x5b, containers + 1 - opened);
+  if (all > containers) return true;
+  return bytes.length > values && all + countByte(bytes, 0x2c, values + 1 - all) > values;
+}
+
 /** How often `byte` occurs in `bytes`, counting no further than `atMost`. */
 function countByte(bytes: Buffer, byte: number, atMost = Infinity): number {
   let count = 0;

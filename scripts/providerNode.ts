@@ -33,9 +33,10 @@ export type Fault =
   | { kind: "wrongId" }
   /**
    * Answer with a valid but huge JSON-RPC result (default 32 MiB), to every call or to one
-   * method's; `unfinished`: send that much of it and never the end.
+   * method's: a hex string, or with `dense` a list of empty objects (`[{},{},…]`, a million
+   * values a few megabytes); `unfinished`: send that much of it and never the end.
    */
-  | { kind: "oversized"; bytes?: number; method?: string; unfinished?: boolean }
+  | { kind: "oversized"; bytes?: number; method?: string; unfinished?: boolean; dense?: boolean }
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
   /** Answer with a JSON-RPC error object (e.g. -32005 rate limited), to every call or to one method's. */
@@ -201,8 +202,8 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (f.method !== undefined && f.method !== method) break;
         const total = f.bytes ?? 32 * 1024 * 1024;
         res.writeHead(200, { "content-type": "application/json" });
-        res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":"0x`);
-        const chunk = Buffer.alloc(64 * 1024, "0");
+        res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${f.dense ? "[" : '"0x'}`);
+        const chunk = f.dense ? Buffer.from("{},".repeat(21_845)) : Buffer.alloc(64 * 1024, "0");
         let sent = 0;
         while (sent < total && !res.destroyed) {
           sent += chunk.length;
@@ -211,7 +212,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (f.unfinished) {
           hanging.add(res);
           res.on("close", () => hanging.delete(res));
-        } else res.end('"}');
+        } else res.end(f.dense ? "{}]}" : '"}');
         return;
       }
       case "wrongChain":

@@ -195,6 +195,20 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
+    // 983,040 bytes of `[{},{},…]`: 327,680 empty objects, within this router's 1 MiB cap, and no real list of logs.
+    await nodes[3].setFault({ kind: "oversized", bytes: 15 * 65_535, method: "eth_getLogs", dense: true });
+    const tooLarge = () => provider(3).failures.too_large ?? 0;
+    const before = tooLarge();
+    const filter = { fromBlock: "0x0", toBlock: "latest" };
+    const logs = await direct(chain.rpcUrl, "eth_getLogs", [filter]);
+    const call = { jsonrpc: "2.0", id: 4, method: "eth_getLogs", params: [filter] };
+    for (let i = 0; i < 100 && tooLarge() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 4, result: logs });
+    expect(tooLarge()).toBe(before + 1);
+    expect(provider(3).lastFailure).toMatch(/the reply holds more than 262,144 objects and arrays or 2,097,152 values \(too costly to check\)/);
+    await healAll();
+  });
+
   it("answers -32051 when no provider answers within the call's deadline", async () => {
     const brief = await startRouter({
       records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
