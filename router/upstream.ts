@@ -167,6 +167,9 @@ function failureOf(error: unknown): { kind: FailureKind; detail: string } {
 
 const cancelled = new Error("attempt cancelled by the router");
 
+/** The blocks small pieces of an answer are gathered in (see UpstreamAttempt.onResponseData). */
+const pieceBlockBytes = 16 * 1024;
+
 /** Below this much time left before its call's deadline, no attempt starts (nor leaves the wait list). */
 export const minAttemptMs = 20;
 
@@ -250,6 +253,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private status = 0;
   private chunks: Buffer[] = [];
+  /** Where the small pieces of an answer that came in many are gathered (see onResponseData). */
+  private block: Buffer | null = null;
+  private blockUsed = 0;
   private size = 0;
   /** Bytes of the answer charged to the budget so far. */
   private charged = 0;
@@ -404,7 +410,26 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       }
       this.charged += owed;
     }
+    // A provider sending its answer a few bytes at a time would make each piece a Buffer of its own,
+    // some 100 bytes of the router's memory a byte sent: after the first, small pieces are copied
+    // into blocks.
+    if (chunk.length < pieceBlockBytes / 4 && this.chunks.length > 0) {
+      if (this.block === null || this.blockUsed + chunk.length > pieceBlockBytes) {
+        this.closeBlock();
+        this.block = Buffer.allocUnsafeSlow(pieceBlockBytes);
+      }
+      chunk.copy(this.block, this.blockUsed);
+      this.blockUsed += chunk.length;
+      return;
+    }
+    this.closeBlock();
     this.chunks.push(chunk);
+  }
+
+  private closeBlock(): void {
+    if (this.block !== null) this.chunks.push(this.block.subarray(0, this.blockUsed));
+    this.block = null;
+    this.blockUsed = 0;
   }
 
   onResponseEnd(): void {
@@ -420,6 +445,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       } else this.finish({ type: "failure", kind: "http_status", detail: `HTTP ${status}`, latencyMs });
       return;
     }
+    this.closeBlock();
     const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
     this.finish(judgeReply(bytes, this.id, latencyMs));
@@ -485,6 +511,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
       this.chunks = [];
+      this.block = null;
       this.budget!.release(this.charged);
     }
     this.owner.settle(this, outcome);

@@ -44,7 +44,9 @@ export type Fault =
   /** Answer as a node on a fork: blocks and logs as the chain has them, under other block hashes. */
   | { kind: "forked" }
   /** Answer eth_getLogs with a member of its own (`padding`, this many characters) in each log. */
-  | { kind: "paddedLogs"; bytes: number };
+  | { kind: "paddedLogs"; bytes: number }
+  /** Answer truly, to every call or to one method's, one byte per write and a turn of the event loop between. */
+  | { kind: "dribble"; method?: string };
 
 export type StartProviderNodeOptions = {
   /** The chain's JSON-RPC URL this node forwards to. */
@@ -231,6 +233,19 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
       case "paddedLogs":
         if (method === "eth_getLogs") return json(res, 200, await altered(body, (logs) => (logs as object[]).map((log) => ({ ...log, padding: "0".repeat(f.bytes) }))));
         break;
+      case "dribble": {
+        if (f.method !== undefined && f.method !== method) break;
+        const answer = await forward(body);
+        const bytes = Buffer.from(answer.text);
+        res.writeHead(answer.status, { "content-type": "application/json", "content-length": bytes.length });
+        res.socket?.setNoDelay(true);
+        for (let i = 0; i < bytes.length && !res.destroyed; i++) {
+          res.write(bytes.subarray(i, i + 1));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        res.end();
+        return;
+      }
       default:
         break;
     }

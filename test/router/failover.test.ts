@@ -262,6 +262,20 @@ describe("failover", () => {
     }
   });
 
+  it("puts together an answer its provider sends a byte at a time", async () => {
+    const brief = await startRouter({ records: recordsFor(nodes.slice(1, 2), CHAIN, [1_000]), routing: { failover: { hedge: false } } });
+    try {
+      await waitFor(() => brief.status().chains[0].eligibleProviders === 1, "the provider eligible");
+      await nodes[1].setFault({ kind: "dribble" });
+      const block = await direct(chain.rpcUrl, "eth_getBlockByNumber", ["0x0", true]);
+      expect((await brief.post(CHAIN, { jsonrpc: "2.0", id: 10, method: "eth_getBlockByNumber", params: ["0x0", true] })).json()).toEqual({ jsonrpc: "2.0", id: 10, result: block });
+      expect((await brief.post(CHAIN, { jsonrpc: "2.0", id: 11, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] })).json()).toEqual({ jsonrpc: "2.0", id: 11, result: balance });
+    } finally {
+      await brief.stop();
+      await healAll();
+    }
+  });
+
   it("hedges a slow read on another provider instead of waiting for it", async () => {
     for (const i of [1, 2, 3]) nodes[i].setLatency(600); // slow, but within the attempt and probe timeouts
     const hedges = () => Number(/din_router_hedges_total (\d+)/.exec(router.metrics())![1]);
