@@ -11,6 +11,7 @@ import type { ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, isCall, parseBody, parsedBytesPerByteAtMost, parsedSize, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
 import type { MethodCheck } from "./methodPolicy.ts";
+import { Pieces } from "./pieces.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
 import type { Limits } from "./options.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
@@ -195,9 +196,7 @@ function refund(g: Gateway, client: ClientShare, bytes: number): void {
  */
 function readBody(g: Gateway, client: ClientShare, req: IncomingMessage, done: (body: Buffer | RouterError | null, charged: number) => void): void {
   const max = g.limits.maxBodyBytes;
-  let first: Buffer | null = null;
-  let chunks: Buffer[] | null = null;
-  let size = 0;
+  const body = new Pieces();
   let charged = 0;
   let finished = false;
   const fail = (why: RouterError | null) => {
@@ -209,20 +208,19 @@ function readBody(g: Gateway, client: ClientShare, req: IncomingMessage, done: (
   };
   req.on("data", (chunk: Buffer) => {
     if (finished) return;
-    size += chunk.length;
+    const size = body.size + chunk.length;
     if (size > max) return fail(tooLarge(max));
     const owed = size - freeBytes - charged;
     if (owed > 0) {
       if (!charge(g, client, owed)) return fail(overCapacity("over_budget"));
       charged += owed;
     }
-    if (first === null) first = chunk;
-    else (chunks ??= [first]).push(chunk);
+    body.add(chunk);
   });
   req.on("end", () => {
     if (finished) return;
     finished = true;
-    done(chunks !== null ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)), charged);
+    done(body.take(), charged);
   });
   // Node emits "error" (ECONNRESET) when the connection closes before the body's end.
   req.on("error", () => fail(null));

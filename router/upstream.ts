@@ -3,6 +3,7 @@ import type { Dispatcher } from "undici";
 import { EndpointRefusedError } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { holdsMoreThan, type RpcId } from "./jsonRpc.ts";
+import { Pieces } from "./pieces.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
 // stranger: its answer must be a JSON-RPC 2.0 response object with our id, within the size and
@@ -167,9 +168,6 @@ function failureOf(error: unknown): { kind: FailureKind; detail: string } {
 
 const cancelled = new Error("attempt cancelled by the router");
 
-/** The blocks small pieces of an answer are gathered in (see UpstreamAttempt.onResponseData). */
-const pieceBlockBytes = 16 * 1024;
-
 /** Below this much time left before its call's deadline, no attempt starts (nor leaves the wait list). */
 export const minAttemptMs = 20;
 
@@ -252,11 +250,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private readonly budget: AnswerBudget | null;
   private controller: Dispatcher.DispatchController | null = null;
   private status = 0;
-  private chunks: Buffer[] = [];
-  /** Where the small pieces of an answer that came in many are gathered (see onResponseData). */
-  private block: Buffer | null = null;
-  private blockUsed = 0;
-  private size = 0;
+  private readonly answer = new Pieces();
   /** Bytes of the answer charged to the budget so far. */
   private charged = 0;
   private settled = false;
@@ -394,14 +388,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.status !== 200 || this.settled) return; // the body of a failed status is not read into memory
-    this.size += chunk.length;
-    if (this.size > this.maxBytes) {
+    const size = this.answer.size + chunk.length;
+    if (size > this.maxBytes) {
       const detail = `answered more than ${this.maxBytes / 1024} KiB to a call whose answer is a few bytes`;
       this.finish({ type: "failure", kind: "malformed", detail, latencyMs: this.elapsed() });
       this.controller?.abort(cancelled);
       return;
     }
-    const owed = this.budget === null ? 0 : this.size - this.budget.freeBytes - this.charged;
+    const owed = this.budget === null ? 0 : size - this.budget.freeBytes - this.charged;
     if (owed > 0) {
       if (!this.budget!.collect(owed)) {
         this.finish({ type: "over_budget", latencyMs: this.elapsed() });
@@ -410,26 +404,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       }
       this.charged += owed;
     }
-    // A provider sending its answer a few bytes at a time would make each piece a Buffer of its own,
-    // some 100 bytes of the router's memory a byte sent: after the first, small pieces are copied
-    // into blocks.
-    if (chunk.length < pieceBlockBytes / 4 && this.chunks.length > 0) {
-      if (this.block === null || this.blockUsed + chunk.length > pieceBlockBytes) {
-        this.closeBlock();
-        this.block = Buffer.allocUnsafeSlow(pieceBlockBytes);
-      }
-      chunk.copy(this.block, this.blockUsed);
-      this.blockUsed += chunk.length;
-      return;
-    }
-    this.closeBlock();
-    this.chunks.push(chunk);
-  }
-
-  private closeBlock(): void {
-    if (this.block !== null) this.chunks.push(this.block.subarray(0, this.blockUsed));
-    this.block = null;
-    this.blockUsed = 0;
+    this.answer.add(chunk);
   }
 
   onResponseEnd(): void {
@@ -445,9 +420,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       } else this.finish({ type: "failure", kind: "http_status", detail: `HTTP ${status}`, latencyMs });
       return;
     }
-    this.closeBlock();
-    const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
-    this.chunks = [];
+    const bytes = this.answer.take();
     this.finish(judgeReply(bytes, this.id, latencyMs));
   }
 
@@ -510,8 +483,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.gate?.waiting.delete(this)) this.provider.waiting--; // ended before a connection was free: never sent
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
-      this.chunks = [];
-      this.block = null;
+      this.answer.clear();
       this.budget!.release(this.charged);
     }
     this.owner.settle(this, outcome);

@@ -200,6 +200,19 @@ describe("one client's share of the router", () => {
     expect(refused).toMatch(/^din_router_refused_total\{reason="headers_too_large"\} [1-9]/m);
   });
 
+  it("puts together a body its client sends a byte at a time", async () => {
+    const c = await rawConnection("127.0.0.24");
+    c.socket.setNoDelay(true);
+    const body = JSON.stringify({ jsonrpc: "2.0", id: "drip", method: "eth_chainId", params: [] });
+    c.socket.write(`POST /rpc/${CHAIN} HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
+    for (const byte of body) {
+      c.socket.write(byte);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => c.text().endsWith("}"), "the answer");
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 .*\r\n\r\n\{"jsonrpc":"2.0","id":"drip","result":"0x7a69"\}$/s);
+  });
+
   it("refuses calls past the request slots once their bodies are in, and keeps the connection", async () => {
     // Six at once on one address (under its cap of eight connections), four slots, slow providers.
     const connections = await Promise.all(Array.from({ length: 6 }, () => rawConnection("127.0.0.11")));
