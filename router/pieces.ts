@@ -4,8 +4,9 @@ const blockBytes = 16 * 1024;
 /**
  * The bytes of a request body or a provider's answer as they arrive. A peer sending a few bytes at
  * a time would make each piece a Buffer of its own, some 100 bytes of the router's memory a byte
- * sent (64 connections of one client dripping bodies: 178 MB of heap for 1.7 MB sent); after the first, pieces
- * under 4 KiB are copied into 16 KiB blocks. The first piece, most often the whole, is kept as is.
+ * sent (64 connections of one client dripping bodies: 178 MB of heap for 1.7 MB sent); after the
+ * first, pieces under 4 KiB are copied into 16 KiB blocks. The first piece, most often the whole,
+ * is kept as it came.
  */
 export class Pieces {
   size = 0;

@@ -89,7 +89,7 @@ const smallAnswerMethods: ReadonlySet<string> = new Set([
   "eth_sendRawTransaction",
   "eth_sendRawTransactionConditional",
 ]);
-export const smallAnswerBytes = 64 * 1024;
+const smallAnswerBytes = 64 * 1024;
 
 /** The most bytes a provider may answer `method` with (Infinity: up to limits.maxResponseBytes, undici's cap). */
 export function answerCap(method: string): number {
