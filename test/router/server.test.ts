@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HistoryResponse } from "../../router/history.ts";
+import { reusedPage } from "../../router/server.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { eventually } from "../helpers/chainActions.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
@@ -293,6 +294,21 @@ describe("status, metrics and health", () => {
     const health = await router.get("/health");
     expect(health.status).toBe(200);
     expect(health.json()).toMatchObject({ ok: true, eligibleProviders: 2 });
+  });
+
+  it("builds /status and /metrics anew only once the last build is older than ten times what it took", () => {
+    let now = 0;
+    let builds = 0;
+    const page = reusedPage(() => {
+      now += 5; // each build takes 5 ms
+      return `page ${++builds}`;
+    }, () => now);
+    expect(page().toString()).toBe("page 1");
+    now += 49; // 49 ms after the 5 ms build: within ten times it
+    expect(page().toString()).toBe("page 1");
+    now += 2; // 51 ms after
+    expect(page().toString()).toBe("page 2");
+    expect(builds).toBe(2);
   });
 });
 
