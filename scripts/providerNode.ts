@@ -45,8 +45,8 @@ export type Fault =
   | { kind: "forked" }
   /** Answer eth_getLogs with a member of its own (`padding`, this many characters) in each log. */
   | { kind: "paddedLogs"; bytes: number }
-  /** Answer truly, to every call or to one method's, one byte per write and a turn of the event loop between. */
-  | { kind: "dribble"; method?: string };
+  /** Answer truly, one byte per write and a turn of the event loop between. */
+  | { kind: "dribble" };
 
 export type StartProviderNodeOptions = {
   /** The chain's JSON-RPC URL this node forwards to. */
@@ -234,7 +234,6 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (method === "eth_getLogs") return json(res, 200, await altered(body, (logs) => (logs as object[]).map((log) => ({ ...log, padding: "0".repeat(f.bytes) }))));
         break;
       case "dribble": {
-        if (f.method !== undefined && f.method !== method) break;
         const answer = await forward(body);
         const bytes = Buffer.from(answer.text);
         res.writeHead(answer.status, { "content-type": "application/json", "content-length": bytes.length });
