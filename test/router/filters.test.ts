@@ -424,12 +424,21 @@ describe("filter limits", () => {
   });
 
   it("refuses a filter past the limit without asking a provider for the head", async () => {
-    while ((await call("eth_newBlockFilter")).result !== undefined); // every place taken
-    for (const node of nodes) node.resetStats();
-    const refused = await Promise.all(Array.from({ length: 40 }, () => call("eth_newFilter", [{}])));
-    expect(refused.map((r) => r.error?.code)).toEqual(Array(40).fill(-32005));
-    // Meanwhile only the routers' probes (each provider every 2 s) asked for the head: not 40 more.
-    expect(nodes.reduce((n, node) => n + (node.stats().byMethod.eth_blockNumber ?? 0), 0)).toBeLessThan(10);
+    // Providers of its own, probed only when they join: whatever asks them for the head is the router's filters.
+    const own = await startFaultyUpstreams(chain.rpcUrl, 2);
+    const full = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000]), routing: { limits: { maxFilters: 2 }, probe: { intervalMs: 60_000 } } });
+    try {
+      await waitFor(() => full.status().chains[0].eligibleProviders === 2, "two eligible providers");
+      const ask = async (method: string, params: unknown[] = []) => (await full.post(CHAIN, { jsonrpc: "2.0", id: 1, method, params })).json() as RpcReply;
+      while ((await ask("eth_newBlockFilter")).result !== undefined); // every place taken
+      for (const node of own) node.resetStats();
+      const refused = await Promise.all(Array.from({ length: 40 }, () => ask("eth_newFilter", [{}])));
+      expect(refused.map((r) => r.error?.code)).toEqual(Array(40).fill(-32005));
+      expect(own.map((node) => node.stats().byMethod.eth_blockNumber ?? 0)).toEqual([0, 0]);
+    } finally {
+      await full.stop();
+      for (const node of own) await node.stop();
+    }
   });
 
   it("gives one client address only its part of the filters, also across its connections", async () => {
