@@ -5,7 +5,7 @@ import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
-import { answerCap, minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
+import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
 
 // One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
 // reply, wrong id) draw another, all within one deadline. Reads may be hedged: when the call is
@@ -147,8 +147,6 @@ class CallRouting implements CallHandle {
   private readonly deadline: number;
   private readonly resolve: (result: CallResult) => void;
   private readonly budget: AnswerBudget | null;
-  /** The most bytes an answer to this call may have (see answerCap). */
-  private readonly maxAnswerBytes: number;
   /** Providers tried, and those the caller ruled out. */
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
@@ -195,7 +193,6 @@ class CallRouting implements CallHandle {
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : budget;
     this.body = upstreamBody(call, id);
-    this.maxAnswerBytes = answerCap(call.method);
     this.started = performance.now();
     this.deadline = this.started + ctx.failover.deadlineMs;
   }
@@ -247,7 +244,7 @@ class CallRouting implements CallHandle {
     this.tried.push(provider);
     this.attempts++;
     if (!hedge) this.counted++;
-    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.maxAnswerBytes);
+    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.call.method);
     this.inFlight.push(attempt);
     if (hedge) this.hedgeAttempt = attempt;
     attempt.start(this.ctx.agent, this.body, this.ctx.gates);

@@ -26,7 +26,7 @@ export type FailureKind =
   | "http_429"
   | "http_redirect" // 3xx: redirects are never followed
   | "http_status" // any other non-200 status
-  | "malformed" // not a JSON-RPC response
+  | "malformed" // not a JSON-RPC response, or a result of another type than its method's
   | "wrong_id"
   | "too_large"
   | "rpc_fault" // a JSON-RPC error that is the provider's problem (rate limit, internal error)

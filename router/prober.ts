@@ -3,7 +3,7 @@ import type { Dispatcher } from "undici";
 import type { ProviderHealth } from "./health.ts";
 import type { ProbeParameters } from "./options.ts";
 import type { ChainTable } from "./routingTable.ts";
-import { answerCap, attemptOnce } from "./upstream.ts";
+import { attemptOnce } from "./upstream.ts";
 
 // Background health probes, off the request path: eth_chainId when a provider joins and every
 // chainIdIntervalMs, eth_blockNumber every intervalMs. A probe is also the half-open test of an
@@ -45,7 +45,7 @@ export function startProber(deps: {
   let stopped = false;
 
   const call = async (p: ProviderHealth, method: string) => {
-    const outcome = await attemptOnce(agent, p, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`, 1, probe.timeoutMs, answerCap(method));
+    const outcome = await attemptOnce(agent, p, method, probe.timeoutMs);
     if (outcome.type === "failure") return { ok: false as const, kind: outcome.kind, detail: outcome.detail };
     // Probes hold no client's budget: "over_budget" cannot happen here. On connections of their own
     // (probesPerOrigin, router.ts) probes wait for nobody: "queued" means connecting (and answering)

@@ -92,8 +92,69 @@ const smallAnswerMethods: ReadonlySet<string> = new Set([
 const smallAnswerBytes = 64 * 1024;
 
 /** The most bytes a provider may answer `method` with (Infinity: up to limits.maxResponseBytes, undici's cap). */
-export function answerCap(method: string): number {
+function answerCap(method: string): number {
   return smallAnswerMethods.has(method) ? smallAnswerBytes : Infinity;
+}
+
+type JsonType = "string" | "array" | "object" | "boolean" | "null";
+
+/**
+ * The JSON types a method's result may have (the execution API's, with null where nodes answer
+ * null for a block or transaction they do not know). A result of another type is a malformed
+ * reply, the provider's fault: a provider answering eth_getLogs with a string would otherwise pass
+ * it to the client as a good answer, and break it. Methods not listed are not checked.
+ */
+const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
+  ...[
+    "eth_blockNumber",
+    "eth_chainId",
+    "eth_gasPrice",
+    "eth_maxPriorityFeePerGas",
+    "eth_blobBaseFee",
+    "eth_getBalance",
+    "eth_getCode",
+    "eth_getStorageAt",
+    "eth_getTransactionCount",
+    "eth_call",
+    "eth_estimateGas",
+    "eth_sendRawTransaction",
+    "eth_sendRawTransactionConditional",
+    "net_version",
+    "web3_clientVersion",
+    "web3_sha3",
+  ].map((method): [string, JsonType[]] => [method, ["string"]]),
+  ...[
+    "eth_getBlockTransactionCountByHash",
+    "eth_getBlockTransactionCountByNumber",
+    "eth_getUncleCountByBlockHash",
+    "eth_getUncleCountByBlockNumber",
+    "eth_getRawTransactionByHash",
+    "eth_getRawTransactionByBlockHashAndIndex",
+    "eth_getRawTransactionByBlockNumberAndIndex",
+  ].map((method): [string, JsonType[]] => [method, ["string", "null"]]),
+  ...[
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getTransactionByHash",
+    "eth_getTransactionByBlockHashAndIndex",
+    "eth_getTransactionByBlockNumberAndIndex",
+    "eth_getTransactionBySenderAndNonce",
+    "eth_getTransactionReceipt",
+    "eth_getUncleByBlockHashAndIndex",
+    "eth_getUncleByBlockNumberAndIndex",
+  ].map((method): [string, JsonType[]] => [method, ["object", "null"]]),
+  ...["eth_feeHistory", "eth_getProof", "eth_createAccessList", "eth_fillTransaction", "eth_sendRawTransactionSync"].map((method): [string, JsonType[]] => [method, ["object"]]),
+  ["eth_getLogs", ["array"]],
+  ["eth_simulateV1", ["array"]],
+  ["eth_getBlockReceipts", ["array", "null"]],
+  ["eth_syncing", ["boolean", "object"]],
+  ["net_listening", ["boolean"]],
+]);
+
+function jsonType(value: unknown): JsonType | "number" {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value as JsonType | "number";
 }
 
 /** Classifies a JSON-RPC error object from a provider. */
@@ -117,8 +178,8 @@ export function classifyRpcError(code: number, message: string): "answer" | "sof
 const maxReplyContainers = 256 * 1024;
 const maxReplyValues = 2 * 1024 * 1024;
 
-/** Reads a provider's reply for call `id`: the verdict, with the bytes to pass through. */
-export function judgeReply(bytes: Buffer, id: RpcId, latencyMs: number): Outcome {
+/** Reads a provider's reply to `method` for call `id`: the verdict, with the bytes to pass through. */
+export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: number): Outcome {
   if (holdsMoreThan(bytes, maxReplyContainers, maxReplyValues)) {
     const detail = `the reply holds more than ${maxReplyContainers.toLocaleString("en-US")} objects and arrays or ${maxReplyValues.toLocaleString("en-US")} values (too costly to check)`;
     return { type: "failure", kind: "too_large", detail, latencyMs };
@@ -142,7 +203,14 @@ export function judgeReply(bytes: Buffer, id: RpcId, latencyMs: number): Outcome
   if (hasResult === hasError) {
     return { type: "failure", kind: "malformed", detail: "the reply must hold exactly one of result and error", latencyMs };
   }
-  if (hasResult) return { type: "answer", bytes, error: null, latencyMs };
+  if (hasResult) {
+    const types = resultTypes.get(method);
+    const type = jsonType(reply.result);
+    if (types !== undefined && !types.includes(type as JsonType)) {
+      return { type: "failure", kind: "malformed", detail: `answered ${method} with ${article(type)} (${types.map(article).join(" or ")} is due)`, latencyMs };
+    }
+    return { type: "answer", bytes, error: null, latencyMs };
+  }
   const error = reply.error as { code?: unknown; message?: unknown } | null;
   if (typeof error !== "object" || error === null || typeof error.code !== "number" || typeof error.message !== "string") {
     return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
@@ -152,6 +220,10 @@ export function judgeReply(bytes: Buffer, id: RpcId, latencyMs: number): Outcome
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, error: rpcError, latencyMs };
   return { type: "answer", bytes, error: rpcError, latencyMs };
+}
+
+function article(type: JsonType | "number"): string {
+  return type === "null" ? "null" : type === "array" ? "a list" : type === "object" ? "an object" : `a ${type}`;
 }
 
 function failureOf(error: unknown): { kind: FailureKind; detail: string } {
@@ -262,19 +334,23 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private holding = false;
   /** Stops a request that ended for the router but runs on (see finish). */
   private cutOff: NodeJS.Timeout | null = null;
+  private readonly method: string;
+  /** The most bytes its answer may have (see answerCap). */
   private readonly maxBytes: number;
 
   /**
    * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
-   * the attempt ends even if it never went out (its call's deadline); `maxBytes`: see answerCap.
+   * the attempt ends even if it never went out (its call's deadline); `method`: the call's, whose
+   * answer is checked for its size (answerCap) and its result's type.
    */
-  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, maxBytes = Infinity) {
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, method = "") {
     this.provider = provider;
     this.id = id;
     this.owner = owner;
     this.timeoutMs = timeoutMs;
     this.budget = budget;
-    this.maxBytes = maxBytes;
+    this.method = method;
+    this.maxBytes = answerCap(method);
     this.startedAt = performance.now();
     this.endBy = endBy ?? this.startedAt + timeoutMs;
   }
@@ -421,7 +497,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       return;
     }
     const bytes = this.answer.take();
-    this.finish(judgeReply(bytes, this.id, latencyMs));
+    this.finish(judgeReply(bytes, this.id, this.method, latencyMs));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -490,8 +566,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 }
 
-/** A single attempt as a promise, with its own timer: for health probes, off the hot path. */
-export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, body: string, id: RpcId, timeoutMs: number, maxBytes = Infinity): Promise<Outcome> {
+/** A single call of `method` without params as a promise, with its own timer: for health probes, off the hot path. */
+export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, method: string, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined = undefined;
     const owner: AttemptOwner = {
@@ -500,8 +576,8 @@ export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, body: s
         resolve(outcome);
       },
     };
-    const attempt = new UpstreamAttempt(provider, id, timeoutMs, owner, null, undefined, maxBytes);
-    attempt.start(agent, body);
+    const attempt = new UpstreamAttempt(provider, 1, timeoutMs, owner, null, undefined, method);
+    attempt.start(agent, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`);
     if (!attempt.done) timer = setTimeout(() => attempt.timeout(), timeoutMs);
   });
 }

@@ -33,10 +33,13 @@ export type Fault =
   | { kind: "wrongId" }
   /**
    * Answer with a valid but huge JSON-RPC result (default 32 MiB), to every call or to one
-   * method's: a hex string, or with `dense` a list of empty objects (`[{},{},…]`, a million
-   * values a few megabytes); `unfinished`: send that much of it and never the end.
+   * method's: a hex string (inside a list or an object where the method's result is one), or with
+   * `dense` a list of empty objects (`[{},{},…]`, a million values a few megabytes); `unfinished`:
+   * send that much of it and never the end.
    */
   | { kind: "oversized"; bytes?: number; method?: string; unfinished?: boolean; dense?: boolean }
+  /** Answer one method's calls with this result (e.g. a string where a list is due). */
+  | { kind: "result"; method: string; result: unknown }
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
   /** Answer with a JSON-RPC error object (e.g. -32005 rate limited), to every call or to one method's. */
@@ -84,6 +87,20 @@ export type ProviderNode = {
 };
 
 type Call = { id?: unknown; method?: unknown };
+
+// Methods whose result is a list, or an object: an oversized answer to them is still of that type.
+const listResults = new Set(["eth_getLogs", "eth_simulateV1", "eth_getBlockReceipts"]);
+const objectResults = new Set([
+  "eth_getBlockByNumber",
+  "eth_getBlockByHash",
+  "eth_getTransactionByHash",
+  "eth_getTransactionReceipt",
+  "eth_feeHistory",
+  "eth_getProof",
+  "eth_createAccessList",
+  "eth_fillTransaction",
+  "eth_sendRawTransactionSync",
+]);
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -204,7 +221,8 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (f.method !== undefined && f.method !== method) break;
         const total = f.bytes ?? 32 * 1024 * 1024;
         res.writeHead(200, { "content-type": "application/json" });
-        res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${f.dense ? "[" : '"0x'}`);
+        const [open, close] = f.dense ? ["[", "{}]"] : listResults.has(method) ? ['["0x', '"]'] : objectResults.has(method) ? ['{"data":"0x', '"}'] : ['"0x', '"'];
+        res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${open}`);
         const chunk = f.dense ? Buffer.from("{},".repeat(21_845)) : Buffer.alloc(64 * 1024, "0");
         let sent = 0;
         while (sent < total && !res.destroyed) {
@@ -214,9 +232,13 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (f.unfinished) {
           hanging.add(res);
           res.on("close", () => hanging.delete(res));
-        } else res.end(f.dense ? "{}]}" : '"}');
+        } else res.end(`${close}}`);
         return;
       }
+      case "result":
+        if (f.method !== method) break;
+        json(res, 200, { jsonrpc: "2.0", id, result: f.result });
+        return;
       case "wrongChain":
         if (method === "eth_chainId") return json(res, 200, { jsonrpc: "2.0", id, result: `0x${f.chainId.toString(16)}` });
         if (method === "net_version") return json(res, 200, { jsonrpc: "2.0", id, result: String(f.chainId) });

@@ -195,6 +195,25 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("blames a provider whose result is of another type than the method's, and gives the client the true one", async () => {
+    const malformed = () => provider(3).failures.malformed ?? 0;
+    const filter = { fromBlock: "0x0", toBlock: "latest" };
+    const logs = await direct(chain.rpcUrl, "eth_getLogs", [filter]);
+    const cases = [
+      { call: { jsonrpc: "2.0", id: 8, method: "eth_getLogs", params: [filter] }, wrong: "0xdeadbeef", truth: logs, why: /answered eth_getLogs with a string \(a list is due\)/ },
+      { call: { jsonrpc: "2.0", id: 9, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: null, truth: balance, why: /answered eth_getBalance with null \(a string is due\)/ },
+      { call: { jsonrpc: "2.0", id: 10, method: "eth_getBlockByNumber", params: ["0x0", false] }, wrong: ["0x0"], truth: await direct(chain.rpcUrl, "eth_getBlockByNumber", ["0x0", false]), why: /answered eth_getBlockByNumber with a list \(an object or null is due\)/ },
+    ];
+    for (const { call, wrong, truth, why } of cases) {
+      await nodes[3].setFault({ kind: "result", method: call.method, result: wrong });
+      const before = malformed();
+      for (let i = 0; i < 100 && malformed() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: call.id, result: truth });
+      expect(malformed()).toBe(before + 1);
+      expect(provider(3).lastFailure).toMatch(why);
+    }
+    await healAll();
+  });
+
   it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
     // 983,040 bytes of `[{},{},…]`: 327,680 empty objects, within this router's 1 MiB cap, and no real list of logs.
     await nodes[3].setFault({ kind: "oversized", bytes: 15 * 65_535, method: "eth_getLogs", dense: true });
