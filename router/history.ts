@@ -1,9 +1,13 @@
+import { performance } from "node:perf_hooks";
 import type { ProviderHealth } from "./health.ts";
 import type { ChainTable } from "./routingTable.ts";
 
 // GET /history: requests per second and mean latency of every provider over the last minutes, for
 // the dashboard's charts. Sampled from the trackers' cumulative counters once per interval, so
-// the request path pays nothing for it.
+// the request path pays nothing for it. A page is built once per sample for each `since` a reader
+// asks, and building pages takes at most about a tenth of the router's time: with thousands of
+// providers the whole window is megabytes, and a client asking for it in a loop must not keep the
+// router building.
 
 /** One sample: [unix ms, calls answered per second, mean latency in ms (null: no successful attempt)]. */
 export type HistoryPoint = [number, number, number | null];
@@ -31,6 +35,12 @@ export class TrafficHistory {
   readonly intervalMs: number;
   private readonly keep: number;
   private readonly series = new Map<string, Series>();
+  /** When each sample in the window was taken (unix ms), oldest first: the same for every series. */
+  private readonly times: number[] = [];
+  /** This sample's pages, by the number of samples they hold. */
+  private pages = new Map<number, Buffer>();
+  /** No page is built before then (performance.now() ms): ten times the last build's time after it. */
+  private nextBuildAt = 0;
 
   /** Keeps `windowMs` of samples taken every `intervalMs`. */
   constructor(intervalMs = 1_000, windowMs = 300_000) {
@@ -39,6 +49,9 @@ export class TrafficHistory {
   }
 
   sample(tables: Iterable<ChainTable>, at: number): void {
+    this.times.push(at);
+    if (this.times.length > this.keep) this.times.shift();
+    this.pages = new Map();
     const seen = new Set<string>();
     for (const table of tables) {
       for (const p of table.providers) {
@@ -74,13 +87,34 @@ export class TrafficHistory {
     }
   }
 
+  /**
+   * read(since) as JSON, or null when another page was built too recently (the asker is told to come
+   * back). Readers asking for the same samples share one page until the next sample.
+   */
+  page(since: number, clock: () => number = () => performance.now()): Buffer | null {
+    let newer = 0;
+    while (newer < this.times.length && this.times[this.times.length - 1 - newer] > since) newer++;
+    let page = this.pages.get(newer);
+    if (page !== undefined) return page;
+    const started = clock();
+    if (started < this.nextBuildAt) return null;
+    page = Buffer.from(JSON.stringify(this.read(since)));
+    this.pages.set(newer, page);
+    const done = clock();
+    this.nextBuildAt = done + 9 * (done - started);
+    return page;
+  }
+
   /** The points taken after `since` (unix ms; 0 for all). */
   read(since = 0): HistoryResponse {
     const chains = new Map<number, HistoryResponse["chains"][number]>();
     for (const s of this.series.values()) {
       let chain = chains.get(s.chainId);
       if (chain === undefined) chains.set(s.chainId, (chain = { chainId: s.chainId, providers: [] }));
-      chain.providers.push({ address: s.address, name: s.name, points: s.points.filter((point) => point[0] > since) });
+      // The newest points are at the end: a reader polling for them costs what it gets.
+      let first = s.points.length;
+      while (first > 0 && s.points[first - 1][0] > since) first--;
+      chain.providers.push({ address: s.address, name: s.name, points: s.points.slice(first) });
     }
     return { intervalMs: this.intervalMs, chains: [...chains.values()].sort((a, b) => a.chainId - b.chainId) };
   }

@@ -172,7 +172,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     clients,
     log,
     status,
-    history: (since) => history.read(since),
+    history: (since) => history.page(since),
     renderMetrics,
     assets: loadDashboardAssets(),
     registry: options.providers === undefined && options.indexerUrl !== undefined ? registryReader(options.indexerUrl, log) : null,

@@ -3,7 +3,6 @@ import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { ClientLedger, ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
-import type { HistoryResponse } from "./history.ts";
 import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, writeMethods, type CallHandle, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
@@ -35,8 +34,8 @@ export type Gateway = {
   clients: ClientLedger;
   log: Logger;
   status: () => unknown;
-  /** Traffic per provider over the last minutes, the points after `since` (unix ms). */
-  history: (since: number) => HistoryResponse;
+  /** Traffic per provider over the last minutes, the points after `since` (unix ms), as JSON; null: ask again shortly (history.ts). */
+  history: (since: number) => Buffer | null;
   renderMetrics: () => string;
   /** The dashboard's files by URL path (empty when not built). */
   assets: ReadonlyMap<string, Asset>;
@@ -669,7 +668,12 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
     }
     if (req.method === "GET" && path === "/history") {
       const since = Number(new URLSearchParams(q >= 0 ? url.slice(q + 1) : "").get("since") ?? 0);
-      send(res, 200, JSON.stringify(g.history(Number.isFinite(since) ? since : 0)), "router", 0, hasOrigin(req));
+      const page = g.history(Number.isFinite(since) ? since : 0);
+      if (page !== null) send(res, 200, page, "router", 0, hasOrigin(req));
+      else {
+        res.setHeader("retry-after", "1");
+        send(res, 503, JSON.stringify({ error: "busy building other /history pages: ask again in a second" }), "router", 0, hasOrigin(req));
+      }
       return;
     }
     if (req.method === "GET" && path === "/registry") {

@@ -28,4 +28,33 @@ describe("traffic history", () => {
     ]);
     expect(history.read(2_500).chains[0].providers[0].points).toEqual([[3_500, 0, null]]);
   });
+
+  it("builds a page once per sample for each span asked, and at most a tenth of the time", () => {
+    const table = new ChainTable(CHAIN, resolveRoutingOptions());
+    table.setProviders([{ address: providerAddress(0), chainId: CHAIN, url: "http://node.example:8545", stake: 10n ** 21n, slashedTotal: 0n, name: "node" }]);
+    const history = new TrafficHistory(1_000, 10_000);
+    for (const at of [1_000, 2_000, 3_000, 4_000]) history.sample([table], at);
+    // A given clock: each build takes 5 ms, so none starts within 45 ms of the last one's end.
+    let now = 100;
+    const clock = () => {
+      const t = now;
+      now += 2.5; // read before and after a build: 5 ms apart
+      return t;
+    };
+    const whole = history.page(0, clock);
+    expect(whole?.toString()).toBe(JSON.stringify(history.read(0)));
+    now = 120;
+    expect(history.page(2_500, clock)).toBeNull(); // another span, 15 ms after the last build: ask again
+    expect(history.page(500, clock)).toBe(whole); // the same samples as since=0: the same bytes, no build
+    now = 152;
+    const recent = history.page(2_500, clock);
+    expect(recent?.toString()).toBe(JSON.stringify(history.read(2_500)));
+    expect(JSON.parse(recent!.toString()).chains[0].providers[0].points.map((p: number[]) => p[0])).toEqual([3_000, 4_000]);
+    expect(history.page(3_999, clock)).toBeNull(); // just after: too soon for a build of its own
+    // The next sample brings new pages.
+    history.sample([table], 5_000);
+    now = 1_000;
+    expect(history.page(2_500, clock)?.toString()).toBe(JSON.stringify(history.read(2_500)));
+    expect(history.page(2_500, clock)).not.toBe(recent);
+  });
 });
