@@ -225,6 +225,7 @@ export class FilterRegistry {
     const max = this.limits.maxFiltersPerClient;
     const full = () => this.filters.size + this.installing >= this.limits.maxFilters;
     if (full() || client.filters >= max) this.dropIdle(performance.now());
+    if (full() && client.filters < max) this.makeRoomFor(client);
     if (full()) {
       return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
     }
@@ -269,6 +270,21 @@ export class FilterRegistry {
       if (median < 0) return then(reported, r.provider); // no median yet (the first probes): nothing to hold it against
       then(Math.min(reported, median + this.maxLeadBlocks), r.provider);
     });
+  }
+
+  /**
+   * With every place taken, a client's new filter takes the place of the least recently polled
+   * filter of the address holding the most, if that address would still hold more than this one:
+   * so a few addresses cannot keep everyone else's filters out, each active address keeping an
+   * equal part. The filter taken answers "filter not found", and its client installs a new one.
+   */
+  private makeRoomFor(client: ClientShare): void {
+    let holder: ClientShare | null = null;
+    for (const f of this.filters.values()) if (holder === null || f.owner.filters > holder.filters) holder = f.owner;
+    if (holder === null || holder.filters <= client.filters + 1) return;
+    let oldest: [string, Filter] | null = null;
+    for (const entry of this.filters) if (entry[1].owner === holder && (oldest === null || entry[1].polledAt < oldest[1].polledAt)) oldest = entry;
+    this.forget(oldest![0]);
   }
 
   private dropIdle(now: number): void {

@@ -457,6 +457,30 @@ describe("filter limits", () => {
       await shared.stop();
     }
   });
+
+  it("gives a new address a filter when a few addresses hold every place, taking their least recently polled", async () => {
+    const shared = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits: { maxFilters: 4, maxFiltersPerClient: 4 } } });
+    try {
+      await waitFor(() => shared.status().chains[0].eligibleProviders === 3, "three eligible providers");
+      const [hog, other] = ["127.0.0.41", "127.0.0.42"];
+      const held: string[] = [];
+      for (let i = 0; i < 4; i++) held.push((await callFrom(shared, hog, "eth_newBlockFilter")).result as string);
+      for (const id of held.slice(1)) expect((await callFrom(shared, hog, "eth_getFilterChanges", [id])).result).toEqual([]); // the first is now the least recently polled
+      const first = (await callFrom(shared, other, "eth_newBlockFilter")).result as string;
+      expect(first).toMatch(/^0x[0-9a-f]{32}$/);
+      expect((await callFrom(shared, hog, "eth_getFilterChanges", [held[0]])).error?.message).toBe("filter not found");
+      const second = (await callFrom(shared, other, "eth_newFilter", [{}])).result as string;
+      expect(second).toMatch(/^0x[0-9a-f]{32}$/); // the hog held 3, the other 1: one more place changes hands
+      // Two each now: a third for the other address would leave it holding more than the hog, so it is refused.
+      expect((await callFrom(shared, other, "eth_newBlockFilter")).error).toEqual({ code: -32005, message: expect.stringMatching(/4 filters are open on this router/) });
+      const alive = await Promise.all([...held.slice(1).map((id) => callFrom(shared, hog, "eth_getFilterChanges", [id])), ...[first, second].map((id) => callFrom(shared, other, "eth_getFilterChanges", [id]))]);
+      expect(alive.filter((r) => r.error === undefined)).toHaveLength(4);
+      // And the hog, asking for more, takes none back: it holds the most.
+      expect((await callFrom(shared, hog, "eth_newBlockFilter")).error?.code).toBe(-32005);
+    } finally {
+      await shared.stop();
+    }
+  });
 });
 
 /** One JSON-RPC call on a connection of its own from `from` (the router counts clients by address). */
