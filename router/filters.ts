@@ -225,7 +225,7 @@ export class FilterRegistry {
     const max = this.limits.maxFiltersPerClient;
     const full = () => this.filters.size + this.installing >= this.limits.maxFilters;
     if (full() || client.filters >= max) this.dropIdle(performance.now());
-    if (full() && client.filters < max) this.makeRoomFor(client);
+    if (full() && client.filters < max) this.makeRoomFor(client, performance.now());
     if (full()) {
       return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
     }
@@ -273,18 +273,22 @@ export class FilterRegistry {
   }
 
   /**
-   * With every place taken, a client's new filter takes the place of the least recently polled
-   * filter of the address holding the most, if that address would still hold more than this one:
-   * so a few addresses cannot keep everyone else's filters out, each active address keeping an
-   * equal part. The filter taken answers "filter not found", and its client installs a new one.
+   * With every place taken, a client's new filter takes the place of a filter not polled for a
+   * fifth of filterIdleMs (a minute by default; viem and ethers poll every few seconds), the least
+   * recently polled of the address holding the most filters, if that address would still hold more
+   * filters than this one: so a few addresses cannot keep everyone else's filters out by installing
+   * them and leaving them (each would have to be polled every minute), and a filter in use is never
+   * taken. The filter taken answers "filter not found", and its client installs a new one.
    */
-  private makeRoomFor(client: ClientShare): void {
-    let holder: ClientShare | null = null;
-    for (const f of this.filters.values()) if (holder === null || f.owner.filters > holder.filters) holder = f.owner;
-    if (holder === null || holder.filters <= client.filters + 1) return;
-    let oldest: [string, Filter] | null = null;
-    for (const entry of this.filters) if (entry[1].owner === holder && (oldest === null || entry[1].polledAt < oldest[1].polledAt)) oldest = entry;
-    this.forget(oldest![0]);
+  private makeRoomFor(client: ClientShare, now: number): void {
+    const idleSince = now - this.limits.filterIdleMs / 5;
+    let taken: [string, Filter] | null = null;
+    for (const entry of this.filters) {
+      const [, f] = entry;
+      if (f.polledAt > idleSince || f.owner.filters <= client.filters + 1) continue;
+      if (taken === null || f.owner.filters > taken[1].owner.filters || (f.owner === taken[1].owner && f.polledAt < taken[1].polledAt)) taken = entry;
+    }
+    if (taken !== null) this.forget(taken[0]);
   }
 
   private dropIdle(now: number): void {

@@ -26,8 +26,9 @@ export type FailureKind =
   | "http_429"
   | "http_redirect" // 3xx: redirects are never followed
   | "http_status" // any other non-200 status
-  | "malformed" // not a JSON-RPC response, or a result of another type than its method's
+  | "malformed" // not a JSON-RPC response
   | "wrong_id"
+  | "wrong_type" // a result of another JSON type than its method's
   | "too_large"
   | "rpc_fault" // a JSON-RPC error that is the provider's problem (rate limit, internal error)
   | "forked"; // gave a block that most providers asked do not have (filters.ts's vote)
@@ -42,6 +43,7 @@ export const failureKinds: readonly FailureKind[] = [
   "http_status",
   "malformed",
   "wrong_id",
+  "wrong_type",
   "too_large",
   "rpc_fault",
   "forked",

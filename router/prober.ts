@@ -53,7 +53,7 @@ export function startProber(deps: {
     if (outcome.type === "cancelled" || outcome.type === "over_budget" || outcome.type === "queued") {
       return { ok: false as const, kind: "timeout" as const, detail: outcome.type === "queued" ? `no answer within ${probe.timeoutMs} ms` : outcome.type };
     }
-    const value = outcome.error === null ? hexQuantity(outcome.bytes) : null;
+    const value = outcome.type === "answer" && outcome.error === null ? hexQuantity(outcome.bytes) : null;
     if (value === null) return { ok: false as const, kind: "malformed" as const, detail: `${method} did not answer a quantity` };
     return { ok: true as const, value, latencyMs: outcome.latencyMs };
   };

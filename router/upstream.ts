@@ -14,8 +14,8 @@ import { Pieces } from "./pieces.ts";
 export type Outcome =
   /** A result, or an error that is the call's own (execution reverted, invalid params): pass it through. */
   | { type: "answer"; bytes: Buffer; error: { code: number; message: string } | null; latencyMs: number }
-  /** An error another provider may not give (pruned state, unknown block): try elsewhere, else pass it through. */
-  | { type: "soft"; bytes: Buffer; error: { code: number; message: string }; latencyMs: number }
+  /** An answer another provider may not give (pruned state, unknown block): try elsewhere, else pass it through. */
+  | { type: "soft"; bytes: Buffer; latencyMs: number }
   /** The provider failed; the caller did nothing wrong. */
   | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number }
   /** This router stopped the attempt: another attempt of the call answered (a hedge won). */
@@ -100,9 +100,10 @@ type JsonType = "string" | "array" | "object" | "boolean" | "null";
 
 /**
  * The JSON types a method's result may have (the execution API's, with null where nodes answer
- * null for a block or transaction they do not know). A result of another type is a malformed
- * reply, the provider's fault: a provider answering eth_getLogs with a string would otherwise pass
- * it to the client as a good answer, and break it. Methods not listed are not checked.
+ * null for a block or transaction they do not know). A result of another type is not passed to
+ * the client (a provider answering eth_getLogs with a string would break it) but tried elsewhere,
+ * and held against the provider once another answers the call (`wrong_type`): a node of some chain
+ * might answer so for every provider. Methods not listed are not checked.
  */
 const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
   ...[
@@ -150,6 +151,12 @@ const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
   ["eth_syncing", ["boolean", "object"]],
   ["net_listening", ["boolean"]],
 ]);
+
+/**
+ * Methods reading state at a block, which Besu answers with null (not an error, as geth does) for a
+ * block whose state it no longer holds: like "missing trie node", another provider may have it.
+ */
+const nullWithoutState: ReadonlySet<string> = new Set(["eth_getBalance", "eth_getCode", "eth_getStorageAt", "eth_getTransactionCount", "eth_call", "eth_getProof"]);
 
 function jsonType(value: unknown): JsonType | "number" {
   if (value === null) return "null";
@@ -207,7 +214,8 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     const types = resultTypes.get(method);
     const type = jsonType(reply.result);
     if (types !== undefined && !types.includes(type as JsonType)) {
-      return { type: "failure", kind: "malformed", detail: `answered ${method} with ${article(type)} (${types.map(article).join(" or ")} is due)`, latencyMs };
+      if (type === "null" && nullWithoutState.has(method)) return { type: "soft", bytes, latencyMs };
+      return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${article(type)} (${types.map(article).join(" or ")} is due)`, latencyMs };
     }
     return { type: "answer", bytes, error: null, latencyMs };
   }
@@ -218,7 +226,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const rpcError = { code: error.code, message: error.message };
   const verdict = classifyRpcError(rpcError.code, rpcError.message);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
-  if (verdict === "soft") return { type: "soft", bytes, error: rpcError, latencyMs };
+  if (verdict === "soft") return { type: "soft", bytes, latencyMs };
   return { type: "answer", bytes, error: rpcError, latencyMs };
 }
 

@@ -321,7 +321,9 @@ function render(): void {
 
 async function pollRouter(): Promise<void> {
   try {
-    const [status, history] = await Promise.all([readStatus(), readHistory(model.lastPoint)]);
+    // The router may ask a reader to come back for /history (busy building pages): the charts then
+    // catch up at the next poll, from the last point they have.
+    const [status, history] = await Promise.all([readStatus(), readHistory(model.lastPoint).catch(() => ({ chains: [] }))]);
     model.status = status;
     model.statusError = null;
     model.statusAt = Date.now();

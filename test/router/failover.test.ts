@@ -196,21 +196,37 @@ describe("failover", () => {
   });
 
   it("blames a provider whose result is of another type than the method's, and gives the client the true one", async () => {
-    const malformed = () => provider(3).failures.malformed ?? 0;
+    const wrongType = () => provider(3).failures.wrong_type ?? 0;
     const filter = { fromBlock: "0x0", toBlock: "latest" };
     const logs = await direct(chain.rpcUrl, "eth_getLogs", [filter]);
     const cases = [
       { call: { jsonrpc: "2.0", id: 8, method: "eth_getLogs", params: [filter] }, wrong: "0xdeadbeef", truth: logs, why: /answered eth_getLogs with a string \(a list is due\)/ },
-      { call: { jsonrpc: "2.0", id: 9, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: null, truth: balance, why: /answered eth_getBalance with null \(a string is due\)/ },
-      { call: { jsonrpc: "2.0", id: 10, method: "eth_getBlockByNumber", params: ["0x0", false] }, wrong: ["0x0"], truth: await direct(chain.rpcUrl, "eth_getBlockByNumber", ["0x0", false]), why: /answered eth_getBlockByNumber with a list \(an object or null is due\)/ },
+      { call: { jsonrpc: "2.0", id: 9, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: ["0x1"], truth: balance, why: /answered eth_getBalance with a list \(a string is due\)/ },
+      { call: { jsonrpc: "2.0", id: 10, method: "eth_getBlockByNumber", params: ["0x0", false] }, wrong: 7, truth: await direct(chain.rpcUrl, "eth_getBlockByNumber", ["0x0", false]), why: /answered eth_getBlockByNumber with a number \(an object or null is due\)/ },
     ];
     for (const { call, wrong, truth, why } of cases) {
       await nodes[3].setFault({ kind: "result", method: call.method, result: wrong });
-      const before = malformed();
-      for (let i = 0; i < 100 && malformed() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: call.id, result: truth });
-      expect(malformed()).toBe(before + 1);
+      const before = wrongType();
+      for (let i = 0; i < 100 && wrongType() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: call.id, result: truth });
+      expect(wrongType()).toBe(before + 1);
       expect(provider(3).lastFailure).toMatch(why);
     }
+    await healAll();
+  });
+
+  it("takes a null balance as a node without that block's state (Besu's answer): asks another provider, blames none", async () => {
+    await nodes[3].setFault({ kind: "result", method: "eth_getBalance", result: null });
+    const failures = () => Object.values(provider(3).failures).reduce((a, b) => a + b, 0);
+    const before = failures();
+    const asked = () => clientCalls(nodes[3]);
+    const askedBefore = asked();
+    const call = { jsonrpc: "2.0", id: 11, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (let i = 0; i < 100 && asked() < askedBefore + 3; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 11, result: balance });
+    expect(asked()).toBeGreaterThanOrEqual(askedBefore + 3);
+    expect(failures()).toBe(before);
+    // Every provider without it: the client hears null, as from one node.
+    for (const node of nodes) await node.setFault({ kind: "result", method: "eth_getBalance", result: null });
+    expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 11, result: null });
     await healAll();
   });
 

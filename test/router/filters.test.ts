@@ -458,25 +458,31 @@ describe("filter limits", () => {
     }
   });
 
-  it("gives a new address a filter when a few addresses hold every place, taking their least recently polled", async () => {
-    const shared = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits: { maxFilters: 4, maxFiltersPerClient: 4 } } });
+  it("gives a new address a filter when another holds every place, taking its least recently polled idle one", async () => {
+    // Idle for a fifth of filterIdleMs (1 s here), a filter may be taken.
+    const shared = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits: { maxFilters: 4, maxFiltersPerClient: 4, filterIdleMs: 5_000 } } });
     try {
       await waitFor(() => shared.status().chains[0].eligibleProviders === 3, "three eligible providers");
       const [hog, other] = ["127.0.0.41", "127.0.0.42"];
+      const poll = (from: string, id: string) => callFrom(shared, from, "eth_getFilterChanges", [id]);
       const held: string[] = [];
       for (let i = 0; i < 4; i++) held.push((await callFrom(shared, hog, "eth_newBlockFilter")).result as string);
-      for (const id of held.slice(1)) expect((await callFrom(shared, hog, "eth_getFilterChanges", [id])).result).toEqual([]); // the first is now the least recently polled
+      expect((await poll(hog, held[1])).result).toEqual([]); // held[1] polled after the others were installed
+      const refused = { code: -32005, message: expect.stringMatching(/4 filters are open on this router/) };
+      expect((await callFrom(shared, other, "eth_newBlockFilter")).error).toEqual(refused); // every filter in use
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      expect((await poll(hog, held[0])).result).toEqual([]); // in use again
+      // Idle now: held[2] and held[3] (installed in that order), then held[1]. The least recently polled goes first.
       const first = (await callFrom(shared, other, "eth_newBlockFilter")).result as string;
       expect(first).toMatch(/^0x[0-9a-f]{32}$/);
-      expect((await callFrom(shared, hog, "eth_getFilterChanges", [held[0]])).error?.message).toBe("filter not found");
       const second = (await callFrom(shared, other, "eth_newFilter", [{}])).result as string;
-      expect(second).toMatch(/^0x[0-9a-f]{32}$/); // the hog held 3, the other 1: one more place changes hands
-      // Two each now: a third for the other address would leave it holding more than the hog, so it is refused.
-      expect((await callFrom(shared, other, "eth_newBlockFilter")).error).toEqual({ code: -32005, message: expect.stringMatching(/4 filters are open on this router/) });
-      const alive = await Promise.all([...held.slice(1).map((id) => callFrom(shared, hog, "eth_getFilterChanges", [id])), ...[first, second].map((id) => callFrom(shared, other, "eth_getFilterChanges", [id]))]);
-      expect(alive.filter((r) => r.error === undefined)).toHaveLength(4);
-      // And the hog, asking for more, takes none back: it holds the most.
-      expect((await callFrom(shared, hog, "eth_newBlockFilter")).error?.code).toBe(-32005);
+      expect(second).toMatch(/^0x[0-9a-f]{32}$/);
+      // Two each now: a third would leave the other address holding more, so it is refused, and the hog takes none back.
+      expect((await callFrom(shared, other, "eth_newBlockFilter")).error).toEqual(refused);
+      expect((await callFrom(shared, hog, "eth_newBlockFilter")).error).toEqual(refused);
+      const found = async (from: string, id: string) => (await poll(from, id)).error === undefined;
+      expect(await Promise.all(held.map((id) => found(hog, id)))).toEqual([true, true, false, false]);
+      expect(await Promise.all([first, second].map((id) => found(other, id)))).toEqual([true, true]);
     } finally {
       await shared.stop();
     }

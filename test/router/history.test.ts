@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { TrafficHistory } from "../../router/history.ts";
+import { TrafficHistory, type HistoryResponse } from "../../router/history.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { providerAddress } from "../helpers/faultyUpstream.ts";
@@ -29,32 +29,38 @@ describe("traffic history", () => {
     expect(history.read(2_500).chains[0].providers[0].points).toEqual([[3_500, 0, null]]);
   });
 
-  it("builds a page once per sample for each span asked, and at most a tenth of the time", () => {
+  it("builds a page once per sample for each span asked, large ones at most a tenth of the time", () => {
     const table = new ChainTable(CHAIN, resolveRoutingOptions());
     table.setProviders([{ address: providerAddress(0), chainId: CHAIN, url: "http://node.example:8545", stake: 10n ** 21n, slashedTotal: 0n, name: "node" }]);
     const history = new TrafficHistory(1_000, 10_000);
-    for (const at of [1_000, 2_000, 3_000, 4_000]) history.sample([table], at);
-    // A given clock: each build takes 5 ms, so none starts within 45 ms of the last one's end.
-    let now = 100;
-    const clock = () => {
-      const t = now;
-      now += 2.5; // read before and after a build: 5 ms apart
-      return t;
-    };
+    for (const at of [1_000, 2_000, 3_000, 4_000, 5_000]) history.sample([table], at); // points at 2 000 … 5 000
+    // A given clock, read before and after each build: the times it will give, in order.
+    const reads: number[] = [];
+    const clock = () => reads.shift()!;
+    const times = (page: Buffer | null) => (JSON.parse(page!.toString()) as HistoryResponse).chains[0].providers[0].points.map(([at]) => at);
+
+    reads.push(100, 105); // the whole window, built in 5 ms: no large page is built before 150
     const whole = history.page(0, clock);
     expect(whole?.toString()).toBe(JSON.stringify(history.read(0)));
-    now = 120;
-    expect(history.page(2_500, clock)).toBeNull(); // another span, 15 ms after the last build: ask again
-    expect(history.page(500, clock)).toBe(whole); // the same samples as since=0: the same bytes, no build
-    now = 152;
-    const recent = history.page(2_500, clock);
-    expect(recent?.toString()).toBe(JSON.stringify(history.read(2_500)));
-    expect(JSON.parse(recent!.toString()).chains[0].providers[0].points.map((p: number[]) => p[0])).toEqual([3_000, 4_000]);
-    expect(history.page(3_999, clock)).toBeNull(); // just after: too soon for a build of its own
-    // The next sample brings new pages.
-    history.sample([table], 5_000);
-    now = 1_000;
-    expect(history.page(2_500, clock)?.toString()).toBe(JSON.stringify(history.read(2_500)));
-    expect(history.page(2_500, clock)).not.toBe(recent);
+    reads.push(120);
+    expect(history.page(2_500, clock)).toBeNull(); // three samples, asked 15 ms after that build: ask again
+    expect(history.page(500, clock)).toBe(whole); // the same samples as since=0: the same bytes, not built again
+    reads.push(121, 122);
+    expect(times(history.page(3_500, clock))).toEqual([4_000, 5_000]); // the newest two: always built
+    reads.push(151, 156);
+    const three = history.page(2_500, clock);
+    expect(three?.toString()).toBe(JSON.stringify(history.read(2_500)));
+    expect(times(three)).toEqual([3_000, 4_000, 5_000]);
+    expect(reads).toEqual([]);
+
+    // The next sample: new pages, the wait after the last large build still holds (until 201).
+    history.sample([table], 6_000);
+    reads.push(160);
+    expect(history.page(2_500, clock)).toBeNull();
+    reads.push(161, 162);
+    expect(times(history.page(5_500, clock))).toEqual([6_000]);
+    reads.push(202, 203);
+    expect(times(history.page(2_500, clock))).toEqual([3_000, 4_000, 5_000, 6_000]);
+    expect(reads).toEqual([]);
   });
 });
