@@ -104,3 +104,21 @@ describe("circuit breaker", () => {
     expect(node.calls()).toBe(after); // the next probe is a minute away
   });
 });
+
+describe("probing", () => {
+  it("probes every provider of a large set at its interval, whatever probe.concurrency says", async () => {
+    // 60 providers on 60 origins, probed every 300 ms, with probe.concurrency 1: one probe at a
+    // time could reach each provider only every few seconds, and the first few would take every turn.
+    const nodes = await Promise.all(Array.from({ length: 60 }, () => nodeOnChain(CHAIN)));
+    const table = new ChainTable(CHAIN, resolveRoutingOptions());
+    table.setProviders(nodes.map((node, i) => ({ address: providerAddress(i), chainId: CHAIN, url: node.url, stake: 10n ** 21n, slashedTotal: 0n, name: `node-${i}` })));
+    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
+    closers.push(() => agent.close());
+    const prober = startProber({ tables: () => [table], agent, probe: { intervalMs: 300, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 1 } });
+    closers.push(async () => prober.stop());
+    await waitFor(() => table.providers.every((p) => p.chainCheck === "ok" && p.head === 16), "every provider's chain id and head probed");
+    // And again and again, each of them: three more head probes apiece.
+    const before = nodes.map((node) => node.calls());
+    await waitFor(() => nodes.every((node, i) => node.calls() >= before[i] + 3), "three more probes of every provider");
+  });
+});
