@@ -43,7 +43,7 @@ export type ProbeParameters = {
   timeoutMs: number;
   /** eth_chainId is asked when a provider joins and then this often (ms). */
   chainIdIntervalMs: number;
-  /** Probes in flight at once across all providers. */
+  /** Probes in flight at most, across all providers (fewer when the set needs fewer; see prober.ts). */
   concurrency: number;
 };
 
@@ -134,7 +134,7 @@ export const defaultRoutingOptions: RoutingOptions = {
     reweighIntervalMs: 250,
   },
   circuit: { failureThreshold: 3, baseOpenMs: 2_000, maxOpenMs: 60_000 },
-  probe: { intervalMs: 2_000, timeoutMs: 2_000, chainIdIntervalMs: 60_000, concurrency: 32 },
+  probe: { intervalMs: 2_000, timeoutMs: 2_000, chainIdIntervalMs: 60_000, concurrency: 1_024 },
   failover: {
     attemptTimeoutMs: 5_000,
     deadlineMs: 10_000,

@@ -80,28 +80,32 @@ export function startProber(deps: {
     headsChanged.add(table);
   };
 
-  // Each probe slot starts at most one probe a tick, so every provider due once an interval needs
-  // providers × tick / interval slots; twice that leaves room for slow answers and chain id checks.
-  // probe.concurrency is the least (a fixed 32 left 1,300 of 2,000 providers unprobed after 20 s).
+  // How many probes run at once: enough for every provider to be probed once an interval (a slot
+  // holds a probe for its duration, then waits for the next tick), twice that for slack, at least
+  // 32, at most probe.concurrency. (A fixed 32 left 1,322 of 2,000 providers never probed after 20 s.)
   const tickMs = Math.max(10, Math.min(100, probe.intervalMs / 4));
-  /** Where each chain's next pass starts: a pass cut short by the slots goes on from there next time. */
+  /** A probe's mean duration (chain id and head; a timeout counts whole), for sizing the slots. */
+  let probeMs = 100;
+  /** Where each chain's next pass starts: at the first provider a pass found due and could not start. */
   const cursors = new WeakMap<ChainTable, number>();
+  let firstTable = 0;
 
   const tick = () => {
     if (stopped) return;
     const now = performance.now();
     const tables = [...deps.tables()];
-    const providers = tables.reduce((n, t) => n + t.providers.length, 0);
-    const slots = Math.max(probe.concurrency, Math.ceil((2 * providers * tickMs) / probe.intervalMs));
-    for (const table of tables) {
+    let providers = 0;
+    for (const table of tables) providers += table.providers.length;
+    const slots = Math.min(probe.concurrency, Math.max(32, Math.ceil((2 * providers * (probeMs + tickMs)) / probe.intervalMs)));
+    // Chains take turns going first, so one whose probes fill the slots cannot starve the others.
+    firstTable = tables.length > 0 ? (firstTable + 1) % tables.length : 0;
+    for (let t = 0; t < tables.length; t++) {
+      const table = tables[(firstTable + t) % tables.length];
       const list = table.providers;
       const from = cursors.get(table) ?? 0;
+      let skipped = -1;
       for (let k = 0; k < list.length; k++) {
         const i = (from + k) % list.length;
-        if (running >= slots) {
-          cursors.set(table, i);
-          break;
-        }
         const p = list[i];
         let state = states.get(p);
         if (state === undefined) {
@@ -115,7 +119,12 @@ export function startProber(deps: {
         const due = circuit === "closed" ? state.nextAt <= now : circuit === "half_open" && (state.startedAt < p.reopensAt || state.nextAt <= now);
         if (!due) continue;
         const onOrigin = runningOn.get(p.origin) ?? 0;
-        if (onOrigin >= probesPerOrigin) continue; // its host's turn comes when one of its probes ends
+        // No slot, or its host's turn comes when one of its probes ends (probesPerOrigin).
+        if (running >= slots || onOrigin >= probesPerOrigin) {
+          if (skipped < 0) skipped = i;
+          if (running >= slots) break;
+          continue;
+        }
         runningOn.set(p.origin, onOrigin + 1);
         state.running = true;
         state.startedAt = now;
@@ -127,10 +136,13 @@ export function startProber(deps: {
           if (left === 0) runningOn.delete(p.origin);
           else runningOn.set(p.origin, left);
           s.running = false;
+          const end = performance.now();
+          probeMs += (end - s.startedAt - probeMs) / 64;
           // Jitter spreads probes of many providers over the interval.
-          s.nextAt = performance.now() + probe.intervalMs * (0.9 + 0.2 * Math.random());
+          s.nextAt = end + probe.intervalMs * (0.9 + 0.2 * Math.random());
         });
       }
+      if (skipped >= 0) cursors.set(table, skipped);
       if (headsChanged.has(table)) {
         headsChanged.delete(table);
         table.updateMedianHead(now, probe.intervalMs * 3 + probe.timeoutMs);

@@ -18,8 +18,8 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
-/** A JSON-RPC node on 127.0.0.1 that answers eth_chainId with `chainId`; counts the calls it gets. */
-async function nodeOnChain(chainId: number): Promise<{ url: string; calls: () => number }> {
+/** A JSON-RPC node on 127.0.0.1 that answers eth_chainId with `chainId` (after `delayMs`); counts the calls it gets. */
+async function nodeOnChain(chainId: number, delayMs = 0): Promise<{ url: string; calls: () => number }> {
   let calls = 0;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -28,8 +28,10 @@ async function nodeOnChain(chainId: number): Promise<{ url: string; calls: () =>
       calls++;
       const call = JSON.parse(Buffer.concat(chunks).toString()) as { id: number; method: string };
       const result = call.method === "eth_chainId" ? `0x${chainId.toString(16)}` : "0x10";
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ jsonrpc: "2.0", id: call.id, result }));
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ jsonrpc: "2.0", id: call.id, result }));
+      }, delayMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -106,19 +108,40 @@ describe("circuit breaker", () => {
 });
 
 describe("probing", () => {
-  it("probes every provider of a large set at its interval, whatever probe.concurrency says", async () => {
-    // 60 providers on 60 origins, probed every 300 ms, with probe.concurrency 1: one probe at a
-    // time could reach each provider only every few seconds, and the first few would take every turn.
-    const nodes = await Promise.all(Array.from({ length: 60 }, () => nodeOnChain(CHAIN)));
-    const table = new ChainTable(CHAIN, resolveRoutingOptions());
-    table.setProviders(nodes.map((node, i) => ({ address: providerAddress(i), chainId: CHAIN, url: node.url, stake: 10n ** 21n, slashedTotal: 0n, name: `node-${i}` })));
+  const agentFor = () => {
     const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
     closers.push(() => agent.close());
-    const prober = startProber({ tables: () => [table], agent, probe: { intervalMs: 300, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 1 } });
+    return agent;
+  };
+  const chainOf = (chainId: number, nodes: { url: string }[], first = 0) => {
+    const table = new ChainTable(chainId, resolveRoutingOptions());
+    table.setProviders(nodes.map((node, i) => ({ address: providerAddress(first + i), chainId, url: node.url, stake: 10n ** 21n, slashedTotal: 0n, name: `node-${first + i}` })));
+    return table;
+  };
+  const probed = (table: ChainTable) => table.providers.every((p) => p.chainCheck === "ok" && p.head === 16);
+
+  it("probes every provider of a large set at its interval, the last as the first", async () => {
+    // 500 providers on 500 origins, every 400 ms: 1,250 probes a second, more than 32 slots could
+    // start (one each a 100 ms tick), and the first providers, due again, would take every turn.
+    const nodes = await Promise.all(Array.from({ length: 500 }, () => nodeOnChain(CHAIN)));
+    const table = chainOf(CHAIN, nodes);
+    const { probe } = resolveRoutingOptions({ probe: { intervalMs: 400, timeoutMs: 1_000 } }); // default concurrency
+    const prober = startProber({ tables: () => [table], agent: agentFor(), probe });
     closers.push(async () => prober.stop());
-    await waitFor(() => table.providers.every((p) => p.chainCheck === "ok" && p.head === 16), "every provider's chain id and head probed");
+    await waitFor(() => probed(table), "every provider's chain id and head probed");
     // And again and again, each of them: three more head probes apiece.
     const before = nodes.map((node) => node.calls());
     await waitFor(() => nodes.every((node, i) => node.calls() >= before[i] + 3), "three more probes of every provider");
+  });
+
+  it("gives every chain its turn when one chain's slow providers would fill the probe slots", async () => {
+    const slow = await Promise.all(Array.from({ length: 20 }, () => nodeOnChain(CHAIN, 200)));
+    const fast = await Promise.all(Array.from({ length: 5 }, () => nodeOnChain(10)));
+    const [busy, other] = [chainOf(CHAIN, slow), chainOf(10, fast, 20)];
+    // At most four probes at once, and the first chain's twenty, due every 300 ms, could take them all.
+    const prober = startProber({ tables: () => [busy, other], agent: agentFor(), probe: { intervalMs: 300, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 4 } });
+    closers.push(async () => prober.stop());
+    await waitFor(() => probed(other), "the other chain's providers probed");
+    await waitFor(() => probed(busy), "the busy chain's providers probed");
   });
 });
