@@ -158,6 +158,11 @@ const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
  */
 const nullWithoutState: ReadonlySet<string> = new Set(["eth_getBalance", "eth_getCode", "eth_getStorageAt", "eth_getTransactionCount", "eth_call", "eth_getProof"]);
 
+/** The JSON types `method`'s result may have; undefined when it is not checked. */
+export function resultTypesOf(method: string): readonly JsonType[] | undefined {
+  return resultTypes.get(method);
+}
+
 function jsonType(value: unknown): JsonType | "number" {
   if (value === null) return "null";
   if (Array.isArray(value)) return "array";

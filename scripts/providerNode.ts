@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
+import { resultTypesOf } from "../router/upstream.ts";
 
 // A provider's node as the outside world sees it: an HTTP JSON-RPC server in front of a chain,
 // with its own latency and faults that can be switched on and off (in process, or over a small
@@ -87,20 +88,6 @@ export type ProviderNode = {
 };
 
 type Call = { id?: unknown; method?: unknown };
-
-// Methods whose result is a list, or an object: an oversized answer to them is still of that type.
-const listResults = new Set(["eth_getLogs", "eth_simulateV1", "eth_getBlockReceipts"]);
-const objectResults = new Set([
-  "eth_getBlockByNumber",
-  "eth_getBlockByHash",
-  "eth_getTransactionByHash",
-  "eth_getTransactionReceipt",
-  "eth_feeHistory",
-  "eth_getProof",
-  "eth_createAccessList",
-  "eth_fillTransaction",
-  "eth_sendRawTransactionSync",
-]);
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -221,7 +208,9 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (f.method !== undefined && f.method !== method) break;
         const total = f.bytes ?? 32 * 1024 * 1024;
         res.writeHead(200, { "content-type": "application/json" });
-        const [open, close] = f.dense ? ["[", "{}]"] : listResults.has(method) ? ['["0x', '"]'] : objectResults.has(method) ? ['{"data":"0x', '"}'] : ['"0x', '"'];
+        // An oversized answer keeps its method's type (the router's table): a list or an object holds the long string.
+        const types = resultTypesOf(method) ?? [];
+        const [open, close] = f.dense ? ["[", "{}]"] : types.includes("array") ? ['["0x', '"]'] : types.includes("object") ? ['{"data":"0x', '"}'] : ['"0x', '"'];
         res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${open}`);
         const chunk = f.dense ? Buffer.from("{},".repeat(21_845)) : Buffer.alloc(64 * 1024, "0");
         let sent = 0;
