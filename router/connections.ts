@@ -204,6 +204,9 @@ export function clientKey(address: string): string {
     .join(":")}::/64`;
 }
 
+/** Node's own mark of the answer a connection is writing (set from a request's headers to its answer's end). */
+type SocketWithResponse = Socket & { _httpMessage?: ServerResponse | null };
+
 function errorBody(code: number, message: string): string {
   return JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } });
 }
@@ -227,28 +230,87 @@ function parserRefusal(code: string | undefined, timeoutMs: number): [string, nu
 
 /** Caps client connections and answers what the HTTP parser refuses (malformed, too slow, headers too large). */
 export function guardConnections(server: Server, limits: ConnectionLimits, metrics: RouterMetrics, clients: ClientLedger): void {
-  server.maxConnections = limits.maxConnections;
+  // The router answers past maxConnections itself; Node's own cap (closing without a word) only
+  // bounds the sockets being answered so.
+  server.maxConnections = limits.maxConnections + limits.maxConnectionsPerClient;
   server.on("drop", () => metrics.refused("too_many_connections"));
   const tooMany = rawReply(
     "503 Service Unavailable",
     RpcCode.limitExceeded,
     `too many connections from your address (at most ${limits.maxConnectionsPerClient}); reuse connections (keep-alive)`,
   );
+  const full = rawReply(
+    "503 Service Unavailable",
+    RpcCode.limitExceeded,
+    `the router holds as many connections as it may (${limits.maxConnections}) and none can be taken from a client holding more than you; retry shortly`,
+  );
+  // Each client's open connections, and the clients by how many they hold (byCount[n]), so the one
+  // holding the most is found at once (a scan of 8,192 clients takes some 55 µs, as much again as
+  // turning a connection away). Trusted proxies are left out: they carry many clients and are never taken from.
+  const held = new Map<ClientShare, Set<Socket>>();
+  const byCount: Set<ClientShare>[] = [];
+  let most = 0;
+  const recount = (share: ClientShare, from: number) => {
+    byCount[from]?.delete(share);
+    if (share.connections > 0) (byCount[share.connections] ??= new Set()).add(share);
+    most = Math.max(most, share.connections);
+    while (most > 0 && (byCount[most]?.size ?? 0) === 0) most--;
+  };
+
+  /**
+   * With every place held, a new connection takes an idle one (no request on it) of the client
+   * holding the most, if that client would still hold more than the newcomer: so a few addresses
+   * (16 at 512 each) cannot keep every other client out, while a client among many keeps its
+   * share. The connection taken is closed as an idle keep-alive connection is; its client reconnects.
+   */
+  const takeIdleFor = (asker: ClientShare): boolean => {
+    for (let n = most; n >= asker.connections + 2; n--) {
+      for (const share of byCount[n] ?? []) {
+        for (const socket of held.get(share)!) {
+          if (socket.destroyed || (socket as SocketWithResponse)._httpMessage != null) continue;
+          metrics.refused("connection_taken");
+          socket.destroy();
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+
   server.on("connection", (socket: Socket) => {
     const client = clients.of(socket);
+    const proxy = clients.fromTrustedProxy(socket);
     // A trusted proxy brings many clients over its connections: only the total caps them.
-    if (client.connections >= limits.maxConnectionsPerClient && !clients.fromTrustedProxy(socket)) {
+    if (client.connections >= limits.maxConnectionsPerClient && !proxy) {
       metrics.refused("too_many_client_connections");
       // Answered before the client asks, then closed: the client reads the reason if it can.
       socket.end(tooMany);
       socket.destroySoon();
       return;
     }
+    if (metrics.connections >= limits.maxConnections && !takeIdleFor(client)) {
+      metrics.refused("too_many_connections");
+      socket.end(full);
+      socket.destroySoon();
+      return;
+    }
     client.connections++;
     metrics.connections++;
+    let sockets: Set<Socket> | undefined;
+    if (!proxy) {
+      sockets = held.get(client);
+      if (sockets === undefined) held.set(client, (sockets = new Set()));
+      sockets.add(socket);
+      recount(client, client.connections - 1);
+    }
     socket.once("close", () => {
       metrics.connections--;
       client.connections--;
+      if (sockets !== undefined) {
+        sockets.delete(socket);
+        if (sockets.size === 0) held.delete(client);
+        recount(client, client.connections + 1);
+      }
       clients.settle(client);
     });
   });
@@ -267,7 +329,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   });
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
     // As Node itself does: answer only if no answer on this connection has begun.
-    const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const pending = (socket as SocketWithResponse)._httpMessage;
     if (error.code === "ECONNRESET" || !socket.writable || (pending != null && pending.headersSent)) {
       socket.destroy();
       return;

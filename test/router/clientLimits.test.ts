@@ -454,6 +454,57 @@ describe("one client among many", () => {
   });
 });
 
+describe("with every connection place held", () => {
+  let crowded: TestRouter;
+  const caps = { maxConnections: 12, maxConnectionsPerClient: 8, requestReadTimeoutMs: 10_000 };
+  const connections = (from: string, n: number) => Promise.all(Array.from({ length: n }, () => rawConnection(from, crowded.port)));
+
+  beforeAll(async () => {
+    crowded = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000]), routing: { limits: caps, failover: { hedge: false } } });
+    await waitFor(() => crowded.status().chains[0].eligibleProviders === 2, "both providers eligible");
+  });
+  afterAll(async () => await crowded?.stop());
+
+  it("gives a newcomer an idle connection of the client holding the most, never one with a request on it, and turns it away with a reason once none holds more", async () => {
+    // 127.0.0.30 holds seven places, the first with a request arriving on it; 127.0.0.31 five: all twelve held.
+    const [head, body] = blockNumberRequest.split("\r\n\r\n");
+    const busy = await rawConnection("127.0.0.30", crowded.port);
+    busy.socket.write(`${head}\r\nexpect: 100-continue\r\n\r\n`);
+    await waitFor(() => busy.text().startsWith("HTTP/1.1 100 Continue"), "the request's headers read");
+    const a = [busy, ...(await connections("127.0.0.30", 6))];
+    const b = await connections("127.0.0.31", 5);
+    let closed = 0;
+    for (const c of [...a, ...b]) void c.closed.then(() => closed++);
+
+    // Two newcomers each take an idle place of the client holding the most (seven, then six).
+    for (const [i, from] of ["127.0.0.32", "127.0.0.33"].entries()) {
+      const newcomer = await rawConnection(from, crowded.port);
+      newcomer.socket.write(blockNumberRequest);
+      await waitFor(() => newcomer.text().endsWith("}"), `newcomer ${i + 1} answered`);
+      expect(newcomer.text()).toMatch(/^HTTP\/1\.1 200.*"result":"0x[0-9a-f]+"/s);
+      await waitFor(() => closed === i + 1, `place ${i + 1} taken`);
+    }
+    expect(a.filter((c) => c.socket.destroyed)).toHaveLength(2);
+    expect(b.filter((c) => c.socket.destroyed)).toHaveLength(0);
+    expect(busy.socket.destroyed).toBe(false);
+
+    // Now 127.0.0.30 and .31 hold five each: a sixth of .30's would take from a client holding no more than it.
+    const refused = await rawConnection("127.0.0.30", crowded.port);
+    await refused.closed;
+    expect(refused.text()).toMatch(/^HTTP\/1\.1 503 .*"code":-32005,"message":"the router holds as many connections as it may \(12\)/s);
+    expect(closed).toBe(2);
+
+    // The request on the connection kept is answered.
+    busy.socket.write(body);
+    await waitFor(() => statuses(busy.text()).length === 2, "the kept request answered");
+    expect(statuses(busy.text())).toEqual([100, 200]);
+
+    const metrics = crowded.metrics(); // read in process: over HTTP it would take a place
+    expect(metrics).toMatch(/^din_router_refused_total\{reason="connection_taken"\} 2$/m);
+    expect(metrics).toMatch(/^din_router_refused_total\{reason="too_many_connections"\} 1$/m);
+  });
+});
+
 describe("behind a trusted proxy", () => {
   // 127.0.0.20 plays a TLS terminator in front of the router: every client arrives from it.
   let proxied: TestRouter;
