@@ -68,7 +68,7 @@ export class TrafficHistory {
         const samples = p.latencySamples - s.latencySamples;
         const latency = samples > 0 ? (p.latencySumMs - s.latencySumMs) / samples : null;
         // Per second of time actually elapsed (a busy event loop fires the sampling timer late),
-        // unless the wall clock was stepped: then the interval it should have been.
+        // unless that is not plausible (the host was suspended): then the interval it should have been.
         const elapsed = at - s.readAt;
         const seconds = (elapsed > 0 && elapsed < 10 * this.intervalMs ? elapsed : this.intervalMs) / 1000;
         s.points.push([at, (p.served - s.served) / seconds, latency === null ? null : Math.round(latency * 10) / 10]);

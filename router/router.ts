@@ -148,7 +148,10 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     };
   };
   const history = new TrafficHistory();
-  const historyTimer = setInterval(() => history.sample(tables.values(), Date.now()), history.intervalMs);
+  // Sample times run on a clock that is never set back (the wall clock at start, plus monotonic time
+  // since): a dashboard asks for the points after the last it holds, and points stamped by a wall
+  // clock set back would stay hidden from it until the clock caught up.
+  const historyTimer = setInterval(() => history.sample(tables.values(), Math.round(performance.timeOrigin + performance.now())), history.intervalMs);
   historyTimer.unref();
 
   const sweeper = startSweeper();

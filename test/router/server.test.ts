@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { HistoryResponse } from "../../router/history.ts";
 import { reusedPage } from "../../router/server.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
@@ -343,6 +343,22 @@ describe("the dashboard and its data", () => {
     const latencies = served.points.map(([, , ms]) => ms).filter((ms): ms is number => ms !== null);
     expect(latencies.length).toBeGreaterThan(0);
     expect(Math.min(...latencies)).toBeGreaterThan(0);
+  });
+
+  it("goes on giving new /history points after the wall clock is set back", async () => {
+    const newest = async (since: number) => {
+      const history = (await router.get(`/history?since=${since}`)).json() as HistoryResponse;
+      return Math.max(since, ...history.chains.flatMap((c) => c.providers.flatMap((p) => p.points.map(([at]) => at))));
+    };
+    const last = await eventually("a first sample", async () => ((await newest(0)) > 0 ? newest(0) : undefined));
+    const wallClock = Date.now;
+    const setBack = vi.spyOn(Date, "now").mockImplementation(() => wallClock() - 60_000); // as NTP stepping the clock back a minute
+    try {
+      const next = await eventually("a point after the dashboard's last", async () => ((await newest(last)) > last ? newest(last) : undefined), 10_000);
+      expect(next - last).toBeLessThan(10_000); // the next samples, not a minute back or ahead
+    } finally {
+      setBack.mockRestore();
+    }
   });
 
   it("answers GET /registry with a clear error when the router has no indexer", async () => {
