@@ -15,7 +15,8 @@ const CHAIN = 31337;
 const closers: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
+  // Last opened, first closed: probers stop before their agents close, agents before the nodes they reach.
+  for (const close of closers.splice(0).reverse()) await close();
 });
 
 /** A JSON-RPC node on 127.0.0.1 that answers eth_chainId with `chainId` (after `delayMs`); counts the calls it gets. */
@@ -109,7 +110,7 @@ describe("circuit breaker", () => {
 
 describe("probing", () => {
   const agentFor = () => {
-    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
+    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 10_000 });
     closers.push(() => agent.close());
     return agent;
   };
@@ -125,13 +126,15 @@ describe("probing", () => {
     // start (one each a 100 ms tick), and the first providers, due again, would take every turn.
     const nodes = await Promise.all(Array.from({ length: 500 }, () => nodeOnChain(CHAIN)));
     const table = chainOf(CHAIN, nodes);
-    const { probe } = resolveRoutingOptions({ probe: { intervalMs: 400, timeoutMs: 1_000 } }); // default concurrency
+    // A timeout long enough that a machine busy with other tests fails no probe (a failed probe puts
+    // its provider off for a while: that is not what this test is about).
+    const { probe } = resolveRoutingOptions({ probe: { intervalMs: 400, timeoutMs: 10_000 } }); // default concurrency
     const prober = startProber({ tables: () => [table], agent: agentFor(), probe });
     closers.push(async () => prober.stop());
-    await waitFor(() => probed(table), "every provider's chain id and head probed");
+    await waitFor(() => probed(table), "every provider's chain id and head probed", 60_000);
     // And again and again, each of them: three more head probes apiece.
     const before = nodes.map((node) => node.calls());
-    await waitFor(() => nodes.every((node, i) => node.calls() >= before[i] + 3), "three more probes of every provider");
+    await waitFor(() => nodes.every((node, i) => node.calls() >= before[i] + 3), "three more probes of every provider", 60_000);
   });
 
   it("gives every chain its turn when one chain's slow providers would fill the probe slots", async () => {
