@@ -242,33 +242,48 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   const full = rawReply(
     "503 Service Unavailable",
     RpcCode.limitExceeded,
-    `the router holds as many connections as it may (${limits.maxConnections}) and none can be taken from a client holding more than you; retry shortly`,
+    `the router holds as many connections as it may (${limits.maxConnections}) and no client holds two more than you to take one from; retry shortly`,
   );
-  // Each client's open connections, and the clients by how many they hold (byCount[n]), so the one
-  // holding the most is found at once (a scan of 8,192 clients takes some 55 µs, as much again as
-  // turning a connection away). Trusted proxies are left out: they carry many clients and are never taken from.
-  const held = new Map<ClientShare, Set<Socket>>();
+  // Each client's connections (trusted proxies' aside: they carry many clients and are never
+  // taken), each with what gives its place back; and the clients by how many they hold
+  // (byCount[n]), so the one holding the most is found at once (a scan of 8,192 clients takes some
+  // 55 µs, as much again as turning a connection away).
+  const held = new Map<ClientShare, Map<Socket, () => void>>();
   const byCount: Set<ClientShare>[] = [];
   let most = 0;
+  const heldBy = (share: ClientShare) => held.get(share)?.size ?? 0;
   const recount = (share: ClientShare, from: number) => {
+    const to = heldBy(share);
     byCount[from]?.delete(share);
-    if (share.connections > 0) (byCount[share.connections] ??= new Set()).add(share);
-    most = Math.max(most, share.connections);
+    if (to > 0) (byCount[to] ??= new Set()).add(share);
+    most = Math.max(most, to);
     while (most > 0 && (byCount[most]?.size ?? 0) === 0) most--;
   };
 
   /**
    * With every place held, a new connection takes an idle one (no request on it) of the client
-   * holding the most, if that client would still hold more than the newcomer: so a few addresses
-   * (16 at 512 each) cannot keep every other client out, while a client among many keeps its
-   * share. The connection taken is closed as an idle keep-alive connection is; its client reconnects.
+   * holding the most, if that client holds at least two more than the newcomer (so it still holds
+   * as many after): a few addresses (16 at 512 each) cannot keep every other client out, while a
+   * client among many keeps its share. The connection taken is closed as an idle keep-alive
+   * connection is; its client reconnects. A look goes through at most `maxLook` connections,
+   * moving busy ones to the back, so a client keeping all its connections busy costs each
+   * newcomer little.
    */
+  const maxLook = 32;
   const takeIdleFor = (asker: ClientShare): boolean => {
-    for (let n = most; n >= asker.connections + 2; n--) {
+    let looked = 0;
+    for (let n = most; n >= heldBy(asker) + 2 && looked < maxLook; n--) {
       for (const share of byCount[n] ?? []) {
-        for (const socket of held.get(share)!) {
-          if (socket.destroyed || (socket as SocketWithResponse)._httpMessage != null) continue;
+        const sockets = held.get(share)!;
+        for (const [socket, release] of sockets) {
+          if (looked++ >= maxLook) return false;
+          if ((socket as SocketWithResponse)._httpMessage != null) {
+            sockets.delete(socket); // busy: looked at last next time
+            sockets.set(socket, release);
+            continue;
+          }
           metrics.refused("connection_taken");
+          release(); // counted out now: a burst of newcomers sees what each take left
           socket.destroy();
           return true;
         }
@@ -292,27 +307,31 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
       metrics.refused("too_many_connections");
       socket.end(full);
       socket.destroySoon();
+      clients.settle(client); // a client known only by this refusal is not kept
       return;
     }
     client.connections++;
     metrics.connections++;
-    let sockets: Set<Socket> | undefined;
-    if (!proxy) {
-      sockets = held.get(client);
-      if (sockets === undefined) held.set(client, (sockets = new Set()));
-      sockets.add(socket);
-      recount(client, client.connections - 1);
-    }
-    socket.once("close", () => {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       metrics.connections--;
       client.connections--;
-      if (sockets !== undefined) {
-        sockets.delete(socket);
+      const sockets = held.get(client);
+      if (sockets?.delete(socket) === true) {
         if (sockets.size === 0) held.delete(client);
-        recount(client, client.connections + 1);
+        recount(client, sockets.size + 1);
       }
       clients.settle(client);
-    });
+    };
+    if (!proxy) {
+      let sockets = held.get(client);
+      if (sockets === undefined) held.set(client, (sockets = new Map()));
+      sockets.set(socket, release);
+      recount(client, sockets.size - 1);
+    }
+    socket.once("close", release);
   });
   // Node closes a CONNECT (a proxy's tunnel request) without a word when nobody listens for it.
   const noTunnel = rawReply("405 Method Not Allowed", RpcCode.invalidRequest, "invalid request: this router is not a proxy; POST JSON-RPC to /rpc/<chainId>");

@@ -465,7 +465,7 @@ describe("with every connection place held", () => {
   });
   afterAll(async () => await crowded?.stop());
 
-  it("gives a newcomer an idle connection of the client holding the most, never one with a request on it, and turns it away with a reason once none holds more", async () => {
+  it("gives a newcomer an idle connection of the client holding the most, never one with a request on it, and turns it away with a reason once nobody holds two more than it", async () => {
     // 127.0.0.30 holds seven places, the first with a request arriving on it; 127.0.0.31 five: all twelve held.
     const [head, body] = blockNumberRequest.split("\r\n\r\n");
     const busy = await rawConnection("127.0.0.30", crowded.port);
@@ -502,6 +502,21 @@ describe("with every connection place held", () => {
     const metrics = crowded.metrics(); // read in process: over HTTP it would take a place
     expect(metrics).toMatch(/^din_router_refused_total\{reason="connection_taken"\} 2$/m);
     expect(metrics).toMatch(/^din_router_refused_total\{reason="too_many_connections"\} 1$/m);
+  });
+
+  it("takes each newcomer's place from whoever holds the most then, and turns newcomers away once nobody holds two more", async () => {
+    const held = () => Number(/^din_router_client_connections (\d+)$/m.exec(crowded.metrics())?.[1]);
+    await waitFor(() => held() === 0, "the last test's connections gone");
+    const a = await connections("127.0.0.34", 8);
+    const c = await connections("127.0.0.35", 4);
+    // Six newcomers: 127.0.0.34's eight go down to four, one a newcomer; then every client holds
+    // four, and the newcomer's last two connections are turned away.
+    const b = await connections("127.0.0.36", 6);
+    await waitFor(() => b.filter((x) => x.socket.destroyed).length === 2 && a.filter((x) => x.socket.destroyed).length === 4, "four taken, two turned away");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // and no more
+    expect([a, b, c].map((list) => list.filter((x) => !x.socket.destroyed).length)).toEqual([4, 4, 4]);
+    expect(b.filter((x) => x.socket.destroyed).map((x) => x.text())).toEqual([expect.stringMatching(/^HTTP\/1\.1 503 /), expect.stringMatching(/^HTTP\/1\.1 503 /)]);
+    expect(held()).toBe(12);
   });
 });
 
