@@ -42,7 +42,7 @@ const ponderBin = fileURLToPath(new URL("../node_modules/ponder/dist/esm/bin/pon
 /** Starts Ponder and resolves once /ready answers 200 (historical indexing caught up) and live
  * queries are accepted (Ponder turns them on up to a second after /ready). */
 export async function startIndexer(options: StartIndexerOptions): Promise<Indexer> {
-  const port = options.port ?? (await freePort());
+  let port = options.port ?? (await freePort());
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   let deploymentPath: string;
@@ -67,8 +67,14 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", options.logLevel ?? "warn", options.mode ?? "start"];
   args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
   const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-  const output = collectOutput(child, options.onLine);
-  const url = `http://127.0.0.1:${port}`;
+  // Ponder takes the next port when its port is taken (by whatever bound it between our choosing
+  // it and Ponder listening) and says so at log level warn: follow it there.
+  const output = collectOutput(child, (line) => {
+    const taken = portInUse(line);
+    if (taken !== null) port = taken + 1;
+    options.onLine?.(line);
+  });
+  const url = () => `http://127.0.0.1:${port}`;
   const stop = () => stopChild(child, 5_000);
 
   const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
@@ -76,15 +82,26 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the indexer exited with code ${child.exitCode}:\n${output()}`);
     try {
-      const response = await fetch(`${url}${readyPath}`);
-      if (response.status === 200 && (await liveQueriesAnswer(url))) return { url, port, process: child, stop };
+      // Bounded: whatever holds a port Ponder moved away from may never answer.
+      const response = await fetch(`${url()}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
+      if (response.status === 200 && (await liveQueriesAnswer(url()))) return { url: url(), port, process: child, stop };
     } catch {
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   await stop();
-  throw new Error(`the indexer was not ready at ${url} in time:\n${output()}`);
+  throw new Error(`the indexer was not ready at ${url()} in time:\n${output()}`);
+}
+
+/** The port of Ponder's "Port in use" line; null for any other line. */
+function portInUse(line: string): number | null {
+  try {
+    const entry = JSON.parse(line) as { msg?: unknown; port?: unknown };
+    return entry.msg === "Port in use" && typeof entry.port === "number" ? entry.port : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 // them (CI reads that line). Exits non-zero when any test failed or a runner broke.
 
 type RunnerResult = { name: string; passed: number; failed: number; exitCode: number };
+/** The parts of vitest's JSON report read here (its Jest-compatible format). */
+type VitestReport = { numPassedTests: number; numFailedTests: number; testResults: { status: string; assertionResults: { status: string }[] }[] };
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name: string) => `${root}node_modules/.bin/${name}`;
@@ -38,8 +40,15 @@ async function typescriptTests(): Promise<RunnerResult> {
   await rm(report, { force: true });
   const { exitCode } = await run(bin("vitest"), ["run"]);
   try {
-    const json = JSON.parse(await readFile(report, "utf8")) as { numPassedTests: number; numFailedTests: number };
-    return { name: "vitest", passed: json.numPassedTests, failed: json.numFailedTests, exitCode };
+    const json = JSON.parse(await readFile(report, "utf8")) as VitestReport;
+    // A file that fails outside its tests (a beforeAll that threw) marks them skipped, not failed:
+    // each counts as failed here, so the summary cannot read "0 failed" over a broken file.
+    let failed = json.numFailedTests;
+    for (const file of json.testResults) {
+      if (file.status === "failed" && !file.assertionResults.some((t) => t.status === "failed")) failed += Math.max(1, file.assertionResults.length);
+    }
+    if (exitCode !== 0 && failed === 0) failed = 1;
+    return { name: "vitest", passed: json.numPassedTests, failed, exitCode };
   } catch {
     return { name: "vitest", passed: 0, failed: 1, exitCode: exitCode || 1 };
   }

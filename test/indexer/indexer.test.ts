@@ -1,6 +1,8 @@
 import { createClient } from "@ponder/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { encodeFunctionData, getAddress, parseEther, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
 import { startPostgres, type Postgres } from "../../scripts/postgres.ts";
@@ -31,13 +33,14 @@ for (const database of ["pglite", "postgres"] as const) {
     const liveSnapshots: LiveProvider[][] = [];
     let unsubscribe: (() => void) | undefined;
 
-    const start = async () => {
+    const start = async (port?: number) => {
       indexer = await startIndexer({
         rpcUrl: system.chain.rpcUrl,
         deployment: system.deployment,
         databaseUrl: postgres?.url,
         dataDir,
         schema: "opendin_test",
+        port,
       });
       const client = createClient(`${indexer.url}/sql`, { schema });
       unsubscribe = client.live(
@@ -134,7 +137,17 @@ for (const database of ["pglite", "postgres"] as const) {
       // While the indexer is down: an unbond, and time passes.
       await mined(system, registry.write.requestUnbond([DIN("200")], { account: c }));
       await advance(system, Number(await registry.read.unbondingPeriod()) + 1);
-      await start();
+      // Its port is taken (as by another process between choosing it and Ponder listening): Ponder
+      // moves to the next, and the indexer's URL follows it there.
+      const squatter = createServer();
+      const taken = await new Promise<number>((resolve) => squatter.listen(0, "127.0.0.1", () => resolve((squatter.address() as AddressInfo).port)));
+      try {
+        await start(taken);
+      } finally {
+        squatter.close();
+      }
+      expect(indexer.port).toBeGreaterThan(taken);
+      expect(indexer.url).toBe(`http://127.0.0.1:${indexer.port}`);
       await mined(system, registry.write.withdraw({ account: c }));
 
       await expectProvider(c, { activeStake: DIN("550").toString(), unbondingStake: "0" });
