@@ -32,7 +32,19 @@ const hardhatBin = fileURLToPath(new URL("../node_modules/hardhat/dist/src/cli.j
  * resolves once it answers JSON-RPC.
  */
 export async function startChain(options: StartChainOptions = {}): Promise<Chain> {
-  const port = options.port ?? (await freePort());
+  // A port chosen free may be taken before the node binds it (by anything listening on port 0
+  // meanwhile, such as a parallel test's server): then another, unless the caller chose it.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startChainOn(options.port ?? (await freePort()), options);
+    } catch (error) {
+      const taken = error instanceof Error && error.message.includes("EADDRINUSE");
+      if (!taken || options.port !== undefined || attempt === 3) throw error;
+    }
+  }
+}
+
+async function startChainOn(port: number, options: StartChainOptions): Promise<Chain> {
   const child = spawn(process.execPath, [hardhatBin, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
@@ -63,6 +75,7 @@ async function rpc(rpcUrl: string, method: string, params: unknown[]): Promise<R
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+    signal: AbortSignal.timeout(5_000), // whatever else holds the port may never answer
   });
 }
 

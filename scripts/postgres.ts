@@ -33,12 +33,21 @@ export async function startPostgres(): Promise<Postgres> {
     if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr || result.stdout}`);
   };
   run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-  const port = await freePort();
-  run("pg_ctl", [
-    "-D", dataDir, "-l", join(dir, "postgres.log"), "-w", "-t", "60",
-    "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
-    "start",
-  ]);
+  // A port chosen free may be taken before PostgreSQL binds it: then another (three tries).
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    try {
+      run("pg_ctl", [
+        "-D", dataDir, "-l", join(dir, "postgres.log"), "-w", "-t", "60",
+        "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+        "start",
+      ]);
+      break;
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
   const stop = async () => {
     try {
       run("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
