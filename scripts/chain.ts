@@ -50,7 +50,12 @@ async function startChainOn(port: number, options: StartChainOptions): Promise<C
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, FORCE_COLOR: "0" },
   });
-  const output = collectOutput(child, options.onLine);
+  // The node is asked only once it says it listens: until then the port may hold another server.
+  let listening = false;
+  const output = collectOutput(child, (line) => {
+    if (line.includes("Started HTTP and WebSocket JSON-RPC server at")) listening = true;
+    options.onLine?.(line);
+  });
   const rpcUrl = `http://127.0.0.1:${port}`;
   const stop = () => stopChild(child, 3_000);
 
@@ -59,9 +64,13 @@ async function startChainOn(port: number, options: StartChainOptions): Promise<C
     if (child.exitCode !== null) {
       throw new Error(`the Hardhat node exited with code ${child.exitCode} before answering:\n${output()}`);
     }
-    if (await answers(rpcUrl)) {
+    if (listening && (await answers(rpcUrl))) {
       const interval = options.blockIntervalMs ?? 1000;
-      if (interval > 0) await rpc(rpcUrl, "evm_setIntervalMining", [interval]);
+      const mining = interval > 0 ? await rpc(rpcUrl, "evm_setIntervalMining", [interval]).catch(() => null) : null;
+      if (interval > 0 && !mining?.ok) {
+        await stop();
+        throw new Error(`the Hardhat node at ${rpcUrl} did not take evm_setIntervalMining:\n${output()}`);
+      }
       return { rpcUrl, port, process: child, stop };
     }
     await new Promise((resolve) => setTimeout(resolve, 200));

@@ -6,13 +6,20 @@ import type { ChildProcess } from "node:child_process";
  */
 export function collectOutput(child: ChildProcess, onLine?: (line: string) => void, limit = 20_000): () => string {
   let output = "";
-  const collect = (chunk: Buffer) => {
-    const text = chunk.toString();
-    output = (output + text).slice(-limit);
-    if (onLine) for (const line of text.split("\n")) if (line.trim()) onLine(line);
+  // Each stream's unfinished line: a chunk may end anywhere, a line is passed on whole.
+  const collector = () => {
+    let rest = "";
+    return (chunk: Buffer) => {
+      const text = chunk.toString();
+      output = (output + text).slice(-limit);
+      if (!onLine) return;
+      const lines = (rest + text).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) if (line.trim()) onLine(line);
+    };
   };
-  child.stdout?.on("data", collect);
-  child.stderr?.on("data", collect);
+  child.stdout?.on("data", collector());
+  child.stderr?.on("data", collector());
   return () => output;
 }
 

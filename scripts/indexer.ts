@@ -64,15 +64,22 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   else delete env.DATABASE_URL;
 
-  const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", options.logLevel ?? "warn", options.mode ?? "start"];
+  // Ponder runs at info at least: its "Created HTTP server" line says which port it listens on (it
+  // takes the next one when the port is taken, by whatever bound it between our choosing it and
+  // Ponder listening, and the old port may hold another server: even another Ponder). Lines
+  // below the asked level are not passed on.
+  const asked = levels[options.logLevel ?? "warn"];
+  const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", asked > levels.info ? "info" : (options.logLevel ?? "warn"), options.mode ?? "start"];
   args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
   const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-  // Ponder takes the next port when its port is taken (by whatever bound it between our choosing
-  // it and Ponder listening) and says so at log level warn: follow it there.
+  let listening = false;
   const output = collectOutput(child, (line) => {
-    const taken = portInUse(line);
-    if (taken !== null) port = taken + 1;
-    options.onLine?.(line);
+    const entry = logEntry(line);
+    if (entry?.msg === "Created HTTP server" && typeof entry.port === "number") {
+      port = entry.port;
+      listening = true;
+    }
+    if (entry === null || typeof entry.level !== "number" || entry.level >= asked) options.onLine?.(line);
   });
   const url = () => `http://127.0.0.1:${port}`;
   const stop = () => stopChild(child, 5_000);
@@ -81,12 +88,13 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the indexer exited with code ${child.exitCode}:\n${output()}`);
-    try {
-      // Bounded: whatever holds a port Ponder moved away from may never answer.
-      const response = await fetch(`${url()}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
-      if (response.status === 200 && (await liveQueriesAnswer(url()))) return { url: url(), port, process: child, stop };
-    } catch {
-      // not listening yet
+    if (listening) {
+      try {
+        const response = await fetch(`${url()}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
+        if (response.status === 200 && (await liveQueriesAnswer(url()))) return { url: url(), port, process: child, stop };
+      } catch {
+        // not answering yet
+      }
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -94,11 +102,14 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   throw new Error(`the indexer was not ready at ${url()} in time:\n${output()}`);
 }
 
-/** The port of Ponder's "Port in use" line; null for any other line. */
-function portInUse(line: string): number | null {
+/** Ponder's (pino's) levels. */
+const levels = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+
+/** A line of Ponder's JSON log; null for any other line. */
+function logEntry(line: string): { level?: unknown; msg?: unknown; port?: unknown } | null {
   try {
-    const entry = JSON.parse(line) as { msg?: unknown; port?: unknown };
-    return entry.msg === "Port in use" && typeof entry.port === "number" ? entry.port : null;
+    const entry: unknown = JSON.parse(line);
+    return typeof entry === "object" && entry !== null ? entry : null;
   } catch {
     return null;
   }

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./freePort.ts";
@@ -33,21 +33,6 @@ export async function startPostgres(): Promise<Postgres> {
     if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr || result.stdout}`);
   };
   run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-  // A port chosen free may be taken before PostgreSQL binds it: then another (three tries).
-  let port = 0;
-  for (let attempt = 1; ; attempt++) {
-    port = await freePort();
-    try {
-      run("pg_ctl", [
-        "-D", dataDir, "-l", join(dir, "postgres.log"), "-w", "-t", "60",
-        "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
-        "start",
-      ]);
-      break;
-    } catch (error) {
-      if (attempt === 3) throw error;
-    }
-  }
   const stop = async () => {
     try {
       run("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
@@ -56,6 +41,26 @@ export async function startPostgres(): Promise<Postgres> {
     }
     await rm(dir, { recursive: true, force: true });
   };
+  // A port chosen free may be taken before PostgreSQL binds it (the server then exits, saying so
+  // in its log): then another, three tries. Any other failure stops what may have started.
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    const log = join(dir, `postgres-${attempt}.log`);
+    try {
+      run("pg_ctl", [
+        "-D", dataDir, "-l", log, "-w", "-t", "60",
+        "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+        "start",
+      ]);
+      break;
+    } catch (error) {
+      const said = await readFile(log, "utf8").catch(() => "");
+      if (attempt < 3 && said.includes("Address already in use")) continue;
+      await stop();
+      throw error;
+    }
+  }
   return { url: `postgresql://postgres@127.0.0.1:${port}/postgres`, port, stop };
 }
 

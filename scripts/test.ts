@@ -41,11 +41,13 @@ async function typescriptTests(): Promise<RunnerResult> {
   const { exitCode } = await run(bin("vitest"), ["run"]);
   try {
     const json = JSON.parse(await readFile(report, "utf8")) as VitestReport;
-    // A file that fails outside its tests (a beforeAll that threw) marks them skipped, not failed:
-    // each counts as failed here, so the summary cannot read "0 failed" over a broken file.
+    // A file that fails outside its tests (a beforeAll that threw) marks the tests it never ran
+    // skipped, not failed: each counts as failed here (at least one for the file), so the summary
+    // cannot read "0 failed" over a broken file.
     let failed = json.numFailedTests;
     for (const file of json.testResults) {
-      if (file.status === "failed" && !file.assertionResults.some((t) => t.status === "failed")) failed += Math.max(1, file.assertionResults.length);
+      if (file.status !== "failed" || file.assertionResults.some((t) => t.status === "failed")) continue;
+      failed += Math.max(1, file.assertionResults.filter((t) => t.status === "skipped" || t.status === "pending").length);
     }
     if (exitCode !== 0 && failed === 0) failed = 1;
     return { name: "vitest", passed: json.numPassedTests, failed, exitCode };
