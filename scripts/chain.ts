@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { collectOutput, stopChild } from "./childProcess.ts";
-import { freePort } from "./freePort.ts";
+import { onFreePort } from "./freePort.ts";
 
 export type Chain = {
   rpcUrl: string;
@@ -32,16 +32,8 @@ const hardhatBin = fileURLToPath(new URL("../node_modules/hardhat/dist/src/cli.j
  * resolves once it answers JSON-RPC.
  */
 export async function startChain(options: StartChainOptions = {}): Promise<Chain> {
-  // A port chosen free may be taken before the node binds it (by anything listening on port 0
-  // meanwhile, such as a parallel test's server): then another, unless the caller chose it.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startChainOn(options.port ?? (await freePort()), options);
-    } catch (error) {
-      const taken = error instanceof Error && error.message.includes("EADDRINUSE");
-      if (!taken || options.port !== undefined || attempt === 3) throw error;
-    }
-  }
+  if (options.port !== undefined) return await startChainOn(options.port, options);
+  return await onFreePort((port) => startChainOn(port, options), (error) => String(error).includes("EADDRINUSE"));
 }
 
 async function startChainOn(port: number, options: StartChainOptions): Promise<Chain> {

@@ -13,3 +13,18 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Runs `start` on a free port, and again on another (three tries in all) when `taken` says the
+ * port was taken before `start` bound it (by anything listening on port 0 meanwhile, such as a
+ * parallel test's server).
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, taken: (error: unknown) => boolean): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (error) {
+      if (attempt === 3 || !taken(error)) throw error;
+    }
+  }
+}

@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./freePort.ts";
+import { onFreePort } from "./freePort.ts";
 
 // A throwaway PostgreSQL server on a loopback port, for the indexer's tests and benchmarks.
 // PostgreSQL refuses to run as root, so as root it runs as the unprivileged user "nobody".
@@ -41,25 +41,26 @@ export async function startPostgres(): Promise<Postgres> {
     }
     await rm(dir, { recursive: true, force: true });
   };
-  // A port chosen free may be taken before PostgreSQL binds it (the server then exits, saying so
-  // in its log): then another, three tries. Any other failure stops what may have started.
-  let port = 0;
-  for (let attempt = 1; ; attempt++) {
-    port = await freePort();
-    const log = join(dir, `postgres-${attempt}.log`);
+  // On a port taken before PostgreSQL binds it, the server exits saying so in its log: another port.
+  const startOn = async (port: number) => {
+    const log = join(dir, `postgres-${port}.log`);
     try {
       run("pg_ctl", [
         "-D", dataDir, "-l", log, "-w", "-t", "60",
         "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
         "start",
       ]);
-      break;
+      return port;
     } catch (error) {
-      const said = await readFile(log, "utf8").catch(() => "");
-      if (attempt < 3 && said.includes("Address already in use")) continue;
-      await stop();
-      throw error;
+      throw new Error(`${(error as Error).message}\n${await readFile(log, "utf8").catch(() => "")}`);
     }
+  };
+  let port: number;
+  try {
+    port = await onFreePort(startOn, (error) => String(error).includes("Address already in use"));
+  } catch (error) {
+    await stop(); // whatever may have started
+    throw error;
   }
   return { url: `postgresql://postgres@127.0.0.1:${port}/postgres`, port, stop };
 }
