@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
+import { answeredQuantity, namedBlock } from "./blocks.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -141,6 +142,8 @@ class CallRouting implements CallHandle {
   private readonly table: ChainTable;
   private readonly call: RpcCall;
   private readonly write: boolean;
+  /** The block the call names by number (-1: none): providers known to hold it are asked first. */
+  private readonly block: number;
   private readonly body: string;
   private readonly id: RpcId;
   private readonly started: number;
@@ -190,6 +193,7 @@ class CallRouting implements CallHandle {
     this.id = id;
     this.resolve = resolve;
     this.write = writeMethods.has(call.method);
+    this.block = namedBlock(call);
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : budget;
     this.body = upstreamBody(call, id);
@@ -253,19 +257,33 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * A provider by weight; when all of the router's connections to its origin are busy, another
-   * eligible provider with a free one (its request would otherwise wait in the router's queue), else the
-   * busy one after all. So traffic follows the weights until a provider is saturated, and the
-   * overflow goes where it is served at once. Up to three more origins are tried, each draw
-   * skipping the origins already found busy (one operator's paths on one host are one origin).
+   * A provider by weight; for a call naming a block, one known to hold it if any is (blocks.ts),
+   * else any: the block may be new, and a provider that has it not be known to yet.
    */
   private pickProvider(now: number): ProviderHealth | null {
+    if (this.block >= 0) {
+      const holder = this.draw(now, this.block);
+      if (holder !== null) return holder;
+    }
+    return this.draw(now, -1);
+  }
+
+  /**
+   * A provider by weight (with `block` ≥ 0, among those known to hold it; no fallback to
+   * providers out of sync then); when all of the router's connections to its origin are busy,
+   * another eligible provider with a free one (its request would otherwise wait in the router's
+   * queue), else the busy one after all. So traffic follows the weights until a provider is
+   * saturated, and the overflow goes where it is served at once. Up to three more origins are
+   * tried, each draw skipping the origins already found busy (one operator's paths on one host are
+   * one origin).
+   */
+  private draw(now: number, block: number): ProviderHealth | null {
     const gates = this.ctx.gates;
-    const drawn = this.table.pick(this.ctx.random, this.tried, now);
+    const drawn = this.table.pick(this.ctx.random, this.tried, now, block < 0, null, block);
     if (drawn === null || gates.hasFree(drawn.origin)) return drawn;
     const busyOrigins = new Set([drawn.origin]);
     for (let i = 0; i < 3; i++) {
-      const other = this.table.pick(this.ctx.random, this.tried, now, false, busyOrigins);
+      const other = this.table.pick(this.ctx.random, this.tried, now, false, busyOrigins, block);
       if (other === null) break;
       if (gates.hasFree(other.origin)) return other;
       busyOrigins.add(other.origin);
@@ -319,6 +337,10 @@ class CallRouting implements CallHandle {
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
+      if (this.call.method === "eth_blockNumber" && outcome.type === "answer" && outcome.error === null) {
+        const height = answeredQuantity(outcome.bytes);
+        if (height !== null) this.table.recordAnsweredHead(p, height);
+      }
     } else if (outcome.type === "failure") {
       const providersOwn = providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt));
       // (Answered already: a write copy failing after another copy's answer.)

@@ -14,7 +14,7 @@ import type { ClientLedger, ClientShare } from "./connections.ts";
 // when the next poll goes to another. The router remembers each filter's criteria and the next
 // block it has not scanned. A poll asks one provider for the head, then asks for the blocks up to
 // it with eth_getLogs (or the blocks' hashes), routed like any call but only to that provider or
-// to providers whose last probed head has reached the range's end, so a provider behind cannot
+// to providers known to hold the range's end (blocks.ts), so a provider behind cannot
 // answer "no logs" for blocks it has not seen. A head more than maxLeadBlocks past the chain's
 // median is not believed. ethers' contract.on and viem's event filters poll this way.
 // A poll also reads the first and last blocks it scans: when the first no longer descends from
@@ -360,8 +360,8 @@ export class FilterRegistry {
         if (filter.to !== null && head > filter.to) filter.next = head + 1; // the range is over
         return nothing();
       }
-      // Only the provider that reported the head, and providers whose probed head has reached `end`.
-      const behind = table.providers.filter((p) => p !== from && p.head < end);
+      // Only the provider that reported the head, and providers known to hold `end` (their probed head or an answer reached it).
+      const behind = table.providers.filter((p) => p !== from && !p.holdsBlock(end));
       // ok: the blocks up to `end` are given. A null answer: nothing new yet (the providers
       // disagreed on the blocks; the next poll scans them again).
       const finish = (ok: boolean, answer: FilterAnswer | null) => {

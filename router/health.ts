@@ -85,6 +85,12 @@ export class ProviderHealth {
   lastChainCheckAt = 0;
   head = -1;
   headAt = 0;
+  /**
+   * The highest block it answered a client's eth_blockNumber with since its last probe (believed
+   * up to maxLeadBlocks past the chain's upper median head; routingTable.ts): between probes, it
+   * shows a new block is held.
+   */
+  answeredHead = -1;
   /** Blocks behind the chain's lower median head as it stood when this head was read (negative: ahead). */
   lag = 0;
   outOfSync = false;
@@ -259,10 +265,16 @@ export class ProviderHealth {
     }
   }
 
+  /** Whether it is known to hold block `n`: its probed head or an answer reached it. */
+  holdsBlock(n: number): boolean {
+    return this.head >= n || this.answeredHead >= n;
+  }
+
   setHead(head: number, now: number): void {
     const first = this.head < 0;
     this.head = head;
     this.headAt = now;
+    this.answeredHead = -1; // a probe's head is newer than what answers showed (its node may have been reset since)
     if (first) this.onChange();
   }
 

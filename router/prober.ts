@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
+import { answeredQuantity } from "./blocks.ts";
 import type { ProviderHealth } from "./health.ts";
 import type { ProbeParameters } from "./options.ts";
 import type { ChainTable } from "./routingTable.ts";
@@ -20,17 +21,6 @@ type ProbeState = { nextAt: number; running: boolean; startedAt: number };
  * to it. The probe agent keeps this many connections per origin, so a probe never waits for one.
  */
 export const probesPerOrigin = 4;
-
-function hexQuantity(bytes: Buffer): number | null {
-  try {
-    const reply = JSON.parse(bytes.toString("utf8")) as { result?: unknown };
-    if (typeof reply.result !== "string" || !/^0x[0-9a-fA-F]{1,16}$/.test(reply.result)) return null;
-    const value = Number.parseInt(reply.result, 16);
-    return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
-  } catch {
-    return null;
-  }
-}
 
 export function startProber(deps: {
   tables: () => Iterable<ChainTable>;
@@ -53,7 +43,7 @@ export function startProber(deps: {
     if (outcome.type === "cancelled" || outcome.type === "over_budget" || outcome.type === "queued") {
       return { ok: false as const, kind: "timeout" as const, detail: outcome.type === "queued" ? `no answer within ${probe.timeoutMs} ms` : outcome.type };
     }
-    const value = outcome.type === "answer" && outcome.error === null ? hexQuantity(outcome.bytes) : null;
+    const value = outcome.type === "answer" && outcome.error === null ? answeredQuantity(outcome.bytes) : null;
     if (value === null) return { ok: false as const, kind: "malformed" as const, detail: `${method} did not answer a quantity` };
     return { ok: true as const, value, latencyMs: outcome.latencyMs };
   };

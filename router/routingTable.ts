@@ -119,6 +119,17 @@ export class ChainTable {
   }
 
   /**
+   * `p` answered a client's eth_blockNumber with `height`, so it holds that block. Believed only up
+   * to maxLeadBlocks past the upper median head: an absurd height would draw to it every call
+   * naming a block no other provider has shown yet.
+   */
+  recordAnsweredHead(p: ProviderHealth, height: number): void {
+    const medians = this.medianLog.at(-1);
+    if (medians === undefined || height > medians.upper + this.options.scoring.maxLeadBlocks) return;
+    if (height > p.answeredHead) p.answeredHead = height;
+  }
+
+  /**
    * The median heads as they stood at `at`. A provider is judged against the heads seen by the
    * time it answered, not against blocks made since: probes are seconds apart, and a chain may make
    * several blocks a second, so comparing heads of different moments would find honest providers
@@ -231,31 +242,40 @@ export class ChainTable {
   }
 
   /**
-   * Draws a provider by weight, skipping those in `tried` and those on an origin in `busyOrigins`.
-   * When every eligible provider was skipped, falls back (unless `fallback` is false) to providers
-   * that are out of sync or whose circuit is open (a likely failure beats a certain one); null
-   * when nothing is left.
+   * Draws a provider by weight, skipping those in `tried`, those on an origin in `busyOrigins` and,
+   * with `block` (≥ 0), those not known to hold that block. When every eligible provider was
+   * skipped, falls back (unless `fallback` is false) to providers that are out of sync or whose
+   * circuit is open (a likely failure beats a certain one); null when nothing is left.
    */
-  pick(random: Random, tried: readonly ProviderHealth[] | null, now: number, fallback = true, busyOrigins: ReadonlySet<string> | null = null): ProviderHealth | null {
+  pick(
+    random: Random,
+    tried: readonly ProviderHealth[] | null,
+    now: number,
+    fallback = true,
+    busyOrigins: ReadonlySet<string> | null = null,
+    block = -1,
+  ): ProviderHealth | null {
     this.refresh(now);
     const count = this.eligible.length;
+    // A draw past busy origins (an overflow draw) or for a block may skip much of the weight.
+    const narrowed = busyOrigins !== null || block >= 0;
     if (count > 0) {
-      // Each round is one binary search; skipping busy origins (an overflow draw) may take more.
-      const rounds = busyOrigins === null ? 4 : 16;
+      // Each round is one binary search; a narrowed draw may take more.
+      const rounds = narrowed ? 16 : 4;
       for (let round = 0; round < rounds; round++) {
         const p = this.eligible[upperBound(this.cumulative, count, random() * this.total)];
-        if (!skipped(p, tried, busyOrigins)) return p;
+        if (!skipped(p, tried, busyOrigins, block)) return p;
       }
     }
     // Most of the weight skipped: draw among the rest directly (evenly when all of the rest have
     // weight 0: eligible still beats the fallback below), one pass to weigh them and one to draw.
-    // An overflow draw among many providers gives up instead: a heavy host that is saturated
-    // would otherwise cost two passes over the set on every call, when the router is busiest.
-    if (count > 0 && (busyOrigins === null || count <= maxOverflowScan)) {
+    // A narrowed draw among many providers gives up instead: a heavy host that is saturated, or a
+    // block only a few have shown yet, would otherwise cost two passes over the set on every call.
+    if (count > 0 && (!narrowed || count <= maxNarrowedScan)) {
       let left = 0;
       let untried = 0;
       for (let i = 0; i < count; i++) {
-        if (skipped(this.eligible[i], tried, busyOrigins)) continue;
+        if (skipped(this.eligible[i], tried, busyOrigins, block)) continue;
         left += this.eligible[i].parts.weight;
         untried++;
       }
@@ -263,7 +283,7 @@ export class ChainTable {
         let r = random() * (left > 0 ? left : untried);
         for (let i = 0; i < count; i++) {
           const p = this.eligible[i];
-          if (skipped(p, tried, busyOrigins)) continue;
+          if (skipped(p, tried, busyOrigins, block)) continue;
           r -= left > 0 ? p.parts.weight : 1;
           if (r < 0) return p;
         }
@@ -280,11 +300,11 @@ export class ChainTable {
   }
 }
 
-/** Largest set an overflow draw scans when random draws keep landing on busy origins. */
-const maxOverflowScan = 256;
+/** Largest set a narrowed draw scans when random draws keep landing on busy origins or on providers without the block. */
+const maxNarrowedScan = 256;
 
-function skipped(p: ProviderHealth, tried: readonly ProviderHealth[] | null, busyOrigins: ReadonlySet<string> | null): boolean {
-  return (tried !== null && tried.includes(p)) || (busyOrigins !== null && busyOrigins.has(p.origin));
+function skipped(p: ProviderHealth, tried: readonly ProviderHealth[] | null, busyOrigins: ReadonlySet<string> | null, block: number): boolean {
+  return (tried !== null && tried.includes(p)) || (busyOrigins !== null && busyOrigins.has(p.origin)) || (block >= 0 && !p.holdsBlock(block));
 }
 
 function sum(values: Float64Array, count: number): number {

@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Pool } from "undici";
+import { blockParamOf } from "../router/blocks.ts";
 import { resultTypesOf } from "../router/upstream.ts";
 
 // A provider's node as the outside world sees it: an HTTP JSON-RPC server in front of a chain,
@@ -24,6 +25,12 @@ export type Fault =
   | { kind: "wrongChain"; chainId: number }
   /** Answer eth_blockNumber with a frozen head (default: the head when the fault is set). */
   | { kind: "staleHead"; head?: number }
+  /**
+   * Answer as a node whose chain ends at `head` (default: the head when the fault is set): its
+   * eth_blockNumber, "latest" and the logs stop there; a later block is unknown (null, or "header
+   * not found" for state at it).
+   */
+  | { kind: "behind"; head?: number }
   /** Answer eth_blockNumber with an absurd height. */
   | { kind: "absurdHead" }
   /** Answer 200, then a space every `everyMs` (default 200) and never the answer: each byte restarts an idle timer. */
@@ -87,7 +94,40 @@ export type ProviderNode = {
   stop: () => Promise<void>;
 };
 
-type Call = { id?: unknown; method?: unknown };
+type Call = { id?: unknown; method?: unknown; params?: unknown };
+
+const newestTags: ReadonlySet<unknown> = new Set(["latest", "pending", "safe", "finalized"]);
+
+/**
+ * How a node whose chain ends at `head` takes `call`: its own answer (a block it lacks), the call
+ * with its blocks brought back to `head` ("latest", a log range past it), or null (as the chain).
+ */
+function behindAt(call: Call, head: number): { answer: object } | { call: Call } | null {
+  const method = String(call.method);
+  const hex = `0x${head.toString(16)}`;
+  if (method === "eth_blockNumber") return { answer: { result: hex } };
+  if (!Array.isArray(call.params)) return null;
+  const params = [...(call.params as unknown[])];
+  if (method === "eth_getLogs" && typeof params[0] === "object" && params[0] !== null) {
+    const filter = { ...(params[0] as Record<string, unknown>) };
+    if (filter.blockHash !== undefined) return null;
+    const from = typeof filter.fromBlock === "string" && filter.fromBlock.startsWith("0x") ? Number(filter.fromBlock) : null;
+    if (from !== null && from > head) return { answer: { result: [] } };
+    const to = filter.toBlock;
+    if (to === undefined || newestTags.has(to) || (typeof to === "string" && to.startsWith("0x") && Number(to) > head)) filter.toBlock = hex;
+    params[0] = filter;
+    return { call: { ...call, params } };
+  }
+  const index = blockParamOf(method);
+  if (index === undefined) return null;
+  const block = params[index];
+  if (newestTags.has(block)) params[index] = hex;
+  else if (typeof block === "string" && block.startsWith("0x") && Number(block) > head) {
+    const nullable = resultTypesOf(method)?.includes("null") ?? false;
+    return { answer: nullable ? { result: null } : { error: { code: -32000, message: "header not found" } } };
+  }
+  return { call: { ...call, params } };
+}
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -235,6 +275,13 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
       case "staleHead":
         if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: `0x${(f.head ?? 0).toString(16)}` });
         break;
+      case "behind": {
+        const taken = single === null ? null : behindAt(single, f.head ?? 0);
+        if (taken === null) break;
+        if ("answer" in taken) return json(res, 200, { jsonrpc: "2.0", id, ...taken.answer });
+        const answer = await forward(Buffer.from(JSON.stringify(taken.call)));
+        return json(res, answer.status, JSON.parse(answer.text));
+      }
       case "absurdHead":
         if (method === "eth_blockNumber") return json(res, 200, { jsonrpc: "2.0", id, result: "0xffffffffffff" });
         break;
@@ -299,7 +346,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
   if (fault.kind === "refuse") await unlisten();
 
   const setFault = async (next: Fault): Promise<void> => {
-    if (next.kind === "staleHead" && next.head === undefined) next = { kind: "staleHead", head: await currentHead() };
+    if ((next.kind === "staleHead" || next.kind === "behind") && next.head === undefined) next = { ...next, head: await currentHead() };
     fault = next;
     // Answers left hanging (by "hang", "trickle" or an unfinished "oversized") end with their fault.
     if (next.kind !== "hang") for (const res of hanging) res.destroy();

@@ -230,6 +230,58 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("sends a call naming a block only to providers known to hold it: one a few blocks behind, still eligible, never answers it null", async () => {
+    await nodes[3].setFault({ kind: "behind" }); // its chain ends at the head now
+    await direct(chain.rpcUrl, "hardhat_mine", ["0x2"]);
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(() => [0, 1, 2].every((i) => provider(i).head === head) && provider(3).head === head - 2, "the new heads probed");
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]); // two behind: within maxLagBlocks
+    const behindCalls = () => nodes[3].stats().byMethod.eth_getBlockByNumber ?? 0;
+    const before = behindCalls();
+    const byNumber = (n: number, id: number) => ({ jsonrpc: "2.0", id, method: "eth_getBlockByNumber", params: [`0x${n.toString(16)}`, false] });
+    for (let i = 0; i < 40; i++) {
+      const answer = (await router.post(CHAIN, byNumber(head, i))).json() as { result: { number: string } | null };
+      expect(answer.result?.number).toBe(`0x${head.toString(16)}`);
+    }
+    expect(behindCalls()).toBe(before);
+    // A block it holds is drawn among all: it keeps its share of those.
+    for (let i = 0; i < 60 && behindCalls() === before; i++) await router.post(CHAIN, byNumber(head - 2, i));
+    expect(behindCalls()).toBeGreaterThan(before);
+    await healAll();
+  });
+
+  it("learns from its answer to a client's eth_blockNumber that a provider holds a new block, between probes", async () => {
+    await nodes[3].setFault({ kind: "behind" });
+    // Probes only at start: every head the router knows then is the same, node 3's too.
+    const unprobed = await startRouter({
+      records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
+      routing: { probe: { intervalMs: 600_000, chainIdIntervalMs: 600_000 } },
+    });
+    try {
+      await waitFor(() => unprobed.status().chains[0].eligibleProviders === 4 && unprobed.status().chains[0].medianHead !== null, "every provider probed once");
+      await direct(chain.rpcUrl, "hardhat_mine", ["0x1"]);
+      const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      // A client reads the head: node 3 says the old one, the others the new one.
+      let seen = 0;
+      for (let i = 0; i < 50 && seen !== head; i++) {
+        seen = Number(((await unprobed.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
+      }
+      expect(seen).toBe(head);
+      const behindCalls = () => nodes[3].stats().byMethod.eth_getBlockByNumber ?? 0;
+      const before = behindCalls();
+      const number = `0x${head.toString(16)}`;
+      for (let i = 0; i < 30; i++) {
+        const answer = (await unprobed.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBlockByNumber", params: [number, false] })).json() as { result: { number: string } | null };
+        expect(answer.result?.number).toBe(number);
+      }
+      expect(behindCalls()).toBe(before);
+      expect(unprobed.status().chains[0].providers.every((p) => p.head === head - 1)).toBe(true); // no probe told it
+    } finally {
+      await unprobed.stop();
+      await healAll();
+    }
+  });
+
   it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
     // 983,040 bytes of `[{},{},…]`: 327,680 empty objects, within this router's 1 MiB cap, and no real list of logs.
     await nodes[3].setFault({ kind: "oversized", bytes: 15 * 65_535, method: "eth_getLogs", dense: true });

@@ -136,6 +136,28 @@ describe("provider choice by stake and reputation", () => {
     }
   });
 
+  it("draws a call naming a block among providers known to hold it, by their weights", () => {
+    // Heads 1000, 1000, 998, 998 (probed); provider 2 answered a client's eth_blockNumber with 1001.
+    const { table, providers } = tableOf([{ stake: 100 }, { stake: 400 }, { stake: 100, lag: 2 }, { stake: 100, lag: 2 }]);
+    table.recordAnsweredHead(providers[2], 1_001);
+    const drawn = (block: number, seed: number) => {
+      const random = seededRandom(seed);
+      const counts = providers.map(() => 0);
+      for (let i = 0; i < 4_000; i++) counts[providers.indexOf(table.pick(random, null, 0, false, null, block)!)]++;
+      return counts.map((c) => c / 4_000);
+    };
+    const atHead = drawn(1_000, 21); // providers 0 and 1 by √stake (1:2), 2 by its answer
+    expect(atHead[3]).toBe(0);
+    expect(Math.abs(atHead[1] / atHead[0] - 2)).toBeLessThan(0.3);
+    expect(drawn(1_001, 22)).toEqual([0, 0, 1, 0]);
+    expect(table.pick(Math.random, [providers[2]], 0, false, null, 1_001)).toBeNull(); // the caller then draws among all
+    // Believed only up to maxLeadBlocks (100) past the upper median: an absurd answer draws nothing to it.
+    table.recordAnsweredHead(providers[3], 1_101);
+    expect(table.pick(Math.random, null, 0, false, null, 1_101)).toBeNull();
+    table.recordAnsweredHead(providers[3], 1_100);
+    expect(table.pick(Math.random, null, 0, false, null, 1_100)).toBe(providers[3]);
+  });
+
   it("retries on an eligible provider without weight before falling back to lagging or open ones", () => {
     const { table, providers } = tableOf([{ stake: 100 }, { stake: 0 }, { stake: 100, lag: 50 }]);
     const random = seededRandom(15);

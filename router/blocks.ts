@@ -1,0 +1,69 @@
+import type { RpcCall } from "./jsonRpc.ts";
+
+// Block heights in calls and answers. A call naming a block by its number is sent first to
+// providers known to hold that block (failover.ts): providers a few blocks behind the chain are
+// still eligible, and one of them would answer such a call with null, "header not found" or logs
+// that stop at its own head, when the client learned of the block from another provider a moment
+// before (viem and ethers read eth_blockNumber, then ask for that block).
+
+/** Where each method takes its block: the index of that parameter. */
+const blockParamIndex: ReadonlyMap<string, number> = new Map([
+  ["eth_getBlockByNumber", 0],
+  ["eth_getBlockTransactionCountByNumber", 0],
+  ["eth_getUncleCountByBlockNumber", 0],
+  ["eth_getTransactionByBlockNumberAndIndex", 0],
+  ["eth_getRawTransactionByBlockNumberAndIndex", 0],
+  ["eth_getUncleByBlockNumberAndIndex", 0],
+  ["eth_getBlockReceipts", 0],
+  ["eth_getBalance", 1],
+  ["eth_getCode", 1],
+  ["eth_getTransactionCount", 1],
+  ["eth_call", 1],
+  ["eth_estimateGas", 1],
+  ["eth_createAccessList", 1],
+  ["eth_feeHistory", 1],
+  ["eth_simulateV1", 1],
+  ["eth_getStorageAt", 2],
+  ["eth_getProof", 2],
+]);
+
+const quantity = /^0x[0-9a-fA-F]{1,13}$/;
+
+/** A block number written as a JSON-RPC quantity (or EIP-1898's `{blockNumber}`); -1 for anything else (a tag, a hash). */
+function blockNumberOf(value: unknown): number {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) value = (value as { blockNumber?: unknown }).blockNumber;
+  return typeof value === "string" && quantity.test(value) ? Number.parseInt(value, 16) : -1;
+}
+
+/**
+ * The highest block a call names by number (eth_getLogs: the later of `fromBlock` and `toBlock`);
+ * -1 when it names none (no block, a tag such as "latest", a block hash).
+ */
+export function namedBlock(call: RpcCall): number {
+  const params = call.params;
+  if (!Array.isArray(params)) return -1;
+  if (call.method === "eth_getLogs") {
+    const filter = params[0] as { fromBlock?: unknown; toBlock?: unknown } | null | undefined;
+    if (typeof filter !== "object" || filter === null) return -1;
+    return Math.max(blockNumberOf(filter.fromBlock), blockNumberOf(filter.toBlock));
+  }
+  const index = blockParamIndex.get(call.method);
+  return index === undefined ? -1 : blockNumberOf(params[index]);
+}
+
+/** Which parameter of `method` is its block (undefined: it takes none, or eth_getLogs' filter). */
+export function blockParamOf(method: string): number | undefined {
+  return blockParamIndex.get(method);
+}
+
+/** The result of a reply as a number when it is a quantity (eth_blockNumber's, eth_chainId's), else null. */
+export function answeredQuantity(bytes: Buffer): number | null {
+  try {
+    const reply = JSON.parse(bytes.toString("utf8")) as { result?: unknown };
+    if (typeof reply.result !== "string" || !/^0x[0-9a-fA-F]{1,16}$/.test(reply.result)) return null;
+    const value = Number.parseInt(reply.result, 16);
+    return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
+  } catch {
+    return null;
+  }
+}
