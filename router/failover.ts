@@ -7,6 +7,7 @@ import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type Rpc
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
 import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
+import type { WriteAffinity } from "./writeAffinity.ts";
 
 // One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
 // reply, wrong id) draw another, all within one deadline. Reads may be hedged: when the call is
@@ -26,6 +27,18 @@ export type RouteContext = {
   sweeper: Sweeper;
   /** The router's connections to each origin (limits.connectionsPerProvider): more attempts wait in its queue. */
   gates: ConnectionGates;
+  /** Who took each client's last transaction (asked first about its transactions). */
+  affinity: WriteAffinity;
+};
+
+/** How one call is routed, past its providers' weights. */
+export type RouteOptions = {
+  /** Providers not to ask. */
+  exclude?: readonly ProviderHealth[];
+  /** Holds the answers being collected against a client's part of the buffer budget. */
+  budget?: AnswerBudget | null;
+  /** The client's address (ClientShare.key), for its calls about its own transactions (writeAffinity.ts); null for the router's own calls. */
+  client?: string | null;
 };
 
 export type CallResult = {
@@ -150,6 +163,9 @@ class CallRouting implements CallHandle {
   private readonly deadline: number;
   private readonly resolve: (result: CallResult) => void;
   private readonly budget: AnswerBudget | null;
+  private readonly client: string | null;
+  /** The provider that took the client's last transaction, asked first about its transactions. */
+  private readonly prefer: ProviderHealth | null;
   /** Providers tried, and those the caller ruled out. */
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
@@ -183,9 +199,9 @@ class CallRouting implements CallHandle {
     call: RpcCall,
     id: RpcId,
     resolve: (result: CallResult) => void,
-    exclude: readonly ProviderHealth[],
-    budget: AnswerBudget | null,
+    options: RouteOptions,
   ) {
+    const exclude = options.exclude ?? nobody;
     this.ctx = ctx;
     this.tried = exclude.length === 0 ? [] : [...exclude];
     this.table = table;
@@ -195,9 +211,11 @@ class CallRouting implements CallHandle {
     this.write = writeMethods.has(call.method);
     this.block = namedBlock(call);
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
-    this.budget = this.write ? null : budget;
+    this.budget = this.write ? null : (options.budget ?? null);
     this.body = upstreamBody(call, id);
     this.started = performance.now();
+    this.client = options.client ?? null;
+    this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client, call.method, this.started);
     this.deadline = this.started + ctx.failover.deadlineMs;
   }
 
@@ -257,10 +275,16 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * A provider by weight; for a call naming a block, one known to hold it if any is (blocks.ts),
-   * else any: the block may be new, and a provider that has it not be known to yet.
+   * A provider by weight; for a client's call about its transactions, first the eligible provider
+   * that took its last one (writeAffinity.ts); for a call naming a block, one known to hold it if
+   * any is (blocks.ts), else any: the block may be new, and a provider that has it not be known to yet.
    */
   private pickProvider(now: number): ProviderHealth | null {
+    const prefer = this.prefer;
+    if (prefer !== null && !this.tried.includes(prefer)) {
+      const state = prefer.state(now);
+      if (state === "healthy" || state === "probation") return prefer;
+    }
     if (this.block >= 0) {
       const holder = this.draw(now, this.block);
       if (holder !== null) return holder;
@@ -376,6 +400,7 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
+      if (this.write && this.client !== null) this.ctx.affinity.took(this.table.chainId, this.client, p, performance.now());
       this.answer(outcome.bytes, p);
       return;
     }
@@ -469,21 +494,11 @@ class CallRouting implements CallHandle {
 
 const nobody: readonly ProviderHealth[] = [];
 
-/**
- * Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent
- * upstream; providers in `exclude` are not asked; answers being collected are held against
- * `budget` (a client's), if given.
- */
-export function routeCall(
-  ctx: RouteContext,
-  table: ChainTable,
-  call: RpcCall,
-  id: RpcId,
-  done: (result: CallResult) => void,
-  exclude: readonly ProviderHealth[] = nobody,
-  budget: AnswerBudget | null = null,
-): CallHandle {
-  const routing = new CallRouting(ctx, table, call, id, done, exclude, budget);
+const noOptions: RouteOptions = {};
+
+/** Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent upstream. */
+export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, done: (result: CallResult) => void, options = noOptions): CallHandle {
+  const routing = new CallRouting(ctx, table, call, id, done, options);
   routing.start();
   return routing;
 }

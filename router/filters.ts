@@ -603,7 +603,7 @@ export class FilterRegistry {
         return { ...base, bytes: errorResponse(callId, RpcCode.upstreamFailed, `${method} for the filter got no usable answer`) };
       };
       use(reply.error === undefined ? reply.result : undefined, answer, r.provider);
-    }, exclude, budget);
+    }, { exclude, budget });
   }
 }
 

@@ -62,6 +62,8 @@ export type FailoverParameters = {
   hedgeMinMs: number;
   /** eth_sendRawTransaction goes to this many providers at once. */
   writeFanout: number;
+  /** For this long after a client's transaction, its calls about its transactions go first to the provider that took it (ms; 0: never). */
+  writeAffinityMs: number;
 };
 
 export type Limits = {
@@ -143,6 +145,7 @@ export const defaultRoutingOptions: RoutingOptions = {
     hedgeQuantile: 0.95,
     hedgeMinMs: 50,
     writeFanout: 2,
+    writeAffinityMs: 30_000,
   },
   limits: {
     maxBodyBytes: 1024 * 1024,
@@ -201,6 +204,7 @@ const numberRules: Record<string, NumberRule> = {
   "failover.hedgeQuantile": ["number", 0, 0.999, true],
   "failover.hedgeMinMs": ["number", 0, day],
   "failover.writeFanout": ["integer", 1, 100],
+  "failover.writeAffinityMs": ["number", 0, day],
   "limits.maxBodyBytes": ["integer", 1024, 2 ** 31],
   "limits.maxBatchItems": ["integer", 1, 1e6],
   "limits.maxDepth": ["integer", 2, 10_000],

@@ -7,6 +7,7 @@ import { ClientLedger, guardConnections, serverOptions, TrustedProxies } from ".
 import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper, type RouteContext } from "./failover.ts";
+import { WriteAffinity } from "./writeAffinity.ts";
 import { FilterRegistry } from "./filters.ts";
 import { compileMethodPolicy, dangerousMethods } from "./methodPolicy.ts";
 import { RouterMetrics } from "./metrics.ts";
@@ -157,7 +158,8 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const sweeper = startSweeper();
   // As many as the agent keeps to each origin: past them, client calls wait in the router's own queue.
   const gates = new ConnectionGates(routing.limits.connectionsPerProvider);
-  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates };
+  const affinity = new WriteAffinity(routing.failover.writeAffinityMs);
+  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates, affinity };
   const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;

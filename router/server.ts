@@ -265,7 +265,7 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
   const handle = routeCall(g.route, table, item, upstreamId, (result) => {
     outcomes.push(result.outcome);
     done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
-  }, undefined, x);
+  }, { budget: x, client: x.client.key });
   x.routing(handle);
 }
 

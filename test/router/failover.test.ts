@@ -6,6 +6,7 @@ import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
 import { ConnectionGates, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
+import { WriteAffinity } from "../../router/writeAffinity.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
@@ -280,6 +281,35 @@ describe("failover", () => {
       await unprobed.stop();
       await healAll();
     }
+  });
+
+  it("asks the provider that took a client's transaction about it first: nonce, transaction and receipt, where another may not know it yet", async () => {
+    // Hardhat's second dev account, so the first one's balance, which other tests check, stays.
+    const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+    const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
+    const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+    const sent = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+    const hash = (sent.json() as { result: string }).result;
+    const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
+    expect(took).toBeGreaterThanOrEqual(0);
+    // The others have not seen it yet: the old nonce, no such transaction, no receipt.
+    const others = [0, 1, 2, 3].filter((i) => i !== took);
+    const old = `0x${nonce.toString(16)}`;
+    for (const i of others) await nodes[i].setFault({ kind: "result", method: "eth_getTransactionCount", result: old });
+    for (let i = 0; i < 20; i++) {
+      const answer = (await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] })).json();
+      expect(answer).toEqual({ jsonrpc: "2.0", id: i, result: `0x${(nonce + 1).toString(16)}` });
+    }
+    for (const i of others) await nodes[i].setFault({ kind: "result", method: "eth_getTransactionReceipt", result: null });
+    for (let i = 0; i < 10; i++) {
+      const answer = (await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionReceipt", params: [hash] })).json() as { result: { transactionHash: string } | null };
+      expect(answer.result?.transactionHash).toBe(hash);
+    }
+    // Other calls are drawn by weight as ever: the others still get their share.
+    for (const node of nodes) node.resetStats();
+    await hammer(router, CHAIN, 40, 4, balance);
+    expect(others.every((i) => clientCalls(nodes[i]) > 0)).toBe(true);
+    await healAll();
   });
 
   it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
@@ -618,7 +648,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const results: CallResult[] = [];
     routeCall(
-      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) },
+      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) },
       table,
       { id: 7, method: "eth_blockNumber", params: [], notification: false },
       7,
@@ -643,7 +673,7 @@ describe("routing one call", () => {
     const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
     const agent = new Agent();
     const sweeper = startSweeper();
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) };
     const route: Route = (table, id) =>
       new Promise((resolve) => routeCall(context, table, { id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, id, resolve));
     try {
@@ -708,7 +738,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const before = nodes[0].stats().byMethod.eth_getBalance ?? 0;
     const results: CallResult[] = [];
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) };
     const call = routeCall(context, table, { id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, 7, (result) => results.push(result));
     expect(results).toEqual([]); // waiting for the probe
     call.abandon();
@@ -800,8 +830,8 @@ describe("routing one call", () => {
     const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
-      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64) };
-      routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), undefined, budget);
+      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) };
+      routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), { budget });
       await waitFor(() => results.length > 0, "the call's answer");
       await new Promise((resolve) => setTimeout(resolve, 100)); // and only one
     } finally {

@@ -1,0 +1,44 @@
+import type { ProviderHealth } from "./health.ts";
+
+// A client's questions about its own transactions go first to the provider that took its last one.
+// A transaction reaches the other nodes by gossip a moment later and is mined a block later on
+// each, so a provider that did not take it may still answer the old nonce ("pending" too): the
+// client's next transaction would then reuse it ("nonce too low", "replacement transaction
+// underpriced"), as scripts do that send two in a row (approve, then swap) and ask the nonce
+// before each. The provider that took it knows it from the start.
+
+/** Calls about a sender's transactions: its nonce, a transaction by hash, its receipt. */
+const affineMethods: ReadonlySet<string> = new Set(["eth_getTransactionCount", "eth_getTransactionByHash", "eth_getTransactionReceipt"]);
+
+export class WriteAffinity {
+  /** Per chain and client address, the provider that took its last transaction and until when it is asked first; oldest first. */
+  private readonly byClient = new Map<string, { provider: ProviderHealth; until: number }>();
+  private readonly holdMs: number;
+  private readonly maxClients: number;
+
+  /** `holdMs`: how long after a transaction its client's calls prefer its provider (0: never). */
+  constructor(holdMs: number, maxClients = 65_536) {
+    this.holdMs = holdMs;
+    this.maxClients = maxClients;
+  }
+
+  /** `provider` took a transaction from `client` (its address) on `chainId`. */
+  took(chainId: number, client: string, provider: ProviderHealth, now: number): void {
+    if (this.holdMs <= 0) return;
+    const key = `${chainId} ${client}`;
+    this.byClient.delete(key); // set again below, so the map stays in the order the entries end
+    this.byClient.set(key, { provider, until: now + this.holdMs });
+    // Ended entries go first; past maxClients, the oldest (clients from many addresses cannot grow it without bound).
+    for (const [k, entry] of this.byClient) {
+      if (entry.until > now && this.byClient.size <= this.maxClients) break;
+      this.byClient.delete(k);
+    }
+  }
+
+  /** The provider to ask first for `client`'s `method` on `chainId`, if it sent a transaction lately. */
+  preferred(chainId: number, client: string, method: string, now: number): ProviderHealth | null {
+    if (this.byClient.size === 0 || !affineMethods.has(method)) return null;
+    const entry = this.byClient.get(`${chainId} ${client}`);
+    return entry !== undefined && entry.until > now ? entry.provider : null;
+  }
+}
