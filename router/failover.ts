@@ -164,8 +164,15 @@ class CallRouting implements CallHandle {
   private readonly resolve: (result: CallResult) => void;
   private readonly budget: AnswerBudget | null;
   private readonly client: string | null;
-  /** The provider that took the client's last transaction, asked first about its transactions. */
-  private readonly prefer: ProviderHealth | null;
+  /** The providers that took the client's last transaction, asked first about its transactions. */
+  private readonly prefer: readonly ProviderHealth[] | null;
+  /**
+   * A provider the call prefers was drawn (one that took the client's transaction, or one known to
+   * hold the block): its hedges stay among those, and a null from another is not taken as the answer.
+   */
+  private narrowed = false;
+  /** A broadcast: the providers whose copy answered with a result (the client's calls about it prefer them). */
+  private tookBy: ProviderHealth[] | null = null;
   /** Providers tried, and those the caller ruled out. */
   private readonly tried: ProviderHealth[];
   private readonly inFlight: UpstreamAttempt[] = [];
@@ -261,7 +268,7 @@ class CallRouting implements CallHandle {
     // A hedge spends none of the failover budget: a slow provider must not cost the call the retry
     // that would have reached a healthy one.
     if ((!hedge && this.counted >= this.ctx.failover.maxAttempts) || remaining < minAttemptMs) return false;
-    const provider = this.pickProvider(now);
+    const provider = this.pickProvider(now, hedge);
     if (provider === null) return false;
     this.tried.push(provider);
     this.attempts++;
@@ -275,21 +282,38 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * A provider by weight; for a client's call about its transactions, first the eligible provider
-   * that took its last one (writeAffinity.ts); for a call naming a block, one known to hold it if
-   * any is (blocks.ts), else any: the block may be new, and a provider that has it not be known to yet.
+   * A provider by weight; for a client's call about its transactions, first one of the eligible
+   * providers that took its last one (writeAffinity.ts); for a call naming a block, one known to
+   * hold it if any is (blocks.ts), else any: the block may be new, and a provider that has it not
+   * be known to yet. A hedge of a narrowed call stays among the providers it prefers: one without
+   * what the call asks for would answer first, with less (null, logs that stop at its head).
    */
-  private pickProvider(now: number): ProviderHealth | null {
-    const prefer = this.prefer;
-    if (prefer !== null && !this.tried.includes(prefer)) {
-      const state = prefer.state(now);
-      if (state === "healthy" || state === "probation") return prefer;
+  private pickProvider(now: number, hedge: boolean): ProviderHealth | null {
+    const preferred = this.prefer === null ? null : this.pickPreferred(this.prefer, now);
+    const holder = preferred === null && this.block >= 0 ? this.draw(now, this.block) : null;
+    if (preferred !== null || holder !== null) {
+      this.narrowed = true;
+      return preferred ?? holder;
     }
-    if (this.block >= 0) {
-      const holder = this.draw(now, this.block);
-      if (holder !== null) return holder;
+    return hedge && this.narrowed ? null : this.draw(now, -1);
+  }
+
+  /** One of `providers` drawn evenly among those eligible, still in the set and not tried yet. */
+  private pickPreferred(providers: readonly ProviderHealth[], now: number): ProviderHealth | null {
+    let chosen: ProviderHealth | null = null;
+    let count = 0;
+    for (const p of providers) {
+      if (p.retired || this.tried.includes(p)) continue;
+      const state = p.state(now);
+      if (state !== "healthy" && state !== "probation") continue;
+      if (this.ctx.random() * ++count < 1) chosen = p; // each of the `count` so far kept with chance 1/count
     }
-    return this.draw(now, -1);
+    return chosen;
+  }
+
+  /** Whether `p` is one the call prefers: it took the client's transaction, or is known to hold the block. */
+  private preferred(p: ProviderHealth): boolean {
+    return (this.prefer !== null && this.prefer.includes(p)) || (this.block >= 0 && p.holdsBlock(this.block));
   }
 
   /**
@@ -354,10 +378,16 @@ class CallRouting implements CallHandle {
     return at;
   }
 
-  settle(attempt: UpstreamAttempt, outcome: Outcome): void {
+  settle(attempt: UpstreamAttempt, settled: Outcome): void {
     const index = this.inFlight.indexOf(attempt);
     if (index >= 0) this.inFlight.splice(index, 1);
     const p = attempt.provider;
+    // A null from a provider the call does not prefer, while it prefers others: that provider may
+    // lack what the call asks for (another is asked; if none does better, the null is the answer).
+    const outcome: Outcome =
+      this.narrowed && settled.type === "answer" && settled.error === null && !this.preferred(p) && isNullResult(settled.bytes)
+        ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
+        : settled;
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
@@ -365,6 +395,8 @@ class CallRouting implements CallHandle {
         const height = answeredQuantity(outcome.bytes);
         if (height !== null) this.table.recordAnsweredHead(p, height);
       }
+      // (Also a copy answering after the call was answered.)
+      if (this.write && this.client !== null && outcome.type === "answer" && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
       const providersOwn = providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt));
       // (Answered already: a write copy failing after another copy's answer.)
@@ -400,7 +432,6 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
-      if (this.write && this.client !== null) this.ctx.affinity.took(this.table.chainId, this.client, p, performance.now());
       this.answer(outcome.bytes, p);
       return;
     }
@@ -413,6 +444,14 @@ class CallRouting implements CallHandle {
       if (this.finished) return; // the retry settled the call already (it failed inside dispatch)
     }
     if (this.inFlight.length === 0) this.finishWithFallbackOrError();
+  }
+
+  /** `p` took the client's transaction: its calls about its transactions prefer it (and the other copies that did). */
+  private tookTransaction(p: ProviderHealth): void {
+    if (this.tookBy === null) {
+      this.tookBy = [p];
+      this.ctx.affinity.took(this.table.chainId, this.client!, this.tookBy, performance.now());
+    } else if (!this.tookBy.includes(p)) this.tookBy.push(p);
   }
 
   /** Ends the call with a provider's answer (or the router's own, when `provider` is null). */
@@ -495,6 +534,12 @@ class CallRouting implements CallHandle {
 const nobody: readonly ProviderHealth[] = [];
 
 const noOptions: RouteOptions = {};
+
+/** Whether a checked reply's result is null (a small reply: a null answer is some 40 bytes). */
+function isNullResult(bytes: Buffer): boolean {
+  if (bytes.length > 128) return false;
+  return (JSON.parse(bytes.toString("utf8")) as { result?: unknown }).result === null;
+}
 
 /** Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent upstream. */
 export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, done: (result: CallResult) => void, options = noOptions): CallHandle {

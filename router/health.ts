@@ -86,11 +86,13 @@ export class ProviderHealth {
   head = -1;
   headAt = 0;
   /**
-   * The highest block it answered a client's eth_blockNumber with since its last probe (believed
-   * up to maxLeadBlocks past the chain's upper median head; routingTable.ts): between probes, it
-   * shows a new block is held.
+   * The highest block it answered an eth_blockNumber routed by the router with (a client's, or a
+   * filter poll's), within bounds (ChainTable.recordAnsweredHead): between probes, it shows a
+   * new block is held.
    */
   answeredHead = -1;
+  /** Gone from the provider set (calls in flight still hold it): never preferred again. */
+  retired = false;
   /** Blocks behind the chain's lower median head as it stood when this head was read (negative: ahead). */
   lag = 0;
   outOfSync = false;
@@ -272,9 +274,9 @@ export class ProviderHealth {
 
   setHead(head: number, now: number): void {
     const first = this.head < 0;
+    if (head < this.head) this.answeredHead = -1; // its chain went back (a reorganisation, a node reset): what it showed may be gone
     this.head = head;
     this.headAt = now;
-    this.answeredHead = -1; // a probe's head is newer than what answers showed (its node may have been reset since)
     if (first) this.onChange();
   }
 

@@ -20,6 +20,10 @@ export class ChainTable {
   readonly chainId: number;
   providers: ProviderHealth[] = [];
   private byKey = new Map<string, ProviderHealth>();
+  /** The highest height a provider has shown, who showed it, and the highest another has (see recordAnsweredHead). */
+  private highest = -1;
+  private highestBy: ProviderHealth | null = null;
+  private secondHighest = -1;
   /** The median heads' changes, oldest first, as far back as a fresh head (the latest always kept). */
   private medianLog: Medians[] = [];
 
@@ -72,7 +76,11 @@ export class ChainTable {
       } else health.update(record);
       next.set(key, health);
     }
-    for (const [key, health] of this.byKey) if (!next.has(key)) health.onChange = () => {};
+    for (const [key, health] of this.byKey) {
+      if (next.has(key)) continue;
+      health.onChange = () => {};
+      health.retired = true;
+    }
     this.byKey = next;
     this.providers = [...next.values()];
     this.markDirty();
@@ -112,6 +120,7 @@ export class ChainTable {
   /** A probe's answer: `p`'s head now, judged at once (before any traffic goes to it). */
   recordHead(p: ProviderHealth, head: number, now: number): void {
     p.setHead(head, now);
+    this.shown(p, head);
     if (this.medianLog.length > 0) {
       const medians = this.mediansAsOf(now);
       p.setLag(medians.lower, medians.upper);
@@ -119,14 +128,30 @@ export class ChainTable {
   }
 
   /**
-   * `p` answered a client's eth_blockNumber with `height`, so it holds that block. Believed only up
-   * to maxLeadBlocks past the upper median head: an absurd height would draw to it every call
-   * naming a block no other provider has shown yet.
+   * `p` answered an eth_blockNumber with `height`, so it holds that block. Believed only up to
+   * maxLagBlocks, plus the blocks the chain made over the median log's span (a few probe
+   * intervals), past the highest height another provider has shown, and never more than
+   * maxLeadBlocks past the upper median head: a provider naming heights nobody else has reached
+   * would draw to it every call for those blocks, while the first provider to have a new block is
+   * believed also on a chain that makes many between probes.
    */
   recordAnsweredHead(p: ProviderHealth, height: number): void {
     const medians = this.medianLog.at(-1);
-    if (medians === undefined || height > medians.upper + this.options.scoring.maxLeadBlocks) return;
-    if (height > p.answeredHead) p.answeredHead = height;
+    if (medians === undefined || height <= p.answeredHead) return;
+    const others = p === this.highestBy ? this.secondHighest : this.highest;
+    const made = medians.upper - this.medianLog[0].upper;
+    if (height > others + this.options.scoring.maxLagBlocks + made || height > medians.upper + this.options.scoring.maxLeadBlocks) return;
+    p.answeredHead = height;
+    this.shown(p, height);
+  }
+
+  /** Keeps the two highest heights providers have shown (probed, or answered and believed), and who showed the highest. */
+  private shown(p: ProviderHealth, height: number): void {
+    if (height > this.highest) {
+      if (p !== this.highestBy) this.secondHighest = this.highest;
+      this.highest = height;
+      this.highestBy = p;
+    } else if (p !== this.highestBy && height > this.secondHighest) this.secondHighest = height;
   }
 
   /**

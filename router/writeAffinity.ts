@@ -1,18 +1,20 @@
 import type { ProviderHealth } from "./health.ts";
 
-// A client's questions about its own transactions go first to the provider that took its last one.
+// A client's questions about its own transactions go first to the providers that took its last one
+// (each copy of the broadcast answered with a result: one drawn evenly, so answering first wins a
+// provider nothing).
 // A transaction reaches the other nodes by gossip a moment later and is mined a block later on
 // each, so a provider that did not take it may still answer the old nonce ("pending" too): the
 // client's next transaction would then reuse it ("nonce too low", "replacement transaction
 // underpriced"), as scripts do that send two in a row (approve, then swap) and ask the nonce
-// before each. The provider that took it knows it from the start.
+// before each. The providers that took it know it from the start.
 
 /** Calls about a sender's transactions: its nonce, a transaction by hash, its receipt. */
 const affineMethods: ReadonlySet<string> = new Set(["eth_getTransactionCount", "eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
 export class WriteAffinity {
-  /** Per chain and client address, the provider that took its last transaction and until when it is asked first; oldest first. */
-  private readonly byClient = new Map<string, { provider: ProviderHealth; until: number }>();
+  /** Per chain and client address, the providers that took its last transaction and until when they are asked first; oldest first. */
+  private readonly byClient = new Map<string, { providers: readonly ProviderHealth[]; until: number }>();
   private readonly holdMs: number;
   private readonly maxClients: number;
 
@@ -22,12 +24,15 @@ export class WriteAffinity {
     this.maxClients = maxClients;
   }
 
-  /** `provider` took a transaction from `client` (its address) on `chainId`. */
-  took(chainId: number, client: string, provider: ProviderHealth, now: number): void {
+  /**
+   * `providers` took a transaction from `client` (its address) on `chainId`: the copies of the
+   * broadcast answered with a result so far (the caller adds those that answer later to the list).
+   */
+  took(chainId: number, client: string, providers: readonly ProviderHealth[], now: number): void {
     if (this.holdMs <= 0) return;
     const key = `${chainId} ${client}`;
     this.byClient.delete(key); // set again below, so the map stays in the order the entries end
-    this.byClient.set(key, { provider, until: now + this.holdMs });
+    this.byClient.set(key, { providers, until: now + this.holdMs });
     // Ended entries go first; past maxClients, the oldest (clients from many addresses cannot grow it without bound).
     for (const [k, entry] of this.byClient) {
       if (entry.until > now && this.byClient.size <= this.maxClients) break;
@@ -35,10 +40,10 @@ export class WriteAffinity {
     }
   }
 
-  /** The provider to ask first for `client`'s `method` on `chainId`, if it sent a transaction lately. */
-  preferred(chainId: number, client: string, method: string, now: number): ProviderHealth | null {
+  /** The providers to ask first for `client`'s `method` on `chainId`, if it sent a transaction lately. */
+  preferred(chainId: number, client: string, method: string, now: number): readonly ProviderHealth[] | null {
     if (this.byClient.size === 0 || !affineMethods.has(method)) return null;
     const entry = this.byClient.get(`${chainId} ${client}`);
-    return entry !== undefined && entry.until > now ? entry.provider : null;
+    return entry !== undefined && entry.until > now ? entry.providers : null;
   }
 }

@@ -277,6 +277,15 @@ describe("failover", () => {
       }
       expect(behindCalls()).toBe(before);
       expect(unprobed.status().chains[0].providers.every((p) => p.head === head - 1)).toBe(true); // no probe told it
+      // A slow holder is hedged among holders only: node 3 would answer null at once.
+      const hedges = () => Number(/din_router_hedges_total (\d+)/.exec(unprobed.metrics())![1]);
+      for (const i of [0, 1, 2]) nodes[i].setLatency(400); // past the hedge delay (200 ms), within the attempt timeout
+      for (let i = 0; i < 4; i++) {
+        const answer = (await unprobed.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBlockByNumber", params: [number, false] })).json() as { result: { number: string } | null };
+        expect(answer.result?.number).toBe(number);
+      }
+      expect(behindCalls()).toBe(before);
+      expect(hedges()).toBeLessThanOrEqual(4); // at most one per call (another holder, if one is known)
     } finally {
       await unprobed.stop();
       await healAll();
@@ -300,11 +309,21 @@ describe("failover", () => {
       const answer = (await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] })).json();
       expect(answer).toEqual({ jsonrpc: "2.0", id: i, result: `0x${(nonce + 1).toString(16)}` });
     }
-    for (const i of others) await nodes[i].setFault({ kind: "result", method: "eth_getTransactionReceipt", result: null });
-    for (let i = 0; i < 10; i++) {
-      const answer = (await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionReceipt", params: [hash] })).json() as { result: { transactionHash: string } | null };
-      expect(answer.result?.transactionHash).toBe(hash);
+    for (const method of ["eth_getTransactionByHash", "eth_getTransactionReceipt"]) {
+      for (const i of others) await nodes[i].setFault({ kind: "result", method, result: null });
+      for (let i = 0; i < 10; i++) {
+        const answer = (await router.post(CHAIN, { jsonrpc: "2.0", id: i, method, params: [hash] })).json() as { result: { hash?: string; transactionHash?: string } | null };
+        expect(answer.result?.hash ?? answer.result?.transactionHash, method).toBe(hash);
+      }
     }
+    // Gone from the set (jailed, say), it is asked nothing more.
+    const tookCalls = () => nodes[took].stats().byMethod.eth_getTransactionCount ?? 0;
+    const askedBefore = tookCalls();
+    router.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]).filter((_, i) => i !== took));
+    await waitFor(() => router.status().chains[0].providers.length === 3, "the provider gone from the set");
+    for (let i = 0; i < 10; i++) await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] });
+    expect(tookCalls()).toBe(askedBefore);
+    router.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
     // Other calls are drawn by weight as ever: the others still get their share.
     for (const node of nodes) node.resetStats();
     await hammer(router, CHAIN, 40, 4, balance);

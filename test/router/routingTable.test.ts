@@ -32,7 +32,7 @@ function tableOf(specs: readonly Spec[], overrides: RoutingOverrides = {}): { ta
   table.providers.forEach((p, i) => {
     const s = specs[i];
     p.setChainCheck(CHAIN, CHAIN, 0);
-    p.setHead(head - (s.lag ?? 0), 0);
+    table.recordHead(p, head - (s.lag ?? 0), 0);
     p.latencyMs = s.latencyMs ?? Number.NaN;
     p.errorRate = s.errorRate ?? 0;
     p.probationLeft = s.probation ? 5 : 0;
@@ -151,11 +151,19 @@ describe("provider choice by stake and reputation", () => {
     expect(Math.abs(atHead[1] / atHead[0] - 2)).toBeLessThan(0.3);
     expect(drawn(1_001, 22)).toEqual([0, 0, 1, 0]);
     expect(table.pick(Math.random, [providers[2]], 0, false, null, 1_001)).toBeNull(); // the caller then draws among all
-    // Believed only up to maxLeadBlocks (100) past the upper median: an absurd answer draws nothing to it.
-    table.recordAnsweredHead(providers[3], 1_101);
-    expect(table.pick(Math.random, null, 0, false, null, 1_101)).toBeNull();
-    table.recordAnsweredHead(providers[3], 1_100);
-    expect(table.pick(Math.random, null, 0, false, null, 1_100)).toBe(providers[3]);
+    // Believed only up to maxLagBlocks (5) past the highest height another provider has shown (1001, provider 2's).
+    table.recordAnsweredHead(providers[3], 1_007);
+    expect(table.pick(Math.random, null, 0, false, null, 1_007)).toBeNull();
+    table.recordAnsweredHead(providers[3], 1_006);
+    expect(table.pick(Math.random, null, 0, false, null, 1_006)).toBe(providers[3]);
+    // Nor past its own height by more than that: showing the highest height does not raise its own bound.
+    table.recordAnsweredHead(providers[3], 1_012);
+    expect(providers[3].holdsBlock(1_012)).toBe(false);
+    // A probe's head read before that answer does not undo it; a head gone back (a reorganisation, a reset) does.
+    table.recordHead(providers[3], 998, 0);
+    expect(providers[3].holdsBlock(1_006)).toBe(true);
+    table.recordHead(providers[3], 990, 0);
+    expect(providers[3].holdsBlock(1_006)).toBe(false);
   });
 
   it("retries on an eligible provider without weight before falling back to lagging or open ones", () => {
