@@ -20,7 +20,7 @@ export class ChainTable {
   readonly chainId: number;
   providers: ProviderHealth[] = [];
   private byKey = new Map<string, ProviderHealth>();
-  /** The highest height a provider has shown, who showed it, and the highest another has (see recordAnsweredHead). */
+  /** The highest height a provider answered (and was believed), who did, and the highest another did (see recordAnsweredHead). */
   private highest = -1;
   private highestBy: ProviderHealth | null = null;
   private secondHighest = -1;
@@ -120,7 +120,6 @@ export class ChainTable {
   /** A probe's answer: `p`'s head now, judged at once (before any traffic goes to it). */
   recordHead(p: ProviderHealth, head: number, now: number): void {
     p.setHead(head, now);
-    this.shown(p, head);
     if (this.medianLog.length > 0) {
       const medians = this.mediansAsOf(now);
       p.setLag(medians.lower, medians.upper);
@@ -130,22 +129,24 @@ export class ChainTable {
   /**
    * `p` answered an eth_blockNumber with `height`, so it holds that block. Believed only up to
    * maxLagBlocks, plus the blocks the chain made over the median log's span (a few probe
-   * intervals), past the highest height another provider has shown, and never more than
-   * maxLeadBlocks past the upper median head: a provider naming heights nobody else has reached
-   * would draw to it every call for those blocks, while the first provider to have a new block is
-   * believed also on a chain that makes many between probes.
+   * intervals), past the upper median head or the highest height another provider answered, and
+   * never more than maxLeadBlocks past the upper median head: a provider naming heights nobody
+   * else has reached would draw to it every call for those blocks, while the first provider to
+   * have a new block is believed also on a chain that makes many between probes. (Probed heads
+   * count through the median only: one absurd probe must not widen the bound for another liar.)
    */
   recordAnsweredHead(p: ProviderHealth, height: number): void {
     const medians = this.medianLog.at(-1);
     if (medians === undefined || height <= p.answeredHead) return;
     const others = p === this.highestBy ? this.secondHighest : this.highest;
     const made = medians.upper - this.medianLog[0].upper;
-    if (height > others + this.options.scoring.maxLagBlocks + made || height > medians.upper + this.options.scoring.maxLeadBlocks) return;
+    const bound = Math.min(Math.max(medians.upper, others) + this.options.scoring.maxLagBlocks + made, medians.upper + this.options.scoring.maxLeadBlocks);
+    if (height > bound) return;
     p.answeredHead = height;
     this.shown(p, height);
   }
 
-  /** Keeps the two highest heights providers have shown (probed, or answered and believed), and who showed the highest. */
+  /** Keeps the two highest heights providers answered (and were believed), and who answered the highest. */
   private shown(p: ProviderHealth, height: number): void {
     if (height > this.highest) {
       if (p !== this.highestBy) this.secondHighest = this.highest;

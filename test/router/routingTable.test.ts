@@ -164,6 +164,10 @@ describe("provider choice by stake and reputation", () => {
     expect(providers[3].holdsBlock(1_006)).toBe(true);
     table.recordHead(providers[3], 990, 0);
     expect(providers[3].holdsBlock(1_006)).toBe(false);
+    // An absurd probed head widens nobody's bound (it counts through the median only).
+    table.recordHead(providers[0], 5_000, 0);
+    table.recordAnsweredHead(providers[1], 1_050);
+    expect(providers[1].holdsBlock(1_050)).toBe(false);
   });
 
   it("retries on an eligible provider without weight before falling back to lagging or open ones", () => {
