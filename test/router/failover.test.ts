@@ -499,14 +499,16 @@ describe("a burst larger than the router's connections to its providers", () => 
       }
       expectNoneBlamed(busy);
       // The calls that waited past their deadline leave the queue as connections free, without a
-      // byte sent and without costing a connection; the four in flight at the deadline run to their
-      // end. Calls after them are served as usual, on the same connections.
+      // byte sent and without costing a connection; those in flight at their deadline run to their
+      // end: four at a time, and the calls' deadlines lie as far apart as their starts (on a busy
+      // machine up to about a call's time: one failed CI run sent five), so at most eight, far
+      // from the 20-odd that waited. Calls after them are served as usual, on the same connections.
       const after = await hammer(busy, CHAIN, 8, 4, balance);
       expect(after.failures).toEqual([]);
       const sent = served("eth_getBalance") - servedBefore;
       const answered = 40 - result.failures.length + 8;
       expect(sent).toBeGreaterThanOrEqual(answered);
-      expect(sent).toBeLessThanOrEqual(answered + 4);
+      expect(sent).toBeLessThanOrEqual(answered + 8);
       const opened = nodes.slice(0, 2).map((n, i) => n.stats().connections - connectionsBefore[i]);
       expect(opened.every((c) => c <= 2), `connections opened per provider (two for calls): ${opened.join(", ")}`).toBe(true);
     });
