@@ -27,7 +27,10 @@ const blockParamIndex: ReadonlyMap<string, number> = new Map([
   ["eth_getProof", 2],
 ]);
 
+/** A block number (13 hex digits at most: a safe integer). */
 const quantity = /^0x[0-9a-fA-F]{1,13}$/;
+/** A quantity in an answer (a larger one than a safe integer reads as Number.MAX_SAFE_INTEGER). */
+const answerQuantity = /^0x[0-9a-fA-F]{1,16}$/;
 
 /** A block number written as a JSON-RPC quantity (or EIP-1898's `{blockNumber}`); -1 for anything else (a tag, a hash). */
 function blockNumberOf(value: unknown): number {
@@ -60,7 +63,7 @@ export function blockParamOf(method: string): number | undefined {
 export function answeredQuantity(bytes: Buffer): number | null {
   try {
     const reply = JSON.parse(bytes.toString("utf8")) as { result?: unknown };
-    if (typeof reply.result !== "string" || !/^0x[0-9a-fA-F]{1,16}$/.test(reply.result)) return null;
+    if (typeof reply.result !== "string" || !answerQuantity.test(reply.result)) return null;
     const value = Number.parseInt(reply.result, 16);
     return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
   } catch {

@@ -289,7 +289,7 @@ class CallRouting implements CallHandle {
    * what the call asks for would answer first, with less (null, logs that stop at its head).
    */
   private pickProvider(now: number, hedge: boolean): ProviderHealth | null {
-    const preferred = this.prefer === null ? null : this.pickPreferred(this.prefer, now);
+    const preferred = this.pickPreferred(now);
     const holder = preferred === null && this.block >= 0 ? this.draw(now, this.block) : null;
     if (preferred !== null || holder !== null) {
       this.narrowed = true;
@@ -298,14 +298,13 @@ class CallRouting implements CallHandle {
     return hedge && this.narrowed ? null : this.draw(now, -1);
   }
 
-  /** One of `providers` drawn evenly among those eligible, still in the set and not tried yet. */
-  private pickPreferred(providers: readonly ProviderHealth[], now: number): ProviderHealth | null {
+  /** One of the providers that took the client's transaction, drawn evenly among those eligible, still in the set and not tried yet. */
+  private pickPreferred(now: number): ProviderHealth | null {
+    if (this.prefer === null) return null;
     let chosen: ProviderHealth | null = null;
     let count = 0;
-    for (const p of providers) {
-      if (p.retired || this.tried.includes(p)) continue;
-      const state = p.state(now);
-      if (state !== "healthy" && state !== "probation") continue;
+    for (const p of this.prefer) {
+      if (p.retired || this.tried.includes(p) || !p.eligible(now)) continue;
       if (this.ctx.random() * ++count < 1) chosen = p; // each of the `count` so far kept with chance 1/count
     }
     return chosen;
