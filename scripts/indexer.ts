@@ -42,7 +42,6 @@ const ponderBin = fileURLToPath(new URL("../node_modules/ponder/dist/esm/bin/pon
 /** Starts Ponder and resolves once /ready answers 200 (historical indexing caught up) and live
  * queries are accepted (Ponder turns them on up to a second after /ready). */
 export async function startIndexer(options: StartIndexerOptions): Promise<Indexer> {
-  let port = options.port ?? (await freePort());
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   let deploymentPath: string;
@@ -69,44 +68,74 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   // Ponder listening, and the old port may hold another server: even another Ponder). Lines
   // below the asked level are not passed on.
   const asked = levels[options.logLevel ?? "warn"];
-  const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", asked > levels.info ? "info" : (options.logLevel ?? "warn"), options.mode ?? "start"];
-  args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
-  const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-  let listening = false;
-  const output = collectOutput(child, (line) => {
-    const entry = logEntry(line);
-    if (entry?.msg === "Created HTTP server" && typeof entry.port === "number") {
-      port = entry.port;
-      listening = true;
-    }
-    if (entry === null || typeof entry.level !== "number" || entry.level >= asked) options.onLine?.(line);
-  });
-  const url = () => `http://127.0.0.1:${port}`;
-  const stop = () => stopChild(child, 5_000);
-
-  const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
-  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the indexer exited with code ${child.exitCode}:\n${output()}`);
-    if (listening) {
-      try {
-        const response = await fetch(`${url()}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
-        if (response.status === 200 && (await liveQueriesAnswer(url()))) return { url: url(), port, process: child, stop };
-      } catch {
-        // not answering yet
+  const level = asked > levels.info ? "info" : (options.logLevel ?? "warn");
+  const launch = async (port: number): Promise<Indexer> => {
+    const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
+    args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
+    const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+    let listening = false;
+    let crashedOnPort: number | undefined;
+    const output = collectOutput(child, (line) => {
+      const entry = logEntry(line);
+      if (entry?.msg === "Created HTTP server" && typeof entry.port === "number") {
+        port = entry.port;
+        listening = true;
       }
+      const error = entry?.msg === "uncaughtException" ? (entry.error as { code?: unknown; port?: unknown } | undefined) : undefined;
+      if (error?.code === "EADDRINUSE" && typeof error.port === "number") crashedOnPort = error.port;
+      if (entry === null || typeof entry.level !== "number" || entry.level >= asked) options.onLine?.(line);
+    });
+    const url = () => `http://127.0.0.1:${port}`;
+    const stop = () => stopChild(child, 5_000);
+
+    const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
+    const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) {
+        const message = `the indexer exited with code ${child.exitCode}:\n${output()}`;
+        throw crashedOnPort === undefined ? new Error(message) : new PortTaken(crashedOnPort, message);
+      }
+      if (listening) {
+        try {
+          const response = await fetch(`${url()}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
+          if (response.status === 200 && (await liveQueriesAnswer(url()))) return { url: url(), port, process: child, stop };
+        } catch {
+          // not answering yet
+        }
+      }
+      await new Promise((r) => setTimeout(r, 250));
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await stop();
+    throw new Error(`the indexer was not ready at ${url()} in time:\n${output()}`);
+  };
+
+  // Ponder looks past one taken port but crashes on a second in a row (it listens for one "error"
+  // only); it is then started again from the port after the one it crashed on.
+  let port = options.port ?? (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(port);
+    } catch (error) {
+      if (!(error instanceof PortTaken) || attempt === 5) throw error;
+      port = error.port + 1;
+    }
   }
-  await stop();
-  throw new Error(`the indexer was not ready at ${url()} in time:\n${output()}`);
+}
+
+/** Ponder exited because a port it moved on to was taken as well. */
+class PortTaken extends Error {
+  readonly port: number;
+  constructor(port: number, message: string) {
+    super(message);
+    this.port = port;
+  }
 }
 
 /** Ponder's (pino's) levels. */
 const levels = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
 /** A line of Ponder's JSON log; null for any other line. */
-function logEntry(line: string): { level?: unknown; msg?: unknown; port?: unknown } | null {
+function logEntry(line: string): { level?: unknown; msg?: unknown; port?: unknown; error?: unknown } | null {
   try {
     const entry: unknown = JSON.parse(line);
     return typeof entry === "object" && entry !== null ? entry : null;

@@ -1,7 +1,7 @@
 import { createClient } from "@ponder/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { encodeFunctionData, getAddress, parseEther, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
@@ -137,16 +137,15 @@ for (const database of ["pglite", "postgres"] as const) {
       // While the indexer is down: an unbond, and time passes.
       await mined(system, registry.write.requestUnbond([DIN("200")], { account: c }));
       await advance(system, Number(await registry.read.unbondingPeriod()) + 1);
-      // Its port is taken (as by another process between choosing it and Ponder listening): Ponder
-      // moves to the next, and the indexer's URL follows it there.
-      const squatter = createServer();
-      const taken = await new Promise<number>((resolve) => squatter.listen(0, "127.0.0.1", () => resolve((squatter.address() as AddressInfo).port)));
+      // Its port and the next are taken (as by other processes between choosing it and Ponder
+      // listening): Ponder moves past both, and the indexer's URL follows it there.
+      const squatters = await twoPortsInARow();
       try {
-        await start(taken);
+        await start(squatters[0].port);
       } finally {
-        squatter.close();
+        for (const squatter of squatters) squatter.server.close();
       }
-      expect(indexer.port).toBeGreaterThan(taken);
+      expect(indexer.port).toBeGreaterThan(squatters[1].port);
       expect(indexer.url).toBe(`http://127.0.0.1:${indexer.port}`);
       await mined(system, registry.write.withdraw({ account: c }));
 
@@ -282,4 +281,20 @@ for (const database of ["pglite", "postgres"] as const) {
       await liveSaw("delta active once unjailed", newcomer, (p) => !p.jailed && p.status === "active");
     });
   });
+}
+
+/** Two servers on 127.0.0.1 listening on ports n and n + 1. */
+async function twoPortsInARow(): Promise<{ server: Server; port: number }[]> {
+  const listen = (port: number) =>
+    new Promise<{ server: Server; port: number } | null>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(null));
+      server.listen(port, "127.0.0.1", () => resolve({ server, port: (server.address() as AddressInfo).port }));
+    });
+  for (;;) {
+    const first = (await listen(0))!;
+    const second = first.port < 65_535 ? await listen(first.port + 1) : null;
+    if (second) return [first, second];
+    first.server.close();
+  }
 }
