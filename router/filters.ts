@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { answeredQuantity } from "./blocks.ts";
 import { RpcCode } from "./errors.ts";
 import { routeCall, type CallResult, type RouteContext } from "./failover.ts";
 import type { ProviderHealth } from "./health.ts";
@@ -259,14 +260,8 @@ export class FilterRegistry {
     const call: RpcCall = { id: 1, method: "eth_blockNumber", params: [], notification: false };
     routeCall(this.route, table, call, 1, (r) => {
       const median = table.medianHead;
-      let reported = Number.NaN;
-      try {
-        const result = (JSON.parse(r.bytes.toString("utf8")) as { result?: unknown }).result;
-        if (typeof result === "string" && quantity.test(result)) reported = Number(result);
-      } catch {
-        // not an answer: fall back to the median head
-      }
-      if (Number.isNaN(reported)) return then(median, null);
+      const reported = answeredQuantity(r.bytes);
+      if (reported === null) return then(median, null); // not an answer: the median head
       if (median < 0) return then(reported, r.provider); // no median yet (the first probes): nothing to hold it against
       then(Math.min(reported, median + this.maxLeadBlocks), r.provider);
     });

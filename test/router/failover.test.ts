@@ -331,6 +331,27 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("takes a null about a client's transaction from a provider that did not take it as not knowing yet: asks another", async () => {
+    const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+    const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
+    const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+    const sent = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+    const hash = (sent.json() as { result: string }).result;
+    const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
+    expect(took).toBeGreaterThanOrEqual(0);
+    // The one that took it cannot say now (an error another provider might not give), two others
+    // have not seen it, one has: the receipt comes from that one, never a null from the two.
+    const [knows, ...notYet] = [0, 1, 2, 3].filter((i) => i !== took);
+    await nodes[took].setFault({ kind: "rpcError", code: -32000, message: "node not synced", method: "eth_getTransactionReceipt" });
+    for (const i of notYet) await nodes[i].setFault({ kind: "result", method: "eth_getTransactionReceipt", result: null });
+    for (let i = 0; i < 10; i++) {
+      const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionReceipt", params: [hash] });
+      expect((answer.json() as { result: { transactionHash: string } | null }).result?.transactionHash).toBe(hash);
+      expect(answer.headers.get("x-din-provider")).toBe(providerAddress(knows));
+    }
+    await healAll();
+  });
+
   it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
     // 983,040 bytes of `[{},{},…]`: 327,680 empty objects, within this router's 1 MiB cap, and no real list of logs.
     await nodes[3].setFault({ kind: "oversized", bytes: 15 * 65_535, method: "eth_getLogs", dense: true });
