@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { performance } from "node:perf_hooks";
 import { connect, type Socket } from "node:net";
-import { privateKeyToAccount } from "viem/accounts";
+import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
 import { ConnectionGates, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
@@ -32,6 +32,24 @@ async function healAll(): Promise<void> {
   for (const node of nodes) node.setLatency(0);
   await waitFor(() => states().every((s) => s === "healthy"), `every provider healthy again (now ${states().join(", ")})`);
   for (const node of nodes) node.resetStats();
+}
+
+/** A signed transfer to itself from Hardhat's second dev account (the first one's balance, which tests check, stays). */
+async function signTransfer(): Promise<{ account: PrivateKeyAccount; nonce: number; raw: string }> {
+  const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+  const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
+  const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+  return { account, nonce, raw };
+}
+
+/** Sends signTransfer's transaction through the router; `took`: the node that answered. */
+async function sendTransaction(): Promise<{ account: PrivateKeyAccount; nonce: number; hash: string; took: number }> {
+  const { account, nonce, raw } = await signTransfer();
+  const sent = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+  const hash = (sent.json() as { result: string }).result;
+  const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
+  expect(took).toBeGreaterThanOrEqual(0);
+  return { account, nonce, hash, took };
 }
 
 beforeAll(async () => {
@@ -293,14 +311,7 @@ describe("failover", () => {
   });
 
   it("asks the provider that took a client's transaction about it first: nonce, transaction and receipt, where another may not know it yet", async () => {
-    // Hardhat's second dev account, so the first one's balance, which other tests check, stays.
-    const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
-    const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
-    const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
-    const sent = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
-    const hash = (sent.json() as { result: string }).result;
-    const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
-    expect(took).toBeGreaterThanOrEqual(0);
+    const { account, nonce, hash, took } = await sendTransaction();
     // The others have not seen it yet: the old nonce, no such transaction, no receipt.
     const others = [0, 1, 2, 3].filter((i) => i !== took);
     const old = `0x${nonce.toString(16)}`;
@@ -332,13 +343,7 @@ describe("failover", () => {
   });
 
   it("takes a null about a client's transaction from a provider that did not take it as not knowing yet: asks another", async () => {
-    const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
-    const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
-    const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
-    const sent = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
-    const hash = (sent.json() as { result: string }).result;
-    const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
-    expect(took).toBeGreaterThanOrEqual(0);
+    const { hash, took } = await sendTransaction();
     // The one that took it cannot say now (an error another provider might not give), two others
     // have not seen it, one has: the receipt comes from that one, never a null from the two.
     const [knows, ...notYet] = [0, 1, 2, 3].filter((i) => i !== took);
@@ -578,10 +583,7 @@ describe("a burst larger than the router's connections to its providers", () => 
     await withBusyRouter([1_000, 1_000], 300, {}, async (busy) => {
       const reads = hammer(busy, CHAIN, 4, 4, balance); // the four connections, for 300 ms
       await waitFor(() => inFlightCalls(busy) === 4, "four reads in flight");
-      // Hardhat's second dev account, so the first one's balance, which other tests check, stays.
-      const account = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
-      const nonce = Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [account.address, "pending"]));
-      const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: account.address, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+      const { raw } = await signTransfer();
       const client = postAndStay(busy, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
       await waitFor(() => inFlightCalls(busy) === 5, "the broadcast waiting for a connection");
       client.destroy();
