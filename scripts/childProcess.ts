@@ -23,11 +23,11 @@ export function collectOutput(child: ChildProcess, onLine?: (line: string) => vo
   return () => output;
 }
 
-/** SIGTERM, then SIGKILL if the child is still there after `graceMs`; resolves once it exited. */
-export async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+/** `signal` (SIGTERM), then SIGKILL if the child is still there after `graceMs`; resolves once it exited. */
+export async function stopChild(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  child.kill("SIGTERM");
+  child.kill(signal);
   const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);

@@ -86,7 +86,9 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
       if (entry === null || typeof entry.level !== "number" || entry.level >= asked) options.onLine?.(line);
     });
     const url = () => `http://127.0.0.1:${port}`;
-    const stop = () => stopChild(child, 5_000);
+    // SIGINT: on SIGTERM the Vite server inside Ponder exits the process at once, before Ponder
+    // unlocks its schema, and the next start then waits half a minute for the lock to expire.
+    const stop = () => stopChild(child, 5_000, "SIGINT");
 
     const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
     const deadline = Date.now() + (options.timeoutMs ?? 120_000);

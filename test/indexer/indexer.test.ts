@@ -33,6 +33,7 @@ for (const database of ["pglite", "postgres"] as const) {
     const liveSnapshots: LiveProvider[][] = [];
     let unsubscribe: (() => void) | undefined;
 
+    const warnings: string[] = []; // Ponder's warnings and errors, as startIndexer passes them on
     const start = async (port?: number) => {
       indexer = await startIndexer({
         rpcUrl: system.chain.rpcUrl,
@@ -41,6 +42,7 @@ for (const database of ["pglite", "postgres"] as const) {
         dataDir,
         schema: "opendin_test",
         port,
+        onLine: (line) => warnings.push(line),
       });
       const client = createClient(`${indexer.url}/sql`, { schema });
       unsubscribe = client.live(
@@ -140,12 +142,15 @@ for (const database of ["pglite", "postgres"] as const) {
       // Its port and the next are taken (as by other processes between choosing it and Ponder
       // listening): Ponder moves past both, and the indexer's URL follows it there.
       const squatters = await twoPortsInARow();
+      warnings.length = 0;
       try {
         await start(squatters[0].port);
       } finally {
         for (const squatter of squatters) squatter.server.close();
       }
       expect(indexer.port).toBeGreaterThan(squatters[1].port);
+      // Stopped cleanly, it left its schema unlocked: the restart did not wait for the lock to expire.
+      expect(warnings.filter((line) => line.includes("Schema is locked"))).toEqual([]);
       expect(indexer.url).toBe(`http://127.0.0.1:${indexer.port}`);
       await mined(system, registry.write.withdraw({ account: c }));
 
