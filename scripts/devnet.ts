@@ -12,7 +12,6 @@ import { abis } from "./cli/abis.ts";
 import { startChain, type Chain } from "./chain.ts";
 import { deployOpenDin } from "./deploy.ts";
 import { writeDeployment, type Deployment } from "./deployment.ts";
-import { freePort } from "./freePort.ts";
 import { startIndexer } from "./indexer.ts";
 import { startProviderNode, type ProviderNode } from "./providerNode.ts";
 import { startRouter, type Router } from "./router.ts";
@@ -71,18 +70,20 @@ export type DevnetOptions = {
 
 export type Devnet = { info: DevnetInfo; stop: () => Promise<void> };
 
-/** A wanted port if it is free, otherwise one the OS picks (and the caller is told). */
-async function portOr(wanted: number, what: string, onProgress: (s: string) => void): Promise<number> {
-  if (wanted === 0) return await freePort();
+/**
+ * A wanted port if it is free; otherwise (and for 0) undefined: the part then takes a port the OS
+ * picks as it starts, and tries another if that one is taken before it listens.
+ */
+async function portOr(wanted: number, what: string, onProgress: (s: string) => void): Promise<number | undefined> {
+  if (wanted === 0) return undefined;
   const free = await new Promise<boolean>((done) => {
     const server = createServer();
     server.once("error", () => done(false));
     server.listen(wanted, "127.0.0.1", () => server.close(() => done(true)));
   });
   if (free) return wanted;
-  const chosen = await freePort();
-  onProgress(`port ${wanted} is busy: the ${what} uses port ${chosen} instead`);
-  return chosen;
+  onProgress(`port ${wanted} is busy: the ${what} takes another one`);
+  return undefined;
 }
 
 export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
@@ -238,7 +239,7 @@ function summary(info: DevnetInfo, stateFile: string): string {
     `  curl -s -X POST ${info.routerUrl}/rpc/${info.chainId} -H 'content-type: application/json' \\`,
     `       -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'`,
     `  npx din provider status ${info.providers[0].address}`,
-    `  DIN_PRIVATE_KEY=${spare.privateKey} npx din provider register --name my-node --stake 500 --endpoint ${info.chainId}=http://127.0.0.1:8545`,
+    `  DIN_PRIVATE_KEY=${spare.privateKey} npx din provider register --name my-node --stake 500 --endpoint ${info.chainId}=${info.rpcUrl}`,
     `  (a watcher key: ${watcher.privateKey})`,
     "",
     "Ctrl-C stops everything.",
