@@ -69,6 +69,8 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   // below the asked level are not passed on.
   const asked = levels[options.logLevel ?? "warn"];
   const level = asked > levels.info ? "info" : (options.logLevel ?? "warn");
+  const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000); // for all launches together
   const launch = async (port: number): Promise<Indexer> => {
     const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
     args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
@@ -87,11 +89,9 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     });
     const url = () => `http://127.0.0.1:${port}`;
     // SIGINT: on SIGTERM the Vite server inside Ponder exits the process at once, before Ponder
-    // unlocks its schema, and the next start then waits half a minute for the lock to expire.
+    // unlocks its schema, and the next start then waits up to half a minute for the lock to expire.
     const stop = () => stopChild(child, 5_000, "SIGINT");
 
-    const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
-    const deadline = Date.now() + (options.timeoutMs ?? 120_000);
     while (Date.now() < deadline) {
       if (child.exitCode !== null) {
         const message = `the indexer exited with code ${child.exitCode}:\n${output()}`;
