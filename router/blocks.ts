@@ -59,14 +59,9 @@ export function blockParamOf(method: string): number | undefined {
   return blockParamIndex.get(method);
 }
 
-/** The result of a reply as a number when it is a quantity (eth_blockNumber's, eth_chainId's), else null. */
-export function answeredQuantity(bytes: Buffer): number | null {
-  try {
-    const reply = JSON.parse(bytes.toString("utf8")) as { result?: unknown };
-    if (typeof reply.result !== "string" || !answerQuantity.test(reply.result)) return null;
-    const value = Number.parseInt(reply.result, 16);
-    return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
-  } catch {
-    return null;
-  }
+/** A reply's result as a number when it is a quantity (eth_blockNumber's, eth_chainId's), else null. */
+export function quantityOf(result: unknown): number | null {
+  if (typeof result !== "string" || !answerQuantity.test(result)) return null;
+  const value = Number.parseInt(result, 16);
+  return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
 }

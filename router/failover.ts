@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { answeredQuantity, namedBlock } from "./blocks.ts";
+import { namedBlock } from "./blocks.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -46,6 +46,8 @@ export type CallResult = {
   bytes: Buffer;
   /** Who answered; null when the router answered itself (an error). */
   provider: ProviderHealth | null;
+  /** The answer's result when it is a quantity (an eth_blockNumber's height), else null. */
+  quantity: number | null;
   attempts: number;
   /** "answer": a provider's answer; otherwise why the router answered itself. */
   outcome: "answer" | "no_provider" | "upstream_failed" | "deadline_exceeded" | "over_budget" | "abandoned";
@@ -384,16 +386,13 @@ class CallRouting implements CallHandle {
     // A null from a provider the call does not prefer, while it prefers others: that provider may
     // lack what the call asks for (another is asked; if none does better, the null is the answer).
     const outcome: Outcome =
-      this.narrowed && settled.type === "answer" && settled.error === null && !this.preferred(p) && isNullResult(settled.bytes)
+      this.narrowed && settled.type === "answer" && settled.nullResult && !this.preferred(p)
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
-      if (this.call.method === "eth_blockNumber" && outcome.type === "answer" && outcome.error === null) {
-        const height = answeredQuantity(outcome.bytes);
-        if (height !== null) this.table.recordAnsweredHead(p, height);
-      }
+      if (this.call.method === "eth_blockNumber" && outcome.type === "answer" && outcome.quantity !== null) this.table.recordAnsweredHead(p, outcome.quantity);
       // (Also a copy answering after the call was answered.)
       if (this.write && this.client !== null && outcome.type === "answer" && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
@@ -431,7 +430,7 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
-      this.answer(outcome.bytes, p);
+      this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
     if (outcome.type === "soft") this.fallback ??= { bytes: outcome.bytes, provider: p };
@@ -454,7 +453,7 @@ class CallRouting implements CallHandle {
   }
 
   /** Ends the call with a provider's answer (or the router's own, when `provider` is null). */
-  private answer(bytes: Buffer, provider: ProviderHealth | null, outcome: CallResult["outcome"] = "answer"): void {
+  private answer(bytes: Buffer, provider: ProviderHealth | null, outcome: CallResult["outcome"] = "answer", quantity: number | null = null): void {
     if (this.finished) return;
     this.finished = true;
     // Hedges that lost are cancelled; copies of a write go on broadcasting (their outcomes still count).
@@ -467,7 +466,7 @@ class CallRouting implements CallHandle {
       if (this.suspects !== null) for (const s of this.suspects) s.provider.recordFailure(s.kind, s.detail, s.at);
     }
     this.suspects = null;
-    this.resolve({ bytes, provider, attempts: this.attempts, outcome });
+    this.resolve({ bytes, provider, quantity, attempts: this.attempts, outcome });
   }
 
   abandon(): void {
@@ -505,6 +504,7 @@ class CallRouting implements CallHandle {
       this.resolve({
         bytes: errorResponse(this.call.id, RpcCode.noProvider, why),
         provider: null,
+        quantity: null,
         attempts: 0,
         outcome: "no_provider",
       });
@@ -516,6 +516,7 @@ class CallRouting implements CallHandle {
           `no provider answered within ${f.deadlineMs} ms (${this.attempts} attempts; last: ${this.lastFailure})`,
         ),
         provider: null,
+        quantity: null,
         attempts: this.attempts,
         outcome: "deadline_exceeded",
       });
@@ -523,6 +524,7 @@ class CallRouting implements CallHandle {
       this.resolve({
         bytes: errorResponse(this.call.id, RpcCode.upstreamFailed, `all ${this.attempts} attempts failed (last: ${this.lastFailure})`),
         provider: null,
+        quantity: null,
         attempts: this.attempts,
         outcome: "upstream_failed",
       });
@@ -533,12 +535,6 @@ class CallRouting implements CallHandle {
 const nobody: readonly ProviderHealth[] = [];
 
 const noOptions: RouteOptions = {};
-
-/** Whether a checked reply's result is null (a small reply: a null answer is some 40 bytes). */
-function isNullResult(bytes: Buffer): boolean {
-  if (bytes.length > 128) return false;
-  return (JSON.parse(bytes.toString("utf8")) as { result?: unknown }).result === null;
-}
 
 /** Routes one call on `table`'s providers; `done` hears the result once. `id` is the id sent upstream. */
 export function routeCall(ctx: RouteContext, table: ChainTable, call: RpcCall, id: RpcId, done: (result: CallResult) => void, options = noOptions): CallHandle {

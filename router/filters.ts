@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { answeredQuantity } from "./blocks.ts";
 import { RpcCode } from "./errors.ts";
 import { routeCall, type CallResult, type RouteContext } from "./failover.ts";
 import type { ProviderHealth } from "./health.ts";
@@ -260,7 +259,7 @@ export class FilterRegistry {
     const call: RpcCall = { id: 1, method: "eth_blockNumber", params: [], notification: false };
     routeCall(this.route, table, call, 1, (r) => {
       const median = table.medianHead;
-      const reported = answeredQuantity(r.bytes);
+      const reported = r.quantity;
       if (reported === null) return then(median, null); // not an answer: the median head
       if (median < 0) return then(reported, r.provider); // no median yet (the first probes): nothing to hold it against
       then(Math.min(reported, median + this.maxLeadBlocks), r.provider);

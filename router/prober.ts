@@ -1,6 +1,5 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { answeredQuantity } from "./blocks.ts";
 import type { ProviderHealth } from "./health.ts";
 import type { ProbeParameters } from "./options.ts";
 import type { ChainTable } from "./routingTable.ts";
@@ -43,7 +42,7 @@ export function startProber(deps: {
     if (outcome.type === "cancelled" || outcome.type === "over_budget" || outcome.type === "queued") {
       return { ok: false as const, kind: "timeout" as const, detail: outcome.type === "queued" ? `no answer within ${probe.timeoutMs} ms` : outcome.type };
     }
-    const value = outcome.type === "answer" && outcome.error === null ? answeredQuantity(outcome.bytes) : null;
+    const value = outcome.type === "answer" ? outcome.quantity : null;
     if (value === null) return { ok: false as const, kind: "malformed" as const, detail: `${method} did not answer a quantity` };
     return { ok: true as const, value, latencyMs: outcome.latencyMs };
   };

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
+import { quantityOf } from "./blocks.ts";
 import { EndpointRefusedError } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { holdsMoreThan, type RpcId } from "./jsonRpc.ts";
@@ -13,7 +14,16 @@ import { Pieces } from "./pieces.ts";
 /** What one attempt produced. */
 export type Outcome =
   /** A result, or an error that is the call's own (execution reverted, invalid params): pass it through. */
-  | { type: "answer"; bytes: Buffer; error: { code: number; message: string } | null; latencyMs: number }
+  | {
+      type: "answer";
+      bytes: Buffer;
+      error: { code: number; message: string } | null;
+      latencyMs: number;
+      /** The result when it is a quantity (blocks.ts's quantityOf), read once here for those who keep heights and chain ids. */
+      quantity: number | null;
+      /** The result is null. */
+      nullResult: boolean;
+    }
   /** An answer another provider may not give (pruned state, unknown block): try elsewhere, else pass it through. */
   | { type: "soft"; bytes: Buffer; latencyMs: number }
   /** The provider failed; the caller did nothing wrong. */
@@ -222,7 +232,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
       if (type === "null" && nullWithoutState.has(method)) return { type: "soft", bytes, latencyMs };
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${article(type)} (${types.map(article).join(" or ")} is due)`, latencyMs };
     }
-    return { type: "answer", bytes, error: null, latencyMs };
+    return { type: "answer", bytes, error: null, latencyMs, quantity: quantityOf(reply.result), nullResult: type === "null" };
   }
   const error = reply.error as { code?: unknown; message?: unknown } | null;
   if (typeof error !== "object" || error === null || typeof error.code !== "number" || typeof error.message !== "string") {
@@ -232,7 +242,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const verdict = classifyRpcError(rpcError.code, rpcError.message);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, latencyMs };
-  return { type: "answer", bytes, error: rpcError, latencyMs };
+  return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, nullResult: false };
 }
 
 function article(type: JsonType | "number"): string {
