@@ -322,7 +322,10 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       );
       await query(mine);
       if (mine !== generation || stopped) return;
-      if (state !== "live") log.info("indexer live query connected", { indexerUrl: base });
+      // Back after a warning that it was away: said at the warning's level, so a log read at that
+      // level (the devnet's) shows the outage ended.
+      if (state === "unreachable") log.warn("indexer reachable again: taking the provider set from its live query", { indexerUrl: base });
+      else if (state !== "live") log.info("indexer live query connected", { indexerUrl: base });
       state = "live";
       liveSince = Date.now();
       lastError = null;

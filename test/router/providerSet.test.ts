@@ -127,15 +127,17 @@ describe("the provider set", () => {
         await router.stop();
         throw error;
       }
-      return router;
+      return { router, lines };
     };
-    for (const damage of ['{ "version": 2, "providers": [', "null"]) await (await startOn(damage)).stop();
+    for (const damage of ['{ "version": 2, "providers": [', "null"]) await (await startOn(damage)).router.stop();
 
-    const router = await startOn(oldFormat);
+    const { router, lines } = await startOn(oldFormat);
     // The indexer comes back: its set is routed, and replaces the damaged snapshot.
     const indexer = await startFakeIndexer({}, records.map(indexerRow), Number(new URL(indexerUrl).port));
     try {
       await waitFor(() => router.status().providerSet.state === "live" && router.status().chains[0]?.eligibleProviders === 3, "the indexer's set");
+      // A log read at warnings only (the devnet's) sees the indexer's absence end, not only begin.
+      expect(lines.filter((l) => l.level === "warn" && l.msg.startsWith("indexer reachable again"))).toHaveLength(1);
       expect((await hammer(router, CHAIN, 30, 3, balance)).failures).toEqual([]);
       await waitFor(async () => (await readSnapshot(path).catch(() => null))?.indexerUrl === indexerUrl, "a sound snapshot");
     } finally {
