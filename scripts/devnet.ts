@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,9 +86,45 @@ async function portOr(wanted: number, what: string, onProgress: (s: string) => v
   return undefined;
 }
 
+/** Whether a process with this pid runs (EPERM: it does, under another user). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Claims `dir` for this devnet with a pid file, and returns what gives it back: a second devnet in
+ * the same folder would delete the first one's indexer data and overwrite its files. The file of a
+ * devnet that ended without stopping (killed, the machine restarted) is taken over.
+ */
+async function claimDir(dir: string): Promise<() => Promise<void>> {
+  await mkdir(dir, { recursive: true });
+  const path = resolve(dir, "devnet.pid");
+  for (;;) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: "wx" });
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
+      throw new Error(
+        `a devnet is already running in ${dir} (pid ${pid}): use it, stop it with Ctrl-C, or start another with --dir <another folder>` +
+          ` (if no devnet runs there, delete ${path})`,
+      );
+    }
+    await rm(path, { force: true });
+  }
+}
+
 export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
   const { onProgress } = options;
-  const stops: (() => Promise<void>)[] = [];
+  const stops: (() => Promise<void>)[] = [await claimDir(options.dir)]; // given back last
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
   };
@@ -189,7 +225,6 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
       providers,
       startedAt: new Date().toISOString(),
     };
-    await mkdir(options.dir, { recursive: true });
     await writeFile(resolve(options.dir, "devnet.json"), `${JSON.stringify(info, null, 2)}\n`);
     stops.push(() => rm(resolve(options.dir, "devnet.json"), { force: true }));
     return { info, stop };

@@ -15,6 +15,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 let devnet: ChildProcess;
 let output = "";
 let cwd: string;
+let dir: string;
 let info: DevnetInfo;
 let sixthNode: ProviderNode | undefined;
 
@@ -48,7 +49,7 @@ async function advance(seconds: number): Promise<void> {
 
 beforeAll(async () => {
   cwd = await mkdtemp(join(tmpdir(), "opendin-devnet-"));
-  const dir = join(cwd, ".devnet");
+  dir = join(cwd, ".devnet");
   devnet = spawn("npm", ["start", "--", "--dir", dir, "--chain-port", "0", "--indexer-port", "0", "--router-port", "0"], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
@@ -101,6 +102,27 @@ describe("npm start", () => {
     expect(answer.status).toBe(200);
     expect(answer.body.result).toMatch(/^0x[0-9a-f]+$/);
     expect(info.providers.map((p) => p.address.toLowerCase())).toContain(answer.provider);
+  });
+
+  it("refuses a second devnet in the same folder, and the running one goes on", async () => {
+    const second = spawn(process.execPath, ["scripts/devnet.ts", "--dir", dir, "--chain-port", "0", "--indexer-port", "0", "--router-port", "0"], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    second.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => second.once("exit", done));
+    expect(code).toBe(1);
+    expect(stderr).toContain(`devnet: a devnet is already running in ${dir} (pid `);
+    // Nothing of the first one was touched: its files, its indexer, its router.
+    expect((JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as DevnetInfo).routerUrl).toBe(info.routerUrl);
+    const providers = await fetch(`${info.indexerUrl}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ providers { totalCount } }" }),
+    });
+    expect(((await providers.json()) as { data: { providers: { totalCount: number } } }).data.providers.totalCount).toBeGreaterThanOrEqual(5);
+    expect((await rpc("eth_blockNumber")).body.result).toMatch(/^0x[0-9a-f]+$/);
   });
 
   it("routes to a sixth provider registered through the CLI", async () => {
