@@ -6,7 +6,7 @@ import type { Outcome } from "./outcome.ts";
 import { readEvidence } from "./providerCommands.ts";
 import { ensureAllowance, read, transact } from "./transact.ts";
 
-type Case = {
+export type Case = {
   provider: `0x${string}`;
   expiresAt: bigint;
   status: number;

@@ -76,6 +76,11 @@ const explanations: Record<string, (args: Args) => string> = {
     `${String(value)} is outside the allowed range ${String(min)} to ${String(max)}`,
 };
 
+/** Whether a failed call is the contract's refusal (a revert), not the node's or the network's. */
+export function isRevert(error: unknown): boolean {
+  return error instanceof BaseError && error.walk((e) => e instanceof ContractFunctionRevertedError) instanceof ContractFunctionRevertedError;
+}
+
 /** Turns a failed call into one sentence: the decoded custom error in words when there is one. */
 export function explainRevert(error: unknown): string {
   if (error instanceof BaseError) {

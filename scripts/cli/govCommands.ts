@@ -1,7 +1,7 @@
-import { encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
+import { decodeFunctionData, encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
-import { chainTime, requireResolvableCase } from "./caseCommands.ts";
+import { chainTime, requireResolvableCase, type Case } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
@@ -96,6 +96,7 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
 export async function queue(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
   const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
   await requireStep(ctx, proposal.id, "queue");
+  await requireCaseOpenAtExecution(ctx, proposal);
   const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
   const eta = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [proposal.id] });
   return {
@@ -138,14 +139,52 @@ export async function status(ctx: CliContext, flags: { proposal?: string }): Pro
 
 /** The chain time at which a proposal made now could be executed at the soonest. */
 async function earliestExecution(ctx: CliContext): Promise<bigint> {
-  const timelock = await read<Address>(ctx, { ...governor(ctx), functionName: "timelock" });
   const [delay, period, minDelay, now] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "votingDelay" }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "votingPeriod" }),
-    read<bigint>(ctx, { address: timelock, abi: abis.timelock, functionName: "getMinDelay" }),
+    timelockDelay(ctx),
     chainTime(ctx),
   ]);
   return now + delay + period + minDelay;
+}
+
+async function timelockDelay(ctx: CliContext): Promise<bigint> {
+  const timelock = await read<Address>(ctx, { ...governor(ctx), functionName: "timelock" });
+  return await read<bigint>(ctx, { address: timelock, abi: abis.timelock, functionName: "getMinDelay" });
+}
+
+/** The slashing case a proposal resolves (its call to upholdCase or rejectCase), or null. */
+function caseOf(ctx: CliContext, p: Proposal): bigint | null {
+  for (const [i, target] of p.targets.entries()) {
+    if (target.toLowerCase() !== ctx.contracts.SlashingManager.toLowerCase()) continue;
+    try {
+      const call = decodeFunctionData({ abi: abis.manager, data: p.calldatas[i] });
+      if (call.functionName === "upholdCase" || call.functionName === "rejectCase") return call.args?.[0] as bigint;
+    } catch {
+      // another call to the manager
+    }
+  }
+  return null;
+}
+
+/**
+ * Throws when a proposal resolving a case, queued now, could only run after the case's deadline:
+ * its execution would fail, and queueing it would spend a transaction for nothing.
+ */
+async function requireCaseOpenAtExecution(ctx: CliContext, p: Proposal): Promise<void> {
+  const caseId = caseOf(ctx, p);
+  if (caseId === null) return;
+  const [c, minDelay, now] = await Promise.all([
+    read<Case>(ctx, { address: ctx.contracts.SlashingManager, abi: abis.manager, functionName: "getCase", args: [caseId] }),
+    timelockDelay(ctx),
+    chainTime(ctx),
+  ]);
+  const eta = now + 1n + minDelay; // the queueing transaction's block is a second later at the least
+  if (eta > c.expiresAt) {
+    throw new CliError(
+      `case ${caseId} expires at ${formatTime(c.expiresAt)}, before proposal ${p.id} could run if queued now (${formatTime(eta)}, after the timelock delay; chain time now ${formatTime(now)}): the case can only be expired then (din case expire --case ${caseId})`,
+    );
+  }
 }
 
 async function proposalState(ctx: CliContext, id: bigint): Promise<(typeof proposalStateNames)[number]> {

@@ -2,7 +2,7 @@ import type { Abi, Address, Hash } from "viem";
 import { abis } from "./abis.ts";
 import { CliError } from "./cliError.ts";
 import { requireWallet, type CliContext } from "./context.ts";
-import { explainRevert } from "./explainRevert.ts";
+import { explainRevert, isRevert } from "./explainRevert.ts";
 
 export type Call = { address: Address; abi: Abi; functionName: string; args?: readonly unknown[] };
 
@@ -28,6 +28,10 @@ export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
     return hash;
   } catch (error) {
     if (error instanceof CliError) throw error;
+    if (!isRevert(error) && (await ctx.publicClient.getBalance({ address: wallet.account.address }).catch(() => null)) === 0n) {
+      // A node words this in many ways, Hardhat's as "Missing or invalid parameters".
+      throw new CliError(`${wallet.account.address} has no ETH to pay for gas: send it some first`);
+    }
     throw new CliError(explainRevert(error));
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getAddress, parseEther, type Address } from "viem";
-import { mnemonicToAccount } from "viem/accounts";
+import { generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { toHex } from "viem";
 import { runDin } from "../helpers/runDin.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
@@ -197,6 +197,32 @@ describe("din's errors", () => {
       expect(negative.code).toBe(2);
       expect(negative.stderr.trim()).toBe(`din: din ${args[0]} ${args[1]}: "${args.at(-1)}" is negative: amounts, ids and chain ids are above zero`);
     }
+    const refusals: [string, string][] = [
+      ["0", "din: <amount> must be above zero"],
+      ["0.0000000000000000001", "din: <amount> 0.0000000000000000001 has more than 18 decimals: DIN is counted to 18"],
+      ["9".repeat(80), `din: <amount> ${"9".repeat(80)} DIN is more than any balance can be (at most 115792089237316195423570985008687907853269984665640564039457.584007913129639935)`],
+    ];
+    for (const [amount, message] of refusals) {
+      const refused = await din(["provider", "stake", amount], operatorKey);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr.trim()).toBe(message);
+    }
+  });
+
+  it("names a mistyped address as such, not as something that is no address", async () => {
+    const typo = "0xBcd4042DE499D14e55001CcbB24a551F3b954097"; // one letter's case changed from its checksum
+    const result = await din(["case", "open", "--provider", typo, "--amount", "1", "--evidence", "x"], watcherKey);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(`din: --provider ${typo} has mixed case that is not its checksum (EIP-55): a typo? Check it, or write it all in lower case`);
+  });
+
+  it("says when the key's account has no ETH for gas, and sends nothing", async () => {
+    const key = generatePrivateKey();
+    const account = privateKeyToAccount(key).address;
+    const result = await din(["gov", "delegate"], key);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(`din: ${account} has no ETH to pay for gas: send it some first`);
+    expect(await system.contracts.token.read.delegates([account])).toBe("0x0000000000000000000000000000000000000000");
   });
 
   it("asks for a key before sending a transaction", async () => {
@@ -224,9 +250,12 @@ describe("din's errors", () => {
   });
 
   it("prints errors as JSON with --json", async () => {
-    const result = await din(["provider", "stake", "0", "--json"], operatorKey);
+    const result = await din(["provider", "unbond", "1000000", "--json"], operatorKey);
     expect(result.code).toBe(1);
-    expect(JSON.parse(result.stderr)).toEqual({ error: "the amount must be above zero" });
+    expect(JSON.parse(result.stderr)).toEqual({ error: expect.stringMatching(/^cannot unbond 1,000,000 DIN: only [0-9,]+ DIN is actively staked$/) as unknown });
+    const usage = await din(["provider", "stake", "0", "--json"], operatorKey);
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.stderr)).toEqual({ error: "<amount> must be above zero" });
   });
 });
 

@@ -184,6 +184,28 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect((await din(["case", "expire", "--case", "2"], voterKey)).stderr).toBe("din: case 2 is already expired: only an open case can be expired\n");
     expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN/);
   });
+
+  it("refuses to queue a proposal that could run only after its case's deadline", async () => {
+    const { governor, manager, timelock, token } = system.contracts;
+    await mined(system, token.write.approve([manager.address, parseEther("10")], { account: watcher }));
+    await mined(system, manager.write.openCase([operator, parseEther("50"), "0x03"], { account: watcher }));
+    const proposed = await din(["gov", "propose-slash", "--case", "3", "--json"], voterKey);
+    expect(proposed.stderr).toBe("");
+    const id = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
+    await advance(system, Number(await governor.read.votingDelay()) + 1);
+    expect((await din(["gov", "vote", "--proposal", id, "--support", "for"], voterKey)).code).toBe(0);
+    await advance(system, Number(await governor.read.votingPeriod()) + 1);
+    // The vote passed, but the case's deadline now comes before the timelock delay would end.
+    const { expiresAt } = await manager.read.getCase([3n]);
+    const now = (await (await system.viem.getPublicClient()).getBlock()).timestamp;
+    await advance(system, Number(expiresAt - now - (await timelock.read.getMinDelay())) + 1);
+    const late = await din(["gov", "queue", "--proposal", id], voterKey);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(
+      new RegExp(`^din: case 3 expires at \\S+, before proposal ${id} could run if queued now \\(\\S+, after the timelock delay; chain time now \\S+\\): the case can only be expired then \\(din case expire --case 3\\)\n$`),
+    );
+    expect(await governor.read.state([BigInt(id)])).toBe(4); // succeeded, not queued
+  });
 });
 
 describe("din <group> --help", () => {
