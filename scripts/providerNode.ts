@@ -59,6 +59,29 @@ export type Fault =
   /** Answer truly, one byte per write and a turn of the event loop between. */
   | { kind: "dribble" };
 
+/** Every fault's kind (a Record, so a kind added to Fault must be added here too): the admin API refuses others. */
+const faultKinds: Record<Fault["kind"], true> = {
+  none: true,
+  refuse: true,
+  reset: true,
+  hang: true,
+  status: true,
+  wrongChain: true,
+  staleHead: true,
+  behind: true,
+  absurdHead: true,
+  trickle: true,
+  malformed: true,
+  wrongId: true,
+  oversized: true,
+  result: true,
+  redirect: true,
+  rpcError: true,
+  forked: true,
+  paddedLogs: true,
+  dribble: true,
+};
+
 export type StartProviderNodeOptions = {
   /** The chain's JSON-RPC URL this node forwards to. */
   upstreamUrl: string;
@@ -368,7 +391,12 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
       void (async () => {
         if (req.method === "POST" && req.url === "/fault") {
           try {
-            await setFault(JSON.parse((await readBody(req)).toString("utf8")) as Fault);
+            const asked = JSON.parse((await readBody(req)).toString("utf8")) as { kind?: unknown } | null;
+            const kind = asked?.kind;
+            if (typeof kind !== "string" || !Object.hasOwn(faultKinds, kind)) {
+              throw new Error(`unknown fault kind ${JSON.stringify(kind)}: one of ${Object.keys(faultKinds).join(", ")}`);
+            }
+            await setFault(asked as Fault);
             json(res, 200, { fault });
           } catch (error) {
             json(res, 400, { error: (error as Error).message });

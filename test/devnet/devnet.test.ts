@@ -150,6 +150,10 @@ describe("npm start", () => {
 
   it("loses no client request when a provider goes down, and slashes and jails it through a vote", async () => {
     const victim = info.providers[4];
+    const typo = await fetch(`${victim.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "refused" }) });
+    expect(typo.status).toBe(400);
+    expect(((await typo.json()) as { error: string }).error).toMatch(/^unknown fault kind "refused": one of none, refuse, reset, hang, /);
+    expect(((await (await fetch(`${victim.adminUrl}/stats`)).json()) as { fault: { kind: string } }).fault.kind).toBe("none");
     const down = await fetch(`${victim.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "refuse" }) });
     expect(down.ok).toBe(true);
     const answers = [];
