@@ -209,12 +209,16 @@ function chainNow(): number {
   return model.chainTime > 0 ? model.chainTime + (Date.now() - model.chainTimeReadAt) / 1000 : Date.now() / 1000;
 }
 
-function proposalSummary(p: Proposal): HTMLElement {
+function proposalSummary(p: Proposal, c: SlashingCase): HTMLElement {
   const now = chainNow();
   let phase: string;
   if (p.state === "executed") phase = "executed";
   else if (p.state === "canceled") phase = "canceled";
-  else if (p.state === "queued") phase = `queued, executable from ${p.eta ? clock(p.eta) : "—"}`;
+  else if (p.state === "queued") {
+    // The case's deadline passes first: its execution would fail (the case can only be expired).
+    const late = c.status === "open" && p.eta !== null && Number(p.eta) > Number(c.expiresAt);
+    phase = `queued, executable from ${p.eta ? clock(p.eta) : "—"}${late ? ", after the case's deadline: it cannot run" : ""}`;
+  }
   else if (now < Number(p.voteStart)) phase = `voting opens ${clock(p.voteStart)}`;
   else if (now <= Number(p.voteEnd)) phase = `voting until ${clock(p.voteEnd)}`;
   else phase = "vote closed";
@@ -236,16 +240,18 @@ function proposalSummary(p: Proposal): HTMLElement {
 }
 
 function caseCard(c: SlashingCase, proposals: Proposal[]): HTMLElement {
+  // Past its deadline, governance can no longer resolve it: anyone may expire it (its bond goes back).
+  const lapsed = c.status === "open" && chainNow() > Number(c.expiresAt);
   const facts =
     c.status === "open"
-      ? `asks ${formatTokens(c.amount)} · bond ${formatTokens(c.bond)} · opened ${clock(c.openedAt)} · expires ${clock(c.expiresAt)}`
+      ? `asks ${formatTokens(c.amount)} · bond ${formatTokens(c.bond)} · opened ${clock(c.openedAt)} · ${lapsed ? `past its deadline ${clock(c.expiresAt)}: anyone may expire it (din case expire --case ${c.id})` : `expires ${clock(c.expiresAt)}`}`
       : `asked ${formatTokens(c.amount)} · ${c.slashed !== null ? `slashed ${formatTokens(c.slashed)} · ` : ""}opened ${clock(c.openedAt)} · closed ${c.resolvedAt ? clock(c.resolvedAt) : "—"}`;
   return h(
     "article",
     { class: "case", data: { case: c.id, status: c.status } },
-    h("header", {}, h("strong", {}, `Case #${c.id}`), " against ", providerLabel(c.provider), " ", badge(c.status, c.status)),
+    h("header", {}, h("strong", {}, `Case #${c.id}`), " against ", providerLabel(c.provider), " ", badge(c.status, lapsed ? "open, past its deadline" : c.status)),
     h("div", { class: "muted" }, facts, " · watcher ", h("span", { title: c.watcher }, short(c.watcher))),
-    ...(proposals.length > 0 ? proposals.map(proposalSummary) : [h("div", { class: "muted" }, "no proposal yet")]),
+    ...(proposals.length > 0 ? proposals.map((p) => proposalSummary(p, c)) : [h("div", { class: "muted" }, "no proposal yet")]),
   );
 }
 
@@ -300,7 +306,8 @@ function renderConnection(): void {
   let text: string;
   if (model.statusError !== null) [state, text] = ["down", `router unreachable (${model.statusError}); retrying`];
   else if (set && set.state !== "live" && set.state !== "static") [state, text] = ["degraded", `indexer ${set.state}: routing on the ${set.servingFrom} set`];
-  else [state, text] = ["live", `live · updated ${new Date(model.statusAt).toLocaleTimeString("en-GB")}`];
+  // Two clocks: the page's for when it last heard from the router, the chain's for every registry time below.
+  else [state, text] = ["live", `live · updated ${new Date(model.statusAt).toLocaleTimeString("en-GB")}${model.chainTime > 0 ? ` · chain clock ${clock(Math.floor(chainNow()))} (registry times below)` : ""}`];
   line.dataset.state = state;
   line.textContent = text;
   const minStake = model.registry?.parameters.items.find((p) => p.name === "minStake");

@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { createPublicClient, http } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { abis } from "../../scripts/cli/abis.ts";
 import { startDevnet, type Devnet, type DevnetProvider } from "../../scripts/devnet.ts";
 import { eventually } from "../helpers/chainActions.ts";
 import { runDin } from "../helpers/runDin.ts";
@@ -31,6 +33,12 @@ async function rpc(method: string, params: unknown[] = []): Promise<{ status: nu
 async function setFault(provider: DevnetProvider, kind: string): Promise<void> {
   const response = await fetch(`${provider.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind }) });
   expect(response.ok).toBe(true);
+}
+
+/** How long a case stays open for governance, from the deployed SlashingManager. */
+async function caseTtl(): Promise<bigint> {
+  const client = createPublicClient({ transport: http(devnet.info.rpcUrl) });
+  return (await client.readContract({ address: devnet.info.contracts.SlashingManager, abi: abis.manager, functionName: "caseTtl" })) as bigint;
 }
 
 /** The text of one cell of a provider's row on the page. */
@@ -150,6 +158,16 @@ describe("the dashboard at the router's /", () => {
     expect(await card.locator(".proposal").first().innerText()).toMatch(/reject · /);
 
     await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
+    expect(await page.locator("#connection").innerText()).toMatch(/^live · updated \d\d:\d\d:\d\d · chain clock \d\d:\d\d:\d\d \(registry times below\)$/);
+
+    // Past the case's deadline by the chain's clock, the card says so, and how to close the case.
+    for (const [method, params] of [["evm_increaseTime", [Number(await caseTtl()) + 5]], ["evm_mine", []]] as const) {
+      await fetch(devnet.info.rpcUrl, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) });
+    }
+    await eventually("the card to show the case past its deadline", async () =>
+      (await card.locator("header").innerText()).includes("open, past its deadline") ? true : undefined,
+    30_000);
+    expect(await card.innerText()).toContain(`anyone may expire it (din case expire --case ${caseId})`);
   });
 
   it("fits a phone's screen: no sideways scrolling, every provider still listed", async () => {
