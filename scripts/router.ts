@@ -9,7 +9,7 @@ import { checkSnapshotPath } from "../router/snapshot.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
-//   node scripts/router.ts --indexer http://127.0.0.1:42069 [--port 8545] [--host 127.0.0.1]
+//   node scripts/router.ts --indexer http://127.0.0.1:42069 [--port 8080] [--host 127.0.0.1]
 //                          [--snapshot .router/providers.json] [--devnet] [--trust-proxy 127.0.0.1]
 //                          [--config router.json] [--log-level info]
 
@@ -31,7 +31,7 @@ const logLevels: readonly LogLevel[] = ["debug", "info", "warn", "error", "silen
 
 export const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--config <file>] [--log-level ${logLevels.join("|")}]
   --indexer    the indexer's base URL (serves /sql and /ready); env DIN_INDEXER_URL
-  --port       port to listen on (default 8545; 0 lets the OS choose)
+  --port       port to listen on (default 8080, as the devnet's router: 8545 is a local node's; 0 lets the OS choose)
   --host       address to listen on (default 127.0.0.1)
   --snapshot   file keeping the last provider set, used when the indexer is away at start-up
   --devnet     allow loopback and private provider endpoints (local devnet only)
@@ -90,7 +90,7 @@ function flagError(error: Error, argv: readonly string[]): Error {
 
 const flagOptions = {
   indexer: { type: "string" },
-  port: { type: "string", default: "8545" },
+  port: { type: "string", default: "8080" },
   host: { type: "string", default: "127.0.0.1" },
   snapshot: { type: "string" },
   devnet: { type: "boolean", default: false },

@@ -1,7 +1,7 @@
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError } from "./cliError.ts";
-import { requireWallet, type CliContext } from "./context.ts";
+import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { readEvidence } from "./providerCommands.ts";
 import { ensureAllowance, read, transact } from "./transact.ts";
@@ -18,11 +18,6 @@ export type Case = {
 
 export const caseStatusNames = ["unknown", "open", "upheld", "rejected", "expired"] as const;
 const manager = (ctx: CliContext) => ({ address: ctx.contracts.SlashingManager, abi: abis.manager });
-
-/** The chain's clock (the latest block's timestamp): what the contracts compare deadlines against. */
-export async function chainTime(ctx: CliContext): Promise<bigint> {
-  return (await ctx.publicClient.getBlock()).timestamp;
-}
 
 /** Case `id` if it is open; otherwise a CliError saying what it is. `action` completes "only an open case can be …". */
 async function requireOpenCase(ctx: CliContext, id: bigint, action: string): Promise<Case> {

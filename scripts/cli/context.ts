@@ -109,3 +109,8 @@ export function requireWallet(ctx: CliContext): NonNullable<CliContext["wallet"]
   if (!ctx.wallet) throw usageError("this command sends a transaction: give --key <0x…> or set DIN_PRIVATE_KEY");
   return ctx.wallet;
 }
+
+/** The chain's clock (the latest block's timestamp): what the contracts compare deadlines against. */
+export async function chainTime(ctx: CliContext): Promise<bigint> {
+  return (await ctx.publicClient.getBlock()).timestamp;
+}

@@ -1,9 +1,9 @@
 import { decodeFunctionData, encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
-import { chainTime, requireResolvableCase, type Case } from "./caseCommands.ts";
+import { requireResolvableCase, type Case } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
-import { requireWallet, type CliContext } from "./context.ts";
+import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { read, transact } from "./transact.ts";
 
@@ -110,7 +110,7 @@ export async function execute(ctx: CliContext, flags: { proposal?: string }): Pr
   await requireStep(ctx, proposal.id, "execute");
   const hash = await transact(ctx, { ...governor(ctx), functionName: "execute", args: proposalArgs(proposal) });
   return {
-    message: `executed proposal ${proposal.id}: ${proposal.description} (tx ${hash})`,
+    message: `executed proposal ${proposal.id}: ${readable(proposal.description)} (tx ${hash})`,
     data: { proposalId: proposal.id, description: proposal.description, transaction: hash },
   };
 }
@@ -132,7 +132,7 @@ export async function status(ctx: CliContext, flags: { proposal?: string }): Pro
   }
   const lines = rows.map(
     (r) =>
-      `proposal ${r.id}\n  ${r.description}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
+      `proposal ${r.id}\n  ${readable(r.description)}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
   );
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
 }
@@ -218,6 +218,11 @@ async function requireStep(ctx: CliContext, id: bigint, step: "queue" | "execute
     executed: `proposal ${id} was already executed`,
   }[state];
   if (problem) throw new CliError(problem);
+}
+
+/** A description as people read it: without the proposer suffix that only the governor needs (see proposeSlash). */
+function readable(description: string): string {
+  return description.replace(/ #proposer=0x[0-9a-fA-F]{40}$/, "");
 }
 
 function proposalArgs(p: Proposal): readonly unknown[] {

@@ -3,7 +3,7 @@ import type { Address, Hash } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError, usageError } from "./cliError.ts";
-import { requireWallet, type CliContext } from "./context.ts";
+import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { ensureAllowance, read, transact } from "./transact.ts";
 
@@ -153,7 +153,13 @@ export async function deregister(ctx: CliContext): Promise<Outcome> {
 export async function withdraw(ctx: CliContext): Promise<Outcome> {
   const address = requireWallet(ctx).account.address;
   const before = await providerState(ctx, address);
-  const hash = await transact(ctx, { ...registry(ctx), functionName: "withdraw" });
+  const hash = await transact(ctx, { ...registry(ctx), functionName: "withdraw" }).catch(async (error: unknown) => {
+    // Release times are chain time, which a devnet runs ahead of the wall clock: say what it is now.
+    if (error instanceof CliError && error.message.startsWith("nothing is released yet")) {
+      throw new CliError(`${error.message} (chain time now ${formatTime(await chainTime(ctx))})`);
+    }
+    throw error;
+  });
   const after = await providerState(ctx, address);
   const amount = before.unbondingStake - after.unbondingStake;
   return {

@@ -104,7 +104,7 @@ describe("din provider", () => {
 
     const early = await din(["provider", "withdraw"], operatorKey);
     expect(early.code).toBe(1);
-    expect(early.stderr).toMatch(/^din: nothing is released yet: the next unbonding entry is released at \d{4}-\d\d-\d\dT/);
+    expect(early.stderr).toMatch(/^din: nothing is released yet: the next unbonding entry is released at \d{4}-\d\d-\d\dT\S+ \(chain time now \d{4}-\d\d-\d\dT\S+\)\n$/);
 
     await advance(Number(await system.contracts.registry.read.unbondingPeriod()) + 1);
     const withdrawn = await din(["provider", "withdraw"], operatorKey);

@@ -108,6 +108,8 @@ describe("din case and din gov, from report to slash or expiry", () => {
     const pending = await din(["gov", "status", "--proposal", proposalId]);
     await testClient.setIntervalMining({ interval: 1_000 });
     expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
+    // The description as people read it: the proposer suffix is for the governor only.
+    expect(pending.stdout).toMatch(/^proposal \d+\n  Uphold slashing case 1\n  state pending/);
     await advance(system, Number(await governor.read.votingDelay()) + 1);
     expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toMatch(/state active; .*; quorum [1-9][0-9,]* DIN/);
 
