@@ -24,6 +24,7 @@ const usage = `din — the OpenDIN command line
               din case claim
   governance  din gov delegate [--to <address>]
               din gov propose-slash --case <id> [--reject | --jail] [--description <text>]
+              din gov propose-unjail --provider <address> [--description <text>]
               din gov vote --proposal <id> --support for|against|abstain [--reason <text>]
               din gov queue --proposal <id>
               din gov execute --proposal <id>
@@ -71,6 +72,11 @@ const commands: Record<string, Command> = {
     options: { case: { type: "string" }, reject: { type: "boolean" }, jail: { type: "boolean" }, description: { type: "string" } },
     positionals: 0,
     run: async (f) => gov.proposeSlash(await ctx(f), { case: str(f.case), reject: f.reject === true, jail: f.jail === true, description: str(f.description) }),
+  },
+  "gov propose-unjail": {
+    options: { provider: { type: "string" }, description: { type: "string" } },
+    positionals: 0,
+    run: async (f) => gov.proposeUnjail(await ctx(f), { provider: str(f.provider), description: str(f.description) }),
   },
   "gov vote": {
     options: { proposal: { type: "string" }, support: { type: "string" }, reason: { type: "string" } },

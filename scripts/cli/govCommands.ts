@@ -44,25 +44,40 @@ export async function proposeSlash(ctx: CliContext, flags: { case?: string; reje
     targets.push(ctx.contracts.ProviderRegistry);
     calldatas.push(encodeFunctionData({ abi: abis.registry, functionName: "jail", args: [accused] }));
   }
+  const made = await propose(ctx, targets, calldatas, flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}${flags.jail ? " and jail the provider" : ""}`);
+  return {
+    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}${flags.jail ? " and jail the provider" : ""}: ${made.message}`,
+    data: { proposalId: made.proposalId, caseId, action: functionName, voteStart: made.voteStart, voteEnd: made.voteEnd, transaction: made.transaction },
+  };
+}
+
+export async function proposeUnjail(ctx: CliContext, flags: { provider?: string; description?: string }): Promise<Outcome> {
+  const provider = parseAddress("--provider", flags.provider);
+  const state = await read<{ registered: boolean; jailed: boolean }>(ctx, { address: ctx.contracts.ProviderRegistry, abi: abis.registry, functionName: "getProvider", args: [provider] });
+  if (!state.jailed) throw new CliError(`${provider} is not jailed${state.registered ? "" : " (nor registered)"}: there is nothing to unjail`);
+  const calldata = encodeFunctionData({ abi: abis.registry, functionName: "unjail", args: [provider] });
+  const made = await propose(ctx, [ctx.contracts.ProviderRegistry], [calldata], flags.description ?? `Unjail provider ${provider}`);
+  return {
+    message: `proposed to unjail ${provider}: ${made.message}`,
+    data: { proposalId: made.proposalId, provider, action: "unjail", voteStart: made.voteStart, voteEnd: made.voteEnd, transaction: made.transaction },
+  };
+}
+
+/** Makes a proposal of `calls` under `text`; its id, when its vote runs, and that in words. */
+async function propose(ctx: CliContext, targets: Address[], calldatas: Hex[], text: string) {
   const values = targets.map(() => 0n);
   // The suffix lets only this account make the proposal (OpenZeppelin's Governor checks it): nobody
   // can make the same proposal first and cancel it, which would block this one.
   const proposer = requireWallet(ctx).account.address;
-  const description = `${flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}${flags.jail ? " and jail the provider" : ""}`} #proposer=${proposer}`;
-  const hash = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
-  const proposalId = await read<bigint>(ctx, {
-    ...governor(ctx),
-    functionName: "hashProposal",
-    args: [targets, values, calldatas, keccak256(toBytes(description))],
-  });
-  const [snapshot, deadline] = await Promise.all([
+  const description = `${text} #proposer=${proposer}`;
+  const transaction = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
+  const proposalId = await read<bigint>(ctx, { ...governor(ctx), functionName: "hashProposal", args: [targets, values, calldatas, keccak256(toBytes(description))] });
+  const [voteStart, voteEnd] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalDeadline", args: [proposalId] }),
   ]);
-  return {
-    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}${flags.jail ? " and jail the provider" : ""}: proposal ${proposalId}\n  voting opens after ${formatTime(snapshot)} and closes at ${formatTime(deadline)} (tx ${hash})`,
-    data: { proposalId, caseId, action: functionName, voteStart: snapshot, voteEnd: deadline, transaction: hash },
-  };
+  const message = `proposal ${proposalId}\n  voting opens after ${formatTime(voteStart)} and closes at ${formatTime(voteEnd)} (tx ${transaction})`;
+  return { proposalId, voteStart, voteEnd, transaction, message };
 }
 
 export async function vote(ctx: CliContext, flags: { proposal?: string; support?: string; reason?: string }): Promise<Outcome> {

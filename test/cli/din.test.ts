@@ -174,6 +174,32 @@ describe("din case and din gov", () => {
     expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/);
   });
 
+  it("unjails a jailed provider through a vote, and refuses to propose it for one not jailed", async () => {
+    const notJailed = await din(["gov", "propose-unjail", "--provider", operator], voterKey);
+    expect(notJailed.code).toBe(1);
+    expect(notJailed.stderr).toBe(`din: ${operator} is not jailed: there is nothing to unjail\n`);
+
+    // Jailed as a vote would (through the timelock, the only account that may).
+    const testClient = await system.viem.getTestClient();
+    const timelock = system.contracts.timelock.address;
+    await testClient.impersonateAccount({ address: timelock });
+    await testClient.setBalance({ address: timelock, value: parseEther("1") });
+    await system.contracts.registry.write.jail([operator], { account: timelock });
+    await testClient.stopImpersonatingAccount({ address: timelock });
+    expect((await system.contracts.registry.read.getProvider([operator])).jailed).toBe(true);
+
+    const proposed = await din(["gov", "propose-unjail", "--provider", operator, "--json"], voterKey);
+    expect(proposed.stderr).toBe("");
+    const proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
+    await advance(Number(await system.contracts.governor.read.votingDelay()) + 1);
+    expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).code).toBe(0);
+    await advance(Number(await system.contracts.governor.read.votingPeriod()) + 1);
+    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).code).toBe(0);
+    await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(new RegExp(`^executed proposal \\d+: Unjail provider ${operator} \\(tx 0x`));
+    expect((await system.contracts.registry.read.getProvider([operator])).jailed).toBe(false);
+  });
+
   it("warns when an unbond leaves the provider below the minimum stake", async () => {
     const unbond = await din(["provider", "unbond", "1150"], operatorKey);
     expect(unbond.code).toBe(0);
