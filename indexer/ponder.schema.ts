@@ -82,7 +82,7 @@ export const slashingCase = onchainTable(
     slashed: t.bigint(), // upheld: taken from the provider
     watcherReward: t.bigint(),
     toTreasury: t.bigint(),
-    proposalId: t.bigint(), // the proposal that resolved it; while open, the latest made for it
+    proposalId: t.bigint(), // the proposal that resolved it; while open (and once expired), the latest made for it
     openedBlock: t.bigint().notNull(),
     openedAt: t.bigint().notNull(),
     resolvedBlock: t.bigint(),
