@@ -28,7 +28,7 @@ const usage = `din — the OpenDIN command line
               din gov vote --proposal <id> --support for|against|abstain [--reason <text>]
               din gov queue --proposal <id>
               din gov execute --proposal <id>
-              din gov status [--proposal <id>]
+              din gov status [--proposal <id> | --case <id>]
   services    din router …   din indexer …   din devnet …   (each takes --help)
 
   Every chain command reads .devnet/devnet.json unless --rpc <url> and --deployment <file> are
@@ -85,7 +85,11 @@ const commands: Record<string, Command> = {
   },
   "gov queue": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.queue(await ctx(f), { proposal: str(f.proposal) }) },
   "gov execute": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.execute(await ctx(f), { proposal: str(f.proposal) }) },
-  "gov status": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.status(await ctx(f), { proposal: str(f.proposal) }) },
+  "gov status": {
+    options: { proposal: { type: "string" }, case: { type: "string" } },
+    positionals: 0,
+    run: async (f) => gov.status(await ctx(f), { proposal: str(f.proposal), case: str(f.case) }),
+  },
 };
 
 const groups = new Set(Object.keys(commands).map((name) => name.split(" ")[0]));

@@ -130,10 +130,15 @@ export async function execute(ctx: CliContext, flags: { proposal?: string }): Pr
   };
 }
 
-export async function status(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
-  const only = flags.proposal ? parseId("--proposal", flags.proposal) : undefined;
-  const proposals = (await allProposals(ctx)).filter((p) => only === undefined || p.id === only);
+export async function status(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Outcome> {
+  if (flags.proposal !== undefined && flags.case !== undefined) throw usageError("give --proposal or --case, not both");
+  const only = flags.proposal !== undefined ? parseId("--proposal", flags.proposal) : undefined;
+  const onCase = flags.case !== undefined ? parseId("--case", flags.case) : undefined;
+  const proposals = (await allProposals(ctx)).filter((p) => (only === undefined || p.id === only) && (onCase === undefined || caseOf(ctx, p) === onCase));
   if (only !== undefined && proposals.length === 0) throw new CliError(`there is no proposal ${only}`);
+  if (onCase !== undefined && proposals.length === 0) {
+    return { message: `no proposal on case ${onCase} yet (din gov propose-slash --case ${onCase})`, data: { proposals: [] } };
+  }
   const rows = [];
   for (const p of proposals) {
     const [stateIndex, votes, eta] = await Promise.all([

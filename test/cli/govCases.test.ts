@@ -110,6 +110,13 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
     // The description as people read it: the proposer suffix is for the governor only.
     expect(pending.stdout).toMatch(/^proposal \d+\n  Uphold slashing case 1\n  state pending/);
+    // A voter who knows only the case finds its proposals by it (the cancelled copy among them).
+    const byCase = await din(["gov", "status", "--case", "1", "--json"]);
+    const copyId = String(await governor.read.hashProposal([copy.targets, copy.values, copy.calldatas, keccak256(toBytes(copy.description))]));
+    const listed = (JSON.parse(byCase.stdout) as { proposals: { id: string; state: string }[] }).proposals;
+    expect(listed.map((p) => p.id).sort()).toEqual([proposalId, copyId].sort());
+    expect(listed.find((p) => p.id === copyId)?.state).toBe("canceled");
+    expect((await din(["gov", "status", "--case", "2"])).stdout).toBe("no proposal on case 2 yet (din gov propose-slash --case 2)\n");
     await advance(system, Number(await governor.read.votingDelay()) + 1);
     expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toMatch(/state active; .*; quorum [1-9][0-9,]* DIN/);
 
