@@ -26,7 +26,7 @@ export type ProviderSetStatus = {
   state: "live" | "connecting" | "unreachable" | "static";
   servingFrom: "indexer" | "snapshot" | "static" | "none";
   lastUpdateAt: string | null;
-  /** Why the indexer is away, in our own words: /status is public, so never the indexer's text. */
+  /** Why the indexer is away, or why its newest set is not taken yet, in our own words: /status is public, so never the indexer's text. */
   lastError: string | null;
   updates: number;
 };
@@ -132,6 +132,8 @@ export type IndexerProviderSetOptions = {
   reconcileIntervalMs?: number;
   /** Timeout of one query or readiness check (ms). */
   requestTimeoutMs?: number;
+  /** How long a set read behind the one in force is held back, waiting for the indexer to catch up (ms). */
+  catchUpWaitMs?: number;
   log: Logger;
 };
 
@@ -199,6 +201,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   const reconnectMaxMs = options.reconnectMaxMs ?? 5_000;
   const reconcileIntervalMs = options.reconcileIntervalMs ?? 30_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+  const catchUpWaitMs = options.catchUpWaitMs ?? 120_000;
 
   let state: ProviderSetStatus["state"] = "connecting";
   let servingFrom: ProviderSetStatus["servingFrom"] = "none";
@@ -219,6 +222,15 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   let firstSet: () => void = () => {};
   let snapshotWrite: Promise<void> = Promise.resolve();
   let liveEvents = 0; // a plain query started before the latest live event is older than it
+  // The block the indexer had indexed when the set in force was read (-1: unknown). A restarted
+  // Ponder starts again from its last finalized block (30 to 240 blocks back, by chain) and serves
+  // that older state, ready, for the seconds it takes to catch up; a reorg steps back too. Taking
+  // such a set would bring back jailed providers and drop new ones: it is held back instead.
+  let servedBlock = -1;
+  let behindSince = 0; // Date.now() when a set was first found behind servedBlock; 0: not behind
+  let arrivals = 0; // sets that arrived: only the latest one is taken
+  let catchUpTimer: NodeJS.Timeout | undefined;
+  let behind: string | null = null; // why a newer set is not taken, for /status
 
   const deliver = (records: ProviderRecord[], from: "indexer" | "snapshot") => {
     servingFrom = from;
@@ -237,12 +249,58 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     }
   };
 
-  const apply = (rows: unknown, mine: number) => {
-    if (mine !== generation || stopped) return;
+  /** The highest block the indexer has indexed (its GET /status); null when it does not say. */
+  const indexedBlock = async (): Promise<number | null> => {
+    try {
+      const answer = await fetch(`${base}/status`, { signal: AbortSignal.any([AbortSignal.timeout(requestTimeoutMs), stopping.signal]) });
+      if (!answer.ok) {
+        await answer.body?.cancel();
+        return null;
+      }
+      let highest: number | null = null;
+      for (const chain of Object.values((await answer.json()) as Record<string, { block?: { number?: unknown } } | null>)) {
+        const n = chain?.block?.number;
+        if (typeof n === "number" && Number.isSafeInteger(n) && n >= (highest ?? 0)) highest = n;
+      }
+      return highest;
+    } catch {
+      return null;
+    }
+  };
+
+  const apply = async (rows: unknown, mine: number): Promise<void> => {
+    const turn = ++arrivals;
+    const block = await indexedBlock();
+    if (mine !== generation || stopped || turn !== arrivals) return; // a newer set arrived meanwhile
+    clearTimeout(catchUpTimer);
+    if (block !== null && block < servedBlock) {
+      if (behindSince === 0) {
+        behindSince = Date.now();
+        log.warn("the indexer is behind the set in force (restarted, or a reorg): keeping that set until it catches up", { indexedBlock: block, servedBlock });
+      }
+      behind = `the indexer is catching up (at block ${block}; the set in force was read at block ${servedBlock}): that set is kept meanwhile`;
+      if (Date.now() - behindSince < catchUpWaitMs) return holdBack(mine);
+      log.warn("the indexer stayed behind the set in force: taking its set", { indexedBlock: block, servedBlock, waitedMs: Date.now() - behindSince });
+    } else if (behindSince !== 0) {
+      log.warn("the indexer caught up: taking its set again", { indexedBlock: block, waitedMs: Date.now() - behindSince });
+    }
+    behindSince = 0;
+    behind = null;
+    if (block !== null) servedBlock = block;
     const list = Array.isArray(rows) ? rows : [];
     const { records, dropped } = normalizeRecords(list);
     if (dropped > 0) log.warn("dropped malformed provider rows from the indexer", { dropped });
     deliver(records, "indexer");
+  };
+
+  /** Keeps the set in force, and reads the indexer's set again in a second: it is catching up. */
+  const holdBack = (mine: number) => {
+    catchUpTimer = setTimeout(() => {
+      if (mine !== generation || stopped) return;
+      if (querying) holdBack(mine);
+      else query(mine).catch((error: unknown) => lost(error, mine));
+    }, 1_000);
+    catchUpTimer.unref();
   };
 
   const lost = (error: unknown, mine: number) => {
@@ -285,7 +343,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       if (error instanceof IndexerError || networkCode(error) !== null) throw error;
       throw new IndexerError("the indexer's /sql answered with an error (details in the router's log)", error);
     }
-    if (seen === liveEvents) apply(rows, mine);
+    if (seen === liveEvents) await apply(rows, mine);
   };
 
   const liveFailed = (error: Error) =>
@@ -316,7 +374,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
         (db) => db.execute(eligibleEndpoints),
         (rows) => {
           liveEvents++;
-          apply(rows, mine);
+          apply(rows, mine).catch((error: unknown) => lost(error, mine));
         },
         (error) => lost(liveFailed(error), mine),
       );
@@ -381,7 +439,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       state,
       servingFrom,
       lastUpdateAt,
-      lastError,
+      lastError: lastError ?? (state === "live" ? behind : null),
       updates,
     }),
     stop: async () => {
@@ -389,6 +447,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       generation++;
       stopping.abort();
       clearTimeout(reconnectTimer);
+      clearTimeout(catchUpTimer);
       clearInterval(reconcileTimer);
       subscription?.unsubscribe();
       subscription = null;

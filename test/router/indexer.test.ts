@@ -28,7 +28,8 @@ let nodes: ProviderNode[];
 let indexer: TestIndexer;
 let router: TestRouter;
 let dir: string;
-let deployer: Address, opA: Address, opB: Address, opC: Address, watcher: Address;
+let indexerData: string;
+let deployer: Address, opA: Address, opB: Address, opC: Address, opD: Address, watcher: Address;
 
 const listed = () => (router.status().chains[0]?.providers ?? []).map((p) => p.address);
 const servedBy = async (count: number): Promise<Set<string>> => {
@@ -58,7 +59,7 @@ async function jailByVote(provider: Address): Promise<void> {
 
 beforeAll(async () => {
   system = await startDeployedChain();
-  [deployer, opA, opB, opC, watcher] = (await system.viem.getWalletClients()).map((w) => w.account.address);
+  [deployer, opA, opB, opC, watcher, opD] = (await system.viem.getWalletClients()).map((w) => w.account.address);
   const { token, manager } = system.contracts;
   await mined(system, token.write.delegate([deployer], { account: deployer })); // votes for the proposals
   await mined(system, token.write.transfer([watcher, DIN("100")], { account: deployer }));
@@ -67,6 +68,7 @@ beforeAll(async () => {
   await register(opA, "alpha", "400", nodes[0]);
   await register(opB, "beta", "150", nodes[1]); // just above the devnet minimum of 100
   indexer = await startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: system.deployment });
+  indexerData = indexer.dataDir;
   dir = await mkdtemp(join(tmpdir(), "din-router-indexer-"));
   router = await startRouter({ indexerUrl: indexer.url, snapshotPath: join(dir, "providers.json") });
 });
@@ -77,6 +79,7 @@ afterAll(async () => {
   for (const node of nodes ?? []) await node.stop();
   await system?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
+  if (indexerData) await rm(indexerData, { recursive: true, force: true });
 });
 
 describe("the router on the indexer's live provider set", () => {
@@ -185,5 +188,37 @@ describe("the router on the indexer's live provider set", () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it("keeps its set through an indexer restart, while the restarted indexer catches up from its last finalized block", async () => {
+    // The indexer comes back on its data and port, then a fourth provider registers.
+    const again = () => startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: system.deployment, dataDir: indexerData, port: indexer.port });
+    indexer = await again();
+    await waitFor(() => router.status().providerSet.state === "live", "the router back on the indexer", 60_000);
+    const [node] = await startFaultyUpstreams(system.chain.rpcUrl, 1);
+    nodes.push(node);
+    await register(opD, "delta", "500", node);
+    await waitFor(() => listed().includes(opD.toLowerCase()), "the fourth provider in the router's set", 60_000);
+
+    // Restarted, Ponder serves the state of its last finalized block (30 blocks back on this chain:
+    // before delta registered) until it has indexed the blocks since. The router keeps its set.
+    const seen: string[][] = [];
+    const sampler = setInterval(() => seen.push(listed()), 10);
+    try {
+      await indexer.stop();
+      indexer = await again();
+      const head = Number(await (await system.viem.getPublicClient()).getBlockNumber());
+      await waitFor(async () => {
+        const status = (await (await fetch(`${indexer.url}/status`)).json()) as Record<string, { block: { number: number } }>;
+        return Object.values(status).every((chain) => chain.block.number >= head) && router.status().providerSet.state === "live";
+      }, "the restarted indexer to catch up", 60_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // the router's next look
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(seen.length).toBeGreaterThan(100);
+    expect(seen.filter((set) => !set.includes(opD.toLowerCase()))).toEqual([]);
+    expect(listed().sort()).toEqual([opC, opD].map((a) => a.toLowerCase()).sort());
+    expect(router.status().providerSet.lastError).toBeNull();
   });
 });

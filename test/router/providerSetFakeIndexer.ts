@@ -2,7 +2,7 @@ import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 // A stand-in for the Ponder indexer that speaks only what the router asks of it: GET /ready,
-// GET /sql/db (one query, JSON `{ rows }`) and GET /sql/live (server-sent events). Each answer can
+// GET /status, GET /sql/db (one query, JSON `{ rows }`) and GET /sql/live (server-sent events). Each answer can
 // be made to fail the way a sick indexer does, which a real Ponder cannot be told to do.
 
 export type FakeIndexerBehaviour = {
@@ -18,6 +18,8 @@ export type FakeIndexer = {
   url: string;
   /** What /sql/db answers with, as the indexer's rows (snake_case columns, amounts as strings). */
   rows: unknown[];
+  /** The block GET /status says is indexed; null: /status answers 404, as an indexer that does not say. */
+  block: number | null;
   behaviour: FakeIndexerBehaviour;
   /** performance.now() of every request, by path. */
   hits: { ready: number[]; db: number[]; live: number[] };
@@ -41,6 +43,7 @@ export async function startFakeIndexer(
   };
   const indexer: Omit<FakeIndexer, "url" | "stop"> = {
     rows,
+    block: null,
     behaviour: { ready: "ok", db: "ok", live: "ok", ...behaviour },
     hits: { ready: [], db: [], live: [] },
     waiting: () => hung.size,
@@ -55,6 +58,9 @@ export async function startFakeIndexer(
       indexer.hits.ready.push(performance.now());
       if (ready === "hang") return hang(response);
       response.writeHead(ready === "ok" ? 200 : ready).end();
+    } else if (path === "/status" && indexer.block !== null) {
+      // Ponder's shape: per indexed chain, the last block it has indexed.
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ registry: { id: 31337, block: { number: indexer.block, timestamp: 0 } } }));
     } else if (path === "/sql/db") {
       indexer.hits.db.push(performance.now());
       if (db === "hang") return hang(response);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/freePort.ts";
 import { createLogger, type LogFields } from "../../router/log.ts";
 import { indexerProviderSet, type IndexerProviderSetOptions, type ProviderSetSource } from "../../router/providerSet.ts";
-import { startFakeIndexer, type FakeIndexer } from "./providerSetFakeIndexer.ts";
+import { indexerRow, startFakeIndexer, type FakeIndexer } from "./providerSetFakeIndexer.ts";
 import { waitFor } from "./support.ts";
 
 // The provider set from a sick indexer: one that drops its live query as soon as it opens, one that
@@ -75,6 +75,48 @@ describe("the provider set from a sick indexer", () => {
     await waitFor(() => indexer.hits.ready.length >= 6, "six attempts");
     expect(indexer.hits.db.length).toBe(1);
     expect(set.status().lastError).toMatch(/^the indexer's \/sql (did not answer within 100 ms|has not answered its previous query yet)$/);
+  });
+
+  it("holds back a set read behind the one in force (an indexer restarted from its finalized block), until the indexer catches up or catchUpWaitMs passes", async () => {
+    const row = (n: number) => indexerRow({ address: `0x${String(n).padStart(40, "0")}`, chainId: 31337, url: `https://node-${n}.example`, stake: 10n ** 21n, slashedTotal: 0n, name: `p${n}` });
+    const indexer = await fake({}, [row(1), row(2)]);
+    indexer.block = 100;
+    const sets: string[][] = [];
+    const lines: Line[] = [];
+    const log = createLogger({ level: "warn", write: (line) => lines.push(JSON.parse(line) as Line) });
+    const set = indexerProviderSet({ indexerUrl: indexer.url, startupWaitMs: 2_000, reconcileIntervalMs: 100, catchUpWaitMs: 1_500, log });
+    cleanup.push(set.stop);
+    await set.start((records) => sets.push(records.map((r) => r.name)));
+    expect(sets).toEqual([["p1", "p2"]]);
+
+    // Restarted: ready, but back at block 70, where provider 2 had not registered yet.
+    indexer.rows = [row(1)];
+    indexer.block = 70;
+    await waitFor(() => set.status().lastError !== null, "the router to notice");
+    expect(set.status().lastError).toBe("the indexer is catching up (at block 70; the set in force was read at block 100): that set is kept meanwhile");
+    await sleep(300);
+    expect(sets).toEqual([["p1", "p2"]]);
+    // Caught up, with a change made meanwhile: taken at once, and said.
+    indexer.rows = [row(1), row(2), row(3)];
+    indexer.block = 104;
+    await waitFor(() => sets.length === 2, "the caught-up set");
+    expect(sets[1]).toEqual(["p1", "p2", "p3"]);
+    expect(set.status().lastError).toBeNull();
+    expect(lines.map((l) => l.msg)).toEqual([
+      "the indexer is behind the set in force (restarted, or a reorg): keeping that set until it catches up",
+      "the indexer caught up: taking its set again",
+    ]);
+
+    // An indexer that stays behind (its chain was reset, say) is followed after catchUpWaitMs.
+    indexer.rows = [row(3)];
+    indexer.block = 5;
+    await waitFor(() => sets.length === 3, "the set after the wait", 5_000);
+    expect(sets[2]).toEqual(["p3"]);
+    expect(lines.at(-1)?.msg).toBe("the indexer stayed behind the set in force: taking its set");
+    // An indexer that does not say which block it is at is taken at its word, as before.
+    indexer.block = null;
+    indexer.rows = [row(4)];
+    await waitFor(() => sets.length === 4, "the set from an indexer without /status");
   });
 
   it("keeps the indexer's error bodies and address off /status, and logs them capped", async () => {
