@@ -1,4 +1,4 @@
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { network } from "hardhat";
@@ -19,6 +19,8 @@ export type DeployOptions = {
    * resumes. Off for throwaway chains, where a journal from an earlier chain would mislead Ignition.
    */
   keepJournal?: boolean;
+  /** The kept journal's folder under ignition/deployments (default chain-<chain id>). */
+  journalName?: string;
 };
 
 const parametersDir = fileURLToPath(new URL("../ignition/parameters/", import.meta.url));
@@ -31,19 +33,18 @@ export async function deployOpenDin(options: DeployOptions): Promise<Deployment>
 
   const publicClient = createPublicClient({ transport: http(options.rpcUrl) });
   const chainId = await publicClient.getChainId();
-  const startBlock = Number(await publicClient.getBlockNumber());
 
   const connection = await network.connect({
     network: "localhost",
     override: { url: options.rpcUrl, ...(options.privateKey ? { accounts: [options.privateKey] } : {}) },
   });
-  const deploymentId = options.keepJournal ? `chain-${chainId}` : `throwaway-${chainId}-${process.pid}-${Date.now()}`;
+  const deploymentId = options.keepJournal ? (options.journalName ?? `chain-${chainId}`) : `throwaway-${chainId}-${process.pid}-${Date.now()}`;
   try {
     const deployed = await connection.ignition.deploy(OpenDIN, { parameters: parametersPath, deploymentId });
     const [deployer] = await (await connection.viem.getWalletClients())[0].getAddresses();
     const deployment: Deployment = {
       chainId,
-      startBlock,
+      startBlock: (await firstBlock(`${ignitionDir}${deploymentId}/journal.jsonl`)) - 1,
       deployer,
       deployedAt: new Date().toISOString(),
       parameterSet,
@@ -61,6 +62,23 @@ export async function deployOpenDin(options: DeployOptions): Promise<Deployment>
     await connection.close();
     if (!options.keepJournal) await rm(`${ignitionDir}${deploymentId}`, { recursive: true, force: true });
   }
+}
+
+/**
+ * The first block holding one of the deployment's transactions, from Ignition's journal: the chain's
+ * head would be later when a deployment resumes (or is run again), and the indexer would miss the
+ * events of the contracts deployed before.
+ */
+async function firstBlock(journalPath: string): Promise<number> {
+  let first = Infinity;
+  for (const line of (await readFile(journalPath, "utf8")).split("\n")) {
+    if (!line.includes('"TRANSACTION_CONFIRM"')) continue;
+    const message = JSON.parse(line) as { type: string; receipt?: { blockNumber?: unknown } };
+    const block = message.receipt?.blockNumber;
+    if (message.type === "TRANSACTION_CONFIRM" && typeof block === "number" && block < first) first = block;
+  }
+  if (!Number.isFinite(first)) throw new Error(`Ignition's journal ${journalPath} records no confirmed transaction`);
+  return first;
 }
 
 async function main(): Promise<void> {
