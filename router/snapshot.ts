@@ -55,6 +55,19 @@ export async function writeSnapshot(path: string, providers: readonly ProviderRe
   }
 }
 
+/** mkdir -p one level at a time: Node's recursive mkdirSync loops for ever on some paths (/proc/x). */
+function makeDirectory(directory: string): void {
+  try {
+    mkdirSync(directory);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && statSync(directory).isDirectory()) return;
+    if (code !== "ENOENT" || dirname(directory) === directory) throw error;
+    makeDirectory(dirname(directory));
+    mkdirSync(directory);
+  }
+}
+
 /** Where a snapshot is written before it is renamed into place. */
 function temporaryPath(path: string): string {
   return `${path}.${process.pid}.tmp`;
@@ -78,7 +91,7 @@ export function checkSnapshotPath(path: string): void {
   if (isDirectory) throw new SnapshotError(path, `it is a directory: name a file in it, such as ${join(path, "providers.json")}`);
   const directory = dirname(path);
   try {
-    mkdirSync(directory, { recursive: true });
+    makeDirectory(directory);
   } catch (error) {
     throw new SnapshotError(path, `its directory ${directory} cannot be created (${code(error)})`);
   }

@@ -108,7 +108,11 @@ describe("scripts/router.ts", () => {
       [dir, new RegExp(`^--snapshot: the provider-set snapshot at ${dir} cannot be used: it is a directory: name a file in it, such as ${dir}/providers\\.json$`)],
       [join(file, "providers.json"), /^--snapshot: .* cannot be used: its directory .*a-file cannot be created \((ENOTDIR|EEXIST)\)$/],
     ];
-    if (process.platform === "linux") refused.push(["/proc/nope.json", /^--snapshot: .* cannot be used: no file can be written in \/proc \(E[A-Z]+\)$/]);
+    if (process.platform === "linux") {
+      refused.push(["/proc/nope.json", /^--snapshot: .* cannot be used: no file can be written in \/proc \(E[A-Z]+\)$/]);
+      // Where Node's own recursive mkdir never returns.
+      refused.push(["/proc/nope/providers.json", /^--snapshot: .* cannot be used: its directory \/proc\/nope cannot be created \(ENOENT\)$/]);
+    }
     for (const [path, message] of refused) expect(() => parseRouterFlags([...indexer, "--snapshot", path]), path).toThrow(message);
     // A file in a directory yet to be made is fine: the check makes the directory and leaves no file.
     const fresh = join(dir, "new", "providers.json");
