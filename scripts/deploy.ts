@@ -81,17 +81,36 @@ async function firstBlock(journalPath: string): Promise<number> {
   return first;
 }
 
+const usage = `usage: node scripts/deploy.ts [--rpc <url>] [--parameters devnet|production|<file.json>] [--key <0x…>] [--out <file>] [--keep-journal]
+  --rpc           the chain's JSON-RPC URL (default http://127.0.0.1:8545)
+  --parameters    Ignition parameters: a set in ignition/parameters/ (default devnet) or a JSON file's path
+  --key           the deployer's private key (or DIN_PRIVATE_KEY); without one, the node's first unlocked account
+  --out           the deployment file the indexer and the CLI read (default deployments/local.json)
+  --keep-journal  keep Ignition's journal (ignition/deployments/chain-<id>) so an interrupted run resumes`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      rpc: { type: "string", default: "http://127.0.0.1:8545" },
-      parameters: { type: "string", default: "devnet" },
-      out: { type: "string", default: "deployments/local.json" },
-      key: { type: "string" },
-      "keep-journal": { type: "boolean", default: false },
-    },
-  });
+  let values;
+  try {
+    values = parseArgs({
+      options: {
+        rpc: { type: "string", default: "http://127.0.0.1:8545" },
+        parameters: { type: "string", default: "devnet" },
+        out: { type: "string", default: "deployments/local.json" },
+        key: { type: "string" },
+        "keep-journal": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (error) {
+    throw new Error(`${(error as Error).message.split(". ")[0]}\n${usage}`);
+  }
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
   const privateKey = (values.key ?? process.env.DIN_PRIVATE_KEY) as Hex | undefined;
+  // Ignition is silent until it is done: minutes on a real network, a block per transaction.
+  console.log(`deploying OpenDIN (${values.parameters} parameters) through ${values.rpc}: 5 contracts and their wiring…`);
   const deployment = await deployOpenDin({
     rpcUrl: values.rpc,
     parameters: values.parameters,

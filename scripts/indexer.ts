@@ -18,6 +18,8 @@ export type StartIndexerOptions = {
   deployment: Deployment | string;
   /** Port for GraphQL, /sql, /health and /ready; a free one when omitted. */
   port?: number;
+  /** The address to listen on (default 127.0.0.1; 0.0.0.0 for every interface). */
+  host?: string;
   /** PGlite's folder (ignored with databaseUrl). Also holds the deployment copy Ponder reads. */
   dataDir: string;
   /** PostgreSQL instead of PGlite. */
@@ -71,9 +73,12 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const level = asked > levels.info ? "info" : (options.logLevel ?? "warn");
   const readyPath = (options.mode ?? "start") === "start" ? "/ready" : "/health";
   const deadline = Date.now() + (options.timeoutMs ?? 120_000); // for all launches together
+  const host = options.host ?? "127.0.0.1";
+  // Where this machine reaches it: on every interface, through loopback.
+  const reachAt = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   const launch = async (port: number): Promise<Indexer> => {
     const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
-    args.push("--port", String(port), "--hostname", "127.0.0.1", "--schema", options.schema ?? "opendin");
+    args.push("--port", String(port), "--hostname", host, "--schema", options.schema ?? "opendin");
     const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     let listening = false;
     let crashedOnPort: number | undefined;
@@ -87,7 +92,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
       if (error?.code === "EADDRINUSE" && typeof error.port === "number") crashedOnPort = error.port;
       if (entry === null || typeof entry.level !== "number" || entry.level >= asked) options.onLine?.(line);
     });
-    const url = () => `http://127.0.0.1:${port}`;
+    const url = () => `http://${reachAt}:${port}`;
     // SIGINT: on SIGTERM the Vite server inside Ponder exits the process at once, before Ponder
     // unlocks its schema, and the next start then waits up to half a minute for the lock to expire.
     const stop = () => stopChild(child, 5_000, "SIGINT");
@@ -168,22 +173,24 @@ async function liveQueriesAnswer(url: string): Promise<boolean> {
   });
 }
 
-const usage = `usage: indexer [--rpc <url>] [--deployment <file>] [--port <n>] [--data-dir <dir>] [--database-url <url>] [--schema <name>] [--serve]
+const usage = `usage: indexer [--rpc <url>] [--deployment <file>] [--port <n>] [--host <address>] [--data-dir <dir>] [--database-url <url>] [--schema <name>] [--serve]
   --rpc           the chain's JSON-RPC URL (env DIN_RPC_URL; default http://127.0.0.1:8545)
   --deployment    the deployment file (default .devnet/deployment.json)
   --port          port for /graphql, /sql, /health, /ready (default 42069)
+  --host          address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for routers on other machines)
   --data-dir      PGlite's folder (default .ponder)
   --database-url  PostgreSQL connection string (env DATABASE_URL); PGlite when absent
   --schema        database schema (default opendin)
   --serve         only serve an existing PostgreSQL schema (a read replica), do not index`;
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({
+  const flags = {
     args: [...argv],
     options: {
       rpc: { type: "string" },
       deployment: { type: "string", default: ".devnet/deployment.json" },
       port: { type: "string", default: "42069" },
+      host: { type: "string", default: "127.0.0.1" },
       "data-dir": { type: "string", default: ".ponder" },
       "database-url": { type: "string" },
       schema: { type: "string", default: "opendin" },
@@ -191,7 +198,13 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       help: { type: "boolean", default: false },
     },
     strict: true,
-  });
+  } as const;
+  let values;
+  try {
+    values = parseArgs(flags).values;
+  } catch (error) {
+    throw new Error(`${(error as Error).message.split(". ")[0]} (indexer --help lists the flags)`);
+  }
   if (values.help) {
     console.log(usage);
     return;
@@ -202,11 +215,16 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const databaseUrl = values["database-url"] ?? process.env.DATABASE_URL;
   if (values.serve && !databaseUrl) throw new Error("--serve needs PostgreSQL: give --database-url or DATABASE_URL");
   const rpcUrl = values.rpc ?? process.env.DIN_RPC_URL ?? "http://127.0.0.1:8545";
-  console.log(`indexing chain ${deployment.chainId} from block ${deployment.startBlock} via ${rpcUrl} into ${databaseUrl ? "PostgreSQL" : `PGlite at ${values["data-dir"]}`}…`);
+  console.log(
+    values.serve
+      ? `serving schema ${values.schema} of PostgreSQL, which another indexer writes…`
+      : `indexing chain ${deployment.chainId} from block ${deployment.startBlock} via ${rpcUrl} into ${databaseUrl ? "PostgreSQL" : `PGlite at ${values["data-dir"]}`}…`,
+  );
   const indexer = await startIndexer({
     rpcUrl,
     deployment,
     port,
+    host: values.host,
     dataDir: values["data-dir"],
     databaseUrl,
     schema: values.schema,

@@ -1,4 +1,5 @@
 import { createClient } from "@ponder/client";
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
@@ -34,8 +35,9 @@ for (const database of ["pglite", "postgres"] as const) {
     let unsubscribe: (() => void) | undefined;
 
     const warnings: string[] = []; // Ponder's warnings and errors, as startIndexer passes them on
-    const start = async (port?: number) => {
+    const start = async (port?: number, host?: string) => {
       indexer = await startIndexer({
+        host,
         rpcUrl: system.chain.rpcUrl,
         deployment: system.deployment,
         databaseUrl: postgres?.url,
@@ -144,11 +146,13 @@ for (const database of ["pglite", "postgres"] as const) {
       const squatters = await twoPortsInARow();
       warnings.length = 0;
       try {
-        await start(squatters[0].port);
+        await start(squatters[0].port, "0.0.0.0"); // and for routers on other machines
       } finally {
         for (const squatter of squatters) squatter.server.close();
       }
       expect(indexer.port).toBeGreaterThan(squatters[1].port);
+      const external = Object.values(networkInterfaces()).flat().find((a) => a?.family === "IPv4" && !a.internal)?.address;
+      if (external !== undefined) expect((await fetch(`http://${external}:${indexer.port}/health`)).status).toBe(200);
       // Stopped cleanly, it left its schema unlocked: the restart did not wait for the lock to expire.
       expect(warnings.filter((line) => line.includes("Schema is locked"))).toEqual([]);
       expect(indexer.url).toBe(`http://127.0.0.1:${indexer.port}`);
