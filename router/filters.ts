@@ -227,10 +227,10 @@ export class FilterRegistry {
     if (full() || client.filters >= max) this.dropIdle(performance.now());
     if (full() && client.filters < max) this.makeRoomFor(client, performance.now());
     if (full()) {
-      return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${this.limits.maxFilters} filters are open on this router; uninstall one or use eth_getLogs`), "rejected");
+      return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${filtersOpen(this.limits.maxFilters)} on this router; uninstall one or use eth_getLogs`), "rejected");
     }
     if (client.filters >= max) {
-      return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${max} filters are open from your address; uninstall one (eth_uninstallFilter) or use eth_getLogs`), "rejected");
+      return done(errorResponse(callId, RpcCode.limitExceeded, `limit exceeded: ${filtersOpen(max)} from your address; uninstall one (eth_uninstallFilter) or use eth_getLogs`), "rejected");
     }
     client.filters++;
     this.installing++;
@@ -718,4 +718,8 @@ function readBlock(result: unknown): Block | null {
 
 function hex(n: number): string {
   return `0x${n.toString(16)}`;
+}
+
+function filtersOpen(count: number): string {
+  return count === 1 ? "1 filter is open" : `${count} filters are open`;
 }

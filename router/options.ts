@@ -315,7 +315,7 @@ export function resolveRoutingOptions(overrides: RoutingOverrides = {}): Routing
     if (!ok) throw new RouterOptionError(`router option ${name} must be ${describeRule(rule)}, got ${describeValue(value)}`);
   }
   const check = (ok: boolean, what: string) => {
-    if (!ok) throw new RouterOptionError(`router option out of range: ${what}`);
+    if (!ok) throw new RouterOptionError(`router option ${what}`);
   };
   check(typeof o.failover.hedge === "boolean", "failover.hedge must be true or false");
   check(o.circuit.maxOpenMs >= o.circuit.baseOpenMs, "circuit.maxOpenMs must be ≥ baseOpenMs");

@@ -244,7 +244,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     stop: async ({ drainMs = routing.failover.deadlineMs } = {}) => {
       lifecycle.draining = true;
       const inFlight = metrics.inFlight;
-      if (inFlight > 0) log.info("router draining", { requestsInFlight: inFlight, drainMs });
+      log.info("router stopping", { requestsInFlight: inFlight, drainMs: inFlight > 0 ? drainMs : 0 });
       await new Promise<void>((resolve) => {
         // Keep-alive connections are closed as soon as they have no request; what is still busy at
         // the end of the drain is cut.
