@@ -388,7 +388,8 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       liveSince = Date.now();
       lastError = null;
       reconcileTimer = setInterval(() => {
-        query(mine).catch((error: unknown) => lost(error, mine));
+        // A query still under way (a catch-up read) is this one's answer; one that hangs times out on its own.
+        if (!querying) query(mine).catch((error: unknown) => lost(error, mine));
       }, reconcileIntervalMs);
       reconcileTimer.unref();
     } catch (error) {
