@@ -268,11 +268,18 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     }
   };
 
-  const apply = async (rows: unknown, mine: number): Promise<void> => {
+  /**
+   * Takes a set from the indexer, unless it is behind the set in force. A plain query reads the
+   * indexer's block around its rows (`readAt`: the rows are at least that new); a live update's
+   * block is read after it arrived, so its rows may be older than that block.
+   */
+  const apply = async (rows: unknown, mine: number, readAt?: number | null): Promise<void> => {
     const turn = ++arrivals;
-    const block = await indexedBlock();
+    const block = readAt !== undefined ? readAt : await indexedBlock();
     if (mine !== generation || stopped || turn !== arrivals) return; // a newer set arrived meanwhile
     clearTimeout(catchUpTimer);
+    // Catching up, a live update proves nothing about its rows' block: read again, block first.
+    if (behindSince !== 0 && readAt === undefined && block !== null) return holdBack(mine, 0);
     if (block !== null && block < servedBlock) {
       if (behindSince === 0) {
         behindSince = Date.now();
@@ -294,12 +301,12 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   };
 
   /** Keeps the set in force, and reads the indexer's set again in a second: it is catching up. */
-  const holdBack = (mine: number) => {
+  const holdBack = (mine: number, delayMs = 1_000) => {
     catchUpTimer = setTimeout(() => {
       if (mine !== generation || stopped) return;
       if (querying) holdBack(mine);
       else query(mine).catch((error: unknown) => lost(error, mine));
-    }, 1_000);
+    }, delayMs);
     catchUpTimer.unref();
   };
 
@@ -332,6 +339,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     if (querying) throw new IndexerError("the indexer's /sql has not answered its previous query yet");
     querying = true;
     const seen = liveEvents;
+    const before = await indexedBlock();
     const asked = client.db.execute(eligibleEndpoints).finally(() => {
       querying = false;
     });
@@ -343,7 +351,11 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       if (error instanceof IndexerError || networkCode(error) !== null) throw error;
       throw new IndexerError("the indexer's /sql answered with an error (details in the router's log)", error);
     }
-    if (seen === liveEvents) await apply(rows, mine);
+    // The block on both sides of the rows: they are at least as new as the lower one (which also
+    // catches an indexer that stepped back in between).
+    const after = await indexedBlock();
+    const readAt = before === null ? after : after === null ? before : Math.min(before, after);
+    if (seen === liveEvents) await apply(rows, mine, readAt);
   };
 
   const liveFailed = (error: Error) =>
