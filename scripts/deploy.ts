@@ -5,6 +5,7 @@ import { network } from "hardhat";
 import { createPublicClient, http, type Hex } from "viem";
 import OpenDIN from "../ignition/modules/OpenDIN.ts";
 import { writeDeployment, type Deployment } from "./deployment.ts";
+import { parseArgsProblem } from "./cli/cliError.ts";
 
 export type DeployOptions = {
   rpcUrl: string;
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
       },
     }).values;
   } catch (error) {
-    throw new Error(`${(error as Error).message.split(". ")[0]}\n${usage}`);
+    throw new Error(`${parseArgsProblem(error)}\n${usage}`);
   }
   if (values.help) {
     console.log(usage);

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import * as cases from "./cli/caseCommands.ts";
-import { CliError, usageError } from "./cli/cliError.ts";
+import { CliError, parseArgsProblem, usageError } from "./cli/cliError.ts";
 import { loadContext, type CommonFlags } from "./cli/context.ts";
 import * as gov from "./cli/govCommands.ts";
 import { print, type Outcome } from "./cli/outcome.ts";
@@ -144,7 +144,7 @@ async function main(argv: string[]): Promise<number> {
     const negative = argv.slice(2).find((arg) => /^-[0-9.]/.test(arg));
     if (negative !== undefined) throw usageError(`din ${name}: "${negative}" is negative: amounts, ids and chain ids are above zero`);
     // node:util names the flag: "Unknown option '--stak'", "Option '--stake <value>' argument missing".
-    throw usageError(`din ${name}: ${(error as Error).message.split(". ")[0]}`);
+    throw usageError(`din ${name}: ${parseArgsProblem(error)}`);
   }
   if (parsed.values.help) {
     console.log(usage.split("\n").filter((line) => line.includes(`din ${name}`)).join("\n").trim() || usage);

@@ -7,6 +7,7 @@ import { createClient } from "@ponder/client";
 import * as schema from "../indexer/ponder.schema.ts";
 import { readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
+import { parseArgsProblem } from "./cli/cliError.ts";
 import { freePort } from "./freePort.ts";
 
 // `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
@@ -203,7 +204,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     values = parseArgs(flags).values;
   } catch (error) {
-    throw new Error(`${(error as Error).message.split(". ")[0]} (indexer --help lists the flags)`);
+    throw new Error(`${parseArgsProblem(error)} (indexer --help lists the flags)`);
   }
   if (values.help) {
     console.log(usage);

@@ -6,6 +6,7 @@ import { TrustedProxies } from "../router/connections.ts";
 import type { LogLevel } from "../router/log.ts";
 import { parseRoutingConfig, type RoutingOverrides } from "../router/options.ts";
 import { checkSnapshotPath } from "../router/snapshot.ts";
+import { parseArgsProblem } from "./cli/cliError.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
@@ -85,7 +86,7 @@ function flagError(error: Error, argv: readonly string[]): Error {
     if (flag === "--port") return new Error(`--port must be a number 0…65535, got "${value}"`);
     return new Error(`${flag} needs a value, and "${value}" reads as a flag: write ${flag}=${value} if it is the value`);
   }
-  return new Error(`${error.message.split(/\.(\s|$)/)[0]} (router --help lists the flags)`);
+  return new Error(`${parseArgsProblem(error)} (router --help lists the flags)`);
 }
 
 const flagOptions = {

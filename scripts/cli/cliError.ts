@@ -9,3 +9,8 @@ export class CliError extends Error {
 }
 
 export const usageError = (message: string): CliError => new CliError(message, "usage");
+
+/** node:util parseArgs' complaint in one sentence ("Unknown option '--bogus'"), without its advice on positionals. */
+export function parseArgsProblem(error: unknown): string {
+  return (error as Error).message.split(/\.(\s|$)/)[0];
+}
