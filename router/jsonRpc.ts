@@ -60,6 +60,29 @@ export function exceedsDepth(bytes: Buffer, limit: number): boolean {
 }
 
 /**
+ * Whether a parsed value nests arrays and objects deeper than `limit` (the value itself is level
+ * 1). Iterative: a provider's answer may nest as deep as JSON.parse goes, past any call stack.
+ */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const open: object[] = [value];
+  const levels: number[] = [1];
+  while (open.length > 0) {
+    const container = open.pop() as Record<string, unknown>;
+    const level = levels.pop() as number;
+    if (level > limit) return true;
+    for (const key in container) {
+      const inner = container[key];
+      if (typeof inner === "object" && inner !== null) {
+        open.push(inner);
+        levels.push(level + 1);
+      }
+    }
+  }
+  return false;
+}
+
+/**
  * The most memory one byte of a body may take once parsed: `{},` is three bytes for an empty object
  * (about 60) and its slot in the array (8): a 1 MiB body of them holds about 22 MB parsed.
  */
@@ -123,6 +146,11 @@ function readItem(value: unknown): ParsedItem {
   const params = object.params;
   if (params !== undefined && (typeof params !== "object" || params === null)) {
     return { id, code: RpcCode.invalidRequest, message: 'invalid request: "params" must be an array or an object' };
+  }
+  // JSON-RPC allows params by name; no Ethereum method takes them, and a node answers them as an
+  // unreadable request (id null), which must not reach a provider as though it were one's fault.
+  if (params !== undefined && !Array.isArray(params)) {
+    return { id, code: RpcCode.invalidParams, message: 'invalid params: Ethereum methods take their params as a list, such as ["0x…", "latest"], not by name' };
   }
   return { id, method, params, notification: !hasId };
 }

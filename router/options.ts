@@ -149,7 +149,7 @@ export const defaultRoutingOptions: RoutingOptions = {
   },
   limits: {
     maxBodyBytes: 1024 * 1024,
-    maxBatchItems: 100,
+    maxBatchItems: 1_000,
     maxDepth: 32,
     maxResponseBytes: 16 * 1024 * 1024,
     maxConcurrentRequests: 4096,

@@ -43,6 +43,22 @@ export type ProviderSetSource = {
 
 const addressPattern = /^0x[0-9a-f]{40}$/;
 
+/**
+ * Why no router would use an endpoint the registry accepts (its chain id or URL), or undefined;
+ * the CLI asks before registering one. Routers also skip ws:// and wss:// URLs (they speak HTTP).
+ */
+export function endpointProblem(chainId: bigint, url: string): string | undefined {
+  if (chainId <= 0n || chainId > BigInt(Number.MAX_SAFE_INTEGER)) return `chain id ${chainId} is not one routers read (1 to 2^53 − 1)`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "routers cannot read it as a URL";
+  }
+  if (parsed.username !== "" || parsed.password !== "") return "the URL must not hold a user name or password: the registry is public (a key may go in the path)";
+  return undefined;
+}
+
 /** Keeps the rows that make routable records; anything malformed is dropped (and counted). */
 export function normalizeRecords(rows: readonly unknown[]): { records: ProviderRecord[]; dropped: number } {
   const records: ProviderRecord[] = [];
@@ -53,16 +69,13 @@ export function normalizeRecords(rows: readonly unknown[]): { records: ProviderR
       const address = String(r.address).toLowerCase();
       const chainId = Number(r.chainId ?? r.chain_id);
       const url = String(r.url);
-      const parsed = new URL(url);
       const stake = BigInt(String(r.stake));
       const slashedTotal = BigInt(String(r.slashedTotal ?? r.slashed_total ?? "0"));
       if (
         !addressPattern.test(address) ||
         !Number.isSafeInteger(chainId) ||
-        chainId <= 0 ||
-        (parsed.protocol !== "http:" && parsed.protocol !== "https:") ||
-        parsed.username !== "" ||
-        parsed.password !== "" ||
+        endpointProblem(BigInt(chainId), url) !== undefined ||
+        !/^https?:\/\//i.test(url) ||
         stake < 0n ||
         slashedTotal < 0n
       ) {
@@ -232,7 +245,8 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   let catchUpTimer: NodeJS.Timeout | undefined;
   let behind: string | null = null; // why a newer set is not taken, for /status
 
-  const deliver = (records: ProviderRecord[], from: "indexer" | "snapshot") => {
+  /** Takes `records` read at `block` (null: unknown), from the indexer or, at start-up, the snapshot. */
+  const deliver = (records: ProviderRecord[], from: "indexer" | "snapshot", block: number | null) => {
     servingFrom = from;
     const print = fingerprint(records);
     if (print === current && updates > 0) return;
@@ -244,7 +258,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     if (from === "indexer" && options.snapshotPath !== undefined) {
       const path = options.snapshotPath;
       snapshotWrite = snapshotWrite
-        .then(() => writeSnapshot(path, records, base))
+        .then(() => writeSnapshot(path, records, base, block))
         .catch((error: Error) => log.warn("could not write the provider-set snapshot", { path, error: error.message }));
     }
   };
@@ -297,7 +311,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     const list = Array.isArray(rows) ? rows : [];
     const { records, dropped } = normalizeRecords(list);
     if (dropped > 0) log.warn("dropped malformed provider rows from the indexer", { dropped });
-    deliver(records, "indexer");
+    deliver(records, "indexer", block);
   };
 
   /** Keeps the set in force, and reads the indexer's set again in a second: it is catching up. */
@@ -425,8 +439,10 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     }
     const { records, dropped } = normalizeRecords(snapshot.providers);
     if (dropped > 0) log.warn("dropped malformed provider rows from the snapshot", { path, dropped });
-    log.warn("indexer unreachable at start-up: serving the provider-set snapshot", { path, writtenAt: snapshot.writtenAt, providers: records.length });
-    deliver(records, "snapshot");
+    log.warn("indexer unreachable at start-up: serving the provider-set snapshot", { path, writtenAt: snapshot.writtenAt, block: snapshot.block, providers: records.length });
+    // An indexer that comes back behind the snapshot (restarted too) is held back as for a live set.
+    if (snapshot.block !== null) servedBlock = snapshot.block;
+    deliver(records, "snapshot", snapshot.block);
   }
 
   return {

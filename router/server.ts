@@ -54,11 +54,23 @@ const corsHeaders: [string, string][] = [
   ["x-din-attempts", "0"],
   ["access-control-allow-origin", "*"],
   ["access-control-allow-methods", "POST, GET, OPTIONS"],
-  ["access-control-allow-headers", "content-type"],
   ["access-control-expose-headers", "x-din-provider, x-din-attempts"],
   ["access-control-max-age", "86400"],
 ];
-const rpcPath = /^\/rpc\/([0-9]{1,15})\/?$/;
+
+/** Header names, as a preflight lists them. */
+const headerList = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+){0,63}$/;
+
+/**
+ * The headers a dapp may send: whatever its preflight asks for (an SDK's authorization or
+ * x-requested-with), since no client header ever reaches a provider; else content-type.
+ */
+function allowedHeaders(req: IncomingMessage): string {
+  const asked = req.headers["access-control-request-headers"];
+  return typeof asked === "string" && asked.length <= 2048 && headerList.test(asked) ? asked : "content-type";
+}
+// The chain id in decimal, as eth_chainId's value is known (no sign, no leading zero, no hex).
+const rpcPath = /^\/rpc\/([1-9][0-9]{0,14})\/?$/;
 
 function send(
   res: ServerResponse,
@@ -635,7 +647,7 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
     const match = path.startsWith("/rpc/") ? rpcPath.exec(path) : null;
     if (match !== null) {
       if (req.method === "OPTIONS") {
-        res.writeHead(204, corsHeaders.flat());
+        res.writeHead(204, [...corsHeaders.flat(), "access-control-allow-headers", allowedHeaders(req)]);
         res.end();
         return;
       }
@@ -691,6 +703,6 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       send(res, 200, metricsPage(), "router", 0, hasOrigin(req), "text/plain; version=0.0.4; charset=utf-8");
       return;
     }
-    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId>; GET / (dashboard), /status, /history, /registry, /metrics, /health"), "none", 0, hasOrigin(req));
+    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1); GET / (dashboard), /status, /history, /registry, /metrics, /health"), "none", 0, hasOrigin(req));
   };
 }

@@ -13,6 +13,8 @@ type SnapshotFile = {
   writtenAt: string;
   /** The indexer base URL the set came from. */
   indexerUrl: string;
+  /** The block the indexer had indexed when it gave the set; null when it did not say. */
+  block: number | null;
   providers: { address: string; chainId: number; url: string; stake: string; slashedTotal: string; name: string }[];
 };
 
@@ -20,13 +22,14 @@ type SnapshotFile = {
  * A snapshot as read: its rows are raw (a file can be damaged or edited by hand), so the reader
  * runs them through normalizeRecords like rows from the indexer.
  */
-export type Snapshot = { writtenAt: string | null; indexerUrl: string; providers: unknown[] };
+export type Snapshot = { writtenAt: string | null; indexerUrl: string; block: number | null; providers: unknown[] };
 
-export async function writeSnapshot(path: string, providers: readonly ProviderRecord[], indexerUrl: string): Promise<void> {
+export async function writeSnapshot(path: string, providers: readonly ProviderRecord[], indexerUrl: string, block: number | null = null): Promise<void> {
   const file: SnapshotFile = {
     version: 2,
     writtenAt: new Date().toISOString(),
     indexerUrl,
+    block,
     providers: providers.map((p) => ({
       address: p.address,
       chainId: p.chainId,
@@ -125,6 +128,8 @@ export async function readSnapshot(path: string): Promise<Snapshot | null> {
   return {
     writtenAt: typeof file.writtenAt === "string" ? file.writtenAt : null,
     indexerUrl: file.indexerUrl,
+    // Written before routers recorded it, or edited: unknown, so any set from the indexer is taken.
+    block: Number.isSafeInteger(file.block) && (file.block as number) >= 0 ? (file.block as number) : null,
     providers: file.providers,
   };
 }

@@ -3,7 +3,7 @@ import type { Dispatcher } from "undici";
 import { quantityOf } from "./blocks.ts";
 import { EndpointRefusedError } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
-import { holdsMoreThan, type RpcId } from "./jsonRpc.ts";
+import { holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
 import { Pieces } from "./pieces.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
@@ -198,6 +198,14 @@ export function classifyRpcError(code: number, message: string): "answer" | "sof
  * bounds keep checking any reply under about 300 ms.
  */
 const maxReplyContainers = 256 * 1024;
+
+/**
+ * The deepest nesting passed on: real answers nest under ten levels (a block's transactions' access
+ * lists). Deeper ones break clients' parsers (Python's stops near 1,000 levels) and the router's
+ * own JSON.stringify (near 5,000); like a reply too large, one counts against its provider only if
+ * another provider answers the call.
+ */
+export const maxReplyDepth = 512;
 const maxReplyValues = 2 * 1024 * 1024;
 
 /** Reads a provider's reply to `method` for call `id`: the verdict, with the bytes to pass through. */
@@ -218,12 +226,22 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const reply = value as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: unknown };
   if (reply.jsonrpc !== "2.0") return { type: "failure", kind: "malformed", detail: 'the reply lacks "jsonrpc":"2.0"', latencyMs };
   if (reply.id !== id) {
-    return { type: "failure", kind: "wrong_id", detail: `answered id ${JSON.stringify(reply.id)} for id ${JSON.stringify(id)}`, latencyMs };
+    // id null with an error is how a node answers a request it could not read: the request may be
+    // at fault (held as a suspect, counted against maxAttempts), not only the provider.
+    if (reply.id === null && isRpcError(reply.error)) {
+      return { type: "failure", kind: "rpc_fault", detail: `could not read the call: ${reply.error.code} ${reply.error.message.slice(0, 200)}`, latencyMs };
+    }
+    return { type: "failure", kind: "wrong_id", detail: `answered id ${describeId(reply.id)} for id ${describeId(id)}`, latencyMs };
   }
   const hasResult = reply.result !== undefined;
   const hasError = reply.error !== undefined;
   if (hasResult === hasError) {
     return { type: "failure", kind: "malformed", detail: "the reply must hold exactly one of result and error", latencyMs };
+  }
+  // The result sits at level 2 of the reply, an error's data at level 3.
+  const inner = hasResult ? reply.result : (reply.error as { data?: unknown } | null)?.data;
+  if (typeof inner === "object" && inner !== null && nestsDeeperThan(inner, maxReplyDepth - (hasResult ? 1 : 2))) {
+    return { type: "failure", kind: "too_large", detail: `the reply nests deeper than ${maxReplyDepth} levels`, latencyMs };
   }
   if (hasResult) {
     const types = resultTypes.get(method);
@@ -234,15 +252,23 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     }
     return { type: "answer", bytes, error: null, latencyMs, quantity: quantityOf(reply.result), nullResult: type === "null" };
   }
-  const error = reply.error as { code?: unknown; message?: unknown } | null;
-  if (typeof error !== "object" || error === null || typeof error.code !== "number" || typeof error.message !== "string") {
-    return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
-  }
+  const error = reply.error;
+  if (!isRpcError(error)) return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
   const rpcError = { code: error.code, message: error.message };
   const verdict = classifyRpcError(rpcError.code, rpcError.message);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, latencyMs };
   return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, nullResult: false };
+}
+
+function isRpcError(error: unknown): error is { code: number; message: string } {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return typeof e === "object" && e !== null && typeof e.code === "number" && typeof e.message === "string";
+}
+
+/** An id as a log line shows it: a provider's may be any JSON, as deep as it likes. */
+function describeId(id: unknown): string {
+  return typeof id === "object" && id !== null ? (Array.isArray(id) ? "a list" : "an object") : JSON.stringify(id);
 }
 
 function article(type: JsonType | "number"): string {

@@ -50,8 +50,13 @@ export type Fault =
   | { kind: "result"; method: string; result: unknown }
   /** Answer with a redirect (e.g. to a private address). */
   | { kind: "redirect"; location: string }
-  /** Answer with a JSON-RPC error object (e.g. -32005 rate limited), to every call or to one method's. */
-  | { kind: "rpcError"; code: number; message: string; method?: string }
+  /**
+   * Answer with a JSON-RPC error object (e.g. -32005 rate limited), to every call or to one
+   * method's; `nullId`: with id null, as a node answers a request it could not read.
+   */
+  | { kind: "rpcError"; code: number; message: string; method?: string; nullId?: boolean }
+  /** Answer one method's calls (or every call) with a result nested this many lists deep: `[[[…]]]`. */
+  | { kind: "deep"; levels: number; method?: string }
   /** Answer as a node on a fork: blocks and logs as the chain has them, under other block hashes. */
   | { kind: "forked" }
   /** Answer eth_getLogs with a member of its own (`padding`, this many characters) in each log. */
@@ -77,6 +82,7 @@ const faultKinds: Record<Fault["kind"], true> = {
   result: true,
   redirect: true,
   rpcError: true,
+  deep: true,
   forked: true,
   paddedLogs: true,
   dribble: true,
@@ -265,7 +271,14 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         return;
       case "rpcError":
         if (f.method !== undefined && f.method !== method) break;
-        json(res, 200, { jsonrpc: "2.0", id, error: { code: f.code, message: f.message } });
+        json(res, 200, { jsonrpc: "2.0", id: f.nullId ? null : id, error: { code: f.code, message: f.message } });
+        return;
+      case "deep":
+        if (f.method !== undefined && f.method !== method) break;
+        // Written out, not stringified: JSON.stringify runs out of stack a few thousand levels down.
+        const levels = Math.min(Math.max(Math.trunc(Number(f.levels)) || 1, 1), 1_000_000); // the admin API takes any JSON
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${"[".repeat(levels)}${"]".repeat(levels)}}`);
         return;
       case "oversized": {
         if (f.method !== undefined && f.method !== method) break;

@@ -357,9 +357,9 @@ describe("failover", () => {
     await healAll();
   });
 
-  it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
-    // 983,040 bytes of `[{},{},…]`: 327,680 empty objects, within this router's 1 MiB cap, and no real list of logs.
-    await nodes[3].setFault({ kind: "oversized", bytes: 15 * 65_535, method: "eth_getLogs", dense: true });
+  /** Node 3 answers eth_getLogs with `fault`: clients get the true logs, and node 3 is blamed (too_large) once another answers. */
+  async function refusedReplyOfNode3(fault: Fault, why: RegExp) {
+    await nodes[3].setFault(fault);
     const tooLarge = () => provider(3).failures.too_large ?? 0;
     const before = tooLarge();
     const filter = { fromBlock: "0x0", toBlock: "latest" };
@@ -367,8 +367,56 @@ describe("failover", () => {
     const call = { jsonrpc: "2.0", id: 4, method: "eth_getLogs", params: [filter] };
     for (let i = 0; i < 100 && tooLarge() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 4, result: logs });
     expect(tooLarge()).toBe(before + 1);
-    expect(provider(3).lastFailure).toMatch(/the reply holds more than 262,144 objects and arrays or 2,097,152 values \(too costly to check\)/);
+    expect(provider(3).lastFailure).toMatch(why);
+    return call;
+  }
+
+  it("does not parse a reply of too many objects and arrays, and blames its provider once another answers the call", async () => {
+    // 983,040 bytes of `[{},{},…]`: 327,680 empty objects, within this router's 1 MiB cap, and no real list of logs.
+    const dense: Fault = { kind: "oversized", bytes: 15 * 65_535, method: "eth_getLogs", dense: true };
+    await refusedReplyOfNode3(dense, /the reply holds more than 262,144 objects and arrays or 2,097,152 values \(too costly to check\)/);
     await healAll();
+  });
+
+  it("does not pass on a reply nested deeper than 512 levels, and a filter's call on such replies still ends", async () => {
+    // 600 levels: a list, as eth_getLogs's result is, and nothing a real answer comes near.
+    const call = await refusedReplyOfNode3({ kind: "deep", levels: 600, method: "eth_getLogs" }, /the reply nests deeper than 512 levels/);
+
+    // From every provider, and deeper than JSON.stringify goes (which a filter's answer passes through).
+    for (const node of nodes) await node.setFault({ kind: "deep", levels: 20_000, method: "eth_getLogs" });
+    const installed = (await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_newFilter", params: [{ fromBlock: "0x0" }] })).json() as { result: string };
+    const filterLogs = await router.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getFilterLogs", params: [installed.result] });
+    expect(filterLogs.json()).toMatchObject({ id: 2, error: { code: -32050 } });
+    expect((await router.post(CHAIN, call)).json()).toMatchObject({ id: 4, error: { code: -32050, message: expect.stringMatching(/nests deeper than 512 levels/) } });
+    await healAll();
+  });
+
+  it("takes a node's answer with id null (a call it could not read) as maybe the call's fault: no circuit opens, and retries are counted", async () => {
+    const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    const unreadable: Fault = { kind: "rpcError", code: -32600, message: "Invalid request", method: "eth_getBalance", nullId: true };
+    for (const node of nodes) await node.setFault(unreadable);
+    const before = failures();
+    const call = { jsonrpc: "2.0", id: 3, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (let i = 0; i < 6; i++) {
+      const answer = await router.post(CHAIN, call);
+      expect(answer.json()).toMatchObject({ id: 3, error: { code: -32050, message: expect.stringMatching(/could not read the call: -32600 Invalid request/) } });
+    }
+    expect(failures()).toEqual(before);
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+    // One node alone answers so: the others read the same call, so that node is to blame.
+    for (const i of [0, 1, 2]) await nodes[i].setFault({ kind: "none" });
+    const faults = () => provider(3).failures.rpc_fault ?? 0;
+    const faultsBefore = faults();
+    for (let i = 0; i < 100 && faults() === faultsBefore; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 3, result: balance });
+    expect(faults()).toBe(faultsBefore + 1);
+    await healAll();
+  });
+
+  it("refuses params given by name before any provider sees them (a node answers them with id null)", async () => {
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 9, method: "net_listening", params: {} });
+    expect(answer.json()).toEqual({ jsonrpc: "2.0", id: 9, error: { code: -32602, message: 'invalid params: Ethereum methods take their params as a list, such as ["0x…", "latest"], not by name' } });
+    expect(answer.headers.get("x-din-attempts")).toBe("0");
+    expect(nodes.map((node) => node.stats().byMethod.net_listening ?? 0)).toEqual([0, 0, 0, 0]);
   });
 
   it("answers -32051 when no provider answers within the call's deadline", async () => {

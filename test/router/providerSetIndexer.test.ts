@@ -1,7 +1,11 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/freePort.ts";
 import { createLogger, type LogFields } from "../../router/log.ts";
-import { indexerProviderSet, type IndexerProviderSetOptions, type ProviderSetSource } from "../../router/providerSet.ts";
+import { indexerProviderSet, normalizeRecords, type IndexerProviderSetOptions, type ProviderSetSource } from "../../router/providerSet.ts";
+import { readSnapshot, writeSnapshot } from "../../router/snapshot.ts";
 import { indexerRow, startFakeIndexer, type FakeIndexer } from "./providerSetFakeIndexer.ts";
 import { waitFor } from "./support.ts";
 
@@ -120,6 +124,34 @@ describe("the provider set from a sick indexer", () => {
     indexer.block = null;
     indexer.rows = [row(4)];
     await waitFor(() => sets.length === 4, "the set from an indexer without /status");
+  });
+
+  it("holds back an indexer that comes back behind the snapshot the router started from", async () => {
+    const row = (n: number) => indexerRow({ address: `0x${String(n).padStart(40, "0")}`, chainId: 31337, url: `https://node-${n}.example`, stake: 10n ** 21n, slashedTotal: 0n, name: `p${n}` });
+    const port = await freePort();
+    const indexerUrl = `http://127.0.0.1:${port}`;
+    const path = join(await mkdtemp(join(tmpdir(), "din-snapshot-")), "providers.json");
+    await writeSnapshot(path, normalizeRecords([row(1), row(2)]).records, indexerUrl, 100);
+    expect((await readSnapshot(path))?.block).toBe(100);
+    const sets: string[][] = [];
+    const set = indexerProviderSet({ indexerUrl, snapshotPath: path, startupWaitMs: 200, reconnectMinMs: 50, reconnectMaxMs: 100, catchUpWaitMs: 60_000, log: createLogger({ level: "error" }) });
+    cleanup.push(set.stop);
+    await set.start((records) => sets.push(records.map((r) => r.name)));
+    expect(set.status().servingFrom).toBe("snapshot");
+
+    // Both restarted: the indexer answers from block 70, before provider 2 registered.
+    const indexer = await fake({}, [row(1)], port);
+    indexer.block = 70;
+    await waitFor(() => set.status().state === "live" && set.status().lastError !== null, "the router to notice");
+    expect(set.status().lastError).toBe("the indexer is catching up (at block 70; the set in force was read at block 100): that set is kept meanwhile");
+    expect(sets).toEqual([["p1", "p2"]]);
+    // Caught up, with a provider registered meanwhile: taken, and the snapshot records its block.
+    indexer.rows = [row(1), row(2), row(3)];
+    indexer.block = 101;
+    await waitFor(() => sets.length === 2, "the caught-up set");
+    expect(sets[1]).toEqual(["p1", "p2", "p3"]);
+    expect(set.status().lastError).toBeNull();
+    await waitFor(async () => (await readSnapshot(path))?.block === 101, "the snapshot to record the new block");
   });
 
   it("keeps the indexer's error bodies and address off /status, and logs them capped", async () => {

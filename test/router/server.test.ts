@@ -155,7 +155,13 @@ describe("JSON-RPC over POST /rpc/:chainId", () => {
     expect(preflight.headers.get("x-din-provider")).toBe("router"); // every answer carries them
     expect(preflight.headers.get("x-din-attempts")).toBe("0");
     expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
-    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/content-type/);
+    expect(preflight.headers.get("access-control-allow-headers")).toBe("content-type");
+    // An SDK that adds its own headers is let through (none of them reaches a provider).
+    const sdk = await fetch(router.rpcUrl(CHAIN), {
+      method: "OPTIONS",
+      headers: { origin: "https://dapp.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type,authorization,x-requested-with" },
+    });
+    expect(sdk.headers.get("access-control-allow-headers")).toBe("content-type,authorization,x-requested-with");
     const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }, { origin: "https://dapp.example" });
     expect(answer.headers.get("access-control-allow-origin")).toBe("*");
     expect(answer.headers.get("access-control-expose-headers")).toMatch(/x-din-provider/);
@@ -168,6 +174,12 @@ describe("JSON-RPC over POST /rpc/:chainId", () => {
     expect(body.error!.code).toBe(-32001);
     expect(body.error!.message).toMatch(/chain 5 is not served.*31337/);
     expect(answer.headers.get("x-din-provider")).toBe("none");
+    // A chain id is written one way only: 031337 or 0x7a69 is no path of the router's.
+    for (const path of ["/rpc/031337", "/rpc/0x7a69", "/rpc/+31337"]) {
+      const odd = await fetch(`${router.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
+      expect(odd.status, path).toBe(404);
+      expect(((await odd.json()) as RpcReply).error!.message).toMatch(/^not found: POST JSON-RPC to \/rpc\/<chainId> \(in decimal, such as \/rpc\/1\)/);
+    }
   });
 });
 
@@ -192,7 +204,7 @@ describe("hostile clients", () => {
     const answer = await raw(JSON.stringify(batch));
     expect(answer.status).toBe(413);
     expect(answer.body.error!.code).toBe(-32005);
-    expect(answer.body.error!.message).toMatch(/at most 100 calls/);
+    expect(answer.body.error!.message).toMatch(/at most 1000 calls \(got 10000\)/);
     await stillServes();
   });
 

@@ -46,6 +46,13 @@ describe("viem through the router", () => {
     expect(await publicClient.getBalance({ address: account.address })).toBeGreaterThan(parseEther("1000"));
   });
 
+  it("takes viem's batches at its default size: 300 reads at once go out as one batch", async () => {
+    const batching = createPublicClient({ chain: hardhat, transport: http(router.rpcUrl(CHAIN), { retryCount: 0, batch: true }) });
+    const balances = await Promise.all(Array.from({ length: 300 }, () => batching.getBalance({ address: account.address })));
+    expect(new Set(balances).size).toBe(1);
+    expect(balances[0]).toBeGreaterThan(0n);
+  });
+
   it("sends a signed transfer (eth_sendRawTransaction to several providers) and waits for its receipt", async () => {
     for (const node of nodes) node.resetStats();
     const before = await publicClient.getBalance({ address: recipient });
