@@ -4,7 +4,7 @@ import { CliError } from "./cliError.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { readEvidence } from "./providerCommands.ts";
-import { ensureAllowance, read, transact } from "./transact.ts";
+import { read, transact, transactSpending } from "./transact.ts";
 
 export type Case = {
   provider: `0x${string}`;
@@ -46,8 +46,7 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
   const amount = parseTokens("--amount", flags.amount);
   const evidence = await readEvidence(flags.evidence);
   const bond = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseBond" });
-  await ensureAllowance(ctx, ctx.contracts.SlashingManager, bond);
-  const hash = await transact(ctx, { ...manager(ctx), functionName: "openCase", args: [provider, amount, evidence] });
+  const { hash } = await transactSpending(ctx, ctx.contracts.SlashingManager, bond, { ...manager(ctx), functionName: "openCase", args: [provider, amount, evidence] });
   const caseId = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
   const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [caseId] });
   return {

@@ -81,6 +81,13 @@ export function isRevert(error: unknown): boolean {
   return error instanceof BaseError && error.walk((e) => e instanceof ContractFunctionRevertedError) instanceof ContractFunctionRevertedError;
 }
 
+/** The custom error a failed call reverted with ("ERC20InsufficientAllowance"), if it names one. */
+export function revertName(error: unknown): string | undefined {
+  if (!(error instanceof BaseError)) return undefined;
+  const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
+  return reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
+}
+
 /** Turns a failed call into one sentence: the decoded custom error in words when there is one. */
 export function explainRevert(error: unknown): string {
   if (error instanceof BaseError) {

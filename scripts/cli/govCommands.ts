@@ -70,8 +70,14 @@ async function propose(ctx: CliContext, targets: Address[], calldatas: Hex[], te
   // can make the same proposal first and cancel it, which would block this one.
   const proposer = requireWallet(ctx).account.address;
   const description = `${text} #proposer=${proposer}`;
-  const transaction = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
   const proposalId = await read<bigint>(ctx, { ...governor(ctx), functionName: "hashProposal", args: [targets, values, calldatas, keccak256(toBytes(description))] });
+  // A proposal is known by its action and description: the same one again (after a defeat, say) is refused.
+  if ((await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] })) !== 0n) {
+    throw new CliError(
+      `you made this proposal before (proposal ${proposalId}, ${await proposalState(ctx, proposalId)}): a proposal is known by its action and description, so give this one another --description to propose it again`,
+    );
+  }
+  const transaction = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
   const [voteStart, voteEnd] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalDeadline", args: [proposalId] }),

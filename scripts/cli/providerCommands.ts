@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
 import type { Address, Hash } from "viem";
+import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
-import { ensureAllowance, read, transact } from "./transact.ts";
+import { read, transact, transactSpending } from "./transact.ts";
 
 type ProviderState = {
   activeStake: bigint;
@@ -26,10 +27,15 @@ export function parseEndpoint(value: string): [bigint, string] {
   const match = /^(\d+)=(.+)$/.exec(value);
   if (!match) throw usageError(`--endpoint must look like <chainId>=<url>, e.g. 1=https://rpc.example.org, not "${value}"`);
   const [chainId, url] = [BigInt(match[1]), match[2]];
-  if (chainId === 0n) throw usageError(`--endpoint ${value}: chain id 0 is not a chain`);
-  const problem = urlProblem(url);
+  const problem = endpointCheck(chainId, url);
   if (problem) throw usageError(`--endpoint ${value}: ${problem}`);
   return [chainId, url];
+}
+
+/** What is wrong with an endpoint: by the registry's rules, or one it takes but no router would use. */
+function endpointCheck(chainId: bigint, url: string): string | undefined {
+  if (chainId === 0n) return "chain id 0 is not a chain";
+  return urlProblem(url) ?? endpointProblem(chainId, url);
 }
 
 // The registry's own rules for an endpoint URL (ProviderRegistry._checkUrl), so that a bad one is
@@ -60,20 +66,14 @@ export async function register(
   if (endpoints.length > maxEndpoints) throw usageError(`a provider may serve at most ${maxEndpoints} chains`);
   const address = requireWallet(ctx).account.address;
   // Everything the registration needs is checked before the approval goes out: a refusal changes nothing.
-  const [state, minStake, balance] = await Promise.all([
-    providerState(ctx, address),
-    read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
-    read<bigint>(ctx, { address: ctx.contracts.DinToken, abi: abis.token, functionName: "balanceOf", args: [address] }),
-  ]);
+  const [state, minStake] = await Promise.all([providerState(ctx, address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
   if (state.registered) {
     throw new CliError(`${address} is already registered: add stake with din provider stake, endpoints with din provider endpoint set`);
   }
   if (stake < minStake) throw new CliError(`stake ${formatTokens(stake)} is below the minimum ${formatTokens(minStake)}`);
-  if (balance < stake) throw new CliError(`${address} holds ${formatTokens(balance)} but ${formatTokens(stake)} is needed`);
-  const hashes: Hash[] = [];
-  const approval = await ensureAllowance(ctx, ctx.contracts.ProviderRegistry, stake);
-  if (approval) hashes.push(approval);
-  hashes.push(await transact(ctx, { ...registry(ctx), functionName: "registerAndStake", args: [flags.name, flags.metadata ?? "", stake] }));
+  const registration = { ...registry(ctx), functionName: "registerAndStake", args: [flags.name, flags.metadata ?? "", stake] };
+  const { hash, approval } = await transactSpending(ctx, ctx.contracts.ProviderRegistry, stake, registration);
+  const hashes: Hash[] = approval ? [approval, hash] : [hash];
   for (const [chainId, url] of endpoints) {
     try {
       hashes.push(await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] }));
@@ -94,8 +94,7 @@ export async function register(
 
 export async function stake(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
   const amount = parseTokens("<amount>", amountText);
-  const approval = await ensureAllowance(ctx, ctx.contracts.ProviderRegistry, amount);
-  const hash = await transact(ctx, { ...registry(ctx), functionName: "stake", args: [amount] });
+  const { hash, approval } = await transactSpending(ctx, ctx.contracts.ProviderRegistry, amount, { ...registry(ctx), functionName: "stake", args: [amount] });
   const state = await providerState(ctx, requireWallet(ctx).account.address);
   const jailed = state.jailed ? "\n  you are jailed: routers send you no traffic until governance unjails you, whatever the stake" : "";
   return {
@@ -109,6 +108,8 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
     const [chainText, url] = rest;
     const chainId = parseId("<chainId>", chainText);
     if (!url) throw usageError("usage: din provider endpoint set <chainId> <url>");
+    const problem = endpointCheck(chainId, url);
+    if (problem) throw usageError(problem);
     const hash = await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] });
     return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})`, data: { chainId, url, transaction: hash } };
   }
@@ -171,13 +172,14 @@ export async function withdraw(ctx: CliContext): Promise<Outcome> {
 export async function status(ctx: CliContext, addressText: string | undefined): Promise<Outcome> {
   if (!addressText && !ctx.wallet) throw usageError("din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
-  const [state, entries, eligible, minStake, endpoints] = await Promise.all([
+  const [state, entries, eligible, minStake, { endpoints, slashes }] = await Promise.all([
     providerState(ctx, address),
     unbondingEntries(ctx, address),
     read<boolean>(ctx, { ...registry(ctx), functionName: "isEligible", args: [address] }),
     read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
-    currentEndpoints(ctx, address),
+    providerHistory(ctx, address),
   ]);
+  const slashedTotal = slashes.reduce((sum, s) => sum + s.amount, 0n);
   const router = ctx.routerUrl ? await routerView(ctx.routerUrl, address) : undefined;
   const standing = !state.registered
     ? "not registered"
@@ -192,12 +194,13 @@ export async function status(ctx: CliContext, addressText: string | undefined): 
     `  unbonding stake  ${formatTokens(state.unbondingStake)}`,
     ...entries.map((e) => `    ${formatTokens(e.amount)} released at ${formatTime(e.releaseAt)}`),
     `  open cases       ${state.openCases}${state.openCases > 0 ? " (withdrawals wait for them to close)" : ""}`,
+    `  slashed          ${slashes.length === 0 ? "never" : `${formatTokens(slashedTotal)} in all (${slashes.map((s) => `case ${s.caseId}: ${formatTokens(s.amount)}`).join(", ")})`}`,
     `  endpoints        ${endpoints.length === 0 ? "none" : endpoints.map((e) => `chain ${e.chainId} ${e.url}`).join(", ")}`,
   ];
   if (router) lines.push(`  router           ${router.summary}`);
   return {
     message: lines.join("\n"),
-    data: { address, ...state, eligible, minStake, unbondingEntries: entries, endpoints, router: router?.raw },
+    data: { address, ...state, eligible, minStake, unbondingEntries: entries, endpoints, slashedTotal, slashes, router: router?.raw },
   };
 }
 
@@ -209,8 +212,11 @@ async function unbondingEntries(ctx: CliContext, address: Address): Promise<{ am
   return await read(ctx, { ...registry(ctx), functionName: "getUnbondingEntries", args: [address] });
 }
 
-/** The provider's URLs: the chain stores only hashes, so replay its EndpointSet/Removed events. */
-async function currentEndpoints(ctx: CliContext, address: Address): Promise<{ chainId: bigint; url: string }[]> {
+/**
+ * From the provider's events: its URLs (the chain stores only their hashes) and its slashes (the
+ * chain keeps only the stake left).
+ */
+async function providerHistory(ctx: CliContext, address: Address): Promise<{ endpoints: { chainId: bigint; url: string }[]; slashes: { caseId: bigint; amount: bigint }[] }> {
   const logs = await ctx.publicClient.getContractEvents({
     address: ctx.contracts.ProviderRegistry,
     abi: abis.registry,
@@ -218,11 +224,13 @@ async function currentEndpoints(ctx: CliContext, address: Address): Promise<{ ch
     fromBlock: ctx.startBlock,
   });
   const byChain = new Map<bigint, string>();
-  for (const log of logs as unknown as { eventName: string; args: { chainId: bigint; url?: string } }[]) {
+  const slashes: { caseId: bigint; amount: bigint }[] = [];
+  for (const log of logs as unknown as { eventName: string; args: { chainId: bigint; url?: string; caseId: bigint; amount: bigint } }[]) {
     if (log.eventName === "EndpointSet") byChain.set(log.args.chainId, log.args.url ?? "");
     if (log.eventName === "EndpointRemoved") byChain.delete(log.args.chainId);
+    if (log.eventName === "Slashed") slashes.push({ caseId: log.args.caseId, amount: log.args.amount });
   }
-  return [...byChain].map(([chainId, url]) => ({ chainId, url }));
+  return { endpoints: [...byChain].map(([chainId, url]) => ({ chainId, url })), slashes };
 }
 
 /** The router's opinion of the provider on each chain it serves, from its /status, when a router is known. */

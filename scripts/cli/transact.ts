@@ -2,7 +2,8 @@ import type { Abi, Address, Hash } from "viem";
 import { abis } from "./abis.ts";
 import { CliError } from "./cliError.ts";
 import { requireWallet, type CliContext } from "./context.ts";
-import { explainRevert, isRevert } from "./explainRevert.ts";
+import { formatTokens } from "./amounts.ts";
+import { explainRevert, isRevert, revertName } from "./explainRevert.ts";
 
 export type Call = { address: Address; abi: Abi; functionName: string; args?: readonly unknown[] };
 
@@ -49,11 +50,28 @@ export async function read<T>(ctx: CliContext, call: Call): Promise<T> {
   }
 }
 
-/** Approves `spender` for `amount` of DIN when the allowance is short; returns the hash if it sent one. */
-export async function ensureAllowance(ctx: CliContext, spender: Address, amount: bigint): Promise<Hash | undefined> {
+/**
+ * Sends `call`, in which `spender` takes `amount` of the sender's DIN, approving that first when
+ * the allowance is short. Nothing goes out unless the call would then pass: the balance is checked,
+ * and the call simulated before the approval, so any refusal but the missing allowance (not
+ * registered, no stake to slash, a name too long) is said with the approval unsent.
+ */
+export async function transactSpending(ctx: CliContext, spender: Address, amount: bigint, call: Call): Promise<{ hash: Hash; approval: Hash | undefined }> {
   const owner = requireWallet(ctx).account.address;
-  const token = ctx.contracts.DinToken;
-  const allowance = await read<bigint>(ctx, { address: token, abi: abis.token, functionName: "allowance", args: [owner, spender] });
-  if (allowance >= amount) return undefined;
-  return await transact(ctx, { address: token, abi: abis.token, functionName: "approve", args: [spender, amount] });
+  const token = { address: ctx.contracts.DinToken, abi: abis.token };
+  const [balance, allowance] = await Promise.all([
+    read<bigint>(ctx, { ...token, functionName: "balanceOf", args: [owner] }),
+    read<bigint>(ctx, { ...token, functionName: "allowance", args: [owner, spender] }),
+  ]);
+  if (balance < amount) throw new CliError(`${owner} holds ${formatTokens(balance)} but ${formatTokens(amount)} is needed`);
+  let approval: Hash | undefined;
+  if (allowance < amount) {
+    try {
+      await ctx.publicClient.simulateContract({ account: owner, address: call.address, abi: [...call.abi, ...abis.all], functionName: call.functionName, args: call.args ?? [] });
+    } catch (error) {
+      if (revertName(error) !== "ERC20InsufficientAllowance") throw new CliError(explainRevert(error));
+    }
+    approval = await transact(ctx, { ...token, functionName: "approve", args: [spender, amount] });
+  }
+  return { hash: await transact(ctx, call), approval };
 }

@@ -77,6 +77,28 @@ describe("din provider", () => {
     expect(await system.contracts.token.read.balanceOf([operator])).toBe(balance);
   });
 
+  it("refuses a stake, a registration and a case the contracts would refuse before approving any token", async () => {
+    const publicClient = await system.viem.getPublicClient();
+    const watcher = privateKeyToAccount(watcherKey).address;
+    const nonces = async () => [await publicClient.getTransactionCount({ address: operator }), await publicClient.getTransactionCount({ address: watcher })];
+    const before = await nonces();
+    const unregistered = await din(["provider", "stake", "500"], operatorKey);
+    expect(unregistered.stderr.trim()).toBe(`din: ${operator} is not a registered provider: register first (din provider register)`);
+    const tooMuch = await din(["provider", "stake", "6000"], operatorKey);
+    expect(tooMuch.stderr.trim()).toBe(`din: ${operator} holds 5,000 DIN but 6,000 DIN is needed`);
+    const longName = await din(["provider", "register", "--name", "a".repeat(65), "--stake", "500"], operatorKey);
+    expect(longName.stderr.trim()).toBe("din: the name must be 1 to 64 bytes long (it is 65)");
+    const evidence = join(cwd, "nobody.json");
+    await writeFile(evidence, JSON.stringify({ method: "eth_blockNumber", returned: "0x0" }));
+    const noStake = await din(["case", "open", "--provider", operator, "--amount", "10", "--evidence", evidence], watcherKey);
+    expect(noStake.stderr.trim()).toBe(`din: ${operator} has no stake to slash`);
+    expect([unregistered.code, tooMuch.code, longName.code, noStake.code]).toEqual([1, 1, 1, 1]);
+    // Not even the approval went out.
+    expect(await nonces()).toEqual(before);
+    expect(await system.contracts.token.read.allowance([operator, system.contracts.registry.address])).toBe(0n);
+    expect(await system.contracts.token.read.allowance([watcher, system.contracts.manager.address])).toBe(0n);
+  });
+
   it("registers with stake and an endpoint, approving the token itself", async () => {
     const result = await din(
       ["provider", "register", "--name", "alpha", "--stake", "1000", "--endpoint", "31337=https://alpha.example/rpc"],
@@ -117,6 +139,7 @@ describe("din provider", () => {
     expect(result.stdout).toContain(`provider ${operator}: eligible`);
     expect(result.stdout).toMatch(/active stake\s+1,300 DIN/);
     expect(result.stdout).toContain("chain 31337 https://alpha.example/rpc");
+    expect(result.stdout).toMatch(/slashed\s+never/);
     const json = JSON.parse((await din(["provider", "status", operator, "--json"])).stdout) as { eligible: boolean; endpoints: unknown[] };
     expect(json.eligible).toBe(true);
     expect(json.endpoints).toHaveLength(1);
@@ -124,11 +147,19 @@ describe("din provider", () => {
 
   it("sets and removes endpoints, and explains a bad URL", async () => {
     const bad = await din(["provider", "endpoint", "set", "1", "ftp://x.example"], operatorKey);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toBe("din: the URL must start with https://, http://, wss:// or ws://");
     const injected = await din(["provider", "endpoint", "set", "1", "http://x\r\nHost: y"], operatorKey);
-    expect(injected.code).toBe(1);
+    expect(injected.code).toBe(2);
     expect(injected.stderr.trim()).toBe("din: the URL must not contain spaces or control characters (there is one at byte 8)");
+    // What the registry takes but no router would use: said, and not sent.
+    const secret = await din(["provider", "endpoint", "set", "1", "https://user:key@x.example"], operatorKey);
+    expect(secret.stderr.trim()).toBe("din: the URL must not hold a user name or password: the registry is public (a key may go in the path)");
+    const zoned = await din(["provider", "register", "--name", "beta", "--stake", "100", "--endpoint", "137=http://[fe80::1%25eth0]:8545"], operatorKey);
+    expect(zoned.stderr.trim()).toBe("din: --endpoint 137=http://[fe80::1%25eth0]:8545: routers cannot read it as a URL");
+    const huge = await din(["provider", "endpoint", "set", "99999999999999999999", "https://x.example"], operatorKey);
+    expect(huge.stderr.trim()).toBe("din: chain id 99999999999999999999 is not one routers read (1 to 2^53 − 1)");
+    expect([secret.code, zoned.code, huge.code]).toEqual([2, 2, 2]);
     expect((await din(["provider", "endpoint", "set", "1", "wss://one.example"], operatorKey)).code).toBe(0);
     expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);
     expect((await din(["provider", "endpoint", "remove", "1"], operatorKey)).stdout).toMatch(/endpoint for chain 1 removed/);
@@ -170,6 +201,8 @@ describe("din case and din gov", () => {
     expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/executed proposal \d+: Uphold slashing case/);
 
     expect((await system.contracts.registry.read.getProvider([operator])).activeStake).toBe(parseEther("1200"));
+    // The operator sees what was slashed, and for which case.
+    expect((await din(["provider", "status", operator])).stdout).toMatch(new RegExp(`slashed\\s+100 DIN in all \\(case ${caseId}: 100 DIN\\)`));
     expect((await din(["case", "list"])).stdout).toMatch(new RegExp(`case ${caseId}\\s+upheld`));
     expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/);
   });

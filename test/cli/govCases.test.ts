@@ -105,6 +105,11 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(proposed.stderr).toBe("");
     proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
     const id = BigInt(proposalId);
+    // The same proposal again (as after a defeat) is refused by the governor: said, with the way out.
+    const again = await din(["gov", "propose-slash", "--case", "1"], voterKey);
+    expect(again.stderr).toBe(
+      `din: you made this proposal before (proposal ${proposalId}, pending): a proposal is known by its action and description, so give this one another --description to propose it again\n`,
+    );
     const pending = await din(["gov", "status", "--proposal", proposalId]);
     await testClient.setIntervalMining({ interval: 1_000 });
     expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
