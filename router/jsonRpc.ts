@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { ClientInputError, RpcCode } from "./errors.ts";
 
 // Reading what a client sent and writing what it gets back. Requests are parsed once; upstream
@@ -163,6 +164,8 @@ export function parseBody(bytes: Buffer, limits: BodyLimits): ParsedBody {
   if (exceedsDepth(bytes, limits.maxDepth)) {
     throw new ClientInputError("too_deep", `invalid request: JSON nested deeper than ${limits.maxDepth} levels`, RpcCode.invalidRequest);
   }
+  // Decoding would turn bad bytes into U+FFFD: an id so changed would come back as another id.
+  if (!isUtf8(bytes)) throw new ClientInputError("parse_error", "parse error: the body is not valid UTF-8", RpcCode.parseError);
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString("utf8"));

@@ -199,6 +199,13 @@ describe("hostile clients", () => {
     await stillServes();
   });
 
+  it("refuses a body that is not UTF-8, rather than answer with an id it changed", async () => {
+    const answer = await raw(new Uint8Array(Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","method":"eth_blockNumber"}')])));
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toEqual({ code: -32700, message: "parse error: the body is not valid UTF-8" });
+    await stillServes();
+  });
+
   it("refuses a 10,000-call batch", async () => {
     const batch = Array.from({ length: 10_000 }, (_, id) => ({ jsonrpc: "2.0", id, method: "eth_blockNumber" }));
     const answer = await raw(JSON.stringify(batch));
@@ -301,7 +308,7 @@ describe("status, metrics and health", () => {
     const metrics = await router.get("/metrics");
     expect(metrics.headers.get("content-type")).toMatch(/^text\/plain/);
     expect(metrics.text).toMatch(/^din_router_calls_total\{chain="31337",outcome="answer"\} [1-9]/m);
-    expect(metrics.text).toMatch(/^din_router_refused_total\{reason="parse_error"\} 1$/m);
+    expect(metrics.text).toMatch(/^din_router_refused_total\{reason="parse_error"\} [1-9][0-9]*$/m);
     expect(metrics.text).toMatch(/^din_router_provider_state\{chain="31337",provider="0x0+1",state="healthy"\} 1$/m);
     const health = await router.get("/health");
     expect(health.status).toBe(200);
