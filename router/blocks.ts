@@ -1,3 +1,4 @@
+import type { ClientShare } from "./connections.ts";
 import type { RpcCall } from "./jsonRpc.ts";
 
 // Block heights in calls and answers. A call naming a block by its number is sent first to
@@ -5,6 +6,12 @@ import type { RpcCall } from "./jsonRpc.ts";
 // still eligible, and one of them would answer such a call with null, "header not found" or logs
 // that stop at its own head, when the client learned of the block from another provider a moment
 // before (viem and ethers read eth_blockNumber, then ask for that block).
+
+//
+// A client's reads of the latest state go likewise to providers known to hold the newest block it
+// was shown (by an eth_blockNumber answer, or the block of a receipt): a provider one block behind
+// would otherwise answer the state before it, and what the client reads would go back in time (an
+// allowance it just approved, in the receipt it holds, gone again).
 
 /** Where each method takes its block: the index of that parameter. */
 const blockParamIndex: ReadonlyMap<string, number> = new Map([
@@ -64,4 +71,42 @@ export function quantityOf(result: unknown): number | null {
   if (typeof result !== "string" || !answerQuantity.test(result)) return null;
   const value = Number.parseInt(result, 16);
   return Number.isSafeInteger(value) ? value : Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * Whether a call reads the chain at its head: eth_blockNumber, eth_getLogs up to the latest block,
+ * or a method that takes a block given none, "latest" or "pending".
+ */
+export function readsLatest(call: RpcCall): boolean {
+  if (call.method === "eth_blockNumber") return true;
+  const params = call.params;
+  if (!Array.isArray(params)) return false;
+  if (call.method === "eth_getLogs") {
+    const filter = params[0] as { blockHash?: unknown; toBlock?: unknown } | null | undefined;
+    return typeof filter === "object" && filter !== null && filter.blockHash === undefined && isLatest(filter.toBlock);
+  }
+  const index = blockParamIndex.get(call.method);
+  return index !== undefined && isLatest(params[index]);
+}
+
+function isLatest(tag: unknown): boolean {
+  return tag === undefined || tag === "latest" || tag === "pending";
+}
+
+/** The block an answer to `method` shows its provider holds: eth_blockNumber's result, a receipt's block; else null. */
+export function shownBlock(method: string, result: unknown, quantity: number | null): number | null {
+  if (method === "eth_blockNumber") return quantity;
+  if (method !== "eth_getTransactionReceipt" || typeof result !== "object" || result === null) return null;
+  return quantityOf((result as { blockNumber?: unknown }).blockNumber);
+}
+
+/** The newest block `client` was shown on `chainId` (-1: none). */
+export function clientHead(client: ClientShare, chainId: number): number {
+  return client.heads?.get(chainId) ?? -1;
+}
+
+/** `client` was shown `block` on `chainId` (by a provider known to hold it). */
+export function showClient(client: ClientShare, chainId: number, block: number): void {
+  const heads = (client.heads ??= new Map());
+  if (block > (heads.get(chainId) ?? -1)) heads.set(chainId, block);
 }

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { namedBlock } from "./blocks.ts";
+import { clientHead, namedBlock, readsLatest, showClient } from "./blocks.ts";
+import type { ClientShare } from "./connections.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -37,8 +38,8 @@ export type RouteOptions = {
   exclude?: readonly ProviderHealth[];
   /** Holds the answers being collected against a client's part of the buffer budget. */
   budget?: AnswerBudget | null;
-  /** The client's address (ClientShare.key), for its calls about its own transactions (writeAffinity.ts); null for the router's own calls. */
-  client?: string | null;
+  /** The client, for its calls about its own transactions (writeAffinity.ts) and its reads of the latest state (blocks.ts); null for the router's own calls. */
+  client?: ClientShare | null;
 };
 
 export type CallResult = {
@@ -165,7 +166,7 @@ class CallRouting implements CallHandle {
   private readonly deadline: number;
   private readonly resolve: (result: CallResult) => void;
   private readonly budget: AnswerBudget | null;
-  private readonly client: string | null;
+  private readonly client: ClientShare | null;
   /** The providers that took the client's last transaction, asked first about its transactions. */
   private readonly prefer: readonly ProviderHealth[] | null;
   /**
@@ -218,13 +219,15 @@ class CallRouting implements CallHandle {
     this.id = id;
     this.resolve = resolve;
     this.write = writeMethods.has(call.method);
-    this.block = namedBlock(call);
+    this.client = options.client ?? null;
+    // A read of the latest state needs the newest block its client was shown, as if it named it.
+    const named = namedBlock(call);
+    this.block = this.client?.heads != null && readsLatest(call) ? Math.max(named, clientHead(this.client, table.chainId)) : named;
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : (options.budget ?? null);
     this.body = upstreamBody(call, id);
     this.started = performance.now();
-    this.client = options.client ?? null;
-    this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client, call.method, this.started);
+    this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client.key, call.method, this.started);
     this.deadline = this.started + ctx.failover.deadlineMs;
   }
 
@@ -392,7 +395,7 @@ class CallRouting implements CallHandle {
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
-      if (this.call.method === "eth_blockNumber" && outcome.type === "answer" && outcome.quantity !== null) this.table.recordAnsweredHead(p, outcome.quantity);
+      if (outcome.type === "answer" && outcome.block !== null) this.shown(p, outcome.block);
       // (Also a copy answering after the call was answered.)
       if (this.write && this.client !== null && outcome.type === "answer" && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
@@ -444,11 +447,17 @@ class CallRouting implements CallHandle {
     if (this.inFlight.length === 0) this.finishWithFallbackOrError();
   }
 
+  /** `p`'s answer shows it holds `block`: the table learns it (between probes), and so does the client, if the table believes it. */
+  private shown(p: ProviderHealth, block: number): void {
+    this.table.recordAnsweredHead(p, block);
+    if (this.client !== null && p.holdsBlock(block)) showClient(this.client, this.table.chainId, block);
+  }
+
   /** `p` took the client's transaction: its calls about its transactions prefer it (and the other copies that did). */
   private tookTransaction(p: ProviderHealth): void {
     if (this.tookBy === null) {
       this.tookBy = [p];
-      this.ctx.affinity.took(this.table.chainId, this.client!, this.tookBy, performance.now());
+      this.ctx.affinity.took(this.table.chainId, this.client!.key, this.tookBy, performance.now());
     } else if (!this.tookBy.includes(p)) this.tookBy.push(p);
   }
 

@@ -277,7 +277,7 @@ function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: C
   const handle = routeCall(g.route, table, item, upstreamId, (result) => {
     outcomes.push(result.outcome);
     done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
-  }, { budget: x, client: x.client.key });
+  }, { budget: x, client: x.client });
   x.routing(handle);
 }
 

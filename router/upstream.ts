@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { quantityOf } from "./blocks.ts";
+import { quantityOf, shownBlock } from "./blocks.ts";
 import { EndpointRefusedError } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
@@ -21,6 +21,8 @@ export type Outcome =
       latencyMs: number;
       /** The result when it is a quantity (blocks.ts's quantityOf), read once here for those who keep heights and chain ids. */
       quantity: number | null;
+      /** A block the answer shows its provider holds (blocks.ts's shownBlock): eth_blockNumber's result, a receipt's block. */
+      block: number | null;
       /** The result is null. */
       nullResult: boolean;
     }
@@ -250,7 +252,8 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
       if (type === "null" && nullWithoutState.has(method)) return { type: "soft", bytes, latencyMs };
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${article(type)} (${types.map(article).join(" or ")} is due)`, latencyMs };
     }
-    return { type: "answer", bytes, error: null, latencyMs, quantity: quantityOf(reply.result), nullResult: type === "null" };
+    const quantity = quantityOf(reply.result);
+    return { type: "answer", bytes, error: null, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
   }
   const error = reply.error;
   if (!isRpcError(error)) return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
@@ -258,7 +261,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const verdict = classifyRpcError(rpcError.code, rpcError.message);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, latencyMs };
-  return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, nullResult: false };
+  return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, block: null, nullResult: false };
 }
 
 function isRpcError(error: unknown): error is { code: number; message: string } {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { namedBlock } from "../../router/blocks.ts";
+import { namedBlock, readsLatest, shownBlock } from "../../router/blocks.ts";
 
 // Which block a call names by number: such a call goes to providers known to hold it (failover.ts).
 
@@ -27,5 +27,24 @@ describe("the block a call names", () => {
     expect(namedBlock(call("eth_getBalance", ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"]))).toBe(-1);
     expect(namedBlock(call("eth_sendRawTransaction", ["0x10"]))).toBe(-1);
     expect(namedBlock(call("eth_getTransactionByHash", ["0x10"]))).toBe(-1);
+  });
+});
+
+describe("reads of the latest state and the blocks answers show", () => {
+  it("tells a read of the chain's head from one of a given block", () => {
+    const address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+    for (const latest of [call("eth_blockNumber", []), call("eth_getBalance", [address]), call("eth_getBalance", [address, "latest"]), call("eth_getTransactionCount", [address, "pending"]), call("eth_call", [{ to: address }]), call("eth_getLogs", [{ fromBlock: "0x5" }]), call("eth_getLogs", [{ toBlock: "latest" }])]) {
+      expect(readsLatest(latest), latest.method).toBe(true);
+    }
+    for (const fixed of [call("eth_getBalance", [address, "0x2a"]), call("eth_getBalance", [address, "safe"]), call("eth_getLogs", [{ toBlock: "0x9" }]), call("eth_getLogs", [{ blockHash: `0x${"ab".repeat(32)}` }]), call("eth_getTransactionReceipt", [`0x${"ab".repeat(32)}`]), call("eth_gasPrice", [])]) {
+      expect(readsLatest(fixed), fixed.method).toBe(false);
+    }
+  });
+
+  it("reads the block an answer shows its provider holds: a height, a receipt's block", () => {
+    expect(shownBlock("eth_blockNumber", "0x2a", 42)).toBe(42);
+    expect(shownBlock("eth_getTransactionReceipt", { blockNumber: "0x10", status: "0x1" }, null)).toBe(16);
+    expect(shownBlock("eth_getTransactionReceipt", null, null)).toBeNull();
+    expect(shownBlock("eth_getBalance", "0x2a", 42)).toBeNull(); // a quantity, but no height
   });
 });

@@ -269,6 +269,32 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("never takes a client back in time: once shown a block, its reads of the latest state go to providers known to hold it", async () => {
+    await nodes[3].setFault({ kind: "behind" }); // one block behind from here: still eligible
+    await direct(chain.rpcUrl, "hardhat_mine", ["0x1"]);
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(() => [0, 1, 2].every((i) => provider(i).head === head) && provider(3).head === head - 1, "the new heads probed");
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+    const blockNumber = (id: number) => ({ jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] });
+    // The client is shown the head (by a provider that has it: node 3 would answer head - 1).
+    for (let i = 0; i < 40 && Number(((await router.post(CHAIN, blockNumber(i))).json() as { result: string }).result) !== head; i++);
+    const behindCalls = () => clientCalls(nodes[3]); // its eth_getBalance calls (probes ask only heights and chain ids)
+    const shown: number[] = [];
+    const answeredBy: string[] = [];
+    const before = behindCalls();
+    for (let i = 0; i < 30; i++) {
+      const heightAnswer = await router.post(CHAIN, blockNumber(i));
+      shown.push(Number((heightAnswer.json() as { result: string }).result));
+      answeredBy.push(heightAnswer.headers.get("x-din-provider")!);
+      const balanceAnswer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+      answeredBy.push(balanceAnswer.headers.get("x-din-provider")!);
+    }
+    expect(Math.min(...shown)).toBe(head);
+    expect(answeredBy).not.toContain(providerAddress(3));
+    expect(behindCalls()).toBe(before);
+    await healAll();
+  });
+
   it("learns from its answer to a client's eth_blockNumber that a provider holds a new block, between probes", async () => {
     await nodes[3].setFault({ kind: "behind" });
     // Probes only at start: every head the router knows then is the same, node 3's too.
