@@ -72,7 +72,7 @@ export class UnknownChainError extends RouterError {
     const list = served.length > 0 ? served.join(", ") : "none yet";
     super(
       "unknown_chain",
-      `chain ${chainId} is not served: no registered provider has an endpoint for it (served chains: ${list})`,
+      `chain ${chainId} is not served: no eligible provider (registered, staked at least the minimum, not jailed) has an endpoint for it (served chains: ${list})`,
       RpcCode.unknownChain,
       404,
     );

@@ -20,6 +20,7 @@ const usage = `din — the OpenDIN command line
               din provider status [address]
   watchers    din case open --provider <address> --amount <DIN> --evidence <file>
               din case list [--provider <address>]
+              din case show --case <id>
               din case expire --case <id>
               din case claim
   governance  din gov delegate [--to <address>]
@@ -65,6 +66,7 @@ const commands: Record<string, Command> = {
     run: async (f) => cases.openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence) }),
   },
   "case list": { options: { provider: { type: "string" } }, positionals: 0, run: async (f) => cases.listCases(await ctx(f), { provider: str(f.provider) }) },
+  "case show": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => cases.showCase(await ctx(f), { case: str(f.case) }) },
   "case expire": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => cases.expireCase(await ctx(f), { case: str(f.case) }) },
   "case claim": { options: {}, positionals: 0, run: async (f) => cases.claim(await ctx(f)) },
   "gov delegate": { options: { to: { type: "string" } }, positionals: 0, run: async (f) => gov.delegate(await ctx(f), { to: str(f.to) }) },

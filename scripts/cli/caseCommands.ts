@@ -1,3 +1,5 @@
+import { isUtf8 } from "node:buffer";
+import type { Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError } from "./cliError.ts";
@@ -19,15 +21,49 @@ export type Case = {
 export const caseStatusNames = ["unknown", "open", "upheld", "rejected", "expired"] as const;
 const manager = (ctx: CliContext) => ({ address: ctx.contracts.SlashingManager, abi: abis.manager });
 
-/** Case `id` if it is open; otherwise a CliError saying what it is. `action` completes "only an open case can be …". */
-async function requireOpenCase(ctx: CliContext, id: bigint, action: string): Promise<Case> {
+/** Case `id`; a CliError if there is none. */
+async function existingCase(ctx: CliContext, id: bigint): Promise<Case> {
   const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
   if (c.status === 0) {
     const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
     throw new CliError(`there is no case ${id} (${count === 0n ? "no case has been opened yet" : `the latest is case ${count}`}): din case list shows them`);
   }
+  return c;
+}
+
+/** Case `id` if it is open; otherwise a CliError saying what it is. `action` completes "only an open case can be …". */
+async function requireOpenCase(ctx: CliContext, id: bigint, action: string): Promise<Case> {
+  const c = await existingCase(ctx, id);
   if (c.status !== 1) throw new CliError(`case ${id} is already ${caseStatusNames[c.status]}: only an open case can be ${action}`);
   return c;
+}
+
+/** One case whole, with its evidence (kept on chain only in the CaseOpened event): what a voter reads before voting. */
+export async function showCase(ctx: CliContext, flags: { case?: string }): Promise<Outcome> {
+  const id = parseId("--case", flags.case);
+  const c = await existingCase(ctx, id);
+  const [opened, now] = await Promise.all([
+    ctx.publicClient.getContractEvents({ ...manager(ctx), eventName: "CaseOpened", args: { caseId: id }, fromBlock: ctx.startBlock }),
+    chainTime(ctx),
+  ]);
+  const evidence = (opened[0] as { args?: { evidence?: Hex } } | undefined)?.args?.evidence ?? null;
+  const bytes = evidence === null ? null : Buffer.from(evidence.slice(2), "hex");
+  // Shown as text when it is text (JSON, a log), else as hex.
+  const text = bytes !== null && isUtf8(bytes) && !/[\u0000-\u0008\u000e-\u001f\u007f]/.test(bytes.toString("utf8")) ? bytes.toString("utf8") : null;
+  const statusName = caseStatusNames[c.status] ?? "unknown";
+  const deadline = statusName !== "open" ? "" : now > c.expiresAt ? `, past its deadline ${formatTime(c.expiresAt)}: din case expire --case ${id}` : `, open until ${formatTime(c.expiresAt)} (chain time now ${formatTime(now)})`;
+  const lines = [
+    `case ${id}: ${statusName}${deadline}`,
+    `  provider  ${c.provider}`,
+    `  watcher   ${c.watcher}, bond ${formatTokens(c.bond)}`,
+    `  asks      ${formatTokens(c.amount)}`,
+    bytes === null ? "  evidence  not found in the chain's events" : `  evidence  ${bytes.length} bytes, hash ${c.evidenceHash}${text === null ? " (not text; hex below)" : ""}`,
+  ];
+  if (bytes !== null) lines.push(text ?? evidence!);
+  return {
+    message: lines.join("\n"),
+    data: { id, ...c, statusName, pastDeadline: statusName === "open" && now > c.expiresAt, evidence, evidenceText: text },
+  };
 }
 
 /** Case `id` if governance can still resolve it: open and not past its deadline. */

@@ -12,5 +12,9 @@ export const usageError = (message: string): CliError => new CliError(message, "
 
 /** node:util parseArgs' complaint in one sentence ("Unknown option '--bogus'"), without its advice on positionals. */
 export function parseArgsProblem(error: unknown): string {
-  return (error as Error).message.split(/\.(\s|$)/)[0];
+  const message = (error as Error).message;
+  // A flag followed by another flag or by nothing: its value is missing, in words a user reads so.
+  const flag = /^Option '(-[^' ]+)(?: <value>)?' argument (?:is ambiguous|missing)/.exec(message)?.[1];
+  if (flag !== undefined) return `${flag} needs a value (one that starts with a dash is written ${flag}=-…)`;
+  return message.split(/\.(\s|$)/)[0];
 }

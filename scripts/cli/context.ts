@@ -53,6 +53,9 @@ type DevnetFile = {
  * devnet's .devnet/devnet.json. The key comes from `--key` or DIN_PRIVATE_KEY.
  */
 export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): Promise<CliContext> {
+  if (flags.rpc !== undefined && !/^https?:\/\/[^\s/]+/i.test(flags.rpc)) {
+    throw usageError(`--rpc must be a node's http:// or https:// URL, such as http://127.0.0.1:8545, not "${flags.rpc}"`);
+  }
   let rpcUrl: string;
   let chainId: number;
   let startBlock = 0n;

@@ -17,10 +17,17 @@ const governor = (ctx: CliContext) => ({ address: ctx.contracts.DinGovernor, abi
 export async function delegate(ctx: CliContext, flags: { to?: string }): Promise<Outcome> {
   const self = requireWallet(ctx).account.address;
   const to = flags.to ? parseAddress("--to", flags.to) : self;
-  const hash = await transact(ctx, { address: ctx.contracts.DinToken, abi: abis.token, functionName: "delegate", args: [to] });
-  const votes = await read<bigint>(ctx, { address: ctx.contracts.DinToken, abi: abis.token, functionName: "getVotes", args: [to] });
+  const token = { address: ctx.contracts.DinToken, abi: abis.token };
+  // Delegating again to the same address would cost gas and change nothing.
+  const current = await read<Address>(ctx, { ...token, functionName: "delegates", args: [self] });
+  const hash = current.toLowerCase() === to.toLowerCase() ? null : await transact(ctx, { ...token, functionName: "delegate", args: [to] });
+  const votes = await read<bigint>(ctx, { ...token, functionName: "getVotes", args: [to] });
+  const whom = to === self ? "yourself" : to;
   return {
-    message: `delegated your votes to ${to === self ? "yourself" : to}; ${to} now has ${formatTokens(votes)} of votes (tx ${hash})`,
+    message:
+      hash === null
+        ? `your votes are delegated to ${whom} already; ${to} has ${formatTokens(votes)} of votes (nothing sent)`
+        : `delegated your votes to ${whom}; ${to} now has ${formatTokens(votes)} of votes (tx ${hash})`,
     data: { delegatee: to, votes, transaction: hash },
   };
 }

@@ -95,10 +95,11 @@ export async function register(
 export async function stake(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
   const amount = parseTokens("<amount>", amountText);
   const { hash, approval } = await transactSpending(ctx, ctx.contracts.ProviderRegistry, amount, { ...registry(ctx), functionName: "stake", args: [amount] });
-  const state = await providerState(ctx, requireWallet(ctx).account.address);
+  const [state, minStake] = await Promise.all([providerState(ctx, requireWallet(ctx).account.address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
   const jailed = state.jailed ? "\n  you are jailed: routers send you no traffic until governance unjails you, whatever the stake" : "";
+  const below = state.activeStake < minStake ? `\n  active stake is still below the minimum ${formatTokens(minStake)}: routers send you no traffic until it reaches it` : "";
   return {
-    message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})${jailed}`,
+    message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})${jailed}${below}`,
     data: { amount, activeStake: state.activeStake, transaction: hash, approval },
   };
 }
@@ -257,6 +258,9 @@ async function routerView(routerUrl: string, address: Address): Promise<{ summar
   return { summary: found.map(describe).join("; "), raw: found };
 }
 
+/** SlashingManager.MAX_EVIDENCE_LENGTH. */
+const maxEvidenceBytes = 16_384;
+
 export async function readEvidence(path: string | undefined): Promise<`0x${string}`> {
   if (!path) throw usageError("--evidence <file> is required: the file whose bytes prove the misbehaviour");
   let bytes: Buffer;
@@ -266,5 +270,6 @@ export async function readEvidence(path: string | undefined): Promise<`0x${strin
     throw usageError(`--evidence: cannot read ${path}`);
   }
   if (bytes.length === 0) throw usageError(`--evidence: ${path} is empty`);
+  if (bytes.length > maxEvidenceBytes) throw usageError(`--evidence: ${path} holds ${bytes.length} bytes; a case takes at most ${maxEvidenceBytes} (keep the proof, link the rest)`);
   return `0x${bytes.toString("hex")}`;
 }

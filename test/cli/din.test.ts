@@ -176,8 +176,14 @@ describe("din case and din gov", () => {
     expect(opened.code).toBe(0);
     const caseId = (JSON.parse(opened.stdout) as { caseId: string }).caseId;
     expect((await din(["case", "list"])).stdout).toMatch(new RegExp(`case ${caseId}\\s+open\\s+provider ${operator}`));
+    // What a voter reads before voting: the case, and its evidence as the watcher gave it.
+    const shown = (await din(["case", "show", "--case", caseId])).stdout;
+    expect(shown).toMatch(new RegExp(`^case ${caseId}: open, open until \\S+ \\(chain time now \\S+\\)\n  provider  ${operator}\n`));
+    expect(shown).toContain("  asks      100 DIN\n");
+    expect(shown.trim().split("\n").at(-1)).toBe(JSON.stringify({ method: "eth_getBalance", returned: "0xdead" }));
 
     expect((await din(["gov", "delegate"], voterKey)).stdout).toMatch(/delegated your votes to yourself; .* now has 10,000,000 DIN of votes/);
+    expect((await din(["gov", "delegate"], voterKey)).stdout).toMatch(/your votes are delegated to yourself already; .* has 10,000,000 DIN of votes \(nothing sent\)/);
     await advance(1);
     // No block of the chain's own until the early vote: on a slow machine one would open the vote
     // (delay 1 s) while the CLI starts, and the vote would pass.
@@ -237,6 +243,9 @@ describe("din case and din gov", () => {
     const unbond = await din(["provider", "unbond", "1150"], operatorKey);
     expect(unbond.code).toBe(0);
     expect(unbond.stdout).toContain("active stake 50 DIN is now below the minimum 100 DIN: routers send you no traffic until you top up (din provider stake)");
+    const short = await din(["provider", "stake", "10"], operatorKey);
+    expect(short.stdout).toContain("active stake is now 60 DIN");
+    expect(short.stdout).toContain("active stake is still below the minimum 100 DIN: routers send you no traffic until it reaches it");
   });
 });
 
@@ -245,6 +254,18 @@ describe("din's errors", () => {
     const result = await din(["provider", "stake", "--amount", "5"], operatorKey);
     expect(result.code).toBe(2);
     expect(result.stderr.trim()).toBe("din: din provider stake: Unknown option '--amount'");
+    // A flag whose value was forgotten, followed by another flag or by nothing.
+    const forgotten = await din(["case", "open", "--provider", "--amount", "10"], watcherKey);
+    expect(forgotten.stderr.trim()).toBe("din: din case open: --provider needs a value (one that starts with a dash is written --provider=-…)");
+    const last = await din(["case", "show", "--case"]);
+    expect(last.stderr.trim()).toBe("din: din case show: --case needs a value (one that starts with a dash is written --case=-…)");
+    const notUrl = await din(["provider", "status", operator, "--rpc", "notaurl"]);
+    expect(notUrl.stderr.trim()).toBe('din: --rpc must be a node\'s http:// or https:// URL, such as http://127.0.0.1:8545, not "notaurl"');
+    const tooLong = join(cwd, "long-evidence.json");
+    await writeFile(tooLong, "x".repeat(16_385));
+    const long = await din(["case", "open", "--provider", operator, "--amount", "1", "--evidence", tooLong], watcherKey);
+    expect(long.stderr.trim()).toBe(`din: --evidence: ${tooLong} holds 16385 bytes; a case takes at most 16384 (keep the proof, link the rest)`);
+    expect([forgotten.code, last.code, notUrl.code, long.code]).toEqual([2, 2, 2, 2]);
   });
 
   it("rejects a malformed amount", async () => {
@@ -323,10 +344,10 @@ describe("din provider deregister", () => {
   it("deregisters: endpoints removed, the active stake unbonding", async () => {
     const result = await din(["provider", "deregister"], operatorKey);
     expect(result.stderr).toBe("");
-    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 50 DIN of active stake unbonds, withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n$/);
+    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 60 DIN of active stake unbonds, withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n$/);
     const provider = await system.contracts.registry.read.getProvider([operator]);
     expect(provider).toMatchObject({ registered: false, activeStake: 0n, endpointCount: 0 });
-    expect(provider.unbondingStake).toBe(parseEther("1200"));
+    expect(provider.unbondingStake).toBe(parseEther("1210"));
     expect((await din(["provider", "deregister"], operatorKey)).stderr).toContain("is not a registered provider");
   });
 });
