@@ -1,4 +1,3 @@
-import type { ClientShare } from "./connections.ts";
 import type { RpcCall } from "./jsonRpc.ts";
 
 // Block heights in calls and answers. A call naming a block by its number is sent first to
@@ -96,17 +95,44 @@ function isLatest(tag: unknown): boolean {
 /** The block an answer to `method` shows its provider holds: eth_blockNumber's result, a receipt's block; else null. */
 export function shownBlock(method: string, result: unknown, quantity: number | null): number | null {
   if (method === "eth_blockNumber") return quantity;
-  if (method !== "eth_getTransactionReceipt" || typeof result !== "object" || result === null) return null;
+  if ((method !== "eth_getTransactionReceipt" && method !== "eth_sendRawTransactionSync") || typeof result !== "object" || result === null) return null;
   return quantityOf((result as { blockNumber?: unknown }).blockNumber);
 }
 
-/** The newest block `client` was shown on `chainId` (-1: none). */
-export function clientHead(client: ClientShare, chainId: number): number {
-  return client.heads?.get(chainId) ?? -1;
-}
+/**
+ * Per client address, per chain, the newest block the client was shown. Kept for `holdMs` after it
+ * last rose (a chain reset or a reorganisation leaves one no provider reaches: it lapses), for at
+ * most `maxClients` addresses (the oldest go first), as WriteAffinity keeps its own.
+ */
+export class ClientHeads {
+  private readonly byClient = new Map<string, { heads: Map<number, number>; until: number }>();
+  private readonly holdMs: number;
+  private readonly maxClients: number;
 
-/** `client` was shown `block` on `chainId` (by a provider known to hold it). */
-export function showClient(client: ClientShare, chainId: number, block: number): void {
-  const heads = (client.heads ??= new Map());
-  if (block > (heads.get(chainId) ?? -1)) heads.set(chainId, block);
+  constructor(holdMs: number, maxClients = 65_536) {
+    this.holdMs = holdMs;
+    this.maxClients = maxClients;
+  }
+
+  /** The newest block `client` was shown on `chainId`; -1 when none (or long ago). */
+  of(chainId: number, client: string, now: number): number {
+    if (this.byClient.size === 0) return -1;
+    const entry = this.byClient.get(client);
+    return entry === undefined || entry.until <= now ? -1 : (entry.heads.get(chainId) ?? -1);
+  }
+
+  /** `client` was shown `block` on `chainId`. */
+  shown(chainId: number, client: string, block: number, now: number): void {
+    let entry = this.byClient.get(client);
+    if (entry !== undefined && entry.until > now && block <= (entry.heads.get(chainId) ?? -1)) return;
+    if (entry === undefined || entry.until <= now) entry = { heads: new Map(), until: 0 };
+    entry.heads.set(chainId, block);
+    entry.until = now + this.holdMs;
+    this.byClient.delete(client); // set again below, so the map stays in the order the entries end
+    this.byClient.set(client, entry);
+    for (const [key, old] of this.byClient) {
+      if (old.until > now && this.byClient.size <= this.maxClients) break;
+      this.byClient.delete(key);
+    }
+  }
 }

@@ -20,17 +20,7 @@ type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient
  * against it, from their headers to their answer (a share known by X-Forwarded-For alone has no
  * connection to keep it); `inFlight`: those whose body has arrived; `calls`: their calls.
  */
-export type ClientShare = {
-  key: string;
-  connections: number;
-  requests: number;
-  inFlight: number;
-  calls: number;
-  bufferBytes: number;
-  filters: number;
-  /** Per chain, the newest block the client was shown (blocks.ts): its reads of the latest state do not go back before it. */
-  heads: Map<number, number> | null;
-};
+export type ClientShare = { key: string; connections: number; requests: number; inFlight: number; calls: number; bufferBytes: number; filters: number };
 
 /** Every client's share, found from a socket; a client that holds nothing is forgotten. */
 export class ClientLedger {
@@ -83,7 +73,7 @@ export class ClientLedger {
   private byAddress(address: string): ClientShare {
     const key = clientKey(address);
     let share = this.byKey.get(key);
-    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, requests: 0, inFlight: 0, calls: 0, bufferBytes: 0, filters: 0, heads: null }));
+    if (share === undefined) this.byKey.set(key, (share = { key, connections: 0, requests: 0, inFlight: 0, calls: 0, bufferBytes: 0, filters: 0 }));
     return share;
   }
 }

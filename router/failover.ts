@@ -1,7 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { clientHead, namedBlock, readsLatest, showClient } from "./blocks.ts";
-import type { ClientShare } from "./connections.ts";
+import { namedBlock, readsLatest, type ClientHeads } from "./blocks.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -30,6 +29,8 @@ export type RouteContext = {
   gates: ConnectionGates;
   /** Who took each client's last transaction (asked first about its transactions). */
   affinity: WriteAffinity;
+  /** The newest block each client was shown (its reads of the latest state need it). */
+  heads: ClientHeads;
 };
 
 /** How one call is routed, past its providers' weights. */
@@ -38,8 +39,8 @@ export type RouteOptions = {
   exclude?: readonly ProviderHealth[];
   /** Holds the answers being collected against a client's part of the buffer budget. */
   budget?: AnswerBudget | null;
-  /** The client, for its calls about its own transactions (writeAffinity.ts) and its reads of the latest state (blocks.ts); null for the router's own calls. */
-  client?: ClientShare | null;
+  /** The client's address (ClientShare.key), for its calls about its own transactions (writeAffinity.ts) and its reads of the latest state (blocks.ts); null for the router's own calls. */
+  client?: string | null;
 };
 
 export type CallResult = {
@@ -166,7 +167,7 @@ class CallRouting implements CallHandle {
   private readonly deadline: number;
   private readonly resolve: (result: CallResult) => void;
   private readonly budget: AnswerBudget | null;
-  private readonly client: ClientShare | null;
+  private readonly client: string | null;
   /** The providers that took the client's last transaction, asked first about its transactions. */
   private readonly prefer: readonly ProviderHealth[] | null;
   /**
@@ -222,12 +223,13 @@ class CallRouting implements CallHandle {
     this.client = options.client ?? null;
     // A read of the latest state needs the newest block its client was shown, as if it named it.
     const named = namedBlock(call);
-    this.block = this.client?.heads != null && readsLatest(call) ? Math.max(named, clientHead(this.client, table.chainId)) : named;
+    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, performance.now());
+    this.block = shown >= 0 && readsLatest(call) ? Math.max(named, shown) : named;
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : (options.budget ?? null);
     this.body = upstreamBody(call, id);
     this.started = performance.now();
-    this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client.key, call.method, this.started);
+    this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client, call.method, this.started);
     this.deadline = this.started + ctx.failover.deadlineMs;
   }
 
@@ -447,17 +449,23 @@ class CallRouting implements CallHandle {
     if (this.inFlight.length === 0) this.finishWithFallbackOrError();
   }
 
-  /** `p`'s answer shows it holds `block`: the table learns it (between probes), and so does the client, if the table believes it. */
+  /**
+   * `p`'s answer shows it holds `block`: the table learns it from a height (between probes), and
+   * the client learns it up to what another provider is known to hold: one provider alone (a liar a
+   * few blocks ahead, within what the table believes) would otherwise draw all its latest reads.
+   */
   private shown(p: ProviderHealth, block: number): void {
-    this.table.recordAnsweredHead(p, block);
-    if (this.client !== null && p.holdsBlock(block)) showClient(this.client, this.table.chainId, block);
+    if (this.call.method === "eth_blockNumber") this.table.recordAnsweredHead(p, block);
+    if (this.client === null) return;
+    const held = Math.min(block, this.table.heldByAnother(p));
+    if (held >= 0) this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now());
   }
 
   /** `p` took the client's transaction: its calls about its transactions prefer it (and the other copies that did). */
   private tookTransaction(p: ProviderHealth): void {
     if (this.tookBy === null) {
       this.tookBy = [p];
-      this.ctx.affinity.took(this.table.chainId, this.client!.key, this.tookBy, performance.now());
+      this.ctx.affinity.took(this.table.chainId, this.client!, this.tookBy, performance.now());
     } else if (!this.tookBy.includes(p)) this.tookBy.push(p);
   }
 

@@ -72,11 +72,23 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
     const container = open.pop() as Record<string, unknown>;
     const level = levels.pop() as number;
     if (level > limit) return true;
-    for (const key in container) {
-      const inner = container[key];
-      if (typeof inner === "object" && inner !== null) {
-        open.push(inner);
-        levels.push(level + 1);
+    // An array by index: for…in would enumerate its indices as strings (several times slower). The
+    // two loops are written out: through a shared closure the walk took twice as long.
+    if (Array.isArray(container)) {
+      for (let i = 0; i < container.length; i++) {
+        const inner: unknown = container[i];
+        if (typeof inner === "object" && inner !== null) {
+          open.push(inner);
+          levels.push(level + 1);
+        }
+      }
+    } else {
+      for (const key in container) {
+        const inner = container[key];
+        if (typeof inner === "object" && inner !== null) {
+          open.push(inner);
+          levels.push(level + 1);
+        }
       }
     }
   }

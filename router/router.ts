@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import { ClientHeads } from "./blocks.ts";
 import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
 import { RouterOptionError } from "./errors.ts";
 import { ClientLedger, guardConnections, serverOptions, TrustedProxies } from "./connections.ts";
@@ -159,7 +160,9 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   // As many as the agent keeps to each origin: past them, client calls wait in the router's own queue.
   const gates = new ConnectionGates(routing.limits.connectionsPerProvider);
   const affinity = new WriteAffinity(routing.failover.writeAffinityMs);
-  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates, affinity };
+  // A minute: by then the chain has moved past what a client was shown, on any provider in sync.
+  const heads = new ClientHeads(60_000);
+  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates, affinity, heads };
   const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;

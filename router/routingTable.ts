@@ -146,6 +146,11 @@ export class ChainTable {
     this.shown(p, height);
   }
 
+  /** The highest block a provider other than `p` is known to hold: the upper median probed head, or a higher one another answered. */
+  heldByAnother(p: ProviderHealth): number {
+    return Math.max(this.medianLog.at(-1)?.upper ?? -1, p === this.highestBy ? this.secondHighest : this.highest);
+  }
+
   /** Keeps the two highest heights providers answered (and were believed), and who answered the highest. */
   private shown(p: ProviderHealth, height: number): void {
     if (height > this.highest) {

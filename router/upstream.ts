@@ -202,10 +202,11 @@ export function classifyRpcError(code: number, message: string): "answer" | "sof
 const maxReplyContainers = 256 * 1024;
 
 /**
- * The deepest nesting passed on: real answers nest under ten levels (a block's transactions' access
- * lists). Deeper ones break clients' parsers (Python's stops near 1,000 levels) and the router's
- * own JSON.stringify (near 5,000); like a reply too large, one counts against its provider only if
- * another provider answers the call.
+ * The deepest nesting passed on: the answers of the methods served by default nest under ten levels
+ * (a block's transactions' access lists); a call trace (debug_, trace_, refused unless allowed) may
+ * nest deeper. Deeper ones break clients' parsers (Python's stops near 1,000 levels) and the
+ * router's own JSON.stringify (near 5,000); like a reply too large, one counts against its
+ * provider only if another provider answers the call.
  */
 export const maxReplyDepth = 512;
 const maxReplyValues = 2 * 1024 * 1024;
@@ -225,12 +226,16 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { type: "failure", kind: "malformed", detail: "the reply is not a JSON-RPC response object", latencyMs };
   }
+  // Nesting needs two bytes a level: a short reply cannot be too deep, and costs no walk.
+  if (bytes.length > 2 * maxReplyDepth && nestsDeeperThan(value, maxReplyDepth)) {
+    return { type: "failure", kind: "too_large", detail: `the reply nests deeper than ${maxReplyDepth} levels`, latencyMs };
+  }
   const reply = value as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: unknown };
   if (reply.jsonrpc !== "2.0") return { type: "failure", kind: "malformed", detail: 'the reply lacks "jsonrpc":"2.0"', latencyMs };
   if (reply.id !== id) {
-    // id null with an error is how a node answers a request it could not read: the request may be
-    // at fault (held as a suspect, counted against maxAttempts), not only the provider.
-    if (reply.id === null && isRpcError(reply.error)) {
+    // id null with a JSON-RPC request error is how a node answers a request it could not read: the
+    // request may be at fault (held as a suspect, counted against maxAttempts), not only the provider.
+    if (reply.id === null && isRpcError(reply.error) && reply.error.code <= -32600 && reply.error.code >= -32700) {
       return { type: "failure", kind: "rpc_fault", detail: `could not read the call: ${reply.error.code} ${reply.error.message.slice(0, 200)}`, latencyMs };
     }
     return { type: "failure", kind: "wrong_id", detail: `answered id ${describeId(reply.id)} for id ${describeId(id)}`, latencyMs };
@@ -239,11 +244,6 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const hasError = reply.error !== undefined;
   if (hasResult === hasError) {
     return { type: "failure", kind: "malformed", detail: "the reply must hold exactly one of result and error", latencyMs };
-  }
-  // The result sits at level 2 of the reply, an error's data at level 3.
-  const inner = hasResult ? reply.result : (reply.error as { data?: unknown } | null)?.data;
-  if (typeof inner === "object" && inner !== null && nestsDeeperThan(inner, maxReplyDepth - (hasResult ? 1 : 2))) {
-    return { type: "failure", kind: "too_large", detail: `the reply nests deeper than ${maxReplyDepth} levels`, latencyMs };
   }
   if (hasResult) {
     const types = resultTypes.get(method);

@@ -55,8 +55,11 @@ export type Fault =
    * method's; `nullId`: with id null, as a node answers a request it could not read.
    */
   | { kind: "rpcError"; code: number; message: string; method?: string; nullId?: boolean }
-  /** Answer one method's calls (or every call) with a result nested this many lists deep: `[[[…]]]`. */
-  | { kind: "deep"; levels: number; method?: string }
+  /**
+   * Answer one method's calls (or every call) with a result nested this many lists deep: `[[[…]]]`;
+   * `beside`: with an empty list as the result, and the nesting in a member of its own.
+   */
+  | { kind: "deep"; levels: number; method?: string; beside?: boolean }
   /** Answer as a node on a fork: blocks and logs as the chain has them, under other block hashes. */
   | { kind: "forked" }
   /** Answer eth_getLogs with a member of its own (`padding`, this many characters) in each log. */
@@ -278,7 +281,8 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         // Written out, not stringified: JSON.stringify runs out of stack a few thousand levels down.
         const levels = Math.min(Math.max(Math.trunc(Number(f.levels)) || 1, 1), 1_000_000); // the admin API takes any JSON
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${"[".repeat(levels)}${"]".repeat(levels)}}`);
+        const nested = `${"[".repeat(levels)}${"]".repeat(levels)}`;
+        res.end(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},${f.beside ? `"result":[],"extra":${nested}` : `"result":${nested}`}}`);
         return;
       case "oversized": {
         if (f.method !== undefined && f.method !== method) break;

@@ -13,16 +13,8 @@ export type Call = { address: Address; abi: Abi; functionName: string; args?: re
  */
 export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
   const wallet = requireWallet(ctx);
-  // Decode against every contract's errors: a call may revert inside another contract.
-  const abi = [...call.abi, ...abis.all];
   try {
-    const { request } = await ctx.publicClient.simulateContract({
-      account: wallet.account,
-      address: call.address,
-      abi,
-      functionName: call.functionName,
-      args: call.args ?? [],
-    });
+    const { request } = await simulate(ctx, call);
     const hash = await wallet.writeContract(request);
     const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new CliError(`transaction ${hash} reverted`);
@@ -35,6 +27,18 @@ export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
     }
     throw new CliError(explainRevert(error));
   }
+}
+
+/** Runs `call` from the key's account without sending it; throws viem's error on a revert. */
+function simulate(ctx: CliContext, call: Call) {
+  return ctx.publicClient.simulateContract({
+    account: requireWallet(ctx).account,
+    address: call.address,
+    // Decode against every contract's errors: a call may revert inside another contract.
+    abi: [...call.abi, ...abis.all],
+    functionName: call.functionName,
+    args: call.args ?? [],
+  });
 }
 
 export async function read<T>(ctx: CliContext, call: Call): Promise<T> {
@@ -54,7 +58,8 @@ export async function read<T>(ctx: CliContext, call: Call): Promise<T> {
  * Sends `call`, in which `spender` takes `amount` of the sender's DIN, approving that first when
  * the allowance is short. Nothing goes out unless the call would then pass: the balance is checked,
  * and the call simulated before the approval, so any refusal but the missing allowance (not
- * registered, no stake to slash, a name too long) is said with the approval unsent.
+ * registered, no stake to slash, a name too long) is said with the approval unsent. (That holds
+ * because the contracts take the tokens last, after their own checks.)
  */
 export async function transactSpending(ctx: CliContext, spender: Address, amount: bigint, call: Call): Promise<{ hash: Hash; approval: Hash | undefined }> {
   const owner = requireWallet(ctx).account.address;
@@ -67,7 +72,7 @@ export async function transactSpending(ctx: CliContext, spender: Address, amount
   let approval: Hash | undefined;
   if (allowance < amount) {
     try {
-      await ctx.publicClient.simulateContract({ account: owner, address: call.address, abi: [...call.abi, ...abis.all], functionName: call.functionName, args: call.args ?? [] });
+      await simulate(ctx, call);
     } catch (error) {
       if (revertName(error) !== "ERC20InsufficientAllowance") throw new CliError(explainRevert(error));
     }

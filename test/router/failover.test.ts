@@ -7,6 +7,7 @@ import { routeCall, startSweeper, type CallResult } from "../../router/failover.
 import { ConnectionGates, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
 import { WriteAffinity } from "../../router/writeAffinity.ts";
+import { ClientHeads } from "../../router/blocks.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
@@ -278,20 +279,51 @@ describe("failover", () => {
     const blockNumber = (id: number) => ({ jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] });
     // The client is shown the head (by a provider that has it: node 3 would answer head - 1).
     for (let i = 0; i < 40 && Number(((await router.post(CHAIN, blockNumber(i))).json() as { result: string }).result) !== head; i++);
+    expect(Number(((await router.post(CHAIN, blockNumber(0))).json() as { result: string }).result)).toBe(head);
     const behindCalls = () => clientCalls(nodes[3]); // its eth_getBalance calls (probes ask only heights and chain ids)
-    const shown: number[] = [];
-    const answeredBy: string[] = [];
-    const before = behindCalls();
-    for (let i = 0; i < 30; i++) {
-      const heightAnswer = await router.post(CHAIN, blockNumber(i));
-      shown.push(Number((heightAnswer.json() as { result: string }).result));
-      answeredBy.push(heightAnswer.headers.get("x-din-provider")!);
-      const balanceAnswer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
-      answeredBy.push(balanceAnswer.headers.get("x-din-provider")!);
-    }
-    expect(Math.min(...shown)).toBe(head);
-    expect(answeredBy).not.toContain(providerAddress(3));
+    /** 30 heights and 30 balances at "latest": the heights shown, and who answered. */
+    const latestReads = async () => {
+      const shown: number[] = [];
+      const answeredBy: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const heightAnswer = await router.post(CHAIN, blockNumber(i));
+        shown.push(Number((heightAnswer.json() as { result: string }).result));
+        answeredBy.push(heightAnswer.headers.get("x-din-provider")!);
+        const balanceAnswer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+        answeredBy.push(balanceAnswer.headers.get("x-din-provider")!);
+      }
+      return { shown, answeredBy };
+    };
+    let before = behindCalls();
+    const reads = await latestReads();
+    expect(Math.min(...reads.shown)).toBe(head);
+    expect(reads.answeredBy).not.toContain(providerAddress(3));
     expect(behindCalls()).toBe(before);
+
+    // A receipt shows its block too. Node 3 now holds the head the client saw; a transaction makes the next block.
+    await nodes[3].setFault({ kind: "behind", head });
+    const { hash } = await sendTransaction();
+    await waitFor(() => [0, 1, 2].every((i) => provider(i).head === head + 1) && provider(3).head === head, "the transaction's block probed");
+    const receipt = (await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getTransactionReceipt", params: [hash] })).json() as { result: { blockNumber: string } };
+    expect(Number(receipt.result.blockNumber)).toBe(head + 1);
+    before = behindCalls();
+    for (let i = 0; i < 30; i++) {
+      const balanceAnswer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+      expect(balanceAnswer.headers.get("x-din-provider")).not.toBe(providerAddress(3));
+    }
+    expect(behindCalls()).toBe(before);
+    await healAll();
+  });
+
+  it("lets no provider alone draw a client's latest reads to itself by naming a height only it claims", async () => {
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await nodes[3].setFault({ kind: "staleHead", head: head + 3 }); // within what the table believes of one provider
+    await waitFor(() => provider(3).head === head + 3, "node 3's claim probed");
+    const blockNumber = { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] };
+    for (let i = 0; i < 60 && (await router.post(CHAIN, blockNumber)).headers.get("x-din-provider") !== providerAddress(3); i++);
+    const answeredBy = new Set<string>();
+    for (let i = 0; i < 40; i++) answeredBy.add((await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] })).headers.get("x-din-provider")!);
+    expect(answeredBy.size).toBeGreaterThan(1);
     await healAll();
   });
 
@@ -414,6 +446,9 @@ describe("failover", () => {
     const filterLogs = await router.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getFilterLogs", params: [installed.result] });
     expect(filterLogs.json()).toMatchObject({ id: 2, error: { code: -32050 } });
     expect((await router.post(CHAIN, call)).json()).toMatchObject({ id: 4, error: { code: -32050, message: expect.stringMatching(/nests deeper than 512 levels/) } });
+    // Anywhere in the reply: its bytes go to the client whole.
+    for (const node of nodes) await node.setFault({ kind: "deep", levels: 600, method: "eth_getLogs", beside: true });
+    expect((await router.post(CHAIN, call)).json()).toMatchObject({ id: 4, error: { code: -32050, message: expect.stringMatching(/nests deeper than 512 levels/) } });
     await healAll();
   });
 
@@ -425,7 +460,8 @@ describe("failover", () => {
     const call = { jsonrpc: "2.0", id: 3, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
     for (let i = 0; i < 6; i++) {
       const answer = await router.post(CHAIN, call);
-      expect(answer.json()).toMatchObject({ id: 3, error: { code: -32050, message: expect.stringMatching(/could not read the call: -32600 Invalid request/) } });
+      expect(answer.json()).toMatchObject({ id: 3, error: { code: -32050, message: expect.stringMatching(/^all 4 attempts failed \(last: .*could not read the call: -32600 Invalid request\)$/) } });
+      expect(answer.headers.get("x-din-attempts")).toBe("4");
     }
     expect(failures()).toEqual(before);
     expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
@@ -766,7 +802,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const results: CallResult[] = [];
     routeCall(
-      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) },
+      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) },
       table,
       { id: 7, method: "eth_blockNumber", params: [], notification: false },
       7,
@@ -791,7 +827,7 @@ describe("routing one call", () => {
     const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
     const agent = new Agent();
     const sweeper = startSweeper();
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) };
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
     const route: Route = (table, id) =>
       new Promise((resolve) => routeCall(context, table, { id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, id, resolve));
     try {
@@ -856,7 +892,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const before = nodes[0].stats().byMethod.eth_getBalance ?? 0;
     const results: CallResult[] = [];
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) };
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
     const call = routeCall(context, table, { id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, 7, (result) => results.push(result));
     expect(results).toEqual([]); // waiting for the probe
     call.abandon();
@@ -948,7 +984,7 @@ describe("routing one call", () => {
     const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
-      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0) };
+      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
       routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), { budget });
       await waitFor(() => results.length > 0, "the call's answer");
       await new Promise((resolve) => setTimeout(resolve, 100)); // and only one
