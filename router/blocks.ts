@@ -5,7 +5,6 @@ import type { RpcCall } from "./jsonRpc.ts";
 // still eligible, and one of them would answer such a call with null, "header not found" or logs
 // that stop at its own head, when the client learned of the block from another provider a moment
 // before (viem and ethers read eth_blockNumber, then ask for that block).
-
 //
 // A client's reads of the latest state go likewise to providers known to hold the newest block it
 // was shown (by an eth_blockNumber answer, or the block of a receipt): a provider one block behind

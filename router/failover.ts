@@ -221,14 +221,14 @@ class CallRouting implements CallHandle {
     this.resolve = resolve;
     this.write = writeMethods.has(call.method);
     this.client = options.client ?? null;
+    this.started = performance.now();
     // A read of the latest state needs the newest block its client was shown, as if it named it.
     const named = namedBlock(call);
-    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, performance.now());
+    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, this.started);
     this.block = shown >= 0 && readsLatest(call) ? Math.max(named, shown) : named;
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : (options.budget ?? null);
     this.body = upstreamBody(call, id);
-    this.started = performance.now();
     this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client, call.method, this.started);
     this.deadline = this.started + ctx.failover.deadlineMs;
   }

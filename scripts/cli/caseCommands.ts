@@ -51,7 +51,8 @@ export async function showCase(ctx: CliContext, flags: { case?: string }): Promi
   // Shown as text when it is text (JSON, a log), else as hex.
   const text = bytes !== null && isUtf8(bytes) && !/[\u0000-\u0008\u000e-\u001f\u007f]/.test(bytes.toString("utf8")) ? bytes.toString("utf8") : null;
   const statusName = caseStatusNames[c.status] ?? "unknown";
-  const deadline = statusName !== "open" ? "" : now > c.expiresAt ? `, past its deadline ${formatTime(c.expiresAt)}: din case expire --case ${id}` : `, open until ${formatTime(c.expiresAt)} (chain time now ${formatTime(now)})`;
+  const pastDeadline = statusName === "open" && now > c.expiresAt;
+  const deadline = statusName !== "open" ? "" : pastDeadline ? `, past its deadline ${formatTime(c.expiresAt)}: din case expire --case ${id}` : `, open until ${formatTime(c.expiresAt)} (chain time now ${formatTime(now)})`;
   const lines = [
     `case ${id}: ${statusName}${deadline}`,
     `  provider  ${c.provider}`,
@@ -62,7 +63,7 @@ export async function showCase(ctx: CliContext, flags: { case?: string }): Promi
   if (bytes !== null) lines.push(text ?? evidence!);
   return {
     message: lines.join("\n"),
-    data: { id, ...c, statusName, pastDeadline: statusName === "open" && now > c.expiresAt, evidence, evidenceText: text },
+    data: { id, ...c, statusName, pastDeadline, evidence, evidenceText: text },
   };
 }
 
