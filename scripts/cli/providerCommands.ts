@@ -32,6 +32,12 @@ export function parseEndpoint(value: string): [bigint, string] {
   return [chainId, url];
 }
 
+/** A line for the operator when a WebSocket URL is registered: the registry takes it, this network's routers send it nothing. */
+function webSocketNote(urls: readonly string[]): string {
+  const sockets = urls.filter((url) => /^wss?:\/\//i.test(url));
+  return sockets.length === 0 ? "" : `\n  note: OpenDIN routers send JSON-RPC over http(s) only, so ${sockets.join(", ")} gets no traffic from them: register the node's https:// URL`;
+}
+
 /** What is wrong with an endpoint: by the registry's rules, or one it takes but no router would use. */
 function endpointCheck(chainId: bigint, url: string): string | undefined {
   if (chainId === 0n) return "chain id 0 is not a chain";
@@ -87,7 +93,7 @@ export async function register(
   }
   const served = endpoints.map(([chainId, url]) => `chain ${chainId} at ${url}`).join(", ");
   return {
-    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}`,
+    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}${webSocketNote(endpoints.map(([, url]) => url))}`,
     data: { provider: address, name: flags.name, stake, endpoints: endpoints.map(([chainId, url]) => ({ chainId, url })), transactions: hashes },
   };
 }
@@ -112,7 +118,7 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
     const problem = endpointCheck(chainId, url);
     if (problem) throw usageError(problem);
     const hash = await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] });
-    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})`, data: { chainId, url, transaction: hash } };
+    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})${webSocketNote([url])}`, data: { chainId, url, transaction: hash } };
   }
   if (action === "remove") {
     const chainId = parseId("<chainId>", rest[0]);

@@ -160,7 +160,10 @@ describe("din provider", () => {
     const huge = await din(["provider", "endpoint", "set", "99999999999999999999", "https://x.example"], operatorKey);
     expect(huge.stderr.trim()).toBe("din: chain id 99999999999999999999 is not one routers read (1 to 2^53 − 1)");
     expect([secret.code, zoned.code, huge.code]).toEqual([2, 2, 2]);
-    expect((await din(["provider", "endpoint", "set", "1", "wss://one.example"], operatorKey)).code).toBe(0);
+    // The registry takes a WebSocket URL; the operator hears that routers send it nothing.
+    const socket = await din(["provider", "endpoint", "set", "1", "wss://one.example"], operatorKey);
+    expect(socket.code).toBe(0);
+    expect(socket.stdout).toContain("note: OpenDIN routers send JSON-RPC over http(s) only, so wss://one.example gets no traffic from them: register the node's https:// URL");
     expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);
     expect((await din(["provider", "endpoint", "remove", "1"], operatorKey)).stdout).toMatch(/endpoint for chain 1 removed/);
     const missing = await din(["provider", "endpoint", "remove", "1"], operatorKey);
