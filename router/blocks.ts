@@ -1,4 +1,5 @@
 import type { RpcCall } from "./jsonRpc.ts";
+import { renew } from "./writeAffinity.ts";
 
 // Block heights in calls and answers. A call naming a block by its number is sent first to
 // providers known to hold that block (failover.ts): providers a few blocks behind the chain are
@@ -127,11 +128,6 @@ export class ClientHeads {
     if (entry === undefined || entry.until <= now) entry = { heads: new Map(), until: 0 };
     entry.heads.set(chainId, block);
     entry.until = now + this.holdMs;
-    this.byClient.delete(client); // set again below, so the map stays in the order the entries end
-    this.byClient.set(client, entry);
-    for (const [key, old] of this.byClient) {
-      if (old.until > now && this.byClient.size <= this.maxClients) break;
-      this.byClient.delete(key);
-    }
+    renew(this.byClient, client, entry, now, this.maxClients);
   }
 }

@@ -6,7 +6,7 @@ import type { ProviderHealth } from "./health.ts";
 import { errorResponse, resultResponse, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { CallOutcome } from "./metrics.ts";
 import type { ChainTable } from "./routingTable.ts";
-import type { AnswerBudget } from "./upstream.ts";
+import { isRpcError, type AnswerBudget } from "./upstream.ts";
 import type { ClientLedger, ClientShare } from "./connections.ts";
 
 // Filters (eth_newFilter, eth_newBlockFilter, eth_getFilterChanges, eth_getFilterLogs,
@@ -593,7 +593,7 @@ export class FilterRegistry {
         const base = { provider: r.provider, attempts: r.attempts, outcome: r.outcome };
         if (resultJson !== null) return { ...base, bytes: resultResponse(callId, resultJson) };
         const e = reply.error;
-        if (e !== undefined && typeof e.code === "number" && typeof e.message === "string") return { ...base, bytes: errorResponse(callId, e.code, e.message, e.data) };
+        if (isRpcError(e)) return { ...base, bytes: errorResponse(callId, e.code, e.message, e.data) };
         return { ...base, bytes: errorResponse(callId, RpcCode.upstreamFailed, `${method} for the filter got no usable answer`) };
       };
       use(reply.error === undefined ? reply.result : undefined, answer, r.provider);

@@ -264,7 +264,8 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, block: null, nullResult: false };
 }
 
-function isRpcError(error: unknown): error is { code: number; message: string } {
+/** Whether a reply's error member is a JSON-RPC error object: a numeric code and a message. */
+export function isRpcError<T>(error: T): error is T & { code: number; message: string } {
   const e = error as { code?: unknown; message?: unknown } | null;
   return typeof e === "object" && e !== null && typeof e.code === "number" && typeof e.message === "string";
 }

@@ -31,13 +31,7 @@ export class WriteAffinity {
   took(chainId: number, client: string, providers: readonly ProviderHealth[], now: number): void {
     if (this.holdMs <= 0) return;
     const key = `${chainId} ${client}`;
-    this.byClient.delete(key); // set again below, so the map stays in the order the entries end
-    this.byClient.set(key, { providers, until: now + this.holdMs });
-    // Ended entries go first; past maxClients, the oldest (clients from many addresses cannot grow it without bound).
-    for (const [k, entry] of this.byClient) {
-      if (entry.until > now && this.byClient.size <= this.maxClients) break;
-      this.byClient.delete(k);
-    }
+    renew(this.byClient, key, { providers, until: now + this.holdMs }, now, this.maxClients);
   }
 
   /** The providers to ask first for `client`'s `method` on `chainId`, if it sent a transaction lately. */
@@ -45,5 +39,19 @@ export class WriteAffinity {
     if (this.byClient.size === 0 || !affineMethods.has(method)) return null;
     const entry = this.byClient.get(`${chainId} ${client}`);
     return entry !== undefined && entry.until > now ? entry.providers : null;
+  }
+}
+
+/**
+ * Sets `key` to `entry` at the end of `map`, which so stays in the order its entries end; then drops
+ * the ended entries from the front and, past `max`, the oldest (clients from many addresses cannot
+ * grow it without bound). Also for ClientHeads (blocks.ts).
+ */
+export function renew<T extends { until: number }>(map: Map<string, T>, key: string, entry: T, now: number, max: number): void {
+  map.delete(key);
+  map.set(key, entry);
+  for (const [k, old] of map) {
+    if (old.until > now && map.size <= max) break;
+    map.delete(k);
   }
 }

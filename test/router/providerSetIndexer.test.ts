@@ -37,6 +37,8 @@ async function source(indexerUrl: string, options: Partial<IndexerProviderSetOpt
   return { set, lines };
 }
 
+/** Provider n's row as the indexer gives it (named pn). */
+const row = (n: number) => indexerRow({ address: `0x${String(n).padStart(40, "0")}`, chainId: 31337, url: `https://node-${n}.example`, stake: 10n ** 21n, slashedTotal: 0n, name: `p${n}` });
 const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -82,7 +84,6 @@ describe("the provider set from a sick indexer", () => {
   });
 
   it("holds back a set read behind the one in force (an indexer restarted from its finalized block), until the indexer catches up or catchUpWaitMs passes", async () => {
-    const row = (n: number) => indexerRow({ address: `0x${String(n).padStart(40, "0")}`, chainId: 31337, url: `https://node-${n}.example`, stake: 10n ** 21n, slashedTotal: 0n, name: `p${n}` });
     const indexer = await fake({}, [row(1), row(2)]);
     indexer.block = 100;
     const sets: string[][] = [];
@@ -127,9 +128,9 @@ describe("the provider set from a sick indexer", () => {
   });
 
   it("holds back an indexer that comes back behind the snapshot the router started from", async () => {
-    const row = (n: number) => indexerRow({ address: `0x${String(n).padStart(40, "0")}`, chainId: 31337, url: `https://node-${n}.example`, stake: 10n ** 21n, slashedTotal: 0n, name: `p${n}` });
-    const port = await freePort();
-    const indexerUrl = `http://127.0.0.1:${port}`;
+    // Not ready at first (as an indexer still starting), so the router starts from its snapshot.
+    const indexer = await fake({ ready: 503 }, [row(1)]);
+    const indexerUrl = indexer.url;
     const path = join(await mkdtemp(join(tmpdir(), "din-snapshot-")), "providers.json");
     await writeSnapshot(path, normalizeRecords([row(1), row(2)]).records, indexerUrl, 100);
     expect((await readSnapshot(path))?.block).toBe(100);
@@ -140,8 +141,8 @@ describe("the provider set from a sick indexer", () => {
     expect(set.status().servingFrom).toBe("snapshot");
 
     // Both restarted: the indexer answers from block 70, before provider 2 registered.
-    const indexer = await fake({}, [row(1)], port);
     indexer.block = 70;
+    indexer.behaviour.ready = "ok";
     await waitFor(() => set.status().state === "live" && set.status().lastError !== null, "the router to notice");
     expect(set.status().lastError).toBe("the indexer is catching up (at block 70; the set in force was read at block 100): that set is kept meanwhile");
     expect(sets).toEqual([["p1", "p2"]]);
