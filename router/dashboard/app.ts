@@ -31,6 +31,9 @@ const model = {
   /** chainId|address → name and the samples of the last window */
   history: new Map<string, { chainId: number; address: string; name: string; points: HistoryPoint[] }>(),
   lastPoint: 0,
+  /** Why the charts stopped moving (the router refused /history), and how many polls in a row failed (a busy router asks for one again). */
+  historyError: null as string | null,
+  historyFailures: 0,
 };
 
 // ---- formatting ------------------------------------------------------------------------------
@@ -55,6 +58,7 @@ const wad = 10n ** 18n;
 function formatTokens(wei: string | null | undefined): string {
   if (wei === null || wei === undefined) return "—";
   const value = BigInt(wei);
+  if (value > 0n && value < 10n ** 16n) return "less than 0.01 DIN";
   const cents = (value % wad) / 10n ** 16n;
   const fraction = cents === 0n ? "" : `.${cents.toString().padStart(2, "0").replace(/0$/, "")}`;
   return `${(value / wad).toLocaleString("en-US")}${fraction} DIN`;
@@ -84,6 +88,27 @@ const stateLabels: Record<string, string> = {
   not_routed: "not routed",
 };
 const badge = (kind: string, text: string, title?: string) => h("span", { class: "badge", title, data: { kind } }, text);
+
+/** Why a provider is in its state, in words under its badge (a tooltip alone cannot be read on a phone or copied). */
+function stateDetail(p: RouterProvider): string | null {
+  const last = p.lastFailure ? `last failure ${p.lastFailureSecondsAgo ?? "?"} s ago: ${p.lastFailure}` : null;
+  switch (p.state) {
+    case "circuit_open":
+      return [p.circuitReopensInMs !== null ? `tried again in ${Math.ceil(p.circuitReopensInMs / 1000)} s` : null, last].filter(Boolean).join(" · ");
+    case "half_open":
+      return ["being tried again", last].filter(Boolean).join(" · ");
+    case "lagging":
+      return `${p.lagBlocks.toLocaleString("en-US")} blocks behind the median head`;
+    case "wrong_chain":
+      return p.reportedChainId !== null ? `answers as chain ${p.reportedChainId}` : last;
+    case "probation":
+      return `${p.probationLeft} more good answers to full share`;
+    case "refused":
+      return "its endpoint's address is private or loopback (allowed only in devnet mode)";
+    default:
+      return null;
+  }
+}
 
 // ---- providers per chain ---------------------------------------------------------------------
 
@@ -136,7 +161,7 @@ function providerRow(r: Row): HTMLTableRowElement {
       badge(onChain, onChain.replace("_", " ")),
       r.registry && r.registry.openCases > 0 ? badge("case", `${r.registry.openCases} open case${r.registry.openCases > 1 ? "s" : ""}`) : null,
     ),
-    cell("State", "state", badge(state, stateLabels[state] ?? state, p?.lastFailure ? `${p.lastFailure} (${p.lastFailureSecondsAgo ?? "?"} s ago)` : undefined)),
+    cell("State", "state", badge(state, stateLabels[state] ?? state), p && stateDetail(p) ? h("small", { class: "why" }, stateDetail(p)) : null),
     cell(
       "Score",
       "score",
@@ -150,7 +175,7 @@ function providerRow(r: Row): HTMLTableRowElement {
         : null,
     ),
     cell("Traffic share", "share", share, p ? h("small", {}, `${percent(p.trafficShare)} · formula ${percent(p.expectedShare)}`) : "—"),
-    cell("Latency", "latency", p?.latencyMs != null ? `${p.latencyMs.toFixed(p.latencyMs < 10 ? 1 : 0)} ms` : "—"),
+    cell("Latency", "latency", p?.latencyMs != null && p.state !== "circuit_open" ? `${p.latencyMs.toFixed(p.latencyMs < 10 ? 1 : 0)} ms` : "—"),
     cell("Served", "served", p ? p.served.toLocaleString("en-US") : "—"),
   );
 }
@@ -182,13 +207,15 @@ function chainSection(chainId: number, routed: RouterStatus["chains"][number] | 
     {},
     h("tr", {}, ...["Provider", "Stake", "Unbonding", "On chain", "State", "Score", "Traffic share", "Latency", "Served"].map((t) => h("th", {}, t))),
   );
+  const unrouted = rows.filter((r) => r.router === undefined).length;
   const facts = routed
-    ? `${routed.eligibleProviders} of ${routed.providers.length} providers receive traffic · median head ${routed.medianHead ?? "unknown"}`
+    ? `${routed.eligibleProviders} of ${routed.providers.length} routed providers receive traffic${unrouted > 0 ? ` · ${unrouted} registered, not routed` : ""} · median head ${routed.medianHead ?? "unknown"}`
     : "the router has no providers for this chain";
   return h(
     "section",
     { class: "panel chain", data: { chain: String(chainId) } },
-    h("h2", {}, `Chain ${chainId}`, h("small", {}, facts)),
+    h("h2", {}, `Chain ${chainId}`, h("small", {}, ` · ${facts}`)),
+    h("p", { class: "rpc" }, "JSON-RPC for dapps and wallets: ", h("code", {}, `${location.origin}/rpc/${chainId}`)),
     h("div", { class: "table-wrap" }, h("table", { class: "providers" }, head, h("tbody", {}, ...rows.map(providerRow)))),
     charts(chainId, rows),
   );
@@ -228,12 +255,13 @@ function proposalSummary(p: Proposal, c: SlashingCase): HTMLElement {
     "div",
     { class: "proposal", data: { proposal: p.id } },
     h("div", {}, h("strong", {}, `Proposal ${short(p.id)}`), ` · ${action} · `, badge(p.state, phase)),
+    h("div", { class: "muted" }, "id ", h("code", { class: "proposal-id" }, p.id), phase.startsWith("voting until") ? ` · vote with din gov vote --proposal ${p.id} --support for|against|abstain` : null),
     h("div", { class: "tally" }, `for ${formatTokens(p.forVotes)} · against ${formatTokens(p.againstVotes)} · abstain ${formatTokens(p.abstainVotes)}`),
     p.votes.items.length > 0
       ? h(
           "ul",
           { class: "votes" },
-          ...p.votes.items.map((v) => h("li", {}, h("span", { title: v.voter }, short(v.voter)), ` ${support[v.support] ?? "?"} with ${formatTokens(v.weight)}`, v.reason ? h("q", {}, v.reason) : null)),
+          ...p.votes.items.map((v) => h("li", {}, h("span", { title: v.voter }, short(v.voter)), ` voted ${support[v.support] ?? "?"} with ${formatTokens(v.weight)}`, v.reason ? h("q", {}, v.reason) : null)),
         )
       : h("div", { class: "muted" }, "no votes yet"),
   );
@@ -257,7 +285,12 @@ function caseCard(c: SlashingCase, proposals: Proposal[]): HTMLElement {
 
 function renderRegistry(): void {
   const registry = model.registry;
-  if (registry === null) return;
+  if (registry === null) {
+    if (model.registryError === null) return; // still loading
+    const why = `The registry cannot be read (${model.registryError}); retrying.`;
+    for (const id of ["cases", "stake-events"]) document.getElementById(id)!.replaceChildren(h("p", { class: "empty" }, why));
+    return;
+  }
   const cases = registry.slashingCases.items;
   document.getElementById("cases")!.replaceChildren(
     ...(cases.length === 0
@@ -304,22 +337,38 @@ function renderConnection(): void {
   const set = model.status?.providerSet;
   let state: string;
   let text: string;
-  if (model.statusError !== null) [state, text] = ["down", `router unreachable (${model.statusError}); retrying`];
-  else if (set && set.state !== "live" && set.state !== "static") [state, text] = ["degraded", `indexer ${set.state}: routing on the ${set.servingFrom} set`];
+  if (model.statusError !== null) {
+    const from = model.statusAt > 0 ? `; the providers below are as it last answered, at ${new Date(model.statusAt).toLocaleTimeString("en-GB")}` : "";
+    [state, text] = ["down", `router unreachable (${model.statusError}); retrying${from}`];
+  } else if (set && set.state !== "live" && set.state !== "static") {
+    const source = set.servingFrom === "snapshot" ? "the set it saved to disk" : set.servingFrom === "none" ? "no providers yet" : "the last set the indexer gave";
+    const at = set.lastUpdateAt ? ` (from ${new Date(set.lastUpdateAt).toLocaleTimeString("en-GB")})` : "";
+    [state, text] = ["degraded", `indexer ${set.state}: the router routes on ${source}${at}`];
+  }
   // Two clocks: the page's for when it last heard from the router, the chain's for every registry time below.
   else [state, text] = ["live", `live · updated ${new Date(model.statusAt).toLocaleTimeString("en-GB")}${model.chainTime > 0 ? ` · chain clock ${clock(Math.floor(chainNow()))} (registry times below)` : ""}`];
+  if (selectionHeld()) text += " · paused while text is selected";
   line.dataset.state = state;
   line.textContent = text;
+  document.body.dataset.stale = String(model.statusError !== null);
   const minStake = model.registry?.parameters.items.find((p) => p.name === "minStake");
   const notices: Child[] = [];
   if (model.registryError !== null) notices.push(h("p", { class: "notice" }, `Registry unavailable: ${model.registryError}`));
+  if (model.historyFailures >= 3) notices.push(h("p", { class: "notice" }, `Charts not updating: ${model.historyError}`));
   if (model.status?.devnet) notices.push(h("p", { class: "note" }, "Devnet mode: loopback provider endpoints are allowed."));
   if (minStake) notices.push(h("p", { class: "note" }, `Minimum stake ${formatTokens(minStake.value)}.`));
   document.getElementById("notices")!.replaceChildren(...notices.filter((n): n is Node => n instanceof Node));
 }
 
+/** Whether the reader has text selected (to copy an address or an id): redrawing would drop it. */
+function selectionHeld(): boolean {
+  const selection = document.getSelection();
+  return selection !== null && !selection.isCollapsed;
+}
+
 function render(): void {
   renderConnection();
+  if (selectionHeld()) return;
   renderChains();
   renderRegistry();
 }
@@ -330,7 +379,13 @@ async function pollRouter(): Promise<void> {
   try {
     // The router may ask a reader to come back for /history (busy building pages): the charts then
     // catch up at the next poll, from the last point they have.
-    const [status, history] = await Promise.all([readStatus(), readHistory(model.lastPoint).catch(() => ({ chains: [] }))]);
+    const [status, history] = await Promise.all([
+      readStatus(),
+      readHistory(model.lastPoint).then(
+        (answer) => ((model.historyFailures = 0), answer),
+        (error: Error) => ((model.historyError = error.message), model.historyFailures++, { chains: [] }),
+      ),
+    ]);
     model.status = status;
     model.statusError = null;
     model.statusAt = Date.now();

@@ -11,9 +11,15 @@ export type { Proposal, Registry, RegistryProvider, SlashingCase, StakeEvent, Vo
 
 async function getJson<T>(path: string): Promise<T> {
   const response = await fetch(path, { cache: "no-store" });
-  const body = (await response.json()) as T & { errors?: { message: string }[] };
+  let body: T & { errors?: { message: string }[]; error?: string };
+  try {
+    body = (await response.json()) as typeof body;
+  } catch {
+    // A proxy's error page in front of the router, say: its status says more than a JSON parse error.
+    throw new Error(`${path} answered HTTP ${response.status} without JSON`);
+  }
   if (body.errors?.length) throw new Error(body.errors[0].message);
-  if (!response.ok) throw new Error(`${path} answered HTTP ${response.status}`);
+  if (!response.ok) throw new Error(body.error ?? `${path} answered HTTP ${response.status}`);
   return body;
 }
 
