@@ -80,6 +80,14 @@ export class UnknownChainError extends RouterError {
   }
 }
 
+/** `POST /rpc/:chainId` before the router has any provider set (the indexer away at start-up, no snapshot): not the chain's fault. */
+export class NoProviderSetError extends RouterError {
+  constructor(indexerState: string) {
+    super("no_provider", `this router has no provider set yet: the indexer is ${indexerState} and no usable snapshot was loaded; retry shortly`, RpcCode.noProvider, 503);
+    this.name = "NoProviderSetError";
+  }
+}
+
 /** A provider's endpoint resolves to an address the router refuses to connect to. */
 export class EndpointRefusedError extends RouterError {
   readonly address: string;

@@ -261,11 +261,19 @@ class CallRouting implements CallHandle {
     }
   }
 
+  /**
+   * After the chain's latency quantile, and not before the drawn provider's own usual time: a hedge
+   * is for a provider slower than it usually is. One slow by nature is drawn less often by its
+   * latency factor already; hedging every call drawn to it would cost a second request each time
+   * and hand its share to the faster providers.
+   */
   private scheduleHedge(): void {
     const f = this.ctx.failover;
     if (this.write || !f.hedge || this.counted >= f.maxAttempts) return;
     const quantile = this.table.latency.value();
-    if (!Number.isNaN(quantile)) this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile);
+    if (Number.isNaN(quantile)) return;
+    const own = this.inFlight.length === 1 ? this.inFlight[0].provider.latencyMs * f.hedgeOwnLatencyFactor : 0;
+    this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile, Number.isNaN(own) ? 0 : own);
   }
 
   private launch(hedge = false): boolean {

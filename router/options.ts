@@ -60,6 +60,8 @@ export type FailoverParameters = {
   hedgeQuantile: number;
   /** Never hedge earlier than this (ms). */
   hedgeMinMs: number;
+  /** Nor earlier than this many times the drawn provider's own mean latency (0: the chain's quantile alone). */
+  hedgeOwnLatencyFactor: number;
   /** eth_sendRawTransaction goes to this many providers at once. */
   writeFanout: number;
   /** For this long after a client's transaction, its calls about its transactions go first to the provider that took it (ms; 0: never). */
@@ -144,6 +146,7 @@ export const defaultRoutingOptions: RoutingOptions = {
     hedge: true,
     hedgeQuantile: 0.95,
     hedgeMinMs: 50,
+    hedgeOwnLatencyFactor: 2,
     writeFanout: 2,
     writeAffinityMs: 30_000,
   },
@@ -203,6 +206,7 @@ const numberRules: Record<string, NumberRule> = {
   "failover.maxAttempts": ["integer", 1, 100],
   "failover.hedgeQuantile": ["number", 0, 0.999, true],
   "failover.hedgeMinMs": ["number", 0, day],
+  "failover.hedgeOwnLatencyFactor": ["number", 0, 1_000],
   "failover.writeFanout": ["integer", 1, 100],
   "failover.writeAffinityMs": ["number", 0, day],
   "limits.maxBodyBytes": ["integer", 1024, 2 ** 31],

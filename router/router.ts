@@ -180,6 +180,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     clients,
     log,
     status,
+    providerSet: () => source.status(),
     history: (since) => history.page(since),
     renderMetrics,
     assets: loadDashboardAssets(),

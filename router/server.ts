@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { ClientLedger, ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
-import { ClientInputError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
+import { ClientInputError, NoProviderSetError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, writeMethods, type CallHandle, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
@@ -13,6 +13,7 @@ import type { MethodCheck } from "./methodPolicy.ts";
 import type { CallOutcome, RouterMetrics } from "./metrics.ts";
 import type { Limits } from "./options.ts";
 import { Pieces } from "./pieces.ts";
+import type { ProviderSetStatus } from "./providerSet.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
 import type { AnswerBudget } from "./upstream.ts";
@@ -34,6 +35,8 @@ export type Gateway = {
   clients: ClientLedger;
   log: Logger;
   status: () => unknown;
+  /** Where the provider set comes from and whether the router has one yet. */
+  providerSet: () => ProviderSetStatus;
   /** Traffic per provider over the last minutes, the points after `since` (unix ms), as JSON; null: ask again shortly (history.ts). */
   history: (since: number) => Buffer | null;
   renderMetrics: () => string;
@@ -473,7 +476,11 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     const id = !parsed.batch && isCall(parsed.item) ? parsed.item.id : null;
     const chainId = Number(chainText);
     const table = g.tables.get(chainId);
-    if (table === undefined) return x.refuse(new UnknownChainError(chainText, [...g.tables.keys()]), id);
+    if (table === undefined) {
+      const set = g.providerSet();
+      if (set.servingFrom === "none") return x.refuse(new NoProviderSetError(set.state === "connecting" ? "not reached yet" : set.state), id);
+      return x.refuse(new UnknownChainError(chainText, [...g.tables.keys()]), id);
+    }
     const full = x.admitCalls(parsed.batch ? parsed.items.length : 1);
     if (full !== null) return x.refuse(full, id);
     const outcomes: CallOutcome[] = [];

@@ -122,6 +122,14 @@ describe("the provider set", () => {
       try {
         expect(router.status().providerSet).toMatchObject({ state: "unreachable", servingFrom: "none" });
         expect(router.status().chains).toEqual([]);
+        // A wallet must not read "chain not served" (404) from a router that only lacks its set: retry shortly.
+        const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] });
+        expect(answer.status).toBe(503);
+        expect(answer.json()).toEqual({
+          jsonrpc: "2.0",
+          id: 1,
+          error: { code: -32002, message: "this router has no provider set yet: the indexer is unreachable and no usable snapshot was loaded; retry shortly" },
+        });
         expect(lines.some((l) => l.level === "warn" && /snapshot/.test(l.msg) && /cannot be used/.test(String(l.error)))).toBe(true);
       } catch (error) {
         await router.stop();
@@ -214,6 +222,17 @@ describe("the provider set", () => {
     expect(await readSnapshot(join(dir, "missing.json"))).toBeNull();
     await writeFile(path, "{ not json");
     await expect(readSnapshot(path)).rejects.toThrow(/snapshot at .* cannot be used: not JSON/);
+    // Each way a hand-edited file can be wrong is named (a version 2 file must not be told "expected version 2").
+    const cases: [unknown, RegExp][] = [
+      [[], /not a provider-set snapshot/],
+      [{ version: 1, indexerUrl: "http://x", providers: [] }, /version 1 is not one this router reads \(it reads 2\)/],
+      [{ version: 2, providers: [] }, /"indexerUrl" is missing or not a string/],
+      [{ version: 2, indexerUrl: "http://x", providers: {} }, /"providers" is missing or not a list/],
+    ];
+    for (const [content, message] of cases) {
+      await writeFile(path, JSON.stringify(content));
+      await expect(readSnapshot(path)).rejects.toThrow(message);
+    }
   });
 
   it("leaves no temporary file behind when a snapshot cannot be written", async () => {
