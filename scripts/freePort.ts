@@ -14,6 +14,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Throws, saying so, when something listens on `port` of `host` already. */
+export async function assertPortFree(host: string, port: number, flag: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", (error: NodeJS.ErrnoException) =>
+      reject(error.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is taken (by another indexer?): stop what holds it or give another ${flag}`) : error),
+    );
+    server.listen(port, host, () => server.close(() => resolve()));
+  });
+}
+
 /**
  * Runs `start` on a free port, and again on another (three tries in all) when `taken` says the
  * port was taken before `start` bound it (by anything listening on port 0 meanwhile, such as a

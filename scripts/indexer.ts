@@ -8,7 +8,7 @@ import * as schema from "../indexer/ponder.schema.ts";
 import { readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
-import { freePort } from "./freePort.ts";
+import { assertPortFree, freePort } from "./freePort.ts";
 
 // `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
 // with its inputs passed in the environment (see indexer/ponder.config.ts).
@@ -212,6 +212,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`--port must be 1…65535, not "${values.port}"`);
+  // Ponder would move to the next free port: an indexer that routers and replicas look for must not.
+  await assertPortFree(values.host, port, "--port");
   const deployment = await readDeployment(resolve(values.deployment));
   const databaseUrl = values["database-url"] ?? process.env.DATABASE_URL;
   if (values.serve && !databaseUrl) throw new Error("--serve needs PostgreSQL: give --database-url or DATABASE_URL");

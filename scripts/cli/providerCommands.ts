@@ -1,5 +1,7 @@
 import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import type { Address, Hash } from "viem";
+import { classifyAddress } from "../../router/endpointPolicy.ts";
 import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
@@ -32,10 +34,20 @@ export function parseEndpoint(value: string): [bigint, string] {
   return [chainId, url];
 }
 
-/** A line for the operator when a WebSocket URL is registered: the registry takes it, this network's routers send it nothing. */
-function webSocketNote(urls: readonly string[]): string {
+/**
+ * Lines for the operator about URLs the registry takes but routers will not use: a WebSocket URL
+ * (routers speak http(s)), and a loopback or private address (routers refuse those outside devnet mode).
+ */
+function endpointNotes(urls: readonly string[]): string {
+  const notes: string[] = [];
   const sockets = urls.filter((url) => /^wss?:\/\//i.test(url));
-  return sockets.length === 0 ? "" : `\n  note: OpenDIN routers send JSON-RPC over http(s) only, so ${sockets.join(", ")} gets no traffic from them: register the node's https:// URL`;
+  if (sockets.length > 0) notes.push(`OpenDIN routers send JSON-RPC over http(s) only, so ${sockets.join(", ")} gets no traffic from them: register the node's https:// URL`);
+  for (const url of urls) {
+    const host = URL.parse(url)?.hostname ?? "";
+    const kind = host === "localhost" || host.endsWith(".localhost") ? "loopback" : isIP(host.replace(/^\[|\]$/g, "")) !== 0 ? classifyAddress(host) : null;
+    if (kind !== null) notes.push(`${url} is a ${kind} address: routers refuse it unless they run in devnet mode (register the address the internet reaches the node at)`);
+  }
+  return notes.map((note) => `\n  note: ${note}`).join("");
 }
 
 /** What is wrong with an endpoint: by the registry's rules, or one it takes but no router would use. */
@@ -93,7 +105,7 @@ export async function register(
   }
   const served = endpoints.map(([chainId, url]) => `chain ${chainId} at ${url}`).join(", ");
   return {
-    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}${webSocketNote(endpoints.map(([, url]) => url))}`,
+    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}${endpointNotes(endpoints.map(([, url]) => url))}`,
     data: { provider: address, name: flags.name, stake, endpoints: endpoints.map(([chainId, url]) => ({ chainId, url })), transactions: hashes },
   };
 }
@@ -118,7 +130,7 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
     const problem = endpointCheck(chainId, url);
     if (problem) throw usageError(problem);
     const hash = await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] });
-    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})${webSocketNote([url])}`, data: { chainId, url, transaction: hash } };
+    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})${endpointNotes([url])}`, data: { chainId, url, transaction: hash } };
   }
   if (action === "remove") {
     const chainId = parseId("<chainId>", rest[0]);

@@ -1,4 +1,5 @@
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -164,6 +165,12 @@ describe("din provider", () => {
     const socket = await din(["provider", "endpoint", "set", "1", "wss://one.example"], operatorKey);
     expect(socket.code).toBe(0);
     expect(socket.stdout).toContain("note: OpenDIN routers send JSON-RPC over http(s) only, so wss://one.example gets no traffic from them: register the node's https:// URL");
+    // A loopback or private address is taken too (a devnet's are), and the operator hears that other routers refuse it.
+    for (const [url, kind] of [["http://127.0.0.1:8545", "loopback"], ["http://localhost:8545", "loopback"], ["https://10.1.2.3/rpc", "private"], ["http://[::1]:8545", "loopback"]]) {
+      const local = await din(["provider", "endpoint", "set", "1", url], operatorKey);
+      expect(local.stdout).toContain(`note: ${url} is a ${kind} address: routers refuse it unless they run in devnet mode (register the address the internet reaches the node at)`);
+    }
+    expect((await din(["provider", "endpoint", "set", "1", "https://one.example"], operatorKey)).stdout).not.toContain("note:");
     expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);
     expect((await din(["provider", "endpoint", "remove", "1"], operatorKey)).stdout).toMatch(/endpoint for chain 1 removed/);
     const missing = await din(["provider", "endpoint", "remove", "1"], operatorKey);
@@ -322,6 +329,20 @@ describe("din's errors", () => {
     const result = await din(["provider", "status", operator, "--rpc", "http://127.0.0.1:9"]);
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe("din: cannot reach the chain at http://127.0.0.1:9: is the node running? (--rpc sets another URL)");
+  });
+
+  it("stops the indexer at once when its port is taken, rather than let it move to another", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const result = await din(["indexer", "--port", String(port)]);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toBe(`indexer: port ${port} on 127.0.0.1 is taken (by another indexer?): stop what holds it or give another --port`);
+      expect(result.stdout).not.toContain("indexing chain"); // nothing was started
+    } finally {
+      taken.close();
+    }
   });
 
   it("says when there is no devnet and no deployment", async () => {
