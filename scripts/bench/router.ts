@@ -8,6 +8,7 @@ import { resolveRoutingOptions } from "../../router/options.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { staticProviderSet, type ProviderRecord } from "../../router/providerSet.ts";
 import { startRouter } from "../../router/router.ts";
+import { countFlag } from "./table.ts";
 
 // The router's benchmark (`npm run bench`; alone: `node scripts/bench/router.ts`). Every piece runs
 // in its own process so none shares an event loop with another: three static JSON-RPC upstreams,
@@ -408,17 +409,7 @@ if (roleIndex >= 0) {
     process.exit(1);
   });
 } else if (process.argv[1] === self) {
-  const flag = (name: string) => {
-    const at = process.argv.indexOf(name);
-    if (at < 0) return undefined;
-    const value = Number(process.argv[at + 1]);
-    if (!Number.isInteger(value) || value < 1) {
-      console.error(`${name} takes a positive whole number (got ${process.argv[at + 1] ?? "nothing"})`);
-      process.exit(2);
-    }
-    return value;
-  };
-  benchRouter({ durationMs: flag("--duration"), rounds: flag("--rounds") }).then(
+  benchRouter({ durationMs: countFlag("--duration"), rounds: countFlag("--rounds") }).then(
     (rows) => console.log(formatRows(rows)),
     (error: Error) => {
       console.error(error);
