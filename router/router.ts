@@ -270,7 +270,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
 function listenOn(server: Server, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is in use (by a chain node?); choose another with --port`) : error),
+      reject(error.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is in use (by another router? a chain node?); choose another with --port`) : error),
     );
     server.listen(port, host, () => resolve(server));
   });

@@ -18,6 +18,14 @@ import {
 
 const windowMs = 5 * 60_000;
 const palette = ["#2f6fde", "#e0692b", "#2a9d5b", "#b6408f", "#a07a12", "#1c9fb0", "#d64545", "#6a5acd", "#6b7d12", "#6b6b6b"];
+/** A provider keeps its colour while the page is open (by stake order at first sight): a newcomer does not recolour the charts. */
+const colours = new Map<string, string>();
+function colourOf(chainId: number, address: string): string {
+  const key = `${chainId}|${address.toLowerCase()}`;
+  let colour = colours.get(key);
+  if (colour === undefined) colours.set(key, (colour = palette[[...colours.keys()].filter((k) => k.startsWith(`${chainId}|`)).length % palette.length]));
+  return colour;
+}
 
 const model = {
   status: null as RouterStatus | null,
@@ -104,7 +112,7 @@ function stateDetail(p: RouterProvider): string | null {
     case "probation":
       return `${p.probationLeft} more good answers to full share`;
     case "refused":
-      return "its endpoint's address is private or loopback (allowed only in devnet mode)";
+      return p.lastFailure ?? "its endpoint's address is one this router refuses (loopback, private, link-local…): allowed only in devnet mode";
     default:
       return null;
   }
@@ -126,7 +134,7 @@ function chainRows(chainId: number, routed: RouterProvider[]): Row[] {
   }
   const stake = (r: Row) => BigInt(r.registry?.activeStake ?? r.router?.stake ?? "0");
   const sorted = [...rows.values()].sort((a, b) => (stake(b) > stake(a) ? 1 : stake(b) < stake(a) ? -1 : a.address.localeCompare(b.address)));
-  sorted.forEach((r, i) => (r.color = palette[i % palette.length]));
+  for (const r of sorted) r.color = colourOf(chainId, r.address);
   return sorted;
 }
 
@@ -149,6 +157,7 @@ function providerRow(r: Row): HTMLTableRowElement {
   const swatch = h("span", { class: "swatch" });
   swatch.style.background = r.color;
   const onChain = r.registry?.status ?? "unknown";
+  const why = p ? stateDetail(p) : null;
   return h(
     "tr",
     { data: { provider: r.address.toLowerCase(), state } },
@@ -161,7 +170,7 @@ function providerRow(r: Row): HTMLTableRowElement {
       badge(onChain, onChain.replace("_", " ")),
       r.registry && r.registry.openCases > 0 ? badge("case", `${r.registry.openCases} open case${r.registry.openCases > 1 ? "s" : ""}`) : null,
     ),
-    cell("State", "state", badge(state, stateLabels[state] ?? state), p && stateDetail(p) ? h("small", { class: "why" }, stateDetail(p)) : null),
+    cell("State", "state", badge(state, stateLabels[state] ?? state), why ? h("small", { class: "why" }, why) : null),
     cell(
       "Score",
       "score",

@@ -218,7 +218,7 @@ describe("scripts/router.ts", () => {
     await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000]), indexer);
     const port = new URL(chain.rpcUrl).port;
     const { code, stdout, stderr } = await run([script, "--indexer", indexer, "--port", port, "--snapshot", snapshot, "--devnet"]);
-    expect(stderr.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (by a chain node?); choose another with --port`);
+    expect(stderr.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (by another router? a chain node?); choose another with --port`);
     expect(code).toBe(1);
     // At once: before it waited for the indexer, loaded the snapshot or probed a provider.
     expect(stdout).toBe("");
