@@ -104,6 +104,12 @@ function embeddedIpv4(groups: number[]): string | null {
   return null;
 }
 
+/** A URL's host when it is an IP literal (`[…]` for IPv6): the reason to refuse it, null when it is public or not a literal (a name is checked once resolved). */
+export function literalHostClass(host: string): AddressClass | null {
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  return isIP(bare) === 0 ? null : classifyAddress(bare);
+}
+
 /** Classifies an IP literal: null for a public unicast address, else the reason to refuse it. */
 export function classifyAddress(address: string): AddressClass | null {
   const bare = address.startsWith("[") && address.endsWith("]") ? address.slice(1, -1) : address;
@@ -182,13 +188,10 @@ export function createUpstreamAgent(options: UpstreamAgentOptions): Agent {
   const connect: buildConnector.connector = (connectOptions, callback) => {
     if (!options.devnet) {
       const host = connectOptions.hostname;
-      const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-      if (isIP(bare) !== 0) {
-        const kind = classifyAddress(bare);
-        if (kind !== null) {
-          callback(new EndpointRefusedError(host, bare, kind), null);
-          return;
-        }
+      const kind = literalHostClass(host);
+      if (kind !== null) {
+        callback(new EndpointRefusedError(host, host.replace(/^\[|\]$/g, ""), kind), null);
+        return;
       }
     }
     base(connectOptions, (error, socket) => {

@@ -3,6 +3,8 @@
 // they say here), and codes EIP-1474 leaves free for the gateway's own, so that a client library
 // does not read "every attempt failed" as its -32003 "transaction rejected".
 
+import type { ProviderSetStatus } from "./providerSet.ts";
+
 /** JSON-RPC error codes the router answers with. */
 export const RpcCode = {
   parseError: -32700,
@@ -82,8 +84,9 @@ export class UnknownChainError extends RouterError {
 
 /** `POST /rpc/:chainId` before the router has any provider set (the indexer away at start-up, no snapshot): not the chain's fault. */
 export class NoProviderSetError extends RouterError {
-  constructor(indexerState: string) {
-    super("no_provider", `this router has no provider set yet: the indexer is ${indexerState} and no usable snapshot was loaded; retry shortly`, RpcCode.noProvider, 503);
+  constructor(indexer: ProviderSetStatus["state"], snapshotKept: boolean) {
+    const why = indexer === "unreachable" ? "the indexer is unreachable" : "its first set from the indexer has not come yet";
+    super("no_provider", `this router has no provider set yet: ${why}${snapshotKept ? " and no usable snapshot was loaded" : ""}; retry shortly`, RpcCode.noProvider, 503);
     this.name = "NoProviderSetError";
   }
 }

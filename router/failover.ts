@@ -261,19 +261,11 @@ class CallRouting implements CallHandle {
     }
   }
 
-  /**
-   * After the chain's latency quantile, and not before the drawn provider's own usual time: a hedge
-   * is for a provider slower than it usually is. One slow by nature is drawn less often by its
-   * latency factor already; hedging every call drawn to it would cost a second request each time
-   * and hand its share to the faster providers.
-   */
   private scheduleHedge(): void {
     const f = this.ctx.failover;
     if (this.write || !f.hedge || this.counted >= f.maxAttempts) return;
     const quantile = this.table.latency.value();
-    if (Number.isNaN(quantile)) return;
-    const own = this.inFlight.length === 1 ? this.inFlight[0].provider.latencyMs * f.hedgeOwnLatencyFactor : 0;
-    this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile, Number.isNaN(own) ? 0 : own);
+    if (!Number.isNaN(quantile)) this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile);
   }
 
   private launch(hedge = false): boolean {
@@ -359,14 +351,20 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * When to hedge: the latency quantile after the one attempt in flight went out. Not while it
-   * waits in the router's queue: a hedge is for a slow provider, and one more request queued
-   * behind busy connections would only lengthen the queue.
+   * When to hedge: the latency quantile after the one attempt in flight went out, and not before
+   * its provider's own usual time (a multiple of its latency average), though by half the attempt
+   * timeout at the latest. Not while it waits in the router's queue: a hedge is for a slow
+   * provider, and one more request queued behind busy connections would only lengthen the queue.
+   * A hedge is for a provider slower than it usually is: one slow by nature is drawn less often by
+   * its latency factor already, and hedging every call drawn to it would cost a second request
+   * each time and hand its share to the faster ones.
    */
   private hedgeAt(): number {
     if (this.finished || this.inFlight.length !== 1) return Infinity;
-    const sentAt = this.inFlight[0].sentAt;
-    return Number.isNaN(sentAt) ? Infinity : sentAt + this.hedgeAfterMs;
+    const attempt = this.inFlight[0];
+    const f = this.ctx.failover;
+    const usual = Math.min(attempt.provider.latencyMs * f.hedgeOwnLatencyFactor, f.attemptTimeoutMs / 2); // NaN before its first answer
+    return Number.isNaN(attempt.sentAt) ? Infinity : attempt.sentAt + (usual > this.hedgeAfterMs ? usual : this.hedgeAfterMs);
   }
 
   /**

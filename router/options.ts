@@ -60,7 +60,7 @@ export type FailoverParameters = {
   hedgeQuantile: number;
   /** Never hedge earlier than this (ms). */
   hedgeMinMs: number;
-  /** Nor earlier than this many times the drawn provider's own mean latency (0: the chain's quantile alone). */
+  /** Nor earlier than this many times the drawn provider's own latency average (EWMA), up to half attemptTimeoutMs (0: the chain's quantile alone). */
   hedgeOwnLatencyFactor: number;
   /** eth_sendRawTransaction goes to this many providers at once. */
   writeFanout: number;

@@ -181,6 +181,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     log,
     status,
     providerSet: () => source.status(),
+    snapshotKept: options.snapshotPath !== undefined,
     history: (since) => history.page(since),
     renderMetrics,
     assets: loadDashboardAssets(),

@@ -37,6 +37,8 @@ export type Gateway = {
   status: () => unknown;
   /** Where the provider set comes from and whether the router has one yet. */
   providerSet: () => ProviderSetStatus;
+  /** A snapshot file is kept (--snapshot): one was looked for at start-up. */
+  snapshotKept: boolean;
   /** Traffic per provider over the last minutes, the points after `since` (unix ms), as JSON; null: ask again shortly (history.ts). */
   history: (since: number) => Buffer | null;
   renderMetrics: () => string;
@@ -478,7 +480,7 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     const table = g.tables.get(chainId);
     if (table === undefined) {
       const set = g.providerSet();
-      if (set.servingFrom === "none") return x.refuse(new NoProviderSetError(set.state === "connecting" ? "not reached yet" : set.state), id);
+      if (set.servingFrom === "none") return x.refuse(new NoProviderSetError(set.state, g.snapshotKept), id);
       return x.refuse(new UnknownChainError(chainText, [...g.tables.keys()]), id);
     }
     const full = x.admitCalls(parsed.batch ? parsed.items.length : 1);

@@ -123,6 +123,7 @@ export async function readSnapshot(path: string): Promise<Snapshot | null> {
     throw new SnapshotError(path, "not JSON");
   }
   if (typeof file !== "object" || file === null || Array.isArray(file)) throw new SnapshotError(path, "not a provider-set snapshot (a JSON object with version, indexerUrl and providers)");
+  if (file.version === undefined) throw new SnapshotError(path, `"version" is missing (this router reads version 2)`);
   if (file.version !== 2) throw new SnapshotError(path, `version ${JSON.stringify(file.version)} is not one this router reads (it reads 2)`);
   if (typeof file.indexerUrl !== "string") throw new SnapshotError(path, `"indexerUrl" is missing or not a string`);
   if (!Array.isArray(file.providers)) throw new SnapshotError(path, `"providers" is missing or not a list`);

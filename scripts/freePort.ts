@@ -14,14 +14,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Throws, saying so, when something listens on `port` of `host` already. */
-export async function assertPortFree(host: string, port: number, flag: string): Promise<void> {
+/** The error for a port an indexer was told to listen on and cannot. */
+export function indexerPortTaken(host: string, port: number): Error {
+  return new Error(`port ${port} on ${host} is taken (by another indexer?): stop what holds it or give another --port`);
+}
+
+/** Throws indexerPortTaken when something listens on `port` of `host` already. */
+export async function assertPortFree(host: string, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = createServer();
     server.unref();
-    server.on("error", (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is taken (by another indexer?): stop what holds it or give another ${flag}`) : error),
-    );
+    server.on("error", (error: NodeJS.ErrnoException) => reject(error.code === "EADDRINUSE" ? indexerPortTaken(host, port) : error));
     server.listen(port, host, () => server.close(() => resolve()));
   });
 }

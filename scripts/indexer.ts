@@ -8,7 +8,7 @@ import * as schema from "../indexer/ponder.schema.ts";
 import { readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
-import { assertPortFree, freePort } from "./freePort.ts";
+import { assertPortFree, freePort, indexerPortTaken } from "./freePort.ts";
 
 // `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
 // with its inputs passed in the environment (see indexer/ponder.config.ts).
@@ -19,6 +19,8 @@ export type StartIndexerOptions = {
   deployment: Deployment | string;
   /** Port for GraphQL, /sql, /health and /ready; a free one when omitted. */
   port?: number;
+  /** Fail when `port` is taken rather than take the next free one (an indexer others look for at its port). */
+  exactPort?: boolean;
   /** The address to listen on (default 127.0.0.1; 0.0.0.0 for every interface). */
   host?: string;
   /** PGlite's folder (ignored with databaseUrl). Also holds the deployment copy Ponder reads. */
@@ -78,14 +80,17 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   // Where this machine reaches it: on every interface, through loopback.
   const reachAt = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   const launch = async (port: number): Promise<Indexer> => {
+    const requested = port;
     const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
     args.push("--port", String(port), "--hostname", host, "--schema", options.schema ?? "opendin");
     const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     let listening = false;
     let crashedOnPort: number | undefined;
+    let movedTo: number | undefined;
     const output = collectOutput(child, (line) => {
       const entry = logEntry(line);
       if (entry?.msg === "Created HTTP server" && typeof entry.port === "number") {
+        if (options.exactPort && entry.port !== port) movedTo = entry.port;
         port = entry.port;
         listening = true;
       }
@@ -99,6 +104,10 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     const stop = () => stopChild(child, 5_000, "SIGINT");
 
     while (Date.now() < deadline) {
+      if (movedTo !== undefined || (options.exactPort && crashedOnPort !== undefined)) {
+        await stop();
+        throw indexerPortTaken(host, requested);
+      }
       if (child.exitCode !== null) {
         const message = `the indexer exited with code ${child.exitCode}:\n${output()}`;
         throw crashedOnPort === undefined ? new Error(message) : new PortTaken(crashedOnPort, message);
@@ -213,7 +222,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`--port must be 1…65535, not "${values.port}"`);
   // Ponder would move to the next free port: an indexer that routers and replicas look for must not.
-  await assertPortFree(values.host, port, "--port");
+  // Checked before Ponder starts (an instant answer), and again by what Ponder reports.
+  await assertPortFree(values.host, port);
   const deployment = await readDeployment(resolve(values.deployment));
   const databaseUrl = values["database-url"] ?? process.env.DATABASE_URL;
   if (values.serve && !databaseUrl) throw new Error("--serve needs PostgreSQL: give --database-url or DATABASE_URL");
@@ -227,6 +237,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     rpcUrl,
     deployment,
     port,
+    exactPort: true,
     host: values.host,
     dataDir: values["data-dir"],
     databaseUrl,

@@ -366,13 +366,25 @@ function renderConnection(): void {
   if (model.historyFailures >= 3) notices.push(h("p", { class: "notice" }, `Charts not updating: ${model.historyError}`));
   if (model.status?.devnet) notices.push(h("p", { class: "note" }, "Devnet mode: loopback provider endpoints are allowed."));
   if (minStake) notices.push(h("p", { class: "note" }, `Minimum stake ${formatTokens(minStake.value)}.`));
-  document.getElementById("notices")!.replaceChildren(...notices.filter((n): n is Node => n instanceof Node));
+  // Rewritten only when they change: a reader may be copying an error's text.
+  const box = document.getElementById("notices")!;
+  const shown = notices.filter((n): n is HTMLElement => n instanceof HTMLElement);
+  if (shown.map((n) => n.outerHTML).join("") !== box.innerHTML) box.replaceChildren(...shown);
 }
 
-/** Whether the reader has text selected (to copy an address or an id): redrawing would drop it. */
+/** Redrawn parts in which a reader may select text (to copy an address or an id): redrawing would drop it. */
+const redrawn = ["chains", "cases", "stake-events"];
+/** A selection pauses redraws this long at most: a screen left with one must not freeze for good. */
+const pauseMs = 30_000;
+let selectedSince = 0;
+
+/** Whether the reader holds a selection in a redrawn part (for up to pauseMs). */
 function selectionHeld(): boolean {
   const selection = document.getSelection();
-  return selection !== null && !selection.isCollapsed;
+  const held = selection !== null && !selection.isCollapsed && selection.rangeCount > 0 && redrawn.some((id) => selection.getRangeAt(0).intersectsNode(document.getElementById(id)!));
+  if (!held) selectedSince = 0;
+  else if (selectedSince === 0) selectedSince = Date.now();
+  return held && Date.now() - selectedSince < pauseMs;
 }
 
 function render(): void {

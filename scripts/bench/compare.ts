@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
+import { middle } from "./router.ts";
 import { countFlag } from "./table.ts";
 
 // Side by side, in interleaved rounds: the router of two checkouts (before and after a change to
@@ -32,11 +33,6 @@ function cpuOf(child: ChildProcess): Promise<NodeJS.CpuUsage> {
     child.on("message", on);
     child.send({ cpu: true });
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
 }
 
 const rounds = countFlag("--rounds") ?? 8;
@@ -78,7 +74,7 @@ try {
 console.log(`| target (${connections} conn, ${rounds} rounds of ${durationMs} ms) | req/s | p50 µs | user CPU µs/req | system CPU µs/req |`);
 console.log("|---|---:|---:|---:|---:|");
 for (const [label, list] of samples) {
-  const m = (pick: (s: (typeof list)[number]) => number) => median(list.map(pick));
+  const m = (pick: (s: (typeof list)[number]) => number) => middle(list.map(pick));
   console.log(`| ${label} | ${m((s) => s.rps).toFixed(0)} | ${m((s) => s.p50).toFixed(0)} | ${m((s) => s.user).toFixed(1)} | ${m((s) => s.system).toFixed(1)} |`);
 }
 process.exit(0);

@@ -20,7 +20,7 @@ import { countFlag } from "./table.ts";
 // provider from a set of 10,000.
 
 /** The median (the mean of the two middle values for an even count). */
-function middle(values: number[]): number {
+export function middle(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const half = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;

@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { isIP } from "node:net";
 import type { Address, Hash } from "viem";
-import { classifyAddress } from "../../router/endpointPolicy.ts";
+import { literalHostClass } from "../../router/endpointPolicy.ts";
 import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
@@ -44,8 +43,9 @@ function endpointNotes(urls: readonly string[]): string {
   if (sockets.length > 0) notes.push(`OpenDIN routers send JSON-RPC over http(s) only, so ${sockets.join(", ")} gets no traffic from them: register the node's https:// URL`);
   for (const url of urls) {
     const host = URL.parse(url)?.hostname ?? "";
-    const kind = host === "localhost" || host.endsWith(".localhost") ? "loopback" : isIP(host.replace(/^\[|\]$/g, "")) !== 0 ? classifyAddress(host) : null;
-    if (kind !== null) notes.push(`${url} is a ${kind} address: routers refuse it unless they run in devnet mode (register the address the internet reaches the node at)`);
+    // A name is resolved by each router; "localhost" always resolves to loopback.
+    const kind = /(^|\.)localhost\.?$/i.test(host) ? "loopback" : literalHostClass(host);
+    if (kind !== null) notes.push(`${url} is an address routers refuse unless they run in devnet mode (${kind}): register the address the internet reaches the node at`);
   }
   return notes.map((note) => `\n  note: ${note}`).join("");
 }

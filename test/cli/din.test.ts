@@ -166,9 +166,9 @@ describe("din provider", () => {
     expect(socket.code).toBe(0);
     expect(socket.stdout).toContain("note: OpenDIN routers send JSON-RPC over http(s) only, so wss://one.example gets no traffic from them: register the node's https:// URL");
     // A loopback or private address is taken too (a devnet's are), and the operator hears that other routers refuse it.
-    for (const [url, kind] of [["http://127.0.0.1:8545", "loopback"], ["http://localhost:8545", "loopback"], ["https://10.1.2.3/rpc", "private"], ["http://[::1]:8545", "loopback"]]) {
+    for (const [url, kind] of [["http://127.0.0.1:8545", "loopback"], ["http://localhost.:8545", "loopback"], ["https://10.1.2.3/rpc", "private"], ["http://[::1]:8545", "loopback"]]) {
       const local = await din(["provider", "endpoint", "set", "1", url], operatorKey);
-      expect(local.stdout).toContain(`note: ${url} is a ${kind} address: routers refuse it unless they run in devnet mode (register the address the internet reaches the node at)`);
+      expect(local.stdout).toContain(`note: ${url} is an address routers refuse unless they run in devnet mode (${kind}): register the address the internet reaches the node at`);
     }
     expect((await din(["provider", "endpoint", "set", "1", "https://one.example"], operatorKey)).stdout).not.toContain("note:");
     expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);

@@ -107,6 +107,12 @@ describe("the dashboard at the router's /", () => {
     expect(await before!.evaluate((node) => node.isConnected)).toBe(true); // the same element: not redrawn
     await page.evaluate(() => document.getSelection()!.removeAllRanges());
     await eventually("redraws to resume", async () => ((await before!.evaluate((node) => node.isConnected)) ? undefined : true));
+    // Text selected outside the tables and cases (the page's title) pauses nothing.
+    await page.locator("h1.brand strong").selectText();
+    const row = await name.elementHandle();
+    await eventually("a redraw while the title is selected", async () => ((await row!.evaluate((node) => node.isConnected)) ? undefined : true));
+    expect(await page.locator("#connection").innerText()).not.toContain("paused");
+    await page.evaluate(() => document.getSelection()!.removeAllRanges());
   });
 
   it("says when the router or the registry cannot be read, and how old what it shows is", async () => {

@@ -251,6 +251,9 @@ for (const database of ["pglite", "postgres"] as const) {
       } finally {
         await replica.dispose();
       }
+      // Told to keep its port (as `din indexer` is), a replica on a taken one stops rather than move to the next.
+      const serveOn = (port: number) => startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: system.deployment, databaseUrl: postgres!.url, schema: "opendin_test", mode: "serve", port, exactPort: true });
+      await expect(serveOn(indexer.port)).rejects.toThrow(`port ${indexer.port} on 127.0.0.1 is taken (by another indexer?): stop what holds it or give another --port`);
     });
 
     it("derives status from jail and the minimum stake", async () => {

@@ -395,7 +395,11 @@ describe("failover", () => {
     for (let i = 0; i < 10; i++) await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] });
     expect(tookCalls()).toBe(askedBefore);
     router.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
-    // Other calls are drawn by weight as ever: the others still get their share.
+    // Other calls are drawn by weight as ever: the others still get their share, once probes have
+    // shown them at the block the receipt showed the client (its latest reads go to providers
+    // known to hold it: on a slow machine a probe may not have told yet).
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber", []));
+    await waitFor(() => router.status().chains[0].providers.every((p) => (p.head ?? -1) >= head), "every provider known to hold the client's block");
     for (const node of nodes) node.resetStats();
     await hammer(router, CHAIN, 40, 4, balance);
     expect(others.every((i) => clientCalls(nodes[i]) > 0)).toBe(true);

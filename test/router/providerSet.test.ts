@@ -227,6 +227,7 @@ describe("the provider set", () => {
       [[], /not a provider-set snapshot/],
       [{ version: 1, indexerUrl: "http://x", providers: [] }, /version 1 is not one this router reads \(it reads 2\)/],
       [{ version: 2, providers: [] }, /"indexerUrl" is missing or not a string/],
+      [{ indexerUrl: "http://x", providers: [] }, /"version" is missing \(this router reads version 2\)/],
       [{ version: 2, indexerUrl: "http://x", providers: {} }, /"providers" is missing or not a list/],
     ];
     for (const [content, message] of cases) {
