@@ -50,6 +50,38 @@ function endpointNotes(urls: readonly string[]): string {
   return notes.map((note) => `\n  note: ${note}`).join("");
 }
 
+/**
+ * The chain id the node at an http(s) URL answers eth_chainId with; null when it cannot be asked
+ * (not up yet, not reachable from here, not JSON-RPC): routers check it when they probe.
+ */
+async function answeredChainId(url: string): Promise<bigint | null> {
+  if (!/^https?:\/\//i.test(url)) return null;
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
+      redirect: "manual",
+      signal: AbortSignal.timeout(3_000),
+    });
+    const result = ((await response.json()) as { result?: unknown }).result;
+    return typeof result === "string" && /^0x[0-9a-f]{1,16}$/i.test(result) ? BigInt(result) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Refuses an endpoint whose node answers as another chain: routers would mark it wrong chain, and a watcher could report it. */
+async function checkChainIds(endpoints: readonly (readonly [bigint, string])[], flag: (chainId: bigint, url: string) => string): Promise<void> {
+  const answers = await Promise.all(endpoints.map(([, url]) => answeredChainId(url)));
+  endpoints.forEach(([chainId, url], i) => {
+    const answered = answers[i];
+    if (answered !== null && answered !== chainId) {
+      throw usageError(`${flag(chainId, url)}the node there answers as chain ${answered}, not ${chainId}: routers would mark it "wrong chain" and send it nothing`);
+    }
+  });
+}
+
 /** What is wrong with an endpoint: by the registry's rules, or one it takes but no router would use. */
 function endpointCheck(chainId: bigint, url: string): string | undefined {
   if (chainId === 0n) return "chain id 0 is not a chain";
@@ -82,6 +114,7 @@ export async function register(
   const chains = new Set(endpoints.map(([chainId]) => chainId));
   if (chains.size < endpoints.length) throw usageError("--endpoint: give one URL per chain");
   if (endpoints.length > maxEndpoints) throw usageError(`a provider may serve at most ${maxEndpoints} chains`);
+  await checkChainIds(endpoints, (chainId, url) => `--endpoint ${chainId}=${url}: `);
   const address = requireWallet(ctx).account.address;
   // Everything the registration needs is checked before the approval goes out: a refusal changes nothing.
   const [state, minStake] = await Promise.all([providerState(ctx, address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
@@ -129,6 +162,7 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
     if (!url) throw usageError("usage: din provider endpoint set <chainId> <url>");
     const problem = endpointCheck(chainId, url);
     if (problem) throw usageError(problem);
+    await checkChainIds([[chainId, url]], () => "");
     const hash = await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] });
     return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})${endpointNotes([url])}`, data: { chainId, url, transaction: hash } };
   }

@@ -71,6 +71,12 @@ describe("din provider", () => {
     const spaced = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "31337=http://a b.example"], operatorKey);
     expect(spaced.code).toBe(2);
     expect(spaced.stderr.trim()).toBe("din: --endpoint 31337=http://a b.example: the URL must not contain spaces or control characters (there is one at byte 8)");
+    // A node that answers as another chain (a mistyped chain id): asked before anything is sent.
+    const mistyped = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", `1=${system.chain.rpcUrl}`], operatorKey);
+    expect(mistyped.code).toBe(2);
+    expect(mistyped.stderr.trim()).toBe(`din: --endpoint 1=${system.chain.rpcUrl}: the node there answers as chain 31337, not 1: routers would mark it "wrong chain" and send it nothing`);
+    const mistypedSet = await din(["provider", "endpoint", "set", "5", system.chain.rpcUrl], operatorKey);
+    expect(mistypedSet.stderr.trim()).toBe(`din: the node there answers as chain 31337, not 5: routers would mark it "wrong chain" and send it nothing`);
     const twice = await din(["provider", "register", "--name", "alpha", "--stake", "500", "--endpoint", "1=https://a.example", "--endpoint", "1=https://b.example"], operatorKey);
     expect(twice.stderr.trim()).toBe("din: --endpoint: give one URL per chain");
     expect((await system.contracts.registry.read.getProvider([operator])).registered).toBe(false);
