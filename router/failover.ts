@@ -352,12 +352,11 @@ class CallRouting implements CallHandle {
 
   /**
    * When to hedge: the latency quantile after the one attempt in flight went out, and not before
-   * its provider's own usual time (a multiple of its latency average), though by half the attempt
-   * timeout at the latest. Not while it waits in the router's queue: a hedge is for a slow
-   * provider, and one more request queued behind busy connections would only lengthen the queue.
-   * A hedge is for a provider slower than it usually is: one slow by nature is drawn less often by
-   * its latency factor already, and hedging every call drawn to it would cost a second request
-   * each time and hand its share to the faster ones.
+   * its provider's own usual time (a multiple of its latency average; by half the attempt timeout
+   * at the latest). A hedge is for a provider slower than it usually is: one slow by nature is
+   * drawn less often by its latency factor already, and hedging every call drawn to it would cost
+   * a second request each time and hand its share to the faster ones. Not while the attempt waits
+   * in the router's queue: one more request behind busy connections would only lengthen it.
    */
   private hedgeAt(): number {
     if (this.finished || this.inFlight.length !== 1) return Infinity;

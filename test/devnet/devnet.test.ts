@@ -131,12 +131,14 @@ describe("npm start", () => {
     const registered = await din(["provider", "register", "--name", "sixth", "--stake", "30000", "--endpoint", `${info.chainId}=${sixthNode.url}`], spare.privateKey);
     expect(registered.stderr).toBe("");
     expect(registered.stdout).toMatch(/^registered sixth/);
-    await eventually("the router to send traffic to the sixth provider", async () => {
+    const askedByCli = sixthNode.stats().requests; // the CLI asked it its chain id
+    expect(askedByCli).toBeGreaterThan(0);
+    const inSet = await eventually("the router to send traffic to the sixth provider", async () => {
       await rpc("eth_blockNumber");
-      return sixthNode!.stats().requests > 0 ? true : undefined;
+      const listed = (await routerProviders()).find((p) => p.address === spare.address.toLowerCase());
+      return listed !== undefined && sixthNode!.stats().requests > askedByCli ? listed : undefined;
     }, 60_000);
-    const inSet = (await routerProviders()).find((p) => p.address === spare.address.toLowerCase());
-    expect(inSet?.name).toBe("sixth");
+    expect(inSet.name).toBe("sixth");
 
     // A second chain whose node is down: the operator's standing shows the router's view per chain.
     expect((await din(["provider", "endpoint", "set", "1", "http://127.0.0.1:9/"], spare.privateKey)).code).toBe(0);
