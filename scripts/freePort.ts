@@ -14,18 +14,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The error for a port an indexer was told to listen on and cannot. */
-export function indexerPortTaken(host: string, port: number): Error {
-  return new Error(`port ${port} on ${host} is taken (by another indexer?): stop what holds it or give another --port`);
-}
-
-/** Throws indexerPortTaken when something listens on `port` of `host` already. */
-export async function assertPortFree(host: string, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
+/** Whether nothing listens on `port` of `host` right now (false: EADDRINUSE; other errors throw). */
+export async function portIsFree(host: string, port: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve, reject) => {
     const server = createServer();
     server.unref();
-    server.on("error", (error: NodeJS.ErrnoException) => reject(error.code === "EADDRINUSE" ? indexerPortTaken(host, port) : error));
-    server.listen(port, host, () => server.close(() => resolve()));
+    server.on("error", (error: NodeJS.ErrnoException) => (error.code === "EADDRINUSE" ? resolve(false) : reject(error)));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 

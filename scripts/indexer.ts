@@ -8,7 +8,7 @@ import * as schema from "../indexer/ponder.schema.ts";
 import { readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
-import { assertPortFree, freePort, indexerPortTaken } from "./freePort.ts";
+import { freePort, portIsFree } from "./freePort.ts";
 
 // `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
 // with its inputs passed in the environment (see indexer/ponder.config.ts).
@@ -106,7 +106,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     while (Date.now() < deadline) {
       if (movedTo !== undefined || (options.exactPort && crashedOnPort !== undefined)) {
         await stop();
-        throw indexerPortTaken(host, requested);
+        throw portTaken(host, requested);
       }
       if (child.exitCode !== null) {
         const message = `the indexer exited with code ${child.exitCode}:\n${output()}`;
@@ -137,6 +137,11 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
       port = error.port + 1;
     }
   }
+}
+
+/** The error for a port the indexer was told to listen on and cannot. */
+function portTaken(host: string, port: number): Error {
+  return new Error(`port ${port} on ${host} is taken (by another indexer?): stop what holds it or give another --port`);
 }
 
 /** Ponder exited because a port it moved on to was taken as well. */
@@ -223,7 +228,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`--port must be 1…65535, not "${values.port}"`);
   // Ponder would move to the next free port: an indexer that routers and replicas look for must not.
   // Checked before Ponder starts (an instant answer), and again by what Ponder reports.
-  await assertPortFree(values.host, port);
+  if (!(await portIsFree(values.host, port))) throw portTaken(values.host, port);
   const deployment = await readDeployment(resolve(values.deployment));
   const databaseUrl = values["database-url"] ?? process.env.DATABASE_URL;
   if (values.serve && !databaseUrl) throw new Error("--serve needs PostgreSQL: give --database-url or DATABASE_URL");

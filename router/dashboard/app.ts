@@ -18,12 +18,14 @@ import {
 
 const windowMs = 5 * 60_000;
 const palette = ["#2f6fde", "#e0692b", "#2a9d5b", "#b6408f", "#a07a12", "#1c9fb0", "#d64545", "#6a5acd", "#6b7d12", "#6b6b6b"];
-/** A provider keeps its colour while the page is open (by stake order at first sight): a newcomer does not recolour the charts. */
-const colours = new Map<string, string>();
+/** Per chain, each provider's colour: kept while the page is open (by stake order at first sight), so a newcomer does not recolour the charts. */
+const colours = new Map<number, Map<string, string>>();
 function colourOf(chainId: number, address: string): string {
-  const key = `${chainId}|${address.toLowerCase()}`;
-  let colour = colours.get(key);
-  if (colour === undefined) colours.set(key, (colour = palette[[...colours.keys()].filter((k) => k.startsWith(`${chainId}|`)).length % palette.length]));
+  let chain = colours.get(chainId);
+  if (chain === undefined) colours.set(chainId, (chain = new Map()));
+  const key = address.toLowerCase();
+  let colour = chain.get(key);
+  if (colour === undefined) chain.set(key, (colour = palette[chain.size % palette.length]));
   return colour;
 }
 

@@ -1,6 +1,5 @@
-import { fork, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
-import { middle } from "./router.ts";
+import { cpuOf, middle, start as startRole, type LoadResult } from "./router.ts";
 import { countFlag } from "./table.ts";
 
 // Side by side, in interleaved rounds: the router of two checkouts (before and after a change to
@@ -12,28 +11,8 @@ import { countFlag } from "./table.ts";
 //
 //   node scripts/bench/compare.ts --rounds 8 --connections 32 router@/tmp/before router@.
 
-type LoadResult = { requests: number; seconds: number; p50: number; errors: number };
-type Message = { ready?: true; urls?: string[]; url?: string; result?: LoadResult; cpu?: NodeJS.CpuUsage };
-
-function start(dir: string, role: string, args: string[]): Promise<{ child: ChildProcess; message: Message }> {
-  const child = fork(resolve(dir, "scripts/bench/router.ts"), ["--role", role, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  return new Promise((done, fail) => {
-    child.once("message", (message: Message) => done({ child, message }));
-    child.once("exit", (code) => fail(new Error(`${role} of ${dir} exited with code ${code}`)));
-  });
-}
-
-function cpuOf(child: ChildProcess): Promise<NodeJS.CpuUsage> {
-  return new Promise((done) => {
-    const on = (m: Message) => {
-      if (!m.cpu) return;
-      child.off("message", on);
-      done(m.cpu);
-    };
-    child.on("message", on);
-    child.send({ cpu: true });
-  });
-}
+/** A role of the bench script of the checkout at `dir`. */
+const start = (dir: string, role: string, args: string[]) => startRole(role, args, resolve(dir, "scripts/bench/router.ts"));
 
 const rounds = countFlag("--rounds") ?? 8;
 const connections = countFlag("--connections") ?? 32;
@@ -58,7 +37,7 @@ try {
     for (const t of round % 2 === 0 ? targets : targets.toReversed()) {
       const load = await start(home, "load", [t.message.url!, String(connections), "500", String(durationMs)]);
       const before = await cpuOf(t.child);
-      const result = await new Promise<LoadResult>((done) => load.child.on("message", (m: Message) => m.result && done(m.result)));
+      const result = await new Promise<LoadResult>((done) => load.child.on("message", (m: { result?: LoadResult }) => m.result && done(m.result)));
       const after = await cpuOf(t.child);
       load.child.kill("SIGTERM");
       const n = result.requests;

@@ -33,8 +33,8 @@ const self = fileURLToPath(import.meta.url);
 const CHAIN = 31337;
 const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest"] });
 
-type LoadResult = { requests: number; errors: number; seconds: number; p50: number; p99: number; firstError: string | null };
-type Message = { ready?: true; urls?: string[]; url?: string; result?: LoadResult; cpu?: NodeJS.CpuUsage };
+export type LoadResult = { requests: number; errors: number; seconds: number; p50: number; p99: number; firstError: string | null };
+export type Message = { ready?: true; urls?: string[]; url?: string; result?: LoadResult; cpu?: NodeJS.CpuUsage };
 
 /** Systems under test answer `{cpu: true}` with their CPU time so far. */
 function answerCpuQueries(): void {
@@ -227,11 +227,25 @@ async function load(url: string, connections: number, warmupMs: number, duration
 // ---------------------------------------------------------------------------------------------
 // The conductor.
 
-function start(role: string, args: string[]): Promise<{ child: ChildProcess; message: Message }> {
-  const child = fork(self, ["--role", role, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+/** Starts a role of this bench script (or of `script`, another checkout's copy) in a child process; resolves with its first message. */
+export function start(role: string, args: string[], script = self): Promise<{ child: ChildProcess; message: Message }> {
+  const child = fork(script, ["--role", role, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
     child.once("message", (message: Message) => resolve({ child, message }));
-    child.once("exit", (code) => reject(new Error(`bench ${role} exited with code ${code}`)));
+    child.once("exit", (code) => reject(new Error(`bench ${role} of ${script} exited with code ${code}`)));
+  });
+}
+
+/** A system under test's CPU time so far (it answers `{cpu: true}`, answerCpuQueries). */
+export function cpuOf(sut: ChildProcess): Promise<NodeJS.CpuUsage> {
+  return new Promise((resolve) => {
+    const on = (m: Message) => {
+      if (!m.cpu) return;
+      sut.off("message", on);
+      resolve(m.cpu);
+    };
+    sut.on("message", on);
+    sut.send({ cpu: true });
   });
 }
 
@@ -246,17 +260,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 async function measure(url: string, connections: number, durationMs: number, during?: () => Promise<void>, sut?: ChildProcess): Promise<LoadResult & { cpuPerRequestUs: number }> {
   const cpu = async (): Promise<number> => {
     if (sut === undefined) return Number.NaN;
-    const usage = new Promise<NodeJS.CpuUsage>((resolve) => {
-      const on = (m: Message) => {
-        if (m.cpu) {
-          sut.off("message", on);
-          resolve(m.cpu);
-        }
-      };
-      sut.on("message", on);
-    });
-    sut.send({ cpu: true });
-    const u = await usage;
+    const u = await cpuOf(sut);
     return u.user + u.system;
   };
   const { child } = await start("load", [url, String(connections), "1000", String(durationMs)]);

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import type { Address, Hash } from "viem";
+import { createPublicClient, http, type Address, type Hash } from "viem";
 import { literalHostClass } from "../../router/endpointPolicy.ts";
 import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
@@ -57,15 +57,7 @@ function endpointNotes(urls: readonly string[]): string {
 async function answeredChainId(url: string): Promise<bigint | null> {
   if (!/^https?:\/\//i.test(url)) return null;
   try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
-      redirect: "manual",
-      signal: AbortSignal.timeout(3_000),
-    });
-    const result = ((await response.json()) as { result?: unknown }).result;
-    return typeof result === "string" && /^0x[0-9a-f]{1,16}$/i.test(result) ? BigInt(result) : null;
+    return BigInt(await createPublicClient({ transport: http(url, { retryCount: 0, timeout: 3_000 }) }).getChainId());
   } catch {
     return null;
   }
