@@ -151,7 +151,8 @@ export const defaultRoutingOptions: RoutingOptions = {
     writeAffinityMs: 30_000,
   },
   limits: {
-    maxBodyBytes: 1024 * 1024,
+    // A six-blob transaction with its cell proofs is ≈1.65 MB of hex (see router/README.md).
+    maxBodyBytes: 2 * 1024 * 1024,
     maxBatchItems: 1_000,
     maxDepth: 32,
     maxResponseBytes: 16 * 1024 * 1024,

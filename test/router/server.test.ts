@@ -194,6 +194,17 @@ describe("hostile clients", () => {
     await stillServes();
   });
 
+  it("passes a raw transaction as large as six blobs with their cell proofs to a provider", async () => {
+    // 6 × (131,072 bytes of blob + 128 cell proofs of 48 bytes + a commitment) ≈ 824 KB, 1.65 MB in
+    // hex: the largest blob transaction a rollup sends (six per transaction since Fusaka). Not a
+    // valid one (no KZG library here): the node's own refusal must come back, not the router's 413.
+    const rawTransaction = `0x03${"ab".repeat(6 * (131_072 + 128 * 48 + 48))}`;
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: "blob", method: "eth_sendRawTransaction", params: [rawTransaction] });
+    expect(answer.headers.get("x-din-provider")).toMatch(/^0x[0-9a-f]{40}$/);
+    expect((answer.json() as RpcReply).error!.code).not.toBe(-32005);
+    await stillServes();
+  });
+
   it("refuses a body that is not UTF-8, rather than answer with an id it changed", async () => {
     const answer = await raw(new Uint8Array(Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","method":"eth_blockNumber"}')])));
     expect(answer.status).toBe(400);
