@@ -96,6 +96,8 @@ export function checkSnapshotPath(path: string): void {
   try {
     makeDirectory(directory);
   } catch (error) {
+    const file = fileInTheWay(directory);
+    if (file !== null) throw new SnapshotError(path, `${file} is a file, not a directory`);
     throw new SnapshotError(path, `its directory ${directory} cannot be created (${code(error)})`);
   }
   const temporary = temporaryPath(path);
@@ -105,6 +107,17 @@ export function checkSnapshotPath(path: string): void {
     throw new SnapshotError(path, `no file can be written in ${directory} (${code(error)})`);
   }
   rmSync(temporary, { force: true });
+}
+
+/** The nearest of `directory` and its parents that exists and is not a directory (mkdir's EEXIST or ENOTDIR), or null. */
+function fileInTheWay(directory: string): string | null {
+  for (let at = directory; ; at = dirname(at)) {
+    try {
+      return statSync(at).isDirectory() ? null : at;
+    } catch {
+      if (dirname(at) === at) return null;
+    }
+  }
 }
 
 /** Reads a snapshot; null when there is none, SnapshotError when it is unreadable or of an unknown format. */

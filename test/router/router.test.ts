@@ -106,7 +106,8 @@ describe("scripts/router.ts", () => {
     const refused: [string, RegExp][] = [
       ["", /^--snapshot: .* cannot be used: the path is empty: name a file such as \.router\/providers\.json$/],
       [dir, new RegExp(`^--snapshot: the provider-set snapshot at ${dir} cannot be used: it is a directory: name a file in it, such as ${dir}/providers\\.json$`)],
-      [join(file, "providers.json"), /^--snapshot: .* cannot be used: its directory .*a-file cannot be created \((ENOTDIR|EEXIST)\)$/],
+      [join(file, "providers.json"), new RegExp(`^--snapshot: the provider-set snapshot at ${file}/providers\\.json cannot be used: ${file} is a file, not a directory$`)],
+      [join(file, "deeper", "providers.json"), new RegExp(`^--snapshot: .* cannot be used: ${file} is a file, not a directory$`)],
     ];
     if (process.platform === "linux") {
       refused.push(["/proc/nope.json", /^--snapshot: .* cannot be used: no file can be written in \/proc \(E[A-Z]+\)$/]);
