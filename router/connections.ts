@@ -234,8 +234,10 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   // bounds the sockets being answered so.
   server.maxConnections = limits.maxConnections + limits.maxConnectionsPerClient;
   server.on("drop", () => metrics.refused("too_many_connections"));
+  // 429, as every other limit of one client's: clients back off and retry it (ethers does on 429
+  // only). No retry-after: ethers reads it as milliseconds and would retry at once.
   const tooMany = rawReply(
-    "503 Service Unavailable",
+    "429 Too Many Requests",
     RpcCode.limitExceeded,
     `too many connections from your address (at most ${limits.maxConnectionsPerClient}); reuse connections (keep-alive)`,
   );

@@ -152,7 +152,7 @@ describe("one client's share of the router", () => {
     const mine = await Promise.all(Array.from({ length: limits.maxConnectionsPerClient }, () => rawConnection("127.0.0.3")));
     const extra = await rawConnection("127.0.0.3");
     await extra.closed;
-    expect(extra.text()).toMatch(/^HTTP\/1\.1 503/);
+    expect(extra.text()).toMatch(/^HTTP\/1\.1 429/);
     expect(extra.text()).toMatch(/too many connections from your address \(at most 8\)/);
     expect(extra.text()).toMatch(/\r\nx-din-provider: none\r\n/);
     expect(mine.map((c) => c.text())).toEqual(mine.map(() => "")); // the first eight are untouched
