@@ -532,17 +532,17 @@ function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome
     holdBackReads(items, answers);
   }
   const parts: Buffer[] = [];
-  const providers = new Set<string>();
+  // Who answered: each once, in the order of the calls, the router too when it answered some.
+  const answerers = new Set<string>();
   let attempts = 0;
-  let local = false;
   for (const a of answers) {
     attempts += a.attempts;
-    if (a.provider !== null) providers.add(a.provider.address);
-    else if (a.local) local = true;
+    if (a.provider !== null) answerers.add(a.provider.address);
+    else if (a.local) answerers.add("router");
     if (a.bytes === null) continue;
     parts.push(parts.length === 0 ? open : comma, a.bytes);
   }
-  const who = providers.size > 0 ? [...providers].join(",") : local ? "router" : "none";
+  const who = answerers.size > 0 ? [...answerers].join(",") : "none";
   if (parts.length === 0) return x.reply(204, null, who, attempts);
   parts.push(close);
   x.reply(200, Buffer.concat(parts), who, attempts, heldBack);
