@@ -17,7 +17,7 @@ const usage = `din — the OpenDIN command line
               din provider unbond <DIN>
               din provider withdraw
               din provider deregister
-              din provider status [address]
+              din provider status [address] [--router <url>]
   watchers    din case open --provider <address> --amount <DIN> --evidence <file>
               din case list [--provider <address>]
               din case show --case <id>
@@ -59,7 +59,7 @@ const commands: Record<string, Command> = {
   "provider unbond": { options: {}, positionals: 1, run: async (f, [amount]) => provider.unbond(await ctx(f), amount) },
   "provider withdraw": { options: {}, positionals: 0, run: async (f) => provider.withdraw(await ctx(f)) },
   "provider deregister": { options: {}, positionals: 0, run: async (f) => provider.deregister(await ctx(f)) },
-  "provider status": { options: {}, positionals: 1, run: async (f, [address]) => provider.status(await ctx(f), address) },
+  "provider status": { options: { router: { type: "string" } }, positionals: 1, run: async (f, [address]) => provider.status(await ctx(f), address, str(f.router)) },
   "case open": {
     options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" } },
     positionals: 0,

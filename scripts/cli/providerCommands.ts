@@ -214,9 +214,13 @@ export async function withdraw(ctx: CliContext): Promise<Outcome> {
   };
 }
 
-export async function status(ctx: CliContext, addressText: string | undefined): Promise<Outcome> {
+/** `routerUrl`: the router whose view to show (--router; default the devnet's). */
+export async function status(ctx: CliContext, addressText: string | undefined, routerUrl = ctx.routerUrl): Promise<Outcome> {
   if (!addressText && !ctx.wallet) throw usageError("din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
+  if (routerUrl !== undefined && !/^https?:\/\/[^\s/]+/i.test(routerUrl)) {
+    throw usageError(`--router must be a router's http:// or https:// URL, such as https://gateway.example, not "${routerUrl}"`);
+  }
   const [state, entries, eligible, minStake, { endpoints, slashes }] = await Promise.all([
     providerState(ctx, address),
     unbondingEntries(ctx, address),
@@ -225,7 +229,7 @@ export async function status(ctx: CliContext, addressText: string | undefined): 
     providerHistory(ctx, address),
   ]);
   const slashedTotal = slashes.reduce((sum, s) => sum + s.amount, 0n);
-  const router = ctx.routerUrl ? await routerView(ctx.routerUrl, address) : undefined;
+  const router = routerUrl ? await routerView(routerUrl.replace(/\/+$/, ""), address) : undefined;
   const standing = !state.registered
     ? "not registered"
     : state.jailed

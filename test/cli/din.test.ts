@@ -6,7 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getAddress, parseEther, type Address } from "viem";
 import { generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { toHex } from "viem";
+import { startProviderNode } from "../../scripts/providerNode.ts";
 import { runDin } from "../helpers/runDin.ts";
+import { startRouter } from "../helpers/startRouter.ts";
+import { waitFor } from "../router/support.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
 
 // The din CLI against a real node with the Ignition deployment, run as a child process the way a
@@ -150,6 +153,27 @@ describe("din provider", () => {
     const json = JSON.parse((await din(["provider", "status", operator, "--json"])).stdout) as { eligible: boolean; endpoints: unknown[] };
     expect(json.eligible).toBe(true);
     expect(json.endpoints).toHaveLength(1);
+  });
+
+  it("shows how a router given with --router sees the provider", async () => {
+    // A gateway's router (not the devnet's), routing to the operator through a node in front of the chain.
+    const node = await startProviderNode({ upstreamUrl: system.chain.rpcUrl });
+    const record = { address: operator, chainId: 31337, url: node.url, stake: 1_300n * 10n ** 18n, slashedTotal: 0n, name: "alpha" };
+    const router = await startRouter({ records: [record] });
+    try {
+      await waitFor(() => router.status().chains[0]?.providers[0]?.state === "healthy", "the operator healthy in the router");
+      const seen = await din(["provider", "status", operator, "--router", `${router.url}/`]);
+      expect(seen.code).toBe(0);
+      expect(seen.stdout).toMatch(/\n {2}router {11}chain 31337: healthy, score \d\.\d{3}, \d+\.\d% of traffic$/m);
+      const json = JSON.parse((await din(["provider", "status", operator, "--router", router.url, "--json"])).stdout) as { router: { state: string }[] };
+      expect(json.router.map((p) => p.state)).toEqual(["healthy"]);
+    } finally {
+      await router.stop();
+      await node.stop();
+    }
+    const bad = await din(["provider", "status", operator, "--router", "gateway.example"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('din: --router must be a router\'s http:// or https:// URL, such as https://gateway.example, not "gateway.example"');
   });
 
   it("sets and removes endpoints, and explains a bad URL", async () => {
