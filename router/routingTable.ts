@@ -234,7 +234,9 @@ export class ChainTable {
       ...(to === "circuit_open" || to === "refused" ? { lastFailure: p.lastFailure } : {}),
     };
     const bad = to === "circuit_open" || to === "wrong_chain" || to === "lagging" || to === "refused";
-    if (bad) this.log!.warn("provider state changed", fields);
+    // A half-open probe failing again is said at info: the opening was warned of, and a dead
+    // endpoint is retried for ever (a warning a minute each, from every router).
+    if (bad && from !== "half_open") this.log!.warn("provider state changed", fields);
     else this.log!.info("provider state changed", fields);
   }
 

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
+import { createLogger } from "../../router/log.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { startProber } from "../../router/prober.ts";
 import { ChainTable } from "../../router/routingTable.ts";
@@ -86,6 +87,27 @@ describe("circuit breaker", () => {
     expect(p.state(closedAt)).toBe("healthy");
     for (let i = 0; i < 3; i++) p.recordFailure("http_5xx", "HTTP 500", closedAt);
     expect(p.reopensAt - closedAt).toBe(300); // the next opening starts from the base period
+  });
+
+  it("warns when a provider's circuit opens, and says only at info that a half-open probe failed again", () => {
+    // A dead endpoint is retried for ever: a warning each time (once a minute each) flooded the log.
+    const lines: { level: string; to: string }[] = [];
+    const log = createLogger({ level: "info", write: (line) => void lines.push(JSON.parse(line) as { level: string; to: string }) });
+    const table = new ChainTable(CHAIN, resolveRoutingOptions({ circuit: { failureThreshold: 3, baseOpenMs: 300, maxOpenMs: 1_000 } }), log);
+    table.setProviders([{ address: providerAddress(0), chainId: CHAIN, url: "http://node.example:8545", stake: 10n ** 21n, slashedTotal: 0n, name: "node" }]);
+    const [p] = table.providers;
+    p.setChainCheck(CHAIN, CHAIN, 0);
+    p.setHead(100, 0);
+    table.rebuild(0);
+    for (let i = 0; i < 3; i++) p.recordFailure("connect", "refused", 0);
+    table.rebuild(0);
+    for (let i = 0, now = p.reopensAt; i < 3; i++, now = p.reopensAt) {
+      table.rebuild(now); // half-open: the next probe decides
+      p.recordProbeFailure("connect", "refused", now);
+      table.rebuild(now);
+    }
+    const opened = lines.filter((line) => line.to === "circuit_open").map((line) => line.level);
+    expect(opened).toEqual(["warn", "info", "info", "info"]);
   });
 
   it("probes a half-open provider on the wrong chain at the probe interval, not on every tick", async () => {
