@@ -34,10 +34,11 @@ export function parseEndpoint(value: string): [bigint, string] {
 }
 
 /**
- * Lines for the operator about URLs the registry takes but routers will not use: a WebSocket URL
- * (routers speak http(s)), and a loopback or private address (routers refuse those outside devnet mode).
+ * Notes for the operator about URLs the registry takes but routers will not use, or not yet: a
+ * WebSocket URL (routers speak http(s)), a loopback or private address (routers refuse those
+ * outside devnet mode), and a node that did not answer from here (`unanswered`: URL → why).
  */
-function endpointNotes(urls: readonly string[]): string {
+function endpointNotes(urls: readonly string[], unanswered: ReadonlyMap<string, string>): string[] {
   const notes: string[] = [];
   const sockets = urls.filter((url) => /^wss?:\/\//i.test(url));
   if (sockets.length > 0) notes.push(`OpenDIN routers send JSON-RPC over http(s) only, so ${sockets.join(", ")} gets no traffic from them: register the node's https:// URL`);
@@ -46,32 +47,61 @@ function endpointNotes(urls: readonly string[]): string {
     // A name is resolved by each router; "localhost" always resolves to loopback.
     const kind = /(^|\.)localhost\.?$/i.test(host) ? "loopback" : literalHostClass(host);
     if (kind !== null) notes.push(`${url} is an address routers refuse unless they run in devnet mode (${kind}): register the address the internet reaches the node at`);
+    const why = unanswered.get(url);
+    if (why !== undefined) notes.push(`${url} did not answer eth_chainId from here (${why}): routers send it traffic once it answers their probes`);
   }
+  return notes;
+}
+
+/** The notes as the message's last lines. */
+function noteLines(notes: readonly string[]): string {
   return notes.map((note) => `\n  note: ${note}`).join("");
 }
 
 /**
- * The chain id the node at an http(s) URL answers eth_chainId with; null when it cannot be asked
- * (not up yet, not reachable from here, not JSON-RPC): routers check it when they probe.
+ * The chain id the node at an http(s) URL answers eth_chainId with, or why it could not be asked
+ * (not up yet, not reachable from here, not JSON-RPC: routers check it when they probe); null for
+ * a URL that is not http(s).
  */
-async function answeredChainId(url: string): Promise<bigint | null> {
+async function askChainId(url: string): Promise<{ chainId: bigint } | { unanswered: string } | null> {
   if (!/^https?:\/\//i.test(url)) return null;
   try {
-    return BigInt(await createPublicClient({ transport: http(url, { retryCount: 0, timeout: 3_000 }) }).getChainId());
-  } catch {
-    return null;
+    return { chainId: BigInt(await createPublicClient({ transport: http(url, { retryCount: 0, timeout: 3_000 }) }).getChainId()) };
+  } catch (error) {
+    return { unanswered: whyUnanswered(error) };
   }
 }
 
-/** Refuses an endpoint whose node answers as another chain: routers would mark it wrong chain, and a watcher could report it. */
-async function checkChainIds(endpoints: readonly (readonly [bigint, string])[], flag: (chainId: bigint, url: string) => string): Promise<void> {
-  const answers = await Promise.all(endpoints.map(([, url]) => answeredChainId(url)));
+/** A few words on why viem's call failed: the innermost cause says most. */
+function whyUnanswered(error: unknown): string {
+  const words: Record<string, string> = { ENOTFOUND: "its host name does not resolve", ECONNREFUSED: "connection refused", ECONNRESET: "connection reset" };
+  let why = "no JSON-RPC answer";
+  for (let e = error as { name?: string; code?: unknown; status?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.name === "TimeoutError") return "no answer within 3 s";
+    if (typeof e.status === "number") return `HTTP ${e.status}`;
+    if (e.name === "SyntaxError") return "the answer is not JSON";
+    if (typeof e.code === "string") return words[e.code] ?? e.code;
+    if (e.cause === undefined && e.message) why = e.message;
+  }
+  return why;
+}
+
+/**
+ * Refuses an endpoint whose node answers as another chain: routers would mark it wrong chain, and
+ * a watcher could report it. Returns the URLs whose node did not answer, with why.
+ */
+async function checkChainIds(endpoints: readonly (readonly [bigint, string])[], flag: (chainId: bigint, url: string) => string): Promise<Map<string, string>> {
+  const answers = await Promise.all(endpoints.map(([, url]) => askChainId(url)));
+  const unanswered = new Map<string, string>();
   endpoints.forEach(([chainId, url], i) => {
-    const answered = answers[i];
-    if (answered !== null && answered !== chainId) {
-      throw usageError(`${flag(chainId, url)}the node there answers as chain ${answered}, not ${chainId}: routers would mark it "wrong chain" and send it nothing`);
+    const answer = answers[i];
+    if (answer === null) return;
+    if ("unanswered" in answer) unanswered.set(url, answer.unanswered);
+    else if (answer.chainId !== chainId) {
+      throw usageError(`${flag(chainId, url)}the node there answers as chain ${answer.chainId}, not ${chainId}: routers would mark it "wrong chain" and send it nothing`);
     }
   });
+  return unanswered;
 }
 
 /** What is wrong with an endpoint: by the registry's rules, or one it takes but no router would use. */
@@ -106,7 +136,7 @@ export async function register(
   const chains = new Set(endpoints.map(([chainId]) => chainId));
   if (chains.size < endpoints.length) throw usageError("--endpoint: give one URL per chain");
   if (endpoints.length > maxEndpoints) throw usageError(`a provider may serve at most ${maxEndpoints} chains`);
-  await checkChainIds(endpoints, (chainId, url) => `--endpoint ${chainId}=${url}: `);
+  const unanswered = await checkChainIds(endpoints, (chainId, url) => `--endpoint ${chainId}=${url}: `);
   const address = requireWallet(ctx).account.address;
   // Everything the registration needs is checked before the approval goes out: a refusal changes nothing.
   const [state, minStake] = await Promise.all([providerState(ctx, address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
@@ -129,9 +159,10 @@ export async function register(
     }
   }
   const served = endpoints.map(([chainId, url]) => `chain ${chainId} at ${url}`).join(", ");
+  const notes = endpointNotes(endpoints.map(([, url]) => url), unanswered);
   return {
-    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}${endpointNotes(endpoints.map(([, url]) => url))}`,
-    data: { provider: address, name: flags.name, stake, endpoints: endpoints.map(([chainId, url]) => ({ chainId, url })), transactions: hashes },
+    message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}${noteLines(notes)}`,
+    data: { provider: address, name: flags.name, stake, endpoints: endpoints.map(([chainId, url]) => ({ chainId, url })), transactions: hashes, notes },
   };
 }
 
@@ -154,9 +185,10 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
     if (!url) throw usageError("usage: din provider endpoint set <chainId> <url>");
     const problem = endpointCheck(chainId, url);
     if (problem) throw usageError(problem);
-    await checkChainIds([[chainId, url]], () => "");
+    const unanswered = await checkChainIds([[chainId, url]], () => "");
     const hash = await transact(ctx, { ...registry(ctx), functionName: "setEndpoint", args: [chainId, url] });
-    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})${endpointNotes([url])}`, data: { chainId, url, transaction: hash } };
+    const notes = endpointNotes([url], unanswered);
+    return { message: `endpoint for chain ${chainId} set to ${url} (tx ${hash})${noteLines(notes)}`, data: { chainId, url, transaction: hash, notes } };
   }
   if (action === "remove") {
     const chainId = parseId("<chainId>", rest[0]);

@@ -200,7 +200,18 @@ describe("din provider", () => {
       const local = await din(["provider", "endpoint", "set", "1", url], operatorKey);
       expect(local.stdout).toContain(`note: ${url} is an address routers refuse unless they run in devnet mode (${kind}): register the address the internet reaches the node at`);
     }
-    expect((await din(["provider", "endpoint", "set", "1", "https://one.example"], operatorKey)).stdout).not.toContain("note:");
+    // A node that does not answer from here is taken (it may not be up yet), and the operator hears so.
+    const unresolved = await din(["provider", "endpoint", "set", "1", "https://one.example"], operatorKey);
+    expect(unresolved.stdout).toMatch(/note: https:\/\/one\.example did not answer eth_chainId from here \(its host name does not resolve\): routers send it traffic once it answers their probes$/m);
+    expect(unresolved.stdout).not.toContain("routers refuse");
+    const refused = await din(["provider", "endpoint", "set", "1", "http://127.0.0.1:9/rpc", "--json"], operatorKey);
+    expect((JSON.parse(refused.stdout) as { notes: string[] }).notes).toEqual([
+      "http://127.0.0.1:9/rpc is an address routers refuse unless they run in devnet mode (loopback): register the address the internet reaches the node at",
+      "http://127.0.0.1:9/rpc did not answer eth_chainId from here (bad port): routers send it traffic once it answers their probes",
+    ]);
+    const answering = await din(["provider", "endpoint", "set", "31337", system.chain.rpcUrl, "--json"], operatorKey);
+    expect((JSON.parse(answering.stdout) as { notes: string[] }).notes).toEqual([expect.stringContaining("(loopback)")]);
+    expect((await din(["provider", "endpoint", "set", "31337", "https://alpha.example/rpc"], operatorKey)).code).toBe(0); // as before
     expect((await system.contracts.registry.read.endpointChainIds([operator])).map(Number).sort()).toEqual([1, 31337]);
     expect((await din(["provider", "endpoint", "remove", "1"], operatorKey)).stdout).toMatch(/endpoint for chain 1 removed/);
     const missing = await din(["provider", "endpoint", "remove", "1"], operatorKey);
