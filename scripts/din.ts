@@ -2,12 +2,15 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import * as cases from "./cli/caseCommands.ts";
 import { CliError, parseArgsProblem, usageError } from "./cli/cliError.ts";
-import { loadContext, type CommonFlags } from "./cli/context.ts";
-import * as gov from "./cli/govCommands.ts";
+import type { CommonFlags } from "./cli/context.ts";
 import { print, type Outcome } from "./cli/outcome.ts";
-import * as provider from "./cli/providerCommands.ts";
+
+// The chain commands' modules load viem (about a second): loaded when a chain command runs, so
+// `din --help` and the services (`din router …`) start at once.
+const provider = () => import("./cli/providerCommands.ts");
+const cases = () => import("./cli/caseCommands.ts");
+const gov = () => import("./cli/govCommands.ts");
 
 const usage = `din — the OpenDIN command line
 
@@ -52,45 +55,45 @@ const commands: Record<string, Command> = {
   "provider register": {
     options: { name: { type: "string" }, metadata: { type: "string" }, stake: { type: "string" }, endpoint: { type: "string", multiple: true } },
     positionals: 0,
-    run: async (f) => provider.register(await ctx(f), { name: str(f.name), metadata: str(f.metadata), stake: str(f.stake), endpoint: f.endpoint as string[] | undefined }),
+    run: async (f) => (await provider()).register(await ctx(f), { name: str(f.name), metadata: str(f.metadata), stake: str(f.stake), endpoint: f.endpoint as string[] | undefined }),
   },
-  "provider stake": { options: {}, positionals: 1, run: async (f, [amount]) => provider.stake(await ctx(f), amount) },
-  "provider endpoint": { options: {}, positionals: 3, run: async (f, [action, ...rest]) => provider.endpoint(await ctx(f), action, rest) },
-  "provider unbond": { options: {}, positionals: 1, run: async (f, [amount]) => provider.unbond(await ctx(f), amount) },
-  "provider withdraw": { options: {}, positionals: 0, run: async (f) => provider.withdraw(await ctx(f)) },
-  "provider deregister": { options: {}, positionals: 0, run: async (f) => provider.deregister(await ctx(f)) },
-  "provider status": { options: { router: { type: "string" } }, positionals: 1, run: async (f, [address]) => provider.status(await ctx(f), address, str(f.router)) },
+  "provider stake": { options: {}, positionals: 1, run: async (f, [amount]) => (await provider()).stake(await ctx(f), amount) },
+  "provider endpoint": { options: {}, positionals: 3, run: async (f, [action, ...rest]) => (await provider()).endpoint(await ctx(f), action, rest) },
+  "provider unbond": { options: {}, positionals: 1, run: async (f, [amount]) => (await provider()).unbond(await ctx(f), amount) },
+  "provider withdraw": { options: {}, positionals: 0, run: async (f) => (await provider()).withdraw(await ctx(f)) },
+  "provider deregister": { options: {}, positionals: 0, run: async (f) => (await provider()).deregister(await ctx(f)) },
+  "provider status": { options: { router: { type: "string" } }, positionals: 1, run: async (f, [address]) => (await provider()).status(await ctx(f), address, str(f.router)) },
   "case open": {
     options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" } },
     positionals: 0,
-    run: async (f) => cases.openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence) }),
+    run: async (f) => (await cases()).openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence) }),
   },
-  "case list": { options: { provider: { type: "string" } }, positionals: 0, run: async (f) => cases.listCases(await ctx(f), { provider: str(f.provider) }) },
-  "case show": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => cases.showCase(await ctx(f), { case: str(f.case) }) },
-  "case expire": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => cases.expireCase(await ctx(f), { case: str(f.case) }) },
-  "case claim": { options: {}, positionals: 0, run: async (f) => cases.claim(await ctx(f)) },
-  "gov delegate": { options: { to: { type: "string" } }, positionals: 0, run: async (f) => gov.delegate(await ctx(f), { to: str(f.to) }) },
+  "case list": { options: { provider: { type: "string" } }, positionals: 0, run: async (f) => (await cases()).listCases(await ctx(f), { provider: str(f.provider) }) },
+  "case show": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => (await cases()).showCase(await ctx(f), { case: str(f.case) }) },
+  "case expire": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => (await cases()).expireCase(await ctx(f), { case: str(f.case) }) },
+  "case claim": { options: {}, positionals: 0, run: async (f) => (await cases()).claim(await ctx(f)) },
+  "gov delegate": { options: { to: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).delegate(await ctx(f), { to: str(f.to) }) },
   "gov propose-slash": {
     options: { case: { type: "string" }, reject: { type: "boolean" }, jail: { type: "boolean" }, description: { type: "string" } },
     positionals: 0,
-    run: async (f) => gov.proposeSlash(await ctx(f), { case: str(f.case), reject: f.reject === true, jail: f.jail === true, description: str(f.description) }),
+    run: async (f) => (await gov()).proposeSlash(await ctx(f), { case: str(f.case), reject: f.reject === true, jail: f.jail === true, description: str(f.description) }),
   },
   "gov propose-unjail": {
     options: { provider: { type: "string" }, description: { type: "string" } },
     positionals: 0,
-    run: async (f) => gov.proposeUnjail(await ctx(f), { provider: str(f.provider), description: str(f.description) }),
+    run: async (f) => (await gov()).proposeUnjail(await ctx(f), { provider: str(f.provider), description: str(f.description) }),
   },
   "gov vote": {
     options: { proposal: { type: "string" }, support: { type: "string" }, reason: { type: "string" } },
     positionals: 0,
-    run: async (f) => gov.vote(await ctx(f), { proposal: str(f.proposal), support: str(f.support), reason: str(f.reason) }),
+    run: async (f) => (await gov()).vote(await ctx(f), { proposal: str(f.proposal), support: str(f.support), reason: str(f.reason) }),
   },
-  "gov queue": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.queue(await ctx(f), { proposal: str(f.proposal) }) },
-  "gov execute": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => gov.execute(await ctx(f), { proposal: str(f.proposal) }) },
+  "gov queue": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).queue(await ctx(f), { proposal: str(f.proposal) }) },
+  "gov execute": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).execute(await ctx(f), { proposal: str(f.proposal) }) },
   "gov status": {
     options: { proposal: { type: "string" }, case: { type: "string" } },
     positionals: 0,
-    run: async (f) => gov.status(await ctx(f), { proposal: str(f.proposal), case: str(f.case) }),
+    run: async (f) => (await gov()).status(await ctx(f), { proposal: str(f.proposal), case: str(f.case) }),
   },
 };
 
@@ -103,6 +106,7 @@ const groupUsage = (group: string): string =>
 const services: Record<string, string> = { router: "router.ts", indexer: "indexer.ts", devnet: "devnet.ts" };
 
 async function ctx(flags: Record<string, unknown>) {
+  const { loadContext } = await import("./cli/context.ts");
   return await loadContext(flags as CommonFlags, process.env);
 }
 
