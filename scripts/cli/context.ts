@@ -48,14 +48,17 @@ type DevnetFile = {
   contracts: Record<ContractName, Address>;
 };
 
+/** Refuses a flag's value that is not an http(s) URL, naming what it should be (`whose`: "a node's") and an example. */
+export function requireHttpUrl(flag: string, whose: string, value: string, example: string): void {
+  if (!/^https?:\/\/[^\s/]+/i.test(value)) throw usageError(`${flag} must be ${whose} http:// or https:// URL, such as ${example}, not "${value}"`);
+}
+
 /**
  * Finds the chain and contracts: `--deployment` (with `--rpc`) when given, else the running
  * devnet's .devnet/devnet.json. The key comes from `--key` or DIN_PRIVATE_KEY.
  */
 export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): Promise<CliContext> {
-  if (flags.rpc !== undefined && !/^https?:\/\/[^\s/]+/i.test(flags.rpc)) {
-    throw usageError(`--rpc must be a node's http:// or https:// URL, such as http://127.0.0.1:8545, not "${flags.rpc}"`);
-  }
+  if (flags.rpc !== undefined) requireHttpUrl("--rpc", "a node's", flags.rpc, "http://127.0.0.1:8545");
   let rpcUrl: string;
   let chainId: number;
   let startBlock = 0n;

@@ -5,7 +5,7 @@ import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError, usageError } from "./cliError.ts";
-import { chainTime, requireWallet, type CliContext } from "./context.ts";
+import { chainTime, requireHttpUrl, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { read, transact, transactSpending } from "./transact.ts";
 
@@ -58,6 +58,8 @@ function noteLines(notes: readonly string[]): string {
   return notes.map((note) => `\n  note: ${note}`).join("");
 }
 
+const chainIdTimeoutMs = 3_000;
+
 /**
  * The chain id the node at an http(s) URL answers eth_chainId with, or why it could not be asked
  * (not up yet, not reachable from here, not JSON-RPC: routers check it when they probe); null for
@@ -66,7 +68,7 @@ function noteLines(notes: readonly string[]): string {
 async function askChainId(url: string): Promise<{ chainId: bigint } | { unanswered: string } | null> {
   if (!/^https?:\/\//i.test(url)) return null;
   try {
-    return { chainId: BigInt(await createPublicClient({ transport: http(url, { retryCount: 0, timeout: 3_000 }) }).getChainId()) };
+    return { chainId: BigInt(await createPublicClient({ transport: http(url, { retryCount: 0, timeout: chainIdTimeoutMs }) }).getChainId()) };
   } catch (error) {
     return { unanswered: whyUnanswered(error) };
   }
@@ -77,7 +79,7 @@ function whyUnanswered(error: unknown): string {
   const words: Record<string, string> = { ENOTFOUND: "its host name does not resolve", ECONNREFUSED: "connection refused", ECONNRESET: "connection reset" };
   let why = "no JSON-RPC answer";
   for (let e = error as { name?: string; code?: unknown; status?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.name === "TimeoutError") return "no answer within 3 s";
+    if (e.name === "TimeoutError") return `no answer within ${chainIdTimeoutMs / 1000} s`;
     if (typeof e.status === "number") return `HTTP ${e.status}`;
     if (e.name === "SyntaxError") return "the answer is not JSON";
     if (typeof e.code === "string") return words[e.code] ?? e.code;
@@ -250,9 +252,7 @@ export async function withdraw(ctx: CliContext): Promise<Outcome> {
 export async function status(ctx: CliContext, addressText: string | undefined, routerUrl = ctx.routerUrl): Promise<Outcome> {
   if (!addressText && !ctx.wallet) throw usageError("din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
-  if (routerUrl !== undefined && !/^https?:\/\/[^\s/]+/i.test(routerUrl)) {
-    throw usageError(`--router must be a router's http:// or https:// URL, such as https://gateway.example, not "${routerUrl}"`);
-  }
+  if (routerUrl !== undefined) requireHttpUrl("--router", "a router's", routerUrl, "https://gateway.example");
   const [state, entries, eligible, minStake, { endpoints, slashes }] = await Promise.all([
     providerState(ctx, address),
     unbondingEntries(ctx, address),
