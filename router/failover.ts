@@ -187,6 +187,8 @@ class CallRouting implements CallHandle {
    */
   private counted = 0;
   private hedgeAttempt: UpstreamAttempt | null = null;
+  /** When an attempt still waiting in the router's queue next looks for a provider with a free connection (see tick). */
+  private escapeAt = Infinity;
   /** How long an attempt may take once sent before a hedge starts (Infinity: no hedge, or hedged already). */
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
@@ -268,14 +270,15 @@ class CallRouting implements CallHandle {
     if (!Number.isNaN(quantile)) this.hedgeAfterMs = Math.max(f.hedgeMinMs, quantile);
   }
 
-  private launch(hedge = false): boolean {
+  /** Starts an attempt on `chosen`, or on a provider drawn now. */
+  private launch(hedge = false, chosen: ProviderHealth | null = null): boolean {
     if (this.finished) return false; // abandoned while it waited for probes
     const now = performance.now();
     const remaining = this.deadline - now;
     // A hedge spends none of the failover budget: a slow provider must not cost the call the retry
     // that would have reached a healthy one.
     if ((!hedge && this.counted >= this.ctx.failover.maxAttempts) || remaining < minAttemptMs) return false;
-    const provider = this.pickProvider(now, hedge);
+    const provider = chosen ?? this.pickProvider(now, hedge);
     if (provider === null) return false;
     this.tried.push(provider);
     this.attempts++;
@@ -284,7 +287,8 @@ class CallRouting implements CallHandle {
     this.inFlight.push(attempt);
     if (hedge) this.hedgeAttempt = attempt;
     attempt.start(this.ctx.agent, this.body, this.ctx.gates);
-    if (this.listed) this.ctx.sweeper.wake(attempt.deadlineAt); // a retry (the first ones are added with the call)
+    if (attempt.queued && this.escapeAt === Infinity) this.escapeAt = now + this.ctx.failover.hedgeMinMs;
+    if (this.listed) this.ctx.sweeper.wake(Math.min(attempt.deadlineAt, this.escapeAt)); // a retry (the first ones are added with the call)
     return true;
   }
 
@@ -375,6 +379,7 @@ class CallRouting implements CallHandle {
       const attempt = this.inFlight[i];
       if (attempt !== undefined && now >= attempt.deadlineAt) attempt.timeout();
     }
+    if (now >= this.escapeAt) this.escapeQueue(now);
     if (now >= this.hedgeAt()) {
       this.hedgeAfterMs = Infinity;
       if (this.launch(true)) this.ctx.counters.hedges++;
@@ -382,11 +387,38 @@ class CallRouting implements CallHandle {
     return this.nextCheckAt();
   }
 
-  /** The next attempt deadline or hedge time (Infinity: nothing to wait for). */
+  /** The next attempt deadline, hedge or queue escape time (Infinity: nothing to wait for). */
   nextCheckAt(): number {
-    let at = this.hedgeAt();
+    let at = Math.min(this.hedgeAt(), this.escapeAt);
     for (const attempt of this.inFlight) if (attempt.deadlineAt < at) at = attempt.deadlineAt;
     return at;
+  }
+
+  /**
+   * An attempt waiting in the router's queue for a provider's connections (all busy: the provider
+   * hangs, or a burst) moves to another provider that has a free connection now, if one is drawn;
+   * else it keeps its place and looks again after hedgeMinMs. Nothing was sent, so it is neither
+   * an attempt more nor a retry. Without this, a call queued behind a hanging provider's
+   * connections waited there until its deadline while others were idle (a soak: 47 calls of
+   * 466,232 failed so, with two healthy providers of five).
+   */
+  private escapeQueue(now: number): void {
+    this.escapeAt = Infinity;
+    const waiting = this.inFlight.find((a) => a.queued);
+    if (waiting === undefined || this.finished || this.deadline - now < minAttemptMs) return;
+    // The providers the call prefers first (they took the client's transaction, they hold its
+    // block), then any: one of those hanging must not hold the call either.
+    let other = this.pickProvider(now, false);
+    if (other === null || !this.ctx.gates.hasFree(other.origin)) other = this.draw(now, -1);
+    if (other === null || !this.ctx.gates.hasFree(other.origin)) {
+      this.escapeAt = now + this.ctx.failover.hedgeMinMs;
+      return;
+    }
+    waiting.cancel(); // leaves the wait list: not a byte was sent
+    this.attempts--;
+    if (waiting !== this.hedgeAttempt) this.counted--;
+    this.launch(waiting === this.hedgeAttempt, other);
+    if (this.inFlight.length === 0) this.finishWithFallbackOrError();
   }
 
   settle(attempt: UpstreamAttempt, settled: Outcome): void {

@@ -364,7 +364,8 @@ export class ConnectionGates {
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly provider: ProviderHealth;
-  private readonly startedAt: number;
+  /** When it was made (performance.now() ms): it waits in the router's queue from then until sent. */
+  readonly startedAt: number;
   /** When the request went out on a connection (NaN while it waits in the router's queue). */
   private sentAtMs = Number.NaN;
   /** The attempt ends by then whatever happens, sent or not (performance.now() ms). */
@@ -411,6 +412,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** When the owner should give up on it (performance.now() ms): moves earlier once the request is sent. */
   get deadlineAt(): number {
     return Number.isNaN(this.sentAtMs) ? this.endBy : Math.min(this.sentAtMs + this.timeoutMs, this.endBy);
+  }
+
+  /** It waits in the router's queue: all of the router's connections to its provider's origin are busy. */
+  get queued(): boolean {
+    return this.gate !== null && this.gate.waiting.has(this);
   }
 
   /** When the request went out on a connection (performance.now() ms); NaN while it waits in the router's queue. */

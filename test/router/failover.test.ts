@@ -656,6 +656,19 @@ describe("a burst larger than the router's connections to its providers", () => 
     });
   });
 
+  it("moves a call waiting behind a hanging provider's busy connections to a provider with a free one", async () => {
+    // Node 0 draws nine calls in ten and hangs; its two connections are held until each attempt
+    // times out (1.5 s). Calls queued behind them waited there until their deadline (3 s), while
+    // node 1 was free (a soak: 47 of 466,232 calls failed so).
+    await withBusyRouter([10_000, 100], 0, { attemptTimeoutMs: 1_500, deadlineMs: 3_000 }, async (busy) => {
+      await nodes[0].setFault({ kind: "hang" });
+      const result = await hammer(busy, CHAIN, 12, 12, balance);
+      expect(result.failures).toEqual([]);
+      // Leaving the queue sends nothing: a call that moved counts one attempt (plus a retry of a timed-out one).
+      expect(Math.max(...result.attempts)).toBeLessThanOrEqual(2);
+    });
+  });
+
   it("hedges no call that waits in its queue: the providers are not slow, the router is busy", async () => {
     // Hedges after 1 s; calls wait up to 1.5 s for a connection and take 100 ms once sent.
     await withBusyRouter([1_000, 1_000], 100, { hedge: true, hedgeMinMs: 1_000, attemptTimeoutMs: 3_000 }, async (busy) => {
