@@ -6,7 +6,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
-import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { seededRandom, startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { DEV_KEY, direct, waitFor } from "./support.ts";
 
 // Filters through the router: kept by the router, answered with eth_getLogs routed over the
@@ -373,6 +373,35 @@ describe("filters while one provider answers from another chain history", () => 
     const failures = forkRouter.status().chains[0].providers.map((p) => p.failures.forked ?? 0);
     expect(failures[0]).toBeGreaterThan(0);
     expect(failures.slice(1)).toEqual([0, 0, 0, 0]);
+  });
+
+  it("gives none of the fork's blocks when it alone is known to hold a new block (polled before the others' probes)", async () => {
+    // Probes every 2 s (a gateway's default): right after a block, the provider that reported the
+    // head may be the only one known to hold it. The vote on the block before must still ask the
+    // others, who hold that one: the fork alone was believed, and its hashes given.
+    const slowProbes = await startRouter({
+      records: recordsFor(forkNodes, CHAIN, [16_000, 1_000, 1_000, 1_000, 1_000]),
+      random: seededRandom(11),
+      routing: { scoring: { maxLagBlocks: 50 }, probe: { intervalMs: 2_000 } },
+    });
+    try {
+      await waitFor(() => slowProbes.status().chains[0].eligibleProviders === 5, "five eligible providers");
+      const rpc = async (method: string, params: unknown[] = []) => ((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: 1, method, params })).json() as RpcReply).result;
+      const filter = (await rpc("eth_newBlockFilter")) as string;
+      await rpc("eth_getFilterChanges", [filter]);
+      const hashes: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        await ping();
+        hashes.push(...((await rpc("eth_getFilterChanges", [filter])) as string[]));
+      }
+      const unknown = [];
+      for (const hash of hashes) if ((await direct(chain.rpcUrl, "eth_getBlockByHash", [hash, false])) === null) unknown.push(hash);
+      expect(unknown).toEqual([]);
+      expect(new Set(hashes).size).toBe(hashes.length);
+      expect(hashes.length).toBeGreaterThan(0);
+    } finally {
+      await slowProbes.stop();
+    }
   });
 
   it("still takes back the logs of a real reorganisation, though the fork reports its own", async () => {
