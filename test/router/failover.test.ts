@@ -669,6 +669,23 @@ describe("a burst larger than the router's connections to its providers", () => 
     });
   });
 
+  it("moves a client's receipt calls queued behind the hanging provider that took its transaction", async () => {
+    // Calls about a client's transaction go first to the provider that took it: when that one
+    // hangs, its busy connections must not hold them either (a soak: three receipts failed so).
+    await withBusyRouter([1_000, 1_000], 0, { attemptTimeoutMs: 1_500, deadlineMs: 3_000, writeFanout: 1 }, async (busy) => {
+      const { raw } = await signTransfer();
+      const sent = await busy.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+      const hash = (sent.json() as { result: string }).result;
+      const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
+      expect([0, 1]).toContain(took);
+      await nodes[took].setFault({ kind: "hang" });
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, async (_, id) => (await busy.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_getTransactionReceipt", params: [hash] })).json()),
+      );
+      expect(answers.map((a) => (a as { result?: { transactionHash?: string } }).result?.transactionHash ?? JSON.stringify(a))).toEqual(answers.map(() => hash));
+    });
+  });
+
   it("hedges no call that waits in its queue: the providers are not slow, the router is busy", async () => {
     // Hedges after 1 s; calls wait up to 1.5 s for a connection and take 100 ms once sent.
     await withBusyRouter([1_000, 1_000], 100, { hedge: true, hedgeMinMs: 1_000, attemptTimeoutMs: 3_000 }, async (busy) => {
