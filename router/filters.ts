@@ -24,9 +24,10 @@ import type { ClientLedger, ClientShare } from "./connections.ts";
 // One provider's word is not enough for that: a provider on another chain history would make the
 // filter take back and give again everything it gave. When a poll's first block does not follow
 // the last block scanned (or a filter's first scan has nothing to follow), up to maxWitnesses
-// other providers, drawn by weight among those known to hold it, are asked for the block before it (a first scan asks one, and
-// more only if it disagrees); the hash more than half of them and the reporter give is the
-// chain's, and the rest of the poll asks only the providers that gave it. A reorganisation is
+// other providers, drawn by weight among those known to hold it, are asked for the block before
+// it (a first scan asks one, and more only if it disagrees); the hash more than half of them and
+// the reporter give is the chain's, and the rest of the poll asks only the providers that gave
+// it. A reorganisation is
 // followed only when that hash is not the one the filter kept; a reporter that gave another is
 // not believed (the poll scans again without it). No majority: nothing new this poll. A poll
 // whose first block follows the last one asks nothing more than before.

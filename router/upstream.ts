@@ -364,8 +364,7 @@ export class ConnectionGates {
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly provider: ProviderHealth;
-  /** When it was made (performance.now() ms): it waits in the router's queue from then until sent. */
-  readonly startedAt: number;
+  private readonly startedAt: number;
   /** When the request went out on a connection (NaN while it waits in the router's queue). */
   private sentAtMs = Number.NaN;
   /** The attempt ends by then whatever happens, sent or not (performance.now() ms). */
