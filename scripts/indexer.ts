@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createClient } from "@ponder/client";
+import pg from "pg";
 import * as schema from "../indexer/ponder.schema.ts";
 import { readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
@@ -47,6 +48,7 @@ const ponderBin = fileURLToPath(new URL("../node_modules/ponder/dist/esm/bin/pon
 /** Starts Ponder and resolves once /ready answers 200 (historical indexing caught up) and live
  * queries are accepted (Ponder turns them on up to a second after /ready). */
 export async function startIndexer(options: StartIndexerOptions): Promise<Indexer> {
+  if (options.databaseUrl) await checkDatabase(options.databaseUrl);
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   let deploymentPath: string;
@@ -137,6 +139,40 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
       port = error.port + 1;
     }
   }
+}
+
+/**
+ * Connects to PostgreSQL once before Ponder starts. Ponder retries a database it cannot use for
+ * about a minute, a stack trace each time, and then says only "check your database connection
+ * settings"; this names the server and what it answered (no such database, wrong password,
+ * refused, not PostgreSQL) at once.
+ */
+async function checkDatabase(url: string): Promise<void> {
+  let client: pg.Client;
+  try {
+    client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  } catch (error) {
+    throw new Error(`the database URL is not a PostgreSQL connection string (postgresql://user:password@host:port/database): ${(error as Error).message}`);
+  }
+  const where = `${client.user ? `${client.user}@` : ""}${client.host}:${client.port}${client.database ? `/${client.database}` : ""}`; // no password
+  client.on("error", () => {}); // a server gone after the check: Ponder's to report
+  try {
+    await client.connect();
+    await client.query("select 1");
+  } catch (error) {
+    throw new Error(`cannot use PostgreSQL at ${where}: ${databaseProblem(error)}`);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** What went wrong reaching PostgreSQL, in words. */
+function databaseProblem(error: unknown): string {
+  // Node tries each address of "localhost" and, all refused, throws an AggregateError with no message.
+  const e = (error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error) as { message?: string; code?: string };
+  const message = e.message || e.code || String(error);
+  if (message === "Connection terminated unexpectedly") return `${message} (is a PostgreSQL server listening there?)`;
+  return message;
 }
 
 /** The error for a port the indexer was told to listen on and cannot. */

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { encodeFunctionData, getAddress, parseEther, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
+import { freePort } from "../../scripts/freePort.ts";
 import { startPostgres, type Postgres } from "../../scripts/postgres.ts";
 import { advance, eventually, mined, passProposal, passSlashingProposal, propose, slashingCall } from "../helpers/chainActions.ts";
 import { startDeployedChain, type DeployedChain } from "../helpers/startDeployedChain.ts";
@@ -254,6 +255,21 @@ for (const database of ["pglite", "postgres"] as const) {
       // Told to keep its port (as `din indexer` is), a replica on a taken one stops rather than move to the next.
       const serveOn = (port: number) => startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: system.deployment, databaseUrl: postgres!.url, schema: "opendin_test", mode: "serve", port, exactPort: true });
       await expect(serveOn(indexer.port)).rejects.toThrow(`port ${indexer.port} on 127.0.0.1 is taken (by another indexer?): stop what holds it or give another --port`);
+    });
+
+    // Ponder retries a database it cannot use for about a minute and then says only "check your
+    // database connection settings"; the indexer names the server and its answer before starting it.
+    if (database === "postgres") it("says at once which PostgreSQL it cannot use and why: no such database, connection refused", async () => {
+      const url = new URL(postgres!.url);
+      const on = (databaseUrl: string) => startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: system.deployment, databaseUrl, dataDir, schema: "opendin_test" });
+      url.pathname = "/nosuchdb";
+      await expect(on(url.href)).rejects.toThrow(`cannot use PostgreSQL at postgres@127.0.0.1:${postgres!.port}/nosuchdb: database "nosuchdb" does not exist`);
+      const closed = await freePort();
+      url.port = String(closed);
+      url.password = "secret";
+      const refused = on(url.href);
+      await expect(refused).rejects.toThrow(`cannot use PostgreSQL at postgres@127.0.0.1:${closed}/nosuchdb: connect ECONNREFUSED 127.0.0.1:${closed}`);
+      await expect(refused).rejects.not.toThrow("secret");
     });
 
     it("derives status from jail and the minimum stake", async () => {
