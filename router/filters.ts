@@ -382,6 +382,9 @@ export class FilterRegistry {
       const logs = results === null ? null : readLogs(results[0]);
       const first = results === null ? null : readBlock(results[1]);
       const last = results === null ? null : readBlock(results.at(-1));
+      // Asked again of the providers that outvoted the one reporting the head, the blocks may be
+      // past theirs (it alone held them): nothing new until they have them.
+      if (confirmed !== null && results !== null && (first === null || last === null)) return finish(false, null);
       if (logs === null || first === null || last === null) return finish(false, answer(null, callId));
       // Each call may go to another provider: the logs must come from the blocks read.
       if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
@@ -449,6 +452,7 @@ export class FilterRegistry {
       for (let n = from; n <= end; n++) calls.push(blockAt(n));
       this.askAll(table, calls, asking, (results, answer, providers) => {
         const blocks = results === null ? [] : results.map(readBlock);
+        if (confirmed !== null && blocks.includes(null)) return finish(false, null); // as in scanLogs
         if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
         if (!blocks.every((b, i) => i === 0 || b.parentHash === blocks[i - 1].hash)) return finish(false, null); // from providers that disagree
         const give = () => {
@@ -549,8 +553,8 @@ export class FilterRegistry {
   }
 
   /**
-   * Routes several calls for a filter at once; `use` hears every result, or (null) the answer of
-   * the first that failed, and who answered each.
+   * Routes several calls for a filter at once; `use` hears every result (null for a block a
+   * provider does not hold), or (null) the answer of the first that failed, and who answered each.
    */
   private askAll(
     table: ChainTable,
@@ -561,7 +565,8 @@ export class FilterRegistry {
     const results = new Array<unknown>(calls.length);
     const answers = new Array<Answerer>(calls.length);
     const providers = new Array<ProviderHealth | null>(calls.length);
-    let failed = -1;
+    let failed = -1; // the first call with no result, or a null one: its answer is the one to give
+    let missing = false;
     let pending = calls.length;
     calls.forEach(([method, params], i) =>
       this.ask(table, method, params, asking.exclude, asking.budget, (result, answer, provider) => {
@@ -569,7 +574,8 @@ export class FilterRegistry {
         answers[i] = answer;
         providers[i] = provider;
         if ((result === undefined || result === null) && failed < 0) failed = i;
-        if (--pending === 0) use(failed < 0 ? results : null, answers[Math.max(failed, 0)], providers);
+        if (result === undefined) missing = true;
+        if (--pending === 0) use(missing ? null : results, answers[Math.max(failed, 0)], providers);
       }),
     );
   }
