@@ -398,27 +398,32 @@ class CallRouting implements CallHandle {
    * An attempt waiting in the router's queue for a provider's connections (all busy: the provider
    * hangs, or a burst) moves to another provider that has a free connection now, if one is drawn;
    * else it keeps its place and looks again after hedgeMinMs. Nothing was sent, so it is neither
-   * an attempt more nor a retry. Without this, a call queued behind a hanging provider's
-   * connections waited there until its deadline while others were idle (a soak: 3 receipts failed
-   * so, behind the hung provider that took their transaction, with two healthy providers of five).
+   * an attempt more nor a retry, and its provider may still be asked. Without this, a call queued
+   * behind a hanging provider's connections waited there until its deadline while others were idle
+   * (a soak: 3 receipts failed so, behind the hung provider that took their transaction, with two
+   * healthy providers of five).
    */
   private escapeQueue(now: number): void {
     this.escapeAt = Infinity;
     const waiting = this.inFlight.find((a) => a.queued);
     if (waiting === undefined || this.finished || this.deadline - now < minAttemptMs) return;
-    // The providers the call prefers first (they took the client's transaction, they hold its
-    // block), then any: one of those hanging must not hold the call either.
-    let other = this.pickProvider(now, false);
-    if (other === null || !this.ctx.gates.hasFree(other.origin)) other = this.draw(now, -1);
-    if (other === null || !this.ctx.gates.hasFree(other.origin)) {
-      this.escapeAt = now + this.ctx.failover.hedgeMinMs;
-      return;
+    // Where a draw for the call would send it now: the providers it prefers first (they took the
+    // client's transaction, they hold its block), then (not for a hedge of a narrowed call) any,
+    // as a retry would: the ones that took a transaction may hang, and the others know it once
+    // mined. But a call waiting for a provider known to hold its block does not move to one not
+    // known to: that one would answer less (null, "header not found").
+    const hedge = waiting === this.hedgeAttempt;
+    let other = this.pickProvider(now, hedge);
+    if (other !== null && this.block >= 0 && waiting.provider.holdsBlock(this.block) && !other.holdsBlock(this.block)) other = null;
+    if (other !== null && this.ctx.gates.hasFree(other.origin)) {
+      waiting.cancel(); // leaves the wait list: not a byte was sent
+      this.tried.splice(this.tried.lastIndexOf(waiting.provider), 1); // launch listed it: it may be asked again
+      this.attempts--;
+      if (!hedge) this.counted--;
+      this.launch(hedge, other);
+      if (this.inFlight.length === 0) return this.finishWithFallbackOrError();
     }
-    waiting.cancel(); // leaves the wait list: not a byte was sent
-    this.attempts--;
-    if (waiting !== this.hedgeAttempt) this.counted--;
-    this.launch(waiting === this.hedgeAttempt, other);
-    if (this.inFlight.length === 0) this.finishWithFallbackOrError();
+    if (this.escapeAt === Infinity && this.inFlight.some((a) => a.queued)) this.escapeAt = now + this.ctx.failover.hedgeMinMs;
   }
 
   settle(attempt: UpstreamAttempt, settled: Outcome): void {

@@ -686,6 +686,29 @@ describe("a burst larger than the router's connections to its providers", () => 
     });
   });
 
+  it("keeps a call for a block waiting for the one provider known to hold it rather than move it to one without the block", async () => {
+    // The queue escape moved it to any provider with a free connection: node 1, a block behind,
+    // answered null or "header not found", and the busy holder was not asked again.
+    await withBusyRouter([1_000, 1_000], 0, { hedgeMinMs: 50, attemptTimeoutMs: 3_000, deadlineMs: 8_000 }, async (busy) => {
+      const h0 = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      await nodes[1].setFault({ kind: "behind", head: h0 });
+      await direct(chain.rpcUrl, "evm_mine");
+      const h = h0 + 1;
+      const providers = () => busy.status().chains[0].providers;
+      await waitFor(() => (providers()[0].head ?? -1) >= h && providers()[1].head === h0 && providers().every((p) => p.state === "healthy"), "node 0 at the new block, node 1 a block behind");
+      nodes[0].setLatency(400); // its two connections stay busy: four of the six calls wait
+      const tag = `0x${h.toString(16)}`;
+      const replies = await Promise.all(
+        Array.from({ length: 6 }, async (_, id) => {
+          const call = id % 2 === 0 ? { method: "eth_getBlockByNumber", params: [tag, false] } : { method: "eth_getBalance", params: [DEV_ACCOUNT, tag] };
+          return (await busy.post(CHAIN, { jsonrpc: "2.0", id, ...call })).json() as { result?: unknown; error?: unknown };
+        }),
+      );
+      expect(replies.filter((r) => r.result === null || r.error !== undefined)).toEqual([]);
+      expect(replies.filter((_, id) => id % 2 === 0).map((r) => (r.result as { number: string }).number)).toEqual([tag, tag, tag]);
+    });
+  });
+
   it("hedges no call that waits in its queue: the providers are not slow, the router is busy", async () => {
     // Hedges after 1 s; calls wait up to 1.5 s for a connection and take 100 ms once sent.
     await withBusyRouter([1_000, 1_000], 100, { hedge: true, hedgeMinMs: 1_000, attemptTimeoutMs: 3_000 }, async (busy) => {
