@@ -255,9 +255,12 @@ async function waitForRouting(routerUrl: string, chainId: number): Promise<void>
   throw new Error(`the router did not route a request in 90 s (last answer: ${last})`);
 }
 
-function summary(info: DevnetInfo, stateFile: string): string {
+function summary(info: DevnetInfo, dir: string): string {
   const watcher = info.accounts.find((a) => a.role === "watcher")!;
   const spare = info.accounts.find((a) => a.role.startsWith("operator"))!;
+  const stateFile = resolve(dir, "devnet.json");
+  // din looks in ./.devnet unless told where the devnet is.
+  const env = dir === resolve(".devnet") ? "" : `DIN_DEVNET=${dir} `;
   return [
     "",
     "OpenDIN devnet is running.",
@@ -273,8 +276,8 @@ function summary(info: DevnetInfo, stateFile: string): string {
     "Try:",
     `  curl -s -X POST ${info.routerUrl}/rpc/${info.chainId} -H 'content-type: application/json' \\`,
     `       -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'`,
-    `  npx din provider status ${info.providers[0].address}`,
-    `  DIN_PRIVATE_KEY=${spare.privateKey} npx din provider register --name my-node --stake 500 --endpoint ${info.chainId}=${info.rpcUrl}`,
+    `  ${env}npx din provider status ${info.providers[0].address}`,
+    `  ${env}DIN_PRIVATE_KEY=${spare.privateKey} npx din provider register --name my-node --stake 500 --endpoint ${info.chainId}=${info.rpcUrl}`,
     `  (a watcher key: ${watcher.privateKey})`,
     "",
     "Ctrl-C stops everything.",
@@ -310,7 +313,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     routerPort: port("router-port", values["router-port"]),
     onProgress: (step) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${step}`),
   });
-  console.log(summary(devnet.info, resolve(values.dir, "devnet.json")));
+  console.log(summary(devnet.info, resolve(values.dir)));
   let stopping = false;
   const shutdown = () => {
     if (stopping) return;

@@ -35,8 +35,9 @@ const usage = `din — the OpenDIN command line
               din gov status [--proposal <id> | --case <id>]
   services    din router …   din indexer …   din devnet …   (each takes --help)
 
-  Every chain command reads .devnet/devnet.json unless --rpc <url> and --deployment <file> are
-  given; the key comes from --key <0x…> or DIN_PRIVATE_KEY. Amounts are in DIN (1000, 0.5).
+  Every chain command reads .devnet/devnet.json (DIN_DEVNET=<dir>: a devnet started with --dir)
+  unless --rpc <url> and --deployment <file> are given; the key comes from --key <0x…> or
+  DIN_PRIVATE_KEY. Amounts are in DIN (1000, 0.5).
   --json prints a machine-readable object.`;
 
 const common = {

@@ -37,7 +37,8 @@ export type CliContext = {
   wallet?: WalletClient<Transport, Chain, Account>;
 };
 
-export const devnetFile = (): string => resolve(process.cwd(), ".devnet/devnet.json");
+/** The running devnet's state file: in DIN_DEVNET (a devnet's --dir) when set, else in ./.devnet. */
+export const devnetFile = (env: NodeJS.ProcessEnv): string => resolve(process.cwd(), env.DIN_DEVNET || ".devnet", "devnet.json");
 
 type DevnetFile = {
   chainId: number;
@@ -75,12 +76,12 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
     startBlock = BigInt(deployment.startBlock);
     contracts = deployment.contracts;
   } else {
-    const path = devnetFile();
+    const path = devnetFile(env);
     let devnet: DevnetFile;
     try {
       devnet = JSON.parse(await readFile(path, "utf8")) as DevnetFile;
     } catch {
-      throw new CliError(`no devnet is running (${path} not found): start one with "npm start", or give --rpc and --deployment`);
+      throw new CliError(`no devnet is running (${path} not found): start one with "npm start", set DIN_DEVNET to the folder of one started with --dir, or give --rpc and --deployment`);
     }
     rpcUrl = flags.rpc ?? devnet.rpcUrl;
     chainId = devnet.chainId;
@@ -100,6 +101,13 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
   if (actualChainId !== chainId) {
     throw new CliError(`the node at ${rpcUrl} is on chain ${actualChainId}, but the deployment is on chain ${chainId}`);
   }
+  // A chain started afresh keeps its id: a deployment file of the old one names addresses where
+  // nothing is, and a transaction sent there succeeds doing nothing.
+  const missing = await contractsWithoutCode(publicClient, contracts);
+  if (missing.length > 0) {
+    const source = flags.deployment ?? devnetFile(env);
+    throw new CliError(`${source} names contracts the chain at ${rpcUrl} does not have (${missing.join(", ")}: no code there): the chain was started afresh since, or the file is another chain's; deploy again, or give the right --deployment`);
+  }
 
   const key = flags.key || env.DIN_PRIVATE_KEY || undefined;
   let wallet: CliContext["wallet"];
@@ -109,6 +117,13 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
     wallet = createWalletClient({ account: privateKeyToAccount(key), chain, transport: http(rpcUrl, { retryCount: 0 }) });
   }
   return { rpcUrl, chainId, startBlock, contracts, routerUrl, indexerUrl, publicClient: publicClient as PublicClient, json: flags.json ?? false, wallet };
+}
+
+/** The names and addresses of `contracts` with no code on the chain. */
+async function contractsWithoutCode(client: Pick<PublicClient, "getCode">, contracts: Record<ContractName, Address>): Promise<string[]> {
+  const entries = Object.entries(contracts) as [ContractName, Address][];
+  const codes = await Promise.all(entries.map(([, address]) => client.getCode({ address })));
+  return entries.filter((_, i) => codes[i] === undefined || codes[i] === "0x").map(([name, address]) => `${name} ${address}`);
 }
 
 export function requireWallet(ctx: CliContext): NonNullable<CliContext["wallet"]> {

@@ -386,12 +386,34 @@ describe("din's errors", () => {
     }
   });
 
-  it("says when there is no devnet and no deployment", async () => {
+  it("says when there is no devnet and no deployment, and finds one named by DIN_DEVNET", async () => {
     const empty = await mkdtemp(join(tmpdir(), "din-empty-"));
-    const result = await runDin(["case", "list"], { cwd: empty });
-    await rm(empty, { recursive: true, force: true });
+    try {
+      const result = await runDin(["case", "list"], { cwd: empty });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/no devnet is running .* start one with "npm start", set DIN_DEVNET to the folder of one started with --dir, or give --rpc and --deployment/);
+      // A devnet started with `npm start -- --dir <dir>` (its summary's commands set DIN_DEVNET).
+      const named = await runDin(["provider", "status", operator, "--json"], { cwd: empty, env: { DIN_DEVNET: join(cwd, ".devnet") } });
+      expect(named.stderr).toBe("");
+      expect(JSON.parse(named.stdout)).toMatchObject({ address: operator });
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a deployment file whose contracts are not on the chain (a chain started afresh), and sends nothing", async () => {
+    // Same chain id, addresses where nothing is: a transaction there succeeds doing nothing.
+    const stale = join(cwd, "stale-deployment.json");
+    const nowhere = (i: number) => `0x${"de".repeat(19)}${i.toString(16).padStart(2, "0")}`;
+    const contracts = Object.fromEntries(Object.keys(system.deployment.contracts).map((name, i) => [name, nowhere(i)]));
+    await writeFile(stale, JSON.stringify({ ...system.deployment, contracts }));
+    const nonceBefore = await (await system.viem.getPublicClient()).getTransactionCount({ address: operator });
+    const result = await din(["provider", "endpoint", "remove", "31337", "--rpc", system.chain.rpcUrl, "--deployment", stale], operatorKey);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/no devnet is running .* start one with "npm start", or give --rpc and --deployment/);
+    expect(result.stderr.trim()).toBe(
+      `din: ${stale} names contracts the chain at ${system.chain.rpcUrl} does not have (${Object.keys(contracts).map((name, i) => `${name} ${nowhere(i)}`).join(", ")}: no code there): the chain was started afresh since, or the file is another chain's; deploy again, or give the right --deployment`,
+    );
+    expect(await (await system.viem.getPublicClient()).getTransactionCount({ address: operator })).toBe(nonceBefore);
   });
 
   it("prints errors as JSON with --json", async () => {
