@@ -1,10 +1,10 @@
-import { readFile, rm } from "node:fs/promises";
+import { access, readFile, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { network } from "hardhat";
-import { createPublicClient, http, type Hex } from "viem";
+import { createPublicClient, http, type Address, type Hex, type PublicClient } from "viem";
 import OpenDIN from "../ignition/modules/OpenDIN.ts";
-import { writeDeployment, type Deployment } from "./deployment.ts";
+import { contractsWithoutCode, readDeployment, writeDeployment, type Deployment } from "./deployment.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
 
 export type DeployOptions = {
@@ -40,6 +40,8 @@ export async function deployOpenDin(options: DeployOptions): Promise<Deployment>
     override: { url: options.rpcUrl, ...(options.privateKey ? { accounts: [options.privateKey] } : {}) },
   });
   const deploymentId = options.keepJournal ? (options.journalName ?? `chain-${chainId}`) : `throwaway-${chainId}-${process.pid}-${Date.now()}`;
+  await refuseStaleJournal(publicClient, options.rpcUrl, `${ignitionDir}${deploymentId}`);
+  if (options.out && !options.keepJournal) await refuseLiveOut(publicClient, chainId, options.out);
   try {
     const deployed = await connection.ignition.deploy(OpenDIN, { parameters: parametersPath, deploymentId });
     const [deployer] = await (await connection.viem.getWalletClients())[0].getAddresses();
@@ -63,6 +65,36 @@ export async function deployOpenDin(options: DeployOptions): Promise<Deployment>
     await connection.close();
     if (!options.keepJournal) await rm(`${ignitionDir}${deploymentId}`, { recursive: true, force: true });
   }
+}
+
+/**
+ * A kept journal names the contracts Ignition deployed; on a chain started afresh with the same id
+ * they are not there, and Ignition, trusting the journal, reported them deployed (or went on from
+ * them). Refused before anything is sent.
+ */
+async function refuseStaleJournal(client: PublicClient, rpcUrl: string, journalDir: string): Promise<void> {
+  let deployed: Record<string, Address>;
+  try {
+    deployed = JSON.parse(await readFile(`${journalDir}/deployed_addresses.json`, "utf8")) as Record<string, Address>;
+  } catch {
+    return; // no journal, or nothing deployed yet
+  }
+  const missing = await contractsWithoutCode(client, deployed);
+  if (missing.length > 0) {
+    throw new Error(`Ignition's journal ${journalDir} names contracts the chain at ${rpcUrl} does not have (${missing.join(", ")}): it is another chain's with the same id, or this one was started afresh; move the journal aside to deploy anew`);
+  }
+}
+
+/**
+ * Without a kept journal a new set of contracts is deployed; over a deployment file whose contracts
+ * are on this chain, the indexer and the CLI would be moved to the new set without a word.
+ */
+async function refuseLiveOut(client: PublicClient, chainId: number, out: string): Promise<void> {
+  if (!(await access(out).then(() => true, () => false))) return;
+  const existing = await readDeployment(out).catch(() => null);
+  if (existing === null || existing.chainId !== chainId) return;
+  if ((await contractsWithoutCode(client, existing.contracts)).length > 0) return; // a chain started afresh: nothing to keep
+  throw new Error(`${out} names a deployment on this chain (ProviderRegistry ${existing.contracts.ProviderRegistry}): deploying again would make a second set and replace it; give another --out, or --keep-journal to resume the one Ignition's journal records`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { Address } from "viem";
+import type { Address, PublicClient } from "viem";
 
 /** The contract names a deployment holds, as Ignition's module returns them. */
 export const contractNames = [
@@ -46,4 +46,15 @@ export async function readDeployment(path: string): Promise<Deployment> {
     throw new Error(`deployment file ${path} lacks chainId or startBlock`);
   }
   return parsed as Deployment;
+}
+
+/**
+ * Which of `contracts` (name → address) have no code on the chain, as "name address": a chain
+ * started afresh keeps its id, and a deployment file or Ignition journal of the old one names
+ * addresses where nothing is (a transaction sent there succeeds doing nothing).
+ */
+export async function contractsWithoutCode(client: Pick<PublicClient, "getCode">, contracts: Record<string, Address>): Promise<string[]> {
+  const entries = Object.entries(contracts);
+  const codes = await Promise.all(entries.map(([, address]) => client.getCode({ address })));
+  return entries.filter((_, i) => codes[i] === undefined || codes[i] === "0x").map(([name, address]) => `${name} ${address}`);
 }

@@ -13,7 +13,7 @@ import {
   type Transport,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { readDeployment, type ContractName } from "../deployment.ts";
+import { contractsWithoutCode, readDeployment, type ContractName } from "../deployment.ts";
 import { CliError, usageError } from "./cliError.ts";
 
 /** The common flags every chain command accepts. */
@@ -101,8 +101,6 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
   if (actualChainId !== chainId) {
     throw new CliError(`the node at ${rpcUrl} is on chain ${actualChainId}, but the deployment is on chain ${chainId}`);
   }
-  // A chain started afresh keeps its id: a deployment file of the old one names addresses where
-  // nothing is, and a transaction sent there succeeds doing nothing.
   const missing = await contractsWithoutCode(publicClient, contracts);
   if (missing.length > 0) {
     const source = flags.deployment ?? devnetFile(env);
@@ -117,13 +115,6 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
     wallet = createWalletClient({ account: privateKeyToAccount(key), chain, transport: http(rpcUrl, { retryCount: 0 }) });
   }
   return { rpcUrl, chainId, startBlock, contracts, routerUrl, indexerUrl, publicClient: publicClient as PublicClient, json: flags.json ?? false, wallet };
-}
-
-/** The names and addresses of `contracts` with no code on the chain. */
-async function contractsWithoutCode(client: Pick<PublicClient, "getCode">, contracts: Record<ContractName, Address>): Promise<string[]> {
-  const entries = Object.entries(contracts) as [ContractName, Address][];
-  const codes = await Promise.all(entries.map(([, address]) => client.getCode({ address })));
-  return entries.filter((_, i) => codes[i] === undefined || codes[i] === "0x").map(([name, address]) => `${name} ${address}`);
 }
 
 export function requireWallet(ctx: CliContext): NonNullable<CliContext["wallet"]> {

@@ -1,4 +1,6 @@
-import { rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPublicClient, http } from "viem";
@@ -39,5 +41,36 @@ describe("scripts/deploy.ts", () => {
     expect(again.contracts).toEqual(first.contracts);
     expect(await client.getTransactionCount({ address: first.deployer })).toBe(sent);
     expect(again.startBlock).toBe(first.startBlock);
+  });
+
+  it("refuses a kept journal whose contracts the chain does not have (a chain started afresh, same id), sending nothing", async () => {
+    // The journal of the test above, on another chain with the same id: Ignition reported the
+    // old addresses deployed, where nothing is.
+    const fresh = await startChain();
+    try {
+      const client = createPublicClient({ transport: http(fresh.rpcUrl) });
+      const [deployer] = await client.request({ method: "eth_accounts" as never, params: [] as never }) as `0x${string}`[];
+      await expect(deployOpenDin({ rpcUrl: fresh.rpcUrl, parameters: "devnet", keepJournal: true, journalName })).rejects.toThrow(
+        new RegExp(`^Ignition's journal \\S+${journalName} names contracts the chain at ${fresh.rpcUrl} does not have \\(OpenDIN#\\w+ 0x[0-9a-fA-F]{40}(, OpenDIN#\\w+ 0x[0-9a-fA-F]{40}){4}\\): it is another chain's with the same id, or this one was started afresh; move the journal aside to deploy anew$`),
+      );
+      expect(await client.getTransactionCount({ address: deployer })).toBe(0);
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  it("refuses to deploy a second set over a deployment file whose contracts are on the chain, and keeps the file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "opendin-deploy-"));
+    const out = join(dir, "deployment.json");
+    try {
+      const first = await deployOpenDin({ rpcUrl: chain.rpcUrl, parameters: "devnet", out });
+      const written = await readFile(out, "utf8");
+      await expect(deployOpenDin({ rpcUrl: chain.rpcUrl, parameters: "devnet", out })).rejects.toThrow(
+        `${out} names a deployment on this chain (ProviderRegistry ${first.contracts.ProviderRegistry}): deploying again would make a second set and replace it; give another --out, or --keep-journal to resume the one Ignition's journal records`,
+      );
+      expect(await readFile(out, "utf8")).toBe(written);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
