@@ -58,3 +58,10 @@ export async function contractsWithoutCode(client: Pick<PublicClient, "getCode">
   const codes = await Promise.all(entries.map(([, address]) => client.getCode({ address })));
   return entries.filter((_, i) => codes[i] === undefined || codes[i] === "0x").map(([name, address]) => `${name} ${address}`);
 }
+
+/** Why the deployment in `source` cannot be used on the chain at `rpcUrl` (some contract has no code there), or null when it can. */
+export async function deploymentMissing(client: Pick<PublicClient, "getCode">, contracts: Record<string, Address>, source: string, rpcUrl: string): Promise<string | null> {
+  const missing = await contractsWithoutCode(client, contracts);
+  if (missing.length === 0) return null;
+  return `${source} names contracts the chain at ${rpcUrl} does not have (${missing.join(", ")}: no code there): the chain was started afresh since, or the file is another chain's; deploy again, or give the right --deployment`;
+}

@@ -6,7 +6,8 @@ import { parseArgs } from "node:util";
 import { createClient } from "@ponder/client";
 import pg from "pg";
 import * as schema from "../indexer/ponder.schema.ts";
-import { readDeployment, type Deployment } from "./deployment.ts";
+import { createPublicClient, http } from "viem";
+import { deploymentMissing, readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
 import { freePort, portIsFree } from "./freePort.ts";
@@ -58,6 +59,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     deploymentPath = resolve(dataDir, "deployment.json");
     await writeFile(deploymentPath, JSON.stringify(options.deployment));
   }
+  if ((options.mode ?? "start") === "start") await checkChain(options.rpcUrl, await readDeployment(deploymentPath), deploymentPath);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DIN_DEPLOYMENT: deploymentPath,
@@ -111,6 +113,8 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
         throw portTaken(host, requested);
       }
       if (child.exitCode !== null) {
+        const reused = /Schema \\?"([^"\\]+)\\?" was previously used by a (different Ponder app|Ponder app with a different minor version)/.exec(output()); // in a JSON log line
+        if (reused !== null) throw schemaTaken(reused[1], options.databaseUrl !== undefined);
         const message = `the indexer exited with code ${child.exitCode}:\n${output()}`;
         throw crashedOnPort === undefined ? new Error(message) : new PortTaken(crashedOnPort, message);
       }
@@ -173,6 +177,32 @@ function databaseProblem(error: unknown): string {
   const message = e.message || e.code || String(error);
   if (message === "Connection terminated unexpectedly") return `${message} (is a PostgreSQL server listening there?)`;
   return message;
+}
+
+/**
+ * Asks the chain once before Ponder starts: Ponder retries an RPC it cannot reach for ever, a stack
+ * trace each time, and indexes a chain without the deployment's contracts as an empty registry
+ * (a local chain started afresh keeps its id; a wrong --rpc may be another chain).
+ */
+async function checkChain(rpcUrl: string, deployment: Deployment, deploymentPath: string): Promise<void> {
+  const client = createPublicClient({ transport: http(rpcUrl, { retryCount: 0, timeout: 10_000 }) });
+  let chainId: number;
+  try {
+    chainId = await client.getChainId();
+  } catch (error) {
+    throw new Error(`cannot reach the chain at ${rpcUrl} (${(error as { details?: string }).details || (error as Error).message.split("\n")[0]}): is the node running? (--rpc sets another URL)`);
+  }
+  if (chainId !== deployment.chainId) throw new Error(`the node at ${rpcUrl} is on chain ${chainId}, but the deployment ${deploymentPath} is on chain ${deployment.chainId}`);
+  const missing = await deploymentMissing(client, deployment.contracts, deploymentPath, rpcUrl);
+  if (missing !== null) throw new Error(missing);
+}
+
+/** Ponder refuses a schema another build wrote (new code, another Ponder, another deployment) and migrates nothing: what to do. */
+function schemaTaken(schema: string, postgres: boolean): Error {
+  const drop = postgres ? `DROP SCHEMA "${schema}" CASCADE` : "delete the --data-dir folder";
+  return new Error(
+    `schema "${schema}" holds the tables of another build of the indexer (its code, its Ponder version or the deployment it indexes changed since), which Ponder does not migrate: index afresh into a new --schema${postgres ? "" : " (or a new --data-dir)"}, point the routers' --indexer at it once its /ready answers, then ${drop}`,
+  );
 }
 
 /** The error for a port the indexer was told to listen on and cannot. */

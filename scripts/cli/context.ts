@@ -13,7 +13,7 @@ import {
   type Transport,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { contractsWithoutCode, readDeployment, type ContractName } from "../deployment.ts";
+import { deploymentMissing, readDeployment, type ContractName } from "../deployment.ts";
 import { CliError, usageError } from "./cliError.ts";
 
 /** The common flags every chain command accepts. */
@@ -101,11 +101,8 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
   if (actualChainId !== chainId) {
     throw new CliError(`the node at ${rpcUrl} is on chain ${actualChainId}, but the deployment is on chain ${chainId}`);
   }
-  const missing = await contractsWithoutCode(publicClient, contracts);
-  if (missing.length > 0) {
-    const source = flags.deployment ?? devnetFile(env);
-    throw new CliError(`${source} names contracts the chain at ${rpcUrl} does not have (${missing.join(", ")}: no code there): the chain was started afresh since, or the file is another chain's; deploy again, or give the right --deployment`);
-  }
+  const missing = await deploymentMissing(publicClient, contracts, flags.deployment ?? devnetFile(env), rpcUrl);
+  if (missing !== null) throw new CliError(missing);
 
   const key = flags.key || env.DIN_PRIVATE_KEY || undefined;
   let wallet: CliContext["wallet"];

@@ -272,6 +272,17 @@ for (const database of ["pglite", "postgres"] as const) {
       await expect(refused).rejects.not.toThrow("secret");
     });
 
+    // Ponder retries an RPC it cannot reach for ever, and indexes a chain without the contracts as
+    // an empty registry; the indexer says so before starting it.
+    if (database === "pglite") it("says at once when the chain is unreachable, another chain, or without the deployment's contracts", async () => {
+      const on = (rpcUrl: string, deployment = system.deployment) => startIndexer({ rpcUrl, deployment, dataDir, schema: "opendin_other" });
+      const closed = await freePort();
+      await expect(on(`http://127.0.0.1:${closed}`)).rejects.toThrow(new RegExp(`^cannot reach the chain at http://127\\.0\\.0\\.1:${closed} \\(.+\\): is the node running\\? \\(--rpc sets another URL\\)$`));
+      await expect(on(system.chain.rpcUrl, { ...system.deployment, chainId: 1 })).rejects.toThrow(`the node at ${system.chain.rpcUrl} is on chain 31337, but the deployment ${dataDir}/deployment.json is on chain 1`);
+      const nowhere = { ...system.deployment, contracts: { ...system.deployment.contracts, ProviderRegistry: "0x00000000000000000000000000000000000000de" as Address } };
+      await expect(on(system.chain.rpcUrl, nowhere)).rejects.toThrow(`names contracts the chain at ${system.chain.rpcUrl} does not have (ProviderRegistry 0x00000000000000000000000000000000000000de: no code there)`);
+    });
+
     it("derives status from jail and the minimum stake", async () => {
       const { registry, timelock } = system.contracts;
       const b = operators[1];
@@ -307,6 +318,16 @@ for (const database of ["pglite", "postgres"] as const) {
       await byVote("unjail");
       await expectProvider(newcomer, { status: "active" });
       await liveSaw("delta active once unjailed", newcomer, (p) => !p.jailed && p.status === "active");
+    });
+
+    // Last: it stops the indexer.
+    it("says what to do when its schema holds the tables of another deployment (or another build of the indexer)", async () => {
+      await stop();
+      const moved = { ...system.deployment, startBlock: system.deployment.startBlock + 1 }; // another build for Ponder
+      const drop = database === "postgres" ? 'DROP SCHEMA "opendin_test" CASCADE' : "delete the --data-dir folder";
+      await expect(startIndexer({ rpcUrl: system.chain.rpcUrl, deployment: moved, databaseUrl: postgres?.url, dataDir, schema: "opendin_test" })).rejects.toThrow(
+        `schema "opendin_test" holds the tables of another build of the indexer (its code, its Ponder version or the deployment it indexes changed since), which Ponder does not migrate: index afresh into a new --schema${database === "postgres" ? "" : " (or a new --data-dir)"}, point the routers' --indexer at it once its /ready answers, then ${drop}`,
+      );
     });
   });
 }
