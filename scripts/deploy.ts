@@ -35,13 +35,14 @@ export async function deployOpenDin(options: DeployOptions): Promise<Deployment>
   const publicClient = createPublicClient({ transport: http(options.rpcUrl) });
   const chainId = await publicClient.getChainId();
 
+  const deploymentId = options.keepJournal ? (options.journalName ?? `chain-${chainId}`) : `throwaway-${chainId}-${process.pid}-${Date.now()}`;
+  if (options.keepJournal) await refuseStaleJournal(publicClient, options.rpcUrl, `${ignitionDir}${deploymentId}`);
+  else if (options.out) await refuseLiveOut(publicClient, chainId, options.out);
+
   const connection = await network.connect({
     network: "localhost",
     override: { url: options.rpcUrl, ...(options.privateKey ? { accounts: [options.privateKey] } : {}) },
   });
-  const deploymentId = options.keepJournal ? (options.journalName ?? `chain-${chainId}`) : `throwaway-${chainId}-${process.pid}-${Date.now()}`;
-  await refuseStaleJournal(publicClient, options.rpcUrl, `${ignitionDir}${deploymentId}`);
-  if (options.out && !options.keepJournal) await refuseLiveOut(publicClient, chainId, options.out);
   try {
     const deployed = await connection.ignition.deploy(OpenDIN, { parameters: parametersPath, deploymentId });
     const [deployer] = await (await connection.viem.getWalletClients())[0].getAddresses();
