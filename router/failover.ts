@@ -309,13 +309,17 @@ class CallRouting implements CallHandle {
     return hedge && this.narrowed ? null : this.draw(now, -1);
   }
 
-  /** One of the providers that took the client's transaction, drawn evenly among those eligible, still in the set and not tried yet. */
+  /**
+   * One of the providers that took the client's transaction, drawn evenly among those eligible,
+   * still in the set, not tried yet and known to hold the call's block if it needs one: one behind
+   * the block the client was shown would answer the nonce of before it ("nonce too low" next).
+   */
   private pickPreferred(now: number): ProviderHealth | null {
     if (this.prefer === null) return null;
     let chosen: ProviderHealth | null = null;
     let count = 0;
     for (const p of this.prefer) {
-      if (p.retired || this.tried.includes(p) || !p.eligible(now)) continue;
+      if (p.retired || this.tried.includes(p) || !p.eligible(now) || (this.block >= 0 && !p.holdsBlock(this.block))) continue;
       if (this.ctx.random() * ++count < 1) chosen = p; // each of the `count` so far kept with chance 1/count
     }
     return chosen;

@@ -406,6 +406,26 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("asks the provider that took a client's transaction for its nonce only while it holds the newest block the client was shown", async () => {
+    // A browser walkthrough: the provider that took the transaction fell a block behind, answered
+    // the nonce of before it, and the client's next transactions failed with "nonce too low".
+    const { account, nonce, hash, took } = await sendTransaction();
+    const block = Number(((await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) as { blockNumber: string }).blockNumber);
+    await nodes[took].setFault({ kind: "behind", head: block - 1 });
+    const heads = () => router.status().chains[0].providers.map((p) => p.head);
+    await waitFor(() => heads().every((h, i) => h === (i === took ? block - 1 : block)), `node ${took} a block behind the others`);
+    // The client is shown the block its transaction is in.
+    let seen = 0;
+    for (let i = 0; i < 50 && seen !== block; i++) seen = Number(((await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
+    expect(seen).toBe(block);
+    for (let i = 0; i < 10; i++) {
+      const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] });
+      expect(answer.json()).toEqual({ jsonrpc: "2.0", id: i, result: `0x${(nonce + 1).toString(16)}` });
+      expect(answer.headers.get("x-din-provider")).not.toBe(providerAddress(took));
+    }
+    await healAll();
+  });
+
   it("takes a null about a client's transaction from a provider that did not take it as not knowing yet: asks another", async () => {
     const { hash, took } = await sendTransaction();
     // The one that took it cannot say now (an error another provider might not give), two others
