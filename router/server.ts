@@ -643,13 +643,14 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q >= 0 ? url.slice(0, q) : url;
+    // Every path: a page's preflight to a wrong one (/rpc/0x7a69) must pass for the page to read the 404 saying why.
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, corsHeaders.flat());
+      res.end();
+      return;
+    }
     const match = path.startsWith("/rpc/") ? rpcPath.exec(path) : null;
     if (match !== null) {
-      if (req.method === "OPTIONS") {
-        res.writeHead(204, corsHeaders.flat());
-        res.end();
-        return;
-      }
       if (req.method !== "POST") {
         // A WebSocket transport (viem's webSocket, ethers' WebSocketProvider) is told what to use instead.
         const websocket = req.headers.upgrade?.toLowerCase() === "websocket";

@@ -155,6 +155,7 @@ describe("one client's share of the router", () => {
     expect(extra.text()).toMatch(/^HTTP\/1\.1 429/);
     expect(extra.text()).toMatch(/too many connections from your address \(at most 8\)/);
     expect(extra.text()).toMatch(/\r\nx-din-provider: none\r\n/);
+    expect(extra.text()).toMatch(/\r\naccess-control-allow-origin: \*\r\n/); // a page behind a shared address reads the 429
     expect(mine.map((c) => c.text())).toEqual(mine.map(() => "")); // the first eight are untouched
     expect((await honestCall()).status).toBe(200);
   });
@@ -177,6 +178,7 @@ describe("one client's share of the router", () => {
     bloated.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nx-padding: ${"a".repeat(17 * 1024)}\r\n\r\n`);
     await bloated.closed;
     expect(bloated.text()).toMatch(/^HTTP\/1\.1 431 .*"code":-32005,"message":"limit exceeded: the headers are larger than 16 KiB"/s);
+    expect(bloated.text()).toMatch(/\r\naccess-control-allow-origin: \*\r\n/); // a page on any origin reads it, not a network failure
     const expecting = await rawConnection("127.0.0.23");
     expecting.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nexpect: something-else\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
     await waitFor(() => expecting.text().endsWith("}}"), "the answer to an unknown Expect");

@@ -161,6 +161,19 @@ describe("JSON-RPC over POST /rpc/:chainId", () => {
     const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" }, { origin: "https://dapp.example" });
     expect(answer.headers.get("access-control-allow-origin")).toBe("*");
     expect(answer.headers.get("access-control-expose-headers")).toMatch(/x-din-provider/);
+    // A wrong path too (a chain id in hex), so that the page can read the 404 saying why; and a
+    // preflight for /status with a key (the browser walkthrough: both were 404, an opaque failure).
+    for (const path of ["/rpc/0x7a69", "/rpc", "/status"]) {
+      const wrong = await fetch(`${router.url}${path}`, {
+        method: "OPTIONS",
+        headers: { origin: "https://dapp.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type, authorization" },
+      });
+      expect(wrong.status, path).toBe(204);
+      expect(wrong.headers.get("access-control-allow-origin"), path).toBe("*");
+    }
+    const hex = await fetch(`${router.url}/rpc/0x7a69`, { method: "POST", headers: { origin: "https://dapp.example", "content-type": "application/json" }, body: "{}" });
+    expect(hex.status).toBe(404);
+    expect(hex.headers.get("access-control-allow-origin")).toBe("*");
   });
 
   it("says clearly that an unknown chain is not served", async () => {
