@@ -59,9 +59,24 @@ export async function contractsWithoutCode(client: Pick<PublicClient, "getCode">
   return entries.filter((_, i) => codes[i] === undefined || codes[i] === "0x").map(([name, address]) => `${name} ${address}`);
 }
 
-/** Why the deployment in `source` cannot be used on the chain at `rpcUrl` (some contract has no code there), or null when it can. */
-export async function deploymentMissing(client: Pick<PublicClient, "getCode">, contracts: Record<string, Address>, source: string, rpcUrl: string): Promise<string | null> {
-  const missing = await contractsWithoutCode(client, contracts);
+/**
+ * Why the deployment read from `source` cannot be used through the node at `rpcUrl`, in words, or
+ * null when it can: the node does not answer, is on another chain, or lacks the contracts.
+ */
+export async function deploymentProblem(
+  client: Pick<PublicClient, "getChainId" | "getCode">,
+  deployment: Pick<Deployment, "chainId" | "contracts">,
+  source: string,
+  rpcUrl: string,
+): Promise<string | null> {
+  let chainId: number;
+  try {
+    chainId = await client.getChainId();
+  } catch {
+    return `cannot reach the chain at ${rpcUrl}: is the node running? (--rpc sets another URL)`;
+  }
+  if (chainId !== deployment.chainId) return `the node at ${rpcUrl} is on chain ${chainId}, but ${source} is on chain ${deployment.chainId}`;
+  const missing = await contractsWithoutCode(client, deployment.contracts);
   if (missing.length === 0) return null;
   return `${source} names contracts the chain at ${rpcUrl} does not have (${missing.join(", ")}: no code there): the chain was started afresh since, or the file is another chain's; deploy again, or give the right --deployment`;
 }

@@ -7,7 +7,7 @@ import { createClient } from "@ponder/client";
 import pg from "pg";
 import * as schema from "../indexer/ponder.schema.ts";
 import { createPublicClient, http } from "viem";
-import { deploymentMissing, readDeployment, type Deployment } from "./deployment.ts";
+import { deploymentProblem, readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, stopChild } from "./childProcess.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
 import { freePort, portIsFree } from "./freePort.ts";
@@ -59,7 +59,13 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
     deploymentPath = resolve(dataDir, "deployment.json");
     await writeFile(deploymentPath, JSON.stringify(options.deployment));
   }
-  if ((options.mode ?? "start") === "start") await checkChain(options.rpcUrl, await readDeployment(deploymentPath), deploymentPath);
+  // Ponder retries an RPC it cannot reach for ever, a stack trace each time, and indexes a chain
+  // without the contracts as an empty registry: asked once first.
+  if ((options.mode ?? "start") === "start") {
+    const client = createPublicClient({ transport: http(options.rpcUrl, { retryCount: 0, timeout: 10_000 }) });
+    const problem = await deploymentProblem(client, await readDeployment(deploymentPath), deploymentPath, options.rpcUrl);
+    if (problem !== null) throw new Error(problem);
+  }
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DIN_DEPLOYMENT: deploymentPath,
@@ -177,24 +183,6 @@ function databaseProblem(error: unknown): string {
   const message = e.message || e.code || String(error);
   if (message === "Connection terminated unexpectedly") return `${message} (is a PostgreSQL server listening there?)`;
   return message;
-}
-
-/**
- * Asks the chain once before Ponder starts: Ponder retries an RPC it cannot reach for ever, a stack
- * trace each time, and indexes a chain without the deployment's contracts as an empty registry
- * (a local chain started afresh keeps its id; a wrong --rpc may be another chain).
- */
-async function checkChain(rpcUrl: string, deployment: Deployment, deploymentPath: string): Promise<void> {
-  const client = createPublicClient({ transport: http(rpcUrl, { retryCount: 0, timeout: 10_000 }) });
-  let chainId: number;
-  try {
-    chainId = await client.getChainId();
-  } catch (error) {
-    throw new Error(`cannot reach the chain at ${rpcUrl} (${(error as { details?: string }).details || (error as Error).message.split("\n")[0]}): is the node running? (--rpc sets another URL)`);
-  }
-  if (chainId !== deployment.chainId) throw new Error(`the node at ${rpcUrl} is on chain ${chainId}, but the deployment ${deploymentPath} is on chain ${deployment.chainId}`);
-  const missing = await deploymentMissing(client, deployment.contracts, deploymentPath, rpcUrl);
-  if (missing !== null) throw new Error(missing);
 }
 
 /** Ponder refuses a schema another build wrote (new code, another Ponder, another deployment) and migrates nothing: what to do. */

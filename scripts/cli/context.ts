@@ -13,7 +13,7 @@ import {
   type Transport,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { deploymentMissing, readDeployment, type ContractName } from "../deployment.ts";
+import { deploymentProblem, readDeployment, type ContractName } from "../deployment.ts";
 import { CliError, usageError } from "./cliError.ts";
 
 /** The common flags every chain command accepts. */
@@ -92,17 +92,8 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
   }
 
   const publicClient = createPublicClient({ transport: http(rpcUrl, { retryCount: 0, timeout: 15_000 }) });
-  let actualChainId: number;
-  try {
-    actualChainId = await publicClient.getChainId();
-  } catch {
-    throw new CliError(`cannot reach the chain at ${rpcUrl}: is the node running? (--rpc sets another URL)`);
-  }
-  if (actualChainId !== chainId) {
-    throw new CliError(`the node at ${rpcUrl} is on chain ${actualChainId}, but the deployment is on chain ${chainId}`);
-  }
-  const missing = await deploymentMissing(publicClient, contracts, flags.deployment ?? devnetFile(env), rpcUrl);
-  if (missing !== null) throw new CliError(missing);
+  const problem = await deploymentProblem(publicClient, { chainId, contracts }, flags.deployment ?? devnetFile(env), rpcUrl);
+  if (problem !== null) throw new CliError(problem);
 
   const key = flags.key || env.DIN_PRIVATE_KEY || undefined;
   let wallet: CliContext["wallet"];
