@@ -75,6 +75,9 @@ export type CallHandle = {
  */
 const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id"]);
 
+/** Calls about a client's transaction that a provider not knowing it answers with null. */
+const nullWhenUnknown: ReadonlySet<string> = new Set(["eth_getTransactionByHash", "eth_getTransactionReceipt"]);
+
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
 
@@ -297,7 +300,10 @@ class CallRouting implements CallHandle {
    * providers that took its last one (writeAffinity.ts); for a call naming a block, one known to
    * hold it if any is (blocks.ts), else any: the block may be new, and a provider that has it not
    * be known to yet. A hedge of a narrowed call stays among the providers it prefers: one without
-   * what the call asks for would answer first, with less (null, logs that stop at its head).
+   * what the call asks for would answer first, with less (an old nonce, logs that stop at its
+   * head). Not a client's transaction or receipt: a provider that does not know it answers null,
+   * held back while one that took it may still answer (settle), and the others know it once it is
+   * mined (a soak: receipts waited 5 s for the hung provider that took their transactions).
    */
   private pickProvider(now: number, hedge: boolean): ProviderHealth | null {
     const preferred = this.pickPreferred(now);
@@ -306,7 +312,7 @@ class CallRouting implements CallHandle {
       this.narrowed = true;
       return preferred ?? holder;
     }
-    return hedge && this.narrowed ? null : this.draw(now, -1);
+    return hedge && this.narrowed && !(this.prefer !== null && nullWhenUnknown.has(this.call.method)) ? null : this.draw(now, -1);
   }
 
   /**
