@@ -213,7 +213,8 @@ function errorBody(code: number, message: string): string {
 
 function rawReply(status: string, code: number, message: string): string {
   const body = errorBody(code, message);
-  // Readable by a page on any origin (a 429 it can back off on, not a network failure): the headers are not read, so whether the request had an Origin is not known.
+  // Readable by a page on any origin (a 429 it can back off on, not a network failure): the
+  // request's headers are not read, so whether it had an Origin is not known.
   const cors = "access-control-allow-origin: *\r\naccess-control-expose-headers: x-din-provider, x-din-attempts\r\n";
   return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-din-provider: none\r\nx-din-attempts: 0\r\n${cors}connection: close\r\n\r\n${body}`;
 }
