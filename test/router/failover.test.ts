@@ -32,6 +32,10 @@ async function healAll(): Promise<void> {
   for (const node of nodes) await node.setFault({ kind: "none" });
   for (const node of nodes) node.setLatency(0);
   await waitFor(() => states().every((s) => s === "healthy"), `every provider healthy again (now ${states().join(", ")})`);
+  // And known to hold the head: a client shown it sends its latest reads only to those that do (a
+  // provider slowed a moment ago may not have been probed since).
+  const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+  await waitFor(() => router.status().chains[0].providers.every((p) => (p.head ?? -1) >= head), "every provider known to hold the head");
   for (const node of nodes) node.resetStats();
 }
 
@@ -428,31 +432,29 @@ describe("failover", () => {
 
   it("hedges a receipt that the provider which took the transaction is slow to give to the others, who know it once mined", async () => {
     // Last stop's soak: the provider that took the transactions hung, and the first receipts asked
-    // of it waited for its attempt timeout (5 s) while the others had them. One copy of each
-    // broadcast, so that one provider took it.
-    const single = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]), routing: { failover: { writeFanout: 1 } } });
+    // of it waited for its attempt timeout (5 s) while the others had them. Providers and a router
+    // of its own (one copy of each broadcast, so that one provider took it): this suite's router
+    // would see one of its providers slow.
+    const own = await startFaultyUpstreams(chain.rpcUrl, 3);
+    const single = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { failover: { writeFanout: 1 } } });
     try {
       await waitFor(() => single.status().chains[0].providers.every((p) => p.state === "healthy"), "every provider healthy");
       await hammer(single, CHAIN, 40, 4, balance); // the chain's latency quantile (hedges wait for 32 answers)
       const { raw } = await signTransfer();
       const sent = await single.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
       const hash = (sent.json() as { result: string }).result;
-      const took = nodes.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
+      const took = own.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
       const hedges = () => Number(/^din_router_hedges_total (\d+)$/m.exec(single.metrics())![1]);
       const before = hedges();
-      nodes[took].setLatency(1_200); // slow, within the attempt timeout (1.5 s here)
-      try {
-        const answer = await single.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getTransactionReceipt", params: [hash] });
-        expect((answer.json() as { result: { transactionHash: string } | null }).result?.transactionHash).toBe(hash);
-        expect(answer.headers.get("x-din-provider")).not.toBe(providerAddress(took));
-        expect(hedges()).toBe(before + 1);
-      } finally {
-        nodes[took].setLatency(0);
-      }
+      own[took].setLatency(1_200); // slow, within the attempt timeout (1.5 s here)
+      const answer = await single.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getTransactionReceipt", params: [hash] });
+      expect((answer.json() as { result: { transactionHash: string } | null }).result?.transactionHash).toBe(hash);
+      expect(answer.headers.get("x-din-provider")).not.toBe(providerAddress(took));
+      expect(hedges()).toBe(before + 1);
     } finally {
       await single.stop();
+      for (const node of own) await node.stop();
     }
-    await healAll();
   });
 
   it("takes a null about a client's transaction from a provider that did not take it as not knowing yet: asks another", async () => {
