@@ -75,6 +75,11 @@ export type CallHandle = {
  */
 const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id"]);
 
+/** Whether `call` asks for the state at "pending" (eth_getTransactionCount's second param). */
+function atPending(call: RpcCall): boolean {
+  return Array.isArray(call.params) && call.params[1] === "pending";
+}
+
 /** Calls about a client's transaction that a provider not knowing it answers with null. */
 const nullWhenUnknown: ReadonlySet<string> = new Set(["eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
@@ -312,20 +317,28 @@ class CallRouting implements CallHandle {
       this.narrowed = true;
       return preferred ?? holder;
     }
-    return hedge && this.narrowed && !(this.prefer !== null && nullWhenUnknown.has(this.call.method)) ? null : this.draw(now, -1);
+    return hedge && this.hedgeStaysNarrowed() ? null : this.draw(now, -1);
+  }
+
+  /** Whether a hedge of this call stays among the providers it prefers (pickProvider says why). */
+  private hedgeStaysNarrowed(): boolean {
+    return this.narrowed && !(this.prefer !== null && nullWhenUnknown.has(this.call.method));
   }
 
   /**
    * One of the providers that took the client's transaction, drawn evenly among those eligible,
-   * still in the set, not tried yet and known to hold the call's block if it needs one: one behind
-   * the block the client was shown would answer the nonce of before it ("nonce too low" next).
+   * still in the set and not tried yet; for a call at a block (the nonce at "latest": the newest
+   * block the client was shown), known to hold it: one behind would answer the nonce of before the
+   * transaction. Not at "pending": a provider that took it counts it, a block behind or not, and
+   * one at the head that has not seen it yet does not ("nonce too low" next).
    */
   private pickPreferred(now: number): ProviderHealth | null {
     if (this.prefer === null) return null;
+    const block = atPending(this.call) ? -1 : this.block;
     let chosen: ProviderHealth | null = null;
     let count = 0;
     for (const p of this.prefer) {
-      if (p.retired || this.tried.includes(p) || !p.eligible(now) || (this.block >= 0 && !p.holdsBlock(this.block))) continue;
+      if (p.retired || this.tried.includes(p) || !p.eligible(now) || (block >= 0 && !p.holdsBlock(block))) continue;
       if (this.ctx.random() * ++count < 1) chosen = p; // each of the `count` so far kept with chance 1/count
     }
     return chosen;
@@ -424,6 +437,8 @@ class CallRouting implements CallHandle {
     // known to: that one would answer less (null, "header not found").
     const hedge = waiting === this.hedgeAttempt;
     let other = this.pickProvider(now, hedge);
+    // A preferred one busy too (both providers that took a transaction hang): any with a free connection.
+    if ((other === null || !this.ctx.gates.hasFree(other.origin)) && !(hedge && this.hedgeStaysNarrowed())) other = this.draw(now, -1);
     if (other !== null && this.block >= 0 && waiting.provider.holdsBlock(this.block) && !other.holdsBlock(this.block)) other = null;
     if (other !== null && this.ctx.gates.hasFree(other.origin)) {
       waiting.cancel(); // leaves the wait list: not a byte was sent

@@ -410,9 +410,9 @@ describe("failover", () => {
     await healAll();
   });
 
-  it("asks the provider that took a client's transaction for its nonce only while it holds the newest block the client was shown", async () => {
-    // A browser walkthrough: the provider that took the transaction fell a block behind, answered
-    // the nonce of before it, and the client's next transactions failed with "nonce too low".
+  it("asks the provider that took a client's transaction for its nonce at latest only while it holds the newest block the client was shown", async () => {
+    // A browser walkthrough: the provider that took the transaction fell a block behind and
+    // answered the nonce of before it. At "latest" the client's newest block comes first.
     const { account, nonce, hash, took } = await sendTransaction();
     const block = Number(((await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) as { blockNumber: string }).blockNumber);
     await nodes[took].setFault({ kind: "behind", head: block - 1 });
@@ -423,11 +423,42 @@ describe("failover", () => {
     for (let i = 0; i < 50 && seen !== block; i++) seen = Number(((await router.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
     expect(seen).toBe(block);
     for (let i = 0; i < 10; i++) {
-      const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] });
+      const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "latest"] });
       expect(answer.json()).toEqual({ jsonrpc: "2.0", id: i, result: `0x${(nonce + 1).toString(16)}` });
       expect(answer.headers.get("x-din-provider")).not.toBe(providerAddress(took));
     }
     await healAll();
+  });
+
+  it("asks the provider that took a client's transaction for its nonce at pending though it is a block behind: it counts the transaction, the others may not", async () => {
+    // A review: the rule above, applied at "pending" too, sent the nonce to providers at the head
+    // that had not seen the transaction (the old nonce: "nonce too low" next).
+    const own = await startFaultyUpstreams(chain.rpcUrl, 3);
+    const single = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { failover: { writeFanout: 1 } } });
+    try {
+      const head0 = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      await waitFor(() => single.status().chains[0].providers.every((p) => p.state === "healthy" && (p.head ?? -1) >= head0), "every provider healthy at the head");
+      const { account, nonce, raw } = await signTransfer();
+      const sent = await single.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+      const took = own.findIndex((_, i) => providerAddress(i) === sent.headers.get("x-din-provider"));
+      const n = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      // The one that took it is a block behind (head n); the others are at n + 1 and never saw it.
+      await own[took].setFault({ kind: "result", method: "eth_blockNumber", result: `0x${n.toString(16)}` });
+      for (const i of [0, 1, 2].filter((i) => i !== took)) await own[i].setFault({ kind: "result", method: "eth_getTransactionCount", result: `0x${nonce.toString(16)}` });
+      await direct(chain.rpcUrl, "evm_mine");
+      const heads = () => single.status().chains[0].providers.map((p) => p.head);
+      await waitFor(() => heads().every((h, i) => h === (i === took ? n : n + 1)), `provider ${took} a block behind`);
+      let seen = 0;
+      for (let i = 0; i < 50 && seen !== n + 1; i++) seen = Number(((await single.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
+      expect(seen).toBe(n + 1);
+      for (let i = 0; i < 10; i++) {
+        const answer = await single.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getTransactionCount", params: [account.address, "pending"] });
+        expect(answer.json()).toEqual({ jsonrpc: "2.0", id: i, result: `0x${(nonce + 1).toString(16)}` });
+      }
+    } finally {
+      await single.stop();
+      for (const node of own) await node.stop();
+    }
   });
 
   it("hedges a receipt that the provider which took the transaction is slow to give to the others, who know it once mined", async () => {
@@ -735,6 +766,43 @@ describe("a burst larger than the router's connections to its providers", () => 
       );
       expect(answers.map((a) => (a as { result?: { transactionHash?: string } }).result?.transactionHash ?? JSON.stringify(a))).toEqual(answers.map(() => hash));
     });
+  });
+
+  it("moves receipt calls queued behind the two hanging providers that took the transaction to the third", async () => {
+    // A review: the escape looked only at the providers that took it (both hung, both busy) and
+    // no further: the eight waiting stayed behind them (with a 3 s deadline, 8 of 12 failed).
+    const three = nodes.slice(0, 3);
+    const busy = await startRouter({
+      records: recordsFor(three, CHAIN, [1_000, 1_000, 1_000]),
+      routing: { limits: { connectionsPerProvider: 2 }, failover: { attemptTimeoutMs: 1_500, deadlineMs: 5_000, hedge: false, writeFanout: 2 }, probe: { timeoutMs: 5_000 } },
+    });
+    try {
+      await waitFor(() => busy.status().chains[0].providers.every((p) => p.state === "healthy"), "providers healthy");
+      for (const node of three) node.resetStats();
+      const { raw } = await signTransfer();
+      // All of them front one node, which would answer the second copy "already known": each answers the hash.
+      const hash = (await direct(chain.rpcUrl, "eth_sendRawTransaction", [raw])) as string;
+      for (const node of three) await node.setFault({ kind: "result", method: "eth_sendRawTransaction", result: hash });
+      expect((await busy.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] })).json()).toMatchObject({ result: hash });
+      const took = [0, 1, 2].filter((i) => (three[i].stats().byMethod.eth_sendRawTransaction ?? 0) > 0);
+      expect(took).toHaveLength(2);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the second copy answered too (a local node answers in milliseconds): both took it
+      for (const i of took) await three[i].setFault({ kind: "hang" });
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, async (_, id) => {
+          const answer = await busy.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_getTransactionReceipt", params: [hash] });
+          return { hash: (answer.json() as { result?: { transactionHash: string } }).result?.transactionHash, by: answer.headers.get("x-din-provider"), attempts: answer.headers.get("x-din-attempts") };
+        }),
+      );
+      expect(answers.map((a) => a.hash)).toEqual(answers.map(() => hash));
+      // Four went out on the hung providers' four connections (and come through after their
+      // timeouts); the eight that waited behind them moved to the third at once, no attempt more.
+      const third = providerAddress([0, 1, 2].find((i) => !took.includes(i))!);
+      expect(answers.filter((a) => a.by === third && a.attempts === "1")).toHaveLength(8);
+    } finally {
+      await busy.stop({ drainMs: 0 });
+      await healAll();
+    }
   });
 
   it("keeps a call for a block waiting for the one provider known to hold it rather than move it to one without the block", async () => {
