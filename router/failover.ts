@@ -437,8 +437,9 @@ class CallRouting implements CallHandle {
     // known to: that one would answer less (null, "header not found").
     const hedge = waiting === this.hedgeAttempt;
     let other = this.pickProvider(now, hedge);
-    // A preferred one busy too (both providers that took a transaction hang): any with a free connection.
-    if ((other === null || !this.ctx.gates.hasFree(other.origin)) && !(hedge && this.hedgeStaysNarrowed())) other = this.draw(now, -1);
+    // A preferred one busy too (both providers that took a transaction hang): any with a free
+    // connection. (A call not narrowed was drawn among all already.)
+    if ((other === null || !this.ctx.gates.hasFree(other.origin)) && this.narrowed && !(hedge && this.hedgeStaysNarrowed())) other = this.draw(now, -1);
     if (other !== null && this.block >= 0 && waiting.provider.holdsBlock(this.block) && !other.holdsBlock(this.block)) other = null;
     if (other !== null && this.ctx.gates.hasFree(other.origin)) {
       waiting.cancel(); // leaves the wait list: not a byte was sent

@@ -53,17 +53,20 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   let deploymentPath: string;
+  let deployment: Deployment;
   if (typeof options.deployment === "string") {
     deploymentPath = resolve(options.deployment);
+    deployment = await readDeployment(deploymentPath);
   } else {
     deploymentPath = resolve(dataDir, "deployment.json");
-    await writeFile(deploymentPath, JSON.stringify(options.deployment));
+    deployment = options.deployment;
+    await writeFile(deploymentPath, JSON.stringify(deployment));
   }
   // Ponder retries an RPC it cannot reach for ever, a stack trace each time, and indexes a chain
   // without the contracts as an empty registry: asked once first.
   if ((options.mode ?? "start") === "start") {
     const client = createPublicClient({ transport: http(options.rpcUrl, { retryCount: 0, timeout: 10_000 }) });
-    const problem = await deploymentProblem(client, await readDeployment(deploymentPath), deploymentPath, options.rpcUrl);
+    const problem = await deploymentProblem(client, deployment, deploymentPath, options.rpcUrl);
     if (problem !== null) throw new Error(problem);
   }
   const env: NodeJS.ProcessEnv = {

@@ -66,6 +66,7 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
   let contracts: Record<ContractName, Address>;
   let routerUrl: string | undefined;
   let indexerUrl: string | undefined;
+  const source = flags.deployment ?? devnetFile(env); // where the addresses come from
   if (flags.deployment) {
     if (!flags.rpc) throw usageError("--deployment needs --rpc <url> too: which node to send to");
     const deployment = await readDeployment(flags.deployment).catch((error: Error) => {
@@ -76,12 +77,11 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
     startBlock = BigInt(deployment.startBlock);
     contracts = deployment.contracts;
   } else {
-    const path = devnetFile(env);
     let devnet: DevnetFile;
     try {
-      devnet = JSON.parse(await readFile(path, "utf8")) as DevnetFile;
+      devnet = JSON.parse(await readFile(source, "utf8")) as DevnetFile;
     } catch {
-      throw new CliError(`no devnet is running (${path} not found): start one with "npm start", set DIN_DEVNET to the folder of one started with --dir, or give --rpc and --deployment`);
+      throw new CliError(`no devnet is running (${source} not found): start one with "npm start", set DIN_DEVNET to the folder of one started with --dir, or give --rpc and --deployment`);
     }
     rpcUrl = flags.rpc ?? devnet.rpcUrl;
     chainId = devnet.chainId;
@@ -92,7 +92,7 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
   }
 
   const publicClient = createPublicClient({ transport: http(rpcUrl, { retryCount: 0, timeout: 15_000 }) });
-  const problem = await deploymentProblem(publicClient, { chainId, contracts }, flags.deployment ?? devnetFile(env), rpcUrl);
+  const problem = await deploymentProblem(publicClient, { chainId, contracts }, source, rpcUrl);
   if (problem !== null) throw new CliError(problem);
 
   const key = flags.key || env.DIN_PRIVATE_KEY || undefined;
