@@ -83,6 +83,9 @@ function atPending(call: RpcCall): boolean {
 /** Calls about a client's transaction that a provider not knowing it answers with null. */
 const nullWhenUnknown: ReadonlySet<string> = new Set(["eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
+/** A write copy's error that may only mean another copy of the transaction reached the node first. */
+const alreadyTaken = /nonce too low|already known|known transaction|already imported/i;
+
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
 
@@ -201,6 +204,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
+  /** The fallback is a write copy's "already taken" error (alreadyTaken): another copy's error says more. */
+  private fallbackTaken = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
   private overBudget = false;
   private finished = false;
@@ -498,8 +503,13 @@ class CallRouting implements CallHandle {
     }
     if (outcome.type === "answer") {
       if (this.write && outcome.error !== null) {
-        // "nonce too low" from one copy may only mean another copy already got in: wait for the others.
-        this.fallback ??= { bytes: outcome.bytes, provider: p };
+        // "nonce too low" from one copy may only mean another copy already got in: wait for the
+        // others, and give another copy's error rather than that one (a revert says why).
+        const taken = alreadyTaken.test(outcome.error.message);
+        if (this.fallback === null || (this.fallbackTaken && !taken)) {
+          this.fallback = { bytes: outcome.bytes, provider: p };
+          this.fallbackTaken = taken;
+        }
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }

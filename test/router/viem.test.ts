@@ -94,6 +94,35 @@ describe("viem through the router", () => {
     }
   });
 
+  it("gives a broadcast's revert rather than another copy's \"nonce too low\" that came first", async () => {
+    // The differential sweep: a reverting transaction, mined by the copy that reached a node first,
+    // was reported to the client as "Nonce too low" (the first error back won), its revert lost.
+    const tooLow = { kind: "rpcError", code: -32000, message: "nonce too low", method: "eth_sendRawTransaction" } as const;
+    await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "all providers healthy");
+    for (const node of nodes) node.resetStats();
+    // Nodes 0 and 2 answer at once as nodes that saw the transaction already; node 1 takes it, slowly.
+    await nodes[0].setFault(tooLow);
+    await nodes[2].setFault(tooLow);
+    nodes[1].setLatency(300);
+    try {
+      // Until a copy has gone to node 1 (each send goes to two of the three).
+      for (let id = 1; (nodes[1].stats().byMethod.eth_sendRawTransaction ?? 0) === 0; id++) {
+        expect(id, "no copy reached node 1").toBeLessThan(20);
+        const nonce = await publicClient.getTransactionCount({ address: account.address, blockTag: "pending" });
+        // A contract whose creation reverts (PUSH1 0, PUSH1 0, REVERT): mined, status 0.
+        const raw = await account.signTransaction({ chainId: CHAIN, nonce, data: "0x60006000fd", gas: 100_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+        const answer = await router.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_sendRawTransaction", params: [raw] });
+        if ((nodes[1].stats().byMethod.eth_sendRawTransaction ?? 0) === 0) continue; // both copies went to the refusing nodes
+        const error = (answer.json() as { error?: { message: string } }).error;
+        expect(error?.message, JSON.stringify(answer.json())).toMatch(/revert/i);
+        expect(await publicClient.getTransactionCount({ address: account.address })).toBe(nonce + 1);
+      }
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+      nodes[1].setLatency(0);
+    }
+  });
+
   it("deploys a contract, calls it and finds its log with getLogs", async () => {
     const hash = await walletClient.sendTransaction({ account, chain: hardhat, data: initCode });
     const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
