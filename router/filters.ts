@@ -378,7 +378,15 @@ export class FilterRegistry {
   private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, asking: Asking, callId: RpcId, finish: Finish, confirmed: string | null = null): void {
     const calls = [logsIn(filter, start, end), blockAt(start)];
     if (end !== start) calls.push(blockAt(end));
-    this.askAll(table, calls, asking, (results, answer, providers) => {
+    // One provider gives the logs and both blocks: answers from several could mix chain histories
+    // (the first block from one provider, the logs and the last block from a fork: given, then
+    // taken back). One that gives no answer leaves the poll to another, as a call fails over.
+    const one = table.pick(this.route.random, asking.exclude, performance.now(), false);
+    const pinned: Asking = one === null ? asking : { exclude: allBut(table, [one]), budget: asking.budget };
+    this.askAll(table, calls, pinned, (results, answer, providers) => {
+      if (one !== null && results === null && answer(null, callId).outcome === "upstream_failed") {
+        return this.scanLogs(table, filter, start, end, { exclude: [...asking.exclude, one], budget: asking.budget }, callId, finish, confirmed);
+      }
       const logs = results === null ? null : readLogs(results[0]);
       const first = results === null ? null : readBlock(results[1]);
       const last = results === null ? null : readBlock(results.at(-1));
@@ -386,7 +394,7 @@ export class FilterRegistry {
       // past theirs (it alone held them): nothing new until they have them.
       if (confirmed !== null && results !== null && (first === null || last === null)) return finish(false, null);
       if (logs === null || first === null || last === null) return finish(false, answer(null, callId));
-      // Each call may go to another provider: the logs must come from the blocks read.
+      // The logs must come from the blocks read (with no provider to draw, the calls went to several).
       if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
       const give = () => {
         this.keepRecentLogs(filter, logs, false, end, last.hash);
