@@ -156,8 +156,9 @@ function readItem(value: unknown): ParsedItem {
   if (typeof method !== "string" || !methodPattern.test(method)) {
     return { id, code: RpcCode.invalidRequest, message: 'invalid request: "method" must be a method name like "eth_blockNumber"' };
   }
-  const params = object.params;
-  if (params !== undefined && (typeof params !== "object" || params === null)) {
+  // null as no params: not in the spec, but geth and Hardhat take it (geth's own client sent it).
+  const params = object.params === null ? undefined : object.params;
+  if (params !== undefined && typeof params !== "object") {
     return { id, code: RpcCode.invalidRequest, message: 'invalid request: "params" must be an array or an object' };
   }
   // JSON-RPC allows params by name; no Ethereum method takes them, and a node answers them as an

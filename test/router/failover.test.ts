@@ -569,6 +569,13 @@ describe("failover", () => {
     expect(nodes.map((node) => node.stats().byMethod.net_listening ?? 0)).toEqual([0, 0, 0, 0]);
   });
 
+  it("takes \"params\": null as no params, as geth and Hardhat do (old geth clients sent it)", async () => {
+    const answer = await router.post(CHAIN, { jsonrpc: "2.0", id: 10, method: "eth_blockNumber", params: null });
+    expect(answer.json()).toEqual({ jsonrpc: "2.0", id: 10, result: await direct(chain.rpcUrl, "eth_blockNumber") });
+    const batch = await router.post(CHAIN, [{ jsonrpc: "2.0", id: 11, method: "eth_chainId", params: null }]);
+    expect(batch.json()).toEqual([{ jsonrpc: "2.0", id: 11, result: "0x7a69" }]);
+  });
+
   it("answers -32051 when no provider answers within the call's deadline", async () => {
     const brief = await startRouter({
       records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
