@@ -73,7 +73,7 @@ export type CallHandle = {
  * cause count (a timeout, a 5xx, an answer too large, a JSON-RPC fault, a connection lost once the
  * request was out: a request that kills a node must not be sent to every provider).
  */
-const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id"]);
+const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id", "absurd_head"]);
 
 /** Whether `call` asks for the state at "pending" (eth_getTransactionCount's second param). */
 function atPending(call: RpcCall): boolean {
@@ -463,10 +463,15 @@ class CallRouting implements CallHandle {
     const p = attempt.provider;
     // A null from a provider the call does not prefer, while it prefers others: that provider may
     // lack what the call asks for (another is asked; if none does better, the null is the answer).
-    const outcome: Outcome =
+    let outcome: Outcome =
       this.narrowed && settled.type === "answer" && settled.nullResult && !this.preferred(p)
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
+    // A height past any the others hold: a lie, or another chain (its next probe says lagging).
+    if (outcome.type === "answer" && outcome.quantity !== null && this.call.method === "eth_blockNumber" && this.table.pastLead(outcome.quantity)) {
+      const detail = `answered block ${outcome.quantity}, more than maxLeadBlocks past the median head`;
+      outcome = { type: "failure", kind: "absurd_head", detail, latencyMs: outcome.latencyMs };
+    }
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);

@@ -146,6 +146,12 @@ export class ChainTable {
     this.shown(p, height);
   }
 
+  /** Whether `height` is more than maxLeadBlocks past the upper median head: a height no provider could hold. */
+  pastLead(height: number): boolean {
+    const medians = this.medianLog.at(-1);
+    return medians !== undefined && height > medians.upper + this.options.scoring.maxLeadBlocks;
+  }
+
   /** The highest block a provider other than `p` is known to hold: the upper median probed head, or a higher one another answered. */
   heldByAnother(p: ProviderHealth): number {
     return Math.max(this.medianLog.at(-1)?.upper ?? -1, p === this.highestBy ? this.secondHighest : this.highest);

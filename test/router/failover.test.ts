@@ -145,6 +145,28 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("passes no absurd eth_blockNumber to clients between probes: another provider answers", async () => {
+    // The soak: a provider answering 0xffffffffffff was passed to clients until its next probe
+    // marked it lagging (viem then failed: "Block at number 281474976710653 could not be found").
+    const own = await startFaultyUpstreams(chain.rpcUrl, 3);
+    const slowProbes = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 3_000 } } });
+    try {
+      // Right after a probe round has given the median head: the next is 3 s away.
+      const head0 = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      await waitFor(() => (slowProbes.status().chains[0].medianHead ?? -1) >= head0, "the median head known");
+      await own[2].setFault({ kind: "absurdHead" });
+      const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      const answers = [];
+      for (let i = 0; i < 40; i++) answers.push(Number(((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json() as { result: string }).result));
+      expect(answers.filter((n) => n !== head)).toEqual([]);
+      expect(own[2].stats().byMethod.eth_blockNumber ?? 0).toBeGreaterThan(0); // it was asked, and not believed
+      expect(slowProbes.status().chains[0].providers[2].failures.absurd_head ?? 0).toBeGreaterThan(0);
+    } finally {
+      await slowProbes.stop();
+      for (const node of own) await node.stop();
+    }
+  });
+
   it("passes execution errors and the caller's mistakes through without retrying or blaming the provider", async () => {
     const failuresBefore = router.status().chains[0].providers.map((p) => Object.values(p.failures).reduce((a, b) => a + b, 0));
     // Init code PUSH1 0 PUSH1 0 REVERT: eth_call reverts.
