@@ -380,12 +380,15 @@ export class FilterRegistry {
     if (end !== start) calls.push(blockAt(end));
     // One provider gives the logs and both blocks: answers from several could mix chain histories
     // (the first block from one provider, the logs and the last block from a fork: given, then
-    // taken back). One that gives no answer leaves the poll to another, as a call fails over.
+    // taken back). One that gives no answer leaves the poll to another, as a call fails over; with
+    // no other known to hold the range, the poll has nothing new and the next one asks again.
     const one = table.pick(this.route.random, asking.exclude, performance.now(), false);
     const pinned: Asking = one === null ? asking : { exclude: allBut(table, [one]), budget: asking.budget };
     this.askAll(table, calls, pinned, (results, answer, providers) => {
       if (one !== null && results === null && answer(null, callId).outcome === "upstream_failed") {
-        return this.scanLogs(table, filter, start, end, { exclude: [...asking.exclude, one], budget: asking.budget }, callId, finish, confirmed);
+        const rest: Asking = { exclude: [...asking.exclude, one], budget: asking.budget };
+        if (table.pick(this.route.random, rest.exclude, performance.now(), false) === null) return finish(false, null);
+        return this.scanLogs(table, filter, start, end, rest, callId, finish, confirmed);
       }
       const logs = results === null ? null : readLogs(results[0]);
       const first = results === null ? null : readBlock(results[1]);
@@ -461,6 +464,8 @@ export class FilterRegistry {
       this.askAll(table, calls, asking, (results, answer, providers) => {
         const blocks = results === null ? [] : results.map(readBlock);
         if (confirmed !== null && blocks.includes(null)) return finish(false, null); // as in scanLogs
+        // Those known to hold the blocks gave no answer: nothing new, the next poll asks again.
+        if (results === null && answer(null, callId).outcome === "upstream_failed") return finish(false, null);
         if (results === null || !blocks.every((b) => b !== null)) return finish(false, answer(null, callId));
         if (!blocks.every((b, i) => i === 0 || b.parentHash === blocks[i - 1].hash)) return finish(false, null); // from providers that disagree
         const give = () => {

@@ -164,6 +164,41 @@ describe("filters kept by the router", () => {
     expect(replies.flatMap((r) => (r.result as { transactionHash: string }[]).map((l) => l.transactionHash))).toEqual(sent);
   });
 
+  it("answers nothing new, not an error, when the one provider known to hold a poll's newest block hangs, and gives it later", async () => {
+    // The soak: a poll may ask only providers known to hold its newest block; the one that did
+    // never finished its answer, and the poll failed (-32050) while others were healthy.
+    const logFilter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
+    const blockFilter = (await rpc("eth_newBlockFilter")).result as string;
+    await rpc("eth_getFilterChanges", [logFilter]);
+    await rpc("eth_getFilterChanges", [blockFilter]);
+    const h = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    for (const node of nodes.slice(1)) await node.setFault({ kind: "behind", head: h });
+    const replies: RpcReply[] = [];
+    let sent: Hex;
+    const blockReads = () => nodes[0].stats().byMethod.eth_getBlockByNumber ?? 0;
+    try {
+      sent = await ping(); // block h + 1: only node 0 holds it
+      await waitFor(() => router.status().chains[0].providers.map((p) => p.head).join() === [h + 1, h, h].join(), "node 0 alone at the new block");
+      nodes[0].resetStats();
+      await nodes[0].setFault({ kind: "oversized", method: "eth_getBlockByNumber", bytes: 1_000, unfinished: true });
+      for (let i = 0; i < 12 && blockReads() < 4; i++) for (const filter of [logFilter, blockFilter]) replies.push(await rpc("eth_getFilterChanges", [filter]));
+      expect(blockReads()).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+    expect(replies.filter((r) => r.error !== undefined)).toEqual([]);
+    expect(replies.flatMap((r) => r.result as unknown[])).toEqual([]);
+    const logs: { transactionHash: string }[] = [];
+    const hashes: string[] = [];
+    for (let i = 0; i < 20 && (logs.length === 0 || hashes.length === 0); i++) {
+      logs.push(...((await rpc("eth_getFilterChanges", [logFilter])).result as typeof logs));
+      hashes.push(...((await rpc("eth_getFilterChanges", [blockFilter])).result as string[]));
+    }
+    expect(logs.map((l) => l.transactionHash)).toEqual([sent]);
+    expect(hashes).toEqual([await hashOf(h + 1)]);
+    await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "every provider healthy again");
+  });
+
   it("lets ethers' contract.on hear events through the router", async () => {
     const before = openFilters(await router.get("/metrics"));
     const provider = new JsonRpcProvider(router.rpcUrl(CHAIN), CHAIN, { staticNetwork: true, pollingInterval: 100 });
