@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { ProviderHealth, type ProviderState } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { LatencyWindow } from "./quantiles.ts";
@@ -26,6 +27,9 @@ export class ChainTable {
   private secondHighest = -1;
   /** The median heads' changes, oldest first, as far back as a fresh head (the latest always kept). */
   private medianLog: Medians[] = [];
+  /** When the medians were last read from fresh probed heads, and how long heads count as fresh. */
+  private medianReadAt = -Infinity;
+  private medianFreshMs = 0;
 
   /** The lower median head (what lag is measured against); -1 before any head. */
   get medianHead(): number {
@@ -101,6 +105,8 @@ export class ChainTable {
       if (p.chainCheck === "ok" && p.head >= 0 && now - p.headAt <= freshMs) heads.push(p.head);
     }
     if (heads.length === 0) return;
+    this.medianReadAt = now;
+    this.medianFreshMs = freshMs;
     heads.sort((a, b) => a - b);
     const lower = heads[(heads.length - 1) >> 1];
     const upper = heads[heads.length >> 1];
@@ -146,10 +152,15 @@ export class ChainTable {
     this.shown(p, height);
   }
 
-  /** Whether `height` is more than maxLeadBlocks past the upper median head: a height no provider could hold. */
+  /**
+   * Whether `height` is more than maxLeadBlocks past the upper median head: a height no provider
+   * could hold. Only against a median read from fresh heads: after a pause of the router's process
+   * (a suspended machine) the chain may have moved on, and every provider would look absurd.
+   */
   pastLead(height: number): boolean {
     const medians = this.medianLog.at(-1);
-    return medians !== undefined && height > medians.upper + this.options.scoring.maxLeadBlocks;
+    if (medians === undefined || height <= medians.upper + this.options.scoring.maxLeadBlocks) return false;
+    return performance.now() - this.medianReadAt <= this.medianFreshMs;
   }
 
   /** The highest block a provider other than `p` is known to hold: the upper median probed head, or a higher one another answered. */
