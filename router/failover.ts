@@ -73,7 +73,7 @@ export type CallHandle = {
  * cause count (a timeout, a 5xx, an answer too large, a JSON-RPC fault, a connection lost once the
  * request was out: a request that kills a node must not be sent to every provider).
  */
-const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id", "absurd_head"]);
+const providerOnly: ReadonlySet<FailureKind> = new Set<FailureKind>(["endpoint_refused", "http_429", "http_redirect", "http_status", "malformed", "wrong_id"]);
 
 /** Whether `call` asks for the state at "pending" (eth_getTransactionCount's second param). */
 function atPending(call: RpcCall): boolean {
@@ -83,8 +83,11 @@ function atPending(call: RpcCall): boolean {
 /** Calls about a client's transaction that a provider not knowing it answers with null. */
 const nullWhenUnknown: ReadonlySet<string> = new Set(["eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
-/** A write copy's error that may only mean another copy of the transaction reached the node first. */
-const alreadyTaken = /nonce too low|already known|known transaction|already imported/i;
+/**
+ * A write copy's error that may only mean another copy of the transaction was mined first. (Not
+ * "already known": the transaction waits in that node's pool, which says more than most errors.)
+ */
+const nonceTooLow = /nonce too low/i;
 
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
@@ -204,8 +207,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
-  /** The fallback is a write copy's "already taken" error (alreadyTaken): another copy's error says more. */
-  private fallbackTaken = false;
+  /** The fallback is a write copy's "nonce too low": another copy's error says more. */
+  private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
   private overBudget = false;
   private finished = false;
@@ -467,10 +470,11 @@ class CallRouting implements CallHandle {
       this.narrowed && settled.type === "answer" && settled.nullResult && !this.preferred(p)
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
-    // A height past any the others hold: a lie, or another chain (its next probe says lagging).
+    // A height past any the others hold: a lie (its next probe says lagging), or the chain made
+    // that many blocks since the probes (all answer so): another provider is asked, and if none
+    // does better, that height is the answer. Not held against the provider.
     if (outcome.type === "answer" && outcome.quantity !== null && this.call.method === "eth_blockNumber" && this.table.pastLead(outcome.quantity)) {
-      const detail = `answered block ${outcome.quantity}, more than maxLeadBlocks past the median head`;
-      outcome = { type: "failure", kind: "absurd_head", detail, latencyMs: outcome.latencyMs };
+      outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
     }
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
@@ -510,10 +514,10 @@ class CallRouting implements CallHandle {
       if (this.write && outcome.error !== null) {
         // "nonce too low" from one copy may only mean another copy already got in: wait for the
         // others, and give another copy's error rather than that one (a revert says why).
-        const taken = alreadyTaken.test(outcome.error.message);
-        if (this.fallback === null || (this.fallbackTaken && !taken)) {
+        const tooLow = nonceTooLow.test(outcome.error.message);
+        if (this.fallback === null || (this.fallbackNonceTooLow && !tooLow)) {
           this.fallback = { bytes: outcome.bytes, provider: p };
-          this.fallbackTaken = taken;
+          this.fallbackNonceTooLow = tooLow;
         }
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;

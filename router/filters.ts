@@ -378,18 +378,7 @@ export class FilterRegistry {
   private scanLogs(table: ChainTable, filter: Filter, start: number, end: number, asking: Asking, callId: RpcId, finish: Finish, confirmed: string | null = null): void {
     const calls = [logsIn(filter, start, end), blockAt(start)];
     if (end !== start) calls.push(blockAt(end));
-    // One provider gives the logs and both blocks: answers from several could mix chain histories
-    // (the first block from one provider, the logs and the last block from a fork: given, then
-    // taken back). One that gives no answer leaves the poll to another, as a call fails over; with
-    // no other known to hold the range, the poll has nothing new and the next one asks again.
-    const one = table.pick(this.route.random, asking.exclude, performance.now(), false);
-    const pinned: Asking = one === null ? asking : { exclude: allBut(table, [one]), budget: asking.budget };
-    this.askAll(table, calls, pinned, (results, answer, providers) => {
-      if (one !== null && results === null && answer(null, callId).outcome === "upstream_failed") {
-        const rest: Asking = { exclude: [...asking.exclude, one], budget: asking.budget };
-        if (table.pick(this.route.random, rest.exclude, performance.now(), false) === null) return finish(false, null);
-        return this.scanLogs(table, filter, start, end, rest, callId, finish, confirmed);
-      }
+    const use = (results: unknown[] | null, answer: Answerer, providers: (ProviderHealth | null)[]): void => {
       const logs = results === null ? null : readLogs(results[0]);
       const first = results === null ? null : readBlock(results[1]);
       const last = results === null ? null : readBlock(results.at(-1));
@@ -414,6 +403,20 @@ export class FilterRegistry {
         if (tally.hash === null) return finish(false, null);
         if (tally.hash === first.parentHash && answeredBy(providers, tally.agreeing)) return onChain(tally.hash, believed);
         this.scanLogs(table, filter, start, end, believed, callId, finish, tally.hash);
+      });
+    };
+    // One provider gives the logs and both blocks: answers from several could mix chain histories
+    // (the first block from one provider, the logs and the last block from a fork: given, then
+    // taken back). If it gives no answer, the calls go once more, each failing over on its own
+    // among the others: answers then from several providers, or nobody else known to hold the
+    // range, are nothing new (the next poll asks again); failures everywhere are the answer.
+    const one = table.pick(this.route.random, asking.exclude, performance.now(), false);
+    if (one === null) return this.askAll(table, calls, asking, use);
+    this.askAll(table, calls, { exclude: allBut(table, [one]), budget: asking.budget }, (results, answer, providers) => {
+      if (results !== null || answer(null, callId).outcome !== "upstream_failed") return use(results, answer, providers);
+      this.askAll(table, calls, { exclude: [...asking.exclude, one], budget: asking.budget }, (results, answer, providers) => {
+        if (results === null ? answer(null, callId).outcome === "no_provider" : new Set(providers).size > 1) return finish(false, null);
+        use(results, answer, providers);
       });
     });
   }

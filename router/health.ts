@@ -31,8 +31,7 @@ export type FailureKind =
   | "wrong_type" // a result of another JSON type than its method's
   | "too_large"
   | "rpc_fault" // a JSON-RPC error that is the provider's problem (rate limit, internal error)
-  | "forked" // gave a block that most providers asked do not have (filters.ts's vote)
-  | "absurd_head"; // answered eth_blockNumber more than maxLeadBlocks past the median head
+  | "forked"; // gave a block that most providers asked do not have (filters.ts's vote)
 
 export const failureKinds: readonly FailureKind[] = [
   "connect",
@@ -48,7 +47,6 @@ export const failureKinds: readonly FailureKind[] = [
   "too_large",
   "rpc_fault",
   "forked",
-  "absurd_head",
 ];
 const failureIndex = new Map(failureKinds.map((kind, i) => [kind, i]));
 

@@ -1,4 +1,3 @@
-import { performance } from "node:perf_hooks";
 import { ProviderHealth, type ProviderState } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { LatencyWindow } from "./quantiles.ts";
@@ -27,9 +26,6 @@ export class ChainTable {
   private secondHighest = -1;
   /** The median heads' changes, oldest first, as far back as a fresh head (the latest always kept). */
   private medianLog: Medians[] = [];
-  /** When the medians were last read from fresh probed heads, and how long heads count as fresh. */
-  private medianReadAt = -Infinity;
-  private medianFreshMs = 0;
 
   /** The lower median head (what lag is measured against); -1 before any head. */
   get medianHead(): number {
@@ -105,8 +101,6 @@ export class ChainTable {
       if (p.chainCheck === "ok" && p.head >= 0 && now - p.headAt <= freshMs) heads.push(p.head);
     }
     if (heads.length === 0) return;
-    this.medianReadAt = now;
-    this.medianFreshMs = freshMs;
     heads.sort((a, b) => a - b);
     const lower = heads[(heads.length - 1) >> 1];
     const upper = heads[heads.length >> 1];
@@ -152,15 +146,10 @@ export class ChainTable {
     this.shown(p, height);
   }
 
-  /**
-   * Whether `height` is more than maxLeadBlocks past the upper median head: a height no provider
-   * could hold. Only against a median read from fresh heads: after a pause of the router's process
-   * (a suspended machine) the chain may have moved on, and every provider would look absurd.
-   */
+  /** Whether `height` is more than maxLeadBlocks past the upper median head: a height no provider could hold. */
   pastLead(height: number): boolean {
     const medians = this.medianLog.at(-1);
-    if (medians === undefined || height <= medians.upper + this.options.scoring.maxLeadBlocks) return false;
-    return performance.now() - this.medianReadAt <= this.medianFreshMs;
+    return medians !== undefined && height > medians.upper + this.options.scoring.maxLeadBlocks;
   }
 
   /** The highest block a provider other than `p` is known to hold: the upper median probed head, or a higher one another answered. */

@@ -199,6 +199,26 @@ describe("filters kept by the router", () => {
     await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "every provider healthy again");
   });
 
+  it("tells the client when a poll's eth_getLogs fails on every provider, rather than answer [] for ever", async () => {
+    // A review: a poll retried on provider after provider and answered nothing new when all failed.
+    const filter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
+    await rpc("eth_getFilterChanges", [filter]);
+    for (const node of nodes) await node.setFault({ kind: "rpcError", code: -32603, message: "internal error", method: "eth_getLogs" });
+    try {
+      await ping();
+      const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      await waitFor(() => router.status().chains[0].providers.every((p) => (p.head ?? -1) >= head), "every provider at the new block");
+      for (const node of nodes) node.resetStats();
+      const reply = await rpc("eth_getFilterChanges", [filter]);
+      expect(reply.error?.message, JSON.stringify(reply)).toMatch(/internal error/);
+      // The provider drawn, then once more failing over (maxAttempts 4, but three providers here).
+      expect(nodes.map((n) => n.stats().byMethod.eth_getLogs ?? 0).reduce((a, b) => a + b)).toBeLessThanOrEqual(4);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+    await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "every provider healthy again");
+  });
+
   it("lets ethers' contract.on hear events through the router", async () => {
     const before = openFilters(await router.get("/metrics"));
     const provider = new JsonRpcProvider(router.rpcUrl(CHAIN), CHAIN, { staticNetwork: true, pollingInterval: 100 });
