@@ -207,6 +207,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
+  /** An eth_blockNumber answer past maxLeadBlocks, held until another provider answers past it too (settle). */
+  private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -471,10 +473,15 @@ class CallRouting implements CallHandle {
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     // A height past any the others hold: a lie (its next probe says lagging), or the chain made
-    // that many blocks since the probes (all answer so): another provider is asked, and if none
-    // does better, that height is the answer. Not held against the provider.
-    if (outcome.type === "answer" && outcome.quantity !== null && this.call.method === "eth_blockNumber" && this.table.pastLead(outcome.quantity)) {
+    // that many blocks since the probes. Given only once another provider answers past it too (the
+    // lower of the two heights); meanwhile another is asked. Not held against the provider.
+    let heldBack = false;
+    if (outcome.type === "answer" && outcome.quantity !== null && !this.finished && this.call.method === "eth_blockNumber" && this.table.pastLead(outcome.quantity)) {
+      const held = this.heldHeight;
+      if (held !== null) return held.height <= outcome.quantity ? this.answer(held.bytes, held.provider) : this.answer(outcome.bytes, p);
+      this.heldHeight = { bytes: outcome.bytes, provider: p, height: outcome.quantity };
       outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
+      heldBack = true;
     }
     if (outcome.type === "answer" || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
@@ -525,8 +532,9 @@ class CallRouting implements CallHandle {
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
-    if (outcome.type === "soft") this.fallback ??= { bytes: outcome.bytes, provider: p };
-    else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
+    if (outcome.type === "soft") {
+      if (!heldBack) this.fallback ??= { bytes: outcome.bytes, provider: p };
+    } else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
     else return; // cancelled by us
     // No retry once an answer was too large to hold: another provider's would be as large.
     if (!this.overBudget && (!this.write || this.inFlight.length === 0)) {

@@ -162,11 +162,19 @@ describe("failover", () => {
       for (let i = 0; i < 40; i++) answers.push(Number(((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json() as { result: string }).result));
       expect(answers.filter((n) => n !== head)).toEqual([]);
       expect(own[2].stats().byMethod.eth_blockNumber ?? 0).toBeGreaterThan(0); // it was asked, and not believed
-      // A real jump of more blocks than that since the probes (a review): every provider answers
-      // the new height, which is then the answer; nobody is blamed for it.
-      await own[2].setFault({ kind: "none" });
+      // The others failing the call (reviews): an error, not the liar's height, and they are not blamed.
+      const internal = { kind: "rpcError", code: -32603, message: "internal error", method: "eth_blockNumber" } as const;
+      for (const i of [0, 1]) await own[i].setFault(internal);
+      const failed = (await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result?: string; error?: unknown };
+      expect(failed.result).toBeUndefined();
+      expect(slowProbes.status().chains[0].providers.slice(0, 2).map((p) => p.failures.rpc_fault ?? 0)).toEqual([0, 0]);
+      for (const i of [0, 1]) await own[i].setFault({ kind: "none" });
+      // A real jump of more blocks than that since the probes: the honest providers' new height is
+      // the answer (two answer past the bound), never the liar's, and nobody's circuit opens.
       await direct(jumpy.rpcUrl, "hardhat_mine", ["0xc8"]);
       const jumped = await direct(jumpy.rpcUrl, "eth_blockNumber");
+      for (let i = 0; i < 12; i++) expect((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json()).toEqual({ jsonrpc: "2.0", id: i, result: jumped });
+      await own[2].setFault({ kind: "none" });
       for (let i = 0; i < 3; i++) expect((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json()).toEqual({ jsonrpc: "2.0", id: i, result: jumped });
       expect(slowProbes.status().chains[0].providers.map((p) => p.state).filter((s) => s === "circuit_open")).toEqual([]);
     } finally {
