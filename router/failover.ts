@@ -480,6 +480,7 @@ class CallRouting implements CallHandle {
       const held = this.heldHeight;
       if (held !== null) return held.height <= outcome.quantity ? this.answer(held.bytes, held.provider) : this.answer(outcome.bytes, p);
       this.heldHeight = { bytes: outcome.bytes, provider: p, height: outcome.quantity };
+      this.lastFailure = `${p.address}: answered block ${outcome.quantity}, more than maxLeadBlocks past the median head, and no other provider did`;
       outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
       heldBack = true;
     }
@@ -594,6 +595,12 @@ class CallRouting implements CallHandle {
     }
     if (this.overBudget) {
       this.answer(cannotHoldResponse(this.call.id), null, "over_budget");
+      return;
+    }
+    // A height held back (settle) with nobody else to ask (the chain's only provider in a burst of
+    // blocks): believed. Others asked and failing do not make it so.
+    if (this.heldHeight !== null && this.attempts === 1) {
+      this.answer(this.heldHeight.bytes, this.heldHeight.provider);
       return;
     }
     this.giveUp();

@@ -177,6 +177,17 @@ describe("failover", () => {
       await own[2].setFault({ kind: "none" });
       for (let i = 0; i < 3; i++) expect((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json()).toEqual({ jsonrpc: "2.0", id: i, result: jumped });
       expect(slowProbes.status().chains[0].providers.map((p) => p.state).filter((s) => s === "circuit_open")).toEqual([]);
+      // The chain's only provider, in a jump: nobody else to ask, it is believed.
+      const alone = await startRouter({ records: recordsFor(own.slice(0, 1), CHAIN, [1_000]), routing: { probe: { intervalMs: 3_000 } } });
+      try {
+        const before = await direct(jumpy.rpcUrl, "eth_blockNumber");
+        await waitFor(() => alone.status().chains[0].medianHead === Number(before), "the median head known");
+        await direct(jumpy.rpcUrl, "hardhat_mine", ["0xc8"]);
+        const after = await direct(jumpy.rpcUrl, "eth_blockNumber");
+        expect((await alone.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json()).toEqual({ jsonrpc: "2.0", id: 1, result: after });
+      } finally {
+        await alone.stop();
+      }
     } finally {
       await slowProbes.stop();
       for (const node of own) await node.stop();
