@@ -211,12 +211,19 @@ function errorBody(code: number, message: string): string {
   return JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } });
 }
 
+/** What lets a page on any origin read an answer and its x-din-* headers (server.ts's answers and the raw ones below). */
+export const answerCors: readonly (readonly [string, string])[] = [
+  ["access-control-allow-origin", "*"],
+  ["access-control-expose-headers", "x-din-provider, x-din-attempts"],
+];
+
+// Readable by a page on any origin (a 429 it can back off on, not a network failure): the
+// request's headers are not read, so whether it had an Origin is not known.
+const rawCors = answerCors.map(([name, value]) => `${name}: ${value}\r\n`).join("");
+
 function rawReply(status: string, code: number, message: string): string {
   const body = errorBody(code, message);
-  // Readable by a page on any origin (a 429 it can back off on, not a network failure): the
-  // request's headers are not read, so whether it had an Origin is not known.
-  const cors = "access-control-allow-origin: *\r\naccess-control-expose-headers: x-din-provider, x-din-attempts\r\n";
-  return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-din-provider: none\r\nx-din-attempts: 0\r\n${cors}connection: close\r\n\r\n${body}`;
+  return `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-din-provider: none\r\nx-din-attempts: 0\r\n${rawCors}connection: close\r\n\r\n${body}`;
 }
 
 /** How a parser error is answered: HTTP status, JSON-RPC code, the reason counted in metrics, the message. */

@@ -140,8 +140,7 @@ export class ChainTable {
     if (medians === undefined || height <= p.answeredHead) return;
     const others = p === this.highestBy ? this.secondHighest : this.highest;
     const made = medians.upper - this.medianLog[0].upper;
-    const bound = Math.min(Math.max(medians.upper, others) + this.options.scoring.maxLagBlocks + made, medians.upper + this.options.scoring.maxLeadBlocks);
-    if (height > bound) return;
+    if (height > Math.max(medians.upper, others) + this.options.scoring.maxLagBlocks + made || this.pastLead(height)) return;
     p.answeredHead = height;
     this.shown(p, height);
   }

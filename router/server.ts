@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
-import type { ClientLedger, ClientShare } from "./connections.ts";
+import { answerCors, type ClientLedger, type ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
 import { ClientInputError, NoProviderSetError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, writeMethods, type CallHandle, type RouteContext } from "./failover.ts";
@@ -54,16 +54,17 @@ type BudgetLimit = "clientBufferBytes" | "clientBufferBytesPerClient" | "clientS
 type Answered = { bytes: Buffer | null; provider: ProviderHealth | null; local: boolean; attempts: number };
 
 /** The answer to a browser's preflight (OPTIONS); it carries the x-din-* headers as every answer does. */
-const corsHeaders: [string, string][] = [
+const corsHeaders: (readonly [string, string])[] = [
   ["x-din-provider", "router"],
   ["x-din-attempts", "0"],
-  ["access-control-allow-origin", "*"],
+  ...answerCors,
   ["access-control-allow-methods", "POST, GET, OPTIONS"],
   // Any header a dapp's SDK adds (no client header reaches a provider); `*` leaves out authorization.
   ["access-control-allow-headers", "*, authorization"],
-  ["access-control-expose-headers", "x-din-provider, x-din-attempts"],
   ["access-control-max-age", "86400"],
 ];
+/** answerCors as send's flat [name, value, …] list. */
+const answerCorsFlat = answerCors.flat();
 // The chain id in decimal, as eth_chainId's value is known (no sign, no leading zero, no hex).
 const rpcPath = /^\/rpc\/([1-9][0-9]{0,15})\/?$/;
 
@@ -82,7 +83,7 @@ function send(
   const headers = ["x-din-provider", provider, "x-din-attempts", attempts === 1 ? "1" : String(attempts)];
   if (cors) {
     // Browsers (dapps) may read the answer and the x-din-* headers from any origin.
-    headers.push("access-control-allow-origin", "*", "access-control-expose-headers", "x-din-provider, x-din-attempts");
+    headers.push(...answerCorsFlat);
   }
   if (bytes !== null) headers.push("content-type", contentType, "content-length", String(bytes.length));
   if (close) headers.push("connection", "close");
