@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { collectOutput, stopChild } from "./childProcess.ts";
+import { collectOutput, exitWithParent, stopChild } from "./childProcess.ts";
 import { onFreePort } from "./freePort.ts";
 
 export type Chain = {
@@ -37,7 +37,7 @@ export async function startChain(options: StartChainOptions = {}): Promise<Chain
 }
 
 async function startChainOn(port: number, options: StartChainOptions): Promise<Chain> {
-  const child = spawn(process.execPath, [hardhatBin, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const child = spawn(process.execPath, [...exitWithParent, hardhatBin, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, FORCE_COLOR: "0" },

@@ -1,5 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 
+/** Node flags that make a child process stop itself once its parent is gone (see exitWithParent.ts). */
+export const exitWithParent = ["--import", new URL("./exitWithParent.ts", import.meta.url).href];
+
 /**
  * Keeps the last `limit` characters a child printed (for error messages) and hands each line to
  * `onLine`. Returns a function that reads what was kept.

@@ -8,7 +8,7 @@ import pg from "pg";
 import * as schema from "../indexer/ponder.schema.ts";
 import { createPublicClient, http } from "viem";
 import { deploymentProblem, readDeployment, type Deployment } from "./deployment.ts";
-import { collectOutput, stopChild } from "./childProcess.ts";
+import { collectOutput, exitWithParent, stopChild } from "./childProcess.ts";
 import { parseArgsProblem } from "./cli/cliError.ts";
 import { freePort, portIsFree } from "./freePort.ts";
 
@@ -94,7 +94,7 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const reachAt = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   const launch = async (port: number): Promise<Indexer> => {
     const requested = port;
-    const args = [ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
+    const args = [...exitWithParent, ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
     args.push("--port", String(port), "--hostname", host, "--schema", options.schema ?? "opendin");
     const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     let listening = false;
