@@ -75,7 +75,12 @@ function formatTokens(wei: string | null | undefined): string {
 }
 const percent = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.1 ? 1 : 0)}%`;
 const short = (address: string) => `${address.slice(0, 6)}…${address.slice(-4)}`;
-const clock = (unixSeconds: string | number) => new Date(Number(unixSeconds) * 1000).toLocaleTimeString("en-GB");
+/** A registry time on the viewer's clock with its zone, and its date when not today (a case's deadline may be days away). */
+function clock(unixSeconds: string | number): string {
+  const at = new Date(Number(unixSeconds) * 1000);
+  const date = at.toDateString() === new Date().toDateString() ? {} : ({ day: "numeric", month: "short" } as const);
+  return at.toLocaleString("en-GB", { ...date, hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+}
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 function registryProvider(address: string): RegistryProvider | undefined {

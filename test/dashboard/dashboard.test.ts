@@ -210,7 +210,7 @@ describe("the dashboard at the router's /", () => {
     expect(await card.locator(".votes li").innerText()).toMatch(/voted for with 5,000,000 DIN/);
     expect(await card.locator(".tally").innerText()).toContain("for 5,000,000 DIN · against 0 DIN");
     // Deadlines are read against the chain's clock (the indexer's last block), not the browser's.
-    expect(await card.locator(".proposal").innerText()).toMatch(/uphold \(slash\) · voting until \d\d:\d\d:\d\d/);
+    expect(await card.locator(".proposal").innerText()).toMatch(/uphold \(slash\) · voting until (\d+ \w{3}, )?\d\d:\d\d:\d\d \S+/);
 
     // A competing proposal to reject the case joins the same card.
     const other = await runDin(["gov", "propose-slash", "--case", caseId, "--reject", "--json"], { cwd, env: { DIN_PRIVATE_KEY: voter.privateKey } });
@@ -219,16 +219,20 @@ describe("the dashboard at the router's /", () => {
     expect(await card.locator(".proposal").first().innerText()).toMatch(/reject · /);
 
     await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
-    expect(await page.locator("#connection").innerText()).toMatch(/^live · updated \d\d:\d\d:\d\d · chain clock \d\d:\d\d:\d\d \(registry times below\)$/);
+    expect(await page.locator("#connection").innerText()).toMatch(/^live · updated \d\d:\d\d:\d\d · chain clock (\d+ \w{3}, )?\d\d:\d\d:\d\d \S+ \(registry times below\)$/);
 
     // Past the case's deadline by the chain's clock, the card says so, and how to close the case.
-    for (const [method, params] of [["evm_increaseTime", [Number(await caseTtl()) + 5]], ["evm_mine", []]] as const) {
+    // Two days on: times not of today carry their date (a real case's deadline is weeks away).
+    const twoDays = 2 * 86_400;
+    expect(Number(await caseTtl())).toBeLessThan(twoDays);
+    for (const [method, params] of [["evm_increaseTime", [twoDays]], ["evm_mine", []]] as const) {
       await fetch(devnet.info.rpcUrl, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) });
     }
     await eventually("the card to show the case past its deadline", async () =>
       (await card.locator("header").innerText()).includes("open, past its deadline") ? true : undefined,
     30_000);
     expect(await card.innerText()).toContain(`anyone may expire it (din case expire --case ${caseId})`);
+    await eventually("the chain clock with its date", async () => (/chain clock \d+ \w{3}, \d\d:\d\d:\d\d /.test(await page.locator("#connection").innerText()) ? true : undefined));
   });
 
   it("fits a phone's screen: no sideways scrolling, every provider still listed", async () => {
