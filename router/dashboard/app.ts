@@ -73,6 +73,14 @@ function formatTokens(wei: string | null | undefined): string {
   const fraction = cents === 0n ? "" : `.${cents.toString().padStart(2, "0").replace(/0$/, "")}`;
   return `${(value / wad).toLocaleString("en-US")}${fraction} DIN`;
 }
+/** A wide table's box, scrolled sideways on a narrow screen: focusable, so a keyboard can scroll it too. */
+function scrollRegion(label: string, table: HTMLTableElement): HTMLDivElement {
+  const region = h("div", { class: "table-wrap" }, table);
+  region.tabIndex = 0;
+  region.setAttribute("role", "region");
+  region.setAttribute("aria-label", label);
+  return region;
+}
 const percent = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.1 ? 1 : 0)}%`;
 const short = (address: string) => `${address.slice(0, 6)}…${address.slice(-4)}`;
 /** A registry time on the viewer's clock with its zone, and its date when not today (a case's deadline may be days away). */
@@ -232,7 +240,7 @@ function chainSection(chainId: number, routed: RouterStatus["chains"][number] | 
     { class: "panel chain", data: { chain: String(chainId) } },
     h("h2", {}, `Chain ${chainId}`, h("small", {}, ` · ${facts}`)),
     h("p", { class: "rpc" }, "JSON-RPC for dapps and wallets: ", h("code", {}, `${location.origin}/rpc/${chainId}`)),
-    h("div", { class: "table-wrap" }, h("table", { class: "providers" }, head, h("tbody", {}, ...rows.map(providerRow)))),
+    scrollRegion(`Providers of chain ${chainId}`, h("table", { class: "providers" }, head, h("tbody", {}, ...rows.map(providerRow)))),
     charts(chainId, rows),
   );
 }
@@ -318,9 +326,8 @@ function renderRegistry(): void {
   document.getElementById("stake-events")!.replaceChildren(
     events.length === 0
       ? h("p", { class: "empty" }, "No stake events yet.")
-      : h(
-          "div",
-          { class: "table-wrap" },
+      : scrollRegion(
+          "Stake events",
           h(
             "table",
             { class: "events" },

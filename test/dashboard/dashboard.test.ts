@@ -92,6 +92,10 @@ describe("the dashboard at the router's /", () => {
     const chain = page.locator(`section.chain[data-chain="${devnet.info.chainId}"]`);
     expect(await chain.locator(".rpc code").innerText()).toBe(`${devnet.info.routerUrl}/rpc/${devnet.info.chainId}`);
     expect(await chain.locator("h2").textContent()).toMatch(new RegExp(`^Chain ${devnet.info.chainId} · \\d of 5 routed providers receive traffic · median head \\d+$`));
+    // The table scrolls sideways on a narrow screen: a keyboard reaches it too, and a screen reader names it.
+    const table = page.getByRole("region", { name: `Providers of chain ${devnet.info.chainId}` });
+    await table.focus({ timeout: 10_000 });
+    expect(await table.evaluate((element) => element === document.activeElement && element.querySelector("table.providers") !== null)).toBe(true);
   });
 
   it("keeps text the reader selected: redraws wait until the selection is gone", async () => {
