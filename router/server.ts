@@ -658,13 +658,27 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         const why = websocket
           ? "invalid request: this router speaks JSON-RPC over HTTP POST, not WebSocket (for new blocks and logs, poll with eth_newBlockFilter, eth_newFilter and eth_getFilterChanges)"
           : "invalid request: use POST for JSON-RPC";
+        res.setHeader("allow", "POST, OPTIONS");
         send(res, 405, errorResponse(null, RpcCode.invalidRequest, why), "none", 0, hasOrigin(req));
         return;
       }
       handleRpc(g, req, res, match[1]);
       return;
     }
-    if (req.method === "GET" && path === "/health") {
+    // The pages answer GET and HEAD (a load balancer's health check), with a trailing slash too.
+    const page = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+    const isPage = pages.has(page) || g.assets.has(page);
+    if (isPage && req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD, OPTIONS");
+      const why = `invalid request: ${page} answers GET and HEAD, not ${req.method}; POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1)`;
+      send(res, 405, errorResponse(null, RpcCode.invalidRequest, why), "none", 0, hasOrigin(req));
+      return;
+    }
+    if (!isPage) {
+      send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1); GET / (dashboard), /status, /history, /registry, /metrics, /health"), "none", 0, hasOrigin(req));
+      return;
+    }
+    if (page === "/health") {
       let eligible = 0;
       const now = performance.now();
       for (const t of g.tables.values()) {
@@ -675,35 +689,38 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
       send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible }), "router", 0, hasOrigin(req));
       return;
     }
-    if (req.method === "GET" && path === "/status") {
+    if (page === "/status") {
       send(res, 200, statusPage(), "router", 0, hasOrigin(req));
       return;
     }
-    if (req.method === "GET" && path === "/history") {
-      const since = Number(new URLSearchParams(q >= 0 ? url.slice(q + 1) : "").get("since") ?? 0);
-      const page = g.history(Number.isFinite(since) ? since : 0);
-      if (page !== null) send(res, 200, page, "router", 0, hasOrigin(req));
+    if (page === "/history") {
+      const asked = new URLSearchParams(q >= 0 ? url.slice(q + 1) : "").get("since");
+      const since = asked === null || asked === "" ? 0 : Number(asked);
+      if (!Number.isFinite(since) || since < 0) {
+        send(res, 400, JSON.stringify({ error: `since must be a time in unix milliseconds (such as ${Date.now()}), not "${asked}"` }), "router", 0, hasOrigin(req));
+        return;
+      }
+      const history = g.history(since);
+      if (history !== null) send(res, 200, history, "router", 0, hasOrigin(req));
       else {
         res.setHeader("retry-after", "1");
         send(res, 503, JSON.stringify({ error: "busy building other /history pages: ask again in a second" }), "router", 0, hasOrigin(req));
       }
       return;
     }
-    if (req.method === "GET" && path === "/registry") {
+    if (page === "/registry") {
       handleRegistry(g, req, res);
       return;
     }
-    if (req.method === "GET" || req.method === "HEAD") {
-      const asset = g.assets.get(path);
-      if (asset !== undefined) return sendPage(res, 200, asset.body, asset.type);
-      if (path === "/") {
-        return sendPage(res, 503, "The dashboard is not built: run `npm run build`, then start the router again.\n", "text/plain; charset=utf-8");
-      }
-    }
-    if (req.method === "GET" && path === "/metrics") {
+    if (page === "/metrics") {
       send(res, 200, metricsPage(), "router", 0, hasOrigin(req), "text/plain; version=0.0.4; charset=utf-8");
       return;
     }
-    send(res, 404, errorResponse(null, RpcCode.invalidRequest, "not found: POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1); GET / (dashboard), /status, /history, /registry, /metrics, /health"), "none", 0, hasOrigin(req));
+    const asset = g.assets.get(page);
+    if (asset !== undefined) sendPage(res, 200, asset.body, asset.type);
+    else sendPage(res, 503, "The dashboard is not built: run `npm run build`, then start the router again.\n", "text/plain; charset=utf-8");
   };
 }
+
+/** The routes besides /rpc/ and the dashboard's files: GET (or HEAD) only. */
+const pages = new Set(["/", "/health", "/status", "/history", "/registry", "/metrics"]);

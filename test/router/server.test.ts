@@ -335,6 +335,28 @@ describe("status, metrics and health", () => {
     expect(health.json()).toMatchObject({ ok: true, eligibleProviders: 2 });
   });
 
+  it("answers HEAD on its pages (a load balancer's health check), a trailing slash, and a wrong method with 405 and Allow", async () => {
+    for (const path of ["/health", "/status", "/metrics", "/history"]) {
+      const head = await fetch(`${router.url}${path}`, { method: "HEAD" });
+      expect(head.status, path).toBe(200);
+      expect(Number(head.headers.get("content-length")), path).toBeGreaterThan(0);
+      expect(await head.text(), path).toBe("");
+      expect((await fetch(`${router.url}${path}/`)).status, `${path}/`).toBe(200);
+    }
+    // A wallet pointed at the router's root rather than /rpc/<chainId> is told where to send.
+    const root = await fetch(`${router.url}/`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
+    expect(root.status).toBe(405);
+    expect(root.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
+    expect(((await root.json()) as RpcReply).error!.message).toBe("invalid request: / answers GET and HEAD, not POST; POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1)");
+    const getRpc = await fetch(router.rpcUrl(CHAIN));
+    expect(getRpc.status).toBe(405);
+    expect(getRpc.headers.get("allow")).toBe("POST, OPTIONS");
+    const since = await fetch(`${router.url}/history?since=yesterday`);
+    expect(since.status).toBe(400);
+    expect(((await since.json()) as { error: string }).error).toMatch(/^since must be a time in unix milliseconds \(such as \d+\), not "yesterday"$/);
+    await stillServes();
+  });
+
   it("builds /status and /metrics anew only once the last build is older than ten times what it took", () => {
     let now = 0;
     let builds = 0;
