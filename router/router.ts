@@ -267,12 +267,16 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   };
 }
 
-/** Listens on `host:port`, with words for a port already taken. */
+/** Listens on `host:port`, with words for a port already taken or an address that is not this machine's. */
 function listenOn(server: Server, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new Error(`cannot listen on ${host}:${port}: the port is in use (by another router? a chain node?); choose another with --port`) : error),
-    );
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      const where = `cannot listen on ${host}:${port}`;
+      if (error.code === "EADDRINUSE") reject(new Error(`${where}: the port is in use (by another router? a chain node?); choose another with --port`));
+      else if (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND" || error.code === "EAI_AGAIN") {
+        reject(new Error(`${where}: ${host} is not an address of this machine (${error.code}); --host takes one of its own, 0.0.0.0 for all`));
+      } else reject(new Error(`${where}: ${error.message}`));
+    });
     server.listen(port, host, () => resolve(server));
   });
 }

@@ -44,31 +44,31 @@ export const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>]
   --log-level  the least level of the JSON log lines on stdout (default info; silent: none)
   --help       this text`;
 
-/** The routing parameters in a --config file; throws naming the file and what is wrong in it. */
-function readRoutingConfig(path: string): RoutingOverrides {
+/** The routing parameters in a --config file; throws naming the file, where it was named (`source`), and what is wrong in it. */
+function readRoutingConfig(path: string, source: string): RoutingOverrides {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new Error(`--config ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new Error(`${source} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   try {
     return parseRoutingConfig(text);
   } catch (error) {
-    throw new Error(`--config ${path}: ${(error as Error).message}`);
+    throw new Error(`${source} ${path}: ${(error as Error).message}`);
   }
 }
 
-/** The indexer's base URL: http(s), without credentials (fetch refuses URLs that carry them). */
-function checkIndexerUrl(text: string): void {
+/** The indexer's base URL: http(s), without credentials (fetch refuses URLs that carry them); `source` names where it came from. */
+function checkIndexerUrl(text: string, source: string): void {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new Error(`--indexer must be a URL such as http://127.0.0.1:42069, got "${text}"`);
+    throw new Error(`${source} must be a URL such as http://127.0.0.1:42069, got "${text}"`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--indexer must be an http:// or https:// URL, got "${text}"`);
-  if (url.username !== "" || url.password !== "") throw new Error("--indexer must not carry a user name or password");
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`${source} must be an http:// or https:// URL, got "${text}"`);
+  if (url.username !== "" || url.password !== "") throw new Error(`${source} must not carry a user name or password`);
 }
 
 /** Whether the command line asks for the usage (`--help` or `-h`, wherever it stands). */
@@ -113,12 +113,16 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
   if (values.help) throw new Error(usage);
   const indexer = values.indexer ?? env.DIN_INDEXER_URL;
   if (indexer === undefined) throw new Error(`the router needs --indexer <url>\n${usage}`);
-  checkIndexerUrl(indexer);
+  checkIndexerUrl(indexer, values.indexer !== undefined ? "--indexer" : "DIN_INDEXER_URL");
+  // An empty flag is a mistake (an unset variable in a script): an empty --host would listen on every interface.
+  for (const flag of ["host", "config"] as const) {
+    if (values[flag]?.trim() === "") throw new Error(`--${flag} is empty: give it a value, or leave the flag out`);
+  }
   const port = /^[0-9]{1,5}$/.test(values.port) ? Number(values.port) : Number.NaN;
   if (!(port <= 65_535)) throw new Error(`--port must be a number 0…65535, got "${values.port}"`);
   const logLevel = values["log-level"] as LogLevel;
   if (!logLevels.includes(logLevel)) throw new Error(`--log-level must be debug, info, warn, error or silent, got "${logLevel}"`);
-  // An empty flag is a mistake (an unset variable in a script); DIN_TRUST_PROXY set empty means none.
+  // DIN_TRUST_PROXY set empty means none.
   if (values["trust-proxy"]?.trim() === "") throw new Error("--trust-proxy is empty: name the proxies in front of the router, or leave the flag out");
   const trustList = values["trust-proxy"] ?? env.DIN_TRUST_PROXY ?? "";
   const trustProxy = trustList.trim() === "" ? [] : trustList.split(",").map((entry) => entry.trim());
@@ -134,8 +138,9 @@ export function parseRouterFlags(argv: readonly string[], env: NodeJS.ProcessEnv
       throw new Error(`--snapshot: ${(error as Error).message}`);
     }
   }
+  // DIN_ROUTER_CONFIG set empty means none.
   const config = values.config ?? env.DIN_ROUTER_CONFIG;
-  const routing = config === undefined || config === "" ? undefined : readRoutingConfig(config);
+  const routing = config === undefined || config === "" ? undefined : readRoutingConfig(config, values.config !== undefined ? "--config" : "DIN_ROUTER_CONFIG");
   return { indexer, port, host: values.host, snapshot: values.snapshot, devnet: values.devnet, trustProxy, routing, logLevel };
 }
 

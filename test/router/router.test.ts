@@ -67,6 +67,12 @@ describe("scripts/router.ts", () => {
     expect(() => parseRouterFlags(["--indexer", "not a url"])).toThrow(/--indexer must be a URL/);
     expect(() => parseRouterFlags(["--indexer", "ftp://indexer.example"])).toThrow(/http:\/\/ or https:\/\//);
     expect(() => parseRouterFlags(["--indexer", "http://user:secret@indexer.example"])).toThrow(/user name or password/);
+    // A value from the environment is named as such; an empty flag is a script's unset variable (an empty --host would listen everywhere).
+    expect(() => parseRouterFlags([], { DIN_INDEXER_URL: "notaurl" })).toThrow(/^DIN_INDEXER_URL must be a URL such as http:\/\/127\.0\.0\.1:42069, got "notaurl"$/);
+    expect(() => parseRouterFlags([...indexer, "--host", ""])).toThrow(/^--host is empty: give it a value, or leave the flag out$/);
+    expect(() => parseRouterFlags([...indexer, "--config", " "])).toThrow(/^--config is empty: give it a value, or leave the flag out$/);
+    expect(parseRouterFlags(indexer, { DIN_ROUTER_CONFIG: "" }).routing).toBeUndefined(); // set but empty: none
+    expect(() => parseRouterFlags(indexer, { DIN_ROUTER_CONFIG: join(dir, "missing.json") })).toThrow(/^DIN_ROUTER_CONFIG .*missing\.json: cannot read it \(ENOENT\)$/);
     expect(parseRouterFlags([...indexer, "--trust-proxy", "127.0.0.1, 10.0.0.0/8,fd00::/8"]).trustProxy).toEqual(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
     expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "192.168.1.2" }).trustProxy).toEqual(["192.168.1.2"]);
     expect(parseRouterFlags(indexer, { DIN_TRUST_PROXY: "" }).trustProxy).toEqual([]); // set but empty: none
@@ -223,6 +229,10 @@ describe("scripts/router.ts", () => {
     expect(code).toBe(1);
     // At once: before it waited for the indexer, loaded the snapshot or probed a provider.
     expect(stdout).toBe("");
+    // An address that is not this machine's (192.0.2.1 is documentation's own).
+    const elsewhere = await run([script, "--indexer", indexer, "--host", "192.0.2.1", "--port", "0", "--snapshot", snapshot, "--devnet"]);
+    expect(elsewhere.stderr.trim()).toBe("cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (EADDRNOTAVAIL); --host takes one of its own, 0.0.0.0 for all");
+    expect(elsewhere.code).toBe(1);
   });
 
   it("prints its usage on --help to stdout and exits 0, as `din router --help` too", async () => {
