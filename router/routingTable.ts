@@ -39,6 +39,8 @@ export class ChainTable {
   private total = 0;
   private builtAt = -Infinity;
   private dirty = true;
+  /** The earliest end of an open circuit's period after the last rebuild: its half-open state is seen (and logged) then. */
+  private nextReopenAt = Infinity;
   private readonly options: RoutingOptions;
   private readonly log: Logger | null;
   private waiters: (() => void)[] = [];
@@ -186,7 +188,9 @@ export class ChainTable {
     }
     const eligible: ProviderHealth[] = [];
     const scoring = this.options.scoring;
+    let nextReopenAt = Infinity;
     for (const p of this.providers) {
+      if (p.reopensAt > now && p.reopensAt < nextReopenAt) nextReopenAt = p.reopensAt;
       const f = scoreFactors(p, scoring);
       const parts = p.parts;
       parts.stake = f.stake;
@@ -225,6 +229,7 @@ export class ChainTable {
     this.eligible = eligible;
     this.total = total;
     this.builtAt = now;
+    this.nextReopenAt = nextReopenAt;
     this.dirty = false;
   }
 
@@ -276,7 +281,7 @@ export class ChainTable {
 
   /** Rebuilds the weights if eligibility changed or they are older than reweighIntervalMs. */
   refresh(now: number): void {
-    if (this.dirty || now - this.builtAt >= this.options.scoring.reweighIntervalMs) this.rebuild(now);
+    if (this.dirty || now >= this.nextReopenAt || now - this.builtAt >= this.options.scoring.reweighIntervalMs) this.rebuild(now);
   }
 
   /**

@@ -110,6 +110,34 @@ describe("circuit breaker", () => {
     expect(opened).toEqual(["warn", "info", "info", "info"]);
   });
 
+  it("logs every failed half-open probe the prober makes, not only those a reweighing happens to see", async () => {
+    // An endpoint that reads each request and cuts the connection: every probe fails, and is counted.
+    let probes = 0;
+    const server = createServer((req) => {
+      probes++;
+      req.socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const lines: { from: string; to: string }[] = [];
+    const log = createLogger({ level: "info", write: (line) => void lines.push(JSON.parse(line) as { from: string; to: string }) });
+    const options = resolveRoutingOptions({ circuit: { failureThreshold: 3, baseOpenMs: 30, maxOpenMs: 60 }, probe: { intervalMs: 40 } });
+    const table = new ChainTable(CHAIN, options, log);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    table.setProviders([{ address: providerAddress(0), chainId: CHAIN, url, stake: 10n ** 21n, slashedTotal: 0n, name: "node" }]);
+    const [p] = table.providers;
+    for (let i = 0; i < 3; i++) p.recordFailure("connect", "refused", performance.now()); // open from the start: every probe is a half-open one
+    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
+    closers.push(() => agent.close());
+    const prober = startProber({ tables: () => [table], agent, probe: options.probe });
+    await waitFor(() => probes >= 8, "eight half-open probes");
+    prober.stop();
+    await waitFor(() => !p.eligible(performance.now()) && p.state(performance.now()) === "circuit_open", "the last probe's failure");
+    table.refresh(performance.now());
+    const failedAgain = lines.filter((line) => line.from === "half_open" && line.to === "circuit_open").length;
+    expect(failedAgain).toBe(probes);
+  });
+
   it("probes a half-open provider on the wrong chain at the probe interval, not on every tick", async () => {
     const node = await nodeOnChain(1);
     const table = tableWith(node.url, { circuit: { baseOpenMs: 20 } });
