@@ -50,8 +50,8 @@ export const failureKinds: readonly FailureKind[] = [
 ];
 const failureIndex = new Map(failureKinds.map((kind, i) => [kind, i]));
 
-/** The factors of a provider's score, as /status shows them. */
-export type ScoreParts = Factors;
+/** The factors of a provider's score, as /status shows them, and its √stake after the operator cap (0 while not eligible). */
+export type ScoreParts = Factors & { cappedStake: number };
 
 /** Token wei (18 decimals) to a float number of tokens, exact to 1e-6 token: enough for weights. */
 export function tokens(wei: bigint): number {
@@ -118,7 +118,7 @@ export class ProviderHealth {
   readonly failures = new Float64Array(failureKinds.length);
   probes = 0;
 
-  parts: ScoreParts = { stake: 0, latency: 1, errors: 1, lag: 1, slash: 1, probation: 1, score: 1, weight: 0 };
+  parts: ScoreParts = { stake: 0, cappedStake: 0, latency: 1, errors: 1, lag: 1, slash: 1, probation: 1, score: 1, weight: 0 };
   /** Called when something that decides eligibility changes (the chain table rebuilds then). */
   onChange: () => void = () => {};
 

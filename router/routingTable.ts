@@ -200,6 +200,7 @@ export class ChainTable {
       parts.slash = f.slash;
       parts.probation = f.probation;
       parts.score = f.score;
+      parts.cappedStake = 0;
       parts.weight = 0;
       const state = p.state(now);
       if (state !== p.lastState) {
@@ -218,7 +219,11 @@ export class ChainTable {
     // carry more: the cap must not push traffic onto providers that fail or just joined.
     if (sum(weights, count) <= 0) weights.fill(1, 0, count); // no stake to tell them apart
     capShares(weights, count, scoring.maxOperatorShare);
-    for (let i = 0; i < count; i++) weights[i] *= eligible[i].parts.score * eligible[i].parts.probation;
+    for (let i = 0; i < count; i++) {
+      const parts = eligible[i].parts;
+      parts.cappedStake = weights[i];
+      weights[i] *= parts.score * parts.probation;
+    }
     if (sum(weights, count) <= 0) weights.fill(1, 0, count); // every score is 0: none is better than another
     let total = 0;
     for (let i = 0; i < count; i++) {

@@ -15,7 +15,7 @@ export type ProviderStatus = {
   state: ProviderState;
   /** latency · errors · lag · slash, 0…1. */
   score: number;
-  parts: { stake: number; latency: number; errors: number; lag: number; slash: number; probation: number };
+  parts: { stake: number; cappedStake: number; latency: number; errors: number; lag: number; slash: number; probation: number };
   /** Routing weight after probation and the operator cap; 0 when not eligible. */
   weight: number;
   /** weight / Σ weights of the chain: the share the formula gives. */
@@ -70,7 +70,7 @@ export function chainStatus(table: ChainTable, now: number, hedgeMinMs: number):
       failureKinds.forEach((kind, i) => {
         if (p.failures[i] > 0) failures[kind] = p.failures[i];
       });
-      const { stake, latency, errors, lag, slash, probation } = p.parts;
+      const { stake, cappedStake, latency, errors, lag, slash, probation } = p.parts;
       return {
         address: p.address,
         name: p.name,
@@ -79,7 +79,7 @@ export function chainStatus(table: ChainTable, now: number, hedgeMinMs: number):
         slashedTotal: p.slashedTotal.toString(),
         state: p.state(now),
         score: p.parts.score,
-        parts: { stake, latency, errors, lag, slash, probation },
+        parts: { stake, cappedStake, latency, errors, lag, slash, probation },
         weight: p.parts.weight,
         expectedShare: shares.get(p) ?? 0,
         trafficShare: recentTotal > 0 ? (p.windowServed + p.previousWindowServed) / recentTotal : 0,

@@ -193,8 +193,8 @@ function providerRow(r: Row): HTMLTableRowElement {
       parts
         ? h(
             "small",
-            { class: "parts", title: "weight = √stake · latency · errors · lag · slash · probation" },
-            `√stake ${parts.stake.toFixed(0)} · latency ${parts.latency.toFixed(2)} · errors ${parts.errors.toFixed(2)} · lag ${parts.lag.toFixed(2)} · slash ${parts.slash.toFixed(2)}${parts.probation < 1 ? ` · probation ${parts.probation}` : ""}`,
+            { class: "parts", title: "weight = √stake (after the operator cap) · latency · errors · lag · slash · probation" },
+            `√stake ${parts.stake.toFixed(0)}${parts.cappedStake > 0 && parts.cappedStake < parts.stake - 0.5 ? ` (capped ${parts.cappedStake.toFixed(0)})` : ""} · latency ${parts.latency.toFixed(2)} · errors ${parts.errors.toFixed(2)} · lag ${parts.lag.toFixed(2)} · slash ${parts.slash.toFixed(2)}${parts.probation < 1 ? ` · probation ${parts.probation}` : ""}`,
           )
         : null,
     ),

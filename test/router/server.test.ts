@@ -316,8 +316,13 @@ describe("status, metrics and health", () => {
       expect(p.state).toBe("healthy");
       expect(p.parts.stake).toBeCloseTo(Math.sqrt(Number(BigInt(p.stake) / 10n ** 18n)), 6);
       expect(p.score).toBeCloseTo(p.parts.latency * p.parts.errors * p.parts.lag * p.parts.slash, 9);
+      // The weight routed by: the √stake term after the operator cap, times the score and probation.
+      expect(p.weight).toBeCloseTo(p.parts.cappedStake * p.score * p.parts.probation, 9);
       expect(p.trafficShare).toBeGreaterThan(0);
     }
+    // Two providers, neither above maxOperatorShare (0.5) of the stake term: 1,000 and 4,000 tokens count equally.
+    expect(c.providers[0].parts.cappedStake).toBeGreaterThan(0);
+    expect(c.providers[0].parts.cappedStake).toBeCloseTo(c.providers[1].parts.cappedStake, 9);
     expect(c.providers[0].expectedShare + c.providers[1].expectedShare).toBeCloseTo(1, 9);
     const over = await router.get("/status");
     expect(over.status).toBe(200);
