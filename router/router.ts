@@ -208,8 +208,8 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
 
   const [host, port] = [options.host ?? "127.0.0.1", options.port ?? 0];
   try {
-    // A taken port fails the start at once, not after the indexer and the first probes.
-    if (port !== 0) await listenOn(createServer(), host, port).then((probe) => new Promise((resolve) => probe.close(resolve)));
+    // A taken port or an address not this machine's fails the start at once, not after the indexer and the first probes.
+    await listenOn(createServer(), host, port).then((probe) => new Promise((resolve) => probe.close(resolve)));
     await source.start((records) => {
       const summary = applySet(tables, routing, records, log);
       gates.prune(new Set([...tables.values()].flatMap((t) => t.providers.map((p) => p.origin))));

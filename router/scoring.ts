@@ -55,7 +55,7 @@ export function scoreFactors(p: ScoreInputs, s: ScoringParameters): Factors {
 /**
  * Caps every weight at `cap` of the total, in place, by water-filling: the largest weights are cut
  * to a common level and the total shrinks with them until no share exceeds the cap. When fewer than
- * 1/cap weights are positive no such level exists, and the positive weights become equal.
+ * 1/cap weights are positive no such level exists, and the positive weights become equal (the smallest of them).
  */
 export function capShares(weights: Float64Array, count: number, cap: number): void {
   if (cap >= 1 || count === 0) return;
@@ -70,7 +70,10 @@ export function capShares(weights: Float64Array, count: number, cap: number): vo
   }
   if (total <= 0 || max <= cap * total) return; // the common case: nothing to cut
   if (positive * cap <= 1) {
-    for (let i = 0; i < count; i++) if (weights[i] > 0) weights[i] = 1;
+    // Each cut to the smallest: equal, and none raised (the capped term /status shows stays in √stake).
+    let least = max;
+    for (let i = 0; i < count; i++) if (weights[i] > 0 && weights[i] < least) least = weights[i];
+    for (let i = 0; i < count; i++) if (weights[i] > 0) weights[i] = least;
     return;
   }
   const sorted = weights.slice(0, count).sort().reverse();

@@ -37,10 +37,10 @@ export async function startChain(options: StartChainOptions = {}): Promise<Chain
 }
 
 async function startChainOn(port: number, options: StartChainOptions): Promise<Chain> {
-  const child = spawn(process.execPath, [...exitWithParent, hardhatBin, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const child = spawn(process.execPath, [...exitWithParent.flags, hardhatBin, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, FORCE_COLOR: "0" },
+    env: exitWithParent.env({ ...process.env, FORCE_COLOR: "0" }),
   });
   // The node is asked only once it says it listens: until then the port may hold another server.
   let listening = false;

@@ -1,7 +1,10 @@
 import type { ChildProcess } from "node:child_process";
 
-/** Node flags that make a child process stop itself once its parent is gone (see exitWithParent.ts). */
-export const exitWithParent = ["--import", new URL("./exitWithParent.ts", import.meta.url).href];
+/** The Node flags and environment that make a child process stop itself once this one is gone (see exitWithParent.ts). */
+export const exitWithParent = {
+  flags: ["--import", new URL("./exitWithParent.ts", import.meta.url).href],
+  env: (env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv => ({ ...env, DIN_PARENT_PID: String(process.pid) }),
+};
 
 /**
  * Keeps the last `limit` characters a child printed (for error messages) and hands each line to

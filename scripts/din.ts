@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { exitWithParent } from "./childProcess.ts";
 import { CliError, parseArgsProblem, usageError } from "./cli/cliError.ts";
 import type { CommonFlags } from "./cli/context.ts";
 import { print, type Outcome } from "./cli/outcome.ts";
@@ -115,7 +116,7 @@ async function ctx(flags: Record<string, unknown>) {
 function runService(script: string, args: string[]): Promise<number> {
   const path = fileURLToPath(new URL(script, import.meta.url));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path, ...args], { stdio: "inherit" });
+    const child = spawn(process.execPath, [...exitWithParent.flags, path, ...args], { stdio: "inherit", env: exitWithParent.env() });
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
     child.on("exit", (code) => resolve(code ?? 1));
   });

@@ -94,9 +94,9 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
   const reachAt = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   const launch = async (port: number): Promise<Indexer> => {
     const requested = port;
-    const args = [...exitWithParent, ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
+    const args = [...exitWithParent.flags, ponderBin, "--root", indexerRoot, "--log-format", "json", "--log-level", level, options.mode ?? "start"];
     args.push("--port", String(port), "--hostname", host, "--schema", options.schema ?? "opendin");
-    const child = spawn(process.execPath, args, { cwd: indexerRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, { cwd: indexerRoot, env: exitWithParent.env(env), stdio: ["ignore", "pipe", "pipe"] });
     let listening = false;
     let crashedOnPort: number | undefined;
     let movedTo: number | undefined;

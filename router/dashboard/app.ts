@@ -404,8 +404,24 @@ function selectionHeld(): boolean {
 function render(): void {
   renderConnection();
   if (selectionHeld()) return;
-  renderChains();
-  renderRegistry();
+  keepingRegions(() => {
+    renderChains();
+    renderRegistry();
+  });
+}
+
+/** Runs a redraw keeping each table region's sideways scroll and the keyboard's focus on one (found again by its label). */
+function keepingRegions(redraw: () => void): void {
+  const regions = () => [...document.querySelectorAll<HTMLElement>(".table-wrap[aria-label]")];
+  const scrolled = new Map(regions().map((region) => [region.getAttribute("aria-label"), region.scrollLeft]));
+  const active = document.activeElement;
+  const focused = active instanceof HTMLElement && active.matches(".table-wrap") ? active.getAttribute("aria-label") : null;
+  redraw();
+  for (const region of regions()) {
+    const label = region.getAttribute("aria-label");
+    region.scrollLeft = scrolled.get(label) ?? 0;
+    if (label === focused) region.focus({ preventScroll: true });
+  }
 }
 
 // ---- polling ---------------------------------------------------------------------------------

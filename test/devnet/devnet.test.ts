@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DevnetInfo } from "../../scripts/devnet.ts";
 import { startProviderNode, type ProviderNode } from "../../scripts/providerNode.ts";
 import { eventually } from "../helpers/chainActions.ts";
+import { childrenAlive, childrenOf } from "../helpers/processes.ts";
 import { runDin } from "../helpers/runDin.ts";
 
 // The devnet as a user meets it: `npm start` in a child process, then only the CLI and HTTP.
@@ -211,33 +212,9 @@ describe("npm start", () => {
       process.kill(devnetPid, "SIGKILL"); // no chance to stop them itself
       await eventually("the chain and the indexer to stop", async () => ((await childrenAlive(children)).length === 0 ? true : undefined), 30_000);
     } finally {
-      for (const child of await childrenAlive(children)) process.kill(child.pid, "SIGKILL");
+      const left = await childrenAlive(children);
+      if (left.length > 0) console.error("still running after the devnet was killed:", left);
+      for (const child of left) process.kill(child.pid, "SIGKILL");
     }
   });
 });
-
-/** The processes whose parent is `pid`, with their command lines (from /proc). */
-async function childrenOf(pid: number): Promise<{ pid: number; command: string }[]> {
-  const found: { pid: number; command: string }[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]); // after "(comm) state"
-      if (parent === pid) found.push({ pid: Number(entry), command: (await readFile(`/proc/${entry}/cmdline`, "utf8")).replaceAll("\0", " ") });
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
-
-/** Those of `processes` still running (the same pid with the same command line). */
-async function childrenAlive(processes: { pid: number; command: string }[]): Promise<{ pid: number; command: string }[]> {
-  const alive: { pid: number; command: string }[] = [];
-  for (const p of processes) {
-    const command = await readFile(`/proc/${p.pid}/cmdline`, "utf8").catch(() => "");
-    if (command.replaceAll("\0", " ") === p.command) alive.push(p);
-  }
-  return alive;
-}

@@ -12,7 +12,9 @@ import { createLogger } from "../../router/log.ts";
 import { compileMethodPolicy } from "../../router/methodPolicy.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { writeSnapshot } from "../../router/snapshot.ts";
+import { eventually } from "../helpers/chainActions.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
+import { childrenAlive, childrenOf } from "../helpers/processes.ts";
 import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { waitFor } from "./support.ts";
 
@@ -178,6 +180,28 @@ describe("scripts/router.ts", () => {
     expect(() => parseRouterFlags([...indexer, "--config", join(dir, "missing.json")])).toThrow(/--config .*missing\.json: cannot read it \(ENOENT\)/);
   });
 
+  it("stops when the `din` that runs it is killed outright (SIGKILL), rather than serve on as an orphan", async () => {
+    const snapshot = join(dir, "orphan.json");
+    const indexer = `http://127.0.0.1:${await freePort()}`;
+    await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000]), indexer);
+    const din = fileURLToPath(new URL("../../scripts/din.ts", import.meta.url));
+    const child = spawn(process.execPath, [din, "router", "--indexer", indexer, "--port", "0", "--snapshot", snapshot, "--devnet"], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    let router: { pid: number; command: string }[] = [];
+    try {
+      const url = await eventually("the router to listen", async () => /"msg":"router listening".*?"url":"([^"]+)"/.exec(output)?.[1], 60_000);
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      router = await childrenOf(child.pid!);
+      expect(router.map((p) => p.command).join("\n")).toContain("scripts/router.ts");
+      child.kill("SIGKILL");
+      await eventually("the router to stop once its parent is gone", async () => ((await childrenAlive(router)).length === 0 ? true : undefined), 20_000);
+    } finally {
+      child.kill("SIGKILL");
+      for (const left of await childrenAlive(router)) process.kill(left.pid, "SIGKILL");
+    }
+  });
+
   it("runs as a process: serves from its snapshot with the indexer away, logs JSON lines, takes its --config, stops on SIGTERM", async () => {
     const snapshot = join(dir, "providers.json");
     const indexer = `http://127.0.0.1:${await freePort()}`;
@@ -233,6 +257,7 @@ describe("scripts/router.ts", () => {
     const elsewhere = await run([script, "--indexer", indexer, "--host", "192.0.2.1", "--port", "0", "--snapshot", snapshot, "--devnet"]);
     expect(elsewhere.stderr.trim()).toBe("cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (EADDRNOTAVAIL); --host takes one of its own, 0.0.0.0 for all");
     expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stdout).toBe(""); // at once, with --port 0 too
   });
 
   it("prints its usage on --help to stdout and exits 0, as `din router --help` too", async () => {
