@@ -79,6 +79,8 @@ type Filter = {
   unkept: { number: number; hash: string } | null;
   /** A block filter: the last blocks given, to give their replacements after a reorganisation. */
   recentBlocks: Block[];
+  /** Polls in a row whose logs no provider gave (nothing new was answered): the next one that fails tells the client at failedPollsTold. */
+  failedPolls: number;
 };
 
 type Log = { blockNumber: string; blockHash: string; logIndex: string; [field: string]: unknown };
@@ -92,6 +94,12 @@ type Tally = { hash: string | null; agreeing: ProviderHealth[] };
 
 /** Blocks one poll scans at most (a client that polls rarely catches up over several polls). */
 const maxLogBlocksPerPoll = 2_000;
+/**
+ * A log poll that no provider answers gives nothing new (the next asks again) until this many in a
+ * row have failed, and then the error: a client told of an error installs a new filter at the head
+ * (viem, ethers), losing the logs between, so a passing failure must not reach it; one that lasts must.
+ */
+const failedPollsTold = 3;
 const maxHashBlocksPerPoll = 64;
 /**
  * How far back a filter can take back what it gave after a reorganisation: the logs of its last
@@ -219,6 +227,7 @@ export class FilterRegistry {
       recentBytes: 0,
       unkept: null,
       recentBlocks: [],
+      failedPolls: 0,
     };
     if (kind === "logs") readCriteria(raw, filter);
     // The caps before the head: a refused filter costs no call upstream. Its place is held while
@@ -389,6 +398,7 @@ export class FilterRegistry {
       // The logs must come from the blocks read (with no provider to draw, the calls went to several).
       if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
       const give = () => {
+        filter.failedPolls = 0;
         this.keepRecentLogs(filter, logs, false, end, last.hash);
         finish(true, answer(JSON.stringify(logs), callId));
       };
@@ -407,15 +417,17 @@ export class FilterRegistry {
     };
     // One provider gives the logs and both blocks: answers from several could mix chain histories
     // (the first block from one provider, the logs and the last block from a fork: given, then
-    // taken back). If it gives no answer, the calls go once more, each failing over on its own
-    // among the others: answers then from several providers, or nobody else known to hold the
-    // range, are nothing new (the next poll asks again); failures everywhere are the answer.
+    // taken back). If it gives no answer or an error (`header not found`), the calls go once more,
+    // each failing over on its own among the others: answers then from several providers, or
+    // nobody else known to hold the range, are nothing new (the next poll asks again); a failure
+    // there is nothing new too, until failedPollsTold polls in a row failed.
     const one = table.pick(this.route.random, asking.exclude, performance.now(), false);
     if (one === null) return this.askAll(table, calls, asking, use);
     this.askAll(table, calls, { exclude: allBut(table, [one]), budget: asking.budget }, (results, answer, providers) => {
-      if (results !== null || answer(null, callId).outcome !== "upstream_failed") return use(results, answer, providers);
+      if (results !== null) return use(results, answer, providers);
       this.askAll(table, calls, { exclude: [...asking.exclude, one], budget: asking.budget }, (results, answer, providers) => {
         if (results === null ? answer(null, callId).outcome === "no_provider" : new Set(providers).size > 1) return finish(false, null);
+        if (results === null && ++filter.failedPolls < failedPollsTold) return finish(false, null);
         use(results, answer, providers);
       });
     });
