@@ -79,7 +79,7 @@ type Filter = {
   unkept: { number: number; hash: string } | null;
   /** A block filter: the last blocks given, to give their replacements after a reorganisation. */
   recentBlocks: Block[];
-  /** Polls in a row whose logs no provider gave (nothing new was answered): the next one that fails tells the client at failedPollsTold. */
+  /** Log polls in a row that no provider answered (each answered nothing new), since the last that gave the blocks: see failedPollsTold. */
   failedPolls: number;
 };
 
@@ -370,7 +370,10 @@ export class FilterRegistry {
       // disagreed on the blocks; the next poll scans them again).
       const finish = (ok: boolean, answer: FilterAnswer | null) => {
         filter.busy = false;
-        if (ok) filter.next = end + 1;
+        if (ok) {
+          filter.next = end + 1;
+          filter.failedPolls = 0;
+        }
         if (answer === null) nothing();
         else done(answer);
       };
@@ -398,7 +401,6 @@ export class FilterRegistry {
       // The logs must come from the blocks read (with no provider to draw, the calls went to several).
       if (!inBlock(logs, first) || !inBlock(logs, last)) return finish(false, null);
       const give = () => {
-        filter.failedPolls = 0;
         this.keepRecentLogs(filter, logs, false, end, last.hash);
         finish(true, answer(JSON.stringify(logs), callId));
       };
