@@ -6,7 +6,7 @@ import type { ProviderHealth } from "./health.ts";
 import { errorResponse, resultResponse, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { CallOutcome } from "./metrics.ts";
 import type { ChainTable } from "./routingTable.ts";
-import { isRpcError, type AnswerBudget } from "./upstream.ts";
+import { isRpcError, lacksData, type AnswerBudget } from "./upstream.ts";
 import type { ClientLedger, ClientShare } from "./connections.ts";
 
 // Filters (eth_newFilter, eth_newBlockFilter, eth_getFilterChanges, eth_getFilterLogs,
@@ -419,14 +419,16 @@ export class FilterRegistry {
     };
     // One provider gives the logs and both blocks: answers from several could mix chain histories
     // (the first block from one provider, the logs and the last block from a fork: given, then
-    // taken back). If it gives no answer or an error (`header not found`), the calls go once more,
-    // each failing over on its own among the others: answers then from several providers, or
-    // nobody else known to hold the range, are nothing new (the next poll asks again); a failure
-    // there is nothing new too, until failedPollsTold polls in a row failed.
+    // taken back). If it gives no answer or says it lacks the blocks (`header not found`), the
+    // calls go once more, each failing over on its own among the others: answers then from several
+    // providers, or nobody else known to hold the range, are nothing new (the next poll asks
+    // again); a failure there is nothing new too, until failedPollsTold polls in a row failed.
+    // Other errors (the criteria, a range past a provider's limit, an answer too large to hold)
+    // another provider would give too: they are the answer.
     const one = table.pick(this.route.random, asking.exclude, performance.now(), false);
     if (one === null) return this.askAll(table, calls, asking, use);
     this.askAll(table, calls, { exclude: allBut(table, [one]), budget: asking.budget }, (results, answer, providers) => {
-      if (results !== null) return use(results, answer, providers);
+      if (results !== null || !worthAnotherTry(answer(null, callId))) return use(results, answer, providers);
       this.askAll(table, calls, { exclude: [...asking.exclude, one], budget: asking.budget }, (results, answer, providers) => {
         if (results === null ? answer(null, callId).outcome === "no_provider" : new Set(providers).size > 1) return finish(false, null);
         if (results === null && ++filter.failedPolls < failedPollsTold) return finish(false, null);
@@ -693,6 +695,14 @@ function blameOutvoted(votes: ReadonlyMap<string, readonly ProviderHealth[]>, wi
     if (hash === winner) continue;
     for (const p of group) p.recordFailure("forked", `gave block ${height} as ${hash}, which most providers asked do not have`, now);
   }
+}
+
+/** A pinned poll's failure another provider may not share: no answer, or an error saying its node lacks the blocks. */
+function worthAnotherTry(failed: FilterAnswer): boolean {
+  if (failed.outcome === "upstream_failed") return true;
+  if (failed.outcome !== "answer") return false;
+  const error = (JSON.parse(failed.bytes.toString()) as { error?: unknown }).error;
+  return isRpcError(error) && lacksData(error.message);
 }
 
 /** Every provider of `table` but `kept`: what a call asks with to go only to them. */

@@ -181,6 +181,11 @@ function jsonType(value: unknown): JsonType | "number" {
   return typeof value as JsonType | "number";
 }
 
+/** Whether an error message says the node lacks the data asked for (another node may have it). */
+export function lacksData(message: string): boolean {
+  return softPattern.test(message);
+}
+
 /** Classifies a JSON-RPC error object from a provider. */
 export function classifyRpcError(code: number, message: string): "answer" | "soft" | "fault" {
   if (code === 3 || executionPattern.test(message)) return "answer";

@@ -190,6 +190,22 @@ describe("filters kept by the router", () => {
     }
   });
 
+  it("gives a poll an error every provider would give at once, asking eth_getLogs once (a range past a provider's limit)", async () => {
+    // A review: the second try then asked up to four more providers each poll, and hid the error for two.
+    const filter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
+    await rpc("eth_getFilterChanges", [filter]);
+    for (const node of nodes) await node.setFault({ kind: "rpcError", code: -32005, message: "query returned more than 10000 results", method: "eth_getLogs" });
+    try {
+      await routerSees((await publicClient.getTransactionReceipt({ hash: await ping() })).blockNumber);
+      for (const node of nodes) node.resetStats();
+      const reply = await rpc("eth_getFilterChanges", [filter]);
+      expect(reply.error?.message, JSON.stringify(reply)).toBe("query returned more than 10000 results");
+      expect(nodes.map((n) => n.stats().byMethod.eth_getLogs ?? 0).reduce((a, b) => a + b)).toBe(1);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
+
   it("answers nothing new, not an error, when the one provider known to hold a poll's newest block hangs, and gives it later", async () => {
     // The soak: a poll may ask only providers known to hold its newest block; the one that did
     // never finished its answer, and the poll failed (-32050) while others were healthy.
