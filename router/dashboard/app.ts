@@ -73,6 +73,7 @@ function formatTokens(wei: string | null | undefined): string {
   const fraction = cents === 0n ? "" : `.${cents.toString().padStart(2, "0").replace(/0$/, "")}`;
   return `${(value / wad).toLocaleString("en-US")}${fraction} DIN`;
 }
+
 /** A wide table's box, scrolled sideways on a narrow screen: focusable, so a keyboard can scroll it too. */
 function scrollRegion(label: string, table: HTMLTableElement): HTMLDivElement {
   const region = h("div", { class: "table-wrap" }, table);
