@@ -500,15 +500,23 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
       );
       return;
     }
-    // A batch: every call routed on its own, answers in the order of the calls, notifications dropped.
+    // A batch: every call routed on its own, answers in the order of the calls, notifications
+    // dropped. Its transactions go one after another in the batch's order, as a node takes a batch:
+    // a wallet batching nonces n, n+1, … (ethers' NonceManager) must not have n+1 reach a node first.
     const answers = new Array<Answered>(parsed.items.length);
     let pending = parsed.items.length;
-    parsed.items.forEach((item, i) =>
-      answerCall(g, table, item, outcomes, x, (answered) => {
+    const answer = (i: number, then: (() => void) | null = null) =>
+      answerCall(g, table, parsed.items[i], outcomes, x, (answered) => {
         answers[i] = answered;
+        then?.();
         if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, parsed.items, answers));
-      }),
-    );
+      });
+    const sends: number[] = [];
+    parsed.items.forEach((item, i) => (isCall(item) && item.method === "eth_sendRawTransaction" ? sends.push(i) : answer(i)));
+    const send = (k: number): void => {
+      if (k < sends.length) answer(sends[k], () => send(k + 1));
+    };
+    send(0);
   });
 }
 

@@ -66,6 +66,30 @@ describe("viem through the router", () => {
     expect(copies).toBe(2);
   });
 
+  it("sends a batch's transactions in the batch's order, as a node takes a batch (ethers' NonceManager batches nonces n, n+1, …)", async () => {
+    // The soak: run at once, nonce n+1 reached the automining node before n ("Nonce too high"),
+    // through providers of unlike latency.
+    nodes.forEach((node, i) => node.setLatency(i * 15));
+    const errors: unknown[] = [];
+    try {
+      for (let round = 0; round < 6; round++) {
+        const nonce = await publicClient.getTransactionCount({ address: account.address, blockTag: "pending" });
+        const gasPrice = (await publicClient.getGasPrice()) * 2n;
+        const signed = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => account.signTransaction({ chainId: CHAIN, nonce: nonce + i, to: recipient, value: 1n, gas: 21_000n, gasPrice, type: "legacy" })),
+        );
+        const answer = await router.post(CHAIN, signed.map((raw, i) => ({ jsonrpc: "2.0", id: i, method: "eth_sendRawTransaction", params: [raw] })));
+        const replies = answer.json() as { id: number; result?: string; error?: unknown }[];
+        errors.push(...replies.filter((r) => r.error !== undefined).map((r) => r.error));
+        expect(replies.map((r) => r.id)).toEqual([0, 1, 2, 3, 4, 5]);
+        await publicClient.waitForTransactionReceipt({ hash: keccak256(signed[5]), pollingInterval: 50, timeout: 10_000 }).catch(() => null);
+      }
+    } finally {
+      for (const node of nodes) node.setLatency(0);
+    }
+    expect(errors).toEqual([]);
+  });
+
   it("reports a broadcast as sent when one copy's node refuses it and another takes it, and a refusal when all do", async () => {
     const refusal = { kind: "rpcError", code: -32000, message: "nonce too low", method: "eth_sendRawTransaction" } as const;
     const signed = async () => {
