@@ -505,18 +505,38 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     // a wallet batching nonces n, n+1, … (ethers' NonceManager) must not have n+1 reach a node first.
     const answers = new Array<Answered>(parsed.items.length);
     let pending = parsed.items.length;
-    const answer = (i: number, then: (() => void) | null = null) =>
+    const answer = (i: number, then: ((outcome: CallOutcome) => void) | null = null) =>
       answerCall(g, table, parsed.items[i], outcomes, x, (answered) => {
         answers[i] = answered;
-        then?.();
+        then?.(outcomes[outcomes.length - 1]); // answerCall records a call's outcome just before its answer
         if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, parsed.items, answers));
       });
     const sends: number[] = [];
     parsed.items.forEach((item, i) => (isCall(item) && item.method === "eth_sendRawTransaction" ? sends.push(i) : answer(i)));
-    const send = (k: number): void => {
-      if (k < sends.length) answer(sends[k], () => send(k + 1));
+    // Once a send gets no provider's answer (none to ask, a provider hanging) the order is moot: the
+    // rest go at once, each within its own deadline, not one deadline after another. Sends answered
+    // at once are taken in this loop, not by recursion (a batch of 1,000 overflowed the stack); one
+    // answered later resumes it, guarded as any step.
+    let next = 0;
+    let inOrder = true;
+    const sendOn = (): void => {
+      while (next < sends.length) {
+        if (!inOrder) {
+          answer(sends[next++]);
+          continue;
+        }
+        let inLoop = true;
+        let answeredAtOnce = false;
+        answer(sends[next++], (outcome) => {
+          if (outcome !== "answer") inOrder = false;
+          if (inLoop) answeredAtOnce = true;
+          else x.guard(sendOn);
+        });
+        inLoop = false;
+        if (!answeredAtOnce) return;
+      }
     };
-    send(0);
+    sendOn();
   });
 }
 
