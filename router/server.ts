@@ -246,35 +246,45 @@ function isJsonContentType(value: string | undefined): boolean {
 
 const notAnswered: Answered = { bytes: null, provider: null, local: true, attempts: 0 };
 
-function localAnswer(item: RpcCall, bytes: Buffer, outcome: CallOutcome, outcomes: CallOutcome[]): Answered {
-  outcomes.push(outcome);
+function localAnswer(item: RpcCall, bytes: Buffer): Answered {
   return item.notification ? notAnswered : { bytes, provider: null, local: true, attempts: 0 };
 }
 
-/** Answers one call; `done` hears the answer once (at once for what the router answers itself). */
-function answerCall(g: Gateway, table: ChainTable, item: ParsedItem, outcomes: CallOutcome[], x: Exchange, done: (answered: Answered) => void): void {
-  if (!isCall(item)) {
-    outcomes.push("rejected");
-    return done({ bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 });
-  }
+/**
+ * Answers one call; `done` hears the answer and how the call ended once (at once for what the
+ * router answers itself). The outcome is also added to `outcomes`, the request's count.
+ */
+function answerCall(
+  g: Gateway,
+  table: ChainTable,
+  item: ParsedItem,
+  outcomes: CallOutcome[],
+  x: Exchange,
+  done: (answered: Answered, outcome: CallOutcome) => void,
+): void {
+  if (!isCall(item)) return ended(outcomes, done, { bytes: errorResponse(item.id, item.code, item.message), provider: null, local: true, attempts: 0 }, "rejected");
   const refusal = g.methodAllowed(item.method);
   if (refusal !== null) {
-    return done(localAnswer(item, errorResponse(item.id, RpcCode.methodNotFound, `method ${item.method} is not allowed: ${refusal}`), "rejected", outcomes));
+    return ended(outcomes, done, localAnswer(item, errorResponse(item.id, RpcCode.methodNotFound, `method ${item.method} is not allowed: ${refusal}`)), "rejected");
   }
-  if (item.method === "eth_chainId") return done(localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`), "local", outcomes));
-  if (item.method === "net_version") return done(localAnswer(item, resultResponse(item.id, `"${table.chainId}"`), "local", outcomes));
+  if (item.method === "eth_chainId") return ended(outcomes, done, localAnswer(item, resultResponse(item.id, `"0x${table.chainId.toString(16)}"`)), "local");
+  if (item.method === "net_version") return ended(outcomes, done, localAnswer(item, resultResponse(item.id, `"${table.chainId}"`)), "local");
   if (filterMethods.has(item.method)) {
-    return g.filters.answer(table, item, x.client, x, (a) => {
-      outcomes.push(a.outcome);
-      done({ bytes: item.notification ? null : a.bytes, provider: a.provider, local: a.provider === null, attempts: a.attempts });
-    });
+    return g.filters.answer(table, item, x.client, x, (a) =>
+      ended(outcomes, done, { bytes: item.notification ? null : a.bytes, provider: a.provider, local: a.provider === null, attempts: a.attempts }, a.outcome),
+    );
   }
   const upstreamId = item.notification ? 1 : item.id;
   const handle = routeCall(g.route, table, item, upstreamId, (result) => {
-    outcomes.push(result.outcome);
-    done({ bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts });
+    ended(outcomes, done, { bytes: item.notification ? null : result.bytes, provider: result.provider, local: false, attempts: result.attempts }, result.outcome);
   }, { budget: x, client: x.client.key });
   x.routing(handle);
+}
+
+/** A call's end: counted in the request's `outcomes`, then told to `done`. */
+function ended(outcomes: CallOutcome[], done: (answered: Answered, outcome: CallOutcome) => void, answered: Answered, outcome: CallOutcome): void {
+  outcomes.push(outcome);
+  done(answered, outcome);
 }
 
 /** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
@@ -506,9 +516,9 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     const answers = new Array<Answered>(parsed.items.length);
     let pending = parsed.items.length;
     const answer = (i: number, then: ((outcome: CallOutcome) => void) | null = null) =>
-      answerCall(g, table, parsed.items[i], outcomes, x, (answered) => {
+      answerCall(g, table, parsed.items[i], outcomes, x, (answered, outcome) => {
         answers[i] = answered;
-        then?.(outcomes[outcomes.length - 1]); // answerCall records a call's outcome just before its answer
+        then?.(outcome);
         if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, parsed.items, answers));
       });
     const sends: number[] = [];
