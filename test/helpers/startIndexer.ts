@@ -16,7 +16,11 @@ export async function startIndexer(
   options: Omit<StartIndexerOptions, "dataDir"> & { dataDir?: string },
 ): Promise<TestIndexer> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "opendin-indexer-")));
-  const indexer = await start({ ...options, dataDir });
+  const indexer = await start({ ...options, dataDir }).catch(async (failure: unknown) => {
+    // A start that fails (some tests expect it to) leaves no folder behind either.
+    if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    throw failure;
+  });
   const graphql = async <T>(query: string): Promise<T> => {
     const response = await fetch(`${indexer.url}/graphql`, {
       method: "POST",

@@ -1,8 +1,9 @@
 import { createClient } from "@ponder/client";
-import { networkInterfaces } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { encodeFunctionData, getAddress, parseEther, type Address } from "viem";
 import * as schema from "../../indexer/ponder.schema.ts";
@@ -78,9 +79,7 @@ for (const database of ["pglite", "postgres"] as const) {
     beforeAll(async () => {
       system = await startDeployedChain();
       if (database === "postgres") postgres = await startPostgres();
-      const { mkdtemp } = await import("node:fs/promises");
-      const { tmpdir } = await import("node:os");
-      dataDir = await mkdtemp(`${tmpdir()}/opendin-indexer-${database}-`);
+      dataDir = await mkdtemp(join(tmpdir(), `opendin-indexer-${database}-`));
       const wallets = await system.viem.getWalletClients();
       const addresses = wallets.map((w) => getAddress(w.account.address));
       deployer = addresses[0];
@@ -105,6 +104,7 @@ for (const database of ["pglite", "postgres"] as const) {
       await indexer?.dispose();
       await system?.stop();
       await postgres?.stop();
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
     });
 
     it("projects registration, stake and endpoints, and the live subscriber sees them", async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -131,7 +131,9 @@ describe("the provider set from a sick indexer", () => {
     // Not ready at first (as an indexer still starting), so the router starts from its snapshot.
     const indexer = await fake({ ready: 503 }, [row(1)]);
     const indexerUrl = indexer.url;
-    const path = join(await mkdtemp(join(tmpdir(), "din-snapshot-")), "providers.json");
+    const dir = await mkdtemp(join(tmpdir(), "din-snapshot-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const path = join(dir, "providers.json");
     await writeSnapshot(path, normalizeRecords([row(1), row(2)]).records, indexerUrl, 100);
     expect((await readSnapshot(path))?.block).toBe(100);
     const sets: string[][] = [];
