@@ -6,6 +6,7 @@ import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
+import { transactionHashOf } from "./transactionHash.ts";
 import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
 import type { WriteAffinity } from "./writeAffinity.ts";
 
@@ -209,6 +210,8 @@ class CallRouting implements CallHandle {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   /** An eth_blockNumber answer past maxLeadBlocks, held until another provider answers past it too (settle). */
   private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
+  /** The hash of the transaction a send carries (undefined until its first answer; null: its bytes are not a transaction's). */
+  private sentHash: string | null | undefined = undefined;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -462,6 +465,19 @@ class CallRouting implements CallHandle {
     if (this.escapeAt === Infinity && this.inFlight.some((a) => a.queued)) this.escapeAt = now + this.ctx.failover.hedgeMinMs;
   }
 
+  /**
+   * A send's result must be its transaction's hash, which the bytes sent tell: another is a lie
+   * (the client would wait for a receipt that never comes), the provider's failure.
+   */
+  private checkedSend(outcome: Outcome & { type: "answer" }): Outcome {
+    const method = this.call.method;
+    if (method !== "eth_sendRawTransaction" && method !== "eth_sendRawTransactionConditional") return outcome; // …Sync answers a receipt
+    if (this.sentHash === undefined) this.sentHash = transactionHashOf(Array.isArray(this.call.params) ? this.call.params[0] : undefined);
+    const result = (JSON.parse(outcome.bytes.toString()) as { result: string }).result; // a string: judgeReply checked its type
+    if (this.sentHash === null || result.toLowerCase() === this.sentHash) return outcome;
+    return { type: "failure", kind: "malformed", detail: `answered ${method} with ${result.slice(0, 80)}, not the hash of the transaction sent (${this.sentHash})`, latencyMs: outcome.latencyMs };
+  }
+
   settle(attempt: UpstreamAttempt, settled: Outcome): void {
     const index = this.inFlight.indexOf(attempt);
     if (index >= 0) this.inFlight.splice(index, 1);
@@ -472,6 +488,7 @@ class CallRouting implements CallHandle {
       this.narrowed && settled.type === "answer" && settled.nullResult && !this.preferred(p)
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
+    if (outcome.type === "answer" && outcome.error === null && this.write) outcome = this.checkedSend(outcome);
     // A height past any the others hold: a lie (its next probe says lagging), or the chain made
     // that many blocks since the probes. Given only once another provider answers past it too (the
     // lower of the two heights); meanwhile another is asked. Not held against the provider.

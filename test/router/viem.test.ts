@@ -147,6 +147,32 @@ describe("viem through the router", () => {
     }
   });
 
+  it("never gives a client a hash that is not its transaction's: a provider answering sends with another is blamed", async () => {
+    // The hostile-provider fuzz: a provider answered sends at once with a made-up hash, which
+    // reached the client (8 of 10 rounds); its receipt never came. Here two of the three lie, so
+    // every send has a copy on a liar.
+    const lie = { kind: "result", method: "eth_sendRawTransaction", result: `0x${"ab".repeat(32)}` } as const;
+    await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "all providers healthy");
+    const malformed = () => router.status().chains[0].providers.reduce((sum, p) => sum + (p.failures.malformed ?? 0), 0);
+    const before = malformed();
+    await nodes[0].setFault(lie);
+    await nodes[1].setFault(lie);
+    try {
+      for (let id = 1; id <= 4; id++) {
+        const nonce = await publicClient.getTransactionCount({ address: account.address, blockTag: "pending" });
+        const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: recipient, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+        const answer = await router.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_sendRawTransaction", params: [raw] });
+        expect(answer.json()).toEqual({ jsonrpc: "2.0", id, result: keccak256(raw) });
+        expect((await publicClient.waitForTransactionReceipt({ hash: keccak256(raw), pollingInterval: 50 })).status).toBe("success");
+      }
+      expect(malformed()).toBeGreaterThan(before);
+      const liar = router.status().chains[0].providers.find((p) => (p.failures.malformed ?? 0) > 0)!;
+      expect(liar.lastFailure).toMatch(/answered eth_sendRawTransaction with 0xabab.*, not the hash of the transaction sent \(0x[0-9a-f]{64}\)/);
+    } finally {
+      for (const node of nodes) await node.setFault({ kind: "none" });
+    }
+  });
+
   it("deploys a contract, calls it and finds its log with getLogs", async () => {
     const hash = await walletClient.sendTransaction({ account, chain: hardhat, data: initCode });
     const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
