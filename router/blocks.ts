@@ -35,8 +35,11 @@ const blockParamIndex: ReadonlyMap<string, number> = new Map([
 
 /** A block number (13 hex digits at most: a safe integer). */
 const quantity = /^0x[0-9a-fA-F]{1,13}$/;
-/** A quantity in an answer (a larger one than a safe integer reads as Number.MAX_SAFE_INTEGER). */
-const answerQuantity = /^0x[0-9a-fA-F]{1,16}$/;
+/**
+ * A quantity in an answer, up to 256 bits (a balance), leading zeros allowed (a larger one than a
+ * safe integer reads as Number.MAX_SAFE_INTEGER, so a padded height is as absurd as any).
+ */
+const answerQuantity = /^0x[0-9a-fA-F]{1,64}$/;
 
 /** A block number written as a JSON-RPC quantity (or EIP-1898's `{blockNumber}`); -1 for anything else (a tag, a hash). */
 function blockNumberOf(value: unknown): number {

@@ -164,6 +164,22 @@ const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
   ["net_listening", ["boolean"]],
 ]);
 
+/** Methods whose result is a number, written as a hex quantity (the type check takes any string). */
+const quantityResults: ReadonlySet<string> = new Set([
+  "eth_blockNumber",
+  "eth_chainId",
+  "eth_gasPrice",
+  "eth_maxPriorityFeePerGas",
+  "eth_blobBaseFee",
+  "eth_getBalance",
+  "eth_getTransactionCount",
+  "eth_estimateGas",
+  "eth_getBlockTransactionCountByHash",
+  "eth_getBlockTransactionCountByNumber",
+  "eth_getUncleCountByBlockHash",
+  "eth_getUncleCountByBlockNumber",
+]);
+
 /**
  * Methods reading state at a block, which Besu answers with null (not an error, as geth does) for a
  * block whose state it no longer holds: like "missing trie node", another provider may have it.
@@ -258,6 +274,9 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${article(type)} (${types.map(article).join(" or ")} is due)`, latencyMs };
     }
     const quantity = quantityOf(reply.result);
+    if (quantity === null && type === "string" && quantityResults.has(method)) {
+      return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${JSON.stringify((reply.result as string).slice(0, 40))} (a hex quantity is due)`, latencyMs };
+    }
     return { type: "answer", bytes, error: null, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
   }
   const error = reply.error;

@@ -162,6 +162,15 @@ describe("failover", () => {
       for (let i = 0; i < 40; i++) answers.push(Number(((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json() as { result: string }).result));
       expect(answers.filter((n) => n !== head)).toEqual([]);
       expect(own[2].stats().byMethod.eth_blockNumber ?? 0).toBeGreaterThan(0); // it was asked, and not believed
+      // The same heights written with more digits than a block number needs (the fuzz: they passed).
+      for (const absurd of ["0x0000000000000000ffffffff", "0x10000000000000000"]) {
+        await own[2].setFault({ kind: "result", method: "eth_blockNumber", result: absurd });
+        own[2].resetStats();
+        const now = await direct(jumpy.rpcUrl, "eth_blockNumber");
+        for (let i = 0; i < 40; i++) expect((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json()).toEqual({ jsonrpc: "2.0", id: i, result: now });
+        expect(own[2].stats().byMethod.eth_blockNumber ?? 0).toBeGreaterThan(0);
+      }
+      await own[2].setFault({ kind: "absurdHead" });
       // The others failing the call (reviews): an error, not the liar's height, and they are not blamed.
       const internal = { kind: "rpcError", code: -32603, message: "internal error", method: "eth_blockNumber" } as const;
       for (const i of [0, 1]) await own[i].setFault(internal);
@@ -277,6 +286,9 @@ describe("failover", () => {
       { call: { jsonrpc: "2.0", id: 8, method: "eth_getLogs", params: [filter] }, wrong: "0xdeadbeef", truth: logs, why: /answered eth_getLogs with a string \(a list is due\)/ },
       { call: { jsonrpc: "2.0", id: 9, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: ["0x1"], truth: balance, why: /answered eth_getBalance with a list \(a string is due\)/ },
       { call: { jsonrpc: "2.0", id: 10, method: "eth_getBlockByNumber", params: ["0x0", false] }, wrong: 7, truth: await direct(chain.rpcUrl, "eth_getBlockByNumber", ["0x0", false]), why: /answered eth_getBlockByNumber with a number \(an object or null is due\)/ },
+      // A string, but not a number (the hostile-provider fuzz: both reached viem).
+      { call: { jsonrpc: "2.0", id: 12, method: "eth_getTransactionCount", params: [DEV_ACCOUNT, "latest"] }, wrong: "banana", truth: await direct(chain.rpcUrl, "eth_getTransactionCount", [DEV_ACCOUNT, "latest"]), why: /answered eth_getTransactionCount with "banana" \(a hex quantity is due\)/ },
+      { call: { jsonrpc: "2.0", id: 13, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: "-0x5", truth: balance, why: /answered eth_getBalance with "-0x5" \(a hex quantity is due\)/ },
     ];
     for (const { call, wrong, truth, why } of cases) {
       await nodes[3].setFault({ kind: "result", method: call.method, result: wrong });
@@ -284,8 +296,8 @@ describe("failover", () => {
       for (let i = 0; i < 100 && wrongType() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: call.id, result: truth });
       expect(wrongType()).toBe(before + 1);
       expect(provider(3).lastFailure).toMatch(why);
+      await healAll(); // before its failures in a row open its circuit
     }
-    await healAll();
   });
 
   it("takes a null balance as a node without that block's state (Besu's answer): asks another provider, blames none", async () => {
