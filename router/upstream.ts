@@ -548,8 +548,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.status !== 200 || this.settled) return; // the body of a failed status is not read into memory
     const size = this.answer.size + chunk.length;
     if (size > this.maxBytes) {
+      // No result of such a call is that long, but an error may be: nodes repeat a bad parameter
+      // in it (Hardhat does), so it counts against the provider only once another answers the call.
       const detail = `answered more than ${this.maxBytes / 1024} KiB to a call whose answer is a few bytes`;
-      this.finish({ type: "failure", kind: "malformed", detail, latencyMs: this.elapsed() });
+      this.finish({ type: "failure", kind: "too_large", detail, latencyMs: this.elapsed() });
       this.controller?.abort(cancelled);
       return;
     }
@@ -572,6 +574,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     const status = this.status;
     if (status !== 200) {
       if (status === 429) this.finish({ type: "failure", kind: "http_429", detail: "HTTP 429 (rate limited)", latencyMs });
+      // The call may be past this node's limit on requests (a blob transaction, behind nginx's 1 MiB): another's may take it.
+      else if (status === 413) this.finish({ type: "failure", kind: "too_large", detail: "HTTP 413 (the call is larger than it takes)", latencyMs });
       else if (status >= 500) this.finish({ type: "failure", kind: "http_5xx", detail: `HTTP ${status}`, latencyMs });
       else if (status >= 300 && status < 400) {
         this.finish({ type: "failure", kind: "http_redirect", detail: `HTTP ${status} redirect (never followed)`, latencyMs });

@@ -263,18 +263,45 @@ describe("failover", () => {
     await healAll();
   });
 
-  it("cuts off a provider's huge answer to a call or a probe whose answer is a few bytes, and blames it at once", async () => {
+  it("cuts off a provider's huge answer to a call or a probe whose answer is a few bytes, and blames it once another answers", async () => {
+    // A client's bad parameter that nodes repeat in their error (Hardhat does): 80 KB of it. The
+    // hostile-client fuzz: three such calls opened every provider's circuit (each blamed at once).
+    const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    const before0 = failures();
+    const echoed = { jsonrpc: "2.0", id: 7, method: "eth_getBalance", params: [`0x${"zz".repeat(40_000)}`, "latest"] };
+    for (let i = 0; i < 6; i++) expect((await router.post(CHAIN, echoed)).json()).toMatchObject({ id: 7, error: { code: -32050 } });
+    expect(failures()).toEqual(before0);
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
     // 512 KiB: within the router's cap (1 MiB here), and no balance or block number is that long.
     await nodes[3].setFault({ kind: "oversized", bytes: 512 * 1024, method: "eth_getBalance" });
-    const malformed = () => provider(3).failures.malformed ?? 0;
-    const before = malformed();
+    const tooLarge = () => provider(3).failures.too_large ?? 0;
+    const before = tooLarge();
     const call = { jsonrpc: "2.0", id: 6, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
-    for (let i = 0; i < 100 && malformed() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 6, result: balance });
-    expect(malformed()).toBe(before + 1);
+    for (let i = 0; i < 100 && tooLarge() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 6, result: balance });
+    expect(tooLarge()).toBe(before + 1);
     expect(provider(3).lastFailure).toMatch(/answered more than 64 KiB to a call whose answer is a few bytes/);
     // Probes ask for the block number: a huge one fails them until the circuit opens.
     await nodes[3].setFault({ kind: "oversized", bytes: 512 * 1024, method: "eth_blockNumber" });
     await waitFor(() => /circuit_open|half_open/.test(provider(3).state), `node 3's circuit open (now ${provider(3).state})`);
+    await healAll();
+  });
+
+  it("takes a provider's HTTP 413 as the call's size, not the provider's fault, until another provider takes the call", async () => {
+    // The hostile-client fuzz: providers with a request size limit answered 413 to a large call and
+    // were blamed at once, each (three calls opened every circuit).
+    const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    const call = { jsonrpc: "2.0", id: 14, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (const node of nodes) await node.setFault({ kind: "status", status: 413 });
+    const before = failures();
+    for (let i = 0; i < 6; i++) expect((await router.post(CHAIN, call)).json()).toMatchObject({ id: 14, error: { code: -32050 } });
+    expect(failures()).toEqual(before);
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+    for (const i of [0, 1, 2]) await nodes[i].setFault({ kind: "none" });
+    const tooLarge = () => provider(3).failures.too_large ?? 0;
+    const tooLargeBefore = tooLarge();
+    for (let i = 0; i < 100 && tooLarge() === tooLargeBefore; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 14, result: balance });
+    expect(tooLarge()).toBe(tooLargeBefore + 1);
+    expect(provider(3).lastFailure).toMatch(/HTTP 413/);
     await healAll();
   });
 
