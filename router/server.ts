@@ -88,8 +88,22 @@ function send(
   if (bytes !== null) headers.push("content-type", contentType, "content-length", String(bytes.length));
   if (close) headers.push("connection", "close");
   res.writeHead(status, headers);
-  res.end(bytes ?? undefined);
+  if (bytes === null || bytes.length <= answerSliceBytes) return void res.end(bytes ?? undefined);
+  // A large answer goes to the socket a slice at a time, the next once the kernel took the last: a
+  // client taking it slowly is seen taking it (holdUntilTaken), not only once it took all (slices
+  // written at once leave Node's buffer together).
+  let at = 0;
+  const more = () => {
+    while (at < bytes.length) {
+      const slice = bytes.subarray(at, (at += answerSliceBytes));
+      if (at >= bytes.length) return void res.end(slice);
+      if (!res.write(slice)) return void res.once("drain", more);
+    }
+  };
+  more();
 }
+
+const answerSliceBytes = 256 * 1024;
 
 /** Refuses a request before its body is read (or all of it): counted, answered, the connection closed. */
 function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors: boolean): void {

@@ -325,6 +325,33 @@ describe("one client among many", () => {
     });
   });
 
+  it("keeps serving a client that takes a large answer slowly but above the floor", async () => {
+    // The hostile-client fuzz: clients taking a 10 MB answer at 97–194 KiB/s (the floor: 64 KiB/s)
+    // were cut off, the answer being seen taken only once all of it was. Here the floor is
+    // 256 KiB/s over 1 s windows, and the client takes 10 MiB at about 2 MiB/s.
+    const slow = await startRouter({
+      records: recordsFor(nodes, CHAIN, [1_000, 1_000]),
+      routing: { limits: { ...own, clientStallMs: 1_000, clientTakeBytesPerSecond: 256 * 1024 }, failover: { hedge: false } },
+    });
+    try {
+      await waitFor(() => slow.status().chains[0].eligibleProviders === 2, "both providers eligible");
+      await withFault({ kind: "oversized", bytes: 10 * MiB, method: "eth_getLogs" }, async () => {
+        const reader = await rawConnection("127.0.0.10", slow.port);
+        reader.socket.on("data", (chunk: Buffer) => {
+          reader.socket.pause();
+          setTimeout(() => reader.socket.resume(), chunk.length / (2 * 1024)); // 2 MiB/s
+        });
+        reader.socket.write(getLogsRequest);
+        await waitFor(() => reader.text().endsWith("}") || reader.socket.destroyed, "the answer taken, or the client cut off", 30_000);
+        expect(statuses(reader.text())).toEqual([200]);
+        expect(reader.text().length).toBeGreaterThan(10 * MiB);
+        expect((await slow.get("/metrics")).text).not.toMatch(/reason="answer_not_taken"/);
+      });
+    } finally {
+      await slow.stop({ drainMs: 0 });
+    }
+  });
+
   it("charges a body for what it holds once parsed: a small body of many empty objects is refused, as large a body of hex data is not", async () => {
     // 300,000 empty objects in 0.9 MB parse into about 19 MB (JSON.parse makes each one an object):
     // past this address's 16 MiB.
