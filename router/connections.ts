@@ -273,35 +273,40 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   };
 
   /**
-   * With every place held, a new connection takes an idle one (no request on it) of the client
-   * holding the most, if that client holds at least two more than the newcomer (so it still holds
-   * as many after): a few addresses (16 at 512 each) cannot keep every other client out, while a
-   * client among many keeps its share. The connection taken is closed as an idle keep-alive
+   * With every place held, a new connection takes an idle one (no request on it; failing that, one
+   * whose request is still arriving) of the client holding the most, if that client holds at least
+   * two more than the newcomer (so it still holds as many after): a few addresses (16 at 512 each)
+   * cannot keep every other client out, while a client among many keeps its share. The connection taken is closed as an idle keep-alive
    * connection is; its client reconnects. A look goes through at most `maxLook` connections,
    * moving busy ones to the back, so a client keeping all its connections busy costs each
    * newcomer little.
    */
   const maxLook = 32;
+  const take = (socket: Socket, release: () => void) => {
+    metrics.refused("connection_taken");
+    release(); // counted out now: a burst of newcomers sees what each take left
+    socket.destroy();
+    return true;
+  };
   const takeIdleFor = (asker: ClientShare): boolean => {
     let looked = 0;
-    for (let n = most; n >= heldBy(asker) + 2 && looked < maxLook; n--) {
+    // Failing an idle one, one whose request is still arriving: else a few addresses could hold
+    // every place with requests that never finish arriving, each for requestReadTimeoutMs, and again.
+    let arriving: [Socket, () => void] | null = null;
+    search: for (let n = most; n >= heldBy(asker) + 2; n--) {
       for (const share of byCount[n] ?? []) {
         const sockets = held.get(share)!;
         for (const [socket, release] of sockets) {
-          if (looked++ >= maxLook) return false;
-          if ((socket as SocketWithResponse)._httpMessage != null) {
-            sockets.delete(socket); // busy: looked at last next time
-            sockets.set(socket, release);
-            continue;
-          }
-          metrics.refused("connection_taken");
-          release(); // counted out now: a burst of newcomers sees what each take left
-          socket.destroy();
-          return true;
+          if (looked++ >= maxLook) break search;
+          const answering = (socket as SocketWithResponse)._httpMessage;
+          if (answering == null) return take(socket, release);
+          sockets.delete(socket); // busy: looked at last next time
+          sockets.set(socket, release);
+          if (arriving === null && !answering.req.complete) arriving = [socket, release];
         }
       }
     }
-    return false;
+    return arriving !== null && take(...arriving);
   };
 
   server.on("connection", (socket: Socket) => {
