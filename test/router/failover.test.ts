@@ -613,6 +613,28 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("does not pass on a reply that took too long to parse, and blames its provider once another answers the call", async () => {
+    // The hostile-provider fuzz: 15 MiB of keys never repeated took 1.3–2.2 s to check, the router
+    // stalled meanwhile, and the reply reached the client. Here 5.8 MiB of them: 16,000 objects of
+    // 32 keys (0.7–1 s to parse here; real logs take about 5 ms a MiB, and the bound is 116 ms).
+    const costly = Array.from({ length: 16_000 }, (_, i) => Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`k${i * 32 + k}`, 0])));
+    const roomy = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]), routing: { limits: { maxResponseBytes: 8 * 1024 * 1024 } } });
+    try {
+      await waitFor(() => roomy.status().chains[0].eligibleProviders === 4, "every provider eligible");
+      await nodes[3].setFault({ kind: "result", method: "eth_getLogs", result: costly });
+      const node3 = () => roomy.status().chains[0].providers.find((p) => p.address === providerAddress(3))!;
+      const filter = { fromBlock: "0x0", toBlock: "latest" };
+      const logs = await direct(chain.rpcUrl, "eth_getLogs", [filter]);
+      const call = { jsonrpc: "2.0", id: 4, method: "eth_getLogs", params: [filter] };
+      for (let i = 0; i < 100 && (node3().failures.too_large ?? 0) === 0; i++) expect((await roomy.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 4, result: logs });
+      expect(node3().failures.too_large).toBe(1);
+      expect(node3().lastFailure).toMatch(/the reply took \d+ ms to parse \(5\.\d MiB\): too costly to check/);
+    } finally {
+      await roomy.stop();
+    }
+    await healAll();
+  });
+
   it("does not pass on a reply nested deeper than 512 levels, and a filter's call on such replies still ends", async () => {
     // 600 levels: a list, as eth_getLogs's result is, and nothing a real answer comes near.
     const call = await refusedReplyOfNode3({ kind: "deep", levels: 600, method: "eth_getLogs" }, /the reply nests deeper than 512 levels/);
