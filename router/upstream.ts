@@ -202,9 +202,39 @@ export function lacksData(message: string): boolean {
   return softPattern.test(message);
 }
 
-/** Classifies a JSON-RPC error object from a provider. */
-export function classifyRpcError(code: number, message: string): "answer" | "soft" | "fault" {
-  if (code === 3 || executionPattern.test(message)) return "answer";
+/**
+ * Methods that read what is stored and execute nothing: an execution error (a revert, out of gas,
+ * a nonce) in answer to one is no caller's mistake but the provider's fault.
+ */
+const executesNothing: ReadonlySet<string> = new Set([
+  "eth_blockNumber",
+  "eth_chainId",
+  "net_version",
+  "eth_syncing",
+  "eth_gasPrice",
+  "eth_maxPriorityFeePerGas",
+  "eth_blobBaseFee",
+  "eth_feeHistory",
+  "eth_getBalance",
+  "eth_getCode",
+  "eth_getStorageAt",
+  "eth_getTransactionCount",
+  "eth_getProof",
+  "eth_getLogs",
+  "eth_getBlockByHash",
+  "eth_getBlockByNumber",
+  "eth_getBlockReceipts",
+  "eth_getBlockTransactionCountByHash",
+  "eth_getBlockTransactionCountByNumber",
+  "eth_getTransactionByHash",
+  "eth_getTransactionByBlockHashAndIndex",
+  "eth_getTransactionByBlockNumberAndIndex",
+  "eth_getTransactionReceipt",
+]);
+
+/** Classifies a JSON-RPC error object from a provider's answer to `method`. */
+export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" {
+  if (code === 3 || executionPattern.test(message)) return executesNothing.has(method) ? "fault" : "answer";
   if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
@@ -302,7 +332,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const error = reply.error;
   if (!isRpcError(error)) return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
   const rpcError = { code: error.code, message: error.message };
-  const verdict = classifyRpcError(rpcError.code, rpcError.message);
+  const verdict = classifyRpcError(rpcError.code, rpcError.message, method);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, latencyMs };
   return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, block: null, nullResult: false };
