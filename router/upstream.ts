@@ -54,6 +54,8 @@ export type AnswerBudget = {
   collect: (bytes: number) => boolean;
   /** Gives back what an attempt that brought no answer had charged. */
   release: (bytes: number) => void;
+  /** Whose call it is (the client's share): a provider's connections go to the clients waiting for them in turn. */
+  readonly client: object;
 };
 
 const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
@@ -367,21 +369,29 @@ function failureOf(error: unknown): { kind: FailureKind; detail: string } {
 
 const cancelled = new Error("attempt cancelled by the router");
 
+/** The wait list's client for calls without a budget. */
+const unbudgeted = {};
+
 /** Below this much time left before its call's deadline, no attempt starts (nor leaves the wait list). */
 export const minAttemptMs = 20;
 
 /**
  * The router's connections to one origin, as undici pools them (`scheme://host:port`: providers
  * on one host, say one operator's chains on different paths, share them), and the client calls'
- * requests waiting for one, in order. The wait list is the router's own, so a request nobody needs
- * any more leaves it at once; in undici's queue it could not.
+ * requests waiting for one. The wait list is the router's own, so a request nobody needs any more
+ * leaves it at once (in undici's queue it could not), and a connection that frees goes to the
+ * clients waiting in turn, each client's requests in order: one client with hundreds of slow calls
+ * does not make another's wait behind all of them.
  */
 export class ConnectionGate {
   readonly origin: string;
   readonly connections: number;
   /** Client calls' requests undici holds on these connections (from dispatch to their end). */
   busy = 0;
-  readonly waiting = new Set<UpstreamAttempt>();
+  /** The requests waiting, by client; the client whose turn is next first. */
+  private readonly waitingBy = new Map<object, Set<UpstreamAttempt>>();
+  /** How many requests wait. */
+  waiting = 0;
   /** A hand-off from the wait list is running: a release inside it only frees its connection. */
   handingOver = false;
 
@@ -392,7 +402,40 @@ export class ConnectionGate {
 
   /** Whether a request would go out at once: a connection free, and nobody waiting before it (one may be being handed over). */
   get free(): boolean {
-    return this.busy < this.connections && this.waiting.size === 0;
+    return this.busy < this.connections && this.waiting === 0;
+  }
+
+  wait(attempt: UpstreamAttempt, client: object): void {
+    let list = this.waitingBy.get(client);
+    if (list === undefined) this.waitingBy.set(client, (list = new Set()));
+    list.add(attempt);
+    this.waiting++;
+  }
+
+  isWaiting(attempt: UpstreamAttempt, client: object): boolean {
+    return this.waitingBy.get(client)?.has(attempt) ?? false;
+  }
+
+  /** Takes `attempt` off the wait list; false if it was not on it. */
+  leave(attempt: UpstreamAttempt, client: object): boolean {
+    const list = this.waitingBy.get(client);
+    if (list === undefined || !list.delete(attempt)) return false;
+    if (list.size === 0) this.waitingBy.delete(client);
+    this.waiting--;
+    return true;
+  }
+
+  /** Takes the next request off the wait list: the first of the client whose turn it is, who then goes last. */
+  next(): UpstreamAttempt | null {
+    for (const [client, list] of this.waitingBy) {
+      const first: UpstreamAttempt = list.values().next().value!;
+      list.delete(first);
+      this.waitingBy.delete(client);
+      if (list.size > 0) this.waitingBy.set(client, list);
+      this.waiting--;
+      return first;
+    }
+    return null;
   }
 }
 
@@ -420,7 +463,7 @@ export class ConnectionGates {
   /** Forgets idle gates of origins no provider has now (after a provider set update). */
   prune(liveOrigins: ReadonlySet<string>): void {
     for (const [origin, gate] of this.byOrigin) {
-      if (!liveOrigins.has(origin) && gate.busy === 0 && gate.waiting.size === 0) this.byOrigin.delete(origin);
+      if (!liveOrigins.has(origin) && gate.busy === 0 && gate.waiting === 0) this.byOrigin.delete(origin);
     }
   }
 }
@@ -487,9 +530,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     return Number.isNaN(this.sentAtMs) ? this.endBy : Math.min(this.sentAtMs + this.timeoutMs, this.endBy);
   }
 
+  /** Whose call it is, for the wait list's turns (calls no client's budget holds take one turn together). */
+  private get client(): object {
+    return this.budget?.client ?? unbudgeted;
+  }
+
   /** It waits in the router's queue: all of the router's connections to its provider's origin are busy. */
   get queued(): boolean {
-    return this.gate !== null && this.gate.waiting.has(this);
+    return this.gate !== null && this.gate.isWaiting(this, this.client);
   }
 
   /** When the request went out on a connection (performance.now() ms); NaN while it waits in the router's queue. */
@@ -518,7 +566,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.gate = gate;
     if (gate.free) this.dispatch();
     else {
-      gate.waiting.add(this);
+      gate.wait(this, this.client);
       this.provider.waiting++;
     }
   }
@@ -566,10 +614,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (gate.handingOver) return;
     gate.handingOver = true;
     try {
-      // In order, while connections are free; one whose time ran out ends unsent (the sweeper may not have got to it).
-      for (const next of gate.waiting) {
-        if (gate.busy >= gate.connections) break;
-        gate.waiting.delete(next);
+      // While connections are free; one whose time ran out ends unsent (the sweeper may not have got to it).
+      while (gate.busy < gate.connections) {
+        const next = gate.next();
+        if (next === null) break;
         next.provider.waiting--;
         next.go();
       }
@@ -692,7 +740,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       this.cutOff = setTimeout(() => this.controller?.abort(cancelled), Math.max(0, this.sentAtMs + this.timeoutMs - performance.now()));
       this.cutOff.unref();
     }
-    if (this.gate?.waiting.delete(this)) this.provider.waiting--; // ended before a connection was free: never sent
+    if (this.gate?.leave(this, this.client)) this.provider.waiting--; // ended before a connection was free: never sent
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
       this.answer.clear();

@@ -19,8 +19,8 @@ export type Fault =
   | { kind: "reset" }
   /** Accept the request and never answer. */
   | { kind: "hang" }
-  /** Answer every request with this HTTP status (500, 502, 503, 429, …). */
-  | { kind: "status"; status: number }
+  /** Answer every request, or one method's, with this HTTP status (500, 502, 503, 429, …). */
+  | { kind: "status"; status: number; method?: string }
   /** Answer eth_chainId and net_version with another chain. */
   | { kind: "wrongChain"; chainId: number }
   /** Answer eth_blockNumber with a frozen head (default: the head when the fault is set). */
@@ -249,6 +249,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         res.on("close", () => hanging.delete(res));
         return;
       case "status":
+        if (f.method !== undefined && f.method !== method) break;
         json(res, f.status, { error: `injected HTTP ${f.status}` });
         return;
       case "trickle": {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { performance } from "node:perf_hooks";
+import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { Agent } from "undici";
@@ -304,7 +305,7 @@ describe("failover", () => {
     // were blamed at once, each (three calls opened every circuit).
     const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
     const call = { jsonrpc: "2.0", id: 14, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
-    for (const node of nodes) await node.setFault({ kind: "status", status: 413 });
+    for (const node of nodes) await node.setFault({ kind: "status", status: 413, method: "eth_getBalance" }); // probes are judged as they come
     const before = failures();
     for (let i = 0; i < 6; i++) expect((await router.post(CHAIN, call)).json()).toMatchObject({ id: 14, error: { code: -32050 } });
     expect(failures()).toEqual(before);
@@ -842,6 +843,33 @@ describe("a burst larger than the router's connections to its providers", () => 
     });
   });
 
+  it("gives each client waiting for the providers' connections its turn: one client's many slow calls do not hold another's behind them all", async () => {
+    // The hostile-client fuzz: one client's 250 slow calls took every connection to the providers,
+    // and another client's 3 ms call waited behind all of them (3.96 s).
+    await withBusyRouter([1_000, 1_000], 200, {}, async (busy) => {
+      const post = (from: string, id: number) =>
+        new Promise<{ result?: string }>((resolve, reject) => {
+          const body = JSON.stringify({ jsonrpc: "2.0", id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+          const req = request({ host: "127.0.0.1", port: busy.port, localAddress: from, method: "POST", path: `/rpc/${CHAIN}`, agent: false, headers: { "content-type": "application/json" } }, (res) => {
+            let text = "";
+            res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+            res.on("end", () => resolve(JSON.parse(text) as { result?: string }));
+          });
+          req.on("error", reject);
+          req.end(body);
+        });
+      let hogAnswered = 0;
+      const hog = Array.from({ length: 40 }, (_, id) => post("127.0.0.50", id).then((answer) => (expect(answer.result).toBe(balance), hogAnswered++)));
+      const waiting = () => busy.status().chains[0].providers.reduce((sum, p) => sum + p.waiting, 0);
+      await waitFor(() => waiting() >= 30, "the first client's calls waiting for connections (four in all)");
+      const answer = await post("127.0.0.51", 99);
+      expect(answer.result).toBe(balance);
+      // Its call took the next free connection: the first client's were still mostly waiting.
+      expect(hogAnswered).toBeLessThan(20);
+      await Promise.all(hog);
+    });
+  });
+
   it("answers -32051 to calls still waiting at their deadline, and blames no provider for them", async () => {
     // Four connections, 150 ms a call: in 600 ms about 16 of 40 calls are served.
     await withBusyRouter([1_000, 1_000], 150, { deadlineMs: 600 }, async (busy) => {
@@ -1290,7 +1318,7 @@ describe("routing one call", () => {
     const agent = new Agent();
     const sweeper = startSweeper();
     let held = 0;
-    const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
+    const budget = { client: {}, freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
       const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
