@@ -43,6 +43,8 @@ describe("which addresses a provider endpoint may have", () => {
       ["255.255.255.255", "reserved"],
       ["::ffff:127.0.0.1", "loopback"], // IPv4-mapped
       ["::ffff:a9fe:a9fe", "metadata"], // IPv4-mapped 169.254.169.254 in hex
+      ["::127.0.0.1", "loopback"], // IPv4-compatible (deprecated, still parsed)
+      ["::a9fe:a9fe", "metadata"], // IPv4-compatible 169.254.169.254
       ["64:ff9b::a00:1", "private"], // NAT64 of 10.0.0.1
       ["2002:c0a8:101::1", "private"], // 6to4 of 192.168.1.1
       ["::ffff:0:a9fe:a9fe", "metadata"], // IPv4-translated (SIIT) 169.254.169.254

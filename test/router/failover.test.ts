@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
-import { ConnectionGates, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
+import { ConnectionGates, judgeReply, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
 import { WriteAffinity } from "../../router/writeAffinity.ts";
 import { ClientHeads } from "../../router/blocks.ts";
@@ -215,8 +215,37 @@ describe("failover", () => {
     const invalid = await router.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getBalance", params: ["not-an-address"] });
     expect((invalid.json() as { error: { code: number } }).error.code).toBe(-32602);
     expect(invalid.headers.get("x-din-attempts")).toBe("1");
+    // A revert in another node's words (code -32603, a reason of the contract's own): still the
+    // caller's (the mutation check: reverts known only by code 3 passed every test).
+    for (const node of nodes) await node.setFault({ kind: "rpcError", code: -32603, message: "execution reverted: not owner", method: "eth_call" });
+    const owned = await router.post(CHAIN, { jsonrpc: "2.0", id: 3, method: "eth_call", params: [{ data: "0x" }, "latest"] });
+    expect(owned.json()).toEqual({ jsonrpc: "2.0", id: 3, error: { code: -32603, message: "execution reverted: not owner" } });
+    expect(owned.headers.get("x-din-attempts")).toBe("1");
     const failuresAfter = router.status().chains[0].providers.map((p) => Object.values(p.failures).reduce((a, b) => a + b, 0));
     expect(failuresAfter).toEqual(failuresBefore);
+    await healAll();
+  });
+
+  it("takes an HTTP 500 as a failure the request may have caused: blamed only once another provider answers the call", async () => {
+    // The mutation check: 500 taken as another status (blamed at once) passed every test, which used 503.
+    const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    for (const node of nodes) await node.setFault({ kind: "status", status: 500, method: "eth_getBalance" });
+    const before = failures();
+    const call = { jsonrpc: "2.0", id: 16, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (let i = 0; i < 3; i++) expect((await router.post(CHAIN, call)).json()).toMatchObject({ id: 16, error: { code: -32050 } });
+    expect(failures()).toEqual(before);
+    for (const i of [0, 1, 2]) await nodes[i].setFault({ kind: "none" });
+    const http5xx = () => provider(3).failures.http_5xx ?? 0;
+    const fiveBefore = http5xx();
+    for (let i = 0; i < 100 && http5xx() === fiveBefore; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 16, result: balance });
+    expect(http5xx()).toBe(fiveBefore + 1);
+    await healAll();
+  });
+
+  it("finds a reply malformed that lacks \"jsonrpc\":\"2.0\" or holds both result and error", () => {
+    expect(judgeReply(Buffer.from('{"id":1,"result":"0x1"}'), 1, "eth_blockNumber", 1)).toMatchObject({ type: "failure", kind: "malformed" });
+    expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x1","error":{"code":-32000,"message":"x"}}'), 1, "eth_blockNumber", 1)).toMatchObject({ type: "failure", kind: "malformed" });
+    expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x1"}'), 1, "eth_blockNumber", 1)).toMatchObject({ type: "answer", quantity: 1 });
   });
 
   it("asks another provider when one lacks the data, without blaming it, and passes the error on when all do", async () => {

@@ -89,6 +89,20 @@ describe("circuit breaker", () => {
     expect(p.reopensAt - closedAt).toBe(300); // the next opening starts from the base period
   });
 
+  it("keeps a provider that just joined in probation until it answered probationSuccesses calls in a row", () => {
+    // The mutation check: new providers skipping probation, or a failure not restarting its count, passed every test.
+    const [p] = tableWith("http://node.example:8545", { scoring: { probationSuccesses: 5 } }).providers;
+    p.setChainCheck(CHAIN, CHAIN, 0);
+    p.setHead(100, 0);
+    expect(p.state(0)).toBe("probation");
+    for (let i = 0; i < 3; i++) p.recordSuccess(10);
+    expect(p.probationLeft).toBe(2);
+    p.recordFailure("http_5xx", "HTTP 500", 0);
+    expect(p.probationLeft).toBe(5);
+    for (let i = 0; i < 5; i++) p.recordSuccess(10);
+    expect(p.state(0)).toBe("healthy");
+  });
+
   it("warns when a provider's circuit opens, and says only at info that a half-open probe failed again", () => {
     // A dead endpoint is retried for ever: a warning each time (once a minute each) flooded the log.
     const lines: { level: string; to: string }[] = [];

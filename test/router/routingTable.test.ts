@@ -95,6 +95,17 @@ describe("provider choice by stake and reputation", () => {
     expect(shares[0] / shares[1]).toBeLessThan(11.5);
   });
 
+  it("reweighs every reweighIntervalMs as latency and error rates move, with no provider changing state", () => {
+    // The mutation check: weights rebuilt only on a change of state passed every test; a provider
+    // failing a tenth of its calls, never enough to open its circuit, kept its share for ever.
+    const { table, providers } = tableOf([{ stake: 1_000 }, { stake: 1_000 }]);
+    expect(table.expectedShares(0).get(providers[1])).toBeCloseTo(0.5, 6);
+    providers[1].errorRate = 0.9;
+    const { reweighIntervalMs } = resolveRoutingOptions().scoring;
+    expect(table.expectedShares(reweighIntervalMs - 1).get(providers[1])).toBeCloseTo(0.5, 6);
+    expect(table.expectedShares(reweighIntervalMs).get(providers[1])).toBeCloseTo(0.1 / 1.1, 6);
+  });
+
   it("caps one operator's share, handing the excess to the others in proportion", () => {
     const { table, providers } = tableOf([{ stake: 1_000_000 }, { stake: 10_000 }, { stake: 10_000 }, { stake: 40_000 }], {
       scoring: { maxOperatorShare: 0.4 },

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { HistoryResponse } from "../../router/history.ts";
 import { reusedPage } from "../../router/server.ts";
@@ -205,6 +206,26 @@ describe("hostile clients", () => {
     const answer = await raw(huge);
     expect(answer.status).toBe(413);
     expect(answer.body.error!.code).toBe(-32005);
+    // Sent in chunks, with no content-length to refuse it by (the mutation check: its cap untested).
+    const url = new URL(router.rpcUrl(CHAIN));
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let sent = 0;
+      const pump = () => {
+        while (sent < 3 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!req.write(chunk)) return void req.once("drain", pump);
+        }
+        req.end("{}");
+      };
+      pump();
+    });
+    expect(chunked).toBe(413);
     await stillServes();
   });
 
@@ -242,6 +263,10 @@ describe("hostile clients", () => {
     expect(answer.status).toBe(400);
     expect(answer.body.error!.code).toBe(-32600);
     expect(answer.body.error!.message).toMatch(/nested deeper/);
+    // Just past the limit (32 levels) too.
+    const past = await raw(`{"jsonrpc":"2.0","id":1,"method":"eth_call","params":${"[".repeat(40)}${"]".repeat(40)}}`);
+    expect(past.status).toBe(400);
+    expect(past.body.error!.message).toMatch(/nested deeper/);
     await stillServes();
   });
 
@@ -338,6 +363,17 @@ describe("status, metrics and health", () => {
     const health = await router.get("/health");
     expect(health.status).toBe(200);
     expect(health.json()).toMatchObject({ ok: true, eligibleProviders: 2 });
+    // A router with no provider it may use tells its load balancer so (outside devnet mode a
+    // loopback endpoint is refused).
+    const refusing = await startRouter({ devnet: false, records: recordsFor(nodes.slice(0, 1), CHAIN, [1_000]), readyWaitMs: 500 });
+    try {
+      await waitFor(() => refusing.status().chains[0].providers[0].state === "refused", "the provider refused");
+      const none = await refusing.get("/health");
+      expect(none.status).toBe(503);
+      expect(none.json()).toMatchObject({ ok: false, eligibleProviders: 0 });
+    } finally {
+      await refusing.stop();
+    }
   });
 
   it("answers HEAD on its pages (a load balancer's health check), a trailing slash, and a wrong method with 405 and Allow", async () => {
