@@ -304,7 +304,7 @@ class CallRouting implements CallHandle {
     this.tried.push(provider);
     this.attempts++;
     if (!hedge) this.counted++;
-    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.call.method);
+    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.call.method, this.client);
     this.inFlight.push(attempt);
     if (hedge) this.hedgeAttempt = attempt;
     attempt.start(this.ctx.agent, this.body, this.ctx.gates);
@@ -467,7 +467,8 @@ class CallRouting implements CallHandle {
 
   /**
    * A send's result must be its transaction's hash, which the bytes sent tell: another is a lie
-   * (the client would wait for a receipt that never comes), the provider's failure.
+   * (the client would wait for a receipt that never comes), held against the provider once another
+   * copy answers (a hash the router got wrong would blame nobody).
    */
   private checkedSend(outcome: Outcome & { type: "answer" }): Outcome {
     const method = this.call.method;
@@ -475,7 +476,7 @@ class CallRouting implements CallHandle {
     if (this.sentHash === undefined) this.sentHash = transactionHashOf(Array.isArray(this.call.params) ? this.call.params[0] : undefined);
     const result = (JSON.parse(outcome.bytes.toString()) as { result: string }).result; // a string: judgeReply checked its type
     if (this.sentHash === null || result.toLowerCase() === this.sentHash) return outcome;
-    return { type: "failure", kind: "malformed", detail: `answered ${method} with ${result.slice(0, 80)}, not the hash of the transaction sent (${this.sentHash})`, latencyMs: outcome.latencyMs };
+    return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${result.slice(0, 80)}, not the hash of the transaction sent (${this.sentHash})`, latencyMs: outcome.latencyMs };
   }
 
   settle(attempt: UpstreamAttempt, settled: Outcome): void {

@@ -28,7 +28,7 @@ export type FailureKind =
   | "http_status" // any other non-200 status
   | "malformed" // not a JSON-RPC response
   | "wrong_id"
-  | "wrong_type" // a result of another JSON type than its method's
+  | "wrong_type" // a result not of the form its method's must have (its JSON type, a hex quantity, a send's hash)
   | "too_large"
   | "rpc_fault" // a JSON-RPC error that is the provider's problem (rate limit, internal error)
   | "forked"; // gave a block that most providers asked do not have (filters.ts's vote)

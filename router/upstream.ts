@@ -54,8 +54,6 @@ export type AnswerBudget = {
   collect: (bytes: number) => boolean;
   /** Gives back what an attempt that brought no answer had charged. */
   release: (bytes: number) => void;
-  /** Whose call it is (the client's share): a provider's connections go to the clients waiting for them in turn. */
-  readonly client: object;
 };
 
 const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
@@ -236,8 +234,8 @@ const executesNothing: ReadonlySet<string> = new Set([
 
 /** Classifies a JSON-RPC error object from a provider's answer to `method`. */
 export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" {
+  if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request (which a node may repeat: "invalid value \"revert\"")
   if (code === 3 || executionPattern.test(message)) return executesNothing.has(method) ? "fault" : "answer";
-  if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";
@@ -369,9 +367,6 @@ function failureOf(error: unknown): { kind: FailureKind; detail: string } {
 
 const cancelled = new Error("attempt cancelled by the router");
 
-/** The wait list's client for calls without a budget. */
-const unbudgeted = {};
-
 /** Below this much time left before its call's deadline, no attempt starts (nor leaves the wait list). */
 export const minAttemptMs = 20;
 
@@ -388,8 +383,8 @@ export class ConnectionGate {
   readonly connections: number;
   /** Client calls' requests undici holds on these connections (from dispatch to their end). */
   busy = 0;
-  /** The requests waiting, by client; the client whose turn is next first. */
-  private readonly waitingBy = new Map<object, Set<UpstreamAttempt>>();
+  /** The requests waiting, by client (ClientShare.key; null: the router's own calls, which take one turn together); the client whose turn is next first. */
+  private readonly waitingBy = new Map<string | null, Set<UpstreamAttempt>>();
   /** How many requests wait. */
   waiting = 0;
   /** A hand-off from the wait list is running: a release inside it only frees its connection. */
@@ -405,19 +400,19 @@ export class ConnectionGate {
     return this.busy < this.connections && this.waiting === 0;
   }
 
-  wait(attempt: UpstreamAttempt, client: object): void {
+  wait(attempt: UpstreamAttempt, client: string | null): void {
     let list = this.waitingBy.get(client);
     if (list === undefined) this.waitingBy.set(client, (list = new Set()));
     list.add(attempt);
     this.waiting++;
   }
 
-  isWaiting(attempt: UpstreamAttempt, client: object): boolean {
+  isWaiting(attempt: UpstreamAttempt, client: string | null): boolean {
     return this.waitingBy.get(client)?.has(attempt) ?? false;
   }
 
   /** Takes `attempt` off the wait list; false if it was not on it. */
-  leave(attempt: UpstreamAttempt, client: object): boolean {
+  leave(attempt: UpstreamAttempt, client: string | null): boolean {
     const list = this.waitingBy.get(client);
     if (list === undefined || !list.delete(attempt)) return false;
     if (list.size === 0) this.waitingBy.delete(client);
@@ -507,19 +502,22 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private readonly method: string;
   /** The most bytes its answer may have (see answerCap). */
   private readonly maxBytes: number;
+  /** Whose call it is (ClientShare.key; null: the router's own), for the wait list's turns. */
+  private readonly client: string | null;
 
   /**
    * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
    * the attempt ends even if it never went out (its call's deadline); `method`: the call's, whose
    * answer is checked for its size (answerCap) and its result's type.
    */
-  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, method = "") {
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, method = "", client: string | null = null) {
     this.provider = provider;
     this.id = id;
     this.owner = owner;
     this.timeoutMs = timeoutMs;
     this.budget = budget;
     this.method = method;
+    this.client = client;
     this.maxBytes = answerCap(method);
     this.startedAt = performance.now();
     this.endBy = endBy ?? this.startedAt + timeoutMs;
@@ -528,11 +526,6 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** When the owner should give up on it (performance.now() ms): moves earlier once the request is sent. */
   get deadlineAt(): number {
     return Number.isNaN(this.sentAtMs) ? this.endBy : Math.min(this.sentAtMs + this.timeoutMs, this.endBy);
-  }
-
-  /** Whose call it is, for the wait list's turns (calls no client's budget holds take one turn together). */
-  private get client(): object {
-    return this.budget?.client ?? unbudgeted;
   }
 
   /** It waits in the router's queue: all of the router's connections to its provider's origin are busy. */

@@ -215,6 +215,11 @@ describe("failover", () => {
     const invalid = await router.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getBalance", params: ["not-an-address"] });
     expect((invalid.json() as { error: { code: number } }).error.code).toBe(-32602);
     expect(invalid.headers.get("x-din-attempts")).toBe("1");
+    // Hardhat repeats the bad value in its message: "revert" there is still the caller's mistake
+    // (the review: taken for an execution error on a read, it was retried and blamed).
+    const echoed = await router.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getBalance", params: ["revert", "latest"] });
+    expect((echoed.json() as { error: { code: number; message: string } }).error).toMatchObject({ code: -32602, message: expect.stringMatching(/revert/) });
+    expect(echoed.headers.get("x-din-attempts")).toBe("1");
     // A revert in another node's words (code -32603, a reason of the contract's own): still the
     // caller's (the mutation check: reverts known only by code 3 passed every test).
     for (const node of nodes) await node.setFault({ kind: "rpcError", code: -32603, message: "execution reverted: not owner", method: "eth_call" });
@@ -1347,7 +1352,7 @@ describe("routing one call", () => {
     const agent = new Agent();
     const sweeper = startSweeper();
     let held = 0;
-    const budget = { client: {}, freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
+    const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
       const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };

@@ -27,7 +27,9 @@ describe("the hash of a raw transaction", () => {
     expect(transactionHashOf(canonical)).toBe(keccak256(canonical));
   });
 
-  it("is null for bytes no node takes as a transaction", () => {
+  it("is null for bytes no node takes as a transaction, and for a chain's own types (unchecked)", () => {
     for (const raw of [null, 7, "", "0x", "0x0", "f86b", "0xzz", "0x03ff"]) expect(transactionHashOf(raw)).toBeNull();
+    // zkSync's EIP-712 transactions (0x71) hash their signed message, not their bytes (the review).
+    expect(transactionHashOf(`0x71f8${"00".repeat(40)}`)).toBeNull();
   });
 });

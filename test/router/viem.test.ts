@@ -153,8 +153,8 @@ describe("viem through the router", () => {
     // every send has a copy on a liar.
     const lie = { kind: "result", method: "eth_sendRawTransaction", result: `0x${"ab".repeat(32)}` } as const;
     await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "all providers healthy");
-    const malformed = () => router.status().chains[0].providers.reduce((sum, p) => sum + (p.failures.malformed ?? 0), 0);
-    const before = malformed();
+    const wrong = () => router.status().chains[0].providers.reduce((sum, p) => sum + (p.failures.wrong_type ?? 0), 0);
+    const before = wrong();
     await nodes[0].setFault(lie);
     await nodes[1].setFault(lie);
     try {
@@ -165,8 +165,8 @@ describe("viem through the router", () => {
         expect(answer.json()).toEqual({ jsonrpc: "2.0", id, result: keccak256(raw) });
         expect((await publicClient.waitForTransactionReceipt({ hash: keccak256(raw), pollingInterval: 50 })).status).toBe("success");
       }
-      expect(malformed()).toBeGreaterThan(before);
-      const liar = router.status().chains[0].providers.find((p) => (p.failures.malformed ?? 0) > 0)!;
+      expect(wrong()).toBeGreaterThan(before);
+      const liar = router.status().chains[0].providers.find((p) => (p.failures.wrong_type ?? 0) > 0)!;
       expect(liar.lastFailure).toMatch(/answered eth_sendRawTransaction with 0xabab.*, not the hash of the transaction sent \(0x[0-9a-f]{64}\)/);
     } finally {
       for (const node of nodes) await node.setFault({ kind: "none" });
