@@ -263,14 +263,16 @@ export const maxReplyDepth = 512;
 
 /**
  * Distinct keys and short strings cost more than the counts above can tell: 6 MiB of objects
- * of 32 keys never repeated parse in 670 ms, and 15 MiB of them in 1.3 s, where real answers take
- * about 5 ms a MiB. A reply of 512 KiB or more whose parse took longer than 50 ms and 20 ms a MiB is
- * not passed on, and counts against its provider as one too large does: it cannot stall the router
- * for long, nor keep its share of traffic doing so.
+ * of 32 keys never repeated parse in 670 ms, and 15 MiB of them in 1.3 s, where real answers of
+ * the methods the router knows (their keys repeat: fields of logs, blocks, receipts) take about
+ * 5 ms a MiB. Such a reply of 512 KiB or more whose parse took longer than 50 ms and 30 ms a MiB
+ * is not passed on, and counts against its provider as one too large does: it cannot stall the
+ * router for long, nor keep its share of traffic doing so. Answers of methods it does not know
+ * (a trace, when an operator allows them) are keyed by address and slot, every key new: not timed.
  */
 const timedParseBytes = 512 * 1024;
 const costlyParseMs = 50;
-const costlyParseMsPerMiB = 20;
+const costlyParseMsPerMiB = 30;
 const maxReplyValues = 2 * 1024 * 1024;
 
 /** Reads a provider's reply to `method` for call `id`: the verdict, with the bytes to pass through. */
@@ -280,7 +282,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     return { type: "failure", kind: "too_large", detail, latencyMs };
   }
   let value: unknown;
-  const timed = bytes.length >= timedParseBytes;
+  const timed = bytes.length >= timedParseBytes && resultTypes.has(method);
   const parseStart = timed ? performance.now() : 0;
   try {
     value = JSON.parse(bytes.toString("utf8"));
