@@ -673,7 +673,7 @@ describe("failover", () => {
   it("does not pass on a reply that took too long to parse, and blames its provider once another answers the call", async () => {
     // The hostile-provider fuzz: 15 MiB of keys never repeated took 1.3–2.2 s to check, the router
     // stalled meanwhile, and the reply reached the client. Here 5.8 MiB of them: 16,000 objects of
-    // 32 keys (0.7–1 s to parse here; real logs take about 5 ms a MiB, and the bound is 116 ms).
+    // 32 keys (0.7–1 s to parse here; real logs take about 5 ms a MiB, and the bound is 174 ms).
     const costly = Array.from({ length: 16_000 }, (_, i) => Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`k${i * 32 + k}`, 0])));
     const roomy = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]), routing: { limits: { maxResponseBytes: 8 * 1024 * 1024 } } });
     try {
