@@ -183,6 +183,8 @@ class CallRouting implements CallHandle {
   private readonly resolve: (result: CallResult) => void;
   private readonly budget: AnswerBudget | null;
   private readonly client: string | null;
+  /** Whose turn its attempts wait in for a provider's connection (see ConnectionGate). */
+  private readonly turn: string | null;
   /** The providers that took the client's last transaction, asked first about its transactions. */
   private readonly prefer: readonly ProviderHealth[] | null;
   /**
@@ -244,6 +246,7 @@ class CallRouting implements CallHandle {
     this.resolve = resolve;
     this.write = writeMethods.has(call.method);
     this.client = options.client ?? null;
+    this.turn = this.client ?? options.budget?.turn ?? null; // a filter's calls for a client carry its budget
     this.started = performance.now();
     // A read of the latest state needs the newest block its client was shown, as if it named it.
     const named = namedBlock(call);
@@ -304,7 +307,7 @@ class CallRouting implements CallHandle {
     this.tried.push(provider);
     this.attempts++;
     if (!hedge) this.counted++;
-    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.call.method, this.client);
+    const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.call.method, this.turn);
     this.inFlight.push(attempt);
     if (hedge) this.hedgeAttempt = attempt;
     attempt.start(this.ctx.agent, this.body, this.ctx.gates);

@@ -382,6 +382,7 @@ class Exchange implements AnswerBudget {
   /** Stops watching the client's connection for that (once answered). */
   private unwatch: (() => void) | null = null;
   readonly freeBytes = freeBytes;
+  readonly turn: string;
   private open = true;
 
   constructor(g: Gateway, client: ClientShare, res: ServerResponse, started: number, cors: boolean, charged: number) {
@@ -391,6 +392,7 @@ class Exchange implements AnswerBudget {
     this.started = started;
     this.cors = cors;
     this.charged = charged;
+    this.turn = client.key;
   }
 
   /** Sends the answer; `mustAnswer`: it answers a call that changed something (may use the reserve). */

@@ -7,12 +7,15 @@ const hashedWhole = /^0x(?:[c-fC-F][0-9a-fA-F]|0[124])/;
 /**
  * The hash nodes give for a raw transaction (`eth_sendRawTransaction`'s parameter), told from its
  * bytes; null when they are not a transaction's, or of a type the router does not know (a chain's
- * own: zkSync's 0x71 hashes its signed message). A blob transaction sent in its network form
- * (type 3: the transaction, then its blobs, commitments and proofs) is hashed without them, as
- * nodes hash it.
+ * own: zkSync's 0x71 hashes its signed message), or followed by bytes of no use (some nodes take
+ * the transaction and hash it alone, others refuse it). A blob transaction sent in its network
+ * form (type 3: the transaction, then its blobs, commitments and proofs) is hashed without them,
+ * as nodes hash it.
  */
 export function transactionHashOf(raw: unknown): Hex | null {
   if (typeof raw !== "string" || !hexBytes.test(raw)) return null;
+  const typed = !/^0x[c-fC-F]/.test(raw);
+  if (!endsWithOneList(raw, typed ? 4 : 2)) return null;
   if (hashedWhole.test(raw)) return keccak256(raw as Hex);
   if (!raw.startsWith("0x03")) return null;
   try {
@@ -22,4 +25,17 @@ export function transactionHashOf(raw: unknown): Hex | null {
   } catch {
     return null; // not RLP: no node takes it
   }
+}
+
+/** Whether the hex digits of `raw` from `at` hold one RLP list and nothing after it. */
+function endsWithOneList(raw: string, at: number): boolean {
+  const byte = (i: number) => Number.parseInt(raw.slice(at + 2 * i, at + 2 * i + 2), 16);
+  const bytes = (raw.length - at) / 2;
+  const prefix = byte(0);
+  if (!(prefix >= 0xc0)) return false;
+  if (prefix <= 0xf7) return 1 + prefix - 0xc0 === bytes;
+  const lengthBytes = prefix - 0xf7;
+  let length = 0;
+  for (let i = 1; i <= lengthBytes; i++) length = length * 256 + byte(i);
+  return 1 + lengthBytes + length === bytes;
 }

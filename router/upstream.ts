@@ -54,6 +54,8 @@ export type AnswerBudget = {
   collect: (bytes: number) => boolean;
   /** Gives back what an attempt that brought no answer had charged. */
   release: (bytes: number) => void;
+  /** The client's key (ClientShare.key): the wait list's turn its calls take, also those a filter makes for it. */
+  readonly turn: string;
 };
 
 const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
@@ -265,8 +267,8 @@ export const maxReplyDepth = 512;
  * Distinct keys and short strings cost more than the counts above can tell: 6 MiB of objects
  * of 32 keys never repeated parse in 670 ms, and 15 MiB of them in 1.3 s, where real answers of
  * the methods the router knows (their keys repeat: fields of logs, blocks, receipts) take about
- * 5 ms a MiB. Such a reply of 512 KiB or more whose parse took longer than 50 ms and 30 ms a MiB
- * is not passed on, and counts against its provider as one too large does: it cannot stall the
+ * 5 ms a MiB. Such a reply of 512 KiB or more whose parse took more than 50 ms and 30 ms a MiB of
+ * CPU is not passed on, and counts against its provider as one too large does: it cannot stall the
  * router for long, nor keep its share of traffic doing so. Answers of methods it does not know
  * (a trace, when an operator allows them) are keyed by address and slot, every key new: not timed.
  */
@@ -283,16 +285,19 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   }
   let value: unknown;
   const timed = bytes.length >= timedParseBytes && resultTypes.has(method);
-  const parseStart = timed ? performance.now() : 0;
+  // The main thread's CPU time, not the wall clock's: a host that pauses the process (others
+  // busy on its cores) must not make a real answer look costly.
+  const parseStart = timed ? process.threadCpuUsage() : null;
   try {
     value = JSON.parse(bytes.toString("utf8"));
   } catch {
     return { type: "failure", kind: "malformed", detail: "the reply is not valid JSON", latencyMs };
   }
-  if (timed) {
-    const took = performance.now() - parseStart;
+  if (parseStart !== null) {
+    const used = process.threadCpuUsage(parseStart);
+    const took = (used.user + used.system) / 1000;
     if (took > Math.max(costlyParseMs, (costlyParseMsPerMiB * bytes.length) / (1024 * 1024))) {
-      const detail = `the reply took ${Math.round(took)} ms to parse (${(bytes.length / (1024 * 1024)).toFixed(1)} MiB): too costly to check`;
+      const detail = `the reply took ${Math.round(took)} ms of CPU to parse (${(bytes.length / (1024 * 1024)).toFixed(1)} MiB): too costly to check`;
       return { type: "failure", kind: "too_large", detail, latencyMs };
     }
   }
@@ -504,22 +509,22 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private readonly method: string;
   /** The most bytes its answer may have (see answerCap). */
   private readonly maxBytes: number;
-  /** Whose call it is (ClientShare.key; null: the router's own), for the wait list's turns. */
-  private readonly client: string | null;
+  /** Whose turn it waits in (ClientShare.key; null: the router's own calls). */
+  private readonly turn: string | null;
 
   /**
    * `timeoutMs` counts from the request going out; `endBy` (default: `timeoutMs` from now) is when
    * the attempt ends even if it never went out (its call's deadline); `method`: the call's, whose
    * answer is checked for its size (answerCap) and its result's type.
    */
-  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, method = "", client: string | null = null) {
+  constructor(provider: ProviderHealth, id: RpcId, timeoutMs: number, owner: AttemptOwner, budget: AnswerBudget | null = null, endBy?: number, method = "", turn: string | null = null) {
     this.provider = provider;
     this.id = id;
     this.owner = owner;
     this.timeoutMs = timeoutMs;
     this.budget = budget;
     this.method = method;
-    this.client = client;
+    this.turn = turn;
     this.maxBytes = answerCap(method);
     this.startedAt = performance.now();
     this.endBy = endBy ?? this.startedAt + timeoutMs;
@@ -532,7 +537,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   /** It waits in the router's queue: all of the router's connections to its provider's origin are busy. */
   get queued(): boolean {
-    return this.gate !== null && this.gate.isWaiting(this, this.client);
+    return this.gate !== null && this.gate.isWaiting(this, this.turn);
   }
 
   /** When the request went out on a connection (performance.now() ms); NaN while it waits in the router's queue. */
@@ -561,7 +566,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.gate = gate;
     if (gate.free) this.dispatch();
     else {
-      gate.wait(this, this.client);
+      gate.wait(this, this.turn);
       this.provider.waiting++;
     }
   }
@@ -735,7 +740,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       this.cutOff = setTimeout(() => this.controller?.abort(cancelled), Math.max(0, this.sentAtMs + this.timeoutMs - performance.now()));
       this.cutOff.unref();
     }
-    if (this.gate?.leave(this, this.client)) this.provider.waiting--; // ended before a connection was free: never sent
+    if (this.gate?.leave(this, this.turn)) this.provider.waiting--; // ended before a connection was free: never sent
     // An answer's bytes stay charged until the client's answer is sent; the rest are garbage now.
     if (this.charged > 0 && outcome.type !== "answer" && outcome.type !== "soft") {
       this.answer.clear();

@@ -685,7 +685,7 @@ describe("failover", () => {
       const call = { jsonrpc: "2.0", id: 4, method: "eth_getLogs", params: [filter] };
       for (let i = 0; i < 100 && (node3().failures.too_large ?? 0) === 0; i++) expect((await roomy.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 4, result: logs });
       expect(node3().failures.too_large).toBe(1);
-      expect(node3().lastFailure).toMatch(/the reply took \d+ ms to parse \(5\.\d MiB\): too costly to check/);
+      expect(node3().lastFailure).toMatch(/the reply took \d+ ms of CPU to parse \(5\.\d MiB\): too costly to check/);
     } finally {
       await roomy.stop();
     }
@@ -1361,7 +1361,7 @@ describe("routing one call", () => {
     const agent = new Agent();
     const sweeper = startSweeper();
     let held = 0;
-    const budget = { freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
+    const budget = { turn: "test", freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
       const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };

@@ -32,4 +32,16 @@ describe("the hash of a raw transaction", () => {
     // zkSync's EIP-712 transactions (0x71) hash their signed message, not their bytes (the review).
     expect(transactionHashOf(`0x71f8${"00".repeat(40)}`)).toBeNull();
   });
+
+  it("is null for a transaction followed by other bytes: nodes that take it hash it alone", async () => {
+    // The review: Hardhat took a transaction with 00 after it and answered the hash of the
+    // transaction alone, which the router, hashing all the bytes, took for a lie.
+    const account = privateKeyToAccount(DEV_KEY);
+    const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    for (const type of ["legacy", "eip1559"] as const) {
+      const signed = await account.signTransaction({ chainId: 31337, nonce: 0, to, value: 1n, gas: 21_000n, ...(type === "legacy" ? { gasPrice: 1n, type } : { maxFeePerGas: 2n, maxPriorityFeePerGas: 1n }) });
+      expect(transactionHashOf(`${signed}00`)).toBeNull();
+      expect(transactionHashOf(signed.slice(0, -2))).toBeNull(); // and one cut short
+    }
+  });
 });
