@@ -536,9 +536,10 @@ export class FilterRegistry {
 
   /**
    * Asks up to `count` providers other than `reporter` (drawn by weight among those known to hold
-   * block `height`) for that block, and counts their hashes with the reporter's claim: the hash
-   * more than half of them give, if any. With nobody else to ask the reporter is believed (nothing
-   * to hold it against); when others were asked, one of them must have answered. Not only among
+   * block `height`, or failing those any other) for that block, and counts their hashes with the
+   * reporter's claim: the hash more than half of them give, if any. With nobody else to ask the
+   * reporter is believed (nothing to hold it against); when others were asked, one of them must
+   * have answered. Not only among
    * the providers the poll asks (those known to hold its newest block): right after a block, the
    * one that reported the head may be the only one known to hold it, and a provider on another
    * chain history was then believed alone (a soak: 92 of 254 block hashes given by filters were
@@ -546,14 +547,20 @@ export class FilterRegistry {
    */
   private vote(table: ChainTable, height: number, claimed: string, reporter: ProviderHealth | null, asking: Asking, count: number, then: (tally: Tally) => void): void {
     const now = performance.now();
-    const skip = table.providers.filter((p) => p === reporter || !p.holdsBlock(height));
-    const witnesses: ProviderHealth[] = [];
-    while (witnesses.length < count) {
-      const p = table.pick(this.route.random, skip, now, false);
-      if (p === null) break;
-      witnesses.push(p);
-      skip.push(p);
-    }
+    const draw = (skip: ProviderHealth[]) => {
+      const drawn: ProviderHealth[] = [];
+      while (drawn.length < count) {
+        const p = table.pick(this.route.random, skip, now, false);
+        if (p === null) break;
+        drawn.push(p);
+        skip.push(p);
+      }
+      return drawn;
+    };
+    let witnesses = draw(table.providers.filter((p) => p === reporter || !p.holdsBlock(height)));
+    // Nobody else known to hold it (their probes are older than the block): the others all the
+    // same, rather than the reporter alone; one that lacks the block answers null, no vote.
+    if (witnesses.length === 0) witnesses = draw(reporter === null ? [] : [reporter]);
     const reporters = reporter === null ? [] : [reporter];
     if (witnesses.length === 0) return then({ hash: claimed, agreeing: reporters });
     const votes = new Map<string, ProviderHealth[]>([[claimed, reporters]]);
