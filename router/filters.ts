@@ -560,7 +560,8 @@ export class FilterRegistry {
     let witnesses = draw(table.providers.filter((p) => p === reporter || !p.holdsBlock(height)));
     // Nobody else known to hold it (their probes are older than the block): the others all the
     // same, rather than the reporter alone; one that lacks the block answers null, no vote.
-    if (witnesses.length === 0) witnesses = draw(reporter === null ? [] : [reporter]);
+    const unknownHolders = witnesses.length === 0;
+    if (unknownHolders) witnesses = draw(reporter === null ? [] : [reporter]);
     const reporters = reporter === null ? [] : [reporter];
     if (witnesses.length === 0) return then({ hash: claimed, agreeing: reporters });
     const votes = new Map<string, ProviderHealth[]>([[claimed, reporters]]);
@@ -586,6 +587,11 @@ export class FilterRegistry {
             }
           }
         }
+        // Nobody known to hold the block, and none of the most witnesses asked had it (all behind
+        // it): nothing to hold the claim against, as with nobody to ask. Otherwise a provider
+        // stuck behind that stays eligible (of two, it is the lower median: lag 0) would stall
+        // every filter installed past its head for good.
+        if (unknownHolders && voters === 1 && count >= maxWitnesses) return then({ hash: claimed, agreeing: reporters });
         then({ hash: null, agreeing: [] });
       });
     }
