@@ -112,6 +112,12 @@ function answerCap(method: string): number {
 
 type JsonType = "string" | "array" | "object" | "boolean" | "null";
 
+/** Methods whose result is a number, written as a hex quantity (the type check takes any string)… */
+const numberResults = ["eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_blobBaseFee", "eth_getBalance", "eth_getTransactionCount", "eth_estimateGas"];
+/** …or null for a block the node does not know. */
+const countResults = ["eth_getBlockTransactionCountByHash", "eth_getBlockTransactionCountByNumber", "eth_getUncleCountByBlockHash", "eth_getUncleCountByBlockNumber"];
+const quantityResults: ReadonlySet<string> = new Set([...numberResults, ...countResults]);
+
 /**
  * The JSON types a method's result may have (the execution API's, with null where nodes answer
  * null for a block or transaction they do not know). A result of another type is not passed to
@@ -121,17 +127,10 @@ type JsonType = "string" | "array" | "object" | "boolean" | "null";
  */
 const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
   ...[
-    "eth_blockNumber",
-    "eth_chainId",
-    "eth_gasPrice",
-    "eth_maxPriorityFeePerGas",
-    "eth_blobBaseFee",
-    "eth_getBalance",
+    ...numberResults,
     "eth_getCode",
     "eth_getStorageAt",
-    "eth_getTransactionCount",
     "eth_call",
-    "eth_estimateGas",
     "eth_sendRawTransaction",
     "eth_sendRawTransactionConditional",
     "net_version",
@@ -139,10 +138,7 @@ const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
     "web3_sha3",
   ].map((method): [string, JsonType[]] => [method, ["string"]]),
   ...[
-    "eth_getBlockTransactionCountByHash",
-    "eth_getBlockTransactionCountByNumber",
-    "eth_getUncleCountByBlockHash",
-    "eth_getUncleCountByBlockNumber",
+    ...countResults,
     "eth_getRawTransactionByHash",
     "eth_getRawTransactionByBlockHashAndIndex",
     "eth_getRawTransactionByBlockNumberAndIndex",
@@ -164,22 +160,6 @@ const resultTypes: ReadonlyMap<string, readonly JsonType[]> = new Map([
   ["eth_getBlockReceipts", ["array", "null"]],
   ["eth_syncing", ["boolean", "object"]],
   ["net_listening", ["boolean"]],
-]);
-
-/** Methods whose result is a number, written as a hex quantity (the type check takes any string). */
-const quantityResults: ReadonlySet<string> = new Set([
-  "eth_blockNumber",
-  "eth_chainId",
-  "eth_gasPrice",
-  "eth_maxPriorityFeePerGas",
-  "eth_blobBaseFee",
-  "eth_getBalance",
-  "eth_getTransactionCount",
-  "eth_estimateGas",
-  "eth_getBlockTransactionCountByHash",
-  "eth_getBlockTransactionCountByNumber",
-  "eth_getUncleCountByBlockHash",
-  "eth_getUncleCountByBlockNumber",
 ]);
 
 /**
