@@ -7,25 +7,40 @@ import { running } from "../helpers/processes.ts";
 
 const childProcessModule = new URL("../../scripts/childProcess.ts", import.meta.url).href;
 
+/** Starts a parent that starts `childCode` with the preload and, after `afterMs`, kills itself: the child's pid. */
+async function orphan(childCode: string, afterMs: number): Promise<number> {
+  const parent = `
+    const { spawn } = await import("node:child_process");
+    const { exitWithParent } = await import(${JSON.stringify(childProcessModule)});
+    const child = spawn(process.execPath, [...exitWithParent.flags, "-e", ${JSON.stringify(childCode)}], { env: exitWithParent.env(), stdio: "ignore", detached: true });
+    setTimeout(() => { console.log(child.pid); process.kill(process.pid, "SIGKILL"); }, ${afterMs});`;
+  const started = spawn(process.execPath, ["--input-type=module", "-e", parent], { stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  started.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  await new Promise((resolve) => started.once("close", resolve));
+  const pid = Number(output.trim());
+  expect(pid).toBeGreaterThan(0);
+  return pid;
+}
+
+async function expectStopped(pid: number, what: string, timeoutMs: number): Promise<void> {
+  try {
+    await eventually(what, async () => ((await running(pid)) ? undefined : true), timeoutMs);
+  } finally {
+    if (await running(pid)) process.kill(pid, "SIGKILL");
+  }
+}
+
 describe("a child started with exitWithParent", () => {
   it("stops even when its parent was killed before the child's preload ran", async () => {
-    // The parent starts a child that would idle for a minute, prints its pid, and kills itself at once.
-    const parent = `
-      const { spawn } = await import("node:child_process");
-      const { exitWithParent } = await import(${JSON.stringify(childProcessModule)});
-      const child = spawn(process.execPath, [...exitWithParent.flags, "-e", "setTimeout(() => {}, 60000)"], { env: exitWithParent.env(), stdio: "ignore", detached: true });
-      console.log(child.pid);
-      process.kill(process.pid, "SIGKILL");`;
-    const started = spawn(process.execPath, ["--input-type=module", "-e", parent], { stdio: ["ignore", "pipe", "inherit"] });
-    let output = "";
-    started.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    await new Promise((resolve) => started.once("close", resolve));
-    const pid = Number(output.trim());
-    expect(pid).toBeGreaterThan(0);
-    try {
-      await eventually("the orphaned child to stop", async () => ((await running(pid)) ? undefined : true), 15_000);
-    } finally {
-      if (await running(pid)) process.kill(pid, "SIGKILL");
-    }
+    // The parent kills itself at once: the child may not have run its preload yet.
+    await expectStopped(await orphan("setTimeout(() => {}, 60000)", 0), "the orphaned child to stop", 15_000);
   });
+
+  it("stops for good a child that hangs once asked to stop (its event loop stuck: no timer of its own runs)", async () => {
+    // The fresh-clone CI once saw Ponder outlive its killed devnet by 30 s: a timer inside the
+    // child never fired. This child spins for ever on SIGINT.
+    const hung = `process.on("SIGINT", () => { for (;;); }); setTimeout(() => {}, 60000);`;
+    await expectStopped(await orphan(hung, 500), "the hung orphan to be killed", 25_000);
+  }, 40_000);
 });
