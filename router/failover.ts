@@ -1,12 +1,12 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { namedBlock, readsLatest, type ClientHeads } from "./blocks.ts";
+import { contradiction } from "./contradiction.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
-import { transactionHashOf } from "./transactionHash.ts";
 import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
 import type { WriteAffinity } from "./writeAffinity.ts";
 
@@ -212,8 +212,6 @@ class CallRouting implements CallHandle {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   /** An eth_blockNumber answer past maxLeadBlocks, held until another provider answers past it too (settle). */
   private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
-  /** The hash of the transaction a send carries (undefined until its first answer; null: its bytes are not a transaction's). */
-  private sentHash: string | null | undefined = undefined;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -469,17 +467,15 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * A send's result must be its transaction's hash, which the bytes sent tell: another is a lie
-   * (the client would wait for a receipt that never comes), held against the provider once another
-   * copy answers (a hash the router got wrong would blame nobody).
+   * An answer that contradicts the call (another block, a log outside the filter, a made-up hash
+   * for a transaction sent: contradiction.ts) is not the answer: another provider is asked, and it
+   * is held against its provider once another answers (were the router's reading wrong for some
+   * chain, it would blame nobody).
    */
-  private checkedSend(outcome: Outcome & { type: "answer" }): Outcome {
-    const method = this.call.method;
-    if (method !== "eth_sendRawTransaction" && method !== "eth_sendRawTransactionConditional") return outcome; // …Sync answers a receipt
-    if (this.sentHash === undefined) this.sentHash = transactionHashOf(Array.isArray(this.call.params) ? this.call.params[0] : undefined);
-    const result = (JSON.parse(outcome.bytes.toString()) as { result: string }).result; // a string: judgeReply checked its type
-    if (this.sentHash === null || result.toLowerCase() === this.sentHash) return outcome;
-    return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${result.slice(0, 80)}, not the hash of the transaction sent (${this.sentHash})`, latencyMs: outcome.latencyMs };
+  private checked(outcome: Outcome & { type: "answer" }): Outcome {
+    const wrong = contradiction(this.call, outcome.result);
+    if (wrong === null) return outcome;
+    return { type: "failure", kind: "wrong_answer", detail: `answered ${this.call.method} ${wrong}`, latencyMs: outcome.latencyMs };
   }
 
   settle(attempt: UpstreamAttempt, settled: Outcome): void {
@@ -492,7 +488,7 @@ class CallRouting implements CallHandle {
       this.narrowed && settled.type === "answer" && settled.nullResult && !this.preferred(p)
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
-    if (outcome.type === "answer" && outcome.error === null && this.write) outcome = this.checkedSend(outcome);
+    if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
     // A height past any the others hold: a lie (its next probe says lagging), or the chain made
     // that many blocks since the probes. Given only once another provider answers past it too (the
     // lower of the two heights); meanwhile another is asked. Not held against the provider.

@@ -28,7 +28,8 @@ export type FailureKind =
   | "http_status" // any other non-200 status
   | "malformed" // not a JSON-RPC response
   | "wrong_id"
-  | "wrong_type" // a result not of the form its method's must have (its JSON type, a hex quantity, a send's hash)
+  | "wrong_type" // a result not of the form its method's must have (its JSON type, a hex quantity)
+  | "wrong_answer" // a result that contradicts its call (another block, a log outside the filter, not the hash of the transaction sent)
   | "too_large"
   | "rpc_fault" // a JSON-RPC error that is the provider's problem (rate limit, internal error)
   | "forked"; // gave a block that most providers asked do not have (filters.ts's vote)
@@ -44,6 +45,7 @@ export const failureKinds: readonly FailureKind[] = [
   "malformed",
   "wrong_id",
   "wrong_type",
+  "wrong_answer",
   "too_large",
   "rpc_fault",
   "forked",

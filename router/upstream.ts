@@ -18,6 +18,8 @@ export type Outcome =
       type: "answer";
       bytes: Buffer;
       error: { code: number; message: string } | null;
+      /** The result, parsed (undefined with an error): failover.ts compares it with the call (contradiction.ts). */
+      result: unknown;
       latencyMs: number;
       /** The result when it is a quantity (blocks.ts's quantityOf), read once here for those who keep heights and chain ids. */
       quantity: number | null;
@@ -314,7 +316,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     if (quantity === null && type === "string" && quantityResults.has(method)) {
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${JSON.stringify((reply.result as string).slice(0, 40))} (a hex quantity is due)`, latencyMs };
     }
-    return { type: "answer", bytes, error: null, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
+    return { type: "answer", bytes, error: null, result: reply.result, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
   }
   const error = reply.error;
   if (!isRpcError(error)) return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
@@ -322,7 +324,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const verdict = classifyRpcError(rpcError.code, rpcError.message, method);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, latencyMs };
-  return { type: "answer", bytes, error: rpcError, latencyMs, quantity: null, block: null, nullResult: false };
+  return { type: "answer", bytes, error: rpcError, result: undefined, latencyMs, quantity: null, block: null, nullResult: false };
 }
 
 /** Whether a reply's error member is a JSON-RPC error object: a numeric code and a message. */

@@ -9,6 +9,7 @@ import { ConnectionGates, judgeReply, UpstreamAttempt, type AttemptOwner, type O
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
 import { WriteAffinity } from "../../router/writeAffinity.ts";
 import { ClientHeads } from "../../router/blocks.ts";
+import type { FailureKind } from "../../router/health.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { startProviderNode, providerAddress, recordsFor, startFaultyUpstreams, type Fault, type ProviderNode } from "../helpers/faultyUpstream.ts";
@@ -38,6 +39,22 @@ async function healAll(): Promise<void> {
   const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
   await waitFor(() => router.status().chains[0].providers.every((p) => (p.head ?? -1) >= head), "every provider known to hold the head");
   for (const node of nodes) node.resetStats();
+}
+
+/**
+ * For each case, node 3 answers the call's method with `wrong`: every client call gets `truth` (from
+ * the others) until node 3 is blamed once, as `kind`, in the words `why`.
+ */
+async function expectBlamed(kind: FailureKind, cases: { call: { jsonrpc: string; id: number; method: string; params: unknown[] }; wrong: unknown; truth: unknown; why: RegExp }[]): Promise<void> {
+  const blamed = () => provider(3).failures[kind] ?? 0;
+  for (const { call, wrong, truth, why } of cases) {
+    await nodes[3].setFault({ kind: "result", method: call.method, result: wrong });
+    const before = blamed();
+    for (let i = 0; i < 100 && blamed() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: call.id, result: truth });
+    expect(blamed()).toBe(before + 1);
+    expect(provider(3).lastFailure).toMatch(why);
+    await healAll(); // before its failures in a row open its circuit
+  }
 }
 
 /** A signed transfer to itself from Hardhat's second dev account (the first one's balance, which tests check, stays). */
@@ -363,7 +380,6 @@ describe("failover", () => {
   });
 
   it("blames a provider whose result is of another type than the method's, and gives the client the true one", async () => {
-    const wrongType = () => provider(3).failures.wrong_type ?? 0;
     const filter = { fromBlock: "0x0", toBlock: "latest" };
     const logs = await direct(chain.rpcUrl, "eth_getLogs", [filter]);
     const cases = [
@@ -374,14 +390,44 @@ describe("failover", () => {
       { call: { jsonrpc: "2.0", id: 12, method: "eth_getTransactionCount", params: [DEV_ACCOUNT, "latest"] }, wrong: "banana", truth: await direct(chain.rpcUrl, "eth_getTransactionCount", [DEV_ACCOUNT, "latest"]), why: /answered eth_getTransactionCount with "banana" \(a hex quantity is due\)/ },
       { call: { jsonrpc: "2.0", id: 13, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: "-0x5", truth: balance, why: /answered eth_getBalance with "-0x5" \(a hex quantity is due\)/ },
     ];
-    for (const { call, wrong, truth, why } of cases) {
-      await nodes[3].setFault({ kind: "result", method: call.method, result: wrong });
-      const before = wrongType();
-      for (let i = 0; i < 100 && wrongType() === before; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: call.id, result: truth });
-      expect(wrongType()).toBe(before + 1);
-      expect(provider(3).lastFailure).toMatch(why);
-      await healAll(); // before its failures in a row open its circuit
+    await expectBlamed("wrong_type", cases);
+  });
+
+  it("blames a provider whose answer contradicts the call (another block, a log outside the filter), and gives the client the true one", async () => {
+    // The hostile-provider fuzz: answers of the right form but to another question (block 5 for
+    // block 0, a log of another contract) reached the client.
+    const anyWrongAnswer = () => router.status().chains[0].providers.reduce((sum, p) => sum + (p.failures.wrong_answer ?? 0), 0);
+    const { raw } = await signTransfer();
+    const hash = (await direct(chain.rpcUrl, "eth_sendRawTransaction", [raw])) as string; // not through the router: no write affinity
+    const receipt = (await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) as { blockNumber: string; blockHash: string };
+    const { blockNumber: block, blockHash } = receipt;
+    await healAll(); // every provider known to hold the new block
+    const mined = await direct(chain.rpcUrl, "eth_getBlockByNumber", [block, false]);
+    const genesis = await direct(chain.rpcUrl, "eth_getBlockByNumber", ["0x0", false]);
+    const log = { address: `0x${"11".repeat(20)}`, topics: [`0x${"22".repeat(32)}`], data: "0x", blockNumber: block, blockHash, transactionHash: hash, transactionIndex: "0x0", logIndex: "0x0", removed: false };
+    const cases = [
+      { call: { jsonrpc: "2.0", id: 20, method: "eth_getBlockByNumber", params: [block, false] }, wrong: genesis, truth: mined, why: /answered eth_getBlockByNumber with a block of number 0x0, not 0x[1-9a-f][0-9a-f]* as asked/ },
+      { call: { jsonrpc: "2.0", id: 21, method: "eth_getBlockByHash", params: [blockHash, false] }, wrong: genesis, truth: mined, why: /answered eth_getBlockByHash with a block of hash 0x[0-9a-f]{64}, not 0x[0-9a-f]{64} as asked/ },
+      { call: { jsonrpc: "2.0", id: 22, method: "eth_getTransactionReceipt", params: [hash] }, wrong: { ...receipt, transactionHash: `0x${"33".repeat(32)}` }, truth: receipt, why: /answered eth_getTransactionReceipt with a receipt of transactionHash 0x3333/ },
+      { call: { jsonrpc: "2.0", id: 23, method: "eth_getLogs", params: [{ fromBlock: "0x0", toBlock: "0x0" }] }, wrong: [log], truth: [], why: /answered eth_getLogs with a log of block \d+, outside blocks 0 to 0 asked/ },
+      { call: { jsonrpc: "2.0", id: 24, method: "eth_getLogs", params: [{ blockHash, address: `0x${"44".repeat(20)}` }] }, wrong: [log], truth: [], why: /answered eth_getLogs with a log of address 0x1111.*, not one asked for/ },
+      { call: { jsonrpc: "2.0", id: 25, method: "eth_getLogs", params: [{ fromBlock: block, toBlock: block, topics: [`0x${"55".repeat(32)}`] }] }, wrong: [log], truth: [], why: /answered eth_getLogs with a log whose topic 0 is 0x2222.*, not one asked for/ },
+    ];
+    await expectBlamed("wrong_answer", cases);
+    // A node's true answers to every call the router compares pass, from every provider.
+    const before = anyWrongAnswer();
+    const honest: [string, unknown[]][] = [
+      ["eth_getTransactionByHash", [hash]],
+      ["eth_getTransactionByBlockNumberAndIndex", [block, "0x0"]],
+      ["eth_getTransactionByBlockHashAndIndex", [blockHash, "0x0"]],
+      ["eth_getBlockByNumber", ["earliest", true]],
+      ["eth_getLogs", [{ blockHash, address: [DEV_ACCOUNT], topics: [null, [`0x${"66".repeat(32)}`]] }]],
+    ];
+    for (const [method, params] of honest) {
+      const truth = await direct(chain.rpcUrl, method, params);
+      for (let i = 0; i < 8; i++) expect((await router.post(CHAIN, { jsonrpc: "2.0", id: i, method, params })).json()).toEqual({ jsonrpc: "2.0", id: i, result: truth });
     }
+    expect(anyWrongAnswer()).toBe(before);
   });
 
   it("takes a null balance as a node without that block's state (Besu's answer): asks another provider, blames none", async () => {

@@ -153,7 +153,7 @@ describe("viem through the router", () => {
     // every send has a copy on a liar.
     const lie = { kind: "result", method: "eth_sendRawTransaction", result: `0x${"ab".repeat(32)}` } as const;
     await waitFor(() => router.status().chains[0].providers.every((p) => p.state === "healthy"), "all providers healthy");
-    const wrong = () => router.status().chains[0].providers.reduce((sum, p) => sum + (p.failures.wrong_type ?? 0), 0);
+    const wrong = () => router.status().chains[0].providers.reduce((sum, p) => sum + (p.failures.wrong_answer ?? 0), 0);
     const before = wrong();
     await nodes[0].setFault(lie);
     await nodes[1].setFault(lie);
@@ -166,7 +166,7 @@ describe("viem through the router", () => {
         expect((await publicClient.waitForTransactionReceipt({ hash: keccak256(raw), pollingInterval: 50 })).status).toBe("success");
       }
       expect(wrong()).toBeGreaterThan(before);
-      const liar = router.status().chains[0].providers.find((p) => (p.failures.wrong_type ?? 0) > 0)!;
+      const liar = router.status().chains[0].providers.find((p) => (p.failures.wrong_answer ?? 0) > 0)!;
       expect(liar.lastFailure).toMatch(/answered eth_sendRawTransaction with 0xabab.*, not the hash of the transaction sent \(0x[0-9a-f]{64}\)/);
     } finally {
       for (const node of nodes) await node.setFault({ kind: "none" });
