@@ -289,9 +289,10 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         if (f.method !== undefined && f.method !== method) break;
         const total = f.bytes ?? 32 * 1024 * 1024;
         res.writeHead(200, { "content-type": "application/json" });
-        // An oversized answer keeps its method's type (the router's table): a list or an object holds the long string.
+        // An oversized answer keeps its method's type (the router's table): an object, or a list of
+        // one (as logs and receipts are: the router reads each as one), holds the long string.
         const types = resultTypesOf(method) ?? [];
-        const [open, close] = f.dense ? ["[", "{}]"] : types.includes("array") ? ['["0x', '"]'] : types.includes("object") ? ['{"data":"0x', '"}'] : ['"0x', '"'];
+        const [open, close] = f.dense ? ["[", "{}]"] : types.includes("array") ? ['[{"data":"0x', '"}]'] : types.includes("object") ? ['{"data":"0x', '"}'] : ['"0x', '"'];
         res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${open}`);
         const chunk = f.dense ? Buffer.from("{},".repeat(21_845)) : Buffer.alloc(64 * 1024, "0");
         let sent = 0;
