@@ -212,6 +212,11 @@ class CallRouting implements CallHandle {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   /** An eth_blockNumber answer past maxLeadBlocks, held until another provider answers past it too (settle). */
   private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
+  /**
+   * A provider that answered with an error no rule knows (Outcome's `unsure`) while another is
+   * asked: blamed if that one answers with a result; if it errs too, the first error is the answer.
+   */
+  private doubted: { provider: ProviderHealth; detail: string } | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -501,7 +506,7 @@ class CallRouting implements CallHandle {
       outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
       heldBack = true;
     }
-    if (outcome.type === "answer" || outcome.type === "soft") {
+    if ((outcome.type === "answer" && !outcome.unsure) || outcome.type === "soft") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
       if (outcome.type === "answer" && outcome.block !== null) this.shown(p, outcome.block);
@@ -547,6 +552,8 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
+      if (outcome.unsure && this.askAnother(p, outcome.bytes, outcome.error!)) return;
+      if (outcome.error === null && this.doubted !== null) this.doubted.provider.recordFailure("rpc_fault", this.doubted.detail, performance.now());
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
@@ -560,6 +567,23 @@ class CallRouting implements CallHandle {
       if (this.finished) return; // the retry settled the call already (it failed inside dispatch)
     }
     if (this.inFlight.length === 0) this.finishWithFallbackOrError();
+  }
+
+  /**
+   * A first error no rule knows, to a call that executes nothing: another provider is asked (or
+   * the attempt already in flight awaited), and this error kept as the answer if none does better.
+   * A provider answering every call with `-32000 request failed` would otherwise fail its share of
+   * them and keep it. False when it is the answer now: a second such error (the call's own), or
+   * nobody else to ask.
+   */
+  private askAnother(p: ProviderHealth, bytes: Buffer, error: { code: number; message: string }): boolean {
+    if (this.doubted !== null) return false;
+    this.doubted = { provider: p, detail: `answered with ${error.code} ${error.message.slice(0, 200)}, and another provider with a result` };
+    this.fallback ??= { bytes, provider: p };
+    if (this.inFlight.length > 0) return true;
+    if (!this.launch()) return false;
+    this.ctx.counters.retries++;
+    return true;
   }
 
   /**

@@ -20,6 +20,8 @@ export type Outcome =
       error: { code: number; message: string } | null;
       /** The result, parsed (undefined with an error): failover.ts compares it with the call (contradiction.ts). */
       result: unknown;
+      /** An error no rule tells the caller's or the provider's, to a call that executes nothing: another provider is asked (failover.ts). */
+      unsure: boolean;
       latencyMs: number;
       /** The result when it is a quantity (blocks.ts's quantityOf), read once here for those who keep heights and chain ids. */
       quantity: number | null;
@@ -216,14 +218,19 @@ const executesNothing: ReadonlySet<string> = new Set([
   "eth_getTransactionReceipt",
 ]);
 
-/** Classifies a JSON-RPC error object from a provider's answer to `method`. */
-export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" {
+/**
+ * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
+ * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or not
+ * known (`unsure`: an error of a node's own wording, such as "request failed", to a call that
+ * executes nothing, where it is seldom the caller's).
+ */
+export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unsure" {
   if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request (which a node may repeat: "invalid value \"revert\"")
   if (code === 3 || executionPattern.test(message)) return executesNothing.has(method) ? "fault" : "answer";
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";
-  return "answer";
+  return executesNothing.has(method) ? "unsure" : "answer";
 }
 
 /**
@@ -316,7 +323,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     if (quantity === null && type === "string" && quantityResults.has(method)) {
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${JSON.stringify((reply.result as string).slice(0, 40))} (a hex quantity is due)`, latencyMs };
     }
-    return { type: "answer", bytes, error: null, result: reply.result, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
+    return { type: "answer", bytes, error: null, result: reply.result, unsure: false, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
   }
   const error = reply.error;
   if (!isRpcError(error)) return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
@@ -324,7 +331,7 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   const verdict = classifyRpcError(rpcError.code, rpcError.message, method);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
   if (verdict === "soft") return { type: "soft", bytes, latencyMs };
-  return { type: "answer", bytes, error: rpcError, result: undefined, latencyMs, quantity: null, block: null, nullResult: false };
+  return { type: "answer", bytes, error: rpcError, result: undefined, unsure: verdict === "unsure", latencyMs, quantity: null, block: null, nullResult: false };
 }
 
 /** Whether a reply's error member is a JSON-RPC error object: a numeric code and a message. */

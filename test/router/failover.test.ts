@@ -296,6 +296,35 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("asks another provider when one answers a read with an error no rule knows, and blames it once another answers with a result", async () => {
+    // The hostile-provider fuzz: a provider answering every call with "-32000 request failed" (and
+    // its probes truly) failed its share of clients' calls and kept that share, blamed for nothing.
+    const unknown: Fault = { kind: "rpcError", code: -32000, message: "request failed", method: "eth_getBalance" };
+    const faults = () => [0, 1, 2, 3].map((i) => provider(i).failures.rpc_fault ?? 0);
+    await nodes[3].setFault(unknown);
+    const before = faults();
+    const call = { jsonrpc: "2.0", id: 26, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (let i = 0; i < 100 && faults()[3] === before[3]; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 26, result: balance });
+    expect(faults()).toEqual([before[0], before[1], before[2], before[3] + 1]);
+    expect(provider(3).lastFailure).toMatch(/answered with -32000 request failed, and another provider with a result/);
+    await healAll();
+    // Every provider says so: the call's own error, passed on after a second opinion, nobody blamed.
+    for (const node of nodes) await node.setFault(unknown);
+    const everywhere = before.map((_, i) => faults()[i]);
+    for (let id = 0; id < 4; id++) {
+      const answer = await router.post(CHAIN, { ...call, id });
+      expect(answer.json()).toEqual({ jsonrpc: "2.0", id, error: { code: -32000, message: "request failed" } });
+      expect(answer.headers.get("x-din-attempts")).toBe("2");
+    }
+    expect(faults()).toEqual(everywhere);
+    // A call that executes something: its errors are its own (a revert in a node's words), passed on at once.
+    for (const node of nodes) await node.setFault({ kind: "rpcError", code: -32000, message: "request failed", method: "eth_call" });
+    const executed = await router.post(CHAIN, { jsonrpc: "2.0", id: 27, method: "eth_call", params: [{ data: "0x" }, "latest"] });
+    expect(executed.json()).toEqual({ jsonrpc: "2.0", id: 27, error: { code: -32000, message: "request failed" } });
+    expect(executed.headers.get("x-din-attempts")).toBe("1");
+    await healAll();
+  });
+
   it("blames no provider for a call that fails the same way on every one, and still blames one that alone fails it", async () => {
     const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
     const getLogs = { jsonrpc: "2.0", id: 5, method: "eth_getLogs", params: [{ fromBlock: "0x0" }] };
