@@ -5,7 +5,8 @@ import { transactionHashOf } from "./transactionHash.ts";
 // transaction's receipt, a log of another contract or outside the blocks asked, a made-up hash for
 // a transaction sent. What a call names and its answer repeats is compared here (failover.ts holds
 // an answer that differs against its provider, `wrong_answer`, and asks another). Only what every
-// node repeats as asked is compared; a tag such as "latest" names nothing to compare.
+// node repeats as asked is compared. A tag names no block to compare, not even "earliest": a node
+// whose history is pruned (geth since 1.15.10, reth) answers it with the first block it holds.
 
 const hash = /^0x[0-9a-fA-F]{64}$/;
 const hexQuantity = /^0x[0-9a-fA-F]{1,64}$/;
@@ -13,13 +14,13 @@ const hexQuantity = /^0x[0-9a-fA-F]{1,64}$/;
 /** How `result` contradicts `call`, in words that follow "answered <method>" ("with block 5, …"); null: it does not, or nothing can be told. */
 export function contradiction(call: RpcCall, result: unknown): string | null {
   const params = call.params;
-  if (!Array.isArray(params) || typeof result !== "object" || result === null) {
-    return typeof result === "string" && sendsTransaction.has(call.method) ? sentHashDiffers(params, result) : null;
-  }
+  if (!Array.isArray(params)) return null;
+  if (call.method === "eth_sendRawTransaction" || call.method === "eth_sendRawTransactionConditional") return sentHashDiffers(params[0], result);
+  if (typeof result !== "object" || result === null) return null;
   const answer = result as Record<string, unknown>;
   switch (call.method) {
     case "eth_getBlockByNumber":
-      return differs("block", "number", answer.number, blockNumberOf(params[0]), quantityOf);
+      return differs("block", "number", answer.number, normalQuantity(params[0]), normalQuantity);
     case "eth_getBlockByHash":
       return differs("block", "hash", answer.hash, hashOf(params[0]), hashOf);
     case "eth_getTransactionByHash":
@@ -29,11 +30,14 @@ export function contradiction(call: RpcCall, result: unknown): string | null {
     case "eth_sendRawTransactionSync":
       return differs("receipt", "transactionHash", answer.transactionHash, transactionHashOf(params[0]), hashOf);
     case "eth_getTransactionByBlockHashAndIndex":
-      return differs("transaction", "blockHash", answer.blockHash, hashOf(params[0]), hashOf) ?? differs("transaction", "transactionIndex", answer.transactionIndex, quantityOf(params[1]), quantityOf);
-    case "eth_getTransactionByBlockNumberAndIndex":
-      return differs("transaction", "blockNumber", answer.blockNumber, blockNumberOf(params[0]), quantityOf) ?? differs("transaction", "transactionIndex", answer.transactionIndex, quantityOf(params[1]), quantityOf);
+      return differs("transaction", "blockHash", answer.blockHash, hashOf(params[0]), hashOf) ?? differs("transaction", "transactionIndex", answer.transactionIndex, normalQuantity(params[1]), normalQuantity);
+    case "eth_getTransactionByBlockNumberAndIndex": {
+      // A block named by a tag names nothing to compare, its index included ("pending": EDR gives a null one).
+      const block = normalQuantity(params[0]);
+      return block === null ? null : (differs("transaction", "blockNumber", answer.blockNumber, block, normalQuantity) ?? differs("transaction", "transactionIndex", answer.transactionIndex, normalQuantity(params[1]), normalQuantity));
+    }
     case "eth_getTransactionBySenderAndNonce":
-      return differs("transaction", "from", answer.from, addressOf(params[0]), addressOf) ?? differs("transaction", "nonce", answer.nonce, quantityOf(params[1]), quantityOf);
+      return differs("transaction", "from", answer.from, addressOf(params[0]), addressOf) ?? differs("transaction", "nonce", answer.nonce, normalQuantity(params[1]), normalQuantity);
     case "eth_getProof":
       return differs("proof", "address", answer.address, addressOf(params[0]), addressOf);
     case "eth_getBlockReceipts":
@@ -45,11 +49,10 @@ export function contradiction(call: RpcCall, result: unknown): string | null {
   }
 }
 
-const sendsTransaction: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionConditional"]);
-
 /** A send's result must be its transaction's hash (a made-up one: the client waits for a receipt that never comes). */
-function sentHashDiffers(params: unknown, result: string): string | null {
-  const sent = transactionHashOf(Array.isArray(params) ? params[0] : undefined);
+function sentHashDiffers(raw: unknown, result: unknown): string | null {
+  if (typeof result !== "string") return null; // judgeReply refused any other
+  const sent = transactionHashOf(raw);
   return sent === null || result.toLowerCase() === sent ? null : `with ${result.slice(0, 80)}, not the hash of the transaction sent (${sent})`;
 }
 
@@ -76,37 +79,35 @@ function addressOf(value: unknown): string | null {
 }
 
 /** A quantity as `0x` and its digits without leading zeros, in lower case; null for anything else. */
-function quantityOf(value: unknown): string | null {
+function normalQuantity(value: unknown): string | null {
   if (typeof value !== "string" || !hexQuantity.test(value)) return null;
   const digits = value.slice(2).replace(/^0+/, "").toLowerCase();
   return `0x${digits === "" ? "0" : digits}`;
 }
 
-/** A block asked by number ("earliest" is 0); null for another tag. */
-function blockNumberOf(value: unknown): string | null {
-  return value === "earliest" ? "0x0" : quantityOf(value);
-}
-
 /** The block a call names (a number, a hash, EIP-1898's `{blockHash}` or `{blockNumber}`), as the member its answer repeats. */
-function namedBlock(value: unknown): { name: "blockHash" | "blockNumber"; asked: string } | null {
+function askedBlock(value: unknown): { name: "blockHash" | "blockNumber"; asked: string } | null {
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
     const named = value as { blockHash?: unknown; blockNumber?: unknown };
     value = named.blockHash ?? named.blockNumber;
   }
   const byHash = hashOf(value);
   if (byHash !== null) return { name: "blockHash", asked: byHash };
-  const byNumber = blockNumberOf(value);
+  const byNumber = normalQuantity(value);
   return byNumber === null ? null : { name: "blockNumber", asked: byNumber };
 }
 
 function receiptsDiffer(receipts: unknown[], block: unknown): string | null {
-  const named = namedBlock(block);
+  const named = askedBlock(block);
   if (named === null) return null;
-  const read = named.name === "blockHash" ? hashOf : quantityOf;
+  const read = named.name === "blockHash" ? hashOf : normalQuantity;
+  // Receipts of one block share its hash, whichever way it was named (two forks' receipts do not).
+  let blockHash: string | null = null;
   for (const receipt of receipts) {
-    const given = typeof receipt === "object" && receipt !== null ? (receipt as Record<string, unknown>)[named.name] : undefined;
-    const wrong = differs("receipt", named.name, given, named.asked, read);
+    const r = typeof receipt === "object" && receipt !== null ? (receipt as Record<string, unknown>) : {};
+    const wrong = differs("receipt", named.name, r[named.name], named.asked, read) ?? differs("receipt", "blockHash", r.blockHash, blockHash, hashOf);
     if (wrong !== null) return wrong;
+    blockHash ??= hashOf(r.blockHash);
   }
   return null;
 }
@@ -123,15 +124,17 @@ function logsDiffer(logs: unknown[], filter: unknown): string | null {
   if (typeof filter !== "object" || filter === null || Array.isArray(filter)) return null;
   const f = filter as { blockHash?: unknown; fromBlock?: unknown; toBlock?: unknown; address?: unknown; topics?: unknown };
   const blockHash = hashOf(f.blockHash);
-  const from = blockHash === null ? numberOf(blockNumberOf(f.fromBlock)) : -1;
-  const to = blockHash === null ? numberOf(blockNumberOf(f.toBlock)) : -1;
+  const from = blockHash === null ? numberOf(normalQuantity(f.fromBlock)) : -1;
+  const to = blockHash === null ? numberOf(normalQuantity(f.toBlock)) : -1;
   const addresses = acceptedSet(f.address, addressOf);
   const topics = Array.isArray(f.topics) ? f.topics.map((position) => acceptedSet(position, hashOf)) : [];
   for (const entry of logs) {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return "with a log that is not an object";
     const log = entry as Log;
     if (blockHash !== null && hashOf(log.blockHash) !== blockHash) return `with a log of block ${shown(log.blockHash)}, not ${blockHash} as asked`;
-    const at = numberOf(quantityOf(log.blockNumber));
+    const at = numberOf(normalQuantity(log.blockNumber));
+    // Up to a block named by number, every log is of a block named so (only "pending" gives null).
+    if (at < 0 && to >= 0) return `with a log of block ${shown(log.blockNumber)}, not a block number up to ${to} as asked`;
     if (at >= 0 && ((from >= 0 && at < from) || (to >= 0 && at > to))) {
       return `with a log of block ${at}, outside blocks ${from >= 0 ? from : "…"} to ${to >= 0 ? to : "…"} asked`;
     }
@@ -148,7 +151,7 @@ function logsDiffer(logs: unknown[], filter: unknown): string | null {
   return null;
 }
 
-/** A block number as a number (-1: none); a padded or huge one reads as a large number, outside any range asked. */
+/** A normal quantity as a number (-1: none); one past 2^53 reads as a large number, past any range asked. */
 function numberOf(quantity: string | null): number {
   return quantity === null ? -1 : Number.parseInt(quantity, 16);
 }

@@ -24,7 +24,11 @@ describe("contradiction", () => {
     const passing: [string, unknown, unknown][] = [
       ["eth_getBlockByNumber", ["0x10", false], { number: "0x10" }],
       ["eth_getBlockByNumber", ["0x0010", false], { number: "0x10" }],
-      ["eth_getBlockByNumber", ["earliest", false], { number: "0x0" }],
+      // "earliest" is a tag: a node with pruned history (geth ≥ 1.15.10, reth) answers its first block.
+      ["eth_getBlockByNumber", ["earliest", false], { number: "0xed14f1" }],
+      ["eth_getLogs", [{ fromBlock: "earliest", toBlock: "earliest" }], [log({})]],
+      // A pending transaction (EDR): null block and index.
+      ["eth_getTransactionByBlockNumberAndIndex", ["pending", "0x0"], { blockNumber: null, blockHash: null, transactionIndex: null }],
       ["eth_getBlockByNumber", ["latest", false], { number: "0x99" }],
       ["eth_getBlockByNumber", ["0x10", false], null],
       ["eth_getBlockByHash", [hash("AB"), false], { hash: hash("ab") }],
@@ -49,13 +53,15 @@ describe("contradiction", () => {
   it("tells each answer to another question, in words", () => {
     const lies: [string, unknown, unknown, RegExp][] = [
       ["eth_getBlockByNumber", ["0x0", false], { number: "0x5" }, /^with a block of number 0x5, not 0x0 as asked$/],
-      ["eth_getBlockByNumber", ["earliest", false], { number: "0x1" }, /number 0x1, not 0x0/],
       ["eth_getBlockByNumber", ["0x5", false], {}, /number \(none\), not 0x5/],
       ["eth_getBlockByHash", [hash("ab"), false], { hash: hash("cd") }, /hash 0xcdcd/],
       ["eth_getTransactionByHash", [hash("ab")], { hash: hash("cd") }, /transaction of hash 0xcdcd/],
       ["eth_getTransactionByBlockHashAndIndex", [hash("ab"), "0x0"], { blockHash: hash("ab"), transactionIndex: "0x1" }, /transactionIndex 0x1, not 0x0/],
       ["eth_getTransactionBySenderAndNonce", [address("0a"), "0x5"], { from: address("0b"), nonce: "0x5" }, /from 0x0b0b/],
       ["eth_getBlockReceipts", ["0x10"], [{ blockNumber: "0x10" }, { blockNumber: "0x11" }], /receipt of blockNumber 0x11, not 0x10/],
+      ["eth_getBlockReceipts", ["0x10"], [{ blockNumber: "0x10", blockHash: hash("44") }, { blockNumber: "0x10", blockHash: hash("55") }], /receipt of blockHash 0x5555.*, not 0x4444/],
+      ["eth_getLogs", [{ fromBlock: "0x10", toBlock: "0x10" }], [log({ blockNumber: null })], /log of block null, not a block number up to 16 as asked/],
+      ["eth_getLogs", [{ toBlock: "0x10" }], [log({ blockNumber: `0x${"0".repeat(70)}10` })], /not a block number up to 16/],
       ["eth_getLogs", [{ fromBlock: "0x11" }], [log({})], /log of block 16, outside blocks 17 to … asked/],
       ["eth_getLogs", [{ toBlock: "0xf" }], [log({})], /log of block 16, outside blocks … to 15 asked/],
       ["eth_getLogs", [{ fromBlock: "0x0", toBlock: "0x20" }], [log({ blockNumber: `0x${"0".repeat(20)}10000000000000000` })], /outside blocks 0 to 32/],
