@@ -4,7 +4,7 @@ import { namedBlock, readsLatest, type ClientHeads } from "./blocks.ts";
 import { contradiction } from "./contradiction.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
-import { cannotHoldResponse, errorResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
+import { cannotHoldResponse, errorResponse, resultResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
 import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
@@ -210,13 +210,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
-  /** An eth_blockNumber answer past maxLeadBlocks, held until another provider answers past it too (settle). */
-  private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
-  /**
-   * A provider that answered with an error no rule knows (Outcome's `unsure`) while another is
-   * asked: blamed if that one answers with a result; if it errs too, the first error is the answer.
-   */
-  private doubted: { provider: ProviderHealth; detail: string } | null = null;
+  /** An error no rule tells whose it is (Outcome's `unsure`) came, and another provider was asked about the call (askAnother). */
+  private secondOpinion = false;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -494,24 +489,14 @@ class CallRouting implements CallHandle {
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
-    // A height past any the others hold: a lie (its next probe says lagging), or the chain made
-    // that many blocks since the probes. Given only once another provider answers past it too (the
-    // lower of the two heights); meanwhile another is asked. Not held against the provider.
-    let heldBack = false;
-    if (outcome.type === "answer" && outcome.quantity !== null && !this.finished && this.call.method === "eth_blockNumber" && this.table.pastLead(outcome.quantity)) {
-      const held = this.heldHeight;
-      if (held !== null) return held.height <= outcome.quantity ? this.answer(held.bytes, held.provider) : this.answer(outcome.bytes, p);
-      this.heldHeight = { bytes: outcome.bytes, provider: p, height: outcome.quantity };
-      this.lastFailure = `${p.address}: answered block ${outcome.quantity}, more than maxLeadBlocks past the median head, and no other provider did`;
-      outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
-      heldBack = true;
-    }
-    if ((outcome.type === "answer" && !outcome.unsure) || outcome.type === "soft") {
+    // (Not an answer that says no more than an error does: a soft one, an unsure one. A provider
+    // answering every read with "header not found" at once would otherwise keep a fast latency.)
+    if (outcome.type === "answer" && !outcome.unsure) {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
-      if (outcome.type === "answer" && outcome.block !== null) this.shown(p, outcome.block);
+      if (outcome.block !== null) this.shown(p, outcome.block);
       // (Also a copy answering after the call was answered.)
-      if (this.write && this.client !== null && outcome.type === "answer" && outcome.error === null) this.tookTransaction(p);
+      if (this.write && this.client !== null && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
       const providersOwn = providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt));
       // (Answered already: a write copy failing after another copy's answer.)
@@ -552,13 +537,13 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
-      if (outcome.unsure && this.askAnother(p, outcome.bytes, outcome.error!)) return;
-      if (outcome.error === null && this.doubted !== null) this.doubted.provider.recordFailure("rpc_fault", this.doubted.detail, performance.now());
+      if (outcome.unsure && this.askAnother(p, outcome.bytes)) return;
+      if (outcome.quantity !== null && this.call.method === "eth_blockNumber") return this.answerHeight(p, outcome.bytes, outcome.quantity);
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
     if (outcome.type === "soft") {
-      if (!heldBack) this.fallback ??= { bytes: outcome.bytes, provider: p };
+      this.fallback ??= { bytes: outcome.bytes, provider: p };
     } else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
     else return; // cancelled by us
     // No retry once an answer was too large to hold: another provider's would be as large.
@@ -570,15 +555,33 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * A first error no rule knows, to a call that executes nothing: another provider is asked (or
-   * the attempt already in flight awaited), and this error kept as the answer if none does better.
-   * A provider answering every call with `-32000 request failed` would otherwise fail its share of
-   * them and keep it. False when it is the answer now: a second such error (the call's own), or
-   * nobody else to ask.
+   * An eth_blockNumber answer, given up to the highest block another provider is known to hold
+   * (ChainTable.heldByAnother: the upper median probed head, or a higher one another answered),
+   * and not below the newest the client was shown. A provider naming heights the others have not
+   * reached (a liar a few blocks "ahead", or one that got a new block first) would otherwise move
+   * clients and filters past blocks nobody has, which they skip for good once mined (the
+   * hostile-provider fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks). A new
+   * block reaches clients once a second provider shows it: its answer, or the next probe.
    */
-  private askAnother(p: ProviderHealth, bytes: Buffer, error: { code: number; message: string }): boolean {
-    if (this.doubted !== null) return false;
-    this.doubted = { provider: p, detail: `answered with ${error.code} ${error.message.slice(0, 200)}, and another provider with a result` };
+  private answerHeight(p: ProviderHealth, bytes: Buffer, height: number): void {
+    const bound = this.table.heldByAnother(p);
+    if (bound < 0 || height <= bound) return this.answer(bytes, p, "answer", height);
+    const given = Math.max(bound, this.block);
+    this.answer(resultResponse(this.id, `"0x${given.toString(16)}"`), p, "answer", given);
+  }
+
+  /**
+   * A first error no rule tells whose it is, to a call that executes nothing: another provider is
+   * asked (or the attempt already in flight awaited), and this error kept as the answer if none
+   * does better. A provider answering reads with `-32000 request failed` or a false "invalid
+   * params" would otherwise fail its share of them. Nobody is blamed: nodes differ (geth refuses
+   * five topics, "exceed max topics", where Hardhat answers []), and a client could otherwise have
+   * an honest provider blamed with calls of its choosing. False when this error is the answer
+   * now: a second one (the call's own), or nobody else to ask.
+   */
+  private askAnother(p: ProviderHealth, bytes: Buffer): boolean {
+    if (this.secondOpinion) return false;
+    this.secondOpinion = true;
     this.fallback ??= { bytes, provider: p };
     if (this.inFlight.length > 0) return true;
     if (!this.launch()) return false;
@@ -636,12 +639,6 @@ class CallRouting implements CallHandle {
     }
     if (this.overBudget) {
       this.answer(cannotHoldResponse(this.call.id), null, "over_budget");
-      return;
-    }
-    // A height held back (settle) with nobody else to ask (the chain's only provider in a burst of
-    // blocks): believed. Others asked and failing do not make it so.
-    if (this.heldHeight !== null && this.attempts === 1) {
-      this.answer(this.heldHeight.bytes, this.heldHeight.provider);
       return;
     }
     this.giveUp();

@@ -6,7 +6,7 @@ import type { ProviderHealth } from "./health.ts";
 import { errorResponse, resultResponse, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { CallOutcome } from "./metrics.ts";
 import type { ChainTable } from "./routingTable.ts";
-import { isRpcError, lacksData, type AnswerBudget } from "./upstream.ts";
+import { classifyRpcError, isRpcError, lacksData, type AnswerBudget } from "./upstream.ts";
 import type { ClientLedger, ClientShare } from "./connections.ts";
 
 // Filters (eth_newFilter, eth_newBlockFilter, eth_getFilterChanges, eth_getFilterLogs,
@@ -15,8 +15,9 @@ import type { ClientLedger, ClientShare } from "./connections.ts";
 // block it has not scanned. A poll asks one provider for the head, then asks for the blocks up to
 // it with eth_getLogs (or the blocks' hashes), routed like any call but only to that provider or
 // to providers known to hold the range's end (blocks.ts), so a provider behind cannot
-// answer "no logs" for blocks it has not seen. A head more than maxLeadBlocks past the chain's
-// median is not believed. ethers' contract.on and viem's event filters poll this way.
+// answer "no logs" for blocks it has not seen. The head is one another provider is known to hold
+// too (failover.ts's answerHeight): a provider naming blocks nobody else has would move the
+// filter past them. ethers' contract.on and viem's event filters poll this way.
 // A poll also reads the first and last blocks it scans: when the first no longer descends from
 // the last block scanned before, the chain was reorganised, and the filter takes back (as
 // `removed: true`) the logs it gave from replaced blocks within the last reorgWindow blocks, and
@@ -142,7 +143,6 @@ export class FilterRegistry {
   private readonly filters = new Map<string, Filter>();
   private readonly route: RouteContext;
   private readonly limits: FilterLimits;
-  private readonly maxLeadBlocks: number;
   private readonly clients: ClientLedger;
   private readonly timer: NodeJS.Timeout;
   /** Logs kept by all filters to take back after a reorganisation. */
@@ -151,10 +151,9 @@ export class FilterRegistry {
   /** Filters being installed (their head asked): they count against maxFilters. */
   private installing = 0;
 
-  constructor(route: RouteContext, limits: FilterLimits, maxLeadBlocks: number, clients: ClientLedger) {
+  constructor(route: RouteContext, limits: FilterLimits, clients: ClientLedger) {
     this.route = route;
     this.limits = limits;
-    this.maxLeadBlocks = maxLeadBlocks;
     this.clients = clients;
     this.timer = setInterval(() => this.dropIdle(performance.now()), Math.min(60_000, limits.filterIdleMs));
     this.timer.unref();
@@ -263,17 +262,11 @@ export class FilterRegistry {
   /**
    * The chain's head as one provider reports it now (probes are up to an interval old, and a
    * client polls right after it sees a new block), and that provider; -1 when none answers and no
-   * head is known. Never more than maxLeadBlocks past the median head.
+   * head is known. Never past what another provider is known to hold (answerHeight).
    */
   private headNow(table: ChainTable, then: (head: number, from: ProviderHealth | null) => void): void {
     const call: RpcCall = { id: 1, method: "eth_blockNumber", params: [], notification: false };
-    routeCall(this.route, table, call, 1, (r) => {
-      const median = table.medianHead;
-      const reported = r.quantity;
-      if (reported === null) return then(median, null); // not an answer: the median head
-      if (median < 0) return then(reported, r.provider); // no median yet (the first probes): nothing to hold it against
-      then(Math.min(reported, median + this.maxLeadBlocks), r.provider);
-    });
+    routeCall(this.route, table, call, 1, (r) => (r.quantity === null ? then(table.medianHead, null) : then(r.quantity, r.provider)));
   }
 
   /**
@@ -710,12 +703,12 @@ function blameOutvoted(votes: ReadonlyMap<string, readonly ProviderHealth[]>, wi
   }
 }
 
-/** A pinned poll's failure another provider may not share: no answer, or an error saying its node lacks the blocks. */
+/** A pinned poll's failure another provider may not share: no answer, or an error saying its node lacks the blocks, or of no known kind (upstream.ts's `unsure`). */
 function worthAnotherTry(failed: FilterAnswer): boolean {
   if (failed.outcome === "upstream_failed") return true;
   if (failed.outcome !== "answer") return false;
   const error = (JSON.parse(failed.bytes.toString()) as { error?: unknown }).error;
-  return isRpcError(error) && lacksData(error.message);
+  return isRpcError(error) && (lacksData(error.message) || classifyRpcError(error.code, error.message, "eth_getLogs") === "unsure");
 }
 
 /** Every provider of `table` but `kept`: what a call asks with to go only to them. */

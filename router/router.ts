@@ -163,7 +163,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   // A minute: by then the chain has moved past what a client was shown, on any provider in sync.
   const heads = new ClientHeads(60_000);
   const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates, affinity, heads };
-  const filters = new FilterRegistry(route, routing.limits, routing.scoring.maxLeadBlocks, clients);
+  const filters = new FilterRegistry(route, routing.limits, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;
     return metrics.render(tables.values(), source.status(), performance.now());

@@ -148,7 +148,7 @@ export class ChainTable {
   }
 
   /** Whether `height` is more than maxLeadBlocks past the upper median head: a height no provider could hold. */
-  pastLead(height: number): boolean {
+  private pastLead(height: number): boolean {
     const medians = this.medianLog.at(-1);
     return medians !== undefined && height > medians.upper + this.options.scoring.maxLeadBlocks;
   }

@@ -20,7 +20,7 @@ export type Outcome =
       error: { code: number; message: string } | null;
       /** The result, parsed (undefined with an error): failover.ts compares it with the call (contradiction.ts). */
       result: unknown;
-      /** An error no rule tells the caller's or the provider's, to a call that executes nothing: another provider is asked (failover.ts). */
+      /** An error to a call that executes nothing that no rule tells the caller's or the provider's: another provider is asked (failover.ts). */
       unsure: boolean;
       latencyMs: number;
       /** The result when it is a quantity (blocks.ts's quantityOf), read once here for those who keep heights and chain ids. */
@@ -73,9 +73,10 @@ const faultPattern = /rate.?limit|too many requests|capacity|internal error|serv
  * query, block range, execution time): retried elsewhere, not counted, passed on if all give them.
  */
 const callLimitPattern =
-  /query returned more than|more than \d+ (results|logs)|too many (results|logs|blocks)|block range|range (is )?too (large|wide|big)|response (size|is too large)|exceed(s|ed)? (the )?(max|maximum|limit)[^.]*(range|results|logs|blocks|size)|execution aborted|execution timeout/i;
+  /query returned more than|more than \d+ (results|logs)|too many (results|logs|blocks)|block range|blocks range|limited to [^.]*range|range (is )?too (large|wide|big)|response (size|is too large)|exceed(s|ed)? (the )?(max|maximum|limit)[^.]*(range|results|logs|blocks|size|topics|addresses)|exceeds limit|execution aborted|execution timeout|max-recreate-state-depth/i;
 /** Errors another provider might not give (its node lacks the data): retried, not counted. */
-const softPattern = /header not found|missing trie node|unknown block|block not found|pruned|not synced|syncing|historical state|state .*not available/i;
+const softPattern =
+  /header not found|header for hash not found|missing trie node|unknown block|block not found|block \S+ not found|beyond head block|pruned|not synced|syncing|sync is still in progress|indexing is in progress|historical state|state .*not available/i;
 
 /**
  * Methods whose answer is small by nature (a number, a hash, a flag, a short string, or a node's
@@ -220,17 +221,24 @@ const executesNothing: ReadonlySet<string> = new Set([
 
 /**
  * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
- * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or not
- * known (`unsure`: an error of a node's own wording, such as "request failed", to a call that
- * executes nothing, where it is seldom the caller's).
+ * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or
+ * `unsure`: to a call that executes nothing, an error of a node's own wording ("request failed"),
+ * or invalid params or request, which another provider is asked about (failover.ts).
  */
 export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unsure" {
-  if (code === -32602 || code === -32601 || code === -32600) return "answer"; // the caller's request (which a node may repeat: "invalid value \"revert\"")
-  if (code === 3 || executionPattern.test(message)) return executesNothing.has(method) ? "fault" : "answer";
+  const read = executesNothing.has(method);
+  if (code === -32602 || code === -32601 || code === -32600) {
+    // The caller's request, which a node may repeat ("invalid value \"revert\""); to a read, a
+    // limit said so is the node's (Alchemy answers its block range limit -32602), and a provider
+    // refusing valid reads so must not fail them.
+    if (!read || code === -32601) return "answer";
+    return callLimitPattern.test(message) || softPattern.test(message) ? "soft" : "unsure";
+  }
+  if (code === 3 || executionPattern.test(message)) return read ? "fault" : "answer";
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";
-  return executesNothing.has(method) ? "unsure" : "answer";
+  return read ? "unsure" : "answer";
 }
 
 /**

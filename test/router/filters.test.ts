@@ -98,6 +98,8 @@ describe("filters kept by the router", () => {
   });
 
   it("gives a block filter the hash of each new block once", async () => {
+    // A filter starts after the head a second provider is known to hold (failover.ts's answerHeight).
+    await routerSees(BigInt((await direct(chain.rpcUrl, "eth_blockNumber")) as string));
     const filter = await publicClient.createBlockFilter();
     const hashes: string[] = [];
     const blocks: bigint[] = [];
@@ -206,9 +208,11 @@ describe("filters kept by the router", () => {
     }
   });
 
-  it("answers nothing new, not an error, when the one provider known to hold a poll's newest block hangs, and gives it later", async () => {
-    // The soak: a poll may ask only providers known to hold its newest block; the one that did
-    // never finished its answer, and the poll failed (-32050) while others were healthy.
+  it("answers nothing new, not an error, while one provider alone holds a poll's newest block, and gives it once another does", async () => {
+    // The soak: a poll asked only the provider known to hold its newest block; it never finished
+    // its answer, and the poll failed (-32050) while others were healthy. The hostile-provider
+    // fuzz: a provider naming blocks nobody else had moved filters past them. A poll now scans
+    // only blocks a second provider is known to hold.
     const logFilter = (await rpc("eth_newFilter", [{ address: pinger }])).result as string;
     const blockFilter = (await rpc("eth_newBlockFilter")).result as string;
     await rpc("eth_getFilterChanges", [logFilter]);
@@ -217,14 +221,11 @@ describe("filters kept by the router", () => {
     for (const node of nodes.slice(1)) await node.setFault({ kind: "behind", head: h });
     const replies: RpcReply[] = [];
     let sent: Hex;
-    const blockReads = () => nodes[0].stats().byMethod.eth_getBlockByNumber ?? 0;
     try {
       sent = await ping(); // block h + 1: only node 0 holds it
       await waitFor(() => router.status().chains[0].providers.map((p) => p.head).join() === [h + 1, h, h].join(), "node 0 alone at the new block");
-      nodes[0].resetStats();
       await nodes[0].setFault({ kind: "oversized", method: "eth_getBlockByNumber", bytes: 1_000, unfinished: true });
-      for (let i = 0; i < 12 && blockReads() < 4; i++) for (const filter of [logFilter, blockFilter]) replies.push(await rpc("eth_getFilterChanges", [filter]));
-      expect(blockReads()).toBeGreaterThanOrEqual(2);
+      for (let i = 0; i < 6; i++) for (const filter of [logFilter, blockFilter]) replies.push(await rpc("eth_getFilterChanges", [filter]));
     } finally {
       for (const node of nodes) await node.setFault({ kind: "none" });
     }
@@ -235,6 +236,7 @@ describe("filters kept by the router", () => {
     for (let i = 0; i < 20 && (logs.length === 0 || hashes.length === 0); i++) {
       logs.push(...((await rpc("eth_getFilterChanges", [logFilter])).result as typeof logs));
       hashes.push(...((await rpc("eth_getFilterChanges", [blockFilter])).result as string[]));
+      await new Promise((r) => setTimeout(r, 50)); // the others' next probes show the block
     }
     expect(logs.map((l) => l.transactionHash)).toEqual([sent]);
     expect(hashes).toEqual([await hashOf(h + 1)]);
@@ -509,10 +511,11 @@ describe("filters while one provider answers from another chain history", () => 
   });
 
   it("answers nothing new, not an error, while the providers that outvote the fork do not hold its newer blocks yet", async () => {
-    // The fork alone holds the new blocks and reports the head; the vote on the block before finds
-    // it out, and the blocks are asked again of those who outvoted it: lagging, they answered null,
-    // and the poll was an error (-32050). A router of its own: this suite's has blamed the fork.
-    // A block filter and a log filter, each polled ten times.
+    // The fork alone holds the new blocks and reports the head; the vote on the block before found
+    // it out, and the blocks were asked again of those who outvoted it: lagging, they answered
+    // null, and the poll was an error (-32050). Now a poll's head is one a second provider is known
+    // to hold: the fork's blocks are not scanned. A router of its own: this suite's has blamed the
+    // fork. A block filter and a log filter, each polled ten times.
     const fresh = await startRouter({ records: recordsFor(forkNodes, CHAIN, [16_000, 1_000, 1_000, 1_000, 1_000]), random: seededRandom(5), routing: { scoring: { maxLagBlocks: 50 } } });
     const poll = async (filter: string) => (await fresh.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getFilterChanges", params: [filter] })).json() as RpcReply;
     const fork = () => fresh.status().chains[0].providers[0];
@@ -532,7 +535,6 @@ describe("filters while one provider answers from another chain history", () => 
       } finally {
         for (const node of forkNodes.slice(1)) await node.setFault({ kind: "none" });
       }
-      expect(fork().failures.forked ?? 0).toBeGreaterThan(0); // the fork reported the head, and was outvoted
       expect(replies.filter((r) => r.error !== undefined).map((r) => r.error)).toEqual([]);
       expect(replies.flatMap((r) => r.result as string[])).toEqual([]); // only the fork held them
     } finally {
