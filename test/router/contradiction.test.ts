@@ -15,6 +15,7 @@ const log = (at: Partial<{ address: string; topics: string[]; blockNumber: strin
   data: "0x",
   blockNumber: "0x10",
   blockHash: hash("44"),
+  transactionHash: hash("77"),
   logIndex: "0x0",
   ...at,
 });
@@ -43,6 +44,8 @@ describe("contradiction", () => {
       ["eth_getLogs", [{ fromBlock: "0x0", toBlock: "latest", topics: [null, [hash("99"), hash("33")]] }], [log({})]],
       ["eth_getLogs", [{ topics: [[], hash("33")] }], [log({})]],
       ["eth_getLogs", [{ blockHash: hash("44"), fromBlock: "0x99" }], [log({})]],
+      // Logs out of order (some chains' nodes), and one index in two transactions (counted per transaction).
+      ["eth_getLogs", [{}], [{ ...log({}), logIndex: "0x1" }, log({}), { ...log({}), transactionHash: hash("78") }]],
       ["eth_getLogs", [{ fromBlock: "0x10", toBlock: "pending" }], [log({ blockNumber: null })]],
       ["eth_sendRawTransaction", ["0xc0"], keccak256("0xc0")],
       ["eth_call", [{ to: address("11") }, "latest"], "0x"],
@@ -69,6 +72,7 @@ describe("contradiction", () => {
       ["eth_getLogs", [{ address: address("12") }], [log({})], /log of address 0x1111/],
       ["eth_getLogs", [{ topics: [null, null, hash("33")] }], [log({})], /topic 2 is \(none\)/],
       ["eth_getLogs", [{}], [log({}), "a log"], /a log that is not an object/],
+      ["eth_getLogs", [{}], [log({}), log({ blockHash: hash("45") }), { ...log({}), logIndex: "0x00" }], /with log 0x00 of transaction 0x7777.* twice/],
       ["eth_sendRawTransaction", ["0xc0"], hash("ab"), /^with 0xabab.*, not the hash of the transaction sent \(0x[0-9a-f]{64}\)$/],
       ["eth_sendRawTransactionSync", ["0xc0"], { transactionHash: hash("ab") }, /receipt of transactionHash 0xabab/],
     ];

@@ -460,6 +460,7 @@ describe("failover", () => {
       { call: { jsonrpc: "2.0", id: 23, method: "eth_getLogs", params: [{ fromBlock: "0x0", toBlock: "0x0" }] }, wrong: [log], truth: [], why: /answered eth_getLogs with a log of block \d+, outside blocks 0 to 0 asked/ },
       { call: { jsonrpc: "2.0", id: 24, method: "eth_getLogs", params: [{ blockHash, address: `0x${"44".repeat(20)}` }] }, wrong: [log], truth: [], why: /answered eth_getLogs with a log of address 0x1111.*, not one asked for/ },
       { call: { jsonrpc: "2.0", id: 25, method: "eth_getLogs", params: [{ fromBlock: block, toBlock: block, topics: [`0x${"55".repeat(32)}`] }] }, wrong: [log], truth: [], why: /answered eth_getLogs with a log whose topic 0 is 0x2222.*, not one asked for/ },
+      { call: { jsonrpc: "2.0", id: 28, method: "eth_getLogs", params: [{ blockHash }] }, wrong: [log, log], truth: [], why: /answered eth_getLogs with log 0x0 of transaction 0x[0-9a-f]{64} twice/ },
     ];
     await expectBlamed("wrong_answer", cases);
     // A node's true answers to every call the router compares pass, from every provider.
