@@ -556,17 +556,17 @@ class CallRouting implements CallHandle {
 
   /**
    * An eth_blockNumber answer, given up to the highest block another provider is known to hold
-   * (ChainTable.heldByAnother: the upper median probed head, or a higher one another answered),
-   * and not below the newest the client was shown. A provider naming heights the others have not
-   * reached (a liar a few blocks "ahead", or one that got a new block first) would otherwise move
-   * clients and filters past blocks nobody has, which they skip for good once mined (the
-   * hostile-provider fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks). A new
-   * block reaches clients once a second provider shows it: its answer, or the next probe.
+   * (ChainTable.headToGive), or the newest the client was shown if higher, never past what `p`
+   * said. A provider naming heights the others have not reached (a liar a few blocks "ahead", or
+   * one that got a new block first) would otherwise move clients and filters past blocks nobody
+   * has, which they skip for good once mined (the hostile-provider fuzz: viem's watchEvent lost 34
+   * of 40 logs to a lead of three blocks). A new block reaches clients once a second provider
+   * shows it: its answer, or the next probe.
    */
   private answerHeight(p: ProviderHealth, bytes: Buffer, height: number): void {
-    const bound = this.table.heldByAnother(p);
+    const bound = this.table.headToGive(p);
     if (bound < 0 || height <= bound) return this.answer(bytes, p, "answer", height);
-    const given = Math.max(bound, this.block);
+    const given = Math.min(height, Math.max(bound, this.block));
     this.answer(resultResponse(this.id, `"0x${given.toString(16)}"`), p, "answer", given);
   }
 

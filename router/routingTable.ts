@@ -9,7 +9,8 @@ import { capShares, scoreFactors } from "./scoring.ts";
 export type Random = () => number;
 
 /** The lower and upper median heads of a chain from `at` (performance.now() ms). */
-type Medians = { at: number; lower: number; upper: number };
+/** The median heads at `at`, of `count` fresh heads. */
+type Medians = { at: number; lower: number; upper: number; count: number };
 
 /**
  * The providers of one chain and the weights requests are drawn by. Weights are rebuilt (O(n)) when
@@ -108,7 +109,7 @@ export class ChainTable {
     const upper = heads[heads.length >> 1];
     const log = this.medianLog;
     const last = log.at(-1);
-    if (last === undefined || last.lower !== lower || last.upper !== upper) log.push({ at: now, lower, upper });
+    if (last === undefined || last.lower !== lower || last.upper !== upper || last.count !== heads.length) log.push({ at: now, lower, upper, count: heads.length });
     // Keep what judging a fresh head needs: the entries since it was read, and the one before.
     while (log.length > 1 && log[1].at <= now - freshMs) log.shift();
     for (const p of this.providers) {
@@ -121,6 +122,8 @@ export class ChainTable {
 
   /** A probe's answer: `p`'s head now, judged at once (before any traffic goes to it). */
   recordHead(p: ProviderHealth, head: number, now: number): void {
+    // Its chain went back (a reorganisation, a node reset): the heights answered may be gone too.
+    if (head < p.head) [this.highest, this.highestBy, this.secondHighest] = [-1, null, -1];
     p.setHead(head, now);
     if (this.medianLog.length > 0) {
       const medians = this.mediansAsOf(now);
@@ -156,6 +159,19 @@ export class ChainTable {
   /** The highest block a provider other than `p` is known to hold: the upper median probed head, or a higher one another answered. */
   heldByAnother(p: ProviderHealth): number {
     return Math.max(this.medianLog.at(-1)?.upper ?? -1, p === this.highestBy ? this.secondHighest : this.highest);
+  }
+
+  /**
+   * The highest head a client may be given from `p`'s answer (-1: any, no head known yet). With
+   * three fresh heads or more, one another provider is known to hold (the upper median is then
+   * always held by another); with one or two, where a liar's probe would set the bound itself and
+   * an honest provider's lead over a stuck one could not be told from a lie, only maxLeadBlocks
+   * past the upper median.
+   */
+  headToGive(p: ProviderHealth): number {
+    const medians = this.medianLog.at(-1);
+    if (medians === undefined) return -1;
+    return medians.count >= 3 ? this.heldByAnother(p) : medians.upper + this.options.scoring.maxLeadBlocks;
   }
 
   /** Keeps the two highest heights providers answered (and were believed), and who answered the highest. */

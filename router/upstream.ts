@@ -223,17 +223,15 @@ const executesNothing: ReadonlySet<string> = new Set([
  * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
  * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or
  * `unsure`: to a call that executes nothing, an error of a node's own wording ("request failed"),
- * or invalid params or request, which another provider is asked about (failover.ts).
+ * or invalid params or request, about which one other provider is asked (failover.ts).
  */
 export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unsure" {
   const read = executesNothing.has(method);
-  if (code === -32602 || code === -32601 || code === -32600) {
-    // The caller's request, which a node may repeat ("invalid value \"revert\""); to a read, a
-    // limit said so is the node's (Alchemy answers its block range limit -32602), and a provider
-    // refusing valid reads so must not fail them.
-    if (!read || code === -32601) return "answer";
-    return callLimitPattern.test(message) || softPattern.test(message) ? "soft" : "unsure";
-  }
+  // The caller's request, which a node may repeat ("invalid value \"revert\"", "pruned"): to a
+  // read, asked of one other provider too (a provider refusing valid reads so must not fail them;
+  // Alchemy says its block range limit so), and no more (a client's bad call costs two attempts).
+  if (code === -32602 || code === -32600) return read ? "unsure" : "answer";
+  if (code === -32601) return "answer";
   if (code === 3 || executionPattern.test(message)) return read ? "fault" : "answer";
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
