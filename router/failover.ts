@@ -210,6 +210,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
+  /** An eth_blockNumber answer past what another provider is known to hold, while another is asked (answerHeight). */
+  private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
   /** An error no rule tells whose it is (Outcome's `unsure`) came, and another provider was asked about the call (askAnother). */
   private secondOpinion = false;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
@@ -555,19 +557,38 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * An eth_blockNumber answer, given up to the highest block another provider is known to hold
-   * (ChainTable.headToGive), or the newest the client was shown if higher, never past what `p`
-   * said. A provider naming heights the others have not reached (a liar a few blocks "ahead", or
-   * one that got a new block first) would otherwise move clients and filters past blocks nobody
-   * has, which they skip for good once mined (the hostile-provider fuzz: viem's watchEvent lost 34
-   * of 40 logs to a lead of three blocks). A new block reaches clients once a second provider
-   * shows it: its answer, or the next probe.
+   * An eth_blockNumber answer past the highest block another provider is known to hold
+   * (ChainTable.headToGive) is held while another provider is asked, and the lower of the two
+   * answers given; with no other answer, that block (or the newest the client was shown, if
+   * higher), never past the answer. A provider naming heights the others have not reached would
+   * otherwise move clients and filters past blocks nobody has, which they skip for good once mined
+   * (the hostile-provider fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks);
+   * and a provider that merely got a new block first costs the call a second request, until
+   * another's answer or probe shows the block (the same fuzz, re-run on a version that gave the
+   * block another was known to hold at once: 40 of 40 calls made right after a block were behind it).
    */
   private answerHeight(p: ProviderHealth, bytes: Buffer, height: number): void {
+    if (this.heldHeight !== null) return this.answerHeldHeight({ bytes, provider: p, height });
     const bound = this.table.headToGive(p);
     if (bound < 0 || height <= bound) return this.answer(bytes, p, "answer", height);
-    const given = Math.min(height, Math.max(bound, this.block));
-    this.answer(resultResponse(this.id, `"0x${given.toString(16)}"`), p, "answer", given);
+    this.heldHeight = { bytes, provider: p, height };
+    if (this.inFlight.length > 0) return; // a hedge is out already
+    if (this.launch()) this.ctx.counters.retries++;
+    else this.answerHeldHeight(null);
+  }
+
+  /**
+   * The held height, brought down to a second answer's if lower, but not below the floor: the
+   * block another provider is known to hold, or the client's shown head (a router-made answer
+   * when it is neither provider's).
+   */
+  private answerHeldHeight(second: { bytes: Buffer; provider: ProviderHealth; height: number } | null): void {
+    const held = this.heldHeight!;
+    const floor = Math.min(held.height, Math.max(this.table.headToGive(held.provider), this.block));
+    const given = second === null ? floor : Math.max(floor, Math.min(second.height, held.height));
+    if (given === held.height) return this.answer(held.bytes, held.provider, "answer", given);
+    if (given === second?.height) return this.answer(second.bytes, second.provider, "answer", given);
+    this.answer(resultResponse(this.id, `"0x${given.toString(16)}"`), held.provider, "answer", given);
   }
 
   /**
@@ -633,6 +654,7 @@ class CallRouting implements CallHandle {
   }
 
   private finishWithFallbackOrError(): void {
+    if (this.heldHeight !== null) return this.answerHeldHeight(null);
     if (this.fallback !== null) {
       this.answer(this.fallback.bytes, this.fallback.provider);
       return;

@@ -234,18 +234,25 @@ describe("failover", () => {
     }
   });
 
-  it("never gives a client a height past what the provider answered, also after the chain went back", async () => {
-    // A review: a client shown ten blocks that a revert then took away was given that height again
-    // (its shown head, kept for a minute), above every provider's. A chain of its own, going back.
+  it("gives a new block at once (a second provider asked), and never a height past what the provider answered, also after the chain went back", async () => {
+    // The fuzz re-run: given as the block another was known to hold, 40 of 40 calls made right
+    // after a block were behind it. A review: a client shown ten blocks that a revert then took
+    // away was given that height again (its shown head, kept for a minute), above every provider's.
+    // A chain of its own, going back.
     const resetting = await startChain({ blockIntervalMs: 0 });
     const own = await startFaultyUpstreams(resetting.rpcUrl, 3);
     const slowProbes = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 1_500 } } });
     const height = async () => Number(await direct(resetting.rpcUrl, "eth_blockNumber"));
-    const given = async (id: number) => Number(((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
+    const ask = (id: number) => slowProbes.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] });
+    const given = async (id: number) => Number(((await ask(id)).json() as { result: string }).result);
     try {
       const snapshot = await direct(resetting.rpcUrl, "evm_snapshot");
       const base = await height();
-      await direct(resetting.rpcUrl, "hardhat_mine", ["0xa"]);
+      await waitFor(() => slowProbes.status().chains[0].medianHead === base, "the probes at the start");
+      await direct(resetting.rpcUrl, "evm_mine");
+      const fresh = await ask(0); // before any probe could show the block
+      expect(fresh.json()).toEqual({ jsonrpc: "2.0", id: 0, result: `0x${(base + 1).toString(16)}` });
+      await direct(resetting.rpcUrl, "hardhat_mine", ["0x9"]);
       await waitFor(() => slowProbes.status().chains[0].medianHead === base + 10, "the probes at ten blocks more");
       expect(await given(1)).toBe(base + 10); // the client is shown them
       await direct(resetting.rpcUrl, "evm_revert", [snapshot]);
