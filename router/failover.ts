@@ -7,7 +7,7 @@ import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, resultResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
-import { minAttemptMs, UpstreamAttempt, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
+import { minAttemptMs, UpstreamAttempt, writeMethods, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
 import type { WriteAffinity } from "./writeAffinity.ts";
 
 // One call, routed: draw a provider, and if it fails (connect error, timeout, 5xx, 429, malformed
@@ -90,8 +90,6 @@ const nullWhenUnknown: ReadonlySet<string> = new Set(["eth_getTransactionByHash"
  */
 const nonceTooLow = /nonce too low/i;
 
-/** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
-export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
 
 /**
  * One timer for all calls in flight: attempt timeouts and hedges. It is armed for the earliest

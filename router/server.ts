@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import { answerCors, type ClientLedger, type ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
 import { ClientInputError, NoProviderSetError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
-import { routeCall, writeMethods, type CallHandle, type RouteContext } from "./failover.ts";
+import { routeCall, type CallHandle, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, isCall, parseBody, parsedBytesPerByteAtMost, parsedSize, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
@@ -16,7 +16,7 @@ import { Pieces } from "./pieces.ts";
 import type { ProviderSetStatus } from "./providerSet.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
-import type { AnswerBudget } from "./upstream.ts";
+import { writeMethods, type AnswerBudget } from "./upstream.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
 // GET /history, GET /metrics, GET /health, the dashboard at GET /, and GET /registry (the indexer's

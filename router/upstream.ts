@@ -64,6 +64,9 @@ export type AnswerBudget = {
 
 const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
 
+/** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
+export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
+
 /** Errors that are an execution or the caller's own: never the provider's fault, never retried. */
 const executionPattern = /revert|invalid opcode|out of gas|insufficient funds|nonce too (low|high)|already known|known transaction|underpriced|intrinsic gas|fee cap|gas limit|exceeds block gas|invalid sender|invalid signature|transaction type not supported/i;
 /** Errors of the provider's own making: retried elsewhere and counted against it. */
@@ -222,8 +225,9 @@ const executesNothing: ReadonlySet<string> = new Set([
 /**
  * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
  * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or
- * `unsure`: to a call that executes nothing, an error of a node's own wording ("request failed"),
- * or invalid params or request, about which one other provider is asked (failover.ts).
+ * `unsure`, about which one other provider is asked (failover.ts): an error of a node's own
+ * wording ("request failed") to a call that is not a send (an `eth_call`'s revert is told by its
+ * words or code 3), or invalid params or request to a call that executes nothing.
  */
 export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unsure" {
   const read = executesNothing.has(method);
@@ -236,7 +240,7 @@ export function classifyRpcError(code: number, message: string, method: string):
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";
-  return read ? "unsure" : "answer";
+  return writeMethods.has(method) ? "answer" : "unsure";
 }
 
 /**

@@ -368,11 +368,15 @@ describe("failover", () => {
       expect(answer.headers.get("x-din-attempts")).toBe("2");
     }
     expect(all()).toEqual(everywhere);
-    // A call that executes something: its errors are its own (a revert in a node's words), passed on at once.
-    for (const node of nodes) await node.setFault({ kind: "rpcError", code: -32000, message: "request failed", method: "eth_call" });
-    const executed = await router.post(CHAIN, { jsonrpc: "2.0", id: 27, method: "eth_call", params: [{ data: "0x" }, "latest"] });
-    expect(executed.json()).toEqual({ jsonrpc: "2.0", id: 27, error: { code: -32000, message: "request failed" } });
-    expect(executed.headers.get("x-din-attempts")).toBe("1");
+    // An eth_call too (the fuzz re-run: 17–25 of 360 batch items failed so): its reverts are told
+    // by their words or code 3, passed on at once (the test above).
+    await healAll();
+    await nodes[3].setFault({ kind: "rpcError", code: -32000, message: "request failed", method: "eth_call" });
+    const call3 = () => nodes[3].stats().byMethod.eth_call ?? 0;
+    const params = [{ to: DEV_ACCOUNT, data: "0x" }, "latest"];
+    const executed = await direct(chain.rpcUrl, "eth_call", params);
+    for (let i = 0; i < 100 && call3() < 3; i++) expect((await router.post(CHAIN, { jsonrpc: "2.0", id: 27, method: "eth_call", params })).json()).toEqual({ jsonrpc: "2.0", id: 27, result: executed });
+    expect(call3()).toBeGreaterThanOrEqual(3);
     await healAll();
   });
 
