@@ -210,8 +210,6 @@ class CallRouting implements CallHandle {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   /** An eth_blockNumber answer past what another provider is known to hold, while another is asked (answerHeight). */
   private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
-  /** An error no rule tells whose it is (Outcome's `unsure`) came, and another provider was asked about the call (askAnother). */
-  private secondOpinion = false;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -489,9 +487,9 @@ class CallRouting implements CallHandle {
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
-    // (Not an answer that says no more than an error does: a soft one, an unsure one. A provider
-    // answering every read with "header not found" at once would otherwise keep a fast latency.)
-    if (outcome.type === "answer" && !outcome.unsure) {
+    // (Not a soft answer, which says no more than an error does: a provider answering every read
+    // with "header not found" at once would otherwise keep a fast latency.)
+    if (outcome.type === "answer") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
       if (outcome.block !== null) this.shown(p, outcome.block);
@@ -537,7 +535,7 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
-      if (outcome.unsure && this.askAnother(p, outcome.bytes)) return;
+      if (this.heldHeight !== null && outcome.quantity === null) return this.answerHeldHeight(null); // an error is no height
       if (outcome.quantity !== null && this.call.method === "eth_blockNumber") return this.answerHeight(p, outcome.bytes, outcome.quantity);
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
@@ -590,34 +588,17 @@ class CallRouting implements CallHandle {
   }
 
   /**
-   * A first error no rule tells whose it is, to a call that executes nothing: another provider is
-   * asked (or the attempt already in flight awaited), and this error kept as the answer if none
-   * does better. A provider answering reads with `-32000 request failed` or a false "invalid
-   * params" would otherwise fail its share of them. Nobody is blamed: nodes differ (geth refuses
-   * five topics, "exceed max topics", where Hardhat answers []), and a client could otherwise have
-   * an honest provider blamed with calls of its choosing. False when this error is the answer
-   * now: a second one (the call's own), or nobody else to ask.
-   */
-  private askAnother(p: ProviderHealth, bytes: Buffer): boolean {
-    if (this.secondOpinion) return false;
-    this.secondOpinion = true;
-    this.fallback ??= { bytes, provider: p };
-    if (this.inFlight.length > 0) return true;
-    if (!this.launch()) return false;
-    this.ctx.counters.retries++;
-    return true;
-  }
-
-  /**
    * `p`'s answer shows it holds `block`: the table learns it from a height (between probes), and
-   * the client learns it up to what another provider is known to hold: one provider alone (a liar a
-   * few blocks ahead, within what the table believes) would otherwise draw all its latest reads.
+   * the client learns it up to the head it may be given (ChainTable.headToGive: with three fresh
+   * heads or more, one another provider is known to hold): one provider alone (a liar a few blocks
+   * ahead, within what the table believes) would otherwise draw all its latest reads.
    */
   private shown(p: ProviderHealth, block: number): void {
     if (this.call.method === "eth_blockNumber") this.table.recordAnsweredHead(p, block);
     if (this.client === null) return;
-    const held = Math.min(block, this.table.heldByAnother(p));
-    if (held >= 0) this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now());
+    const bound = this.table.headToGive(p);
+    const held = bound < 0 ? block : Math.min(block, bound);
+    this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now());
   }
 
   /** `p` took the client's transaction: its calls about its transactions prefer it (and the other copies that did). */

@@ -703,12 +703,12 @@ function blameOutvoted(votes: ReadonlyMap<string, readonly ProviderHealth[]>, wi
   }
 }
 
-/** A pinned poll's failure another provider may not share: no answer, or an error saying its node lacks the blocks, or of no known kind (upstream.ts's `unsure`). */
+/** A pinned poll's failure another provider may not share: no answer, or an error saying its node lacks the blocks, or of no known kind (upstream.ts's `unknown`). */
 function worthAnotherTry(failed: FilterAnswer): boolean {
   if (failed.outcome === "upstream_failed") return true;
   if (failed.outcome !== "answer") return false;
   const error = (JSON.parse(failed.bytes.toString()) as { error?: unknown }).error;
-  return isRpcError(error) && (lacksData(error.message) || classifyRpcError(error.code, error.message, "eth_getLogs") === "unsure");
+  return isRpcError(error) && (lacksData(error.message) || classifyRpcError(error.code, error.message, "eth_getLogs") === "unknown");
 }
 
 /** Every provider of `table` but `kept`: what a call asks with to go only to them. */

@@ -20,8 +20,6 @@ export type Outcome =
       error: { code: number; message: string } | null;
       /** The result, parsed (undefined with an error): failover.ts compares it with the call (contradiction.ts). */
       result: unknown;
-      /** An error to a call that executes nothing that no rule tells the caller's or the provider's: another provider is asked (failover.ts). */
-      unsure: boolean;
       latencyMs: number;
       /** The result when it is a quantity (blocks.ts's quantityOf), read once here for those who keep heights and chain ids. */
       quantity: number | null;
@@ -225,22 +223,27 @@ const executesNothing: ReadonlySet<string> = new Set([
 /**
  * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
  * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or
- * `unsure`, about which one other provider is asked (failover.ts): an error of a node's own
- * wording ("request failed") to a call that is not a send (an `eth_call`'s revert is told by its
- * words or code 3), or invalid params or request to a call that executes nothing.
+ * `unknown`: an error of a node's own wording ("request failed") to a call that is not a send (an
+ * `eth_call`'s revert is told by its words or code 3), "method not found" to it, or invalid
+ * params or request to a call that executes nothing. An unknown error is taken as a soft one: other providers are asked, none
+ * blamed, and it is the answer if none does better. A provider answering so would otherwise fail
+ * its share of calls; blaming it is not safe (nodes differ: geth refuses five topics, "exceed max
+ * topics", where Hardhat answers [], and a client could have an honest provider blamed with calls
+ * of its choosing). A client's truly bad read so costs an attempt on each provider tried.
  */
-export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unsure" {
+export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unknown" {
   const read = executesNothing.has(method);
-  // The caller's request, which a node may repeat ("invalid value \"revert\"", "pruned"): to a
-  // read, asked of one other provider too (a provider refusing valid reads so must not fail them;
-  // Alchemy says its block range limit so), and no more (a client's bad call costs two attempts).
-  if (code === -32602 || code === -32600) return read ? "unsure" : "answer";
-  if (code === -32601) return "answer";
+  // The caller's request, which a node may repeat ("invalid value \"revert\"", "pruned"); to a
+  // read, not known to be (a provider refusing valid reads so must not fail them; Alchemy says its
+  // block range limit so).
+  if (code === -32602 || code === -32600) return read ? "unknown" : "answer";
+  // "Method not found" from one provider: another may serve it (nodes differ in what they offer).
+  if (code === -32601) return writeMethods.has(method) ? "answer" : "unknown";
   if (code === 3 || executionPattern.test(message)) return read ? "fault" : "answer";
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";
-  return writeMethods.has(method) ? "answer" : "unsure";
+  return writeMethods.has(method) ? "answer" : "unknown";
 }
 
 /**
@@ -333,15 +336,15 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     if (quantity === null && type === "string" && quantityResults.has(method)) {
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${JSON.stringify((reply.result as string).slice(0, 40))} (a hex quantity is due)`, latencyMs };
     }
-    return { type: "answer", bytes, error: null, result: reply.result, unsure: false, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
+    return { type: "answer", bytes, error: null, result: reply.result, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
   }
   const error = reply.error;
   if (!isRpcError(error)) return { type: "failure", kind: "malformed", detail: "the error member is not {code, message}", latencyMs };
   const rpcError = { code: error.code, message: error.message };
   const verdict = classifyRpcError(rpcError.code, rpcError.message, method);
   if (verdict === "fault") return { type: "failure", kind: "rpc_fault", detail: `${rpcError.code} ${rpcError.message.slice(0, 200)}`, latencyMs };
-  if (verdict === "soft") return { type: "soft", bytes, latencyMs };
-  return { type: "answer", bytes, error: rpcError, result: undefined, unsure: verdict === "unsure", latencyMs, quantity: null, block: null, nullResult: false };
+  if (verdict === "soft" || verdict === "unknown") return { type: "soft", bytes, latencyMs };
+  return { type: "answer", bytes, error: rpcError, result: undefined, latencyMs, quantity: null, block: null, nullResult: false };
 }
 
 /** Whether a reply's error member is a JSON-RPC error object: a numeric code and a message. */
