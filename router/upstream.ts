@@ -65,8 +65,14 @@ const upstreamHeaders = { "content-type": "application/json", accept: "applicati
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
 
-/** Errors that are an execution or the caller's own: never the provider's fault, never retried. */
-const executionPattern = /revert|invalid opcode|out of gas|insufficient funds|nonce too (low|high)|already known|known transaction|underpriced|intrinsic gas|fee cap|gas limit|exceeds block gas|invalid sender|invalid signature|transaction type not supported/i;
+/**
+ * Errors that are an execution or the caller's own (in geth's, Hardhat's, Besu's, reth's and
+ * OpenEthereum's words): never the provider's fault, never retried.
+ */
+const executionPattern =
+  /revert|invalid opcode|invalid jump|stack (underflow|overflow)|evm error|vm execution error|out of gas|insufficient funds|insufficient balance|upfront cost|nonce too (low|high)|already known|known transaction|underpriced|intrinsic gas|requires at least \d+ gas|fee cap|base fee|(higher|bigger) than max ?fee ?per ?gas|gas limit|exceeds block gas|exceeds allowance|invalid sender|invalid signature|transaction type not supported/i;
+/** Codes of an execution error: 3 (a revert, EIP-1474's execution error), -32015 (OpenEthereum's VM execution error), -32003 (transaction rejected). */
+const executionCodes: ReadonlySet<number> = new Set([3, -32015, -32003]);
 /** Errors of the provider's own making: retried elsewhere and counted against it. */
 const faultPattern = /rate.?limit|too many requests|capacity|internal error|service unavailable|bad gateway|gateway timeout|timed? ?out|try again later|upstream|backend/i;
 /**
@@ -224,7 +230,7 @@ const executesNothing: ReadonlySet<string> = new Set([
  * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
  * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or
  * `unknown`: an error of a node's own wording ("request failed") to a call that is not a send (an
- * `eth_call`'s revert is told by its words or code 3), "method not found" to it, or invalid
+ * `eth_call`'s revert is told by its words or code: executionPattern), "method not found" to it, or invalid
  * params or request to a call that executes nothing. An unknown error is taken as a soft one: other providers are asked, none
  * blamed, and it is the answer if none does better. A provider answering so would otherwise fail
  * its share of calls; blaming it is not safe (nodes differ: geth refuses five topics, "exceed max
@@ -239,7 +245,7 @@ export function classifyRpcError(code: number, message: string, method: string):
   if (code === -32602 || code === -32600) return read ? "unknown" : "answer";
   // "Method not found" from one provider: another may serve it (nodes differ in what they offer).
   if (code === -32601) return writeMethods.has(method) ? "answer" : "unknown";
-  if (code === 3 || executionPattern.test(message)) return read ? "fault" : "answer";
+  if (executionCodes.has(code) || executionPattern.test(message)) return read ? "fault" : "answer";
   if (callLimitPattern.test(message)) return "soft"; // before the faults: -32005 and "timeout" are also a provider's own
   if (code === -32005 || code === -32029 || code === -32603 || code === -32700 || faultPattern.test(message)) return "fault";
   if (softPattern.test(message)) return "soft";

@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { Agent } from "undici";
 import { routeCall, startSweeper, type CallResult } from "../../router/failover.ts";
-import { ConnectionGates, judgeReply, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
+import { classifyRpcError, ConnectionGates, judgeReply, UpstreamAttempt, type AttemptOwner, type Outcome } from "../../router/upstream.ts";
 import { resolveRoutingOptions, type RoutingOverrides } from "../../router/options.ts";
 import { WriteAffinity } from "../../router/writeAffinity.ts";
 import { ClientHeads } from "../../router/blocks.ts";
@@ -317,6 +317,30 @@ describe("failover", () => {
     for (let i = 0; i < 100 && http5xx() === fiveBefore; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 16, result: balance });
     expect(http5xx()).toBe(fiveBefore + 1);
     await healAll();
+  });
+
+  it("tells execution errors in each node's words from errors of no known kind", () => {
+    // A review: these honest errors to an eth_call or eth_estimateGas were asked of four providers
+    // one after another (Hardhat's, geth's, OpenEthereum's and Nethermind's -32015, reth's, Besu's).
+    const executed: [number, string][] = [
+      [-32000, "maxPriorityFeePerGas (2) is bigger than maxFeePerGas (1)"],
+      [-32000, "Transaction requires at least 21000 gas but got 256"],
+      [-32000, "gas required exceeds allowance (0)"],
+      [-32000, "max fee per gas less than block base fee: address 0x1, maxFeePerGas: 1, baseFee: 7"],
+      [-32000, "insufficient balance for transfer"],
+      [-32000, "invalid jump destination"],
+      [-32000, "stack underflow (0 <=> 1)"],
+      [-32015, "VM execution error."],
+      [-32003, "EVM error: InvalidJump"],
+      [-32004, "Upfront cost exceeds account balance"],
+    ];
+    for (const [code, message] of executed) {
+      expect(classifyRpcError(code, message, "eth_call"), message).toBe("answer");
+      expect(classifyRpcError(code, message, "eth_estimateGas"), message).toBe("answer");
+      expect(classifyRpcError(code, message, "eth_getBalance"), message).toBe("fault"); // a read executes nothing
+    }
+    expect(classifyRpcError(-32000, "request failed", "eth_call")).toBe("unknown");
+    expect(classifyRpcError(-32000, "request failed", "eth_sendRawTransaction")).toBe("answer");
   });
 
   it("finds a reply malformed that lacks \"jsonrpc\":\"2.0\" or holds both result and error", () => {
