@@ -90,7 +90,6 @@ const nullWhenUnknown: ReadonlySet<string> = new Set(["eth_getTransactionByHash"
  */
 const nonceTooLow = /nonce too low/i;
 
-
 /**
  * One timer for all calls in flight: attempt timeouts and hedges. It is armed for the earliest
  * moment a listed call needs looking at and sleeps otherwise: a fixed 10 ms interval cost about

@@ -8,8 +8,7 @@ import { capShares, scoreFactors } from "./scoring.ts";
 /** A uniform random number in [0, 1); replaceable by a seeded generator. */
 export type Random = () => number;
 
-/** The lower and upper median heads of a chain from `at` (performance.now() ms). */
-/** The median heads at `at`, of `count` fresh heads. */
+/** The lower and upper median heads of a chain from `at` (performance.now() ms), of `count` fresh heads. */
 type Medians = { at: number; lower: number; upper: number; count: number };
 
 /**
