@@ -95,12 +95,6 @@ function isLatest(tag: unknown): boolean {
   return tag === undefined || tag === "latest" || tag === "pending";
 }
 
-/** The number of the block an `eth_getBlockByNumber("latest")` answer gives (its provider's head); else null. */
-export function latestBlockOf(call: RpcCall, result: unknown): number | null {
-  if (call.method !== "eth_getBlockByNumber" || !Array.isArray(call.params) || call.params[0] !== "latest") return null;
-  return typeof result === "object" && result !== null ? quantityOf((result as { number?: unknown }).number) : null;
-}
-
 /** The block an answer to `method` shows its provider holds: eth_blockNumber's result, a receipt's block; else null. */
 export function shownBlock(method: string, result: unknown, quantity: number | null): number | null {
   if (method === "eth_blockNumber") return quantity;

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { latestBlockOf, namedBlock, readsLatest, type ClientHeads } from "./blocks.ts";
+import { namedBlock, readsLatest, type ClientHeads } from "./blocks.ts";
 import { contradiction } from "./contradiction.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
@@ -486,12 +486,6 @@ class CallRouting implements CallHandle {
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
-    // The latest block past the head a client may be given (answerHeight) is asked of another
-    // provider too, as a height is (a review: a provider's made-up future block reached 17 of 40
-    // calls, and viem's watchBlocks would skip the real ones): its answer if it does better.
-    if (outcome.type === "answer" && outcome.error === null && this.pastHeadToGive(p, latestBlockOf(this.call, outcome.result))) {
-      outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
-    }
     // (Not a soft answer, which says no more than an error does: a provider answering every read
     // with "header not found" at once would otherwise keep a fast latency.)
     if (outcome.type === "answer") {
@@ -570,18 +564,12 @@ class CallRouting implements CallHandle {
    */
   private answerHeight(p: ProviderHealth, bytes: Buffer, height: number): void {
     if (this.heldHeight !== null) return this.answerHeldHeight({ bytes, provider: p, height });
-    if (!this.pastHeadToGive(p, height)) return this.answer(bytes, p, "answer", height);
+    const bound = this.table.headToGive(p);
+    if (bound < 0 || height <= bound) return this.answer(bytes, p, "answer", height);
     this.heldHeight = { bytes, provider: p, height };
     if (this.inFlight.length > 0) return; // a hedge is out already
     if (this.launch()) this.ctx.counters.retries++;
     else this.answerHeldHeight(null);
-  }
-
-  /** Whether `height` is past the head a client may be given from `p`'s answer (ChainTable.headToGive). */
-  private pastHeadToGive(p: ProviderHealth, height: number | null): boolean {
-    if (height === null) return false;
-    const bound = this.table.headToGive(p);
-    return bound >= 0 && height > bound;
   }
 
   /**
