@@ -1,3 +1,4 @@
+import { quantityOf } from "./blocks.ts";
 import type { RpcCall } from "./jsonRpc.ts";
 import { transactionHashOf } from "./transactionHash.ts";
 
@@ -126,8 +127,8 @@ function logsDiffer(logs: unknown[], filter: unknown): string | null {
   if (typeof filter !== "object" || filter === null || Array.isArray(filter)) return null;
   const f = filter as { blockHash?: unknown; fromBlock?: unknown; toBlock?: unknown; address?: unknown; topics?: unknown };
   const blockHash = hashOf(f.blockHash);
-  const from = blockHash === null ? numberOf(normalQuantity(f.fromBlock)) : -1;
-  const to = blockHash === null ? numberOf(normalQuantity(f.toBlock)) : -1;
+  const from = blockHash === null ? (quantityOf(f.fromBlock) ?? -1) : -1;
+  const to = blockHash === null ? (quantityOf(f.toBlock) ?? -1) : -1;
   const addresses = acceptedSet(f.address, addressOf);
   const topics = Array.isArray(f.topics) ? f.topics.map((position) => acceptedSet(position, hashOf)) : [];
   const seen = new Set<string>();
@@ -135,7 +136,7 @@ function logsDiffer(logs: unknown[], filter: unknown): string | null {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return "with a log that is not an object";
     const log = entry as Log;
     if (blockHash !== null && hashOf(log.blockHash) !== blockHash) return `with a log of block ${shown(log.blockHash)}, not ${blockHash} as asked`;
-    const at = numberOf(normalQuantity(log.blockNumber));
+    const at = quantityOf(log.blockNumber) ?? -1; // one past 2^53 reads as the largest, past any range asked
     // Up to a block named by number, every log is of a block named so (only "pending" gives null).
     if (at < 0 && to >= 0) return `with a log of block ${shown(log.blockNumber)}, not a block number up to ${to} as asked`;
     if (at >= 0 && ((from >= 0 && at < from) || (to >= 0 && at > to))) {
@@ -158,11 +159,6 @@ function logsDiffer(logs: unknown[], filter: unknown): string | null {
     }
   }
   return null;
-}
-
-/** A normal quantity as a number (-1: none); one past 2^53 reads as a large number, past any range asked. */
-function numberOf(quantity: string | null): number {
-  return quantity === null ? -1 : Number.parseInt(quantity, 16);
 }
 
 /**

@@ -229,13 +229,14 @@ const executesNothing: ReadonlySet<string> = new Set([
 /**
  * Classifies a JSON-RPC error object from a provider's answer to `method`: the call's own
  * (`answer`), a lack of data or a limit of this node's (`soft`), the provider's (`fault`), or
- * `unknown`: an error of a node's own wording ("request failed") to a call that is not a send (an
- * `eth_call`'s revert is told by its words or code: executionPattern), "method not found" to it, or invalid
- * params or request to a call that executes nothing. An unknown error is taken as a soft one: other providers are asked, none
- * blamed, and it is the answer if none does better. A provider answering so would otherwise fail
- * its share of calls; blaming it is not safe (nodes differ: geth refuses five topics, "exceed max
- * topics", where Hardhat answers [], and a client could have an honest provider blamed with calls
- * of its choosing). A client's truly bad read so costs an attempt on each provider tried.
+ * `unknown`: an error of a node's own wording ("request failed") or "method not found" to a call
+ * that is not a send (an execution error is told by its words or code: executionPattern), or
+ * invalid params or request to a call that executes nothing. An unknown error is taken as a soft
+ * one: other providers are asked, none blamed, and it is the answer if none does better. A
+ * provider answering so would otherwise fail its share of calls; blaming it is not safe (nodes
+ * differ: geth refuses five topics, "exceed max topics", where Hardhat answers [], and a client
+ * could have an honest provider blamed with calls of its choosing). A client's truly bad read so
+ * costs an attempt on each provider tried.
  */
 export function classifyRpcError(code: number, message: string, method: string): "answer" | "soft" | "fault" | "unknown" {
   const read = executesNothing.has(method);
