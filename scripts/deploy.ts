@@ -1,4 +1,4 @@
-import { access, readFile, rm } from "node:fs/promises";
+import { access, readdir, readFile, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { network } from "hardhat";
@@ -30,7 +30,7 @@ const ignitionDir = fileURLToPath(new URL("../ignition/deployments/", import.met
 /** Deploys the OpenDIN contract set with the Ignition module and returns (and writes) the deployment. */
 export async function deployOpenDin(options: DeployOptions): Promise<Deployment> {
   const parameterSet = options.parameters;
-  const parametersPath = /^[a-z]+$/.test(parameterSet) ? `${parametersDir}${parameterSet}.json` : parameterSet;
+  const parametersPath = await parametersFile(parameterSet);
 
   const publicClient = createPublicClient({ transport: http(options.rpcUrl) });
   const chainId = await publicClient.getChainId();
@@ -66,6 +66,19 @@ export async function deployOpenDin(options: DeployOptions): Promise<Deployment>
     await connection.close();
     if (!options.keepJournal) await rm(`${ignitionDir}${deploymentId}`, { recursive: true, force: true });
   }
+}
+
+/** The parameters file of a set's name (ignition/parameters/<name>.json) or of a path; refused before anything is sent when there is none. */
+async function parametersFile(parameterSet: string): Promise<string> {
+  const named = /^[a-z]+$/.test(parameterSet);
+  const path = named ? `${parametersDir}${parameterSet}.json` : parameterSet;
+  if (await access(path).then(() => true, () => false)) return path;
+  const sets = (await readdir(parametersDir)).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -".json".length));
+  throw new Error(
+    named
+      ? `there is no parameter set "${parameterSet}": give one of ${sets.join(", ")} (ignition/parameters/), or a JSON file's path`
+      : `the parameters file ${parameterSet} does not exist: give one of ${sets.join(", ")} (ignition/parameters/), or a JSON file's path`,
+  );
 }
 
 /**

@@ -59,6 +59,20 @@ describe("scripts/deploy.ts", () => {
     }
   });
 
+  it("refuses a parameter set or file that does not exist, naming the sets there are, before anything is sent", async () => {
+    const client = createPublicClient({ transport: http(chain.rpcUrl) });
+    const [deployer] = (await client.request({ method: "eth_accounts" as never, params: [] as never })) as `0x${string}`[];
+    const sent = await client.getTransactionCount({ address: deployer });
+    await expect(deployOpenDin({ rpcUrl: chain.rpcUrl, parameters: "prod" })).rejects.toThrow(
+      'there is no parameter set "prod": give one of devnet, production (ignition/parameters/), or a JSON file\'s path',
+    );
+    const missing = join(tmpdir(), `opendin-no-such-parameters-${process.pid}.json`);
+    await expect(deployOpenDin({ rpcUrl: chain.rpcUrl, parameters: missing })).rejects.toThrow(
+      `the parameters file ${missing} does not exist: give one of devnet, production (ignition/parameters/), or a JSON file's path`,
+    );
+    expect(await client.getTransactionCount({ address: deployer })).toBe(sent);
+  });
+
   it("refuses to deploy a second set over a deployment file whose contracts are on the chain, and keeps the file", async () => {
     const dir = await mkdtemp(join(tmpdir(), "opendin-deploy-"));
     const out = join(dir, "deployment.json");
