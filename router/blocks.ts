@@ -95,6 +95,16 @@ function isLatest(tag: unknown): boolean {
   return tag === undefined || tag === "latest" || tag === "pending";
 }
 
+/** Whether `call` asks for the latest block itself (eth_getBlockByNumber("latest")): its answer's number is its provider's head, as eth_blockNumber's result is. */
+export function readsHeadBlock(call: RpcCall): boolean {
+  return call.method === "eth_getBlockByNumber" && Array.isArray(call.params) && call.params[0] === "latest";
+}
+
+/** The number of the block an answer holds (null: no block, or one without a number). */
+export function blockNumberIn(result: unknown): number | null {
+  return typeof result === "object" && result !== null ? quantityOf((result as { number?: unknown }).number) : null;
+}
+
 /** The block an answer to `method` shows its provider holds: eth_blockNumber's result, a receipt's block; else null. */
 export function shownBlock(method: string, result: unknown, quantity: number | null): number | null {
   if (method === "eth_blockNumber") return quantity;

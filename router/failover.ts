@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { namedBlock, readsLatest, type ClientHeads } from "./blocks.ts";
+import { blockNumberIn, namedBlock, readsHeadBlock, readsLatest, type ClientHeads } from "./blocks.ts";
 import { contradiction } from "./contradiction.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
@@ -173,6 +173,12 @@ class CallRouting implements CallHandle {
   private readonly write: boolean;
   /** The block the call names by number (-1: none): providers known to hold it are asked first. */
   private readonly block: number;
+  /**
+   * The call asks for the chain's head: its height (eth_blockNumber) or its block
+   * (eth_getBlockByNumber("latest")). An answer past what another provider is known to hold is
+   * held (answerHeight).
+   */
+  private readonly readsHead: "height" | "block" | null;
   private readonly body: string;
   private readonly id: RpcId;
   private readonly started: number;
@@ -207,7 +213,7 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
-  /** An eth_blockNumber answer past what another provider is known to hold, while another is asked (answerHeight). */
+  /** A head (a height, or the latest block) past what another provider is known to hold, while another is asked (answerHeight). */
   private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
@@ -240,6 +246,7 @@ class CallRouting implements CallHandle {
     this.id = id;
     this.resolve = resolve;
     this.write = writeMethods.has(call.method);
+    this.readsHead = call.method === "eth_blockNumber" ? "height" : readsHeadBlock(call) ? "block" : null;
     this.client = options.client ?? null;
     this.turn = this.client ?? options.budget?.turn ?? null; // a filter's calls for a client carry its budget
     this.started = performance.now();
@@ -486,12 +493,14 @@ class CallRouting implements CallHandle {
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
+    // The head the answer gives, when the call asks for it (an error gives none).
+    const head = outcome.type !== "answer" || this.readsHead === null ? null : this.readsHead === "height" ? outcome.quantity : blockNumberIn(outcome.result);
     // (Not a soft answer, which says no more than an error does: a provider answering every read
     // with "header not found" at once would otherwise keep a fast latency.)
     if (outcome.type === "answer") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
-      if (outcome.block !== null) this.shown(p, outcome.block);
+      if (outcome.block !== null) this.shown(p, outcome.block); // (a latest block's number once given: learntHead)
       // (Also a copy answering after the call was answered.)
       if (this.write && this.client !== null && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
@@ -534,8 +543,8 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
-      if (this.heldHeight !== null && outcome.quantity === null) return this.answerHeldHeight(null); // an error is no height
-      if (outcome.quantity !== null && this.call.method === "eth_blockNumber") return this.answerHeight(p, outcome.bytes, outcome.quantity);
+      if (this.heldHeight !== null && head === null) return this.answerHeldHeight(null); // an error is no head
+      if (head !== null) return this.answerHeight(p, outcome.bytes, head);
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
@@ -555,9 +564,12 @@ class CallRouting implements CallHandle {
    * An eth_blockNumber answer past the highest block another provider is known to hold
    * (ChainTable.headToGive) is held while another provider is asked, and the lower of the two
    * answers given; with no other answer, that block (or the newest the client was shown, if
-   * higher), never past the answer. A provider naming heights the others have not reached would
-   * otherwise move clients and filters past blocks nobody has, which they skip for good once mined
-   * (the hostile-provider fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks);
+   * higher), never past the answer. So is an eth_getBlockByNumber("latest") answer by its number,
+   * but a block cannot be made: with no lower answer at or past that floor, the held block is
+   * given (viem's watchBlocks would otherwise skip the real blocks up to a made-up one's number).
+   * A provider naming heights the others have not reached would otherwise move clients and
+   * filters past blocks nobody has, which they skip for good once mined (the hostile-provider
+   * fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks);
    * and a provider that merely got a new block first costs the call a second request, until
    * another's answer or probe shows the block (the same fuzz, re-run on a version that gave the
    * block another was known to hold at once: 40 of 40 calls made right after a block were behind it).
@@ -565,7 +577,10 @@ class CallRouting implements CallHandle {
   private answerHeight(p: ProviderHealth, bytes: Buffer, height: number): void {
     if (this.heldHeight !== null) return this.answerHeldHeight({ bytes, provider: p, height });
     const bound = this.table.headToGive(p);
-    if (bound < 0 || height <= bound) return this.answer(bytes, p, "answer", height);
+    if (bound < 0 || height <= bound) {
+      this.learntHead(height, p, null);
+      return this.answer(bytes, p, "answer", this.quantityOf(height));
+    }
     this.heldHeight = { bytes, provider: p, height };
     if (this.inFlight.length > 0) return; // a hedge is out already
     if (this.launch()) this.ctx.counters.retries++;
@@ -581,19 +596,38 @@ class CallRouting implements CallHandle {
     const held = this.heldHeight!;
     const floor = Math.min(held.height, Math.max(this.table.headToGive(held.provider), this.block));
     const given = second === null ? floor : Math.max(floor, Math.min(second.height, held.height));
-    if (given === held.height) return this.answer(held.bytes, held.provider, "answer", given);
-    if (given === second?.height) return this.answer(second.bytes, second.provider, "answer", given);
+    if (given === held.height || given === second?.height) this.learntHead(given, held.provider, second);
+    if (given === held.height) return this.answer(held.bytes, held.provider, "answer", this.quantityOf(given));
+    if (given === second?.height) return this.answer(second.bytes, second.provider, "answer", this.quantityOf(given));
+    if (this.readsHead === "block") return this.answer(held.bytes, held.provider, "answer", null); // a block cannot be made
     this.answer(resultResponse(this.id, `"0x${given.toString(16)}"`), held.provider, "answer", given);
   }
 
   /**
-   * `p`'s answer shows it holds `block`: the table learns it from a height (between probes), and
-   * the client learns it up to the head it may be given (ChainTable.headToGive: with three fresh
-   * heads or more, one another provider is known to hold): one provider alone (a liar a few blocks
-   * ahead, within what the table believes) would otherwise draw all its latest reads.
+   * A latest block numbered `given` is given: the providers whose answers reach it are known to
+   * hold it. Learnt only once given, unlike a height: probes ask for heights, not blocks, so a
+   * made-up block's number would otherwise be believed until the provider's probed head went back.
+   */
+  private learntHead(given: number, first: ProviderHealth, second: { provider: ProviderHealth; height: number } | null): void {
+    if (this.readsHead !== "block") return; // a height is learnt as it comes (settle)
+    this.shown(first, given);
+    if (second !== null && second.height >= given) this.shown(second.provider, given);
+  }
+
+  /** The call's result as a quantity (CallResult.quantity): a height, not a block's number. */
+  private quantityOf(head: number): number | null {
+    return this.readsHead === "height" ? head : null;
+  }
+
+  /**
+   * `p`'s answer shows it holds `block`: the table learns it from a head (a height or the latest
+   * block, between probes), and the client learns it up to the head it may be given
+   * (ChainTable.headToGive: with three fresh heads or more, one another provider is known to hold):
+   * one provider alone (a liar a few blocks ahead, within what the table believes) would otherwise
+   * draw all its latest reads.
    */
   private shown(p: ProviderHealth, block: number): void {
-    if (this.call.method === "eth_blockNumber") this.table.recordAnsweredHead(p, block);
+    if (this.readsHead !== null) this.table.recordAnsweredHead(p, block);
     if (this.client === null) return;
     const bound = this.table.headToGive(p);
     const held = bound < 0 ? block : Math.min(block, bound);
