@@ -105,7 +105,7 @@ export class RouterMetrics {
       ["din_router_provider_weight", "gauge", "The provider's routing weight after probation and the operator cap."],
       ["din_router_provider_latency_ms", "gauge", "EWMA of the provider's successful attempt latency."],
       ["din_router_provider_error_rate", "gauge", "EWMA of the provider's failure rate."],
-      ["din_router_provider_lag_blocks", "gauge", "Blocks behind the chain's median head."],
+      ["din_router_provider_lag_blocks", "gauge", "Blocks behind the chain's lower median head as it stood when the provider's head was read (negative: ahead of it)."],
       ["din_router_provider_in_flight", "gauge", "Client calls' requests on the router's connections to the provider (answers nobody waits for any more included)."],
       ["din_router_provider_waiting", "gauge", "Client calls' requests waiting for one of the router's connections to the provider's host (shared by the providers on it; saturated)."],
     ];

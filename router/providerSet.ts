@@ -22,7 +22,7 @@ export type ProviderRecord = {
 
 export type ProviderSetStatus = {
   source: "indexer" | "static";
-  /** live: the indexer's live query is connected; unreachable: serving the last known set. */
+  /** live: the indexer's live query is connected; connecting: at start-up, or again once a live query ended; unreachable: serving the last known set. */
   state: "live" | "connecting" | "unreachable" | "static";
   servingFrom: "indexer" | "snapshot" | "static" | "none";
   lastUpdateAt: string | null;
@@ -230,6 +230,9 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   let reconcileTimer: NodeJS.Timeout | undefined;
   let backoff = reconnectMinMs;
   let liveSince = 0; // Date.now() when the current connection went live
+  // A live query that held for a while ended, and one reconnection is under way before it is called
+  // an outage: SSE streams end now and then (Ponder's every five minutes, a proxy's idle timeout).
+  let reconnecting = false;
   let querying = false; // a plain query still waits for the indexer's answer
   const stopping = new AbortController();
   let firstSet: () => void = () => {};
@@ -333,15 +336,24 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     const wasLive = state === "live";
     // Only a connection that held for a while earns a quick retry: one that drops as soon as it
     // is up (a flapping indexer) keeps backing off, or it would be retried every reconnectMinMs.
-    if (wasLive && Date.now() - liveSince >= reconnectMaxMs) backoff = reconnectMinMs;
+    const heldAWhile = wasLive && Date.now() - liveSince >= reconnectMaxMs;
+    if (heldAWhile) backoff = reconnectMinMs;
     const previous = lastError;
-    state = "unreachable";
     lastError = publicReason(error);
-    // Warn on news only: an indexer that stays away would otherwise fill the log at every retry.
     const fields = { error: lastError, detail: logDetail(error), retryInMs: backoff };
-    if (wasLive) log.warn("indexer unreachable: serving the last known provider set", fields);
-    else if (lastError !== previous) log.warn("cannot connect to the indexer", fields);
-    else log.debug("cannot connect to the indexer", fields);
+    if (heldAWhile) {
+      // Not an outage yet (the set in force is kept either way): the warning waits for the retry to fail.
+      state = "connecting";
+      reconnecting = true;
+      log.info("the indexer's live query ended: reconnecting", fields);
+    } else {
+      state = "unreachable";
+      // Warn on news only: an indexer that stays away would otherwise fill the log at every retry.
+      if (wasLive || reconnecting) log.warn("indexer unreachable: serving the last known provider set", fields);
+      else if (lastError !== previous) log.warn("cannot connect to the indexer", fields);
+      else log.debug("cannot connect to the indexer", fields);
+      reconnecting = false;
+    }
     reconnectTimer = setTimeout(connect, backoff);
     backoff = Math.min(reconnectMaxMs, backoff * 2);
   };
@@ -411,6 +423,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       if (state === "unreachable") log.warn("indexer reachable again: taking the provider set from its live query", { indexerUrl: base });
       else if (state !== "live") log.info("indexer live query connected", { indexerUrl: base });
       state = "live";
+      reconnecting = false;
       liveSince = Date.now();
       lastError = null;
       reconcileTimer = setInterval(() => {

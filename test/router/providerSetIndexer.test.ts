@@ -61,6 +61,33 @@ describe("the provider set from a sick indexer", () => {
     expect(indexer.hits.ready[before] - droppedAt).toBeLessThan(300);
   });
 
+  it("tells a long live query's end at info, and warns only when its reconnection fails", async () => {
+    // A persona walkthrough: Ponder ends its live queries about every five minutes, and each time
+    // the router warned "indexer unreachable", then "reachable again", 300 ms apart (an alert on
+    // those warnings would fire all day).
+    const indexer = await fake({}, [row(1)]);
+    const { set, lines } = await source(indexer.url, { reconnectMinMs: 50, reconnectMaxMs: 400 });
+    const warnings = () => lines.filter((l) => l.level === "warn").map((l) => l.msg);
+    await waitFor(() => set.status().state === "live", "a live connection");
+    await sleep(600);
+    const live = indexer.hits.live.length;
+    indexer.dropLive();
+    await waitFor(() => indexer.hits.live.length > live && set.status().state === "live", "live again");
+    expect(warnings()).toEqual([]);
+    expect(lines.map((l) => l.msg).slice(-2)).toEqual(["the indexer's live query ended: reconnecting", "indexer live query connected"]);
+    // The reconnection fails: now it is an outage, said once, and its end too.
+    await sleep(600);
+    indexer.behaviour.ready = 503;
+    indexer.dropLive();
+    await waitFor(() => set.status().state === "unreachable", "the indexer unreachable");
+    await sleep(300); // retries meanwhile, not warned of again
+    expect(warnings()).toEqual(["indexer unreachable: serving the last known provider set"]);
+    expect(set.status().servingFrom).toBe("indexer"); // the set in force all along
+    indexer.behaviour.ready = "ok";
+    await waitFor(() => set.status().state === "live", "live again");
+    expect(warnings()).toEqual(["indexer unreachable: serving the last known provider set", "indexer reachable again: taking the provider set from its live query"]);
+  });
+
   it("aborts a /ready that does not answer, on its timeout and on stop()", async () => {
     const indexer = await fake({ ready: "hang" });
     const hasty = await source(indexer.url, { requestTimeoutMs: 150, reconnectMinMs: 50, reconnectMaxMs: 100 });
