@@ -1,7 +1,7 @@
 import { decodeFunctionData, encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
-import { requireResolvableCase, type Case } from "./caseCommands.ts";
+import { caseStatusNames, requireResolvableCase, type Case } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
@@ -98,6 +98,7 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
   const support = supportValues[flags.support as keyof typeof supportValues];
   if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
   const voter = requireWallet(ctx).account.address;
+  const proposal = await findProposal(ctx, proposalId);
   // The governor counts a vote of weight 0 without complaint; refuse it instead. (Before voting
   // opens the snapshot is in the future and cannot be read: the governor's own refusal explains.)
   if ((await proposalState(ctx, proposalId)) === "active") {
@@ -116,7 +117,7 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
   });
   const [against, forVotes, abstain] = await read<[bigint, bigint, bigint]>(ctx, { ...governor(ctx), functionName: "proposalVotes", args: [proposalId] });
   return {
-    message: `voted ${flags.support} on proposal ${proposalId}; tally: for ${formatTokens(forVotes)}, against ${formatTokens(against)}, abstain ${formatTokens(abstain)} (tx ${hash})`,
+    message: `voted ${flags.support} on proposal ${proposalId} (${actionOf(ctx, proposal)}); tally: for ${formatTokens(forVotes)}, against ${formatTokens(against)}, abstain ${formatTokens(abstain)} (tx ${hash})`,
     data: { proposalId, support: flags.support, forVotes, againstVotes: against, abstainVotes: abstain, transaction: hash },
   };
 }
@@ -138,8 +139,8 @@ export async function execute(ctx: CliContext, flags: { proposal?: string }): Pr
   await requireStep(ctx, proposal.id, "execute");
   const hash = await transact(ctx, { ...governor(ctx), functionName: "execute", args: proposalArgs(proposal) });
   return {
-    message: `executed proposal ${proposal.id}: ${readable(proposal.description)} (tx ${hash})`,
-    data: { proposalId: proposal.id, description: proposal.description, transaction: hash },
+    message: `executed proposal ${proposal.id}: ${actionOf(ctx, proposal)} (tx ${hash})`,
+    data: { proposalId: proposal.id, action: actionOf(ctx, proposal), description: proposal.description, transaction: hash },
   };
 }
 
@@ -153,6 +154,7 @@ export async function status(ctx: CliContext, flags: { proposal?: string; case?:
     return { message: `no proposal on case ${onCase} yet (din gov propose-slash --case ${onCase})`, data: { proposals: [] } };
   }
   const rows = [];
+  const now = await chainTime(ctx);
   for (const p of proposals) {
     const [stateIndex, votes, eta] = await Promise.all([
       read<number>(ctx, { ...governor(ctx), functionName: "state", args: [p.id] }),
@@ -161,11 +163,13 @@ export async function status(ctx: CliContext, flags: { proposal?: string; case?:
     ]);
     // The quorum is a fraction of the supply at the snapshot: unknown (null) until voting opens.
     const quorum = await read<bigint>(ctx, { ...governor(ctx), functionName: "quorum", args: [p.voteStart] }).catch(() => null);
-    rows.push({ ...p, state: proposalStateNames[stateIndex] ?? "unknown", againstVotes: votes[0], forVotes: votes[1], abstainVotes: votes[2], quorum, eta });
+    const state = proposalStateNames[stateIndex] ?? "unknown";
+    const deadEnd = state === "succeeded" || state === "queued" ? await cannotRun(ctx, p, state === "queued" ? eta : now + 1n + (await timelockDelay(ctx)), now) : null;
+    rows.push({ ...p, action: actionOf(ctx, p), state, deadEnd, againstVotes: votes[0], forVotes: votes[1], abstainVotes: votes[2], quorum, eta });
   }
   const lines = rows.map(
     (r) =>
-      `proposal ${r.id}\n  ${readable(r.description)}\n  state ${r.state}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
+      `proposal ${r.id}\n  does: ${r.action}\n  described as "${readable(r.description)}" by ${r.proposer}\n  state ${r.state}${r.deadEnd === null ? "" : ` but can no longer run: ${r.deadEnd}`}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
   );
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
 }
@@ -184,6 +188,35 @@ async function earliestExecution(ctx: CliContext): Promise<bigint> {
 async function timelockDelay(ctx: CliContext): Promise<bigint> {
   const timelock = await read<Address>(ctx, { ...governor(ctx), functionName: "timelock" });
   return await read<bigint>(ctx, { address: timelock, abi: abis.timelock, functionName: "getMinDelay" });
+}
+
+/**
+ * What a proposal does, read from its calls: its description is the proposer's own words, and may
+ * say otherwise ("Reject case 7" over a call that upholds it).
+ */
+export function actionOf(ctx: CliContext, p: Proposal): string {
+  return p.targets.map((target, i) => callText(ctx, target, p.values[i], p.calldatas[i])).join(", then ");
+}
+
+function callText(ctx: CliContext, target: Address, value: bigint, data: Hex): string {
+  const to = target.toLowerCase();
+  const contract = to === ctx.contracts.SlashingManager.toLowerCase() ? "manager" : to === ctx.contracts.ProviderRegistry.toLowerCase() ? "registry" : null;
+  if (contract !== null) {
+    try {
+      const call = decodeFunctionData({ abi: abis[contract], data });
+      const [first] = (call.args ?? []) as unknown[];
+      const known: Record<string, string> = {
+        upholdCase: `uphold case ${String(first)} (slash its provider)`,
+        rejectCase: `reject case ${String(first)} (its watcher's bond goes to the treasury)`,
+        jail: `jail provider ${String(first)}`,
+        unjail: `unjail provider ${String(first)}`,
+      };
+      return known[call.functionName] ?? `${contract === "manager" ? "SlashingManager" : "ProviderRegistry"}.${call.functionName}(${(call.args ?? []).map(String).join(", ")})`;
+    } catch {
+      // not one of its functions: said as an unknown call below
+    }
+  }
+  return `call ${target} with data ${data.length > 74 ? `${data.slice(0, 74)}…` : data}${value > 0n ? `, sending ${value} wei` : ""}`;
 }
 
 /** The slashing case a proposal resolves (its call to upholdCase or rejectCase), or null. */
@@ -205,19 +238,26 @@ function caseOf(ctx: CliContext, p: Proposal): bigint | null {
  * its execution would fail, and queueing it would spend a transaction for nothing.
  */
 async function requireCaseOpenAtExecution(ctx: CliContext, p: Proposal): Promise<void> {
-  const caseId = caseOf(ctx, p);
-  if (caseId === null) return;
-  const [c, minDelay, now] = await Promise.all([
-    read<Case>(ctx, { address: ctx.contracts.SlashingManager, abi: abis.manager, functionName: "getCase", args: [caseId] }),
-    timelockDelay(ctx),
-    chainTime(ctx),
-  ]);
+  const [minDelay, now] = await Promise.all([timelockDelay(ctx), chainTime(ctx)]);
   const eta = now + 1n + minDelay; // the queueing transaction's block is a second later at the least
-  if (eta > c.expiresAt) {
-    throw new CliError(
-      `case ${caseId} expires at ${formatTime(c.expiresAt)}, before proposal ${p.id} could run if queued now (${formatTime(eta)}, after the timelock delay; chain time now ${formatTime(now)}): the case can only be expired then (din case expire --case ${caseId})`,
-    );
+  const why = await cannotRun(ctx, p, eta, now);
+  if (why !== null) throw new CliError(`proposal ${p.id} can no longer run: ${why}`);
+}
+
+/**
+ * Why a proposal resolving a case, run at `runAt` (chain time), would fail: the case is closed, or
+ * its deadline comes first. Null when it would not (or it resolves no case).
+ */
+async function cannotRun(ctx: CliContext, p: Proposal, runAt: bigint, now: bigint): Promise<string | null> {
+  const caseId = caseOf(ctx, p);
+  if (caseId === null) return null;
+  const c = await read<Case>(ctx, { address: ctx.contracts.SlashingManager, abi: abis.manager, functionName: "getCase", args: [caseId] });
+  if (c.status !== 1) return `case ${caseId} is ${caseStatusNames[c.status] ?? "closed"} already`;
+  if (now > c.expiresAt) return `case ${caseId} passed its deadline at ${formatTime(c.expiresAt)} (chain time now ${formatTime(now)}); anyone may expire it: din case expire --case ${caseId}`;
+  if (runAt > c.expiresAt) {
+    return `case ${caseId} expires at ${formatTime(c.expiresAt)}, before the proposal could run (${formatTime(runAt)}, after the timelock delay; chain time now ${formatTime(now)}); it can only be expired then (din case expire --case ${caseId})`;
   }
+  return null;
 }
 
 async function proposalState(ctx: CliContext, id: bigint): Promise<(typeof proposalStateNames)[number]> {

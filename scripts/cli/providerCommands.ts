@@ -261,7 +261,8 @@ export async function status(ctx: CliContext, addressText: string | undefined, r
     providerHistory(ctx, address),
   ]);
   const slashedTotal = slashes.reduce((sum, s) => sum + s.amount, 0n);
-  const router = routerUrl ? await routerView(routerUrl.replace(/\/+$/, ""), address) : undefined;
+  // The URL dapps are given (…/rpc/<chain id>) names the router too.
+  const router = routerUrl ? await routerView(routerUrl.replace(/\/+$/, "").replace(/\/rpc\/\d+$/, ""), address) : undefined;
   const standing = !state.registered
     ? "not registered"
     : state.jailed
@@ -317,12 +318,18 @@ async function providerHistory(ctx: CliContext, address: Address): Promise<{ end
 /** The router's opinion of the provider on each chain it serves, from its /status, when a router is known. */
 async function routerView(routerUrl: string, address: Address): Promise<{ summary: string; raw: unknown } | undefined> {
   let chains: { chainId?: unknown; providers?: Record<string, unknown>[] }[];
+  let response: Response;
   try {
-    const response = await fetch(`${routerUrl}/status`, { signal: AbortSignal.timeout(3_000) });
-    chains = ((await response.json()) as { chains?: typeof chains }).chains ?? [];
+    response = await fetch(`${routerUrl}/status`, { signal: AbortSignal.timeout(3_000) });
   } catch {
     return { summary: `unreachable at ${routerUrl}`, raw: null };
   }
+  const page = (await response.json().catch(() => null)) as { chains?: unknown; providerSet?: unknown } | null;
+  // Another server there (the indexer's URL, say) must not read as "the router dropped you".
+  if (!response.ok || page === null || !Array.isArray(page.chains) || typeof page.providerSet !== "object") {
+    return { summary: `${routerUrl}/status is not a router's status page (HTTP ${response.status}): give the router's URL, such as http://127.0.0.1:8080`, raw: null };
+  }
+  chains = page.chains as typeof chains;
   const lower = address.toLowerCase();
   const found = chains.flatMap((chain) =>
     (chain.providers ?? []).filter((p) => typeof p.address === "string" && p.address.toLowerCase() === lower).map((p) => ({ ...p, chainId: chain.chainId })),

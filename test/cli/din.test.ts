@@ -167,6 +167,11 @@ describe("din provider", () => {
       expect(seen.stdout).toMatch(/\n {2}router {11}chain 31337: healthy, score \d\.\d{3}, \d+\.\d% of traffic$/m);
       const json = JSON.parse((await din(["provider", "status", operator, "--router", router.url, "--json"])).stdout) as { router: { state: string }[] };
       expect(json.router.map((p) => p.state)).toEqual(["healthy"]);
+      // The URL dapps are given names the router too; another server's (a provider node's) is said to be no router.
+      expect((await din(["provider", "status", operator, "--router", router.rpcUrl(31337)])).stdout).toMatch(/\n {2}router {11}chain 31337: healthy/);
+      const other = await din(["provider", "status", operator, "--router", node.url]);
+      expect(other.code).toBe(0);
+      expect(other.stdout).toMatch(/\n {2}router {11}\S+\/status is not a router's status page \(HTTP \d+\): give the router's URL, such as http:\/\/127\.0\.0\.1:8080$/m);
     } finally {
       await router.stop();
       await node.stop();
@@ -249,13 +254,13 @@ describe("din case and din gov", () => {
     expect(tooEarly.stderr).toMatch(/proposal \d+ is pending, so this step is not possible now/);
     await advance(2);
     expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).stdout).toMatch(
-      /voted for on proposal \d+; tally: for 10,000,000 DIN/,
+      /voted for on proposal \d+ \(uphold case \d+ \(slash its provider\)\); tally: for 10,000,000 DIN/,
     );
     await advance(Number(await system.contracts.governor.read.votingPeriod()) + 1);
     expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toContain("state succeeded");
     expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).stdout).toMatch(/queued proposal \d+ in the timelock/);
     await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
-    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/executed proposal \d+: Uphold slashing case/);
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/executed proposal \d+: uphold case \d+ \(slash its provider\)/);
 
     expect((await system.contracts.registry.read.getProvider([operator])).activeStake).toBe(parseEther("1200"));
     // The operator sees what was slashed, and for which case.
@@ -286,7 +291,7 @@ describe("din case and din gov", () => {
     await advance(Number(await system.contracts.governor.read.votingPeriod()) + 1);
     expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).code).toBe(0);
     await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
-    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(new RegExp(`^executed proposal \\d+: Unjail provider ${operator} \\(tx 0x`));
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(new RegExp(`^executed proposal \\d+: unjail provider ${operator} \\(tx 0x`));
     expect((await system.contracts.registry.read.getProvider([operator])).jailed).toBe(false);
   });
 

@@ -114,7 +114,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     await testClient.setIntervalMining({ interval: 1_000 });
     expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
     // The description as people read it: the proposer suffix is for the governor only.
-    expect(pending.stdout).toMatch(/^proposal \d+\n  Uphold slashing case 1\n  state pending/);
+    expect(pending.stdout).toMatch(new RegExp(`^proposal \\d+\n  does: uphold case 1 \\(slash its provider\\)\n  described as "Uphold slashing case 1" by ${voter}\n  state pending`));
     // A voter who knows only the case finds its proposals by it (the cancelled copy among them).
     const byCase = await din(["gov", "status", "--case", "1", "--json"]);
     const copyId = String(await governor.read.hashProposal([copy.targets, copy.values, copy.calldatas, keccak256(toBytes(copy.description))]));
@@ -148,7 +148,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(await governor.read.state([id])).toBe(5); // still queued
 
     await advance(system, Number(await system.contracts.timelock.read.getMinDelay()) + 1);
-    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/^executed proposal \d+: Uphold slashing case 1/);
+    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/^executed proposal \d+: uphold case 1 \(slash its provider\)/);
     expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stderr).toBe(`din: proposal ${proposalId} was already executed\n`);
   });
 
@@ -217,10 +217,33 @@ describe("din case and din gov, from report to slash or expiry", () => {
     await advance(system, Number(expiresAt - now - (await timelock.read.getMinDelay())) + 1);
     const late = await din(["gov", "queue", "--proposal", id], voterKey);
     expect(late.code).toBe(1);
-    expect(late.stderr).toMatch(
-      new RegExp(`^din: case 3 expires at \\S+, before proposal ${id} could run if queued now \\(\\S+, after the timelock delay; chain time now \\S+\\): the case can only be expired then \\(din case expire --case 3\\)\n$`),
-    );
+    const tooLate = `case 3 expires at \\S+, before the proposal could run \\(\\S+, after the timelock delay; chain time now \\S+\\); it can only be expired then \\(din case expire --case 3\\)`;
+    expect(late.stderr).toMatch(new RegExp(`^din: proposal ${id} can no longer run: ${tooLate}\n$`));
     expect(await governor.read.state([BigInt(id)])).toBe(4); // succeeded, not queued
+    // A voter reading the status learns it too (a walkthrough saw "succeeded" only), and once the
+    // deadline has passed the way out is said in the past tense.
+    expect((await din(["gov", "status", "--proposal", id])).stdout).toMatch(new RegExp(`\n  state succeeded but can no longer run: ${tooLate}; for `));
+    await advance(system, Number((await manager.read.getCase([3n])).expiresAt - (await (await system.viem.getPublicClient()).getBlock()).timestamp) + 1);
+    expect((await din(["gov", "queue", "--proposal", id], voterKey)).stderr).toMatch(
+      new RegExp(`^din: proposal ${id} can no longer run: case 3 passed its deadline at \\S+ \\(chain time now \\S+\\); anyone may expire it: din case expire --case 3\n$`),
+    );
+    await din(["case", "expire", "--case", "3"], voterKey);
+    expect((await din(["gov", "status", "--proposal", id])).stdout).toContain("\n  state succeeded but can no longer run: case 3 is expired already; for ");
+  });
+
+  it("shows what a proposal does beside what its proposer says it does", async () => {
+    // A walkthrough: a proposal described as "Reject slashing case 7" upheld the case and jailed
+    // its provider, and the status showed only the description.
+    const { manager, token } = system.contracts;
+    await mined(system, token.write.approve([manager.address, parseEther("10")], { account: watcher }));
+    await mined(system, manager.write.openCase([operator, parseEther("50"), "0x04"], { account: watcher }));
+    const caseId = String(await manager.read.caseCount());
+    const proposed = await din(["gov", "propose-slash", "--case", caseId, "--jail", "--description", `Reject slashing case ${caseId}`, "--json"], voterKey);
+    expect(proposed.stderr).toBe("");
+    const shown = (await din(["gov", "status", "--case", caseId])).stdout;
+    expect(shown).toContain(`\n  does: uphold case ${caseId} (slash its provider), then jail provider ${operator}\n  described as "Reject slashing case ${caseId}" by ${voter}\n`);
+    const json = JSON.parse((await din(["gov", "status", "--case", caseId, "--json"])).stdout) as { proposals: { action: string }[] };
+    expect(json.proposals.map((p) => p.action)).toEqual([`uphold case ${caseId} (slash its provider), then jail provider ${operator}`]);
   });
 });
 
