@@ -109,6 +109,8 @@ export const proposal = onchainTable("proposal", (t) => ({
   calldatas: t.json().$type<string[]>().notNull(),
   action: proposalAction("action").notNull(),
   caseId: t.bigint(), // the slashing case it resolves, when it does
+  jails: t.hex(), // the provider it jails (ProviderRegistry.jail), when it does: also beside a case's uphold
+  unjails: t.hex(), // the provider it unjails, when it does
   state: proposalState("state").notNull(),
   voteStart: t.bigint().notNull(),
   voteEnd: t.bigint().notNull(),

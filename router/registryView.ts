@@ -26,6 +26,8 @@ export type Proposal = {
   caseId: string | null;
   state: string;
   action: string;
+  /** The provider it jails, also beside a case's uphold; null when none. */
+  jails: string | null;
   voteStart: string;
   voteEnd: string;
   eta: string | null;
@@ -71,7 +73,7 @@ export const registryQuery = `{
   }
   proposals(orderBy: "createdAt", orderDirection: "desc", limit: 200) {
     items {
-      id caseId state action voteStart voteEnd eta forVotes againstVotes abstainVotes
+      id caseId state action jails voteStart voteEnd eta forVotes againstVotes abstainVotes
       votes { items { voter support weight reason } }
     }
   }

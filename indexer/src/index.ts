@@ -1,7 +1,7 @@
 import { ponder, type Context } from "ponder:registry";
 import { endpoint, parameter, proposal, provider, slashingCase, stakeEvent, vote } from "ponder:schema";
 import { decodeFunctionData, type Address, type Hex } from "viem";
-import { SlashingManagerAbi } from "../abis.generated.ts";
+import { ProviderRegistryAbi, SlashingManagerAbi } from "../abis.generated.ts";
 
 // Every row here comes from event arguments: the contracts emit the values after each change,
 // so no handler reads the chain.
@@ -275,9 +275,27 @@ function slashingAction(
   return { action: "other", caseId: null };
 }
 
+/** The providers a proposal jails and unjails: calls to jail/unjail on the registry (a description may not say). */
+function jailings(targets: readonly Address[], calldatas: readonly Hex[], registry: Address): { jails: Address | null; unjails: Address | null } {
+  let jails: Address | null = null;
+  let unjails: Address | null = null;
+  for (const [i, target] of targets.entries()) {
+    if (target.toLowerCase() !== registry.toLowerCase()) continue;
+    try {
+      const call = decodeFunctionData({ abi: ProviderRegistryAbi, data: calldatas[i] });
+      if (call.functionName === "jail") jails = call.args[0];
+      if (call.functionName === "unjail") unjails = call.args[0];
+    } catch {
+      // another registry function
+    }
+  }
+  return { jails, unjails };
+}
+
 ponder.on("DinGovernor:ProposalCreated", async ({ event, context }) => {
   const { proposalId, proposer, targets, values, calldatas, voteStart, voteEnd, description } = event.args;
   const { action, caseId } = slashingAction(targets, calldatas, context.contracts.SlashingManager.address as Address);
+  const { jails, unjails } = jailings(targets, calldatas, context.contracts.ProviderRegistry.address as Address);
   await context.db
     .insert(proposal)
     .values({
@@ -289,6 +307,8 @@ ponder.on("DinGovernor:ProposalCreated", async ({ event, context }) => {
       calldatas: [...calldatas],
       action,
       caseId,
+      jails,
+      unjails,
       state: "pending",
       voteStart,
       voteEnd,

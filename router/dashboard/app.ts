@@ -64,13 +64,12 @@ function h<K extends keyof HTMLElementTagNameMap>(
 }
 
 const wad = 10n ** 18n;
-/** Token wei → "20,000 DIN" (two decimals at most). */
+/** Token wei → "20,000.125 DIN": exact, as the CLI says it (a rounded stake or slash would disagree with it). */
 function formatTokens(wei: string | null | undefined): string {
   if (wei === null || wei === undefined) return "—";
   const value = BigInt(wei);
-  if (value > 0n && value < 10n ** 16n) return "less than 0.01 DIN";
-  const cents = (value % wad) / 10n ** 16n;
-  const fraction = cents === 0n ? "" : `.${cents.toString().padStart(2, "0").replace(/0$/, "")}`;
+  const rest = value % wad;
+  const fraction = rest === 0n ? "" : `.${rest.toString().padStart(18, "0").replace(/0+$/, "")}`;
   return `${(value / wad).toLocaleString("en-US")}${fraction} DIN`;
 }
 
@@ -274,7 +273,8 @@ function proposalSummary(p: Proposal, c: SlashingCase): HTMLElement {
   else if (now < Number(p.voteStart)) phase = `voting opens ${clock(p.voteStart)}`;
   else if (now <= Number(p.voteEnd)) phase = `voting until ${clock(p.voteEnd)}`;
   else phase = "vote closed";
-  const action = p.action === "uphold_case" ? "uphold (slash)" : p.action === "reject_case" ? "reject" : "other";
+  const resolves = p.action === "uphold_case" ? "uphold (slash)" : p.action === "reject_case" ? "reject" : "other";
+  const action = p.jails === null ? resolves : `${resolves} and jail ${short(p.jails)}`;
   const support = ["against", "for", "abstain"];
   return h(
     "div",

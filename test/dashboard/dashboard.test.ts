@@ -191,17 +191,17 @@ describe("the dashboard at the router's /", () => {
     const voter = devnet.info.accounts.find((a) => a.role === "voter")!;
     const evidence = join(cwd, "evidence.txt");
     await writeFile(evidence, "served a stale head for 40 blocks");
-    const opened = await runDin(["case", "open", "--provider", accused.address, "--amount", "400", "--evidence", evidence, "--json"], { cwd, env: { DIN_PRIVATE_KEY: watcher.privateKey } });
+    const opened = await runDin(["case", "open", "--provider", accused.address, "--amount", "400.125", "--evidence", evidence, "--json"], { cwd, env: { DIN_PRIVATE_KEY: watcher.privateKey } });
     expect(opened.stderr).toBe("");
     const caseId = (JSON.parse(opened.stdout) as { caseId: string }).caseId;
 
     const card = page.locator(`article.case[data-case="${caseId}"]`);
     await card.waitFor({ timeout: 30_000 });
     expect(await card.locator("header").innerText()).toMatch(new RegExp(`Case #${caseId}\\s+against\\s+${accused.name}.*open`, "s"));
-    expect(await card.innerText()).toContain("asks 400 DIN · bond 10 DIN");
+    expect(await card.innerText()).toContain("asks 400.125 DIN · bond 10 DIN"); // exact, as the CLI says it (it read 400.12)
     await eventually("the open case on the provider's row", async () => ((await cellText(accused.address, "status")).includes("1 open case") ? true : undefined));
 
-    const proposed = await runDin(["gov", "propose-slash", "--case", caseId, "--json"], { cwd, env: { DIN_PRIVATE_KEY: voter.privateKey } });
+    const proposed = await runDin(["gov", "propose-slash", "--case", caseId, "--jail", "--json"], { cwd, env: { DIN_PRIVATE_KEY: voter.privateKey } });
     expect(proposed.stderr).toBe("");
     await card.locator(".proposal").waitFor({ timeout: 30_000 });
     // The whole id, to copy into `din gov vote`.
@@ -221,7 +221,9 @@ describe("the dashboard at the router's /", () => {
     expect(await card.locator(".votes li").innerText()).toMatch(/voted for with 5,000,000 DIN/);
     expect(await card.locator(".tally").innerText()).toContain("for 5,000,000 DIN · against 0 DIN");
     // Deadlines are read against the chain's clock (the indexer's last block), not the browser's.
-    expect(await card.locator(".proposal").innerText()).toMatch(/uphold \(slash\) · voting until (\d+ [A-Za-z]+, )?\d\d:\d\d:\d\d \S+/);
+    // What it does, the jail too (a walkthrough: an uphold that also jailed read "uphold (slash)").
+    const jailed = `${accused.address.slice(0, 6)}…${accused.address.slice(-4)}`.toLowerCase();
+    expect((await card.locator(".proposal").innerText()).toLowerCase()).toMatch(new RegExp(`uphold \\(slash\\) and jail ${jailed} · voting until (\\d+ [a-z]+, )?\\d\\d:\\d\\d:\\d\\d \\S+`));
 
     // A competing proposal to reject the case joins the same card.
     const other = await runDin(["gov", "propose-slash", "--case", caseId, "--reject", "--json"], { cwd, env: { DIN_PRIVATE_KEY: voter.privateKey } });

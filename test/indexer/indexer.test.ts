@@ -305,7 +305,7 @@ for (const database of ["pglite", "postgres"] as const) {
       const { registry } = system.contracts;
       const byVote = (functionName: "jail" | "unjail") =>
         passProposal(system, [{ target: registry.address, data: encodeFunctionData({ abi: registry.abi, functionName, args: [newcomer] }) }], `${functionName} ${newcomer}`, voter);
-      await byVote("jail");
+      const jailing = await byVote("jail");
       await mined(system, registry.write.registerAndStake(["delta", "", DIN("1000")], { account: newcomer }));
       await mined(system, registry.write.setEndpoint([1n, "https://delta.example"], { account: newcomer }));
       expect(await registry.read.isEligible([newcomer])).toBe(false);
@@ -315,9 +315,17 @@ for (const database of ["pglite", "postgres"] as const) {
       const seenActive = liveSnapshots.some((rows) => rows.some((p) => p.address.toLowerCase() === newcomer.toLowerCase() && p.status === "active"));
       expect(seenActive).toBe(false); // a router following the live query never routed to it
 
-      await byVote("unjail");
+      const unjailing = await byVote("unjail");
       await expectProvider(newcomer, { status: "active" });
       await liveSaw("delta active once unjailed", newcomer, (p) => !p.jailed && p.status === "active");
+      // What each proposal did, read from its calls (a walkthrough: the dashboard showed an uphold that also jailed as "uphold (slash)").
+      const both = await indexer.graphql<Record<"jailing" | "unjailing", { action: string; jails: string | null; unjails: string | null }>>(
+        `{ jailing: proposal(id: "${jailing}") { action jails unjails } unjailing: proposal(id: "${unjailing}") { action jails unjails } }`,
+      );
+      expect(both).toEqual({
+        jailing: { action: "other", jails: newcomer.toLowerCase(), unjails: null },
+        unjailing: { action: "other", jails: null, unjails: newcomer.toLowerCase() },
+      });
     });
 
     // Last: it stops the indexer.
