@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { eventually } from "../helpers/chainActions.ts";
-import { running } from "../helpers/processes.ts";
+import { childrenOf, running } from "../helpers/processes.ts";
 
 // scripts/exitWithParent.ts, the preload that stops a child whose parent was killed outright.
 
@@ -43,4 +43,28 @@ describe("a child started with exitWithParent", () => {
     const hung = `process.on("SIGINT", () => { for (;;); }); setTimeout(() => {}, 60000);`;
     await expectStopped(await orphan(hung, 500), "the hung orphan to be killed", 25_000);
   }, 40_000);
+});
+
+describe("npm run router", () => {
+  // A persona walkthrough: SIGTERM to npm (as systemd or docker stop send) ended npm and its shell,
+  // and the router served on, unparented. SIGKILL: npm cannot pass anything on.
+  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+    it(`stops its router when npm itself gets ${signal}`, async () => {
+      const root = new URL("../..", import.meta.url).pathname;
+      const npm = spawn("npm", ["run", "--silent", "router", "--", "--indexer", "http://127.0.0.1:9", "--port", "0", "--devnet"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] });
+      let output = "";
+      npm.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      try {
+        await eventually("the router listening", async () => (output.includes('"msg":"router listening"') ? true : undefined), 30_000);
+        const below = async (pid: number): Promise<{ pid: number; command: string }[]> =>
+          (await Promise.all((await childrenOf(pid)).map(async (c) => [c, ...(await below(c.pid))]))).flat();
+        const router = (await below(npm.pid!)).find((p) => p.command.includes("scripts/router.ts") && !p.command.startsWith("sh "));
+        expect(router).toBeDefined();
+        npm.kill(signal);
+        await expectStopped(router!.pid, "the router to stop once npm is gone", 15_000);
+      } finally {
+        npm.kill("SIGKILL");
+      }
+    }, 60_000);
+  }
 });
