@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import type { Hex } from "viem";
+import type { Address, Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError } from "./cliError.ts";
@@ -180,6 +180,19 @@ async function expirableCasesOf(ctx: CliContext, watcher: string): Promise<bigin
 }
 
 /** The newest 100 cases, newest first: enough for a terminal; the indexer has the full history. */
+/** The open cases against `provider` (of the last hundred), each with what closes it: said when they block a withdrawal. */
+export async function openCasesAgainst(ctx: CliContext, provider: Address): Promise<string> {
+  const [recent, now] = await Promise.all([recentCases(ctx), chainTime(ctx)]);
+  const open = recent.filter((c) => c.status === 1 && c.provider.toLowerCase() === provider.toLowerCase()).reverse();
+  return open
+    .map((c) =>
+      now > c.expiresAt
+        ? `case ${c.id}, past its deadline ${formatTime(c.expiresAt)}: anyone may expire it (din case expire --case ${c.id})`
+        : `case ${c.id}, which governance may resolve until ${formatTime(c.expiresAt)}, when anyone may expire it`,
+    )
+    .join("; ");
+}
+
 async function recentCases(ctx: CliContext): Promise<(Case & { id: bigint })[]> {
   const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
   const cases: (Case & { id: bigint })[] = [];

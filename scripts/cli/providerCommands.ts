@@ -4,6 +4,7 @@ import { literalHostClass } from "../../router/endpointPolicy.ts";
 import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
+import { openCasesAgainst } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireHttpUrl, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
@@ -238,6 +239,8 @@ export async function withdraw(ctx: CliContext): Promise<Outcome> {
     if (error instanceof CliError && error.message.startsWith("nothing is released yet")) {
       throw new CliError(`${error.message} (chain time now ${formatTime(await chainTime(ctx))})`);
     }
+    // Which cases, and how each closes (a walkthrough's were past their deadline: anyone could expire them).
+    if (error instanceof CliError && error.message.startsWith("withdrawal is blocked")) throw new CliError(`${error.message}: ${await openCasesAgainst(ctx, address)}`);
     throw error;
   });
   const after = await providerState(ctx, address);

@@ -15,7 +15,7 @@ import { startDeployedChain, type DeployedChain } from "../helpers/startDeployed
 
 const mnemonic = "test test test test test test test test test test test junk";
 const keyOf = (index: number) => toHex(mnemonicToAccount(mnemonic, { addressIndex: index }).getHdKey().privateKey!);
-const [watcherKey, voterKey, holderKey] = [keyOf(2), keyOf(3), keyOf(4)];
+const [operatorKey, watcherKey, voterKey, holderKey] = [keyOf(1), keyOf(2), keyOf(3), keyOf(4)];
 
 let system: DeployedChain;
 let cwd: string;
@@ -180,6 +180,9 @@ describe("din case and din gov, from report to slash or expiry", () => {
 
     await advance(system, 6);
     expect((await din(["case", "list"])).stdout).toMatch(/case 2\s+open\s+.*past its deadline \S+: din case expire --case 2\n/);
+    // The operator's withdrawal names the case that blocks it, and how it closes (it said only how many).
+    const blocked = await din(["provider", "withdraw"], operatorKey);
+    expect(blocked.stderr).toMatch(/^din: withdrawal is blocked while 1 slashing case\(s\) against you are open: case 2, past its deadline \S+: anyone may expire it \(din case expire --case 2\)\n$/);
     const propose = await din(["gov", "propose-slash", "--case", "2"], voterKey);
     expect(propose.code).toBe(1);
     expect(propose.stderr).toMatch(/^din: case 2 passed its deadline at \S+: governance can no longer resolve it, it can only be expired \(din case expire --case 2\)\n$/);
