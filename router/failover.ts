@@ -161,6 +161,9 @@ export function startSweeper(slackMs = 5): Sweeper {
   };
 }
 
+/** An answer giving the chain's head (a height, or the latest block numbered `height`). */
+type HeadAnswer = { bytes: Buffer; provider: ProviderHealth; height: number };
+
 /** The state of one call being routed; decides on each attempt's outcome as it arrives. */
 class CallRouting implements CallHandle {
   /** The sweeper's list links. */
@@ -176,7 +179,7 @@ class CallRouting implements CallHandle {
   /**
    * The call asks for the chain's head: its height (eth_blockNumber) or its block
    * (eth_getBlockByNumber("latest")). An answer past what another provider is known to hold is
-   * held (answerHeight).
+   * held (answerHead).
    */
   private readonly readsHead: "height" | "block" | null;
   private readonly body: string;
@@ -213,8 +216,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
-  /** A head (a height, or the latest block) past what another provider is known to hold, while another is asked (answerHeight). */
-  private heldHeight: { bytes: Buffer; provider: ProviderHealth; height: number } | null = null;
+  /** A head (a height, or the latest block) past what another provider is known to hold, while another is asked (answerHead). */
+  private heldHead: HeadAnswer | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
   private fallbackNonceTooLow = false;
   /** An answer came that the client could not hold: if nothing better comes, it hears to retry. */
@@ -500,7 +503,7 @@ class CallRouting implements CallHandle {
     if (outcome.type === "answer") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
-      if (outcome.block !== null) this.shown(p, outcome.block); // (a latest block's number once given: learntHead)
+      if (outcome.block !== null) this.shown(p, outcome.block); // (a latest block's number once given: answerHead)
       // (Also a copy answering after the call was answered.)
       if (this.write && this.client !== null && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
@@ -543,8 +546,8 @@ class CallRouting implements CallHandle {
         if (this.inFlight.length === 0) this.finishWithFallbackOrError();
         return;
       }
-      if (this.heldHeight !== null && head === null) return this.answerHeldHeight(null); // an error is no head
-      if (head !== null) return this.answerHeight(p, outcome.bytes, head);
+      if (this.heldHead !== null && head === null) return this.answerHeld(null); // an error (or a null block) is no head
+      if (head !== null) return this.answerHead(p, outcome.bytes, head);
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
@@ -563,60 +566,73 @@ class CallRouting implements CallHandle {
   /**
    * An eth_blockNumber answer past the highest block another provider is known to hold
    * (ChainTable.headToGive) is held while another provider is asked, and the lower of the two
-   * answers given; with no other answer, that block (or the newest the client was shown, if
-   * higher), never past the answer. So is an eth_getBlockByNumber("latest") answer by its number,
-   * but a block cannot be made: with no lower answer at or past that floor, the held block is
-   * given (viem's watchBlocks would otherwise skip the real blocks up to a made-up one's number).
-   * A provider naming heights the others have not reached would otherwise move clients and
-   * filters past blocks nobody has, which they skip for good once mined (the hostile-provider
-   * fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks);
-   * and a provider that merely got a new block first costs the call a second request, until
-   * another's answer or probe shows the block (the same fuzz, re-run on a version that gave the
-   * block another was known to hold at once: 40 of 40 calls made right after a block were behind it).
+   * answers given (answerHeldHeight); so is an eth_getBlockByNumber("latest") answer, by its
+   * block's number (answerHeldBlock). A provider naming heights the others have not reached would
+   * otherwise move clients and filters past blocks nobody has, which they skip for good once mined
+   * (the hostile-provider fuzz: viem's watchEvent lost 34 of 40 logs to a lead of three blocks; a
+   * block three numbers ahead reached 17 of 40 latest-block calls, and viem's watchBlocks skips up
+   * to it); and a provider that merely got a new block first costs the call a second request,
+   * until another's answer or probe shows the block (the same fuzz, re-run on a version that gave
+   * the block another was known to hold at once: 40 of 40 calls made right after a block were behind it).
    */
-  private answerHeight(p: ProviderHealth, bytes: Buffer, height: number): void {
-    if (this.heldHeight !== null) return this.answerHeldHeight({ bytes, provider: p, height });
+  private answerHead(p: ProviderHealth, bytes: Buffer, height: number): void {
+    if (this.heldHead !== null) return this.answerHeld({ bytes, provider: p, height });
     const bound = this.table.headToGive(p);
     if (bound < 0 || height <= bound) {
-      this.learntHead(height, p, null);
-      return this.answer(bytes, p, "answer", this.quantityOf(height));
+      if (this.readsHead === "block") this.shown(p, height); // (a height was learnt as it came: settle)
+      return this.answer(bytes, p, "answer", this.readsHead === "height" ? height : null);
     }
-    this.heldHeight = { bytes, provider: p, height };
+    this.heldHead = { bytes, provider: p, height };
     if (this.inFlight.length > 0) return; // a hedge is out already
     if (this.launch()) this.ctx.counters.retries++;
-    else this.answerHeldHeight(null);
+    else this.answerHeld(null);
+  }
+
+  private answerHeld(second: HeadAnswer | null): void {
+    if (this.readsHead === "block") this.answerHeldBlock(second);
+    else this.answerHeldHeight(second);
   }
 
   /**
    * The held height, brought down to a second answer's if lower, but not below the floor: the
    * block another provider is known to hold, or the client's shown head (a router-made answer
-   * when it is neither provider's).
+   * when it is neither provider's); with no second answer (or an error), the floor.
    */
-  private answerHeldHeight(second: { bytes: Buffer; provider: ProviderHealth; height: number } | null): void {
-    const held = this.heldHeight!;
+  private answerHeldHeight(second: HeadAnswer | null): void {
+    const held = this.heldHead!;
     const floor = Math.min(held.height, Math.max(this.table.headToGive(held.provider), this.block));
     const given = second === null ? floor : Math.max(floor, Math.min(second.height, held.height));
-    if (given === held.height || given === second?.height) this.learntHead(given, held.provider, second);
-    if (given === held.height) return this.answer(held.bytes, held.provider, "answer", this.quantityOf(given));
-    if (given === second?.height) return this.answer(second.bytes, second.provider, "answer", this.quantityOf(given));
-    if (this.readsHead === "block") return this.answer(held.bytes, held.provider, "answer", null); // a block cannot be made
+    if (given === held.height) return this.answer(held.bytes, held.provider, "answer", given);
+    if (given === second?.height) return this.answer(second.bytes, second.provider, "answer", given);
     this.answer(resultResponse(this.id, `"0x${given.toString(16)}"`), held.provider, "answer", given);
   }
 
   /**
-   * A latest block numbered `given` is given: the providers whose answers reach it are known to
-   * hold it. Learnt only once given, unlike a height: probes ask for heights, not blocks, so a
-   * made-up block's number would otherwise be believed until the provider's probed head went back.
+   * The held latest block, or another provider's: a block cannot be made, so a lower one is given
+   * when it is no older than the client was shown (a real block behind the head is better than a
+   * made-up one ahead); with no such answer (none, an error, a block older than that), another
+   * provider is asked while attempts last, and the held block is given last. A block's number is
+   * learnt only from a provider whose answer reaches it and was given: probes ask heights, not
+   * blocks, so a provider credited with a made-up block (or one it only claims to be past) would
+   * draw the calls naming it, and the client's latest reads, until its probed head went back.
    */
-  private learntHead(given: number, first: ProviderHealth, second: { provider: ProviderHealth; height: number } | null): void {
-    if (this.readsHead !== "block") return; // a height is learnt as it comes (settle)
-    this.shown(first, given);
-    if (second !== null && second.height >= given) this.shown(second.provider, given);
-  }
-
-  /** The call's result as a quantity (CallResult.quantity): a height, not a block's number. */
-  private quantityOf(head: number): number | null {
-    return this.readsHead === "height" ? head : null;
+  private answerHeldBlock(second: HeadAnswer | null): void {
+    const held = this.heldHead!;
+    if (second !== null && second.height >= held.height) {
+      // Both reach it: the second, then the held one (whose head to give the second's now raises).
+      this.shown(second.provider, held.height);
+      this.shown(held.provider, held.height);
+      return this.answer(held.bytes, held.provider, "answer", null);
+    }
+    if (second !== null && second.height >= this.block) {
+      this.shown(second.provider, second.height);
+      // Shown to the client as given: another provider claims more (shown() would wait for another holder).
+      if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, second.height, performance.now());
+      return this.answer(second.bytes, second.provider, "answer", null);
+    }
+    if (this.inFlight.length > 0) return; // another answer is coming
+    if (this.launch()) this.ctx.counters.retries++;
+    else this.answer(held.bytes, held.provider, "answer", null);
   }
 
   /**
@@ -666,7 +682,7 @@ class CallRouting implements CallHandle {
   }
 
   private finishWithFallbackOrError(): void {
-    if (this.heldHeight !== null) return this.answerHeldHeight(null);
+    if (this.heldHead !== null) return this.answerHeld(null);
     if (this.fallback !== null) {
       this.answer(this.fallback.bytes, this.fallback.provider);
       return;

@@ -31,7 +31,9 @@ describe("contradiction", () => {
       // A pending transaction (EDR): null block and index.
       ["eth_getTransactionByBlockNumberAndIndex", ["pending", "0x0"], { blockNumber: null, blockHash: null, transactionIndex: null }],
       ["eth_getBlockByNumber", ["latest", false], { number: "0x99" }],
+      ["eth_getBlockByNumber", ["pending", false], { number: null }],
       ["eth_getBlockByNumber", ["0x10", false], null],
+      ["eth_getBlockByNumber", ["latest", false], null],
       ["eth_getBlockByHash", [hash("AB"), false], { hash: hash("ab") }],
       ["eth_getTransactionReceipt", [hash("ab")], { transactionHash: hash("AB") }],
       ["eth_getTransactionByBlockNumberAndIndex", ["0x10", "0x01"], { blockNumber: "0x10", transactionIndex: "0x1" }],
@@ -57,6 +59,10 @@ describe("contradiction", () => {
     const lies: [string, unknown, unknown, RegExp][] = [
       ["eth_getBlockByNumber", ["0x0", false], { number: "0x5" }, /^with a block of number 0x5, not 0x0 as asked$/],
       ["eth_getBlockByNumber", ["0x5", false], {}, /number \(none\), not 0x5/],
+      // A latest block whose number cannot be read cannot be held back as ahead (a review: viem reads these as 259).
+      ["eth_getBlockByNumber", ["latest", false], { number: 259 }, /^with a block of number 259, not a hex quantity$/],
+      ["eth_getBlockByNumber", ["latest", false], { number: " 0x103" }, /^with a block of number  0x103, not a hex quantity$/],
+      ["eth_getBlockByNumber", ["finalized", false], {}, /^with a block of number \(none\), not a hex quantity$/],
       ["eth_getBlockByHash", [hash("ab"), false], { hash: hash("cd") }, /hash 0xcdcd/],
       ["eth_getTransactionByHash", [hash("ab")], { hash: hash("cd") }, /transaction of hash 0xcdcd/],
       ["eth_getTransactionByBlockHashAndIndex", [hash("ab"), "0x0"], { blockHash: hash("ab"), transactionIndex: "0x1" }, /transactionIndex 0x1, not 0x0/],

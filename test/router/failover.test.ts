@@ -1425,36 +1425,50 @@ describe("routing one call", () => {
     }
   }
 
-  it("learns a latest block's number from a provider only once the block is given: a made-up one is not believed", async () => {
-    // The suite run: a provider's made-up latest block, believed as its head, drew calls naming
-    // that block to it later, when it was behind (probes ask heights, not blocks, so never undid it).
-    const block = (await direct(chain.rpcUrl, "eth_getBlockByNumber", ["latest", false])) as Record<string, unknown>;
-    const head = Number(block.number);
-    await nodes[3].setFault({ kind: "result", method: "eth_getBlockByNumber", result: { ...block, number: `0x${(head + 3).toString(16)}`, hash: `0x${"ee".repeat(32)}` } });
+  it("gives a real latest block rather than a made-up one ahead, and credits only the provider whose block it gave", async () => {
+    // Reviews: a made-up block ahead, held, was given when the second answer was a block behind (or
+    // null); and the liar, itself behind, was credited with the second's block, drawing calls naming
+    // that block (its null given) and the client's latest reads (its old state) to it.
+    // (The liar's probed head is a block below the chain's: the chain needs one. Run alone, this test finds block 0.)
+    if (Number(await direct(chain.rpcUrl, "eth_blockNumber")) === 0) await direct(chain.rpcUrl, "evm_mine");
+    const latest = (await direct(chain.rpcUrl, "eth_getBlockByNumber", ["latest", false])) as Record<string, unknown>;
+    const head = Number(latest.number);
+    await nodes[3].setFault({ kind: "result", method: "eth_getBlockByNumber", result: { ...latest, number: `0x${(head + 4).toString(16)}`, hash: `0x${"ee".repeat(32)}` } });
     const options = resolveRoutingOptions({ failover: { hedge: false } });
-    const table = new ChainTable(CHAIN, options);
-    table.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
-    const now = performance.now();
-    for (const p of table.providers) {
-      p.setChainCheck(CHAIN, CHAIN, 0);
-      table.recordHead(p, head, now);
-      p.probationLeft = 0;
-    }
-    table.updateMedianHead(now, 60_000);
-    table.rebuild(now);
-    const liar = table.providers.find((p) => p.address === providerAddress(3))!;
+    /** A table whose probes saw node i at head + ahead[i] (the nodes answer the chain's head). */
+    const tableWithHeads = (ahead: number[]) => {
+      const table = new ChainTable(CHAIN, options);
+      table.setProviders(recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
+      const now = performance.now();
+      table.providers.forEach((p, i) => {
+        p.setChainCheck(CHAIN, CHAIN, 0);
+        table.recordHead(p, head + ahead[i], now);
+        p.probationLeft = 0;
+      });
+      table.updateMedianHead(now, 60_000);
+      table.rebuild(now);
+      return table;
+    };
     const agent = new Agent();
     const sweeper = startSweeper();
-    // Each draw the last of those left: the liar first.
+    // Each draw the last of those left: the liar (node 3) first, then node 2, then node 1.
     const context = { agent, failover: options.failover, random: () => 0.999, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+    const latestFrom = (table: ChainTable) =>
+      new Promise<CallResult>((resolve) => routeCall(context, table, { id: 1, method: "eth_getBlockByNumber", params: ["latest", false], notification: false }, 1, resolve));
     try {
-      const result = await new Promise<CallResult>((resolve) =>
-        routeCall(context, table, { id: 1, method: "eth_getBlockByNumber", params: ["latest", false], notification: false }, 1, resolve),
-      );
-      expect(result.attempts).toBe(2); // the liar, then another
-      expect(JSON.parse(result.bytes!.toString())).toEqual({ jsonrpc: "2.0", id: 1, result: block });
-      expect(liar.holdsBlock(head + 1)).toBe(false);
-      expect(liar.holdsBlock(head)).toBe(true);
+      // The others probed a block further than node 2 answers, the liar a block behind it: node 2's
+      // real block, not the made-up one four ahead.
+      const table = tableWithHeads([1, 1, 0, -1]);
+      const liar = table.providers.find((p) => p.address === providerAddress(3))!;
+      const given = await latestFrom(table);
+      expect(given.attempts).toBe(2);
+      expect(JSON.parse(given.bytes!.toString())).toEqual({ jsonrpc: "2.0", id: 1, result: latest });
+      expect(liar.holdsBlock(head)).toBe(false); // not credited with the block node 2 gave
+      // The second with no block: a third is asked.
+      await nodes[2].setFault({ kind: "result", method: "eth_getBlockByNumber", result: null });
+      const third = await latestFrom(tableWithHeads([0, 0, 0, 0]));
+      expect(third.attempts).toBe(3);
+      expect(JSON.parse(third.bytes!.toString())).toEqual({ jsonrpc: "2.0", id: 1, result: latest });
     } finally {
       sweeper.stop();
       await agent.destroy();
