@@ -179,7 +179,6 @@ async function expirableCasesOf(ctx: CliContext, watcher: string): Promise<bigin
   return recent.filter((c) => c.watcher.toLowerCase() === watcher.toLowerCase() && c.status === 1 && now > c.expiresAt).map((c) => c.id);
 }
 
-/** The newest 100 cases, newest first: enough for a terminal; the indexer has the full history. */
 /** The open cases against `provider` (of the last hundred), each with what closes it: said when they block a withdrawal. */
 export async function openCasesAgainst(ctx: CliContext, provider: Address): Promise<string> {
   const [recent, now] = await Promise.all([recentCases(ctx), chainTime(ctx)]);
@@ -193,6 +192,7 @@ export async function openCasesAgainst(ctx: CliContext, provider: Address): Prom
     .join("; ");
 }
 
+/** The newest 100 cases, newest first: enough for a terminal; the indexer has the full history. */
 async function recentCases(ctx: CliContext): Promise<(Case & { id: bigint })[]> {
   const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
   const cases: (Case & { id: bigint })[] = [];

@@ -194,7 +194,7 @@ async function timelockDelay(ctx: CliContext): Promise<bigint> {
  * What a proposal does, read from its calls: its description is the proposer's own words, and may
  * say otherwise ("Reject case 7" over a call that upholds it).
  */
-export function actionOf(ctx: CliContext, p: Proposal): string {
+function actionOf(ctx: CliContext, p: Proposal): string {
   return p.targets.map((target, i) => callText(ctx, target, p.values[i], p.calldatas[i])).join(", then ");
 }
 
