@@ -13,7 +13,7 @@ import type { Limits } from "./options.ts";
 // Behind a proxy (TLS terminator, load balancer) every client has the proxy's address: requests
 // from a trusted proxy count against the client its X-Forwarded-For names.
 
-type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs">;
+type ConnectionLimits = Pick<Limits, "maxConnections" | "maxConnectionsPerClient" | "requestReadTimeoutMs" | "maxBodyBytes">;
 
 /**
  * What one client (an IPv4 address, or an IPv6 /64) holds now. `requests`: requests that count
@@ -355,6 +355,12 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     socket.end(noTunnel);
     socket.destroySoon();
+  });
+  // A body declared larger than the router takes is not invited (100 Continue) only to be refused
+  // once sent: the request is handled at once, and its handler answers 413 unread.
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    if (!(Number(req.headers["content-length"]) > limits.maxBodyBytes)) res.writeContinue();
+    server.emit("request", req, res);
   });
   // Node answers an Expect other than 100-continue itself with a bare 417: answered as everything else is.
   const expectation = errorBody(RpcCode.invalidRequest, "invalid request: the only Expect understood is 100-continue");

@@ -183,6 +183,11 @@ describe("one client's share of the router", () => {
     expecting.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nexpect: something-else\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
     await waitFor(() => expecting.text().endsWith("}}"), "the answer to an unknown Expect");
     expect(expecting.text()).toMatch(/^HTTP\/1\.1 417 .*x-din-provider: none\r\n.*"code":-32600,"message":"invalid request: the only Expect understood is 100-continue"/s);
+    // A body declared past the limit is refused before it is sent, not invited first (a walkthrough: 100 Continue, then 413).
+    const oversized = await rawConnection("127.0.0.23");
+    oversized.socket.write(`POST /rpc/31337 HTTP/1.1\r\nhost: router\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
+    await oversized.closed;
+    expect(oversized.text()).toMatch(/^HTTP\/1\.1 413 .*"code":-32005,"message":"limit exceeded: the body is larger than \d+ bytes"/s);
     const hostless = await rawConnection("127.0.0.23"); // HTTP/1.1 wants a Host; the router does not need one
     const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId" });
     hostless.socket.write(`POST /rpc/31337 HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
