@@ -399,7 +399,9 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       throw error;
     }
     await answer.body?.cancel();
-    if (!answer.ok) throw new IndexerError(`the indexer is not ready yet (GET /ready → HTTP ${answer.status})`);
+    // Ponder answers 200 or 503 (still indexing); anything else is not a Ponder indexer's base URL (a router's, say).
+    if (answer.status === 503) throw new IndexerError("the indexer is not ready yet (GET /ready → HTTP 503: still indexing)");
+    if (!answer.ok) throw new IndexerError(`the indexer URL answers GET /ready with HTTP ${answer.status}: it is not an OpenDIN indexer's base URL (Ponder answers 200, or 503 while indexing)`);
   };
 
   async function connect(): Promise<void> {

@@ -88,6 +88,13 @@ describe("the provider set from a sick indexer", () => {
     expect(warnings()).toEqual(["indexer unreachable: serving the last known provider set", "indexer reachable again: taking the provider set from its live query"]);
   });
 
+  it("tells an indexer still indexing from a URL that is no indexer (a walkthrough pointed a router at a router: \"not ready yet\")", async () => {
+    const indexing = await source((await fake({ ready: 503 })).url);
+    expect(indexing.set.status().lastError).toBe("the indexer is not ready yet (GET /ready → HTTP 503: still indexing)");
+    const other = await source((await fake({ ready: 404 })).url);
+    expect(other.set.status().lastError).toBe("the indexer URL answers GET /ready with HTTP 404: it is not an OpenDIN indexer's base URL (Ponder answers 200, or 503 while indexing)");
+  });
+
   it("aborts a /ready that does not answer, on its timeout and on stop()", async () => {
     const indexer = await fake({ ready: "hang" });
     const hasty = await source(indexer.url, { requestTimeoutMs: 150, reconnectMinMs: 50, reconnectMaxMs: 100 });
