@@ -3,6 +3,7 @@ import type { Address, Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError } from "./cliError.ts";
+import { proposalsOnCase } from "./govCommands.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { readEvidence } from "./providerCommands.ts";
@@ -53,17 +54,28 @@ export async function showCase(ctx: CliContext, flags: { case?: string }): Promi
   const statusName = caseStatusNames[c.status] ?? "unknown";
   const pastDeadline = statusName === "open" && now > c.expiresAt;
   const deadline = statusName !== "open" ? "" : pastDeadline ? `, past its deadline ${formatTime(c.expiresAt)}: din case expire --case ${id}` : `, open until ${formatTime(c.expiresAt)} (chain time now ${formatTime(now)})`;
+  // What voters weigh (the slash it would take, capped by the stake), or what it came to; and the proposals to vote on.
+  const [slashIfUpheld, upheld, proposals] = await Promise.all([
+    statusName === "open" && !pastDeadline ? read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [id] }) : null,
+    statusName === "upheld" ? ctx.publicClient.getContractEvents({ ...manager(ctx), eventName: "CaseUpheld", args: { caseId: id }, fromBlock: ctx.startBlock }) : null,
+    proposalsOnCase(ctx, id),
+  ]);
+  const outcome = (upheld?.[0] as { args?: { slashed: bigint; watcherReward: bigint } } | undefined)?.args ?? null;
   const lines = [
     `case ${id}: ${statusName}${deadline}`,
     `  provider  ${c.provider}`,
     `  watcher   ${c.watcher}, bond ${formatTokens(c.bond)}`,
-    `  asks      ${formatTokens(c.amount)}`,
-    bytes === null ? "  evidence  not found in the chain's events" : `  evidence  ${bytes.length} bytes, hash ${c.evidenceHash}${text === null ? " (not text; hex below)" : ""}`,
+    `  asks      ${formatTokens(c.amount)}${slashIfUpheld === null ? "" : `; would slash ${formatTokens(slashIfUpheld)} if upheld`}`,
   ];
+  if (outcome !== null) lines.push(`  slashed   ${formatTokens(outcome.slashed)} (${formatTokens(outcome.watcherReward)} of it to the watcher, with the bond)`);
+  for (const p of proposals) lines.push(`  proposal  ${p.id}: ${p.state}; ${p.action}`);
+  if (proposals.length === 0 && statusName === "open" && !pastDeadline) lines.push(`  proposal  none yet (din gov propose-slash --case ${id})`);
+  lines.push(bytes === null ? "  evidence  not found in the chain's events" : `  evidence  ${bytes.length} bytes, hash ${c.evidenceHash}${text === null ? " (not text; hex below)" : ""}`);
   if (bytes !== null) lines.push(text ?? evidence!);
   return {
     message: lines.join("\n"),
-    data: { id, ...c, statusName, pastDeadline, evidence, evidenceText: text },
+    // `status` by name, as din case list --json gives it.
+    data: { id, ...c, status: statusName, pastDeadline, slashIfUpheld, slashed: outcome?.slashed ?? null, watcherReward: outcome?.watcherReward ?? null, proposals, evidence, evidenceText: text },
   };
 }
 

@@ -174,6 +174,12 @@ export async function status(ctx: CliContext, flags: { proposal?: string; case?:
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
 }
 
+/** The proposals resolving case `caseId`, with their state and what each does: for `din case show`. */
+export async function proposalsOnCase(ctx: CliContext, caseId: bigint): Promise<{ id: bigint; state: string; action: string }[]> {
+  const on = (await allProposals(ctx)).filter((p) => caseOf(ctx, p) === caseId);
+  return await Promise.all(on.map(async (p) => ({ id: p.id, state: await proposalState(ctx, p.id), action: actionOf(ctx, p) })));
+}
+
 /** The chain time at which a proposal made now could be executed at the soonest. */
 async function earliestExecution(ctx: CliContext): Promise<bigint> {
   const [delay, period, minDelay, now] = await Promise.all([

@@ -235,7 +235,8 @@ describe("din case and din gov", () => {
     // What a voter reads before voting: the case, and its evidence as the watcher gave it.
     const shown = (await din(["case", "show", "--case", caseId])).stdout;
     expect(shown).toMatch(new RegExp(`^case ${caseId}: open, open until \\S+ \\(chain time now \\S+\\)\n  provider  ${operator}\n`));
-    expect(shown).toContain("  asks      100 DIN\n");
+    expect(shown).toContain("  asks      100 DIN; would slash 100 DIN if upheld\n");
+    expect(shown).toContain(`  proposal  none yet (din gov propose-slash --case ${caseId})\n`);
     expect(shown.trim().split("\n").at(-1)).toBe(JSON.stringify({ method: "eth_getBalance", returned: "0xdead" }));
 
     expect((await din(["gov", "delegate"], voterKey)).stdout).toMatch(/delegated your votes to yourself; .* now has 10,000,000 DIN of votes/);
@@ -266,6 +267,12 @@ describe("din case and din gov", () => {
     // The operator sees what was slashed, and for which case.
     expect((await din(["provider", "status", operator])).stdout).toMatch(new RegExp(`slashed\\s+100 DIN in all \\(case ${caseId}: 100 DIN\\)`));
     expect((await din(["case", "list"])).stdout).toMatch(new RegExp(`case ${caseId}\\s+upheld`));
+    // The case whole once resolved: what it came to, and the proposal that did it (a walkthrough found neither).
+    const resolved = (await din(["case", "show", "--case", caseId])).stdout;
+    expect(resolved).toContain("\n  slashed   100 DIN (10 DIN of it to the watcher, with the bond)\n");
+    expect(resolved).toContain(`\n  proposal  ${proposalId}: executed; uphold case ${caseId} (slash its provider)\n`);
+    const json = JSON.parse((await din(["case", "show", "--case", caseId, "--json"])).stdout) as { status: string; slashed: string; proposals: { id: string; state: string }[] };
+    expect(json).toMatchObject({ status: "upheld", slashed: parseEther("100").toString(), proposals: [{ id: proposalId, state: "executed" }] }); // status by name, as case list gives it
     expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/);
   });
 
