@@ -22,7 +22,7 @@ const usage = `din — the OpenDIN command line
               din provider withdraw
               din provider deregister
               din provider status [address] [--router <url>]
-  watchers    din case open --provider <address> --amount <DIN> --evidence <file>
+  watchers    din case open --provider <address> --amount <DIN> --evidence <file> [--again]
               din case list [--provider <address>]
               din case show --case <id>
               din case expire --case <id>
@@ -66,9 +66,9 @@ const commands: Record<string, Command> = {
   "provider deregister": { options: {}, positionals: 0, run: async (f) => (await provider()).deregister(await ctx(f)) },
   "provider status": { options: { router: { type: "string" } }, positionals: 1, run: async (f, [address]) => (await provider()).status(await ctx(f), address, str(f.router)) },
   "case open": {
-    options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" } },
+    options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" }, again: { type: "boolean" } },
     positionals: 0,
-    run: async (f) => (await cases()).openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence) }),
+    run: async (f) => (await cases()).openCase(await ctx(f), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence), again: f.again === true }),
   },
   "case list": { options: { provider: { type: "string" } }, positionals: 0, run: async (f) => (await cases()).listCases(await ctx(f), { provider: str(f.provider) }) },
   "case show": { options: { case: { type: "string" } }, positionals: 0, run: async (f) => (await cases()).showCase(await ctx(f), { case: str(f.case) }) },

@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import type { Address, Hex } from "viem";
+import { keccak256, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError } from "./cliError.ts";
@@ -90,17 +90,27 @@ export async function requireResolvableCase(ctx: CliContext, id: bigint): Promis
   return c;
 }
 
-export async function openCase(ctx: CliContext, flags: { provider?: string; amount?: string; evidence?: string }): Promise<Outcome> {
+export async function openCase(ctx: CliContext, flags: { provider?: string; amount?: string; evidence?: string; again?: boolean }): Promise<Outcome> {
   const provider = parseAddress("--provider", flags.provider);
   const amount = parseTokens("--amount", flags.amount);
   const evidence = await readEvidence(flags.evidence);
+  // Each case upheld slashes on its own: the same evidence twice could punish one fault twice.
+  const twin = flags.again ? undefined : (await recentCases(ctx)).find((c) => c.status === 1 && c.provider.toLowerCase() === provider.toLowerCase() && c.evidenceHash === keccak256(evidence));
+  if (twin !== undefined) {
+    throw new CliError(`case ${twin.id} against ${provider} is open with the same evidence: each case upheld slashes on its own, so a second one could punish one fault twice; give --again to open it anyway`);
+  }
   const bond = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseBond" });
   const { hash } = await transactSpending(ctx, ctx.contracts.SlashingManager, bond, { ...manager(ctx), functionName: "openCase", args: [provider, amount, evidence] });
   const caseId = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
-  const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [caseId] });
+  const [c, slashIfUpheld] = await Promise.all([
+    read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [caseId] }),
+    read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [caseId] }),
+  ]);
+  // The slash is capped (maxSlashBps of the stake at stake): said when it is less than asked.
+  const capped = slashIfUpheld < amount ? `; if upheld it would slash ${formatTokens(slashIfUpheld)}, the most it may take of this provider's stake` : "";
   return {
-    message: `opened case ${caseId} against ${provider} asking ${formatTokens(amount)}, bond ${formatTokens(bond)} posted; governance must resolve it before ${formatTime(c.expiresAt)} (tx ${hash})`,
-    data: { caseId, provider, amount, bond, expiresAt: c.expiresAt, evidenceHash: c.evidenceHash, transaction: hash },
+    message: `opened case ${caseId} against ${provider} asking ${formatTokens(amount)}${capped}, bond ${formatTokens(bond)} posted; governance must resolve it before ${formatTime(c.expiresAt)} (tx ${hash})`,
+    data: { caseId, provider, amount, slashIfUpheld, bond, expiresAt: c.expiresAt, evidenceHash: c.evidenceHash, transaction: hash },
   };
 }
 

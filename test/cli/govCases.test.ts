@@ -248,6 +248,22 @@ describe("din case and din gov, from report to slash or expiry", () => {
     const json = JSON.parse((await din(["gov", "status", "--case", caseId, "--json"])).stdout) as { proposals: { action: string }[] };
     expect(json.proposals.map((p) => p.action)).toEqual([`uphold case ${caseId} (slash its provider), then jail provider ${operator}`]);
   });
+
+  it("refuses a second open case on the same evidence unless --again, and says a capped slash before the vote", async () => {
+    // A walkthrough filed one evidence file as several cases (each upheld would slash again) and
+    // asked 1,000,000 DIN of a stake that allows far less, both without a word.
+    const { manager, token } = system.contracts;
+    const evidence = join(cwd, "evidence-04.bin");
+    await writeFile(evidence, Buffer.from([0x04])); // the evidence of the case the test above opened
+    const open = String(await manager.read.caseCount());
+    const twice = await din(["case", "open", "--provider", operator, "--amount", "1000000", "--evidence", evidence], watcherKey);
+    expect(twice.stderr).toBe(`din: case ${open} against ${operator} is open with the same evidence: each case upheld slashes on its own, so a second one could punish one fault twice; give --again to open it anyway\n`);
+    expect(String(await manager.read.caseCount())).toBe(open);
+    await mined(system, token.write.approve([manager.address, parseEther("10")], { account: watcher }));
+    const again = await din(["case", "open", "--provider", operator, "--amount", "1000000", "--evidence", evidence, "--again"], watcherKey);
+    expect(again.stderr).toBe("");
+    expect(again.stdout).toMatch(/^opened case \d+ against \S+ asking 1,000,000 DIN; if upheld it would slash [\d,.]+ DIN, the most it may take of this provider's stake, bond 10 DIN posted/);
+  });
 });
 
 describe("din <group> --help", () => {
