@@ -161,8 +161,15 @@ export function startSweeper(slackMs = 5): Sweeper {
   };
 }
 
-/** An answer giving the chain's head (a height, or the latest block numbered `height`). */
-type HeadAnswer = { bytes: Buffer; provider: ProviderHealth; height: number };
+/** Whether two latest blocks are one: the same hash (a number alone, a provider may claim). */
+function sameBlock(a: unknown, b: unknown): boolean {
+  const hashOf = (block: unknown) => (typeof block === "object" && block !== null ? (block as { hash?: unknown }).hash : undefined);
+  const hash = hashOf(a);
+  return typeof hash === "string" && hash === hashOf(b);
+}
+
+/** An answer giving the chain's head: a height, or the latest block numbered `height` (`block`: it, parsed). */
+type HeadAnswer = { bytes: Buffer; provider: ProviderHealth; height: number; block?: unknown };
 
 /** The state of one call being routed; decides on each attempt's outcome as it arrives. */
 class CallRouting implements CallHandle {
@@ -503,7 +510,7 @@ class CallRouting implements CallHandle {
     if (outcome.type === "answer") {
       p.recordSuccess(outcome.latencyMs);
       this.table.latency.add(outcome.latencyMs);
-      if (outcome.block !== null) this.shown(p, outcome.block); // (a latest block's number once given: answerHead)
+      if (outcome.block !== null) this.shown(p, outcome.block); // (a latest block's number once given: gaveBlock)
       // (Also a copy answering after the call was answered.)
       if (this.write && this.client !== null && outcome.error === null) this.tookTransaction(p);
     } else if (outcome.type === "failure") {
@@ -547,7 +554,7 @@ class CallRouting implements CallHandle {
         return;
       }
       if (this.heldHead !== null && head === null) return this.answerHeld(null); // an error (or a null block) is no head
-      if (head !== null) return this.answerHead(p, outcome.bytes, head);
+      if (head !== null) return this.answerHead({ bytes: outcome.bytes, provider: p, height: head, block: outcome.result });
       this.answer(outcome.bytes, p, "answer", outcome.quantity);
       return;
     }
@@ -575,14 +582,15 @@ class CallRouting implements CallHandle {
    * until another's answer or probe shows the block (the same fuzz, re-run on a version that gave
    * the block another was known to hold at once: 40 of 40 calls made right after a block were behind it).
    */
-  private answerHead(p: ProviderHealth, bytes: Buffer, height: number): void {
-    if (this.heldHead !== null) return this.answerHeld({ bytes, provider: p, height });
+  private answerHead(answer: HeadAnswer): void {
+    if (this.heldHead !== null) return this.answerHeld(answer);
+    const { bytes, provider: p, height } = answer;
     const bound = this.table.headToGive(p);
     if (bound < 0 || height <= bound) {
-      if (this.readsHead === "block") this.shown(p, height); // (a height was learnt as it came: settle)
+      if (this.readsHead === "block") this.gaveBlock(height, null); // (a height was learnt as it came: settle)
       return this.answer(bytes, p, "answer", this.readsHead === "height" ? height : null);
     }
-    this.heldHead = { bytes, provider: p, height };
+    this.heldHead = answer;
     if (this.inFlight.length > 0) return; // a hedge is out already
     if (this.launch()) this.ctx.counters.retries++;
     else this.answerHeld(null);
@@ -611,39 +619,46 @@ class CallRouting implements CallHandle {
    * The held latest block, or another provider's: a block cannot be made, so a lower one is given
    * when it is no older than the client was shown (a real block behind the head is better than a
    * made-up one ahead); with no such answer (none, an error, a block older than that), another
-   * provider is asked while attempts last, and the held block is given last. A block's number is
-   * learnt only from a provider whose answer reaches it and was given: probes ask heights, not
-   * blocks, so a provider credited with a made-up block (or one it only claims to be past) would
-   * draw the calls naming it, and the client's latest reads, until its probed head went back.
+   * provider is asked while attempts last, and the held block is given last.
    */
   private answerHeldBlock(second: HeadAnswer | null): void {
     const held = this.heldHead!;
     if (second !== null && second.height >= held.height) {
-      // Both reach it: the second, then the held one (whose head to give the second's now raises).
-      this.shown(second.provider, held.height);
-      this.shown(held.provider, held.height);
+      // The held provider's block is borne out by another's reaching its number; the other holds it
+      // if it gave that very block (a liar asked second may claim the number: a review).
+      this.gaveBlock(held.height, second.height === held.height && sameBlock(held.block, second.block) ? [held.provider, second.provider] : [held.provider]);
       return this.answer(held.bytes, held.provider, "answer", null);
     }
     if (second !== null && second.height >= this.block) {
-      this.shown(second.provider, second.height);
-      // Shown to the client as given: another provider claims more (shown() would wait for another holder).
-      if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, second.height, performance.now());
+      this.gaveBlock(second.height, null);
       return this.answer(second.bytes, second.provider, "answer", null);
     }
     if (this.inFlight.length > 0) return; // another answer is coming
-    if (this.launch()) this.ctx.counters.retries++;
+    // (Not past an answer too large to hold: another's would be as large.)
+    if (!this.overBudget && this.launch()) this.ctx.counters.retries++;
     else this.answer(held.bytes, held.provider, "answer", null);
   }
 
   /**
-   * `p`'s answer shows it holds `block`: the table learns it from a head (a height or the latest
-   * block, between probes), and the client learns it up to the head it may be given
-   * (ChainTable.headToGive: with three fresh heads or more, one another provider is known to hold):
-   * one provider alone (a liar a few blocks ahead, within what the table believes) would otherwise
-   * draw all its latest reads.
+   * A latest block numbered `height` is given: the client was shown it, and the table learns it of
+   * `holders` only, whose answers another provider's bore out. Not of one provider's answer alone:
+   * probes ask heights, not blocks, and a provider credited with a block it lacks (made up, or
+   * claimed by number) would draw the calls naming that block, and its client's latest reads, until
+   * its probed head went back (two reviews: its nulls and its old state given).
+   */
+  private gaveBlock(height: number, holders: readonly ProviderHealth[] | null): void {
+    if (holders !== null) for (const p of holders) this.table.recordAnsweredHead(p, height);
+    if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, height, performance.now());
+  }
+
+  /**
+   * `p`'s answer shows it holds `block`: the table learns it from a height (between probes), and
+   * the client learns it up to the head it may be given (ChainTable.headToGive: with three fresh
+   * heads or more, one another provider is known to hold): one provider alone (a liar a few blocks
+   * ahead, within what the table believes) would otherwise draw all its latest reads.
    */
   private shown(p: ProviderHealth, block: number): void {
-    if (this.readsHead !== null) this.table.recordAnsweredHead(p, block);
+    if (this.readsHead === "height") this.table.recordAnsweredHead(p, block);
     if (this.client === null) return;
     const bound = this.table.headToGive(p);
     const held = bound < 0 ? block : Math.min(block, bound);

@@ -1425,7 +1425,7 @@ describe("routing one call", () => {
     }
   }
 
-  it("gives a real latest block rather than a made-up one ahead, and credits only the provider whose block it gave", async () => {
+  it("gives a real latest block rather than a made-up one ahead, and credits a provider with it only when another bears it out", async () => {
     // Reviews: a made-up block ahead, held, was given when the second answer was a block behind (or
     // null); and the liar, itself behind, was credited with the second's block, drawing calls naming
     // that block (its null given) and the client's latest reads (its old state) to it.
@@ -1453,8 +1453,13 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     // Each draw the last of those left: the liar (node 3) first, then node 2, then node 1.
     const context = { agent, failover: options.failover, random: () => 0.999, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
-    const latestFrom = (table: ChainTable) =>
-      new Promise<CallResult>((resolve) => routeCall(context, table, { id: 1, method: "eth_getBlockByNumber", params: ["latest", false], notification: false }, 1, resolve));
+    const latestFrom = (table: ChainTable, draws?: number[]) => {
+      // The draws in turn (0: the first provider left, 0.999: the last), then the last one again.
+      const random = draws === undefined ? context.random : () => draws.length > 1 ? draws.shift()! : draws[0];
+      return new Promise<CallResult>((resolve) =>
+        routeCall({ ...context, random }, table, { id: 1, method: "eth_getBlockByNumber", params: ["latest", false], notification: false }, 1, resolve),
+      );
+    };
     try {
       // The others probed a block further than node 2 answers, the liar a block behind it: node 2's
       // real block, not the made-up one four ahead.
@@ -1469,6 +1474,22 @@ describe("routing one call", () => {
       const third = await latestFrom(tableWithHeads([0, 0, 0, 0]));
       expect(third.attempts).toBe(3);
       expect(JSON.parse(third.bytes!.toString())).toEqual({ jsonrpc: "2.0", id: 1, result: latest });
+      // An honest provider first with a block the others were not probed at, the liar second with
+      // a made-up block of that number: the honest one is borne out, the liar not credited (rev18).
+      await nodes[3].setFault({ kind: "result", method: "eth_getBlockByNumber", result: { ...latest, hash: `0x${"ee".repeat(32)}` } });
+      const ahead = tableWithHeads([-1, -1, -1, -1]);
+      const borneOut = await latestFrom(ahead, [0, 0.999]);
+      expect(borneOut.attempts).toBe(2);
+      expect(JSON.parse(borneOut.bytes!.toString())).toEqual({ jsonrpc: "2.0", id: 1, result: latest });
+      expect(ahead.providers.map((p) => p.holdsBlock(head))).toEqual([true, false, false, false]);
+      // The second answer too large for the client's budget: no third asked, another's would be as large (rev18: four asked).
+      await nodes[3].setFault({ kind: "result", method: "eth_getBlockByNumber", result: { ...latest, number: `0x${(head + 4).toString(16)}`, hash: `0x${"ee".repeat(32)}` } });
+      let collected = 0;
+      const budget = { turn: "test", freeBytes: 0, collect: () => collected++ === 0, release: () => {} }; // the first answer fits, no other
+      const overBudget = await new Promise<CallResult>((resolve) =>
+        routeCall(context, tableWithHeads([0, 0, 0, 0]), { id: 1, method: "eth_getBlockByNumber", params: ["latest", false], notification: false }, 1, resolve, { budget }),
+      );
+      expect(overBudget.attempts).toBe(2);
     } finally {
       sweeper.stop();
       await agent.destroy();
