@@ -95,7 +95,8 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
   const amount = parseTokens("--amount", flags.amount);
   const evidence = await readEvidence(flags.evidence);
   // Each case upheld slashes on its own: the same evidence twice could punish one fault twice.
-  const twin = flags.again ? undefined : (await recentCases(ctx)).find((c) => c.status === 1 && c.provider.toLowerCase() === provider.toLowerCase() && c.evidenceHash === keccak256(evidence));
+  const evidenceHash = keccak256(evidence);
+  const twin = flags.again ? undefined : (await recentCases(ctx)).find((c) => c.status === 1 && c.provider.toLowerCase() === provider.toLowerCase() && c.evidenceHash === evidenceHash);
   if (twin !== undefined) {
     throw new CliError(`case ${twin.id} against ${provider} is open with the same evidence: each case upheld slashes on its own, so a second one could punish one fault twice; give --again to open it anyway`);
   }
