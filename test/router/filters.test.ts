@@ -33,9 +33,13 @@ async function rpc(method: string, params: unknown[] = []): Promise<RpcReply> {
   return (await router.post(CHAIN, { jsonrpc: "2.0", id: 7, method, params })).json() as RpcReply;
 }
 
-/** Sends one Ping and returns its transaction hash once mined. */
+/**
+ * Sends one Ping and returns its transaction hash once mined. Its fees are given: viem would read
+ * the latest block for them, and a provider whose latest block another bears out is known to hold
+ * it (a stale-head provider among them, in the test below, whose blocks go on).
+ */
 async function ping(): Promise<Hex> {
-  const hash = await walletClient.sendTransaction({ account, chain: hardhat, to: pinger });
+  const hash = await walletClient.sendTransaction({ account, chain: hardhat, to: pinger, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
   await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
   return hash;
 }
