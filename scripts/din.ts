@@ -39,7 +39,7 @@ const usage = `din — the OpenDIN command line
   Every chain command reads .devnet/devnet.json (DIN_DEVNET=<dir>: a devnet started with --dir)
   unless --rpc <url> and --deployment <file> are given; the key comes from --key <0x…> or
   DIN_PRIVATE_KEY. Amounts are in DIN (1000, 0.5).
-  --json prints a machine-readable object.`;
+  --json prints a machine-readable object on stdout; an error, {"error": "…"} on stderr (exit 1, or 2 for bad arguments).`;
 
 const common = {
   rpc: { type: "string" },
