@@ -131,9 +131,10 @@ export class ChainTable {
   }
 
   /**
-   * `p` answered an eth_blockNumber with `height` (or gave it as the latest block's number), so it
-   * holds that block. Believed only up to maxLagBlocks, plus the blocks the chain made over the
-   * median log's span (a few probe intervals), past the upper median head or the highest height another provider answered, and
+   * `p` answered an eth_blockNumber with `height` (or gave the latest block of that number, borne
+   * out by another's: failover.ts gaveBlock), so it holds that block. Believed only up to
+   * maxLagBlocks, plus the blocks the chain made over the median log's span (a few probe
+   * intervals), past the upper median head or the highest height another provider answered, and
    * never more than maxLeadBlocks past the upper median head: a provider naming heights nobody
    * else has reached would draw to it every call for those blocks, while the first provider to
    * have a new block is believed also on a chain that makes many between probes. (Probed heads

@@ -30,6 +30,23 @@ const clientCalls = (node: ProviderNode) => node.stats().byMethod.eth_getBalance
 const states = () => router.status().chains[0].providers.map((p) => p.state);
 const provider = (i: number) => router.status().chains[0].providers.find((p) => p.address === providerAddress(i))!;
 
+/**
+ * Runs `body` on a chain of its own (for a test that mines, jumps or reverts: this suite's
+ * providers would lag behind it) with three provider nodes and a router probing every `probeMs`.
+ */
+async function onOwnChain(probeMs: number, body: (own: { chain: Chain; nodes: ProviderNode[]; router: TestRouter }) => Promise<void>): Promise<void> {
+  const ownChain = await startChain({ blockIntervalMs: 0 });
+  const ownNodes = await startFaultyUpstreams(ownChain.rpcUrl, 3);
+  const ownRouter = await startRouter({ records: recordsFor(ownNodes, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: probeMs } } });
+  try {
+    await body({ chain: ownChain, nodes: ownNodes, router: ownRouter });
+  } finally {
+    await ownRouter.stop();
+    for (const node of ownNodes) await node.stop();
+    await ownChain.stop();
+  }
+}
+
 async function healAll(): Promise<void> {
   for (const node of nodes) await node.setFault({ kind: "none" });
   for (const node of nodes) node.setLatency(0);
@@ -167,10 +184,7 @@ describe("failover", () => {
     // The soak: a provider answering 0xffffffffffff was passed to clients until its next probe
     // marked it lagging (viem then failed: "Block at number 281474976710653 could not be found").
     // A chain of its own: the jump below would leave this suite's providers lagging a while.
-    const jumpy = await startChain({ blockIntervalMs: 0 });
-    const own = await startFaultyUpstreams(jumpy.rpcUrl, 3);
-    const slowProbes = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 3_000 } } });
-    try {
+    await onOwnChain(3_000, async ({ chain: jumpy, nodes: own, router: slowProbes }) => {
       // Right after a probe round has given the median head: the next is 3 s away.
       const head0 = Number(await direct(jumpy.rpcUrl, "eth_blockNumber"));
       await waitFor(() => (slowProbes.status().chains[0].medianHead ?? -1) >= head0, "the median head known");
@@ -210,11 +224,7 @@ describe("failover", () => {
       await own[2].setFault({ kind: "none" });
       for (let i = 0; i < 3; i++) expect((await slowProbes.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] })).json()).toEqual({ jsonrpc: "2.0", id: i, result: jumped });
       expect(slowProbes.status().chains[0].providers.map((p) => p.state).filter((s) => s === "circuit_open")).toEqual([]);
-    } finally {
-      await slowProbes.stop();
-      for (const node of own) await node.stop();
-      await jumpy.stop();
-    }
+    });
   });
 
   it("gives no client a height no other provider is known to hold: a provider a few blocks ahead is not believed", async () => {
@@ -256,10 +266,7 @@ describe("failover", () => {
   it("gives a new latest block at once, a second provider asked once: the others' answers then show the block", async () => {
     // A review (rev16) of a first version: block reads did not tell the table a provider's head,
     // so every read after a new block asked every provider.
-    const still = await startChain({ blockIntervalMs: 0 });
-    const own = await startFaultyUpstreams(still.rpcUrl, 3);
-    const slowProbes = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 3_000 } } });
-    try {
+    await onOwnChain(3_000, async ({ chain: still, nodes: own, router: slowProbes }) => {
       const base = Number(await direct(still.rpcUrl, "eth_blockNumber"));
       await waitFor(() => slowProbes.status().chains[0].medianHead === base, "the probes at the start");
       await direct(still.rpcUrl, "evm_mine");
@@ -270,11 +277,7 @@ describe("failover", () => {
         expect(answer.json()).toEqual({ jsonrpc: "2.0", id: i, result: block });
       }
       expect(own.reduce((sum, node) => sum + (node.stats().byMethod.eth_getBlockByNumber ?? 0), 0)).toBeLessThanOrEqual(11);
-    } finally {
-      await slowProbes.stop();
-      for (const node of own) await node.stop();
-      await still.stop();
-    }
+    });
   });
 
   it("gives a new block at once (a second provider asked), and never a height past what the provider answered, also after the chain went back", async () => {
@@ -282,13 +285,10 @@ describe("failover", () => {
     // after a block were behind it. A review: a client shown ten blocks that a revert then took
     // away was given that height again (its shown head, kept for a minute), above every provider's.
     // A chain of its own, going back.
-    const resetting = await startChain({ blockIntervalMs: 0 });
-    const own = await startFaultyUpstreams(resetting.rpcUrl, 3);
-    const slowProbes = await startRouter({ records: recordsFor(own, CHAIN, [1_000, 1_000, 1_000]), routing: { probe: { intervalMs: 1_500 } } });
-    const height = async () => Number(await direct(resetting.rpcUrl, "eth_blockNumber"));
-    const ask = (id: number) => slowProbes.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] });
-    const given = async (id: number) => Number(((await ask(id)).json() as { result: string }).result);
-    try {
+    await onOwnChain(1_500, async ({ chain: resetting, nodes: own, router: slowProbes }) => {
+      const height = async () => Number(await direct(resetting.rpcUrl, "eth_blockNumber"));
+      const ask = (id: number) => slowProbes.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber", params: [] });
+      const given = async (id: number) => Number(((await ask(id)).json() as { result: string }).result);
       const snapshot = await direct(resetting.rpcUrl, "evm_snapshot");
       const base = await height();
       await waitFor(() => slowProbes.status().chains[0].medianHead === base, "the probes at the start");
@@ -308,11 +308,7 @@ describe("failover", () => {
       await direct(resetting.rpcUrl, "evm_mine");
       const now = await height();
       for (let i = 0; i < 12; i++) expect([now - 1, now]).toContain(await given(10 + i));
-    } finally {
-      await slowProbes.stop();
-      for (const node of own) await node.stop();
-      await resetting.stop();
-    }
+    });
   });
 
   it("passes execution errors and the caller's mistakes through without retrying or blaming the provider", async () => {
