@@ -7,6 +7,7 @@ import type { FailureKind, ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, resultResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
+import { signedTransactionOf } from "./transactionHash.ts";
 import { minAttemptMs, UpstreamAttempt, writeMethods, type AnswerBudget, type ConnectionGates, type Outcome } from "./upstream.ts";
 import type { WriteAffinity } from "./writeAffinity.ts";
 
@@ -200,6 +201,8 @@ class CallRouting implements CallHandle {
   private readonly turn: string | null;
   /** The providers that took the client's last transaction, asked first about its transactions. */
   private readonly prefer: readonly ProviderHealth[] | null;
+  /** The sender whose nonce at "pending" the client asks: an answer leaving out the client's transaction a provider took is asked elsewhere. */
+  private readonly pendingNonceOf: string | null;
   /**
    * A provider the call prefers was drawn (one that took the client's transaction, or one known to
    * hold the block): its hedges stay among those, and a null from another is not taken as the answer.
@@ -268,6 +271,8 @@ class CallRouting implements CallHandle {
     this.budget = this.write ? null : (options.budget ?? null);
     this.body = upstreamBody(call, id);
     this.prefer = this.client === null ? null : ctx.affinity.preferred(table.chainId, this.client, call.method, this.started);
+    const sender = this.client !== null && call.method === "eth_getTransactionCount" && atPending(call) ? (call.params as unknown[])[0] : null;
+    this.pendingNonceOf = typeof sender === "string" ? sender : null;
     this.deadline = this.started + ctx.failover.deadlineMs;
   }
 
@@ -496,10 +501,11 @@ class CallRouting implements CallHandle {
     const index = this.inFlight.indexOf(attempt);
     if (index >= 0) this.inFlight.splice(index, 1);
     const p = attempt.provider;
-    // A null from a provider the call does not prefer, while it prefers others: that provider may
-    // lack what the call asks for (another is asked; if none does better, the null is the answer).
+    // A null from a provider the call does not prefer, while it prefers others, and a nonce that
+    // leaves out a transaction a provider took: that provider may lack what the call asks for
+    // (another is asked; if none does better, its answer is given).
     let outcome: Outcome =
-      this.narrowed && settled.type === "answer" && settled.nullResult && !this.preferred(p)
+      settled.type === "answer" && ((this.narrowed && settled.nullResult && !this.preferred(p)) || this.missesTakenNonce(settled.quantity))
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
@@ -665,12 +671,21 @@ class CallRouting implements CallHandle {
     this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now());
   }
 
-  /** `p` took the client's transaction: its calls about its transactions prefer it (and the other copies that did). */
+  /**
+   * `p` took the client's transaction: its calls about its transactions prefer it (and the other
+   * copies that did), and a nonce at "pending" that leaves the transaction out is asked elsewhere.
+   */
   private tookTransaction(p: ProviderHealth): void {
     if (this.tookBy === null) {
       this.tookBy = [p];
-      this.ctx.affinity.took(this.table.chainId, this.client!, this.tookBy, performance.now());
+      const sent = signedTransactionOf((this.call.params as unknown[])[0]);
+      this.ctx.affinity.took(this.table.chainId, this.client!, this.tookBy, sent, performance.now());
     } else if (!this.tookBy.includes(p)) this.tookBy.push(p);
+  }
+
+  /** Whether `count`, an answer to the sender's nonce at "pending", leaves out the client's transaction a provider took (WriteAffinity.missesTaken). */
+  private missesTakenNonce(count: number | null): boolean {
+    return this.pendingNonceOf !== null && count !== null && this.ctx.affinity.missesTaken(this.table.chainId, this.client!, this.pendingNonceOf, count, performance.now());
   }
 
   /** Ends the call with a provider's answer (or the router's own, when `provider` is null). */

@@ -1,4 +1,5 @@
 import type { ProviderHealth } from "./health.ts";
+import { senderOf, type SignedTransaction } from "./transactionHash.ts";
 
 // A client's questions about its own transactions go first to the providers that took its last one
 // (each copy of the broadcast answered with a result: one drawn evenly, so answering first wins a
@@ -7,14 +8,20 @@ import type { ProviderHealth } from "./health.ts";
 // each, so a provider that did not take it may still answer the old nonce ("pending" too): the
 // client's next transaction would then reuse it ("nonce too low", "replacement transaction
 // underpriced"), as scripts do that send two in a row (approve, then swap) and ask the nonce
-// before each. The providers that took it know it from the start.
+// before each. The providers that took it know it from the start. And the router knows its nonce:
+// a provider answering the sender's nonce at "pending" below it has not seen the transaction (a
+// node frozen behind while sends pass, or a load-balanced URL whose other node answered), so
+// another is asked (failover.ts), and that answer is given only if none answers higher.
 
 /** Calls about a sender's transactions: its nonce, a transaction by hash, its receipt. */
 const affineMethods: ReadonlySet<string> = new Set(["eth_getTransactionCount", "eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
+/** A client's last transaction some provider took: who took it, until when that counts, and the transaction (its sender recovered once asked). */
+type Took = { providers: readonly ProviderHealth[]; until: number; sent: SignedTransaction | null; sender?: string | null };
+
 export class WriteAffinity {
-  /** Per chain and client address, the providers that took its last transaction and until when they are asked first; oldest first. */
-  private readonly byClient = new Map<string, { providers: readonly ProviderHealth[]; until: number }>();
+  /** Per chain and client address, its last transaction some provider took; oldest first. */
+  private readonly byClient = new Map<string, Took>();
   private readonly holdMs: number;
   private readonly maxClients: number;
 
@@ -25,13 +32,25 @@ export class WriteAffinity {
   }
 
   /**
-   * `providers` took a transaction from `client` (its address) on `chainId`: the copies of the
+   * `providers` took transaction `sent` from `client` (its address) on `chainId`: the copies of the
    * broadcast answered with a result so far (the caller adds those that answer later to the list).
    */
-  took(chainId: number, client: string, providers: readonly ProviderHealth[], now: number): void {
+  took(chainId: number, client: string, providers: readonly ProviderHealth[], sent: SignedTransaction | null, now: number): void {
     if (this.holdMs <= 0) return;
     const key = `${chainId} ${client}`;
-    renew(this.byClient, key, { providers, until: now + this.holdMs }, now, this.maxClients);
+    renew(this.byClient, key, { providers, until: now + this.holdMs, sent }, now, this.maxClients);
+  }
+
+  /**
+   * Whether `count`, a provider's answer to `client`'s eth_getTransactionCount(`sender`, "pending")
+   * on `chainId`, leaves out the client's last transaction a provider took (when `sender` sent it).
+   */
+  missesTaken(chainId: number, client: string, sender: string, count: number, now: number): boolean {
+    if (this.byClient.size === 0) return false;
+    const entry = this.byClient.get(`${chainId} ${client}`);
+    if (entry === undefined || entry.until <= now || entry.sent === null || count > entry.sent.nonce) return false;
+    if (entry.sender === undefined) entry.sender = senderOf(entry.sent); // once per transaction, and only for a count that may leave it out
+    return entry.sender === sender.toLowerCase();
   }
 
   /** The providers to ask first for `client`'s `method` on `chainId`, if it sent a transaction lately. */

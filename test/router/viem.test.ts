@@ -4,7 +4,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
-import { startRouter, type TestRouter } from "../helpers/startRouter.ts";
+import { seededRandom, startRouter, type TestRouter } from "../helpers/startRouter.ts";
 import { DEV_KEY, waitFor } from "./support.ts";
 
 // A dapp's view: viem's public and wallet clients pointed at the router work as against a node.
@@ -188,5 +188,36 @@ describe("viem through the router", () => {
 
   it("surfaces a revert from eth_call as viem's execution error", async () => {
     await expect(publicClient.call({ data: "0x60006000fd" })).rejects.toThrow(/revert/i);
+  });
+
+  it("gives a wallet its next nonce while a provider that took its last transaction answers from a state behind", async () => {
+    // The dapp walkthrough: a provider frozen behind while it passes sends on took a wallet's
+    // transaction, and the wallet's next nonce at "pending", asked of it first (write affinity),
+    // was the old one: "nonce too low" on 8 of 15 sends. Two providers here: both take every send.
+    const pair = await startRouter({
+      records: recordsFor(nodes.slice(0, 2), CHAIN, [1_000, 1_000]),
+      random: seededRandom(7),
+      routing: { scoring: { maxLagBlocks: 1_000 } }, // the frozen provider stays eligible throughout
+    });
+    const client = createPublicClient({ chain: hardhat, transport: http(pair.rpcUrl(CHAIN), { retryCount: 0 }) });
+    const failed: string[] = [];
+    try {
+      await waitFor(() => pair.status().chains[0].eligibleProviders === 2, "two eligible providers");
+      for (const node of nodes) node.resetStats();
+      await nodes[0].setFault({ kind: "behind" });
+      for (let id = 1; id <= 10; id++) {
+        const nonce = await client.getTransactionCount({ address: account.address, blockTag: "pending" });
+        const raw = await account.signTransaction({ chainId: CHAIN, nonce, to: recipient, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+        const answer = await pair.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_sendRawTransaction", params: [raw] });
+        const error = (answer.json() as { error?: { message: string } }).error;
+        if (error !== undefined) failed.push(`nonce ${nonce}: ${error.message.slice(0, 60)}`);
+        else await client.waitForTransactionReceipt({ hash: keccak256(raw), pollingInterval: 50 });
+      }
+      expect(failed).toEqual([]);
+      expect(nodes[0].stats().byMethod.eth_getTransactionCount ?? 0).toBeGreaterThan(0); // the frozen provider was asked
+    } finally {
+      await nodes[0].setFault({ kind: "none" });
+      await pair.stop();
+    }
   });
 });
