@@ -274,7 +274,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
 
   /**
    * With every place held, a new connection takes an idle one (no request on it; failing that, one
-   * whose request is still arriving) of the client holding the most, if that client holds at least
+   * whose request is still arriving or whose answer waits for its client to read it) of the client holding the most, if that client holds at least
    * two more than the newcomer (so it still holds as many after): a few addresses (16 at 512 each)
    * cannot keep every other client out, while a client among many keeps its share. The connection
    * taken is closed as an idle keep-alive connection is; its client reconnects. A look goes through
@@ -290,9 +290,11 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
   };
   const takeIdleFor = (asker: ClientShare): boolean => {
     let looked = 0;
-    // Failing an idle one, one whose request is still arriving: else a few addresses could hold
-    // every place with requests that never finish arriving, each for requestReadTimeoutMs, and again.
-    let arriving: [Socket, () => void] | null = null;
+    // Failing an idle one, one whose request is still arriving or whose answer its client does not
+    // read (bytes wait in the router): else a few addresses could hold every place with requests
+    // that never finish arriving, each for requestReadTimeoutMs, and again, or with answers under
+    // 16 KiB they never read, which nothing else cuts off (review B).
+    let stuck: [Socket, () => void] | null = null;
     search: for (let n = most; n >= heldBy(asker) + 2; n--) {
       for (const share of byCount[n] ?? []) {
         const sockets = held.get(share)!;
@@ -302,11 +304,11 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
           if (answering == null) return take(socket, release);
           sockets.delete(socket); // busy: looked at last next time
           sockets.set(socket, release);
-          if (arriving === null && !answering.req.complete) arriving = [socket, release];
+          if (stuck === null && (!answering.req.complete || socket.writableLength > 0)) stuck = [socket, release];
         }
       }
     }
-    return arriving !== null && take(...arriving);
+    return stuck !== null && take(...stuck);
   };
 
   server.on("connection", (socket: Socket) => {

@@ -90,6 +90,12 @@ type Answerer = (resultJson: string | null, callId: RpcId) => FilterAnswer;
 type Finish = (ok: boolean, answer: FilterAnswer | null) => void;
 /** Whom a poll's calls may go to, and whose budget holds what they bring. */
 type Asking = { exclude: readonly ProviderHealth[]; budget: AnswerBudget | null };
+
+/** A client's request as its poll sees it: the answers the poll collects are held against it, and the calls it makes past its own counted in flight. */
+export type PollBudget = AnswerBudget & {
+  /** Counts up to `wanted` more calls in flight for the client, within its and the router's caps: how many the poll may make (given back with the answer). */
+  moreCalls: (wanted: number) => number;
+};
 /** A vote's outcome: the hash more than half the voters gave (null: none), and the providers that gave it. */
 type Tally = { hash: string | null; agreeing: ProviderHealth[] };
 
@@ -171,7 +177,7 @@ export class FilterRegistry {
    * Answers one filter call of `client`; `done` hears it once. Answers collected for it are held
    * against `budget`.
    */
-  answer(table: ChainTable, call: RpcCall, client: ClientShare, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
+  answer(table: ChainTable, call: RpcCall, client: ClientShare, budget: PollBudget, done: (answer: FilterAnswer) => void): void {
     const local = (bytes: Buffer, outcome: CallOutcome = "local") => done({ bytes, provider: null, attempts: 0, outcome });
     const params = Array.isArray(call.params) ? call.params : [];
     try {
@@ -344,19 +350,24 @@ export class FilterRegistry {
   }
 
   /** eth_getFilterChanges: what the blocks since the last poll brought, up to the head now. */
-  private changes(table: ChainTable, filter: Filter, callId: RpcId, budget: AnswerBudget | null, done: (answer: FilterAnswer) => void): void {
+  private changes(table: ChainTable, filter: Filter, callId: RpcId, budget: PollBudget, done: (answer: FilterAnswer) => void): void {
     const nothing = () => done({ bytes: resultResponse(callId, "[]"), provider: null, attempts: 0, outcome: "local" });
     if (filter.busy) return nothing();
     filter.busy = true;
     this.headNow(table, (head, from) => {
       const start = filter.kind === "logs" ? Math.max(filter.next, filter.from ?? 0) : filter.next;
       const cap = filter.kind === "logs" ? maxLogBlocksPerPoll : maxHashBlocksPerPoll;
-      const end = Math.min(head, filter.to ?? Infinity, start + cap - 1);
+      let end = Math.min(head, filter.to ?? Infinity, start + cap - 1);
       if (start > end) {
         filter.busy = false;
         if (filter.to !== null && head > filter.to) filter.next = head + 1; // the range is over
         return nothing();
       }
+      // A block filter asks a call for each block: those past the poll's own count against the
+      // client's and the router's calls in flight, so polls cannot send more than those caps allow
+      // (review B: a batch of 10 polls, the client's cap, sent 650 calls at once). A poll without
+      // room scans one block, and the next goes on from there.
+      if (filter.kind === "blocks") end = start + budget.moreCalls(end - start);
       // Only the provider that reported the head, and providers known to hold `end` (their probed head or an answer reached it).
       const behind = table.providers.filter((p) => p !== from && !p.holdsBlock(end));
       // ok: the blocks up to `end` are given. A null answer: nothing new yet (the providers

@@ -5,7 +5,7 @@ import { answerCors, type ClientLedger, type ClientShare } from "./connections.t
 import type { Asset } from "./dashboardAssets.ts";
 import { ClientInputError, NoProviderSetError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, type CallHandle, type RouteContext } from "./failover.ts";
-import { filterMethods, type FilterRegistry } from "./filters.ts";
+import { filterMethods, type FilterRegistry, type PollBudget } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
 import { cannotHoldResponse, errorResponse, isCall, parseBody, parsedBytesPerByteAtMost, parsedSize, resultResponse, type BodyLimits, type ParsedItem, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { Logger } from "./log.ts";
@@ -16,7 +16,7 @@ import { Pieces } from "./pieces.ts";
 import type { ProviderSetStatus } from "./providerSet.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
-import { writeMethods, type AnswerBudget } from "./upstream.ts";
+import { writeMethods } from "./upstream.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
 // GET /history, GET /metrics, GET /health, the dashboard at GET /, and GET /registry (the indexer's
@@ -120,25 +120,19 @@ function refuseUnread(g: Gateway, res: ServerResponse, error: RouterError, cors:
 // refused for it.
 const freeBytes = 16 * 1024;
 
-// Answers of calls that changed something (a transaction went out, a filter moved on) may use a
-// reserve past the budget: refusing them would tell the client "retry" about a call that is done.
-const reserveFactor = 1.25;
-
-/**
- * Whether `bytes` more fit the budget and the client's part (with the reserve: a quarter more),
- * once `held` of theirs are given back.
- */
-function fits(g: Gateway, client: ClientShare, bytes: number, held = 0, reserve = false): boolean {
-  const factor = reserve ? reserveFactor : 1;
-  return (
-    g.metrics.bufferBytes - held + bytes <= g.limits.clientBufferBytes * factor &&
-    client.bufferBytes - held + bytes <= g.limits.clientBufferBytesPerClient * factor
-  );
+/** Whether `bytes` more fit the budget and the client's part, once `held` of theirs are given back. */
+function fits(g: Gateway, client: ClientShare, bytes: number, held = 0): boolean {
+  return g.metrics.bufferBytes - held + bytes <= g.limits.clientBufferBytes && client.bufferBytes - held + bytes <= g.limits.clientBufferBytesPerClient;
 }
 
-/** Charges `bytes` to the budget and to the client's part; false, and nothing charged, past either. */
-function charge(g: Gateway, client: ClientShare, bytes: number, reserve = false): boolean {
-  if (!fits(g, client, bytes, 0, reserve)) return false;
+/**
+ * Charges `bytes` to the budget and to the client's part; false, and nothing charged, past either
+ * unless `always`: the answer of a call that changed something (a transaction went out, a filter
+ * moved on) is sent whatever it costs, as "retry" would lose what the call did. Its bytes were
+ * held already while they were collected, and the client must take them (holdUntilTaken).
+ */
+function charge(g: Gateway, client: ClientShare, bytes: number, always = false): boolean {
+  if (!always && !fits(g, client, bytes)) return false;
   g.metrics.bufferBytes += bytes;
   client.bufferBytes += bytes;
   return true;
@@ -365,7 +359,7 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
  * One HTTP request on /rpc from its body to its answer. `reply` runs exactly once, whether the
  * answer comes at once or from a provider's callback; an internal error becomes a 500.
  */
-class Exchange implements AnswerBudget {
+class Exchange implements PollBudget {
   readonly g: Gateway;
   readonly client: ClientShare;
   readonly res: ServerResponse;
@@ -395,7 +389,7 @@ class Exchange implements AnswerBudget {
     this.turn = client.key;
   }
 
-  /** Sends the answer; `mustAnswer`: it answers a call that changed something (may use the reserve). */
+  /** Sends the answer; `mustAnswer`: it answers a call that changed something (sent even past the budget). */
   reply(status: number, body: Buffer | null, provider: string, attempts: number, mustAnswer = false): void {
     if (!this.open) return;
     this.open = false;
@@ -455,6 +449,17 @@ class Exchange implements AnswerBudget {
       });
     }
     this.routed.push(handle);
+  }
+
+  /** Counts up to `wanted` more calls in flight (a filter poll's), within the client's and the router's caps: how many were counted. */
+  moreCalls(wanted: number): number {
+    const { g, client } = this;
+    if (!this.open) return 0; // answered: nothing would give them back
+    const more = Math.max(0, Math.min(wanted, g.limits.maxCallsInFlight - g.metrics.callsInFlight, g.limits.maxCallsInFlightPerClient - client.calls));
+    g.metrics.callsInFlight += more;
+    client.calls += more;
+    this.calls += more;
+    return more;
   }
 
   /** Whether an answer of `bytes` can be held for this client now (reply refuses it otherwise). */
@@ -603,13 +608,13 @@ function replyBatch(x: Exchange, chainId: number, outcomes: readonly CallOutcome
   x.reply(200, Buffer.concat(parts), who, attempts, heldBack);
 }
 
-/** Calls that change something: their answer is never replaced with "retry" (see reserveFactor). */
+/** Calls that change something: their answer is never replaced with "retry" (see charge). */
 const mustAnswer: ReadonlySet<string> = new Set([...writeMethods, ...[...filterMethods].filter((m) => m !== "eth_getFilterLogs")]);
 
 /**
  * A batch whose answer cannot be held now: its reads are answered with an error to retry, but the
  * calls that changed something keep their answers (a broadcast went out, a filter moved on), so a
- * client is never told a transaction failed that was sent. What is left may use the reserve.
+ * client is never told a transaction failed that was sent. What is left is sent past the budget if need be.
  */
 function holdBackReads(items: readonly ParsedItem[], answers: Answered[]): void {
   items.forEach((item, i) => {

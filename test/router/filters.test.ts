@@ -766,3 +766,62 @@ async function hashOf(block: number): Promise<string> {
 function openFilters(metrics: { text: string }): number {
   return Number(/^din_router_filters (\d+)$/m.exec(metrics.text)?.[1] ?? Number.NaN);
 }
+
+describe("filter polls in a batch too large to hold", () => {
+  let tight: TestRouter;
+  beforeAll(async () => {
+    const limits = { clientBufferBytesPerClient: 256 * 1024, maxBatchItems: 100 };
+    tight = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits, scoring: { maxLagBlocks: 50 } } });
+    await waitFor(() => tight.status().chains[0].eligibleProviders === 3, "three eligible providers");
+  });
+  afterAll(async () => {
+    for (const node of nodes) await node.setFault({ kind: "none" });
+    await tight?.stop();
+  });
+
+  it("gives each filter its logs though together they are past the client's part of the budget: a poll moves its filter on, so it is never answered 'retry'", async () => {
+    // Review B: 40 polls of ~15 KB each (each under the 16 KiB an answer holds free while it is
+    // collected), 600 KB in all against the client's 256 KiB: the batch was answered 503 "retry
+    // shortly" after every filter had moved past the log, and the retry gave none.
+    const installs = Array.from({ length: 40 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "eth_newFilter", params: [{ address: pinger }] }));
+    const ids = ((await tight.post(CHAIN, installs)).json() as RpcReply[]).map((r) => r.result as string);
+    expect(ids.every((id) => typeof id === "string")).toBe(true);
+    const { blockNumber } = await publicClient.getTransactionReceipt({ hash: await ping() });
+    await waitFor(() => (tight.status().chains[0].medianHead ?? -1) >= Number(blockNumber), "the router sees the log's block");
+    for (const node of nodes) await node.setFault({ kind: "paddedLogs", bytes: 15_000 });
+    const answer = await tight.post(CHAIN, ids.map((id, i) => ({ jsonrpc: "2.0", id: i, method: "eth_getFilterChanges", params: [id] })));
+    expect(answer.status, answer.text.slice(0, 200)).toBe(200);
+    const logs = (answer.json() as RpcReply[]).map((r) => (Array.isArray(r.result) ? r.result.length : -1));
+    expect(logs).toEqual(ids.map(() => 1));
+  });
+});
+
+describe("filter polls against the calls in flight", () => {
+  let capped: TestRouter;
+  beforeAll(async () => {
+    const limits = { maxBatchItems: 10, maxCallsInFlight: 20, maxCallsInFlightPerClient: 10 };
+    capped = await startRouter({ records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000]), routing: { limits, failover: { hedge: false }, scoring: { maxLagBlocks: 500 } } });
+    await waitFor(() => capped.status().chains[0].eligibleProviders === 3, "three eligible providers");
+  });
+  afterAll(async () => await capped?.stop());
+
+  it("counts the blocks a block filter's poll reads against the client's calls in flight: polls in a batch send no more than its cap allows", async () => {
+    // Review B: a batch of 10 polls (the client's cap of 10 calls in flight) sent 650
+    // eth_getBlockByNumber at once, 64 a poll.
+    const installs = Array.from({ length: 10 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "eth_newBlockFilter", params: [] }));
+    const ids = ((await capped.post(CHAIN, installs)).json() as RpcReply[]).map((r) => r.result as string);
+    expect(ids.every((id) => typeof id === "string")).toBe(true);
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    for (let i = 0; i < 40; i++) await direct(chain.rpcUrl, "evm_mine"); // (hardhat_mine's blocks have no parent hashes)
+    await waitFor(() => (capped.status().chains[0].medianHead ?? 0) >= head + 40, "the router sees the new head");
+    const blockReads = () => nodes.reduce((sum, n) => sum + (n.stats().byMethod.eth_getBlockByNumber ?? 0), 0);
+    const before = blockReads();
+    const answer = await capped.post(CHAIN, ids.map((id, i) => ({ jsonrpc: "2.0", id: i, method: "eth_getFilterChanges", params: [id] })));
+    const hashes = (answer.json() as RpcReply[]).map((r) => (r.result as string[]).length);
+    expect(blockReads() - before).toBeLessThanOrEqual(10 * 4); // at most maxAttempts for each of the 10 calls
+    expect(hashes.every((n) => n >= 1)).toBe(true);
+    // Alone, a poll has the room the batch took: it reads up to ten blocks.
+    const alone = (await capped.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getFilterChanges", params: [ids[0]] })).json() as RpcReply;
+    expect((alone.result as string[]).length).toBe(10);
+  });
+});
