@@ -398,10 +398,17 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       if ((error as Error).name === "TimeoutError") throw new IndexerError(`the indexer's /ready did not answer within ${requestTimeoutMs} ms`, error);
       throw error;
     }
-    await answer.body?.cancel();
+    const reader = answer.body?.getReader();
+    const first = reader === undefined ? "" : Buffer.from((await reader.read()).value ?? []).toString("utf8", 0, 200);
+    await reader?.cancel();
     // Ponder answers 200 or 503 (still indexing); anything else is not a Ponder indexer's base URL (a router's, say).
     if (answer.status === 503) throw new IndexerError("the indexer is not ready yet (GET /ready → HTTP 503: still indexing)");
     if (!answer.ok) throw new IndexerError(`the indexer URL answers GET /ready with HTTP ${answer.status}: it is not an OpenDIN indexer's base URL (Ponder answers 200, or 503 while indexing)`);
+    // Ponder's 200 has no body; a chain node answers any GET with a JSON-RPC error, and 200 (Hardhat's).
+    if (first.length > 0) {
+      const what = first.includes('"jsonrpc"') ? "as a chain's JSON-RPC node does (is it the chain's RPC URL?)" : "with a body Ponder never sends";
+      throw new IndexerError(`the indexer URL answers GET /ready ${what}: it is not an OpenDIN indexer's base URL`);
+    }
   };
 
   async function connect(): Promise<void> {

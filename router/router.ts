@@ -236,7 +236,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const address = server.address() as AddressInfo;
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${shownHost === "0.0.0.0" ? "127.0.0.1" : shownHost}:${address.port}`;
-  log.info("router listening", { url, devnet, trustProxy: options.trustProxy ?? [], providerSet: source.status() });
+  log.info("router listening", { url, address: `${shownHost}:${address.port}`, devnet, trustProxy: options.trustProxy ?? [], providerSet: source.status() });
 
   return {
     url,

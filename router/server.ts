@@ -729,7 +729,9 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
     const isPage = pages.has(page) || g.assets.has(page);
     if (isPage && req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD, OPTIONS");
-      const why = `invalid request: ${page} answers GET and HEAD, not ${req.method}; POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1)`;
+      // A GraphQL query POSTed to /registry belongs at the indexer's /graphql (a gateway walkthrough).
+      const instead = page === "/registry" ? "a GraphQL query of your own goes to the indexer's /graphql" : "POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1)";
+      const why = `invalid request: ${page} answers GET and HEAD, not ${req.method}; ${instead}`;
       send(res, 405, errorResponse(null, RpcCode.invalidRequest, why), "none", 0, hasOrigin(req));
       return;
     }
@@ -745,7 +747,16 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         eligible += t.eligibleCount;
       }
       const ok = eligible > 0;
-      send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible }), "router", 0, hasOrigin(req));
+      // Why not, in words a load balancer's health log shows (/status has each provider's state).
+      const providers = [...g.tables.values()].flatMap((t) => t.providers);
+      const reason = ok
+        ? undefined
+        : providers.length === 0
+          ? "no provider set yet, or it lists no provider"
+          : providers.every((p) => p.state(now) === "refused")
+            ? "every provider's endpoint is at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)"
+            : "no provider is eligible now (see /status for each one's state)";
+      send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible, reason }), "router", 0, hasOrigin(req));
       return;
     }
     if (page === "/status") {

@@ -125,7 +125,9 @@ async function claimDir(dir: string): Promise<() => Promise<void>> {
 export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
   const { onProgress } = options;
   const stops: (() => Promise<void>)[] = [await claimDir(options.dir)]; // given back last
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     for (const s of stops.reverse()) await s().catch(() => undefined);
   };
   try {
@@ -192,13 +194,32 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     onProgress("starting the indexer (Ponder on PGlite)");
     const dataDir = resolve(options.dir, "indexer");
     await rm(dataDir, { recursive: true, force: true }); // a new chain: old rows would be wrong
-    const indexer = await startIndexer({
-      rpcUrl: chain.rpcUrl,
-      deployment: resolve(options.dir, "deployment.json"),
-      port: await portOr(options.indexerPort, "indexer", onProgress),
-      dataDir,
-    });
-    stops.push(indexer.stop);
+    const indexerOptions = { rpcUrl: chain.rpcUrl, deployment: resolve(options.dir, "deployment.json"), dataDir };
+    let indexer = await startIndexer({ ...indexerOptions, port: await portOr(options.indexerPort, "indexer", onProgress) });
+    stops.push(() => indexer.stop());
+    // An indexer that ends on its own is started again on its port, indexing from the start (a
+    // gateway walkthrough found it gone without a word, and had to guess how to restart it); the
+    // router serves the set it last gave meanwhile. A third exit within a minute is left alone: a fault to look at.
+    const exits: number[] = [];
+    const restartIndexer = (code: number | null) => {
+      if (stopping) return;
+      exits.push(Date.now());
+      const recent = exits.filter((at) => Date.now() - at < 60_000).length;
+      if (recent > 2) {
+        onProgress(`the indexer exited again (code ${code}): not restarted (${recent} exits in a minute); the router serves the provider set it last gave. Ctrl-C stops the devnet`);
+        return;
+      }
+      onProgress(`the indexer exited (code ${code}): starting it again; the router serves the provider set it last gave meanwhile`);
+      void (async () => {
+        await rm(dataDir, { recursive: true, force: true });
+        const again = await startIndexer({ ...indexerOptions, port: indexer.port, exactPort: true });
+        if (stopping) return void (await again.stop());
+        indexer = again;
+        again.process.once("exit", restartIndexer);
+        onProgress(`the indexer is back at ${again.url}`);
+      })().catch((error: unknown) => onProgress(`the indexer could not be started again: ${error instanceof Error ? error.message : String(error)}`));
+    };
+    indexer.process.once("exit", restartIndexer);
 
     onProgress("starting the router (devnet mode: loopback endpoints allowed)");
     const router: Router = await startRouter({

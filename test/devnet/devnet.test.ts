@@ -201,6 +201,19 @@ describe("npm start", () => {
     expect(withdrawn.stdout).toMatch(/^withdrew 100 DIN/);
   });
 
+  it("starts its indexer again when it exits on its own, and the router takes the set from it again", async () => {
+    // A gateway walkthrough: the devnet's indexer ended, the devnet said nothing, and no README said how to restart it.
+    const devnetPid = Number(await readFile(join(dir, "devnet.pid"), "utf8"));
+    const ponder = (await childrenOf(devnetPid)).find((c) => c.command.includes("ponder/dist/esm/bin/ponder.js"))!;
+    const state = async () => ((await (await fetch(`${info.routerUrl}/status`)).json()) as { providerSet: { state: string } }).providerSet.state;
+    process.kill(ponder.pid, "SIGKILL");
+    await eventually("the devnet to say the indexer is back", async () => (output.includes("the indexer is back at") ? true : undefined), 120_000);
+    expect(output).toMatch(/the indexer exited \(code null\): starting it again/);
+    await eventually("the router's provider set live again", async () => ((await state()) === "live" ? true : undefined), 60_000);
+    const call = await fetch(`${info.routerUrl}/rpc/${info.chainId}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
+    expect(((await call.json()) as { result?: string }).result).toMatch(/^0x[0-9a-f]+$/);
+  });
+
   // Last: it ends the devnet.
   it("leaves no chain or indexer running when npm start is killed with SIGKILL", async () => {
     const devnetPid = Number(await readFile(join(dir, "devnet.pid"), "utf8"));

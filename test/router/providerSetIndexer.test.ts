@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/freePort.ts";
+import { startChain } from "../../scripts/chain.ts";
 import { createLogger, type LogFields } from "../../router/log.ts";
 import { indexerProviderSet, normalizeRecords, type IndexerProviderSetOptions, type ProviderSetSource } from "../../router/providerSet.ts";
 import { readSnapshot, writeSnapshot } from "../../router/snapshot.ts";
@@ -93,6 +94,17 @@ describe("the provider set from a sick indexer", () => {
     expect(indexing.set.status().lastError).toBe("the indexer is not ready yet (GET /ready → HTTP 503: still indexing)");
     const other = await source((await fake({ ready: 404 })).url);
     expect(other.set.status().lastError).toBe("the indexer URL answers GET /ready with HTTP 404: it is not an OpenDIN indexer's base URL (Ponder answers 200, or 503 while indexing)");
+  });
+
+  it("tells a chain node given as the indexer URL (a gateway walkthrough: Hardhat answers /ready with 200, and the router said only that the live query disconnected)", async () => {
+    const chain = await startChain();
+    try {
+      const node = await source(chain.rpcUrl);
+      await waitFor(() => node.set.status().lastError !== null, "the first attempt");
+      expect(node.set.status().lastError).toBe("the indexer URL answers GET /ready as a chain's JSON-RPC node does (is it the chain's RPC URL?): it is not an OpenDIN indexer's base URL");
+    } finally {
+      await chain.stop();
+    }
   });
 
   it("aborts a /ready that does not answer, on its timeout and on stop()", async () => {

@@ -362,7 +362,7 @@ describe("status, metrics and health", () => {
     expect(metrics.text).toMatch(/^din_router_provider_state\{chain="31337",provider="0x0+1",state="healthy"\} 1$/m);
     const health = await router.get("/health");
     expect(health.status).toBe(200);
-    expect(health.json()).toMatchObject({ ok: true, eligibleProviders: 2 });
+    expect(health.json()).toEqual({ ok: true, chains: 1, eligibleProviders: 2 });
     // A router with no provider it may use tells its load balancer so (outside devnet mode a
     // loopback endpoint is refused).
     const refusing = await startRouter({ devnet: false, records: recordsFor(nodes.slice(0, 1), CHAIN, [1_000]), readyWaitMs: 500 });
@@ -370,7 +370,8 @@ describe("status, metrics and health", () => {
       await waitFor(() => refusing.status().chains[0].providers[0].state === "refused", "the provider refused");
       const none = await refusing.get("/health");
       expect(none.status).toBe(503);
-      expect(none.json()).toMatchObject({ ok: false, eligibleProviders: 0 });
+      // With a reason a load balancer's health log shows (a gateway walkthrough saw none).
+      expect(none.json()).toMatchObject({ ok: false, eligibleProviders: 0, reason: expect.stringMatching(/^every provider's endpoint is at an address this router refuses \(loopback/) });
     } finally {
       await refusing.stop();
     }
@@ -389,6 +390,8 @@ describe("status, metrics and health", () => {
     expect(root.status).toBe(405);
     expect(root.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
     expect(((await root.json()) as RpcReply).error!.message).toBe("invalid request: / answers GET and HEAD, not POST; POST JSON-RPC to /rpc/<chainId> (in decimal, such as /rpc/1)");
+    const registry = await fetch(`${router.url}/registry`, { method: "POST", body: '{"query":"{ providers { items { id } } }"}' });
+    expect(((await registry.json()) as RpcReply).error!.message).toBe("invalid request: /registry answers GET and HEAD, not POST; a GraphQL query of your own goes to the indexer's /graphql");
     const getRpc = await fetch(router.rpcUrl(CHAIN));
     expect(getRpc.status).toBe(405);
     expect(getRpc.headers.get("allow")).toBe("POST, OPTIONS");
