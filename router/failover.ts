@@ -226,6 +226,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
+  /** The fallback's nonce, when it is a nonce that left out the client's transaction: a higher one replaces it. */
+  private fallbackNonce = -1;
   /** A head (a height, or the latest block) past what another provider is known to hold, while another is asked (answerHead). */
   private heldHead: HeadAnswer | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
@@ -504,8 +506,9 @@ class CallRouting implements CallHandle {
     // A null from a provider the call does not prefer, while it prefers others, and a nonce that
     // leaves out a transaction a provider took: that provider may lack what the call asks for
     // (another is asked; if none does better, its answer is given).
+    const lowNonce = settled.type === "answer" && this.missesTakenNonce(settled.quantity) ? settled.quantity! : -1;
     let outcome: Outcome =
-      settled.type === "answer" && ((this.narrowed && settled.nullResult && !this.preferred(p)) || this.missesTakenNonce(settled.quantity))
+      settled.type === "answer" && ((this.narrowed && settled.nullResult && !this.preferred(p)) || lowNonce >= 0)
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
@@ -565,7 +568,9 @@ class CallRouting implements CallHandle {
       return;
     }
     if (outcome.type === "soft") {
-      this.fallback ??= { bytes: outcome.bytes, provider: p };
+      // Of nonces that all leave the transaction out, the highest (the transaction may be queued behind a gap, or dropped).
+      if (lowNonce > this.fallbackNonce) [this.fallback, this.fallbackNonce] = [{ bytes: outcome.bytes, provider: p }, lowNonce];
+      else this.fallback ??= { bytes: outcome.bytes, provider: p };
     } else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
     else return; // cancelled by us
     // No retry once an answer was too large to hold: another provider's would be as large.
@@ -678,7 +683,7 @@ class CallRouting implements CallHandle {
   private tookTransaction(p: ProviderHealth): void {
     if (this.tookBy === null) {
       this.tookBy = [p];
-      const sent = signedTransactionOf((this.call.params as unknown[])[0]);
+      const sent = Array.isArray(this.call.params) ? signedTransactionOf(this.call.params[0]) : null; // (a send without params is the provider's to refuse)
       this.ctx.affinity.took(this.table.chainId, this.client!, this.tookBy, sent, performance.now());
     } else if (!this.tookBy.includes(p)) this.tookBy.push(p);
   }

@@ -11,7 +11,7 @@ import { senderOf, type SignedTransaction } from "./transactionHash.ts";
 // before each. The providers that took it know it from the start. And the router knows its nonce:
 // a provider answering the sender's nonce at "pending" below it has not seen the transaction (a
 // node frozen behind while sends pass, or a load-balanced URL whose other node answered), so
-// another is asked (failover.ts), and that answer is given only if none answers higher.
+// another is asked (failover.ts); if all answer so, the highest is given.
 
 /** Calls about a sender's transactions: its nonce, a transaction by hash, its receipt. */
 const affineMethods: ReadonlySet<string> = new Set(["eth_getTransactionCount", "eth_getTransactionByHash", "eth_getTransactionReceipt"]);

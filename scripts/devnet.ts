@@ -201,15 +201,16 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     // gateway walkthrough found it gone without a word, and had to guess how to restart it); the
     // router serves the set it last gave meanwhile. A third exit within a minute is left alone: a fault to look at.
     const exits: number[] = [];
-    const restartIndexer = (code: number | null) => {
+    const restartIndexer = (code: number | null, signal: NodeJS.Signals | null) => {
       if (stopping) return;
+      const how = code !== null ? `code ${code}` : `signal ${signal}`;
       exits.push(Date.now());
       const recent = exits.filter((at) => Date.now() - at < 60_000).length;
       if (recent > 2) {
-        onProgress(`the indexer exited again (code ${code}): not restarted (${recent} exits in a minute); the router serves the provider set it last gave. Ctrl-C stops the devnet`);
+        onProgress(`the indexer exited again (${how}): not restarted (${recent} exits in a minute); the router serves the provider set it last gave. Ctrl-C stops the devnet`);
         return;
       }
-      onProgress(`the indexer exited (code ${code}): starting it again; the router serves the provider set it last gave meanwhile`);
+      onProgress(`the indexer exited (${how}): starting it again; the router serves the provider set it last gave meanwhile`);
       void (async () => {
         await rm(dataDir, { recursive: true, force: true });
         const again = await startIndexer({ ...indexerOptions, port: indexer.port, exactPort: true });

@@ -208,7 +208,7 @@ describe("npm start", () => {
     const state = async () => ((await (await fetch(`${info.routerUrl}/status`)).json()) as { providerSet: { state: string } }).providerSet.state;
     process.kill(ponder.pid, "SIGKILL");
     await eventually("the devnet to say the indexer is back", async () => (output.includes("the indexer is back at") ? true : undefined), 120_000);
-    expect(output).toMatch(/the indexer exited \(code null\): starting it again/);
+    expect(output).toMatch(/the indexer exited \(signal SIGKILL\): starting it again/);
     await eventually("the router's provider set live again", async () => ((await state()) === "live" ? true : undefined), 60_000);
     const call = await fetch(`${info.routerUrl}/rpc/${info.chainId}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
     expect(((await call.json()) as { result?: string }).result).toMatch(/^0x[0-9a-f]+$/);

@@ -5,7 +5,7 @@ import { hardhat } from "viem/chains";
 import { startChain, type Chain } from "../../scripts/chain.ts";
 import { recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { seededRandom, startRouter, type TestRouter } from "../helpers/startRouter.ts";
-import { DEV_KEY, waitFor } from "./support.ts";
+import { DEV_KEY, direct, waitFor } from "./support.ts";
 
 // A dapp's view: viem's public and wallet clients pointed at the router work as against a node.
 
@@ -218,6 +218,56 @@ describe("viem through the router", () => {
     } finally {
       await nodes[0].setFault({ kind: "none" });
       await pair.stop();
+    }
+  });
+
+  it("gives the highest of nonces that all leave out the wallet's transaction (it waits behind a gap), not the first", async () => {
+    // Review 19: only the frozen provider took a transaction with a nonce gap, which the chain
+    // queues; the true pending count is below it, and the router gave the frozen provider's lower
+    // count, asked first, though the other provider answered the truth.
+    const second = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"); // Hardhat's second dev key: nonces of its own
+    const pair = await startRouter({ records: recordsFor(nodes.slice(0, 2), CHAIN, [1_000, 1_000]), random: seededRandom(3), routing: { scoring: { maxLagBlocks: 1_000 }, failover: { hedge: false } } });
+    const count = async () => Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [second.address, "pending"]));
+    const transfer = async (nonce: number) => await second.signTransaction({ chainId: CHAIN, nonce, to: recipient, value: 1n, gas: 21_000n, maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 1n });
+    try {
+      await waitFor(() => pair.status().chains[0].eligibleProviders === 2, "two eligible providers");
+      await nodes[1].setFault({ kind: "behind" });
+      for (let i = 0; i < 2; i++) await direct(chain.rpcUrl, "eth_sendRawTransaction", [await transfer(await count())]); // past the frozen state
+      const truth = await count();
+      await direct(chain.rpcUrl, "evm_setAutomine", [false]); // the chain queues a transaction with a gap
+      await nodes[0].setFault({ kind: "rpcError", code: -32000, message: "txpool is full", method: "eth_sendRawTransaction" }); // only the frozen one takes it
+      const gapped = await transfer(truth + 1);
+      expect(((await pair.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [gapped] })).json() as { result?: string }).result).toBe(keccak256(gapped));
+      await nodes[0].setFault({ kind: "none" });
+      const answers: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const answer = (await pair.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_getTransactionCount", params: [second.address, "pending"] })).json() as { result: string };
+        answers.push(Number(answer.result));
+      }
+      expect(answers).toEqual(answers.map(() => truth));
+    } finally {
+      await nodes[1].setFault({ kind: "none" });
+      await nodes[0].setFault({ kind: "none" });
+      await direct(chain.rpcUrl, "evm_setAutomine", [true]);
+      await direct(chain.rpcUrl, "eth_sendRawTransaction", [await transfer(Number(await direct(chain.rpcUrl, "eth_getTransactionCount", [second.address, "latest"])))]).catch(() => {}); // fills the gap
+      await direct(chain.rpcUrl, "evm_mine");
+      await pair.stop();
+    }
+  });
+
+  it("answers a send without params that a provider answers with a hash (a provider's to refuse; the router read the transaction for its nonce)", async () => {
+    // Review 19: reading the missing transaction threw inside the call's routing: with one copy
+    // of the broadcast, the call was never answered and stayed counted in flight.
+    const single = await startRouter({ records: recordsFor(nodes.slice(0, 2), CHAIN, [1_000, 1_000]), routing: { failover: { hedge: false, writeFanout: 1 } } });
+    try {
+      await waitFor(() => single.status().chains[0].eligibleProviders === 2, "two eligible providers");
+      for (const node of nodes.slice(0, 2)) await node.setFault({ kind: "result", method: "eth_sendRawTransaction", result: `0x${"ab".repeat(32)}` });
+      const answer = await Promise.race([single.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction" }), new Promise<null>((resolve) => setTimeout(() => resolve(null), 12_000))]);
+      expect(answer?.status).toBe(200);
+      expect(single.metrics()).toMatch(/^din_router_in_flight_calls 0$/m);
+    } finally {
+      for (const node of nodes.slice(0, 2)) await node.setFault({ kind: "none" });
+      await single.stop();
     }
   });
 });
