@@ -274,12 +274,12 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
 
   /**
    * With every place held, a new connection takes an idle one (no request on it; failing that, one
-   * whose request is still arriving or whose answer waits for its client to read it) of the client holding the most, if that client holds at least
-   * two more than the newcomer (so it still holds as many after): a few addresses (16 at 512 each)
-   * cannot keep every other client out, while a client among many keeps its share. The connection
-   * taken is closed as an idle keep-alive connection is; its client reconnects. A look goes through
-   * at most `maxLook` connections, moving busy ones to the back, so a client keeping all its
-   * connections busy costs each newcomer little.
+   * whose request is still arriving or whose answer waits for its client to read it) of the client
+   * holding the most, if that client holds at least two more than the newcomer (so it still holds
+   * as many after): a few addresses (16 at 512 each) cannot keep every other client out, while a
+   * client among many keeps its share. The connection taken is closed as an idle keep-alive
+   * connection is; its client reconnects. A look goes through at most `maxLook` connections, moving
+   * busy ones to the back, so a client keeping all its connections busy costs each newcomer little.
    */
   const maxLook = 32;
   const take = (socket: Socket, release: () => void) => {

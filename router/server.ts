@@ -753,15 +753,7 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         eligible += t.eligibleCount;
       }
       const ok = eligible > 0;
-      // Why not, in words a load balancer's health log shows (/status has each provider's state).
-      const providers = [...g.tables.values()].flatMap((t) => t.providers);
-      const reason = ok
-        ? undefined
-        : providers.length === 0
-          ? "no provider set yet, or it lists no provider"
-          : providers.every((p) => p.state(now) === "refused")
-            ? "every provider's endpoint is at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)"
-            : "no provider is eligible now (see /status for each one's state)";
+      const reason = ok ? undefined : unhealthyBecause(g, now);
       send(res, ok ? 200 : 503, JSON.stringify({ ok, chains: g.tables.size, eligibleProviders: eligible, reason }), "router", 0, hasOrigin(req));
       return;
     }
@@ -796,6 +788,16 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
     if (asset !== undefined) sendPage(res, 200, asset.body, asset.type);
     else sendPage(res, 503, "The dashboard is not built: run `npm run build`, then start the router again.\n", "text/plain; charset=utf-8");
   };
+}
+
+/** Why no provider is eligible, in words a load balancer's health log shows (/status has each provider's state). */
+function unhealthyBecause(g: Gateway, now: number): string {
+  const providers = [...g.tables.values()].flatMap((t) => t.providers);
+  if (providers.length === 0) return "no provider set yet, or it lists no provider";
+  if (providers.every((p) => p.state(now) === "refused")) {
+    return "every provider's endpoint is at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)";
+  }
+  return "no provider is eligible now (see /status for each one's state)";
 }
 
 /** The routes besides /rpc/ and the dashboard's files: GET (or HEAD) only. */

@@ -1,6 +1,10 @@
 import { Secp256k1 } from "ox";
 import { fromRlp, keccak256, parseTransaction, serializeTransaction, toRlp, type Hex, type TransactionSerializable, type TransactionSerialized } from "viem";
 
+// What the router reads of a raw transaction (eth_sendRawTransaction's parameter): the hash nodes
+// give for it (a provider's made-up hash is a wrong answer), and its nonce and sender (a nonce at
+// "pending" that leaves it out is asked elsewhere: writeAffinity.ts).
+
 const hexBytes = /^0x(?:[0-9a-fA-F]{2})+$/;
 /** Legacy transactions (an RLP list, 0xc0 and up) and types 1, 2 and 4, whose hash is the keccak of their bytes. */
 const hashedWhole = /^0x(?:[c-fC-F][0-9a-fA-F]|0[124])/;

@@ -199,7 +199,8 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     stops.push(() => indexer.stop());
     // An indexer that ends on its own is started again on its port, indexing from the start (a
     // gateway walkthrough found it gone without a word, and had to guess how to restart it); the
-    // router serves the set it last gave meanwhile. A third exit within a minute is left alone: a fault to look at.
+    // router serves the set it last gave meanwhile. A third exit within a minute is left alone: a
+    // fault to look at.
     const exits: number[] = [];
     const restartIndexer = (code: number | null, signal: NodeJS.Signals | null) => {
       if (stopping) return;
