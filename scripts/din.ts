@@ -18,7 +18,7 @@ const usage = `din — the OpenDIN command line
   operators   din provider register --name <n> --stake <DIN> [--metadata <uri>] [--endpoint <chainId>=<url> …]
               din provider stake <DIN>
               din provider endpoint set <chainId> <url> | din provider endpoint remove <chainId>
-              din provider unbond <DIN>
+              din provider unbond <DIN> [--below-minimum]
               din provider withdraw
               din provider deregister
               din provider status [address] [--router <url>]
@@ -61,7 +61,7 @@ const commands: Record<string, Command> = {
   },
   "provider stake": { options: {}, positionals: 1, run: async (f, [amount]) => (await provider()).stake(await ctx(f), amount) },
   "provider endpoint": { options: {}, positionals: 3, run: async (f, [action, ...rest]) => (await provider()).endpoint(await ctx(f), action, rest) },
-  "provider unbond": { options: {}, positionals: 1, run: async (f, [amount]) => (await provider()).unbond(await ctx(f), amount) },
+  "provider unbond": { options: { "below-minimum": { type: "boolean" } }, positionals: 1, run: async (f, [amount]) => (await provider()).unbond(await ctx(f), amount, f["below-minimum"] === true) },
   "provider withdraw": { options: {}, positionals: 0, run: async (f) => (await provider()).withdraw(await ctx(f)) },
   "provider deregister": { options: {}, positionals: 0, run: async (f) => (await provider()).deregister(await ctx(f)) },
   "provider status": { options: { router: { type: "string" } }, positionals: 1, run: async (f, [address]) => (await provider()).status(await ctx(f), address, str(f.router)) },

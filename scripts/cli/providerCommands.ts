@@ -201,20 +201,26 @@ export async function endpoint(ctx: CliContext, action: string | undefined, rest
   throw usageError("usage: din provider endpoint set <chainId> <url> | din provider endpoint remove <chainId>");
 }
 
-export async function unbond(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
+export async function unbond(ctx: CliContext, amountText: string | undefined, belowMinimum = false): Promise<Outcome> {
   const amount = parseTokens("<amount>", amountText);
-  const hash = await transact(ctx, { ...registry(ctx), functionName: "requestUnbond", args: [amount] });
   const address = requireWallet(ctx).account.address;
-  const [entries, state, minStake] = await Promise.all([
-    unbondingEntries(ctx, address),
-    providerState(ctx, address),
-    read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
-  ]);
+  // Said before sending, not after (an operator walkthrough): part of the stake unbonded, the rest
+  // below the minimum, earns no traffic. All of it unbonded is leaving, and says so itself.
+  const [before, minimum] = await Promise.all([providerState(ctx, address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
+  const left = before.activeStake - amount;
+  if (!belowMinimum && left > 0n && left < minimum && before.activeStake >= minimum) {
+    throw new CliError(
+      `unbonding ${formatTokens(amount)} would leave ${formatTokens(left)} of active stake, below the minimum ${formatTokens(minimum)}: routers would send you no traffic. ` +
+        `Unbond ${formatTokens(before.activeStake - minimum)} at most to stay eligible, all ${formatTokens(before.activeStake)} to leave (or din provider deregister), or give --below-minimum to unbond it anyway`,
+    );
+  }
+  const hash = await transact(ctx, { ...registry(ctx), functionName: "requestUnbond", args: [amount] });
+  const [entries, state] = await Promise.all([unbondingEntries(ctx, address), providerState(ctx, address)]);
   const releaseAt = entries.at(-1)?.releaseAt ?? 0n;
-  const below = state.activeStake < minStake ? `\n  active stake ${formatTokens(state.activeStake)} is now below the minimum ${formatTokens(minStake)}: routers send you no traffic until you top up (din provider stake)` : "";
+  const below = state.activeStake < minimum ? `\n  active stake ${formatTokens(state.activeStake)} is now below the minimum ${formatTokens(minimum)}: routers send you no traffic until you top up (din provider stake)` : "";
   return {
     message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatTime(releaseAt)} (tx ${hash})${below}`,
-    data: { amount, releaseAt, activeStake: state.activeStake, eligible: state.activeStake >= minStake && !state.jailed, transaction: hash },
+    data: { amount, releaseAt, activeStake: state.activeStake, eligible: state.activeStake >= minimum && !state.jailed, transaction: hash },
   };
 }
 

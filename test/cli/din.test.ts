@@ -302,8 +302,15 @@ describe("din case and din gov", () => {
     expect((await system.contracts.registry.read.getProvider([operator])).jailed).toBe(false);
   });
 
-  it("warns when an unbond leaves the provider below the minimum stake", async () => {
-    const unbond = await din(["provider", "unbond", "1150"], operatorKey);
+  it("refuses an unbond that would leave the provider below the minimum stake unless told, and warns when told", async () => {
+    // An operator walkthrough: the warning came after the transaction.
+    const refused = await din(["provider", "unbond", "1150"], operatorKey);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      "din: unbonding 1,150 DIN would leave 50 DIN of active stake, below the minimum 100 DIN: routers would send you no traffic. Unbond 1,100 DIN at most to stay eligible, all 1,200 DIN to leave (or din provider deregister), or give --below-minimum to unbond it anyway\n",
+    );
+    expect((await system.contracts.registry.read.getProvider([operator])).activeStake).toBe(parseEther("1200")); // nothing sent
+    const unbond = await din(["provider", "unbond", "1150", "--below-minimum"], operatorKey);
     expect(unbond.code).toBe(0);
     expect(unbond.stdout).toContain("active stake 50 DIN is now below the minimum 100 DIN: routers send you no traffic until you top up (din provider stake)");
     const short = await din(["provider", "stake", "10"], operatorKey);
