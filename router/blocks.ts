@@ -105,6 +105,13 @@ export function blockNumberIn(result: unknown): number | null {
   return typeof result === "object" && result !== null ? quantityOf((result as { number?: unknown }).number) : null;
 }
 
+/** Whether two answers are one block: the same hash (a number alone, a provider may claim). */
+export function sameBlock(a: unknown, b: unknown): boolean {
+  const hashOf = (block: unknown) => (typeof block === "object" && block !== null ? (block as { hash?: unknown }).hash : undefined);
+  const hash = hashOf(a);
+  return typeof hash === "string" && hash === hashOf(b);
+}
+
 /** The block an answer to `method` shows its provider holds: eth_blockNumber's result, a receipt's block; else null. */
 export function shownBlock(method: string, result: unknown, quantity: number | null): number | null {
   if (method === "eth_blockNumber") return quantity;

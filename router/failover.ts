@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
-import { blockNumberIn, namedBlock, readsHeadBlock, readsLatest, type ClientHeads } from "./blocks.ts";
+import { blockNumberIn, namedBlock, readsHeadBlock, readsLatest, sameBlock, type ClientHeads } from "./blocks.ts";
 import { contradiction } from "./contradiction.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
@@ -160,13 +160,6 @@ export function startSweeper(slackMs = 5): Sweeper {
       if (timer !== null) clearTimeout(timer);
     },
   };
-}
-
-/** Whether two latest blocks are one: the same hash (a number alone, a provider may claim). */
-function sameBlock(a: unknown, b: unknown): boolean {
-  const hashOf = (block: unknown) => (typeof block === "object" && block !== null ? (block as { hash?: unknown }).hash : undefined);
-  const hash = hashOf(a);
-  return typeof hash === "string" && hash === hashOf(b);
 }
 
 /** An answer giving the chain's head: a height, or the latest block numbered `height` (`block`: it, parsed). */

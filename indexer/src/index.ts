@@ -1,6 +1,6 @@
 import { ponder, type Context } from "ponder:registry";
 import { endpoint, parameter, proposal, provider, slashingCase, stakeEvent, vote } from "ponder:schema";
-import { decodeFunctionData, type Address, type Hex } from "viem";
+import { decodeFunctionData, type Abi, type Address, type Hex } from "viem";
 import { ProviderRegistryAbi, SlashingManagerAbi } from "../abis.generated.ts";
 
 // Every row here comes from event arguments: the contracts emit the values after each change,
@@ -256,21 +256,27 @@ ponder.on("SlashingManager:WatcherRewardBpsChanged", async ({ event, context }) 
 
 // ------------------------------------------------------------------ governance
 
-/** Which slashing case, if any, a proposal resolves: a call to upholdCase/rejectCase on the manager. */
+/** A proposal's calls to `target`, decoded with `abi`; calls it cannot decode (another contract's functions) are left out. */
+function callsTo<const A extends Abi>(targets: readonly Address[], calldatas: readonly Hex[], target: Address, abi: A) {
+  return targets.flatMap((to, i) => {
+    if (to.toLowerCase() !== target.toLowerCase()) return [];
+    try {
+      return [decodeFunctionData({ abi, data: calldatas[i] })];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Whether a proposal resolves a slashing case (its first call to upholdCase or rejectCase), and which. */
 function slashingAction(
   targets: readonly Address[],
   calldatas: readonly Hex[],
   manager: Address,
 ): { action: "uphold_case" | "reject_case" | "other"; caseId: bigint | null } {
-  for (const [i, target] of targets.entries()) {
-    if (target.toLowerCase() !== manager.toLowerCase()) continue;
-    try {
-      const call = decodeFunctionData({ abi: SlashingManagerAbi, data: calldatas[i] });
-      if (call.functionName === "upholdCase") return { action: "uphold_case", caseId: call.args[0] };
-      if (call.functionName === "rejectCase") return { action: "reject_case", caseId: call.args[0] };
-    } catch {
-      // not a manager function we know: an ordinary proposal
-    }
+  for (const call of callsTo(targets, calldatas, manager, SlashingManagerAbi)) {
+    if (call.functionName === "upholdCase") return { action: "uphold_case", caseId: call.args[0] };
+    if (call.functionName === "rejectCase") return { action: "reject_case", caseId: call.args[0] };
   }
   return { action: "other", caseId: null };
 }
@@ -279,15 +285,9 @@ function slashingAction(
 function jailings(targets: readonly Address[], calldatas: readonly Hex[], registry: Address): { jails: Address | null; unjails: Address | null } {
   let jails: Address | null = null;
   let unjails: Address | null = null;
-  for (const [i, target] of targets.entries()) {
-    if (target.toLowerCase() !== registry.toLowerCase()) continue;
-    try {
-      const call = decodeFunctionData({ abi: ProviderRegistryAbi, data: calldatas[i] });
-      if (call.functionName === "jail") jails = call.args[0];
-      if (call.functionName === "unjail") unjails = call.args[0];
-    } catch {
-      // another registry function
-    }
+  for (const call of callsTo(targets, calldatas, registry, ProviderRegistryAbi)) {
+    if (call.functionName === "jail") jails = call.args[0];
+    if (call.functionName === "unjail") unjails = call.args[0];
   }
   return { jails, unjails };
 }
