@@ -41,7 +41,10 @@ export async function writeSnapshot(path: string, providers: readonly ProviderRe
   };
   await mkdir(dirname(path), { recursive: true });
   const temporary = temporaryPath(path);
-  const handle = await open(temporary, "w");
+  // Created afresh, never opened through what is there: a link planted at the name in a shared
+  // directory would have the router write over the file it points to.
+  await rm(temporary, { force: true });
+  const handle = await open(temporary, "wx");
   try {
     try {
       await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
@@ -102,7 +105,8 @@ export function checkSnapshotPath(path: string): void {
   }
   const temporary = temporaryPath(path);
   try {
-    closeSync(openSync(temporary, "w"));
+    rmSync(temporary, { force: true });
+    closeSync(openSync(temporary, "wx")); // as writeSnapshot creates it
   } catch (error) {
     throw new SnapshotError(path, `no file can be written in ${directory} (${code(error)})`);
   }

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -7,7 +7,7 @@ import { startChain, type Chain } from "../../scripts/chain.ts";
 import { freePort } from "../../scripts/freePort.ts";
 import { createLogger, type LogFields, type Logger } from "../../router/log.ts";
 import { normalizeRecords } from "../../router/providerSet.ts";
-import { readSnapshot, writeSnapshot } from "../../router/snapshot.ts";
+import { checkSnapshotPath, readSnapshot, writeSnapshot } from "../../router/snapshot.ts";
 import { providerAddress, recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter } from "../helpers/startRouter.ts";
 import { indexerRow, startFakeIndexer } from "./providerSetFakeIndexer.ts";
@@ -242,6 +242,20 @@ describe("the provider set", () => {
     await mkdir(path, { recursive: true }); // a directory where the file should go: the rename fails
     await expect(writeSnapshot(path, recordsFor(nodes, CHAIN, [1]), "http://127.0.0.1:42069")).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST|EPERM/);
     expect(await readdir(parent)).toEqual(["providers.json"]);
+  });
+
+  it("writes its snapshot through no link planted at its temporary file's name (a shared directory)", async () => {
+    const path = join(dir, "linked.json");
+    const victim = join(dir, "victim.txt");
+    await writeFile(victim, "not the router's");
+    await symlink(victim, `${path}.${process.pid}.tmp`);
+    checkSnapshotPath(path);
+    expect(await readFile(victim, "utf8")).toBe("not the router's");
+    await symlink(victim, `${path}.${process.pid}.tmp`);
+    const records = recordsFor(nodes, CHAIN, [1]);
+    await writeSnapshot(path, records, "http://127.0.0.1:42069");
+    expect(await readFile(victim, "utf8")).toBe("not the router's");
+    expect(normalizeRecords((await readSnapshot(path))!.providers).records).toEqual(records);
   });
 
   it("drops malformed rows from the indexer instead of routing to them", () => {
