@@ -260,7 +260,7 @@ class CallRouting implements CallHandle {
     this.started = performance.now();
     // A read of the latest state needs the newest block its client was shown, as if it named it.
     const named = namedBlock(call);
-    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, this.started);
+    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, this.started, table.wentBackAt);
     this.block = shown >= 0 && readsLatest(call) ? Math.max(named, shown) : named;
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : (options.budget ?? null);
@@ -507,6 +507,15 @@ class CallRouting implements CallHandle {
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
     // The head the answer gives, when the call asks for it (an error gives none).
     const head = outcome.type !== "answer" || this.readsHead === null ? null : this.readsHead === "height" ? outcome.quantity : blockNumberIn(outcome.result);
+    if (outcome.type === "answer" && head !== null && head < this.block && this.heldHead === null) {
+      // Below the newest block its client was shown (a provider's eth_blockNumber stuck while its
+      // other answers go on, as behind a load balancer with one node stalled; or a block too new
+      // for the probes to say who holds it): the client would go back. Another provider is asked;
+      // if none shows as much, the client is given that height again (a latest block, the lower one).
+      p.answeredHeadBelow(head);
+      const bytes = this.readsHead === "height" ? resultResponse(this.id, `"0x${this.block.toString(16)}"`) : outcome.bytes;
+      outcome = { type: "soft", bytes, latencyMs: outcome.latencyMs };
+    }
     // (Not a soft answer, which says no more than an error does: a provider answering every read
     // with "header not found" at once would otherwise keep a fast latency.)
     if (outcome.type === "answer") {
@@ -652,7 +661,7 @@ class CallRouting implements CallHandle {
    */
   private gaveBlock(height: number, holders: readonly ProviderHealth[] | null): void {
     if (holders !== null) for (const p of holders) this.table.recordAnsweredHead(p, height);
-    if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, height, performance.now());
+    if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, height, performance.now(), this.table.wentBackAt);
   }
 
   /**
@@ -666,7 +675,7 @@ class CallRouting implements CallHandle {
     if (this.client === null) return;
     const bound = this.table.headToGive(p);
     const held = bound < 0 ? block : Math.min(block, bound);
-    this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now());
+    this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now(), this.table.wentBackAt);
   }
 
   /**

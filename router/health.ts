@@ -274,6 +274,11 @@ export class ProviderHealth {
     return this.head >= n || this.answeredHead >= n;
   }
 
+  /** It answered its head as `height`: a higher block credited to it from another answer of its is not to be counted on. */
+  answeredHeadBelow(height: number): void {
+    if (this.answeredHead > height) this.answeredHead = -1;
+  }
+
   setHead(head: number, now: number): void {
     const first = this.head < 0;
     if (head < this.head) this.answeredHead = -1; // its chain went back (a reorganisation, a node reset): what it showed may be gone

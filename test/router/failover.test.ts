@@ -676,6 +676,32 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("never gives a client a height below the block it was shown: a provider whose eth_blockNumber is stuck while its blocks go on is asked past", async () => {
+    // Two providers probed once: a new block's holder is known only from answers. Node 1's heights
+    // stay where each round starts (behind a load balancer, one node stalled); its blocks go on.
+    const two = await startRouter({ records: recordsFor(nodes.slice(0, 2), CHAIN, [1_000, 1_000]), routing: { probe: { intervalMs: 600_000, chainIdIntervalMs: 600_000 } } });
+    try {
+      await waitFor(() => two.status().chains[0].eligibleProviders === 2 && two.status().chains[0].medianHead !== null, "both providers probed once");
+      const given: [number, number][] = [];
+      for (let round = 0; round < 16; round++) {
+        const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+        await nodes[1].setFault({ kind: "staleHead", head });
+        await direct(chain.rpcUrl, "hardhat_mine", ["0x1"]);
+        // The client is shown the new block (either provider has it), then asks the height.
+        const latest = (await two.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getBlockByNumber", params: ["latest", false] })).json() as { result: { number: string } };
+        expect(Number(latest.result.number)).toBe(head + 1);
+        const height = (await two.post(CHAIN, { jsonrpc: "2.0", id: 2, method: "eth_blockNumber", params: [] })).json() as { id: number; result: string };
+        expect(height.id).toBe(2);
+        given.push([head + 1, Number(height.result)]);
+      }
+      // Node 1 may be drawn first in any round: no provider is known to hold the new block.
+      expect(given.filter(([shown, height]) => height < shown)).toEqual([]);
+    } finally {
+      await two.stop();
+      await healAll();
+    }
+  });
+
   it("lets no provider alone draw a client's latest reads to itself by naming a height only it claims", async () => {
     const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
     await nodes[3].setFault({ kind: "staleHead", head: head + 3 }); // within what the table believes of one provider
