@@ -16,8 +16,19 @@ import { senderOf, type SignedTransaction } from "./transactionHash.ts";
 /** Calls about a sender's transactions: its nonce, a transaction by hash, its receipt. */
 const affineMethods: ReadonlySet<string> = new Set(["eth_getTransactionCount", "eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
-/** A client's last transaction some provider took: who took it, until when that counts, and the transaction (its sender recovered once asked). */
-type Took = { providers: readonly ProviderHealth[]; until: number; sent: SignedTransaction | null; sender?: string | null };
+/** A transaction a provider took, its sender recovered once asked. */
+type Sent = { transaction: SignedTransaction; sender?: string | null };
+
+/**
+ * A client's last transaction some provider took: who took it, until when that counts, and its
+ * transactions of the last `holdMs`, newest first, at most maxSentKept: a backend with several
+ * wallets (a relayer, users behind one NAT) sends from several senders, and each one's nonce is
+ * checked against its own last transaction (a dapp walkthrough: two wallets from one address got
+ * "nonce has already been used" through a provider behind, where one wallet got none).
+ */
+type Took = { providers: readonly ProviderHealth[]; until: number; sent: readonly Sent[] };
+
+const maxSentKept = 16;
 
 export class WriteAffinity {
   /** Per chain and client address, its last transaction some provider took; oldest first. */
@@ -38,19 +49,26 @@ export class WriteAffinity {
   took(chainId: number, client: string, providers: readonly ProviderHealth[], sent: SignedTransaction | null, now: number): void {
     if (this.holdMs <= 0) return;
     const key = `${chainId} ${client}`;
-    renew(this.byClient, key, { providers, until: now + this.holdMs, sent }, now, this.maxClients);
+    const before = this.byClient.get(key);
+    const earlier = before === undefined || before.until <= now ? [] : before.sent.slice(0, maxSentKept - 1);
+    renew(this.byClient, key, { providers, until: now + this.holdMs, sent: sent === null ? earlier : [{ transaction: sent }, ...earlier] }, now, this.maxClients);
   }
 
   /**
    * Whether `count`, a provider's answer to `client`'s eth_getTransactionCount(`sender`, "pending")
-   * on `chainId`, leaves out the client's last transaction a provider took (when `sender` sent it).
+   * on `chainId`, leaves out a transaction of `sender`'s that a provider took from the client lately.
    */
   missesTaken(chainId: number, client: string, sender: string, count: number, now: number): boolean {
     if (this.byClient.size === 0) return false;
     const entry = this.byClient.get(`${chainId} ${client}`);
-    if (entry === undefined || entry.until <= now || entry.sent === null || count > entry.sent.nonce) return false;
-    if (entry.sender === undefined) entry.sender = senderOf(entry.sent); // once per transaction, and only for a count that may leave it out
-    return entry.sender === sender.toLowerCase();
+    if (entry === undefined || entry.until <= now) return false;
+    const asked = sender.toLowerCase();
+    for (const sent of entry.sent) {
+      if (count > sent.transaction.nonce) continue; // it counts this one (whoever sent it): the usual next nonce costs nothing
+      sent.sender ??= senderOf(sent.transaction); // once per transaction, and only for a count that may leave it out
+      if (sent.sender === asked) return true;
+    }
+    return false;
   }
 
   /** The providers to ask first for `client`'s `method` on `chainId`, if it sent a transaction lately. */

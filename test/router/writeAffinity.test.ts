@@ -44,7 +44,7 @@ describe("write affinity", () => {
     expect(affinity.preferred(1, "10.0.0.1", "eth_getTransactionCount", 0)).toBeNull();
   });
 
-  it("tells a nonce at pending that leaves out the client's last transaction, of that sender only", async () => {
+  it("tells a nonce at pending that leaves out the client's last transaction of that sender, of each of its senders", async () => {
     const account = privateKeyToAccount(DEV_KEY);
     const sender = account.address.toLowerCase();
     const other = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
@@ -68,6 +68,16 @@ describe("write affinity", () => {
       expect(affinity.missesTaken(5, "10.0.0.1", sender, 7, 2_000)).toBe(false); // another chain
       expect(affinity.missesTaken(1, "10.0.0.1", sender, 7, 31_000)).toBe(false); // ended
     }
+    // Several wallets from one client (a relayer, a NAT): each one's own last transaction counts.
+    const second = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+    const affinity = new WriteAffinity(30_000);
+    affinity.took(1, "10.0.0.1", [provider(0)], signedTransactionOf(signed[0]), 1_000); // the first wallet's nonce 7
+    affinity.took(1, "10.0.0.1", [provider(1)], signedTransactionOf(await second.signTransaction({ ...transfer, chainId: 1, nonce: 2, gasPrice: 10n, type: "legacy" })), 2_000);
+    expect(affinity.missesTaken(1, "10.0.0.1", sender, 7, 3_000)).toBe(true);
+    expect(affinity.missesTaken(1, "10.0.0.1", sender, 8, 3_000)).toBe(false);
+    expect(affinity.missesTaken(1, "10.0.0.1", second.address, 2, 3_000)).toBe(true);
+    expect(affinity.missesTaken(1, "10.0.0.1", second.address, 3, 3_000)).toBe(false);
+    expect(affinity.missesTaken(1, "10.0.0.1", sender, 7, 32_000)).toBe(false); // ended with the client's last
     expect(signedTransactionOf("0x1234")).toBeNull();
     expect(signedTransactionOf(42)).toBeNull();
   });
