@@ -421,8 +421,19 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
             json(res, 400, { error: (error as Error).message });
           }
         } else if (req.method === "POST" && req.url === "/latency") {
-          latencyMs = Number((JSON.parse((await readBody(req)).toString("utf8")) as { ms: number }).ms) || 0;
-          json(res, 200, { latencyMs });
+          let ms: unknown;
+          try {
+            ms = (JSON.parse((await readBody(req)).toString("utf8")) as { ms?: unknown } | null)?.ms;
+          } catch {
+            // answered below, as a body without ms
+          }
+          // A body without a usable ms changes nothing (a walkthrough's `{}` set a provider's latency to 0).
+          if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > 600_000) {
+            json(res, 400, { error: `latency must be {"ms": <0 to 600000>}, not ${JSON.stringify(ms ?? null)}`, latencyMs });
+          } else {
+            latencyMs = ms;
+            json(res, 200, { latencyMs });
+          }
         } else if (req.method === "GET" && req.url === "/stats") json(res, 200, { fault, latencyMs, ...stats });
         else json(res, 404, { error: "POST /fault, POST /latency, GET /stats" });
       })();

@@ -157,6 +157,12 @@ describe("npm start", () => {
     expect(typo.status).toBe(400);
     expect(((await typo.json()) as { error: string }).error).toMatch(/^unknown fault kind "refused": one of none, refuse, reset, hang, /);
     expect(((await (await fetch(`${victim.adminUrl}/stats`)).json()) as { fault: { kind: string } }).fault.kind).toBe("none");
+    const latencyOf = async () => ((await (await fetch(`${victim.adminUrl}/stats`)).json()) as { latencyMs: number }).latencyMs;
+    const before = await latencyOf();
+    const vague = await fetch(`${victim.adminUrl}/latency`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(vague.status).toBe(400);
+    expect(((await vague.json()) as { error: string }).error).toBe('latency must be {"ms": <0 to 600000>}, not null');
+    expect(await latencyOf()).toBe(before);
     const down = await fetch(`${victim.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "refuse" }) });
     expect(down.ok).toBe(true);
     const answers = [];
