@@ -54,6 +54,11 @@ function endpointNotes(urls: readonly string[], unanswered: ReadonlyMap<string, 
   return notes;
 }
 
+/** What a jailed provider is told wherever its stake or registration changes (an operator walkthrough: registering again while jailed said nothing). */
+function jailedNote(address: Address): string {
+  return `you are jailed: routers send you no traffic until governance unjails you, whatever the stake (din gov propose-unjail --provider ${address}, then a vote)`;
+}
+
 /** The notes as the message's last lines. */
 function noteLines(notes: readonly string[]): string {
   return notes.map((note) => `\n  note: ${note}`).join("");
@@ -163,6 +168,7 @@ export async function register(
   }
   const served = endpoints.map(([chainId, url]) => `chain ${chainId} at ${url}`).join(", ");
   const notes = endpointNotes(endpoints.map(([, url]) => url), unanswered);
+  if (state.jailed) notes.unshift(jailedNote(address)); // deregistering does not end a jail
   return {
     message: `registered ${flags.name} (${address}) with ${formatTokens(stake)} staked${served ? `, serving ${served}` : ""}\n  transactions: ${hashes.join(" ")}${noteLines(notes)}`,
     data: { provider: address, name: flags.name, stake, endpoints: endpoints.map(([chainId, url]) => ({ chainId, url })), transactions: hashes, notes },
@@ -172,8 +178,9 @@ export async function register(
 export async function stake(ctx: CliContext, amountText: string | undefined): Promise<Outcome> {
   const amount = parseTokens("<amount>", amountText);
   const { hash, approval } = await transactSpending(ctx, ctx.contracts.ProviderRegistry, amount, { ...registry(ctx), functionName: "stake", args: [amount] });
-  const [state, minStake] = await Promise.all([providerState(ctx, requireWallet(ctx).account.address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
-  const jailed = state.jailed ? "\n  you are jailed: routers send you no traffic until governance unjails you, whatever the stake" : "";
+  const address = requireWallet(ctx).account.address;
+  const [state, minStake] = await Promise.all([providerState(ctx, address), read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" })]);
+  const jailed = state.jailed ? `\n  ${jailedNote(address)}` : "";
   const below = state.activeStake < minStake ? `\n  active stake is still below the minimum ${formatTokens(minStake)}: routers send you no traffic until it reaches it` : "";
   return {
     message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})${jailed}${below}`,
@@ -217,7 +224,14 @@ export async function unbond(ctx: CliContext, amountText: string | undefined, be
   const hash = await transact(ctx, { ...registry(ctx), functionName: "requestUnbond", args: [amount] });
   const [entries, state] = await Promise.all([unbondingEntries(ctx, address), providerState(ctx, address)]);
   const releaseAt = entries.at(-1)?.releaseAt ?? 0n;
-  const below = state.activeStake < minimum ? `\n  active stake ${formatTokens(state.activeStake)} is now below the minimum ${formatTokens(minimum)}: routers send you no traffic until you top up (din provider stake)` : "";
+  // Topping up is no way back for a jailed provider, nor the point of unbonding all of it (leaving).
+  const below = state.jailed
+    ? `\n  ${jailedNote(address)}`
+    : state.activeStake === 0n
+      ? `\n  no active stake is left: routers send you no traffic (to leave the registry: din provider deregister; to serve again: din provider stake)`
+      : state.activeStake < minimum
+        ? `\n  active stake ${formatTokens(state.activeStake)} is now below the minimum ${formatTokens(minimum)}: routers send you no traffic until you top up (din provider stake)`
+        : "";
   return {
     message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatTime(releaseAt)} (tx ${hash})${below}`,
     data: { amount, releaseAt, activeStake: state.activeStake, eligible: state.activeStake >= minimum && !state.jailed, transaction: hash },
@@ -272,10 +286,11 @@ export async function status(ctx: CliContext, addressText: string | undefined, r
   const slashedTotal = slashes.reduce((sum, s) => sum + s.amount, 0n);
   // The URL dapps are given (…/rpc/<chain id>) names the router too.
   const router = routerUrl ? await routerView(routerUrl.replace(/\/+$/, "").replace(/\/rpc\/\d+$/, ""), address) : undefined;
+  const jail = `jailed: routers send it no traffic until governance unjails it (din gov propose-unjail --provider ${address}, then a vote)`;
   const standing = !state.registered
-    ? "not registered"
+    ? `not registered${state.jailed ? `; ${jail}` : ""}`
     : state.jailed
-      ? "jailed"
+      ? jail
       : eligible
         ? "eligible"
         : `not eligible: active stake below the minimum ${formatTokens(minStake)}`;

@@ -35,6 +35,17 @@ async function advance(seconds: number): Promise<void> {
   await testClient.mine({ blocks: 1 });
 }
 
+/** Jails `provider` as a vote would: through the timelock, the only account that may. */
+async function jailAsAVoteWould(provider: Address): Promise<void> {
+  const testClient = await system.viem.getTestClient();
+  const timelock = system.contracts.timelock.address;
+  await testClient.impersonateAccount({ address: timelock });
+  await testClient.setBalance({ address: timelock, value: parseEther("1") });
+  await system.contracts.registry.write.jail([provider], { account: timelock });
+  await testClient.stopImpersonatingAccount({ address: timelock });
+  expect((await system.contracts.registry.read.getProvider([provider])).jailed).toBe(true);
+}
+
 beforeAll(async () => {
   system = await startDeployedChain();
   cwd = await mkdtemp(join(tmpdir(), "din-cli-"));
@@ -281,14 +292,10 @@ describe("din case and din gov", () => {
     expect(notJailed.code).toBe(1);
     expect(notJailed.stderr).toBe(`din: ${operator} is not jailed: there is nothing to unjail\n`);
 
-    // Jailed as a vote would (through the timelock, the only account that may).
-    const testClient = await system.viem.getTestClient();
-    const timelock = system.contracts.timelock.address;
-    await testClient.impersonateAccount({ address: timelock });
-    await testClient.setBalance({ address: timelock, value: parseEther("1") });
-    await system.contracts.registry.write.jail([operator], { account: timelock });
-    await testClient.stopImpersonatingAccount({ address: timelock });
-    expect((await system.contracts.registry.read.getProvider([operator])).jailed).toBe(true);
+    await jailAsAVoteWould(operator);
+    expect((await din(["provider", "status", operator])).stdout).toContain(
+      `provider ${operator}: jailed: routers send it no traffic until governance unjails it (din gov propose-unjail --provider ${operator}, then a vote)\n`,
+    );
 
     const proposed = await din(["gov", "propose-unjail", "--provider", operator, "--json"], voterKey);
     expect(proposed.stderr).toBe("");
@@ -455,5 +462,18 @@ describe("din provider deregister", () => {
     expect(provider).toMatchObject({ registered: false, activeStake: 0n, endpointCount: 0 });
     expect(provider.unbondingStake).toBe(parseEther("1210"));
     expect((await din(["provider", "deregister"], operatorKey)).stderr).toContain("is not a registered provider");
+  });
+
+  it("tells an operator jailed after leaving that it still is: in its standing, and when it registers again", async () => {
+    // An operator walkthrough: the standing said only "not registered", and registering again
+    // staked 500 DIN with no word that routers would send nothing.
+    await jailAsAVoteWould(operator);
+    const jailNote = `routers send it no traffic until governance unjails it (din gov propose-unjail --provider ${operator}, then a vote)`;
+    expect((await din(["provider", "status", operator])).stdout).toContain(`provider ${operator}: not registered; jailed: ${jailNote}\n`);
+    const again = await din(["provider", "register", "--name", "again", "--stake", "100"], operatorKey);
+    expect(again.stderr).toBe("");
+    expect(again.stdout).toContain(`\n  note: you are jailed: routers send you no traffic until governance unjails you, whatever the stake (din gov propose-unjail --provider ${operator}, then a vote)\n`);
+    const out = await din(["provider", "unbond", "100"], operatorKey); // all of it: leaving, and jailed
+    expect(out.stdout).toMatch(/withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n  you are jailed: routers send you no traffic until governance unjails you/);
   });
 });
