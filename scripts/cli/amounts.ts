@@ -35,6 +35,18 @@ export function parseId(flag: string, value: string | undefined): bigint {
   return BigInt(value);
 }
 
+/**
+ * A moment of the chain's clock, and how far it is from the chain's `now`: "2026-12-06T04:21:53Z
+ * (in 1 min 30 s)". Deadlines are the chain's, and a devnet's clock runs ahead of the wall clock
+ * (minutes after a while): a time alone, read against one's own clock, looked minutes away when
+ * seconds were left (a governance walkthrough missed a case's deadline so).
+ */
+export function formatDue(at: bigint, now: bigint): string {
+  const seconds = Number(at - now);
+  const span = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min` : s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`);
+  return `${formatTime(at)} (${seconds > 0 ? `in ${span(seconds)}` : seconds < 0 ? `${span(-seconds)} ago` : "now"})`;
+}
+
 /** Unix seconds → ISO time, for people. */
 export function formatTime(seconds: bigint | number): string {
   return new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");

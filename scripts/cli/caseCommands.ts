@@ -1,7 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { keccak256, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
-import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
+import { formatDue, formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError } from "./cliError.ts";
 import { proposalsOnCase } from "./govCommands.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
@@ -103,14 +103,15 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
   const bond = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseBond" });
   const { hash } = await transactSpending(ctx, ctx.contracts.SlashingManager, bond, { ...manager(ctx), functionName: "openCase", args: [provider, amount, evidence] });
   const caseId = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });
-  const [c, slashIfUpheld] = await Promise.all([
+  const [c, slashIfUpheld, now] = await Promise.all([
     read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [caseId] }),
     read<bigint>(ctx, { ...manager(ctx), functionName: "slashAmountIfUpheld", args: [caseId] }),
+    chainTime(ctx),
   ]);
   // The slash is capped (maxSlashBps of the stake at stake): said when it is less than asked.
   const capped = slashIfUpheld < amount ? `; if upheld it would slash ${formatTokens(slashIfUpheld)}, the most it may take of this provider's stake` : "";
   return {
-    message: `opened case ${caseId} against ${provider} asking ${formatTokens(amount)}${capped}, bond ${formatTokens(bond)} posted; governance must resolve it before ${formatTime(c.expiresAt)} (tx ${hash})`,
+    message: `opened case ${caseId} against ${provider} asking ${formatTokens(amount)}${capped}, bond ${formatTokens(bond)} posted; governance must resolve it before ${formatDue(c.expiresAt, now)} (tx ${hash})`,
     data: { caseId, provider, amount, slashIfUpheld, bond, expiresAt: c.expiresAt, evidenceHash: c.evidenceHash, transaction: hash },
   };
 }

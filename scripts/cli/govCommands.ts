@@ -1,6 +1,6 @@
 import { decodeFunctionData, encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
-import { formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
+import { formatDue, formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
 import { caseStatusNames, requireResolvableCase, type Case } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
@@ -85,11 +85,12 @@ async function propose(ctx: CliContext, targets: Address[], calldatas: Hex[], te
     );
   }
   const transaction = await transact(ctx, { ...governor(ctx), functionName: "propose", args: [targets, values, calldatas, description] });
-  const [voteStart, voteEnd] = await Promise.all([
+  const [voteStart, voteEnd, now] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalDeadline", args: [proposalId] }),
+    chainTime(ctx),
   ]);
-  const message = `proposal ${proposalId}\n  voting opens after ${formatTime(voteStart)} and closes at ${formatTime(voteEnd)} (tx ${transaction})`;
+  const message = `proposal ${proposalId}\n  voting opens after ${formatDue(voteStart, now)} and closes at ${formatDue(voteEnd, now)} (tx ${transaction})`;
   return { proposalId, voteStart, voteEnd, transaction, message };
 }
 
@@ -99,16 +100,14 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
   if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
   const voter = requireWallet(ctx).account.address;
   const proposal = await findProposal(ctx, proposalId);
-  // The governor counts a vote of weight 0 without complaint; refuse it instead. (Before voting
-  // opens the snapshot is in the future and cannot be read: the governor's own refusal explains.)
-  if ((await proposalState(ctx, proposalId)) === "active") {
-    const snapshot = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] });
-    const votes = await read<bigint>(ctx, { ...governor(ctx), functionName: "getVotes", args: [voter, snapshot] });
-    if (votes === 0n) {
-      throw new CliError(
-        `${voter} had no votes at proposal ${proposalId}'s snapshot (${formatTime(snapshot)}): tokens count only when delegated before a proposal's snapshot, so this vote would weigh nothing; delegate now with din gov delegate to vote on future proposals`,
-      );
-    }
+  await requireStep(ctx, proposalId, "vote"); // when voting opens, or why it is over
+  // The governor counts a vote of weight 0 without complaint; refuse it instead.
+  const snapshot = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] });
+  const votes = await read<bigint>(ctx, { ...governor(ctx), functionName: "getVotes", args: [voter, snapshot] });
+  if (votes === 0n) {
+    throw new CliError(
+      `${voter} had no votes at proposal ${proposalId}'s snapshot (${formatTime(snapshot)}): tokens count only when delegated before a proposal's snapshot, so this vote would weigh nothing; delegate now with din gov delegate to vote on future proposals`,
+    );
   }
   const hash = await transact(ctx, {
     ...governor(ctx),
@@ -127,9 +126,9 @@ export async function queue(ctx: CliContext, flags: { proposal?: string }): Prom
   await requireStep(ctx, proposal.id, "queue");
   await requireCaseOpenAtExecution(ctx, proposal);
   const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
-  const eta = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [proposal.id] });
+  const [eta, now] = await Promise.all([read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [proposal.id] }), chainTime(ctx)]);
   return {
-    message: `queued proposal ${proposal.id} in the timelock: executable from ${formatTime(eta)} (tx ${hash})`,
+    message: `queued proposal ${proposal.id} in the timelock: executable from ${formatDue(eta, now)} (tx ${hash})`,
     data: { proposalId: proposal.id, eta, transaction: hash },
   };
 }
@@ -169,7 +168,7 @@ export async function status(ctx: CliContext, flags: { proposal?: string; case?:
   }
   const lines = rows.map(
     (r) =>
-      `proposal ${r.id}\n  does: ${r.action}\n  described as "${readable(r.description)}" by ${r.proposer}\n  state ${r.state}${r.deadEnd === null ? "" : ` but can no longer run: ${r.deadEnd}`}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatTime(r.voteStart)} to ${formatTime(r.voteEnd)}${r.eta > 0n ? `; executable from ${formatTime(r.eta)}` : ""}`,
+      `proposal ${r.id}\n  does: ${r.action}\n  described as "${readable(r.description)}" by ${r.proposer}\n  state ${r.state}${r.deadEnd === null ? "" : ` but can no longer run: ${r.deadEnd}`}; for ${formatTokens(r.forVotes)}, against ${formatTokens(r.againstVotes)}, abstain ${formatTokens(r.abstainVotes)}; quorum ${r.quorum === null ? "set when voting opens" : formatTokens(r.quorum)}\n  voting ${formatDue(r.voteStart, now)} to ${formatDue(r.voteEnd, now)}${r.eta > 0n ? `; executable from ${formatDue(r.eta, now)}` : ""}`,
   );
   return { message: lines.length === 0 ? "no proposals" : lines.join("\n"), data: { proposals: rows } };
 }
@@ -270,8 +269,8 @@ async function proposalState(ctx: CliContext, id: bigint): Promise<(typeof propo
   return proposalStateNames[await read<number>(ctx, { ...governor(ctx), functionName: "state", args: [id] })];
 }
 
-/** Throws, saying what comes first, unless proposal `id` can be queued (or executed) now by its state and the chain's clock. */
-async function requireStep(ctx: CliContext, id: bigint, step: "queue" | "execute"): Promise<void> {
+/** Throws, saying what comes first or why it is too late, unless proposal `id` can be voted on, queued or executed now by its state and the chain's clock. */
+async function requireStep(ctx: CliContext, id: bigint, step: "vote" | "queue" | "execute"): Promise<void> {
   const [state, snapshot, deadline, eta, now] = await Promise.all([
     proposalState(ctx, id),
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [id] }),
@@ -279,21 +278,32 @@ async function requireStep(ctx: CliContext, id: bigint, step: "queue" | "execute
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [id] }),
     chainTime(ctx),
   ]);
-  const then = step === "queue" ? "it can be queued after that, if it passes" : "if it passes, queue it after that (din gov queue), then execute it once the timelock delay has passed";
+  const then = {
+    vote: "vote then",
+    queue: "it can be queued after that, if it passes",
+    execute: "if it passes, queue it after that (din gov queue), then execute it once the timelock delay has passed",
+  }[step];
+  const votingOver = `voting on proposal ${id} closed at ${formatDue(deadline, now)}`;
+  const cannot = step === "vote" ? "voted on" : `${step}d`;
   const problem = {
-    pending: `voting on proposal ${id} has not opened yet: it runs from ${formatTime(snapshot)} to ${formatTime(deadline)}; ${then}`,
-    active: `voting on proposal ${id} is open until ${formatTime(deadline)}: ${then}`,
-    canceled: `proposal ${id} was canceled: it cannot be ${step}d`,
-    defeated: `proposal ${id} was defeated (it missed quorum, or had no more votes for than against): it cannot be ${step}d`,
-    succeeded: step === "queue" ? undefined : `proposal ${id} passed but is not queued yet: queue it first with din gov queue --proposal ${id}`,
+    pending: `voting on proposal ${id} has not opened yet: it runs from ${formatDue(snapshot, now)} to ${formatDue(deadline, now)}; ${then}`,
+    active: step === "vote" ? undefined : `voting on proposal ${id} is open until ${formatDue(deadline, now)}: ${then}`,
+    canceled: `proposal ${id} was canceled: it cannot be ${cannot}`,
+    defeated: `${step === "vote" ? `${votingOver}: ` : ""}proposal ${id} was defeated (it missed quorum, or had no more votes for than against): it cannot be ${cannot}`,
+    succeeded:
+      step === "vote"
+        ? `${votingOver}: proposal ${id} passed; queue it with din gov queue --proposal ${id}`
+        : step === "queue"
+          ? undefined
+          : `proposal ${id} passed but is not queued yet: queue it first with din gov queue --proposal ${id}`,
     // The timelock runs the operation from eta on, by the chain's clock.
     queued:
-      step === "queue"
-        ? `proposal ${id} is already queued; executable from ${formatTime(eta)} (din gov execute --proposal ${id})`
-        : now < eta
-          ? `proposal ${id} is queued; executable from ${formatTime(eta)} (chain time now ${formatTime(now)})`
-          : undefined,
-    expired: `proposal ${id} expired: it cannot be ${step}d`,
+      step === "execute"
+        ? now < eta
+          ? `proposal ${id} is queued; executable from ${formatDue(eta, now)}`
+          : undefined
+        : `${step === "vote" ? `${votingOver}: ` : ""}proposal ${id} is already queued; executable from ${formatDue(eta, now)} (din gov execute --proposal ${id})`,
+    expired: `proposal ${id} expired: it cannot be ${cannot}`,
     executed: `proposal ${id} was already executed`,
   }[state];
   if (problem) throw new CliError(problem);

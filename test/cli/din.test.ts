@@ -263,7 +263,7 @@ describe("din case and din gov", () => {
 
     const tooEarly = await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey);
     await testClient.setIntervalMining({ interval: 1_000 });
-    expect(tooEarly.stderr).toMatch(/proposal \d+ is pending, so this step is not possible now/);
+    expect(tooEarly.stderr).toMatch(/^din: voting on proposal \d+ has not opened yet: it runs from \S+ \(in \d+ s\) to \S+ \(in \d+ (min \d+ )?s\); vote then\n$/);
     await advance(2);
     expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).stdout).toMatch(
       /voted for on proposal \d+ \(uphold case \d+ \(slash its provider\)\); tally: for 10,000,000 DIN/,

@@ -110,6 +110,9 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(again.stderr).toBe(
       `din: you made this proposal before (proposal ${proposalId}, pending): a proposal is known by its action and description, so give this one another --description to propose it again\n`,
     );
+    // Voting before it opens is told when it does, by the chain's clock (a walkthrough: "is pending, so this step is not possible now").
+    const tooEarly = await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey);
+    expect(tooEarly.stderr).toMatch(new RegExp(`^din: voting on proposal ${proposalId} has not opened yet: it runs from \\S+ \\(in \\d+ s\\) to \\S+ \\(in \\d+ (min \\d+ )?s\\); vote then\n$`));
     const pending = await din(["gov", "status", "--proposal", proposalId]);
     await testClient.setIntervalMining({ interval: 1_000 });
     expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
@@ -135,16 +138,18 @@ describe("din case and din gov, from report to slash or expiry", () => {
 
     const tooSoon = await din(["gov", "queue", "--proposal", proposalId], voterKey);
     expect(tooSoon.code).toBe(1);
-    expect(tooSoon.stderr).toMatch(/^din: voting on proposal \d+ is open until \S+: it can be queued after that, if it passes\n$/);
+    expect(tooSoon.stderr).toMatch(/^din: voting on proposal \d+ is open until \S+ \(in \d+ (min \d+ )?s\): it can be queued after that, if it passes\n$/);
 
     await advance(system, Number(await governor.read.votingPeriod()) + 1);
     const notQueued = await din(["gov", "execute", "--proposal", proposalId], voterKey);
     expect(notQueued.stderr).toBe(`din: proposal ${proposalId} passed but is not queued yet: queue it first with din gov queue --proposal ${proposalId}\n`);
-    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).code).toBe(0);
+    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).stdout).toMatch(/^queued proposal \d+ in the timelock: executable from \S+ \(in \d+ s\) \(tx 0x/);
+    const late = await din(["gov", "vote", "--proposal", proposalId, "--support", "against"], voterKey);
+    expect(late.stderr).toMatch(/^din: voting on proposal \d+ closed at \S+ \(\d+ s ago\): proposal \d+ is already queued; executable from /);
 
     const early = await din(["gov", "execute", "--proposal", proposalId], voterKey);
     expect(early.code).toBe(1);
-    expect(early.stderr).toMatch(/^din: proposal \d+ is queued; executable from \S+ \(chain time now \S+\)\n$/);
+    expect(early.stderr).toMatch(/^din: proposal \d+ is queued; executable from \S+ \(in \d+ s\)\n$/);
     expect(await governor.read.state([id])).toBe(5); // still queued
 
     await advance(system, Number(await system.contracts.timelock.read.getMinDelay()) + 1);
