@@ -120,14 +120,12 @@ export function shownBlock(method: string, result: unknown, quantity: number | n
 }
 
 /**
- * Per client address, per chain, the newest block the client was shown, and when. Kept for
- * `holdMs` after it last rose (a chain reset or a reorganisation leaves one no provider reaches: it
- * lapses), for at most `maxClients` addresses (the oldest go first), as WriteAffinity keeps its own.
- * A block shown before its chain was last seen going back (`since`: ChainTable.wentBackAt) counts
- * for nothing: it may be gone.
+ * Per client address, per chain, the newest block the client was shown. Kept for `holdMs` after it
+ * last rose (a chain reset or a reorganisation leaves one no provider reaches: it lapses), for at
+ * most `maxClients` addresses (the oldest go first), as WriteAffinity keeps its own.
  */
 export class ClientHeads {
-  private readonly byClient = new Map<string, { heads: Map<number, { block: number; at: number }>; until: number }>();
+  private readonly byClient = new Map<string, { heads: Map<number, number>; until: number }>();
   private readonly holdMs: number;
   private readonly maxClients: number;
 
@@ -136,20 +134,25 @@ export class ClientHeads {
     this.maxClients = maxClients;
   }
 
-  /** The newest block `client` was shown on `chainId` after `since`; -1 when none (or long ago). */
-  of(chainId: number, client: string, now: number, since = -Infinity): number {
+  /** The newest block `client` was shown on `chainId`; -1 when none (or long ago). */
+  of(chainId: number, client: string, now: number): number {
     if (this.byClient.size === 0) return -1;
     const entry = this.byClient.get(client);
-    const head = entry === undefined || entry.until <= now ? undefined : entry.heads.get(chainId);
-    return head === undefined || head.at <= since ? -1 : head.block;
+    return entry === undefined || entry.until <= now ? -1 : (entry.heads.get(chainId) ?? -1);
+  }
+
+  /** `client` was given `block` on `chainId`, below its block: no provider asked showed more (a liar's height, a chain gone back). */
+  lower(chainId: number, client: string, block: number, now: number): void {
+    const entry = this.byClient.get(client);
+    if (entry !== undefined && entry.until > now && (entry.heads.get(chainId) ?? -1) > block) entry.heads.set(chainId, block);
   }
 
   /** `client` was shown `block` on `chainId`. */
-  shown(chainId: number, client: string, block: number, now: number, since = -Infinity): void {
+  shown(chainId: number, client: string, block: number, now: number): void {
     let entry = this.byClient.get(client);
-    if (entry !== undefined && entry.until > now && block <= this.of(chainId, client, now, since)) return;
+    if (entry !== undefined && entry.until > now && block <= (entry.heads.get(chainId) ?? -1)) return;
     if (entry === undefined || entry.until <= now) entry = { heads: new Map(), until: 0 };
-    entry.heads.set(chainId, { block, at: now });
+    entry.heads.set(chainId, block);
     entry.until = now + this.holdMs;
     renew(this.byClient, client, entry, now, this.maxClients);
   }

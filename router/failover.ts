@@ -219,8 +219,8 @@ class CallRouting implements CallHandle {
   private hedgeAfterMs = Infinity;
   private lastFailure = "";
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
-  /** The fallback's nonce, when it is a nonce that left out the client's transaction: a higher one replaces it. */
-  private fallbackNonce = -1;
+  /** The fallback's number, when it is a nonce that left out the client's transaction or a head below its block: a higher one replaces it. */
+  private fallbackLow = -1;
   /** A head (a height, or the latest block) past what another provider is known to hold, while another is asked (answerHead). */
   private heldHead: HeadAnswer | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
@@ -260,7 +260,7 @@ class CallRouting implements CallHandle {
     this.started = performance.now();
     // A read of the latest state needs the newest block its client was shown, as if it named it.
     const named = namedBlock(call);
-    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, this.started, table.wentBackAt);
+    const shown = this.client === null ? -1 : ctx.heads.of(table.chainId, this.client, this.started);
     this.block = shown >= 0 && readsLatest(call) ? Math.max(named, shown) : named;
     // A broadcast's answer (a hash) is small, and "retry" would be a lie once a copy went out.
     this.budget = this.write ? null : (options.budget ?? null);
@@ -507,14 +507,16 @@ class CallRouting implements CallHandle {
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);
     // The head the answer gives, when the call asks for it (an error gives none).
     const head = outcome.type !== "answer" || this.readsHead === null ? null : this.readsHead === "height" ? outcome.quantity : blockNumberIn(outcome.result);
-    if (outcome.type === "answer" && head !== null && head < this.block && this.heldHead === null) {
-      // Below the newest block its client was shown (a provider's eth_blockNumber stuck while its
-      // other answers go on, as behind a load balancer with one node stalled; or a block too new
-      // for the probes to say who holds it): the client would go back. Another provider is asked;
-      // if none shows as much, the client is given that height again (a latest block, the lower one).
-      p.answeredHeadBelow(head);
-      const bytes = this.readsHead === "height" ? resultResponse(this.id, `"0x${this.block.toString(16)}"`) : outcome.bytes;
-      outcome = { type: "soft", bytes, latencyMs: outcome.latencyMs };
+    // A head below the newest block its client was shown (a provider's eth_blockNumber stuck while
+    // its other answers go on, as behind a load balancer with one node stalled; or a block too new
+    // for the probes to say who holds it): the client would go back. Another provider is asked; if
+    // none shows as much, the highest head answered is given, and the client's block comes down to
+    // it (finishWithFallbackOrError): the router makes up no height (a liar's, or one of a chain
+    // gone back, would otherwise stay the client's for the minute its block is kept: a review).
+    const lowHead = outcome.type === "answer" && head !== null && head < this.block && this.heldHead === null ? head : -1;
+    if (lowHead >= 0 && outcome.type === "answer") {
+      p.answeredHeadBelow(lowHead);
+      outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
     }
     // (Not a soft answer, which says no more than an error does: a provider answering every read
     // with "header not found" at once would otherwise keep a fast latency.)
@@ -570,8 +572,10 @@ class CallRouting implements CallHandle {
       return;
     }
     if (outcome.type === "soft") {
-      // Of nonces that all leave the transaction out, the highest (the transaction may be queued behind a gap, or dropped).
-      if (lowNonce > this.fallbackNonce) [this.fallback, this.fallbackNonce] = [{ bytes: outcome.bytes, provider: p }, lowNonce];
+      // Of nonces that all leave the transaction out, the highest (the transaction may be queued
+      // behind a gap, or dropped); of heads below the client's block, the highest.
+      const low = Math.max(lowNonce, lowHead);
+      if (low > this.fallbackLow) [this.fallback, this.fallbackLow] = [{ bytes: outcome.bytes, provider: p }, low];
       else this.fallback ??= { bytes: outcome.bytes, provider: p };
     } else if (outcome.type === "failure") this.lastFailure = `${p.address}: ${outcome.detail}`;
     else return; // cancelled by us
@@ -661,7 +665,7 @@ class CallRouting implements CallHandle {
    */
   private gaveBlock(height: number, holders: readonly ProviderHealth[] | null): void {
     if (holders !== null) for (const p of holders) this.table.recordAnsweredHead(p, height);
-    if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, height, performance.now(), this.table.wentBackAt);
+    if (this.client !== null) this.ctx.heads.shown(this.table.chainId, this.client, height, performance.now());
   }
 
   /**
@@ -675,7 +679,7 @@ class CallRouting implements CallHandle {
     if (this.client === null) return;
     const bound = this.table.headToGive(p);
     const held = bound < 0 ? block : Math.min(block, bound);
-    this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now(), this.table.wentBackAt);
+    this.ctx.heads.shown(this.table.chainId, this.client, held, performance.now());
   }
 
   /**
@@ -721,6 +725,8 @@ class CallRouting implements CallHandle {
   private finishWithFallbackOrError(): void {
     if (this.heldHead !== null) return this.answerHeld(null);
     if (this.fallback !== null) {
+      // No provider asked showed the client's block: it comes down to the highest head they did.
+      if (this.readsHead !== null && this.fallbackLow >= 0 && this.client !== null) this.ctx.heads.lower(this.table.chainId, this.client, this.fallbackLow, performance.now());
       this.answer(this.fallback.bytes, this.fallback.provider);
       return;
     }

@@ -8,7 +8,6 @@ import { ClientLedger, guardConnections, serverOptions, TrustedProxies } from ".
 import { loadDashboardAssets } from "./dashboardAssets.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { startSweeper, type RouteContext } from "./failover.ts";
-import { SendOrder } from "./sendOrder.ts";
 import { WriteAffinity } from "./writeAffinity.ts";
 import { FilterRegistry } from "./filters.ts";
 import { compileMethodPolicy, dangerousMethods } from "./methodPolicy.ts";
@@ -175,7 +174,6 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     tables,
     route,
     filters,
-    sends: new SendOrder(),
     methodAllowed: compileMethodPolicy(routing.methods),
     limits: { ...routing.limits },
     metrics,

@@ -24,8 +24,6 @@ export class ChainTable {
   private highest = -1;
   private highestBy: ProviderHealth | null = null;
   private secondHighest = -1;
-  /** When the upper median head last went down (performance.now() ms): blocks shown before may be gone (ClientHeads). */
-  wentBackAt = -Infinity;
   /** The median heads' changes, oldest first, as far back as a fresh head (the latest always kept). */
   private medianLog: Medians[] = [];
 
@@ -111,8 +109,6 @@ export class ChainTable {
     const log = this.medianLog;
     const last = log.at(-1);
     if (last === undefined || last.lower !== lower || last.upper !== upper || last.count !== heads.length) log.push({ at: now, lower, upper, count: heads.length });
-    // The chain went back (a reorganisation, a reset), not one provider (a stuck or flapping one leaves the median where it is).
-    if (last !== undefined && upper < last.upper) this.wentBackAt = now;
     // Keep what judging a fresh head needs: the entries since it was read, and the one before.
     while (log.length > 1 && log[1].at <= now - freshMs) log.shift();
     for (const p of this.providers) {

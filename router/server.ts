@@ -16,7 +16,6 @@ import { Pieces } from "./pieces.ts";
 import type { ProviderSetStatus } from "./providerSet.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
-import type { SendOrder } from "./sendOrder.ts";
 import { writeMethods } from "./upstream.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
@@ -30,8 +29,6 @@ export type Gateway = {
   tables: ReadonlyMap<number, ChainTable>;
   route: RouteContext;
   filters: FilterRegistry;
-  /** Each client's transactions, one after another. */
-  sends: SendOrder;
   methodAllowed: MethodCheck;
   limits: BodyLimits & Pick<Limits, BudgetLimit | "maxBodyBytes" | "maxConcurrentRequests" | "maxInFlightPerClient" | "maxCallsInFlight" | "maxCallsInFlightPerClient">;
   metrics: RouterMetrics;
@@ -527,25 +524,8 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
     const full = x.admitCalls(parsed.batch ? parsed.items.length : 1);
     if (full !== null) return x.refuse(full, id);
     const outcomes: CallOutcome[] = [];
-    /** Routes a call: a transaction after its client's earlier ones on the chain (SendOrder), any other at once. */
-    const route = (item: ParsedItem, then: (answered: Answered) => void): void => {
-      if (!isCall(item) || item.method !== "eth_sendRawTransaction") return answerCall(g, table, item, outcomes, x, then);
-      g.sends.run(`${chainId} ${x.client.key}`, (done) =>
-        x.guard(() => {
-          try {
-            answerCall(g, table, item, outcomes, x, (answered, outcome) => {
-              done(outcome === "answer");
-              then(answered);
-            });
-          } catch (error) {
-            done(false); // the client's next sends must not wait for ever
-            throw error;
-          }
-        }),
-      );
-    };
     if (!parsed.batch) {
-      route(parsed.item, (answered) =>
+      answerCall(g, table, parsed.item, outcomes, x, (answered) =>
         x.guard(() => {
           countRequest(x, chainId, outcomes);
           const who = answered.provider !== null ? answered.provider.address : answered.local ? "router" : "none";
@@ -558,15 +538,42 @@ function answerBody(x: Exchange, chainText: string, body: Buffer): void {
       return;
     }
     // A batch: every call routed on its own, answers in the order of the calls, notifications
-    // dropped; its transactions in the batch's order (SendOrder).
+    // dropped. Its transactions go one after another in the batch's order, as a node takes a batch:
+    // a wallet batching nonces n, n+1, … (ethers' NonceManager) must not have n+1 reach a node first.
     const answers = new Array<Answered>(parsed.items.length);
     let pending = parsed.items.length;
-    parsed.items.forEach((item, i) =>
-      route(item, (answered) => {
+    const answer = (i: number, then: ((outcome: CallOutcome) => void) | null = null) =>
+      answerCall(g, table, parsed.items[i], outcomes, x, (answered, outcome) => {
         answers[i] = answered;
+        then?.(outcome);
         if (--pending === 0) x.guard(() => replyBatch(x, chainId, outcomes, parsed.items, answers));
-      }),
-    );
+      });
+    const sends: number[] = [];
+    parsed.items.forEach((item, i) => (isCall(item) && item.method === "eth_sendRawTransaction" ? sends.push(i) : answer(i)));
+    // Once a send gets no provider's answer (none to ask, a provider hanging) the order is moot: the
+    // rest go at once, each within its own deadline, not one deadline after another. Sends answered
+    // at once are taken in this loop, not by recursion (a batch of 1,000 overflowed the stack); one
+    // answered later resumes it, guarded as any step.
+    let next = 0;
+    let inOrder = true;
+    const sendOn = (): void => {
+      while (next < sends.length) {
+        if (!inOrder) {
+          answer(sends[next++]);
+          continue;
+        }
+        let inLoop = true;
+        let answeredAtOnce = false;
+        answer(sends[next++], (outcome) => {
+          if (outcome !== "answer") inOrder = false;
+          if (inLoop) answeredAtOnce = true;
+          else x.guard(sendOn);
+        });
+        inLoop = false;
+        if (!answeredAtOnce) return;
+      }
+    };
+    sendOn();
   });
 }
 

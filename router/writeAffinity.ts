@@ -16,8 +16,8 @@ import { senderOf, type SignedTransaction } from "./transactionHash.ts";
 /** Calls about a sender's transactions: its nonce, a transaction by hash, its receipt. */
 const affineMethods: ReadonlySet<string> = new Set(["eth_getTransactionCount", "eth_getTransactionByHash", "eth_getTransactionReceipt"]);
 
-/** A transaction a provider took, its sender recovered once asked. */
-type Sent = { transaction: SignedTransaction; sender?: string | null };
+/** A transaction a provider took, until when it counts, its sender recovered once asked (null: it could not be). */
+type Sent = { transaction: SignedTransaction; until: number; sender?: string | null };
 
 /**
  * A client's last transaction some provider took: who took it, until when that counts, and its
@@ -50,8 +50,10 @@ export class WriteAffinity {
     if (this.holdMs <= 0) return;
     const key = `${chainId} ${client}`;
     const before = this.byClient.get(key);
-    const earlier = before === undefined || before.until <= now ? [] : before.sent.slice(0, maxSentKept - 1);
-    renew(this.byClient, key, { providers, until: now + this.holdMs, sent: sent === null ? earlier : [{ transaction: sent }, ...earlier] }, now, this.maxClients);
+    // Each counts for holdMs from its own broadcast: a later one does not renew the others.
+    const earlier = before === undefined ? [] : before.sent.filter((s) => s.until > now).slice(0, maxSentKept - 1);
+    const until = now + this.holdMs;
+    renew(this.byClient, key, { providers, until, sent: sent === null ? earlier : [{ transaction: sent, until }, ...earlier] }, now, this.maxClients);
   }
 
   /**
@@ -64,8 +66,8 @@ export class WriteAffinity {
     if (entry === undefined || entry.until <= now) return false;
     const asked = sender.toLowerCase();
     for (const sent of entry.sent) {
-      if (count > sent.transaction.nonce) continue; // it counts this one (whoever sent it): the usual next nonce costs nothing
-      sent.sender ??= senderOf(sent.transaction); // once per transaction, and only for a count that may leave it out
+      if (sent.until <= now || count > sent.transaction.nonce) continue; // it counts this one (whoever sent it): the usual next nonce costs nothing
+      if (sent.sender === undefined) sent.sender = senderOf(sent.transaction); // once per transaction, and only for a count that may leave it out
       if (sent.sender === asked) return true;
     }
     return false;

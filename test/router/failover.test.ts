@@ -702,6 +702,32 @@ describe("failover", () => {
     }
   });
 
+  it("makes up no height: once a provider lied a client's block ahead, the client gets the real head, not the lie", async () => {
+    // Review 21: a version that gave a client its block again when every provider answered below
+    // it handed out a lie's height (50 ahead, within what two providers can tell) for a minute.
+    const two = await startRouter({ records: recordsFor(nodes.slice(0, 2), CHAIN, [1_000, 1_000]), routing: { probe: { intervalMs: 200 } } });
+    try {
+      await waitFor(() => two.status().chains[0].eligibleProviders === 2, "both providers eligible");
+      const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      const height = async () => Number(((await two.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
+      await nodes[1].setFault({ kind: "result", method: "eth_blockNumber", result: `0x${(head + 50).toString(16)}` });
+      let lied = false;
+      for (let i = 0; i < 40 && !lied; i++) lied = (await height()) === head + 50;
+      expect(lied).toBe(true);
+      await nodes[1].setFault({ kind: "none" });
+      const above: [number, number][] = [];
+      for (let i = 0; i < 10; i++) {
+        const given = await height();
+        const real = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+        if (given > real) above.push([given, real]);
+      }
+      expect(above).toEqual([]);
+    } finally {
+      await two.stop();
+      await healAll();
+    }
+  });
+
   it("lets no provider alone draw a client's latest reads to itself by naming a height only it claims", async () => {
     const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
     await nodes[3].setFault({ kind: "staleHead", head: head + 3 }); // within what the table believes of one provider

@@ -92,30 +92,6 @@ describe("viem through the router", () => {
     expect(errors).toEqual([]);
   });
 
-  it("sends a client's transactions in the order they came across its requests: two batches in flight at once (ethers' NonceManager splits a burst so)", async () => {
-    // A dapp walkthrough: 60 sends of a NonceManager went as batches of 49 and 11 at once; the
-    // second's nonces reached the automining node before the first's ("Nonce too high").
-    nodes.forEach((node, i) => node.setLatency(i * 15));
-    try {
-      const nonce = await publicClient.getTransactionCount({ address: account.address, blockTag: "pending" });
-      const gasPrice = (await publicClient.getGasPrice()) * 2n;
-      const signed = await Promise.all(
-        Array.from({ length: 24 }, (_, i) => account.signTransaction({ chainId: CHAIN, nonce: nonce + i, to: recipient, value: 1n, gas: 21_000n, gasPrice, type: "legacy" })),
-      );
-      const batch = (from: number, to: number) => signed.slice(from, to).map((raw, i) => ({ jsonrpc: "2.0", id: from + i, method: "eth_sendRawTransaction", params: [raw] }));
-      const first = router.post(CHAIN, batch(0, 20));
-      await new Promise((resolve) => setTimeout(resolve, 10)); // the first arrives first; its 20 take longer
-      const second = router.post(CHAIN, batch(20, 24));
-      type Reply = { id: number; result?: string; error?: { message: string } };
-      const replies = [...((await first).json() as Reply[]), ...((await second).json() as Reply[])];
-      expect(replies.filter((r) => r.error !== undefined).map((r) => `${r.id}: ${r.error!.message.slice(0, 60)}`)).toEqual([]);
-      expect(replies.map((r) => r.result)).toEqual(signed.map((raw) => keccak256(raw)));
-      await publicClient.waitForTransactionReceipt({ hash: keccak256(signed[23]), pollingInterval: 50, timeout: 10_000 });
-    } finally {
-      for (const node of nodes) node.setLatency(0);
-    }
-  });
-
   it("reports a broadcast as sent when one copy's node refuses it and another takes it, and a refusal when all do", async () => {
     const refusal = { kind: "rpcError", code: -32000, message: "nonce too low", method: "eth_sendRawTransaction" } as const;
     const signed = async () => {
