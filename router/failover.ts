@@ -513,9 +513,10 @@ class CallRouting implements CallHandle {
     // none shows as much, the highest head answered is given, and the client's block comes down to
     // it (finishWithFallbackOrError): the router makes up no height (a liar's, or one of a chain
     // gone back, would otherwise stay the client's for the minute its block is kept: a review).
-    const lowHead = outcome.type === "answer" && head !== null && head < this.block && this.heldHead === null ? head : -1;
-    if (lowHead >= 0 && outcome.type === "answer") {
-      p.answeredHeadBelow(lowHead);
+    let lowHead = -1;
+    if (outcome.type === "answer" && head !== null && head < this.block && this.heldHead === null) {
+      lowHead = head;
+      p.answeredHeadBelow(head);
       outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
     }
     // (Not a soft answer, which says no more than an error does: a provider answering every read
