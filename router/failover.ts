@@ -372,6 +372,19 @@ class CallRouting implements CallHandle {
     return chosen;
   }
 
+  /**
+   * Whether `p`'s answer is a null or an empty log list for the block the call names, which `p` is
+   * not known to hold (its probed head below it): it may not have the block yet, where another
+   * has (a block newer than the probes, known to no provider: a dapp walkthrough got a null block
+   * and no logs for the block of the receipt it had just been given). Another is asked; if all
+   * answer so, the answer is given.
+   */
+  private lacksBlock(p: ProviderHealth, answer: Outcome & { type: "answer" }): boolean {
+    if (this.block < 0 || p.holdsBlock(this.block)) return false;
+    const empty = answer.nullResult || (this.call.method === "eth_getLogs" && Array.isArray(answer.result) && answer.result.length === 0);
+    return empty && namedBlock(this.call) >= 0;
+  }
+
   /** Whether `p` is one the call prefers: it took the client's transaction, or is known to hold the block. */
   private preferred(p: ProviderHealth): boolean {
     return (this.prefer !== null && this.prefer.includes(p)) || (this.block >= 0 && p.holdsBlock(this.block));
@@ -501,7 +514,7 @@ class CallRouting implements CallHandle {
     // (another is asked; if none does better, its answer is given).
     const lowNonce = settled.type === "answer" && this.missesTakenNonce(settled.quantity) ? settled.quantity! : -1;
     let outcome: Outcome =
-      settled.type === "answer" && ((this.narrowed && settled.nullResult && !this.preferred(p)) || lowNonce >= 0)
+      settled.type === "answer" && ((this.narrowed && settled.nullResult && !this.preferred(p)) || lowNonce >= 0 || this.lacksBlock(p, settled))
         ? { type: "soft", bytes: settled.bytes, latencyMs: settled.latencyMs }
         : settled;
     if (outcome.type === "answer" && outcome.error === null) outcome = this.checked(outcome);

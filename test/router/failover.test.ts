@@ -20,6 +20,8 @@ import { DEV_ACCOUNT, direct, hammer, waitFor } from "./support.ts";
 // way a stranger's node can. While one healthy provider remains no client request may fail.
 
 const CHAIN = 31337;
+/** Hardhat's twentieth dev account, which no other test here spends from. */
+const hardhatAccount19 = "0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199";
 let chain: Chain;
 let nodes: ProviderNode[];
 let router: TestRouter;
@@ -738,6 +740,44 @@ describe("failover", () => {
     for (let i = 0; i < 40; i++) answeredBy.add((await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] })).headers.get("x-din-provider")!);
     expect(answeredBy.size).toBeGreaterThan(1);
     await healAll();
+  });
+
+  it("asks past a provider that answers a block newer than its probed head with null, while no provider is known to hold it", async () => {
+    // A dapp walkthrough: right after a receipt in block N, a provider a few blocks behind answered
+    // eth_getBlockByNumber(N) with null and eth_getLogs for N with no logs.
+    const unprobed = await startRouter({
+      records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
+      routing: { probe: { intervalMs: 600_000, chainIdIntervalMs: 600_000 } },
+    });
+    try {
+      await waitFor(() => unprobed.status().chains[0].eligibleProviders === 4 && unprobed.status().chains[0].medianHead !== null, "every provider probed once");
+      await nodes[3].setFault({ kind: "behind" }); // its chain ends at the probed head
+      // A block with one log: init code that emits LOG1(topic 0xbeef) and deploys nothing.
+      const hash = await direct(chain.rpcUrl, "eth_sendTransaction", [{ from: hardhatAccount19, data: "0x61beef60006000a100" }]); // not DEV_ACCOUNT: its balance is asserted elsewhere
+      await waitFor(async () => (await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) !== null, "the transaction mined");
+      const { blockNumber: number } = (await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) as { blockNumber: string };
+      const behindCalls = () => nodes[3].stats().byMethod.eth_getBlockByNumber ?? 0;
+      const before = behindCalls();
+      const missing: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        const answer = (await unprobed.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBlockByNumber", params: [number, false] })).json() as { result: { number: string } | null };
+        if (answer.result?.number !== number) missing.push(i);
+      }
+      expect(behindCalls()).toBeGreaterThan(before); // it was drawn (no provider is known to hold the block)
+      expect(missing).toEqual([]);
+      const logCounts: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        const logs = (await unprobed.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getLogs", params: [{ fromBlock: number, toBlock: number }] })).json() as { result: unknown[] };
+        logCounts.push(logs.result.length);
+      }
+      expect(logCounts.filter((n) => n !== 1)).toEqual([]);
+      // No log there at all: every provider says so, and that is given.
+      const none = (await unprobed.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_getLogs", params: [{ fromBlock: number, toBlock: number, topics: ["0x" + "ab".repeat(32)] }] })).json() as { result: unknown[] };
+      expect(none.result).toEqual([]);
+    } finally {
+      await unprobed.stop();
+      await healAll();
+    }
   });
 
   it("learns from its answer to a client's eth_blockNumber that a provider holds a new block, between probes", async () => {
