@@ -374,13 +374,15 @@ class CallRouting implements CallHandle {
 
   /**
    * Whether `p`'s answer is a null or an empty log list for the block the call names, which `p` is
-   * not known to hold (its probed head below it): it may not have the block yet, where another
-   * has (a block newer than the probes, known to no provider: a dapp walkthrough got a null block
-   * and no logs for the block of the receipt it had just been given). Another is asked; if all
-   * answer so, the answer is given.
+   * not known to hold, while it is behind the others (its probed head below the lower median): it
+   * may not have the block yet, where others have (a block newer than the probes, known to no
+   * provider: a dapp walkthrough got a null block and no logs for the block of the receipt it had
+   * just been given). Another is asked; if all answer so, the answer is given. Not of a provider
+   * level with the others: a block past everyone's head (a poll from the next block on) would
+   * cost every provider's attempt.
    */
   private lacksBlock(p: ProviderHealth, answer: Outcome & { type: "answer" }): boolean {
-    if (this.block < 0 || p.holdsBlock(this.block)) return false;
+    if (this.block < 0 || p.holdsBlock(this.block) || p.head >= this.table.medianHead) return false;
     const empty = answer.nullResult || (this.call.method === "eth_getLogs" && Array.isArray(answer.result) && answer.result.length === 0);
     return empty && namedBlock(this.call) >= 0;
   }

@@ -742,16 +742,19 @@ describe("failover", () => {
     await healAll();
   });
 
-  it("asks past a provider that answers a block newer than its probed head with null, while no provider is known to hold it", async () => {
+  it("asks past a provider behind the others that answers a block newer than the probes with null, while no provider is known to hold it", async () => {
     // A dapp walkthrough: right after a receipt in block N, a provider a few blocks behind answered
     // eth_getBlockByNumber(N) with null and eth_getLogs for N with no logs.
+    await nodes[3].setFault({ kind: "behind" }); // its chain ends here, two blocks behind the others once probed
+    await direct(chain.rpcUrl, "hardhat_mine", ["0x2"]);
     const unprobed = await startRouter({
       records: recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]),
       routing: { probe: { intervalMs: 600_000, chainIdIntervalMs: 600_000 } },
     });
     try {
       await waitFor(() => unprobed.status().chains[0].eligibleProviders === 4 && unprobed.status().chains[0].medianHead !== null, "every provider probed once");
-      await nodes[3].setFault({ kind: "behind" }); // its chain ends at the probed head
+      const heads = unprobed.status().chains[0].providers.map((p) => p.head!);
+      expect(heads[3]).toBeLessThan(Math.min(...heads.slice(0, 3))); // behind, still eligible
       // A block with one log: init code that emits LOG1(topic 0xbeef) and deploys nothing.
       const hash = await direct(chain.rpcUrl, "eth_sendTransaction", [{ from: hardhatAccount19, data: "0x61beef60006000a100" }]); // not DEV_ACCOUNT: its balance is asserted elsewhere
       await waitFor(async () => (await direct(chain.rpcUrl, "eth_getTransactionReceipt", [hash])) !== null, "the transaction mined");
@@ -778,6 +781,20 @@ describe("failover", () => {
       await unprobed.stop();
       await healAll();
     }
+  });
+
+  it("asks one provider a poll of logs from past the head, the providers level (no attempt for each)", async () => {
+    // A poller asking from the next block on gets no logs from every provider: a version that asked
+    // past any provider not known to hold the block spent four attempts on each such poll.
+    const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(() => router.status().chains[0].providers.every((p) => p.head === head && p.state === "healthy"), "every provider probed at the head");
+    const attempts: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const poll = await router.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getLogs", params: [{ fromBlock: `0x${(head + 1).toString(16)}`, toBlock: "latest" }] });
+      expect((poll.json() as { result: unknown[] }).result).toEqual([]);
+      attempts.push(poll.headers.get("x-din-attempts")!);
+    }
+    expect(attempts.filter((a) => a !== "1")).toEqual([]);
   });
 
   it("learns from its answer to a client's eth_blockNumber that a provider holds a new block, between probes", async () => {
