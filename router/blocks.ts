@@ -141,10 +141,13 @@ export class ClientHeads {
     return entry === undefined || entry.until <= now ? -1 : (entry.heads.get(chainId) ?? -1);
   }
 
-  /** `client` was given `block` on `chainId`, below its block: no provider asked showed more (a liar's height, a chain gone back). */
-  lower(chainId: number, client: string, block: number, now: number): void {
+  /**
+   * `client`'s block on `chainId` was `from` and no provider is known to hold it (a liar's height, a
+   * chain gone back): it comes down to `to`, unless another call showed the client a block since.
+   */
+  lower(chainId: number, client: string, from: number, to: number, now: number): void {
     const entry = this.byClient.get(client);
-    if (entry !== undefined && entry.until > now && (entry.heads.get(chainId) ?? -1) > block) entry.heads.set(chainId, block);
+    if (entry !== undefined && entry.until > now && entry.heads.get(chainId) === from) entry.heads.set(chainId, to);
   }
 
   /** `client` was shown `block` on `chainId`. */

@@ -221,6 +221,8 @@ class CallRouting implements CallHandle {
   private fallback: { bytes: Buffer; provider: ProviderHealth } | null = null;
   /** The fallback's number, when it is a nonce that left out the client's transaction or a head below its block: a higher one replaces it. */
   private fallbackLow = -1;
+  /** Providers that answered a head below the client's block in this call (their probed heads may say more: not yet probed since). */
+  private belowBy: ProviderHealth[] | null = null;
   /** A head (a height, or the latest block) past what another provider is known to hold, while another is asked (answerHead). */
   private heldHead: HeadAnswer | null = null;
   /** The fallback is a write copy's "nonce too low": another copy's error says more. */
@@ -382,9 +384,10 @@ class CallRouting implements CallHandle {
    * cost every provider's attempt.
    */
   private lacksBlock(p: ProviderHealth, answer: Outcome & { type: "answer" }): boolean {
-    if (this.block < 0 || p.holdsBlock(this.block) || p.head >= this.table.medianHead) return false;
     const empty = answer.nullResult || (this.call.method === "eth_getLogs" && Array.isArray(answer.result) && answer.result.length === 0);
-    return empty && namedBlock(this.call) >= 0;
+    if (!empty || p.head >= this.table.medianHead) return false;
+    const named = namedBlock(this.call); // (not the client's block a read at latest is routed by)
+    return named >= 0 && !p.holdsBlock(named);
   }
 
   /** Whether `p` is one the call prefers: it took the client's transaction, or is known to hold the block. */
@@ -525,13 +528,15 @@ class CallRouting implements CallHandle {
     // A head below the newest block its client was shown (a provider's eth_blockNumber stuck while
     // its other answers go on, as behind a load balancer with one node stalled; or a block too new
     // for the probes to say who holds it): the client would go back. Another provider is asked; if
-    // none shows as much, the highest head answered is given, and the client's block comes down to
-    // it (finishWithFallbackOrError): the router makes up no height (a liar's, or one of a chain
-    // gone back, would otherwise stay the client's for the minute its block is kept: a review).
+    // none shows as much, the client's block is given while a provider is known to hold it (one
+    // failed attempt must not take the client back: review 22), else the highest head answered, and
+    // the client's block comes down to it (finishWithFallbackOrError): a height no provider is known
+    // to hold (a liar's, one of a chain gone back) would otherwise stay the client's for a minute.
     let lowHead = -1;
     if (outcome.type === "answer" && head !== null && head < this.block && this.heldHead === null) {
       lowHead = head;
       p.answeredHeadBelow(head);
+      (this.belowBy ??= []).push(p);
       outcome = { type: "soft", bytes: outcome.bytes, latencyMs: outcome.latencyMs };
     }
     // (Not a soft answer, which says no more than an error does: a provider answering every read
@@ -741,8 +746,13 @@ class CallRouting implements CallHandle {
   private finishWithFallbackOrError(): void {
     if (this.heldHead !== null) return this.answerHeld(null);
     if (this.fallback !== null) {
-      // No provider asked showed the client's block: it comes down to the highest head they did.
-      if (this.readsHead !== null && this.fallbackLow >= 0 && this.client !== null) this.ctx.heads.lower(this.table.chainId, this.client, this.fallbackLow, performance.now());
+      if (this.readsHead !== null && this.fallbackLow >= 0 && this.client !== null) {
+        // No provider asked showed the client's block (see settle).
+        const now = performance.now();
+        const held = this.table.providers.some((p) => p.holdsBlock(this.block) && p.eligible(now) && !this.belowBy!.includes(p));
+        if (held && this.readsHead === "height") return this.answer(resultResponse(this.id, `"0x${this.block.toString(16)}"`), this.fallback.provider, "answer", this.block);
+        if (!held) this.ctx.heads.lower(this.table.chainId, this.client, this.block, this.fallbackLow, now);
+      }
       this.answer(this.fallback.bytes, this.fallback.provider);
       return;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { namedBlock, readsLatest, shownBlock } from "../../router/blocks.ts";
+import { ClientHeads, namedBlock, readsLatest, shownBlock } from "../../router/blocks.ts";
 
 // Which block a call names by number: such a call goes to providers known to hold it (failover.ts).
 
@@ -46,5 +46,16 @@ describe("reads of the latest state and the blocks answers show", () => {
     expect(shownBlock("eth_getTransactionReceipt", { blockNumber: "0x10", status: "0x1" }, null)).toBe(16);
     expect(shownBlock("eth_getTransactionReceipt", null, null)).toBeNull();
     expect(shownBlock("eth_getBalance", "0x2a", 42)).toBeNull(); // a quantity, but no height
+  });
+
+  it("brings a client's block down only from the block its call started with (another call may have shown it more since)", () => {
+    const heads = new ClientHeads(60_000);
+    heads.shown(1, "10.0.0.1", 100, 0);
+    heads.shown(1, "10.0.0.1", 105, 1);
+    heads.lower(1, "10.0.0.1", 100, 99, 2);
+    expect(heads.of(1, "10.0.0.1", 3)).toBe(105);
+    heads.lower(1, "10.0.0.1", 105, 99, 4);
+    expect(heads.of(1, "10.0.0.1", 5)).toBe(99);
+    expect(heads.of(2, "10.0.0.1", 5)).toBe(-1);
   });
 });

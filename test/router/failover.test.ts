@@ -704,6 +704,25 @@ describe("failover", () => {
     }
   });
 
+  it("keeps a client's block when the one provider known to hold it fails a call, and the other answers below it", async () => {
+    // Review 22: a version that brought the client's block down whenever no provider asked showed
+    // it took a client back a block on one HTTP 429, and its latest reads with it.
+    const two = await startRouter({ records: recordsFor(nodes.slice(0, 2), CHAIN, [1_000, 1_000]) });
+    try {
+      await nodes[1].setFault({ kind: "behind" });
+      await direct(chain.rpcUrl, "hardhat_mine", ["0x1"]);
+      const head = Number(await direct(chain.rpcUrl, "eth_blockNumber"));
+      await waitFor(() => two.status().chains[0].providers.map((p) => p.head).join() === `${head},${head - 1}`, "node 0 at the head, node 1 a block behind");
+      const height = async () => Number(((await two.post(CHAIN, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] })).json() as { result: string }).result);
+      await waitFor(async () => (await height()) === head, "the client shown the head");
+      await nodes[0].setFault({ kind: "status", status: 429, method: "eth_blockNumber" });
+      expect(await height()).toBe(head);
+    } finally {
+      await two.stop();
+      await healAll();
+    }
+  });
+
   it("makes up no height: once a provider lied a client's block ahead, the client gets the real head, not the lie", async () => {
     // Review 21: a version that gave a client its block again when every provider answered below
     // it handed out a lie's height (50 ahead, within what two providers can tell) for a minute.
