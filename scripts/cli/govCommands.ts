@@ -100,9 +100,8 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
   if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
   const voter = requireWallet(ctx).account.address;
   const proposal = await findProposal(ctx, proposalId);
-  await requireStep(ctx, proposalId, "vote"); // when voting opens, or why it is over
+  const snapshot = await requireStep(ctx, proposalId, "vote"); // when voting opens, or why it is over
   // The governor counts a vote of weight 0 without complaint; refuse it instead.
-  const snapshot = await read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [proposalId] });
   const votes = await read<bigint>(ctx, { ...governor(ctx), functionName: "getVotes", args: [voter, snapshot] });
   if (votes === 0n) {
     throw new CliError(
@@ -269,8 +268,11 @@ async function proposalState(ctx: CliContext, id: bigint): Promise<(typeof propo
   return proposalStateNames[await read<number>(ctx, { ...governor(ctx), functionName: "state", args: [id] })];
 }
 
-/** Throws, saying what comes first or why it is too late, unless proposal `id` can be voted on, queued or executed now by its state and the chain's clock. */
-async function requireStep(ctx: CliContext, id: bigint, step: "vote" | "queue" | "execute"): Promise<void> {
+/**
+ * Throws, saying what comes first or why it is too late, unless proposal `id` can be voted on,
+ * queued or executed now by its state and the chain's clock; returns its snapshot (when votes count).
+ */
+async function requireStep(ctx: CliContext, id: bigint, step: "vote" | "queue" | "execute"): Promise<bigint> {
   const [state, snapshot, deadline, eta, now] = await Promise.all([
     proposalState(ctx, id),
     read<bigint>(ctx, { ...governor(ctx), functionName: "proposalSnapshot", args: [id] }),
@@ -307,6 +309,7 @@ async function requireStep(ctx: CliContext, id: bigint, step: "vote" | "queue" |
     executed: `proposal ${id} was already executed`,
   }[state];
   if (problem) throw new CliError(problem);
+  return snapshot;
 }
 
 /** A description as people read it: without the proposer suffix that only the governor needs (see proposeSlash). */
