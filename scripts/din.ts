@@ -30,15 +30,16 @@ const usage = `din — the OpenDIN command line
   governance  din gov delegate [--to <address>]
               din gov propose-slash --case <id> [--reject | --jail] [--description <text>]
               din gov propose-unjail --provider <address> [--description <text>]
-              din gov vote --proposal <id> --support for|against|abstain [--reason <text>]
-              din gov queue --proposal <id>
-              din gov execute --proposal <id>
+              din gov vote (--proposal <id> | --case <id>) --support for|against|abstain [--reason <text>]
+              din gov queue (--proposal <id> | --case <id>)
+              din gov execute (--proposal <id> | --case <id>)
               din gov status [--proposal <id> | --case <id>]
   services    din router …   din indexer …   din devnet …   (each takes --help)
 
   Every chain command reads .devnet/devnet.json (DIN_DEVNET=<dir>: a devnet started with --dir)
   unless --rpc <url> and --deployment <file> are given; the key comes from --key <0x…> or
   DIN_PRIVATE_KEY. Amounts are in DIN (1000, 0.5).
+  A command that sends transactions names each on stderr as it goes out, then waits for its block.
   --json prints a machine-readable object on stdout; an error, {"error": "…"} on stderr (exit 1, or 2 for bad arguments).`;
 
 const common = {
@@ -86,12 +87,12 @@ const commands: Record<string, Command> = {
     run: async (f) => (await gov()).proposeUnjail(await ctx(f), { provider: str(f.provider), description: str(f.description) }),
   },
   "gov vote": {
-    options: { proposal: { type: "string" }, support: { type: "string" }, reason: { type: "string" } },
+    options: { proposal: { type: "string" }, case: { type: "string" }, support: { type: "string" }, reason: { type: "string" } },
     positionals: 0,
-    run: async (f) => (await gov()).vote(await ctx(f), { proposal: str(f.proposal), support: str(f.support), reason: str(f.reason) }),
+    run: async (f) => (await gov()).vote(await ctx(f), { proposal: str(f.proposal), case: str(f.case), support: str(f.support), reason: str(f.reason) }),
   },
-  "gov queue": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).queue(await ctx(f), { proposal: str(f.proposal) }) },
-  "gov execute": { options: { proposal: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).execute(await ctx(f), { proposal: str(f.proposal) }) },
+  "gov queue": { options: { proposal: { type: "string" }, case: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).queue(await ctx(f), { proposal: str(f.proposal), case: str(f.case) }) },
+  "gov execute": { options: { proposal: { type: "string" }, case: { type: "string" } }, positionals: 0, run: async (f) => (await gov()).execute(await ctx(f), { proposal: str(f.proposal), case: str(f.case) }) },
   "gov status": {
     options: { proposal: { type: "string" }, case: { type: "string" } },
     positionals: 0,

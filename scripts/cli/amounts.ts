@@ -29,9 +29,10 @@ export function parseAddress(flag: string, value: string | undefined): Address {
   return value;
 }
 
+/** An id in decimal, or in hex with 0x (as Governor tools and explorers show proposal ids). */
 export function parseId(flag: string, value: string | undefined): bigint {
   if (value === undefined) throw usageError(`${flag} is required`);
-  if (!/^\d+$/.test(value)) throw usageError(`${flag} must be a whole number, not "${value}"`);
+  if (!/^(\d+|0x[0-9a-fA-F]{1,64})$/.test(value)) throw usageError(`${flag} must be a whole number (or 0x hex), not "${value}"`);
   return BigInt(value);
 }
 

@@ -23,7 +23,7 @@ export const caseStatusNames = ["unknown", "open", "upheld", "rejected", "expire
 const manager = (ctx: CliContext) => ({ address: ctx.contracts.SlashingManager, abi: abis.manager });
 
 /** Case `id`; a CliError if there is none. */
-async function existingCase(ctx: CliContext, id: bigint): Promise<Case> {
+export async function existingCase(ctx: CliContext, id: bigint): Promise<Case> {
   const c = await read<Case>(ctx, { ...manager(ctx), functionName: "getCase", args: [id] });
   if (c.status === 0) {
     const count = await read<bigint>(ctx, { ...manager(ctx), functionName: "caseCount" });

@@ -1,7 +1,7 @@
 import { decodeFunctionData, encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatDue, formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
-import { caseStatusNames, requireResolvableCase, type Case } from "./caseCommands.ts";
+import { caseStatusNames, existingCase, requireResolvableCase, type Case } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
@@ -94,12 +94,12 @@ async function propose(ctx: CliContext, targets: Address[], calldatas: Hex[], te
   return { proposalId, voteStart, voteEnd, transaction, message };
 }
 
-export async function vote(ctx: CliContext, flags: { proposal?: string; support?: string; reason?: string }): Promise<Outcome> {
-  const proposalId = parseId("--proposal", flags.proposal);
+export async function vote(ctx: CliContext, flags: { proposal?: string; case?: string; support?: string; reason?: string }): Promise<Outcome> {
   const support = supportValues[flags.support as keyof typeof supportValues];
   if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
   const voter = requireWallet(ctx).account.address;
-  const proposal = await findProposal(ctx, proposalId);
+  const proposal = await chosenProposal(ctx, flags);
+  const proposalId = proposal.id;
   const snapshot = await requireStep(ctx, proposalId, "vote"); // when voting opens, or why it is over
   // The governor counts a vote of weight 0 without complaint; refuse it instead.
   const votes = await read<bigint>(ctx, { ...governor(ctx), functionName: "getVotes", args: [voter, snapshot] });
@@ -120,8 +120,8 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; support?
   };
 }
 
-export async function queue(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
-  const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
+export async function queue(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Outcome> {
+  const proposal = await chosenProposal(ctx, flags);
   await requireStep(ctx, proposal.id, "queue");
   await requireCaseOpenAtExecution(ctx, proposal);
   const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
@@ -132,8 +132,8 @@ export async function queue(ctx: CliContext, flags: { proposal?: string }): Prom
   };
 }
 
-export async function execute(ctx: CliContext, flags: { proposal?: string }): Promise<Outcome> {
-  const proposal = await findProposal(ctx, parseId("--proposal", flags.proposal));
+export async function execute(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Outcome> {
+  const proposal = await chosenProposal(ctx, flags);
   await requireStep(ctx, proposal.id, "execute");
   const hash = await transact(ctx, { ...governor(ctx), functionName: "execute", args: proposalArgs(proposal) });
   return {
@@ -149,6 +149,7 @@ export async function status(ctx: CliContext, flags: { proposal?: string; case?:
   const proposals = (await allProposals(ctx)).filter((p) => (only === undefined || p.id === only) && (onCase === undefined || caseOf(ctx, p) === onCase));
   if (only !== undefined && proposals.length === 0) throw new CliError(`there is no proposal ${only}`);
   if (onCase !== undefined && proposals.length === 0) {
+    await existingCase(ctx, onCase); // a case that does not exist is said so, not offered a proposal
     return { message: `no proposal on case ${onCase} yet (din gov propose-slash --case ${onCase})`, data: { proposals: [] } };
   }
   const rows = [];
@@ -339,6 +340,27 @@ async function allProposals(ctx: CliContext): Promise<Proposal[]> {
     voteStart: args.voteStart,
     voteEnd: args.voteEnd,
   }));
+}
+
+/**
+ * The proposal `--proposal` names, or the one proposal on `--case` still on its way (pending,
+ * active, passed or queued): proposal ids are 77 digits long, and a case has one such proposal as a rule.
+ */
+async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Proposal> {
+  if (flags.proposal !== undefined && flags.case !== undefined) throw usageError("give --proposal or --case, not both");
+  if (flags.case === undefined) return await findProposal(ctx, parseId("--proposal", flags.proposal));
+  const caseId = parseId("--case", flags.case);
+  const onCase = (await allProposals(ctx)).filter((p) => caseOf(ctx, p) === caseId);
+  const states = await Promise.all(onCase.map((p) => proposalState(ctx, p.id)));
+  const live = onCase.filter((_, i) => ["pending", "active", "succeeded", "queued"].includes(states[i]));
+  if (live.length === 1) return live[0];
+  if (live.length > 1) {
+    const list = live.map((p) => `${p.id} (${actionOf(ctx, p)}, ${states[onCase.indexOf(p)]})`).join("; ");
+    throw new CliError(`case ${caseId} has ${live.length} proposals on their way: ${list}; choose one with --proposal <id>`);
+  }
+  await existingCase(ctx, caseId);
+  const ended = onCase.map((p, i) => `${p.id} (${states[i]})`).join("; ");
+  throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}: din gov propose-slash --case ${caseId} makes one`);
 }
 
 async function findProposal(ctx: CliContext, id: bigint): Promise<Proposal> {

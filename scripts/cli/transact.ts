@@ -16,6 +16,8 @@ export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
   try {
     const { request } = await simulate(ctx, call);
     const hash = await wallet.writeContract(request);
+    // A block may take seconds (12 on Ethereum): say what is being waited for, not on stdout (the answer's).
+    if (!ctx.json) console.error(`sent ${contractName(ctx, call.address)}.${call.functionName} (tx ${hash}); waiting for it to be mined…`);
     const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new CliError(`transaction ${hash} reverted`);
     return hash;
@@ -27,6 +29,12 @@ export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
     }
     throw new CliError(explainRevert(error));
   }
+}
+
+/** The deployment's name for `address` (DinToken, ProviderRegistry, …), or the address. */
+function contractName(ctx: CliContext, address: Address): string {
+  const found = Object.entries(ctx.contracts).find(([, a]) => a.toLowerCase() === address.toLowerCase());
+  return found?.[0] ?? address;
 }
 
 /** Runs `call` from the key's account without sending it; throws viem's error on a revert. */

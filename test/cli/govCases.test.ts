@@ -125,6 +125,9 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(listed.map((p) => p.id).sort()).toEqual([proposalId, copyId].sort());
     expect(listed.find((p) => p.id === copyId)?.state).toBe("canceled");
     expect((await din(["gov", "status", "--case", "2"])).stdout).toBe("no proposal on case 2 yet (din gov propose-slash --case 2)\n");
+    // A case that does not exist is said so, not offered a proposal (a walkthrough: exit 0, and a command that then failed).
+    const noCase = await din(["gov", "status", "--case", "99"]);
+    expect([noCase.code, noCase.stderr]).toEqual([1, "din: there is no case 99 (the latest is case 2): din case list shows them\n"]);
     await advance(system, Number(await governor.read.votingDelay()) + 1);
     expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toMatch(/state active; .*; quorum [1-9][0-9,]* DIN/);
 
@@ -134,7 +137,12 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(weightless.stderr).toContain("tokens count only when delegated before a proposal's snapshot");
     expect(weightless.stderr).toContain("delegate now with din gov delegate to vote on future proposals");
     expect(await governor.read.hasVoted([id, holder])).toBe(false);
-    expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).code).toBe(0);
+    // By the case, not the 77-digit id (the cancelled copy on case 1 is not on its way); each
+    // transaction is named on stderr as it goes out.
+    const voted = await din(["gov", "vote", "--case", "1", "--support", "for"], voterKey);
+    expect(voted.stdout).toMatch(new RegExp(`^voted for on proposal ${proposalId} \\(uphold case 1`));
+    expect(voted.stderr).toMatch(/^sent DinGovernor\.castVote \(tx 0x[0-9a-f]{64}\); waiting for it to be mined…\n$/);
+    expect(await governor.read.hasVoted([id, voter])).toBe(true);
 
     const tooSoon = await din(["gov", "queue", "--proposal", proposalId], voterKey);
     expect(tooSoon.code).toBe(1);
@@ -143,7 +151,9 @@ describe("din case and din gov, from report to slash or expiry", () => {
     await advance(system, Number(await governor.read.votingPeriod()) + 1);
     const notQueued = await din(["gov", "execute", "--proposal", proposalId], voterKey);
     expect(notQueued.stderr).toBe(`din: proposal ${proposalId} passed but is not queued yet: queue it first with din gov queue --proposal ${proposalId}\n`);
-    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).stdout).toMatch(/^queued proposal \d+ in the timelock: executable from \S+ \(in \d+ s\) \(tx 0x/);
+    // The id as Governor tools show it, in hex.
+    const hexId = `0x${id.toString(16)}`;
+    expect((await din(["gov", "queue", "--proposal", hexId], voterKey)).stdout).toMatch(new RegExp(`^queued proposal ${proposalId} in the timelock: executable from \\S+ \\(in \\d+ s\\) \\(tx 0x`));
     const late = await din(["gov", "vote", "--proposal", proposalId, "--support", "against"], voterKey);
     expect(late.stderr).toMatch(/^din: voting on proposal \d+ closed at \S+ \(\d+ s ago\): proposal \d+ is already queued; executable from /);
 
@@ -153,8 +163,10 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(await governor.read.state([id])).toBe(5); // still queued
 
     await advance(system, Number(await system.contracts.timelock.read.getMinDelay()) + 1);
-    expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/^executed proposal \d+: uphold case 1 \(slash its provider\)/);
+    expect((await din(["gov", "execute", "--case", "1"], voterKey)).stdout).toMatch(new RegExp(`^executed proposal ${proposalId}: uphold case 1 \\(slash its provider\\)`));
     expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stderr).toBe(`din: proposal ${proposalId} was already executed\n`);
+    const done = await din(["gov", "execute", "--case", "1"], voterKey);
+    expect([done.code, done.stderr]).toEqual([1, `din: case 1 has no proposal on its way (its proposals: ${[`${copyId} (canceled)`, `${proposalId} (executed)`].join("; ")}): din gov propose-slash --case 1 makes one\n`]);
   });
 
   it("refuses to propose on a case already resolved", async () => {
@@ -197,7 +209,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     );
 
     const expired = await din(["case", "expire", "--case", "2"], voterKey); // anyone may expire a case
-    expect(expired.stderr).toBe("");
+    expect(expired.stderr).toMatch(/^sent SlashingManager\.expireCase \(tx 0x[0-9a-f]{64}\); waiting for it to be mined…\n$/);
     expect(expired.stdout).toMatch(
       new RegExp(
         `^expired case 2: the 10 DIN bond is claimable by the watcher ${watcher} with din case claim; provider ${operator} has no open case left, so its withdrawals are unblocked \\(tx 0x[0-9a-f]{64}\\)\n$`,
@@ -250,8 +262,15 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(proposed.stderr).toBe("");
     const shown = (await din(["gov", "status", "--case", caseId])).stdout;
     expect(shown).toContain(`\n  does: uphold case ${caseId} (slash its provider), then jail provider ${operator}\n  described as "Reject slashing case ${caseId}" by ${voter}\n`);
-    const json = JSON.parse((await din(["gov", "status", "--case", caseId, "--json"])).stdout) as { proposals: { action: string }[] };
+    const json = JSON.parse((await din(["gov", "status", "--case", caseId, "--json"])).stdout) as { proposals: { id: string; action: string }[] };
     expect(json.proposals.map((p) => p.action)).toEqual([`uphold case ${caseId} (slash its provider), then jail provider ${operator}`]);
+    // With two proposals on their way, the case does not say which one a vote is for.
+    const rejecting = JSON.parse((await din(["gov", "propose-slash", "--case", caseId, "--reject", "--json"], voterKey)).stdout) as { proposalId: string };
+    const which = await din(["gov", "vote", "--case", caseId, "--support", "for"], voterKey);
+    expect(which.code).toBe(1);
+    expect(which.stderr).toMatch(
+      new RegExp(`^din: case ${caseId} has 2 proposals on their way: ${json.proposals[0].id} \\(uphold case ${caseId} .*, (pending|active)\\); ${rejecting.proposalId} \\(reject case ${caseId} .*, (pending|active)\\); choose one with --proposal <id>\n$`),
+    );
   });
 
   it("refuses a second open case on the same evidence unless --again, and says a capped slash before the vote", async () => {
@@ -266,7 +285,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(String(await manager.read.caseCount())).toBe(open);
     await mined(system, token.write.approve([manager.address, parseEther("10")], { account: watcher }));
     const again = await din(["case", "open", "--provider", operator, "--amount", "1000000", "--evidence", evidence, "--again"], watcherKey);
-    expect(again.stderr).toBe("");
+    expect(again.stderr).toMatch(/^sent SlashingManager\.openCase \(tx 0x[0-9a-f]{64}\); waiting for it to be mined…\n$/);
     expect(again.stdout).toMatch(/^opened case \d+ against \S+ asking 1,000,000 DIN; if upheld it would slash [\d,.]+ DIN, the most it may take of this provider's stake, bond 10 DIN posted/);
   });
 });
