@@ -1,8 +1,8 @@
 import { isUtf8 } from "node:buffer";
-import { keccak256, type Address, type Hex } from "viem";
+import { isAddress, keccak256, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatDue, formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
-import { CliError } from "./cliError.ts";
+import { CliError, usageError } from "./cliError.ts";
 import { proposalsOnCase } from "./govCommands.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
@@ -94,6 +94,10 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
   const provider = parseAddress("--provider", flags.provider);
   const amount = parseTokens("--amount", flags.amount);
   const evidence = await readEvidence(flags.evidence);
+  const named = evidenceProvider(evidence);
+  if (named !== null && named.toLowerCase() !== provider.toLowerCase()) {
+    throw usageError(`--evidence names provider ${named} in its "provider" field, not --provider ${provider}: which one is reported?`);
+  }
   // Each case upheld slashes on its own: the same evidence twice could punish one fault twice.
   const evidenceHash = keccak256(evidence);
   const twin = flags.again ? undefined : (await recentCases(ctx)).find((c) => c.status === 1 && c.provider.toLowerCase() === provider.toLowerCase() && c.evidenceHash === evidenceHash);
@@ -114,6 +118,17 @@ export async function openCase(ctx: CliContext, flags: { provider?: string; amou
     message: `opened case ${caseId} against ${provider} asking ${formatTokens(amount)}${capped}, bond ${formatTokens(bond)} posted; governance must resolve it before ${formatDue(c.expiresAt, now)} (tx ${hash})`,
     data: { caseId, provider, amount, slashIfUpheld, bond, expiresAt: c.expiresAt, evidenceHash: c.evidenceHash, transaction: hash },
   };
+}
+
+/** The "provider" an evidence file in JSON names (as the README suggests writing it), or null. */
+function evidenceProvider(evidence: Hex): string | null {
+  try {
+    const parsed = JSON.parse(Buffer.from(evidence.slice(2), "hex").toString("utf8")) as unknown;
+    const named = typeof parsed === "object" && parsed !== null ? (parsed as { provider?: unknown }).provider : undefined;
+    return typeof named === "string" && isAddress(named, { strict: false }) ? named : null;
+  } catch {
+    return null; // not JSON: any bytes are evidence
+  }
 }
 
 export async function listCases(ctx: CliContext, flags: { provider?: string }): Promise<Outcome> {

@@ -35,6 +35,8 @@ export type CliContext = {
   json: boolean;
   /** Present when a key was given; commands that send transactions call `requireWallet`. */
   wallet?: WalletClient<Transport, Chain, Account>;
+  /** Why the key given is no key: said by a command that needs one (a read needs none). */
+  keyProblem?: string;
 };
 
 /** The running devnet's state file: in DIN_DEVNET (a devnet's --dir) when set, else in ./.devnet. */
@@ -97,15 +99,17 @@ export async function loadContext(flags: CommonFlags, env: NodeJS.ProcessEnv): P
 
   const key = flags.key || env.DIN_PRIVATE_KEY || undefined;
   let wallet: CliContext["wallet"];
-  if (key !== undefined) {
-    if (!isHex(key) || key.length !== 66) throw usageError("--key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key");
+  let keyProblem: string | undefined;
+  if (key !== undefined && (!isHex(key) || key.length !== 66)) keyProblem = "--key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key";
+  else if (key !== undefined) {
     const chain = { id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } } as const satisfies Chain;
     wallet = createWalletClient({ account: privateKeyToAccount(key), chain, transport: http(rpcUrl, { retryCount: 0 }) });
   }
-  return { rpcUrl, chainId, startBlock, contracts, routerUrl, indexerUrl, publicClient: publicClient as PublicClient, json: flags.json ?? false, wallet };
+  return { rpcUrl, chainId, startBlock, contracts, routerUrl, indexerUrl, publicClient: publicClient as PublicClient, json: flags.json ?? false, wallet, keyProblem };
 }
 
 export function requireWallet(ctx: CliContext): NonNullable<CliContext["wallet"]> {
+  if (ctx.keyProblem !== undefined) throw usageError(ctx.keyProblem);
   if (!ctx.wallet) throw usageError("this command sends a transaction: give --key <0x…> or set DIN_PRIVATE_KEY");
   return ctx.wallet;
 }

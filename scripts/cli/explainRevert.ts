@@ -42,7 +42,7 @@ const explanations: Record<string, (args: Args) => string> = {
     `the unbonding period ${seconds(period)} must exceed the case lifetime ${seconds(ttl)}`,
   ManagerZeroAmount: () => "the slash asked for must be above zero",
   ManagerInvalidEvidenceLength: ([length, max]) => `evidence must be 1 to ${String(max)} bytes (it is ${String(length)})`,
-  ManagerNothingAtStake: ([p]) => `${String(p)} has no stake to slash`,
+  ManagerNothingAtStake: ([p]) => `${String(p)} has no stake to slash, active or unbonding: is it a provider? (din provider status ${String(p)})`,
   ManagerUnknownCase: ([id]) => `there is no case ${String(id)}`,
   ManagerCaseNotOpen: ([id, status]) => `case ${String(id)} is not open: it is ${caseStatus[Number(status)] ?? "closed"}`,
   ManagerCaseExpired: ([id, at]) =>

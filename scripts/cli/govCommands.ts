@@ -72,6 +72,7 @@ export async function proposeUnjail(ctx: CliContext, flags: { provider?: string;
 
 /** Makes a proposal of `calls` under `text`; its id, when its vote runs, and that in words. */
 async function propose(ctx: CliContext, targets: Address[], calldatas: Hex[], text: string) {
+  if (text.trim() === "") throw usageError("--description is empty: say in words what the proposal does, or leave the flag out for the usual text");
   const values = targets.map(() => 0n);
   // The suffix lets only this account make the proposal (OpenZeppelin's Governor checks it): nobody
   // can make the same proposal first and cancel it, which would block this one.

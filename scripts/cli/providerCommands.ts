@@ -273,7 +273,7 @@ export async function withdraw(ctx: CliContext): Promise<Outcome> {
 
 /** `routerUrl`: the router whose view to show (--router; default the devnet's). */
 export async function status(ctx: CliContext, addressText: string | undefined, routerUrl = ctx.routerUrl): Promise<Outcome> {
-  if (!addressText && !ctx.wallet) throw usageError("din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
+  if (!addressText && !ctx.wallet && ctx.keyProblem === undefined) throw usageError("provider status: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
   if (routerUrl !== undefined) requireHttpUrl("--router", "a router's", routerUrl, "https://gateway.example");
   const [state, entries, eligible, minStake, { endpoints, slashes }] = await Promise.all([

@@ -112,8 +112,13 @@ describe("din provider", () => {
     const evidence = join(cwd, "nobody.json");
     await writeFile(evidence, JSON.stringify({ method: "eth_blockNumber", returned: "0x0" }));
     const noStake = await din(["case", "open", "--provider", operator, "--amount", "10", "--evidence", evidence], watcherKey);
-    expect(noStake.stderr.trim()).toBe(`din: ${operator} has no stake to slash`);
+    expect(noStake.stderr.trim()).toBe(`din: ${operator} has no stake to slash, active or unbonding: is it a provider? (din provider status ${operator})`);
     expect([unregistered.code, tooMuch.code, longName.code, noStake.code]).toEqual([1, 1, 1, 1]);
+    // Evidence about another provider than the one reported (a watcher walkthrough opened such a case without a word).
+    const other = join(cwd, "other.json");
+    await writeFile(other, JSON.stringify({ provider: watcher.toLowerCase(), request: { method: "eth_chainId" }, answer: "0x1" }));
+    const mismatch = await din(["case", "open", "--provider", operator, "--amount", "10", "--evidence", other], watcherKey);
+    expect([mismatch.code, mismatch.stderr.trim()]).toEqual([2, `din: --evidence names provider ${watcher.toLowerCase()} in its "provider" field, not --provider ${operator}: which one is reported?`]);
     // Not even the approval went out.
     expect(await nonces()).toEqual(before);
     expect(await system.contracts.token.read.allowance([operator, system.contracts.registry.address])).toBe(0n);
@@ -301,6 +306,8 @@ describe("din case and din gov", () => {
       `provider ${operator}: jailed: routers send it no traffic until governance unjails it (din gov propose-unjail --provider ${operator}, then a vote)\n`,
     );
 
+    const blank = await din(["gov", "propose-unjail", "--provider", operator, "--description", " "], voterKey);
+    expect([blank.code, blank.stderr.trim()]).toEqual([2, "din: --description is empty: say in words what the proposal does, or leave the flag out for the usual text"]);
     const proposed = await din(["gov", "propose-unjail", "--provider", operator, "--json"], voterKey);
     expect(proposed.stderr).toBe("");
     const proposalId = (JSON.parse(proposed.stdout) as { proposalId: string }).proposalId;
@@ -334,12 +341,12 @@ describe("din's errors", () => {
   it("names an unknown flag and exits 2", async () => {
     const result = await din(["provider", "stake", "--amount", "5"], operatorKey);
     expect(result.code).toBe(2);
-    expect(result.stderr.trim()).toBe("din: din provider stake: Unknown option '--amount'");
+    expect(result.stderr.trim()).toBe("din: provider stake: unknown option '--amount' (din provider stake --help lists its flags)");
     // A flag whose value was forgotten, followed by another flag or by nothing.
     const forgotten = await din(["case", "open", "--provider", "--amount", "10"], watcherKey);
-    expect(forgotten.stderr.trim()).toBe("din: din case open: --provider needs a value (one that starts with a dash is written --provider=-…)");
+    expect(forgotten.stderr.trim()).toBe("din: case open: --provider needs a value (one that starts with a dash is written --provider=-…)");
     const last = await din(["case", "show", "--case"]);
-    expect(last.stderr.trim()).toBe("din: din case show: --case needs a value (one that starts with a dash is written --case=-…)");
+    expect(last.stderr.trim()).toBe("din: case show: --case needs a value (one that starts with a dash is written --case=-…)");
     const notUrl = await din(["provider", "status", operator, "--rpc", "notaurl"]);
     expect(notUrl.stderr.trim()).toBe('din: --rpc must be a node\'s http:// or https:// URL, such as http://127.0.0.1:8545, not "notaurl"');
     const tooLong = join(cwd, "long-evidence.json");
@@ -347,6 +354,30 @@ describe("din's errors", () => {
     const long = await din(["case", "open", "--provider", operator, "--amount", "1", "--evidence", tooLong], watcherKey);
     expect(long.stderr.trim()).toBe(`din: --evidence: ${tooLong} holds 16385 bytes; a case takes at most 16384 (keep the proof, link the rest)`);
     expect([forgotten.code, last.code, notUrl.code, long.code]).toEqual([2, 2, 2, 2]);
+    // A flag every command takes, written before the command (a walkthrough: `unknown command "din --json"`).
+    const early = await din(["--json", "case", "list"]);
+    expect([early.code, JSON.parse(early.stderr)]).toEqual([2, { error: "--json goes after the command, such as din case list --json (din --help lists the commands)" }]);
+  });
+
+  it("says what a command does and what its flags mean with --help", async () => {
+    const help = await din(["case", "open", "--help"]);
+    expect(help.code).toBe(0);
+    const [usageLine, , what] = help.stdout.split("\n");
+    expect(usageLine).toBe("usage: din case open --provider <address> --amount <DIN> --evidence <file> [--again]"); // no group label before it
+    expect(what).toMatch(/^ {2}Reports --provider to governance/);
+    expect(help.stdout).toContain("The case bond is taken from the key");
+    expect(help.stdout).toContain("--json                            a machine-readable object on stdout: amounts in wei and times in unix");
+    const vote = await din(["gov", "vote", "-h"]);
+    expect(vote.stdout).toMatch(/^usage: din gov vote \(--proposal <id> \| --case <id>\) --support for\|against\|abstain \[--reason <text>\]\n\n {2}Votes on a proposal/);
+  });
+
+  it("needs a well-formed key only for a command that sends", async () => {
+    const reading = await din(["case", "list"], "0xabc");
+    expect([reading.code, reading.stderr]).toEqual([0, ""]);
+    const sending = await din(["provider", "withdraw"], "0xabc");
+    expect([sending.code, sending.stderr.trim()]).toEqual([2, "din: --key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key"]);
+    const own = await din(["provider", "status"], "0xabc");
+    expect([own.code, own.stderr.trim()]).toEqual([2, "din: --key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key"]);
   });
 
   it("rejects a malformed amount", async () => {
@@ -356,7 +387,7 @@ describe("din's errors", () => {
     for (const args of [["provider", "stake", "-1"], ["provider", "register", "--name", "x", "--stake", "-5"]]) {
       const negative = await din(args, operatorKey);
       expect(negative.code).toBe(2);
-      expect(negative.stderr.trim()).toBe(`din: din ${args[0]} ${args[1]}: "${args.at(-1)}" is negative: amounts, ids and chain ids are above zero`);
+      expect(negative.stderr.trim()).toBe(`din: ${args[0]} ${args[1]}: "${args.at(-1)}" is negative: amounts, ids and chain ids are above zero`);
     }
     const refusals: [string, string][] = [
       ["0", "din: <amount> must be above zero"],
@@ -393,7 +424,7 @@ describe("din's errors", () => {
     // Reading a standing sends nothing: without a key it needs the address instead.
     const status = await din(["provider", "status"]);
     expect(status.code).toBe(2);
-    expect(status.stderr.trim()).toBe("din: din provider status [address]: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
+    expect(status.stderr.trim()).toBe("din: provider status: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   });
 
   it("says which chain URL it cannot reach", async () => {
