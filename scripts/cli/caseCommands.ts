@@ -196,26 +196,31 @@ export async function expireCase(ctx: CliContext, flags: { case?: string }): Pro
 export async function claim(ctx: CliContext): Promise<Outcome> {
   const account = requireWallet(ctx).account.address;
   const amount = await read<bigint>(ctx, { ...manager(ctx), functionName: "claimable", args: [account] });
-  if (amount === 0n) {
-    // A bond comes back only once its case is expired: name the cases waiting for that.
-    const expirable = await expirableCasesOf(ctx, account);
-    throw new CliError(
-      `${account} has nothing to claim` +
-        (expirable.length === 0
-          ? ""
-          : expirable.length === 1
-            ? `: your case ${expirable[0]} passed its deadline; expire it with din case expire --case ${expirable[0]} and its bond becomes claimable`
-            : `: your cases ${expirable.join(", ")} passed their deadlines; expire each with din case expire --case <id> and their bonds become claimable`),
-    );
-  }
+  if (amount === 0n) throw new CliError(`${account} has nothing to claim${await whyNothingToClaim(ctx, account)}`);
   const hash = await transact(ctx, { ...manager(ctx), functionName: "claim" });
   return { message: `claimed ${formatTokens(amount)} (tx ${hash})`, data: { account, amount, transaction: hash } };
 }
 
-/** Ids of `watcher`'s cases (among the newest 100) that are open past their deadline. */
-async function expirableCasesOf(ctx: CliContext, watcher: string): Promise<bigint[]> {
+/**
+ * Where `watcher`'s bonds are (its cases among the newest 100), for a claim of nothing: a bond comes
+ * back once its case is upheld or expired, and a case past its deadline waits for someone to expire it.
+ */
+async function whyNothingToClaim(ctx: CliContext, watcher: string): Promise<string> {
   const [recent, now] = await Promise.all([recentCases(ctx), chainTime(ctx)]);
-  return recent.filter((c) => c.watcher.toLowerCase() === watcher.toLowerCase() && c.status === 1 && now > c.expiresAt).map((c) => c.id);
+  const mine = recent.filter((c) => c.watcher.toLowerCase() === watcher.toLowerCase()).reverse();
+  const ids = (cases: typeof mine) => cases.map((c) => c.id).join(", ");
+  const expirable = mine.filter((c) => c.status === 1 && now > c.expiresAt);
+  const open = mine.filter((c) => c.status === 1 && now <= c.expiresAt);
+  const rejected = mine.filter((c) => c.status === 3);
+  const parts = [];
+  if (expirable.length === 1) parts.push(`your case ${expirable[0].id} passed its deadline; expire it with din case expire --case ${expirable[0].id} and its bond becomes claimable`);
+  if (expirable.length > 1) parts.push(`your cases ${ids(expirable)} passed their deadlines; expire each with din case expire --case <id> and their bonds become claimable`);
+  if (open.length > 0) {
+    const until = open.map((c) => `case ${c.id} until ${formatDue(c.expiresAt, now)}`).join(", ");
+    parts.push(`open, governance may resolve your ${until}: a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline`);
+  }
+  if (rejected.length > 0) parts.push(`your case${rejected.length > 1 ? "s" : ""} ${ids(rejected)} ${rejected.length > 1 ? "were" : "was"} rejected: the bond went to the treasury`);
+  return parts.length === 0 ? "" : `: ${parts.join("; ")}`;
 }
 
 /** The open cases against `provider` (of the last hundred), each with what closes it: said when they block a withdrawal. */

@@ -51,10 +51,13 @@ export async function proposeSlash(ctx: CliContext, flags: { case?: string; reje
     targets.push(ctx.contracts.ProviderRegistry);
     calldatas.push(encodeFunctionData({ abi: abis.registry, functionName: "jail", args: [accused] }));
   }
+  const others = (await proposalsWithStateOn(ctx, caseId)).filter((p) => onItsWay(p.state));
   const made = await propose(ctx, targets, calldatas, flags.description ?? `${flags.reject ? "Reject" : "Uphold"} slashing case ${caseId}${flags.jail ? " and jail the provider" : ""}`);
+  // Both may pass; the first to run closes the case, and the other then fails.
+  const note = others.length === 0 ? "" : `\n  note: case ${caseId} has ${others.length === 1 ? "another proposal" : "other proposals"} on its way: ${listed(ctx, others)}; whichever runs first closes the case, and the other cannot run then`;
   return {
-    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}${flags.jail ? " and jail the provider" : ""}: ${made.message}`,
-    data: { proposalId: made.proposalId, caseId, action: functionName, voteStart: made.voteStart, voteEnd: made.voteEnd, transaction: made.transaction },
+    message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}${flags.jail ? " and jail the provider" : ""}: ${made.message}${note}`,
+    data: { proposalId: made.proposalId, caseId, action: functionName, voteStart: made.voteStart, voteEnd: made.voteEnd, otherProposalsOnCase: others.map((p) => p.id), transaction: made.transaction },
   };
 }
 
@@ -176,8 +179,7 @@ export async function status(ctx: CliContext, flags: { proposal?: string; case?:
 
 /** The proposals resolving case `caseId`, with their state and what each does: for `din case show`. */
 export async function proposalsOnCase(ctx: CliContext, caseId: bigint): Promise<{ id: bigint; state: string; action: string }[]> {
-  const on = (await allProposals(ctx)).filter((p) => caseOf(ctx, p) === caseId);
-  return await Promise.all(on.map(async (p) => ({ id: p.id, state: await proposalState(ctx, p.id), action: actionOf(ctx, p) })));
+  return (await proposalsWithStateOn(ctx, caseId)).map((p) => ({ id: p.id, state: p.state, action: actionOf(ctx, p) }));
 }
 
 /** The chain time at which a proposal made now could be executed at the soonest. */
@@ -351,18 +353,25 @@ async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?
   if (flags.proposal !== undefined && flags.case !== undefined) throw usageError("give --proposal or --case, not both");
   if (flags.case === undefined) return await findProposal(ctx, parseId("--proposal", flags.proposal));
   const caseId = parseId("--case", flags.case);
-  const onCase = (await allProposals(ctx)).filter((p) => caseOf(ctx, p) === caseId);
-  const states = await Promise.all(onCase.map((p) => proposalState(ctx, p.id)));
-  const live = onCase.filter((_, i) => ["pending", "active", "succeeded", "queued"].includes(states[i]));
+  const onCase = await proposalsWithStateOn(ctx, caseId);
+  const live = onCase.filter((p) => onItsWay(p.state));
   if (live.length === 1) return live[0];
-  if (live.length > 1) {
-    const list = live.map((p) => `${p.id} (${actionOf(ctx, p)}, ${states[onCase.indexOf(p)]})`).join("; ");
-    throw new CliError(`case ${caseId} has ${live.length} proposals on their way: ${list}; choose one with --proposal <id>`);
-  }
+  if (live.length > 1) throw new CliError(`case ${caseId} has ${live.length} proposals on their way: ${listed(ctx, live)}; choose one with --proposal <id>`);
   await existingCase(ctx, caseId);
-  const ended = onCase.map((p, i) => `${p.id} (${states[i]})`).join("; ");
+  const ended = onCase.map((p) => `${p.id} (${p.state})`).join("; ");
   throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}: din gov propose-slash --case ${caseId} makes one`);
 }
+
+/** The proposals resolving case `caseId`, oldest first, each with its state. */
+async function proposalsWithStateOn(ctx: CliContext, caseId: bigint): Promise<(Proposal & { state: string })[]> {
+  const onCase = (await allProposals(ctx)).filter((p) => caseOf(ctx, p) === caseId);
+  return await Promise.all(onCase.map(async (p) => ({ ...p, state: await proposalState(ctx, p.id) })));
+}
+
+/** A proposal that may still run: not yet voted, being voted, passed, or queued. */
+const onItsWay = (state: string) => ["pending", "active", "succeeded", "queued"].includes(state);
+
+const listed = (ctx: CliContext, proposals: (Proposal & { state: string })[]) => proposals.map((p) => `${p.id} (${actionOf(ctx, p)}, ${p.state})`).join("; ");
 
 async function findProposal(ctx: CliContext, id: bigint): Promise<Proposal> {
   const found = (await allProposals(ctx)).find((p) => p.id === id);

@@ -264,8 +264,13 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(shown).toContain(`\n  does: uphold case ${caseId} (slash its provider), then jail provider ${operator}\n  described as "Reject slashing case ${caseId}" by ${voter}\n`);
     const json = JSON.parse((await din(["gov", "status", "--case", caseId, "--json"])).stdout) as { proposals: { id: string; action: string }[] };
     expect(json.proposals.map((p) => p.action)).toEqual([`uphold case ${caseId} (slash its provider), then jail provider ${operator}`]);
+    // A second proposal on the case is taken, and said beside the first (a walkthrough: both passed, and the second to run failed).
+    const second = await din(["gov", "propose-slash", "--case", caseId, "--reject"], voterKey);
+    const rejecting = { proposalId: /^proposed to reject case \d+: proposal (\d+)\n/.exec(second.stdout)![1] };
+    expect(second.stdout).toMatch(
+      new RegExp(`\n  note: case ${caseId} has another proposal on its way: ${json.proposals[0].id} \\(uphold case ${caseId} .*, (pending|active)\\); whichever runs first closes the case, and the other cannot run then\n$`),
+    );
     // With two proposals on their way, the case does not say which one a vote is for.
-    const rejecting = JSON.parse((await din(["gov", "propose-slash", "--case", caseId, "--reject", "--json"], voterKey)).stdout) as { proposalId: string };
     const which = await din(["gov", "vote", "--case", caseId, "--support", "for"], voterKey);
     expect(which.code).toBe(1);
     expect(which.stderr).toMatch(
@@ -287,6 +292,26 @@ describe("din case and din gov, from report to slash or expiry", () => {
     const again = await din(["case", "open", "--provider", operator, "--amount", "1000000", "--evidence", evidence, "--again"], watcherKey);
     expect(again.stderr).toMatch(/^sent SlashingManager\.openCase \(tx 0x[0-9a-f]{64}\); waiting for it to be mined…\n$/);
     expect(again.stdout).toMatch(/^opened case \d+ against \S+ asking 1,000,000 DIN; if upheld it would slash [\d,.]+ DIN, the most it may take of this provider's stake, bond 10 DIN posted/);
+  });
+
+  it("tells a watcher with nothing to claim where its bonds are: cases open, a case rejected", async () => {
+    // A walkthrough heard only "nothing to claim", its case still open, or rejected.
+    const { governor, manager, timelock } = system.contracts;
+    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN/); // case 3's bond, expired above
+    const [four, five] = [String((await manager.read.caseCount()) - 1n), String(await manager.read.caseCount())];
+    const open = `open, governance may resolve your case ${four} until \\S+ \\(in [^)]+\\), case ${five} until \\S+ \\(in [^)]+\\): a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline`;
+    expect((await din(["case", "claim"], watcherKey)).stderr).toMatch(new RegExp(`^din: ${watcher} has nothing to claim: ${open}\n$`));
+    // Case five rejected, by a vote through the CLI by the case alone.
+    expect((await din(["gov", "propose-slash", "--case", five, "--reject"], voterKey)).code).toBe(0);
+    await advance(system, Number(await governor.read.votingDelay()) + 1);
+    expect((await din(["gov", "vote", "--case", five, "--support", "for"], voterKey)).code).toBe(0);
+    await advance(system, Number(await governor.read.votingPeriod()) + 1);
+    expect((await din(["gov", "queue", "--case", five], voterKey)).code).toBe(0);
+    await advance(system, Number(await timelock.read.getMinDelay()) + 1);
+    expect((await din(["gov", "execute", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^executed proposal \\d+: reject case ${five}`));
+    expect((await manager.read.getCase([BigInt(five)])).status).toBe(3);
+    const left = `open, governance may resolve your case ${four} until \\S+ \\(in [^)]+\\): a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline; your case ${five} was rejected: the bond went to the treasury`;
+    expect((await din(["case", "claim"], watcherKey)).stderr).toMatch(new RegExp(`^din: ${watcher} has nothing to claim: ${left}\n$`));
   });
 });
 
