@@ -3,7 +3,7 @@ import { createPublicClient, http, type Address, type Hash } from "viem";
 import { literalHostClass } from "../../router/endpointPolicy.ts";
 import { endpointProblem } from "../../router/providerSet.ts";
 import { abis } from "./abis.ts";
-import { formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
+import { formatDue, formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { openCasesAgainst } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireHttpUrl, requireWallet, type CliContext } from "./context.ts";
@@ -276,13 +276,17 @@ export async function status(ctx: CliContext, addressText: string | undefined, r
   if (!addressText && !ctx.wallet && ctx.keyProblem === undefined) throw usageError("provider status: give the provider's address, or --key (or DIN_PRIVATE_KEY) for your own");
   const address: Address = addressText ? parseAddress("[address]", addressText) : requireWallet(ctx).account.address;
   if (routerUrl !== undefined) requireHttpUrl("--router", "a router's", routerUrl, "https://gateway.example");
-  const [state, entries, eligible, minStake, { endpoints, slashes }] = await Promise.all([
+  const [state, entries, eligible, minStake, { endpoints, slashes }, now] = await Promise.all([
     providerState(ctx, address),
     unbondingEntries(ctx, address),
     read<boolean>(ctx, { ...registry(ctx), functionName: "isEligible", args: [address] }),
     read<bigint>(ctx, { ...registry(ctx), functionName: "minStake" }),
     providerHistory(ctx, address),
+    chainTime(ctx),
   ]);
+  // An entry released long ago reads as money waiting (a walkthrough had not noticed it was free).
+  // (While a case is open, the withdrawal says which holds it.)
+  const release = (at: bigint) => (at > now ? `released at ${formatDue(at, now)}` : `released ${formatDue(at, now).replace(/^\S+ /, "")}: din provider withdraw`);
   const slashedTotal = slashes.reduce((sum, s) => sum + s.amount, 0n);
   // The URL dapps are given (…/rpc/<chain id>) names the router too.
   const router = routerUrl ? await routerView(routerUrl.replace(/\/+$/, "").replace(/\/rpc\/\d+$/, ""), address) : undefined;
@@ -298,7 +302,7 @@ export async function status(ctx: CliContext, addressText: string | undefined, r
     `provider ${address}: ${standing}`,
     `  active stake     ${formatTokens(state.activeStake)}`,
     `  unbonding stake  ${formatTokens(state.unbondingStake)}`,
-    ...entries.map((e) => `    ${formatTokens(e.amount)} released at ${formatTime(e.releaseAt)}`),
+    ...entries.map((e) => `    ${formatTokens(e.amount)} ${release(e.releaseAt)}`),
     `  open cases       ${state.openCases}${state.openCases > 0 ? " (withdrawals wait for them to close)" : ""}`,
     `  slashed          ${slashes.length === 0 ? "never" : `${formatTokens(slashedTotal)} in all (${slashes.map((s) => `case ${s.caseId}: ${formatTokens(s.amount)}`).join(", ")})`}`,
     `  endpoints        ${endpoints.length === 0 ? "none" : endpoints.map((e) => `chain ${e.chainId} ${e.url}`).join(", ")}`,

@@ -158,7 +158,10 @@ describe("din provider", () => {
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/^din: nothing is released yet: the next unbonding entry is released at \d{4}-\d\d-\d\dT\S+ \(chain time now \d{4}-\d\d-\d\dT\S+\)\n$/);
 
+    // The standing says when each entry is released, and once it is, that it waits to be withdrawn.
+    expect((await din(["provider", "status", operator])).stdout).toMatch(/\n {4}200 DIN released at \S+ \(in \d+ (min \d+ )?s\)\n/);
     await advance(Number(await system.contracts.registry.read.unbondingPeriod()) + 1);
+    expect((await din(["provider", "status", operator])).stdout).toMatch(/\n {4}200 DIN released \(\d+ s ago\): din provider withdraw\n/);
     const withdrawn = await din(["provider", "withdraw"], operatorKey);
     expect(withdrawn.stdout).toMatch(/^withdrew 200 DIN; 0 DIN still unbonding/);
   });
