@@ -29,11 +29,19 @@ export function parseAddress(flag: string, value: string | undefined): Address {
   return value;
 }
 
-/** An id in decimal, or in hex with 0x (as Governor tools and explorers show proposal ids). */
 export function parseId(flag: string, value: string | undefined): bigint {
   if (value === undefined) throw usageError(`${flag} is required`);
-  if (!/^(\d+|0x[0-9a-fA-F]{1,64})$/.test(value)) throw usageError(`${flag} must be a whole number (or 0x hex), not "${value}"`);
-  return BigInt(value);
+  if (!/^\d+$/.test(value)) throw usageError(`${flag} must be a whole number, not "${value}"`);
+  const id = BigInt(value);
+  if (id >= 1n << 256n) throw usageError(`${flag} ${value} is more than any id can be (256 bits)`);
+  return id;
+}
+
+/** A proposal id: in decimal, or in hex with 0x as Governor tools and explorers show it. */
+export function parseProposalId(value: string): bigint {
+  if (/^0x[0-9a-fA-F]{1,64}$/.test(value)) return BigInt(value);
+  if (/^\d+$/.test(value)) return parseId("--proposal", value);
+  throw usageError(`--proposal must be a whole number or 0x hex, not "${value}"`);
 }
 
 /**

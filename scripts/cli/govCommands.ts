@@ -1,6 +1,6 @@
 import { decodeFunctionData, encodeFunctionData, keccak256, toBytes, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
-import { formatDue, formatTime, formatTokens, parseAddress, parseId } from "./amounts.ts";
+import { formatDue, formatTime, formatTokens, parseAddress, parseId, parseProposalId } from "./amounts.ts";
 import { caseStatusNames, existingCase, requireResolvableCase, type Case } from "./caseCommands.ts";
 import { CliError, usageError } from "./cliError.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
@@ -102,7 +102,7 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; case?: s
   const support = supportValues[flags.support as keyof typeof supportValues];
   if (support === undefined) throw usageError(`--support must be for, against or abstain, not "${flags.support ?? ""}"`);
   const voter = requireWallet(ctx).account.address;
-  const proposal = await chosenProposal(ctx, flags);
+  const proposal = await chosenProposal(ctx, flags, "vote");
   const proposalId = proposal.id;
   const snapshot = await requireStep(ctx, proposalId, "vote"); // when voting opens, or why it is over
   // The governor counts a vote of weight 0 without complaint; refuse it instead.
@@ -125,7 +125,7 @@ export async function vote(ctx: CliContext, flags: { proposal?: string; case?: s
 }
 
 export async function queue(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Outcome> {
-  const proposal = await chosenProposal(ctx, flags);
+  const proposal = await chosenProposal(ctx, flags, "queue");
   await requireStep(ctx, proposal.id, "queue");
   await requireCaseOpenAtExecution(ctx, proposal);
   const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
@@ -137,7 +137,7 @@ export async function queue(ctx: CliContext, flags: { proposal?: string; case?: 
 }
 
 export async function execute(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Outcome> {
-  const proposal = await chosenProposal(ctx, flags);
+  const proposal = await chosenProposal(ctx, flags, "execute");
   await requireStep(ctx, proposal.id, "execute");
   const hash = await transact(ctx, { ...governor(ctx), functionName: "execute", args: proposalArgs(proposal) });
   return {
@@ -148,7 +148,7 @@ export async function execute(ctx: CliContext, flags: { proposal?: string; case?
 
 export async function status(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Outcome> {
   if (flags.proposal !== undefined && flags.case !== undefined) throw usageError("give --proposal or --case, not both");
-  const only = flags.proposal !== undefined ? parseId("--proposal", flags.proposal) : undefined;
+  const only = flags.proposal !== undefined ? parseProposalId(flags.proposal) : undefined;
   const onCase = flags.case !== undefined ? parseId("--case", flags.case) : undefined;
   const proposals = (await allProposals(ctx)).filter((p) => (only === undefined || p.id === only) && (onCase === undefined || caseOf(ctx, p) === onCase));
   if (only !== undefined && proposals.length === 0) throw new CliError(`there is no proposal ${only}`);
@@ -345,19 +345,27 @@ async function allProposals(ctx: CliContext): Promise<Proposal[]> {
   }));
 }
 
+/** The states in which a proposal can take each step. */
+const stepStates = { vote: ["pending", "active"], queue: ["succeeded"], execute: ["queued"] } as const;
+
 /**
- * The proposal `--proposal` names, or the one proposal on `--case` still on its way (pending,
- * active, passed or queued): proposal ids are 77 digits long, and a case has one such proposal as a rule.
+ * The proposal `--proposal` names, or the one on `--case` that can take `step` (proposal ids are 77
+ * digits long). Two proposals on a case (an uphold and a reject) are usual: the one the step can
+ * act on is taken; with none, the one still on its way, whose step the caller then says when.
  */
-async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?: string }): Promise<Proposal> {
+async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?: string }, step: keyof typeof stepStates): Promise<Proposal> {
   if (flags.proposal !== undefined && flags.case !== undefined) throw usageError("give --proposal or --case, not both");
-  if (flags.case === undefined) return await findProposal(ctx, parseId("--proposal", flags.proposal));
+  if (flags.proposal !== undefined) return await findProposal(ctx, parseProposalId(flags.proposal));
+  if (flags.case === undefined) throw usageError("give --proposal <id>, or --case <id> for the proposal on a case");
   const caseId = parseId("--case", flags.case);
+  const { status } = await existingCase(ctx, caseId);
+  if (status !== 1) throw new CliError(`case ${caseId} is ${caseStatusNames[status] ?? "closed"} already: no proposal on it can run (din gov status --case ${caseId})`);
   const onCase = await proposalsWithStateOn(ctx, caseId);
+  const ready = onCase.filter((p) => (stepStates[step] as readonly string[]).includes(p.state));
   const live = onCase.filter((p) => onItsWay(p.state));
-  if (live.length === 1) return live[0];
-  if (live.length > 1) throw new CliError(`case ${caseId} has ${live.length} proposals on their way: ${listed(ctx, live)}; choose one with --proposal <id>`);
-  await existingCase(ctx, caseId);
+  const [only, ...more] = ready.length > 0 ? ready : live;
+  if (only !== undefined && more.length === 0) return only;
+  if (only !== undefined) throw new CliError(`case ${caseId} has ${more.length + 1} proposals that can be ${step === "vote" ? "voted on" : `${step}d`}: ${listed(ctx, [only, ...more])}; choose one with --proposal <id>`);
   const ended = onCase.map((p) => `${p.id} (${p.state})`).join("; ");
   throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}: din gov propose-slash --case ${caseId} makes one`);
 }

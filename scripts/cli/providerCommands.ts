@@ -184,7 +184,7 @@ export async function stake(ctx: CliContext, amountText: string | undefined): Pr
   const below = state.activeStake < minStake ? `\n  active stake is still below the minimum ${formatTokens(minStake)}: routers send you no traffic until it reaches it` : "";
   return {
     message: `staked ${formatTokens(amount)}; active stake is now ${formatTokens(state.activeStake)} (tx ${hash})${jailed}${below}`,
-    data: { amount, activeStake: state.activeStake, transaction: hash, approval },
+    data: { amount, activeStake: state.activeStake, jailed: state.jailed, eligible: state.activeStake >= minStake && !state.jailed, transaction: hash, approval },
   };
 }
 
@@ -243,7 +243,7 @@ export async function deregister(ctx: CliContext): Promise<Outcome> {
   const before = await providerState(ctx, address);
   const hash = await transact(ctx, { ...registry(ctx), functionName: "deregister" });
   const entries = await unbondingEntries(ctx, address);
-  // The active stake joins the unbonding queue: still slashable until released, as any unbonding stake.
+  // The active stake joins the unbonding queue: still slashable until withdrawn, as any unbonding stake.
   const unbonding = before.activeStake > 0n ? `; its ${formatTokens(before.activeStake)} of active stake unbonds, withdrawable from ${formatTime(entries.at(-1)?.releaseAt ?? 0n)}` : "";
   return {
     message: `deregistered ${address}: its ${before.endpointCount} endpoint(s) are removed and routers drop it${unbonding} (tx ${hash})`,
@@ -310,7 +310,8 @@ export async function status(ctx: CliContext, addressText: string | undefined, r
   if (router) lines.push(`  router           ${router.summary}`);
   return {
     message: lines.join("\n"),
-    data: { address, ...state, eligible, minStake, unbondingEntries: entries, endpoints, slashedTotal, slashes, router: router?.raw },
+    // router: its entries for the provider ([] when not in its set), null with routerProblem saying why when there is no reading.
+    data: { address, ...state, eligible, minStake, unbondingEntries: entries, endpoints, slashedTotal, slashes, router: router?.raw, routerProblem: router?.raw === null ? router.summary : undefined },
   };
 }
 

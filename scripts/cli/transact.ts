@@ -18,7 +18,10 @@ export async function transact(ctx: CliContext, call: Call): Promise<Hash> {
     const hash = await wallet.writeContract(request);
     // A block may take seconds (12 on Ethereum): say what is being waited for, not on stdout (the answer's).
     if (!ctx.json) console.error(`sent ${contractName(ctx, call.address)}.${call.functionName} (tx ${hash}); waiting for it to be mined…`);
-    const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash });
+    const receipt = await ctx.publicClient.waitForTransactionReceipt({ hash }).catch((error: Error) => {
+      // It went out: sending it again could do it twice.
+      throw new CliError(`transaction ${hash} was sent, but its receipt could not be read (${error.message.split("\n")[0]}): check it before sending again`);
+    });
     if (receipt.status !== "success") throw new CliError(`transaction ${hash} reverted`);
     return hash;
   } catch (error) {

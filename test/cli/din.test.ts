@@ -195,6 +195,10 @@ describe("din provider", () => {
       const other = await din(["provider", "status", operator, "--router", node.url]);
       expect(other.code).toBe(0);
       expect(other.stdout).toMatch(/\n {2}router {11}\S+\/status is not a router's status page \(HTTP \d+\): give the router's URL, such as http:\/\/127\.0\.0\.1:8080$/m);
+      // --json says why there is no reading, as the text does (a walkthrough got a bare null).
+      const otherJson = JSON.parse((await din(["provider", "status", operator, "--router", node.url, "--json"])).stdout) as { router: unknown; routerProblem: string };
+      expect(otherJson.router).toBe(null);
+      expect(otherJson.routerProblem).toMatch(/\/status is not a router's status page \(HTTP \d+\)/);
     } finally {
       await router.stop();
       await node.stop();
@@ -337,6 +341,9 @@ describe("din case and din gov", () => {
     const short = await din(["provider", "stake", "10"], operatorKey);
     expect(short.stdout).toContain("active stake is now 60 DIN");
     expect(short.stdout).toContain("active stake is still below the minimum 100 DIN: routers send you no traffic until it reaches it");
+    // --json says the same standing (a walkthrough: the note was in the text only).
+    const json = JSON.parse((await din(["provider", "stake", "1", "--json"], operatorKey)).stdout) as { activeStake: string; jailed: boolean; eligible: boolean };
+    expect(json).toMatchObject({ activeStake: parseEther("61").toString(), jailed: false, eligible: false });
   });
 });
 
@@ -360,6 +367,14 @@ describe("din's errors", () => {
     // A flag every command takes, written before the command (a walkthrough: `unknown command "din --json"`).
     const early = await din(["--json", "case", "list"]);
     expect([early.code, JSON.parse(early.stderr)]).toEqual([2, { error: "--json goes after the command, such as din case list --json (din --help lists the commands)" }]);
+    const between = await din(["gov", "--key", "0x1"]);
+    expect([between.code, between.stderr.trim()]).toEqual([2, "din: --key goes after the command, such as din gov <command> --key (din --help lists the commands)"]);
+    const huge = await din(["case", "show", "--case", `1${"0".repeat(80)}`]);
+    expect([huge.code, huge.stderr.trim()]).toEqual([2, `din: --case 1${"0".repeat(80)} is more than any id can be (256 bits)`]);
+    const notHex = await din(["gov", "status", "--proposal", "0xzz"]);
+    expect([notHex.code, notHex.stderr.trim()]).toEqual([2, 'din: --proposal must be a whole number or 0x hex, not "0xzz"']);
+    const none = await din(["--version"]); // taken by no command: not sent after one
+    expect([none.code, none.stderr.trim()]).toEqual([2, "din: unknown option --version (din --help lists the commands)"]);
   });
 
   it("says what a command does and what its flags mean with --help", async () => {
@@ -371,7 +386,7 @@ describe("din's errors", () => {
     expect(help.stdout).toContain("The case bond is taken from the key");
     expect(help.stdout).toContain("--json                            a machine-readable object on stdout: amounts in wei and times in unix");
     const vote = await din(["gov", "vote", "-h"]);
-    expect(vote.stdout).toMatch(/^usage: din gov vote \(--proposal <id> \| --case <id>\) --support for\|against\|abstain \[--reason <text>\]\n\n {2}Votes on a proposal/);
+    expect(vote.stdout).toMatch(/^usage: din gov vote \(--proposal <id> \| --case <id>\) --support for\|against\|abstain \[--reason <text>\]\n\n {2}Votes on --proposal <id> \(decimal, or 0x hex\), or on the proposal on --case <id> open for votes\.\n/);
   });
 
   it("needs a well-formed key only for a command that sends", async () => {
@@ -381,6 +396,9 @@ describe("din's errors", () => {
     expect([sending.code, sending.stderr.trim()]).toEqual([2, "din: --key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key"]);
     const own = await din(["provider", "status"], "0xabc");
     expect([own.code, own.stderr.trim()]).toEqual([2, "din: --key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key"]);
+    // Before anything else a sending command does (a review: "there is no proposal 5", exit 1).
+    const first = await din(["gov", "execute", "--proposal", "5"], "0x1234");
+    expect([first.code, first.stderr.trim()]).toEqual([2, "din: --key (or DIN_PRIVATE_KEY) must be a 0x-prefixed 32-byte hex private key"]);
   });
 
   it("rejects a malformed amount", async () => {
@@ -495,10 +513,10 @@ describe("din provider deregister", () => {
   it("deregisters: endpoints removed, the active stake unbonding", async () => {
     const result = await din(["provider", "deregister"], operatorKey);
     expect(result.stderr).toMatch(/^sent ProviderRegistry\.deregister \(tx 0x[0-9a-f]{64}\); waiting for it to be mined…\n$/);
-    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 60 DIN of active stake unbonds, withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n$/);
+    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 61 DIN of active stake unbonds, withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n$/);
     const provider = await system.contracts.registry.read.getProvider([operator]);
     expect(provider).toMatchObject({ registered: false, activeStake: 0n, endpointCount: 0 });
-    expect(provider.unbondingStake).toBe(parseEther("1210"));
+    expect(provider.unbondingStake).toBe(parseEther("1211"));
     expect((await din(["provider", "deregister"], operatorKey)).stderr).toContain("is not a registered provider");
   });
 

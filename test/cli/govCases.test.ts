@@ -125,6 +125,8 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(listed.map((p) => p.id).sort()).toEqual([proposalId, copyId].sort());
     expect(listed.find((p) => p.id === copyId)?.state).toBe("canceled");
     expect((await din(["gov", "status", "--case", "2"])).stdout).toBe("no proposal on case 2 yet (din gov propose-slash --case 2)\n");
+    const none = await din(["gov", "vote", "--case", "2", "--support", "for"], voterKey);
+    expect([none.code, none.stderr]).toEqual([1, "din: case 2 has no proposal on its way: din gov propose-slash --case 2 makes one\n"]);
     // A case that does not exist is said so, not offered a proposal (a walkthrough: exit 0, and a command that then failed).
     const noCase = await din(["gov", "status", "--case", "99"]);
     expect([noCase.code, noCase.stderr]).toEqual([1, "din: there is no case 99 (the latest is case 2): din case list shows them\n"]);
@@ -166,7 +168,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect((await din(["gov", "execute", "--case", "1"], voterKey)).stdout).toMatch(new RegExp(`^executed proposal ${proposalId}: uphold case 1 \\(slash its provider\\)`));
     expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stderr).toBe(`din: proposal ${proposalId} was already executed\n`);
     const done = await din(["gov", "execute", "--case", "1"], voterKey);
-    expect([done.code, done.stderr]).toEqual([1, `din: case 1 has no proposal on its way (its proposals: ${[`${copyId} (canceled)`, `${proposalId} (executed)`].join("; ")}): din gov propose-slash --case 1 makes one\n`]);
+    expect([done.code, done.stderr]).toEqual([1, "din: case 1 is upheld already: no proposal on it can run (din gov status --case 1)\n"]);
   });
 
   it("refuses to propose on a case already resolved", async () => {
@@ -274,7 +276,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     const which = await din(["gov", "vote", "--case", caseId, "--support", "for"], voterKey);
     expect(which.code).toBe(1);
     expect(which.stderr).toMatch(
-      new RegExp(`^din: case ${caseId} has 2 proposals on their way: ${json.proposals[0].id} \\(uphold case ${caseId} .*, (pending|active)\\); ${rejecting.proposalId} \\(reject case ${caseId} .*, (pending|active)\\); choose one with --proposal <id>\n$`),
+      new RegExp(`^din: case ${caseId} has 2 proposals that can be voted on: ${json.proposals[0].id} \\(uphold case ${caseId} .*, (pending|active)\\); ${rejecting.proposalId} \\(reject case ${caseId} .*, (pending|active)\\); choose one with --proposal <id>\n$`),
     );
   });
 
@@ -301,15 +303,22 @@ describe("din case and din gov, from report to slash or expiry", () => {
     const [four, five] = [String((await manager.read.caseCount()) - 1n), String(await manager.read.caseCount())];
     const open = `open, governance may resolve your case ${four} until \\S+ \\(in [^)]+\\), case ${five} until \\S+ \\(in [^)]+\\): a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline`;
     expect((await din(["case", "claim"], watcherKey)).stderr).toMatch(new RegExp(`^din: ${watcher} has nothing to claim: ${open}\n$`));
-    // Case five rejected, by a vote through the CLI by the case alone.
-    expect((await din(["gov", "propose-slash", "--case", five, "--reject"], voterKey)).code).toBe(0);
+    // Case five rejected by a vote through the CLI by the case alone, an uphold proposed later still
+    // open for votes: each step takes the proposal it can act on (a review: "2 proposals on their way").
+    const reject = (JSON.parse((await din(["gov", "propose-slash", "--case", five, "--reject", "--json"], voterKey)).stdout) as { proposalId: string }).proposalId;
     await advance(system, Number(await governor.read.votingDelay()) + 1);
-    expect((await din(["gov", "vote", "--case", five, "--support", "for"], voterKey)).code).toBe(0);
-    await advance(system, Number(await governor.read.votingPeriod()) + 1);
-    expect((await din(["gov", "queue", "--case", five], voterKey)).code).toBe(0);
+    expect((await din(["gov", "vote", "--case", five, "--support", "for"], voterKey)).stdout).toMatch(new RegExp(`^voted for on proposal ${reject} `));
+    const uphold = (JSON.parse((await din(["gov", "propose-slash", "--case", five, "--json"], voterKey)).stdout) as { proposalId: string }).proposalId;
+    const chainNow = async () => (await (await system.viem.getPublicClient()).getBlock()).timestamp;
+    await advance(system, Number((await governor.read.proposalDeadline([BigInt(reject)])) - (await chainNow())) + 1);
+    expect([await governor.read.state([BigInt(reject)]), await governor.read.state([BigInt(uphold)])]).toEqual([4, 1]); // succeeded, active
+    expect((await din(["gov", "queue", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^queued proposal ${reject} `));
+    expect((await din(["gov", "vote", "--case", five, "--support", "against"], voterKey)).stdout).toMatch(new RegExp(`^voted against on proposal ${uphold} `));
     await advance(system, Number(await timelock.read.getMinDelay()) + 1);
-    expect((await din(["gov", "execute", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^executed proposal \\d+: reject case ${five}`));
+    expect((await din(["gov", "execute", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^executed proposal ${reject}: reject case ${five}`));
     expect((await manager.read.getCase([BigInt(five)])).status).toBe(3);
+    // The uphold may still be open for votes, but its case is closed: the case says so.
+    expect((await din(["gov", "vote", "--case", five, "--support", "for"], voterKey)).stderr).toBe(`din: case ${five} is rejected already: no proposal on it can run (din gov status --case ${five})\n`);
     const left = `open, governance may resolve your case ${four} until \\S+ \\(in [^)]+\\): a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline; your case ${five} was rejected: the bond went to the treasury`;
     expect((await din(["case", "claim"], watcherKey)).stderr).toMatch(new RegExp(`^din: ${watcher} has nothing to claim: ${left}\n$`));
   });
