@@ -129,12 +129,16 @@ const commands: Record<string, Command> = {
     run: async (f) => (await cases()).openCase(await ctx(f, true), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence), again: f.again === true }),
   },
   "case list": {
-    args: "[--provider <address>]",
-    help: ["The newest 100 cases with their state, deadline and what each would slash; --provider <address>:", "those against one provider (the indexer has the whole history)."],
-    options: { provider: { type: "string" } },
+    args: "[--provider <address>] [--watcher <address>]",
+    help: [
+      "The newest 100 cases with their state, deadline and what each would slash (the indexer has the whole",
+      "history); --provider <address>: those against one provider; --watcher <address>: those one watcher",
+      "opened, and what of their bonds and rewards it may claim now.",
+    ],
+    options: { provider: { type: "string" }, watcher: { type: "string" } },
     positionals: 0,
     sends: false,
-    run: async (f) => (await cases()).listCases(await ctx(f), { provider: str(f.provider) }),
+    run: async (f) => (await cases()).listCases(await ctx(f), { provider: str(f.provider), watcher: str(f.watcher) }),
   },
   "case show": {
     args: "--case <id>",

@@ -131,12 +131,13 @@ function evidenceProvider(evidence: Hex): string | null {
   }
 }
 
-export async function listCases(ctx: CliContext, flags: { provider?: string }): Promise<Outcome> {
+export async function listCases(ctx: CliContext, flags: { provider?: string; watcher?: string }): Promise<Outcome> {
   const filter = flags.provider ? parseAddress("--provider", flags.provider).toLowerCase() : undefined;
+  const watcher = flags.watcher ? parseAddress("--watcher", flags.watcher) : undefined;
   const [recent, now] = await Promise.all([recentCases(ctx), chainTime(ctx)]);
   const cases: (Case & { id: bigint; statusName: string; pastDeadline: boolean; slashIfUpheld?: bigint; slashed?: bigint })[] = [];
   for (const c of recent) {
-    if (filter && c.provider.toLowerCase() !== filter) continue;
+    if ((filter && c.provider.toLowerCase() !== filter) || (watcher && c.watcher.toLowerCase() !== watcher.toLowerCase())) continue;
     const statusName = caseStatusNames[c.status] ?? "unknown";
     // Open on chain until someone expires it, but governance can no longer resolve it.
     const pastDeadline = statusName === "open" && now > c.expiresAt;
@@ -165,9 +166,12 @@ export async function listCases(ctx: CliContext, flags: { provider?: string }): 
     else if (c.slashed !== undefined) tail = `  slashed ${formatTokens(c.slashed)}`;
     return `case ${c.id}  ${c.statusName.padEnd(8)} provider ${c.provider}  asks ${formatTokens(c.amount)}  bond ${formatTokens(c.bond)}${tail}`;
   });
+  // A watcher's own cases, and what of their bonds and rewards waits to be claimed.
+  const claimable = watcher === undefined ? undefined : await read<bigint>(ctx, { ...manager(ctx), functionName: "claimable", args: [watcher] });
+  if (claimable !== undefined) lines.push(`claimable by ${watcher}: ${formatTokens(claimable)}${claimable > 0n ? " (din case claim, with its key)" : ""}`);
   return {
     message: lines.length === 0 ? "no cases" : lines.join("\n"),
-    data: { cases: cases.map(({ statusName, ...c }) => ({ ...c, status: statusName })) },
+    data: { cases: cases.map(({ statusName, ...c }) => ({ ...c, status: statusName })), claimable },
   };
 }
 

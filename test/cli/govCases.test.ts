@@ -299,6 +299,11 @@ describe("din case and din gov, from report to slash or expiry", () => {
   it("tells a watcher with nothing to claim where its bonds are: cases open, a case rejected", async () => {
     // A walkthrough heard only "nothing to claim", its case still open, or rejected.
     const { governor, manager, timelock } = system.contracts;
+    // The watcher's own cases, and what waits to be claimed, before claiming it.
+    const mine = await din(["case", "list", "--watcher", watcher]);
+    expect(mine.stdout).toMatch(new RegExp(`\nclaimable by ${watcher}: 10 DIN \\(din case claim, with its key\\)\n$`));
+    expect(mine.stdout.split("\n").filter((line) => line.startsWith("case "))).toHaveLength(Number(await manager.read.caseCount())); // all the watcher's
+    expect((await din(["case", "list", "--watcher", operator])).stdout).toBe(`claimable by ${operator}: 0 DIN\n`);
     expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN/); // case 3's bond, expired above
     const [four, five] = [String((await manager.read.caseCount()) - 1n), String(await manager.read.caseCount())];
     const open = `open, governance may resolve your case ${four} until \\S+ \\(in [^)]+\\), case ${five} until \\S+ \\(in [^)]+\\): a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline`;
