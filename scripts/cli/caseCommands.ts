@@ -201,8 +201,31 @@ export async function claim(ctx: CliContext): Promise<Outcome> {
   const account = requireWallet(ctx).account.address;
   const amount = await read<bigint>(ctx, { ...manager(ctx), functionName: "claimable", args: [account] });
   if (amount === 0n) throw new CliError(`${account} has nothing to claim${await whyNothingToClaim(ctx, account)}`);
+  const parts = await claimParts(ctx, account);
   const hash = await transact(ctx, { ...manager(ctx), functionName: "claim" });
-  return { message: `claimed ${formatTokens(amount)} (tx ${hash})`, data: { account, amount, transaction: hash } };
+  const from = parts.map((p) => `case ${p.caseId} ${p.ended}: bond ${formatTokens(p.bond)}${p.ended === "upheld" ? ` + reward ${formatTokens(p.reward)}` : ""}`);
+  return { message: `claimed ${formatTokens(amount)}${from.length > 0 ? ` (${from.join("; ")})` : ""} (tx ${hash})`, data: { account, amount, cases: parts, transaction: hash } };
+}
+
+type Log = { blockNumber: bigint; logIndex: number; args: Record<string, unknown> };
+
+/**
+ * The cases a claim now pays, each with its bond and reward (the contract keeps only the sum): those
+ * of `watcher` upheld or expired since its last claim, from their events.
+ */
+async function claimParts(ctx: CliContext, watcher: string): Promise<{ caseId: bigint; ended: "upheld" | "expired"; bond: bigint; reward: bigint }[]> {
+  const events = (eventName: "Claimed" | "CaseUpheld" | "CaseExpired" | "CaseOpened") =>
+    ctx.publicClient.getContractEvents({ ...manager(ctx), eventName, fromBlock: ctx.startBlock }) as unknown as Promise<Log[]>;
+  const [claimed, upheld, expired, opened] = await Promise.all([events("Claimed"), events("CaseUpheld"), events("CaseExpired"), events("CaseOpened")]);
+  const mine = (account: unknown) => typeof account === "string" && account.toLowerCase() === watcher.toLowerCase();
+  const last = claimed.filter((l) => mine(l.args.account)).at(-1);
+  const after = (l: Log) => last === undefined || l.blockNumber > last.blockNumber || (l.blockNumber === last.blockNumber && l.logIndex > last.logIndex);
+  const bondOf = new Map(opened.filter((l) => mine(l.args.watcher)).map((l) => [l.args.caseId as bigint, l.args.bond as bigint]));
+  const ends = [...upheld.map((l) => ({ l, ended: "upheld" as const, reward: l.args.watcherReward as bigint })), ...expired.map((l) => ({ l, ended: "expired" as const, reward: 0n }))];
+  return ends
+    .filter(({ l }) => after(l) && bondOf.has(l.args.caseId as bigint))
+    .map(({ l, ended, reward }) => ({ caseId: l.args.caseId as bigint, ended, bond: bondOf.get(l.args.caseId as bigint)!, reward }))
+    .sort((a, b) => (a.caseId < b.caseId ? -1 : 1));
 }
 
 /**

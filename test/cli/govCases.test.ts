@@ -176,7 +176,8 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toBe("din: case 1 is already upheld: only an open case can be voted on\n");
     expect(await system.contracts.governor.read.proposalSnapshot([await slashProposalId(1n, "rejectCase")])).toBe(0n);
-    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN/); // bond + 10% of the slash
+    // Each case's part of the sum, which the contract keeps alone.
+    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 20 DIN \(case 1 upheld: bond 10 DIN \+ reward 10 DIN\) \(tx 0x/); // bond + 10% of the slash
   });
 
   it("shows a case past its deadline as such, and expires it so its bond can be claimed", async () => {
@@ -220,7 +221,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect((await manager.read.getCase([2n])).status).toBe(4);
     expect(await registry.read.openCases([operator])).toBe(0n);
     expect((await din(["case", "expire", "--case", "2"], voterKey)).stderr).toBe("din: case 2 is already expired: only an open case can be expired\n");
-    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN/);
+    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN \(case 2 expired: bond 10 DIN\) \(tx 0x/); // not case 1's again
   });
 
   it("refuses to queue a proposal that could run only after its case's deadline", async () => {
@@ -304,7 +305,8 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(mine.stdout).toMatch(new RegExp(`\nclaimable by ${watcher}: 10 DIN \\(din case claim, with its key\\)\n$`));
     expect(mine.stdout.split("\n").filter((line) => line.startsWith("case "))).toHaveLength(Number(await manager.read.caseCount())); // all the watcher's
     expect((await din(["case", "list", "--watcher", operator])).stdout).toBe(`claimable by ${operator}: 0 DIN\n`);
-    expect((await din(["case", "claim"], watcherKey)).stdout).toMatch(/^claimed 10 DIN/); // case 3's bond, expired above
+    const claimed = JSON.parse((await din(["case", "claim", "--json"], watcherKey)).stdout) as { amount: string; cases: { caseId: string; ended: string; bond: string; reward: string }[] };
+    expect(claimed).toMatchObject({ amount: parseEther("10").toString(), cases: [{ caseId: "3", ended: "expired", bond: parseEther("10").toString(), reward: "0" }] });
     const [four, five] = [String((await manager.read.caseCount()) - 1n), String(await manager.read.caseCount())];
     const open = `open, governance may resolve your case ${four} until \\S+ \\(in [^)]+\\), case ${five} until \\S+ \\(in [^)]+\\): a bond comes back, with a reward, once its case is upheld, or once it is expired after its deadline`;
     expect((await din(["case", "claim"], watcherKey)).stderr).toMatch(new RegExp(`^din: ${watcher} has nothing to claim: ${open}\n$`));
