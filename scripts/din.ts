@@ -260,8 +260,8 @@ ${Object.entries(groupLabels)
   .devnet/devnet.json (DIN_DEVNET=<dir>: a devnet started with --dir) unless --rpc <url> and
   --deployment <file> are given; the key comes from --key <0x…> or DIN_PRIVATE_KEY. Amounts are in
   DIN (1000, 0.5). A command that sends transactions names each on stderr as it goes out, then waits
-  for its block. --json prints a machine-readable object on stdout; an error, {"error": "…"} on
-  stderr (exit 1, or 2 for bad arguments).`;
+  for its block. --json prints a machine-readable object on stdout, and on stderr only an error, as
+  {"error": "…"} (exit 1, or 2 for bad arguments).`;
 
 const groups = new Set(Object.keys(groupLabels));
 
@@ -296,7 +296,7 @@ async function main(argv: string[]): Promise<number> {
   const flag = [group, sub].find((arg) => arg?.startsWith("-") && arg !== "--help" && arg !== "-h");
   if (flag !== undefined) {
     const known = Object.keys(common).includes(flag.replace(/^--/, "").split("=")[0]);
-    const example = groups.has(group) ? `din ${group} <command> ${flag}` : `din case list ${flag}`;
+    const example = `din ${groups.has(group) ? group : "<group>"} <command> ${flag}`;
     throw usageError(known ? `${flag} goes after the command, such as ${example} (din --help lists the commands)` : `unknown option ${flag} (din --help lists the commands)`);
   }
   // "din gov --help" lists the group's commands; a bare "din gov" does too, as a usage error.

@@ -4,6 +4,8 @@ import { usageError } from "./cliError.ts";
 /** "1000", "0.5" → token wei. Rejects anything but a plain decimal above zero that a uint256 holds. */
 export function parseTokens(flag: string, value: string | undefined): bigint {
   if (value === undefined) throw usageError(`${flag} is required (an amount of DIN, e.g. 1000 or 0.5)`);
+  // Thousands written as the CLI prints them (1,000) are taken too.
+  if (/^\d{1,3}(,\d{3})+(\.\d+)?$/.test(value)) value = value.replaceAll(",", "");
   const match = /^\d+(?:\.(\d+))?$/.exec(value);
   if (match === null) throw usageError(`${flag} must be an amount of DIN like 1000 or 0.5, not "${value}"`);
   if ((match[1]?.length ?? 0) > 18) throw usageError(`${flag} ${value} has more than 18 decimals: DIN is counted to 18`);

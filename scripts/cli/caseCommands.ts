@@ -3,7 +3,7 @@ import { isAddress, keccak256, type Address, type Hex } from "viem";
 import { abis } from "./abis.ts";
 import { formatDue, formatTime, formatTokens, parseAddress, parseId, parseTokens } from "./amounts.ts";
 import { CliError, usageError } from "./cliError.ts";
-import { proposalsOnCase } from "./govCommands.ts";
+import { earliestExecution, proposalsOnCase } from "./govCommands.ts";
 import { chainTime, requireWallet, type CliContext } from "./context.ts";
 import type { Outcome } from "./outcome.ts";
 import { readEvidence } from "./providerCommands.ts";
@@ -69,7 +69,11 @@ export async function showCase(ctx: CliContext, flags: { case?: string }): Promi
   ];
   if (outcome !== null) lines.push(`  slashed   ${formatTokens(outcome.slashed)} (${formatTokens(outcome.watcherReward)} of it to the watcher, with the bond)`);
   for (const p of proposals) lines.push(`  proposal  ${p.id}: ${p.state}; ${p.action}`);
-  if (proposals.length === 0 && statusName === "open" && !pastDeadline) lines.push(`  proposal  none yet (din gov propose-slash --case ${id})`);
+  if (proposals.length === 0 && statusName === "open" && !pastDeadline) {
+    // Too near its deadline, a proposal made now could not run before it (propose-slash refuses it then).
+    const inTime = (await earliestExecution(ctx)) <= c.expiresAt;
+    lines.push(`  proposal  none yet (${inTime ? `din gov propose-slash --case ${id}` : `none made now could run before its deadline: din case expire --case ${id} after it`})`);
+  }
   lines.push(bytes === null ? "  evidence  not found in the chain's events" : `  evidence  ${bytes.length} bytes, hash ${c.evidenceHash}${text === null ? " (not text; hex below)" : ""}`);
   if (bytes !== null) lines.push(text ?? evidence!);
   return {
@@ -161,8 +165,8 @@ export async function listCases(ctx: CliContext, flags: { provider?: string; wat
   }
   const lines = cases.map((c) => {
     let tail = "";
-    if (c.pastDeadline) tail = `  past its deadline ${formatTime(c.expiresAt)}: din case expire --case ${c.id}`;
-    else if (c.statusName === "open") tail = `  open until ${formatTime(c.expiresAt)}, would slash ${formatTokens(c.slashIfUpheld ?? 0n)}`;
+    if (c.pastDeadline) tail = `  past its deadline ${formatDue(c.expiresAt, now)}: din case expire --case ${c.id}`;
+    else if (c.statusName === "open") tail = `  open until ${formatDue(c.expiresAt, now)}, would slash ${formatTokens(c.slashIfUpheld ?? 0n)}`;
     else if (c.slashed !== undefined) tail = `  slashed ${formatTokens(c.slashed)}`;
     return `case ${c.id}  ${c.statusName.padEnd(8)} provider ${c.provider}  asks ${formatTokens(c.amount)}  bond ${formatTokens(c.bond)}${tail}`;
   });

@@ -57,7 +57,7 @@ export async function proposeSlash(ctx: CliContext, flags: { case?: string; reje
   const note = others.length === 0 ? "" : `\n  note: case ${caseId} has ${others.length === 1 ? "another proposal" : "other proposals"} on its way: ${listed(ctx, others)}; whichever runs first closes the case, and the other cannot run then`;
   return {
     message: `proposed to ${flags.reject ? "reject" : "uphold"} case ${caseId}${flags.jail ? " and jail the provider" : ""}: ${made.message}${note}`,
-    data: { proposalId: made.proposalId, caseId, action: functionName, voteStart: made.voteStart, voteEnd: made.voteEnd, otherProposalsOnCase: others.map((p) => p.id), transaction: made.transaction },
+    data: { proposalId: made.proposalId, caseId, action: functionName, jail: flags.jail === true, voteStart: made.voteStart, voteEnd: made.voteEnd, otherProposalsOnCase: others.map((p) => p.id), transaction: made.transaction },
   };
 }
 
@@ -131,7 +131,7 @@ export async function queue(ctx: CliContext, flags: { proposal?: string; case?: 
   const hash = await transact(ctx, { ...governor(ctx), functionName: "queue", args: proposalArgs(proposal) });
   const [eta, now] = await Promise.all([read<bigint>(ctx, { ...governor(ctx), functionName: "proposalEta", args: [proposal.id] }), chainTime(ctx)]);
   return {
-    message: `queued proposal ${proposal.id} in the timelock: executable from ${formatDue(eta, now)} (tx ${hash})`,
+    message: `queued proposal ${proposal.id} (${actionOf(ctx, proposal)}) in the timelock: executable from ${formatDue(eta, now)} (tx ${hash})`,
     data: { proposalId: proposal.id, eta, transaction: hash },
   };
 }
@@ -183,7 +183,7 @@ export async function proposalsOnCase(ctx: CliContext, caseId: bigint): Promise<
 }
 
 /** The chain time at which a proposal made now could be executed at the soonest. */
-async function earliestExecution(ctx: CliContext): Promise<bigint> {
+export async function earliestExecution(ctx: CliContext): Promise<bigint> {
   const [delay, period, minDelay, now] = await Promise.all([
     read<bigint>(ctx, { ...governor(ctx), functionName: "votingDelay" }),
     read<bigint>(ctx, { ...governor(ctx), functionName: "votingPeriod" }),
@@ -292,7 +292,8 @@ async function requireStep(ctx: CliContext, id: bigint, step: "vote" | "queue" |
   const votingOver = `voting on proposal ${id} closed at ${formatDue(deadline, now)}`;
   const cannot = step === "vote" ? "voted on" : `${step}d`;
   const problem = {
-    pending: `voting on proposal ${id} has not opened yet: it runs from ${formatDue(snapshot, now)} to ${formatDue(deadline, now)}; ${then}`,
+    // (Voting opens after its snapshot: at it, the proposal is still pending.)
+    pending: `voting on proposal ${id} opens after ${formatDue(snapshot, now)} and closes at ${formatDue(deadline, now)}; ${then}`,
     active: step === "vote" ? undefined : `voting on proposal ${id} is open until ${formatDue(deadline, now)}: ${then}`,
     canceled: `proposal ${id} was canceled: it cannot be ${cannot}`,
     defeated: `${step === "vote" ? `${votingOver}: ` : ""}proposal ${id} was defeated (it missed quorum, or had no more votes for than against): it cannot be ${cannot}`,
@@ -363,12 +364,27 @@ async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?
   const onCase = await proposalsWithStateOn(ctx, caseId);
   const ready = onCase.filter((p) => (stepStates[step] as readonly string[]).includes(p.state));
   const live = onCase.filter((p) => onItsWay(p.state));
-  const [only, ...more] = ready.length > 0 ? ready : live;
-  if (only !== undefined && more.length === 0) return only;
-  if (only !== undefined) throw new CliError(`case ${caseId} has ${more.length + 1} proposals that can be ${step === "vote" ? "voted on" : `${step}d`}: ${listed(ctx, [only, ...more])}; choose one with --proposal <id>`);
+  const stepped = step === "vote" ? "voted on" : `${step}d`;
+  if (ready.length === 1) {
+    // Not queued or run past one further along (an uphold queued, a reject passed): the user may not know of it.
+    const further = step === "vote" ? [] : live.filter((p) => stepOrder[p.state] > stepOrder[ready[0].state]);
+    if (further.length === 0) return ready[0];
+    throw new CliError(`case ${caseId} has a proposal further along, ${listed(ctx, further)}, than ${listed(ctx, ready)}: to ${step} that one anyway, give --proposal ${ready[0].id}`);
+  }
+  if (ready.length > 1) throw new CliError(`case ${caseId} has ${ready.length} proposals that can be ${stepped}: ${listed(ctx, ready)}; choose one with --proposal <id>`);
+  if (live.length === 1) return live[0]; // the step is said when (requireStep)
+  if (live.length > 1) throw new CliError(`case ${caseId} has ${live.length} proposals on their way, none of which can be ${stepped} now: ${listed(ctx, live)} (din gov status --case ${caseId} says when)`);
   const ended = onCase.map((p) => `${p.id} (${p.state})`).join("; ");
-  throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}: din gov propose-slash --case ${caseId} makes one`);
+  const [earliest, { expiresAt }] = [await earliestExecution(ctx), await existingCase(ctx, caseId)];
+  const next =
+    earliest > expiresAt
+      ? `and one made now could not run before its deadline at ${formatTime(expiresAt)}: it can only be expired then (din case expire --case ${caseId})`
+      : `din gov propose-slash --case ${caseId} makes one`;
+  throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}${earliest > expiresAt ? ", " : ": "}${next}`);
 }
+
+/** How far along each state of a proposal on its way is. */
+const stepOrder: Record<string, number> = { pending: 0, active: 0, succeeded: 1, queued: 2 };
 
 /** The proposals resolving case `caseId`, oldest first, each with its state. */
 async function proposalsWithStateOn(ctx: CliContext, caseId: bigint): Promise<(Proposal & { state: string })[]> {
@@ -383,6 +399,6 @@ const listed = (ctx: CliContext, proposals: (Proposal & { state: string })[]) =>
 
 async function findProposal(ctx: CliContext, id: bigint): Promise<Proposal> {
   const found = (await allProposals(ctx)).find((p) => p.id === id);
-  if (!found) throw new CliError(`there is no proposal ${id}`);
+  if (!found) throw new CliError(`there is no proposal ${id} (din gov status lists them)`);
   return found;
 }

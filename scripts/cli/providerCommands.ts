@@ -222,7 +222,7 @@ export async function unbond(ctx: CliContext, amountText: string | undefined, be
     );
   }
   const hash = await transact(ctx, { ...registry(ctx), functionName: "requestUnbond", args: [amount] });
-  const [entries, state] = await Promise.all([unbondingEntries(ctx, address), providerState(ctx, address)]);
+  const [entries, state, now] = await Promise.all([unbondingEntries(ctx, address), providerState(ctx, address), chainTime(ctx)]);
   const releaseAt = entries.at(-1)?.releaseAt ?? 0n;
   // Topping up is no way back for a jailed provider, nor the point of unbonding all of it (leaving).
   const below = state.jailed
@@ -233,7 +233,7 @@ export async function unbond(ctx: CliContext, amountText: string | undefined, be
         ? `\n  active stake ${formatTokens(state.activeStake)} is now below the minimum ${formatTokens(minimum)}: routers send you no traffic until you top up (din provider stake)`
         : "";
   return {
-    message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatTime(releaseAt)} (tx ${hash})${below}`,
+    message: `unbonding ${formatTokens(amount)}: withdrawable from ${formatDue(releaseAt, now)} (tx ${hash})${below}`,
     data: { amount, releaseAt, activeStake: state.activeStake, eligible: state.activeStake >= minimum && !state.jailed, transaction: hash },
   };
 }
@@ -242,9 +242,9 @@ export async function deregister(ctx: CliContext): Promise<Outcome> {
   const address = requireWallet(ctx).account.address;
   const before = await providerState(ctx, address);
   const hash = await transact(ctx, { ...registry(ctx), functionName: "deregister" });
-  const entries = await unbondingEntries(ctx, address);
+  const [entries, now] = await Promise.all([unbondingEntries(ctx, address), chainTime(ctx)]);
   // The active stake joins the unbonding queue: still slashable until withdrawn, as any unbonding stake.
-  const unbonding = before.activeStake > 0n ? `; its ${formatTokens(before.activeStake)} of active stake unbonds, withdrawable from ${formatTime(entries.at(-1)?.releaseAt ?? 0n)}` : "";
+  const unbonding = before.activeStake > 0n ? `; its ${formatTokens(before.activeStake)} of active stake unbonds, withdrawable from ${formatDue(entries.at(-1)?.releaseAt ?? 0n, now)}` : "";
   return {
     message: `deregistered ${address}: its ${before.endpointCount} endpoint(s) are removed and routers drop it${unbonding} (tx ${hash})`,
     data: { provider: address, endpointsRemoved: before.endpointCount, unbonding: before.activeStake, releaseAt: entries.at(-1)?.releaseAt ?? null, transaction: hash },

@@ -279,14 +279,14 @@ describe("din case and din gov", () => {
 
     const tooEarly = await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey);
     await testClient.setIntervalMining({ interval: 1_000 });
-    expect(tooEarly.stderr).toMatch(/^din: voting on proposal \d+ has not opened yet: it runs from \S+ \(in \d+ s\) to \S+ \(in \d+ (min \d+ )?s\); vote then\n$/);
+    expect(tooEarly.stderr).toMatch(/^din: voting on proposal \d+ opens after \S+ \((in \d+ s|now)\) and closes at \S+ \(in \d+ (min \d+ )?s\); vote then\n$/);
     await advance(2);
     expect((await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey)).stdout).toMatch(
       /voted for on proposal \d+ \(uphold case \d+ \(slash its provider\)\); tally: for 10,000,000 DIN/,
     );
     await advance(Number(await system.contracts.governor.read.votingPeriod()) + 1);
     expect((await din(["gov", "status", "--proposal", proposalId])).stdout).toContain("state succeeded");
-    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).stdout).toMatch(/queued proposal \d+ in the timelock/);
+    expect((await din(["gov", "queue", "--proposal", proposalId], voterKey)).stdout).toMatch(/queued proposal \d+ \(uphold case \d+ \(slash its provider\)\) in the timelock/);
     await advance(Number(await system.contracts.timelock.read.getMinDelay()) + 1);
     expect((await din(["gov", "execute", "--proposal", proposalId], voterKey)).stdout).toMatch(/executed proposal \d+: uphold case \d+ \(slash its provider\)/);
 
@@ -335,7 +335,7 @@ describe("din case and din gov", () => {
       "din: unbonding 1,150 DIN would leave 50 DIN of active stake, below the minimum 100 DIN: routers would send you no traffic. Unbond 1,100 DIN at most to stay eligible, all 1,200 DIN to leave (or din provider deregister), or give --below-minimum to unbond it anyway\n",
     );
     expect((await system.contracts.registry.read.getProvider([operator])).activeStake).toBe(parseEther("1200")); // nothing sent
-    const unbond = await din(["provider", "unbond", "1150", "--below-minimum"], operatorKey);
+    const unbond = await din(["provider", "unbond", "1,150", "--below-minimum"], operatorKey); // as the CLI writes amounts
     expect(unbond.code).toBe(0);
     expect(unbond.stdout).toContain("active stake 50 DIN is now below the minimum 100 DIN: routers send you no traffic until you top up (din provider stake)");
     const short = await din(["provider", "stake", "10"], operatorKey);
@@ -366,7 +366,7 @@ describe("din's errors", () => {
     expect([forgotten.code, last.code, notUrl.code, long.code]).toEqual([2, 2, 2, 2]);
     // A flag every command takes, written before the command (a walkthrough: `unknown command "din --json"`).
     const early = await din(["--json", "case", "list"]);
-    expect([early.code, JSON.parse(early.stderr)]).toEqual([2, { error: "--json goes after the command, such as din case list --json (din --help lists the commands)" }]);
+    expect([early.code, JSON.parse(early.stderr)]).toEqual([2, { error: "--json goes after the command, such as din <group> <command> --json (din --help lists the commands)" }]);
     const between = await din(["gov", "--key", "0x1"]);
     expect([between.code, between.stderr.trim()]).toEqual([2, "din: --key goes after the command, such as din gov <command> --key (din --help lists the commands)"]);
     const huge = await din(["case", "show", "--case", `1${"0".repeat(80)}`]);
@@ -412,6 +412,7 @@ describe("din's errors", () => {
     }
     const refusals: [string, string][] = [
       ["0", "din: <amount> must be above zero"],
+      ["1,00", 'din: <amount> must be an amount of DIN like 1000 or 0.5, not "1,00"'], // commas only between thousands
       ["0.0000000000000000001", "din: <amount> 0.0000000000000000001 has more than 18 decimals: DIN is counted to 18"],
       ["9".repeat(80), `din: <amount> ${"9".repeat(80)} DIN is more than any balance can be (at most 115792089237316195423570985008687907853269984665640564039457.584007913129639935)`],
     ];
@@ -513,7 +514,7 @@ describe("din provider deregister", () => {
   it("deregisters: endpoints removed, the active stake unbonding", async () => {
     const result = await din(["provider", "deregister"], operatorKey);
     expect(result.stderr).toMatch(/^sent ProviderRegistry\.deregister \(tx 0x[0-9a-f]{64}\); waiting for it to be mined…\n$/);
-    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 61 DIN of active stake unbonds, withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n$/);
+    expect(result.stdout).toMatch(/^deregistered 0x[0-9a-fA-F]{40}: its 1 endpoint\(s\) are removed and routers drop it; its 61 DIN of active stake unbonds, withdrawable from \S+ \(in [^)]+\) \(tx 0x[0-9a-f]{64}\)\n$/);
     const provider = await system.contracts.registry.read.getProvider([operator]);
     expect(provider).toMatchObject({ registered: false, activeStake: 0n, endpointCount: 0 });
     expect(provider.unbondingStake).toBe(parseEther("1211"));
@@ -530,6 +531,6 @@ describe("din provider deregister", () => {
     expect(again.stderr).not.toContain("din:"); // no error: the approval and the registration went out
     expect(again.stdout).toContain(`\n  note: you are jailed: routers send you no traffic until governance unjails you, whatever the stake (din gov propose-unjail --provider ${operator}, then a vote)\n`);
     const out = await din(["provider", "unbond", "100"], operatorKey); // all of it: leaving, and jailed
-    expect(out.stdout).toMatch(/withdrawable from \S+ \(tx 0x[0-9a-f]{64}\)\n  you are jailed: routers send you no traffic until governance unjails you/);
+    expect(out.stdout).toMatch(/withdrawable from \S+ \(in [^)]+\) \(tx 0x[0-9a-f]{64}\)\n  you are jailed: routers send you no traffic until governance unjails you/);
   });
 });

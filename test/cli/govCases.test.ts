@@ -112,7 +112,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     );
     // Voting before it opens is told when it does, by the chain's clock (a walkthrough: "is pending, so this step is not possible now").
     const tooEarly = await din(["gov", "vote", "--proposal", proposalId, "--support", "for"], voterKey);
-    expect(tooEarly.stderr).toMatch(new RegExp(`^din: voting on proposal ${proposalId} has not opened yet: it runs from \\S+ \\(in \\d+ s\\) to \\S+ \\(in \\d+ (min \\d+ )?s\\); vote then\n$`));
+    expect(tooEarly.stderr).toMatch(new RegExp(`^din: voting on proposal ${proposalId} opens after \\S+ \\((in \\d+ s|now)\\) and closes at \\S+ \\(in \\d+ (min \\d+ )?s\\); vote then\n$`));
     const pending = await din(["gov", "status", "--proposal", proposalId]);
     await testClient.setIntervalMining({ interval: 1_000 });
     expect(pending.stdout).toContain("state pending; for 0 DIN, against 0 DIN, abstain 0 DIN; quorum set when voting opens");
@@ -155,7 +155,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
     expect(notQueued.stderr).toBe(`din: proposal ${proposalId} passed but is not queued yet: queue it first with din gov queue --proposal ${proposalId}\n`);
     // The id as Governor tools show it, in hex.
     const hexId = `0x${id.toString(16)}`;
-    expect((await din(["gov", "queue", "--proposal", hexId], voterKey)).stdout).toMatch(new RegExp(`^queued proposal ${proposalId} in the timelock: executable from \\S+ \\(in \\d+ s\\) \\(tx 0x`));
+    expect((await din(["gov", "queue", "--proposal", hexId], voterKey)).stdout).toMatch(new RegExp(`^queued proposal ${proposalId} \\(uphold case 1 \\(slash its provider\\)\\) in the timelock: executable from \\S+ \\(in \\d+ s\\) \\(tx 0x`));
     const late = await din(["gov", "vote", "--proposal", proposalId, "--support", "against"], voterKey);
     expect(late.stderr).toMatch(/^din: voting on proposal \d+ closed at \S+ \(\d+ s ago\): proposal \d+ is already queued; executable from /);
 
@@ -183,7 +183,7 @@ describe("din case and din gov, from report to slash or expiry", () => {
   it("shows a case past its deadline as such, and expires it so its bond can be claimed", async () => {
     const { manager, registry } = system.contracts;
     const before = (await din(["case", "list"])).stdout;
-    expect(before).toMatch(/case 2\s+open\s+.*open until \S+, would slash 100 DIN/);
+    expect(before).toMatch(/case 2\s+open\s+.*open until \S+ \(in [^)]+\), would slash 100 DIN/);
     expect(before).toMatch(/case 1\s+upheld\s+.*slashed 100 DIN/);
 
     // Five seconds before its deadline: open, but no proposal made now could be executed in time.
@@ -194,12 +194,17 @@ describe("din case and din gov, from report to slash or expiry", () => {
     if (ahead > 0) await advance(system, ahead);
     const late = await din(["gov", "propose-slash", "--case", "2"], voterKey);
     expect(late.code).toBe(1);
+    // Nor do the case's view and a vote by it send the user there (a walkthrough was sent so 33 s before a deadline).
+    expect((await din(["case", "show", "--case", "2"])).stdout).toContain("\n  proposal  none yet (none made now could run before its deadline: din case expire --case 2 after it)\n");
+    expect((await din(["gov", "vote", "--case", "2", "--support", "for"], voterKey)).stderr).toMatch(
+      /^din: case 2 has no proposal on its way, and one made now could not run before its deadline at \S+: it can only be expired then \(din case expire --case 2\)\n$/,
+    );
     expect(late.stderr).toMatch(
       /^din: case 2 expires at \S+, before a proposal made now could be executed \(\S+, after the voting delay, the vote and the timelock delay\): it can only be expired then \(din case expire --case 2\)\n$/,
     );
 
     await advance(system, 6);
-    expect((await din(["case", "list"])).stdout).toMatch(/case 2\s+open\s+.*past its deadline \S+: din case expire --case 2\n/);
+    expect((await din(["case", "list"])).stdout).toMatch(/case 2\s+open\s+.*past its deadline \S+ \(\d+ s ago\): din case expire --case 2\n/);
     // The operator's withdrawal names the case that blocks it, and how it closes (it said only how many).
     const blocked = await din(["provider", "withdraw"], operatorKey);
     expect(blocked.stderr).toMatch(/^din: withdrawal is blocked while 1 slashing case\(s\) against you are open: case 2, past its deadline \S+: anyone may expire it \(din case expire --case 2\)\n$/);
@@ -276,6 +281,8 @@ describe("din case and din gov, from report to slash or expiry", () => {
     // With two proposals on their way, the case does not say which one a vote is for.
     const which = await din(["gov", "vote", "--case", caseId, "--support", "for"], voterKey);
     expect(which.code).toBe(1);
+    const queueing = await din(["gov", "queue", "--case", caseId], voterKey);
+    expect(queueing.stderr).toMatch(new RegExp(`^din: case ${caseId} has 2 proposals on their way, none of which can be queued now: .*\\(din gov status --case ${caseId} says when\\)\n$`));
     expect(which.stderr).toMatch(
       new RegExp(`^din: case ${caseId} has 2 proposals that can be voted on: ${json.proposals[0].id} \\(uphold case ${caseId} .*, (pending|active)\\); ${rejecting.proposalId} \\(reject case ${caseId} .*, (pending|active)\\); choose one with --proposal <id>\n$`),
     );
@@ -319,8 +326,15 @@ describe("din case and din gov, from report to slash or expiry", () => {
     const chainNow = async () => (await (await system.viem.getPublicClient()).getBlock()).timestamp;
     await advance(system, Number((await governor.read.proposalDeadline([BigInt(reject)])) - (await chainNow())) + 1);
     expect([await governor.read.state([BigInt(reject)]), await governor.read.state([BigInt(uphold)])]).toEqual([4, 1]); // succeeded, active
-    expect((await din(["gov", "queue", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^queued proposal ${reject} `));
-    expect((await din(["gov", "vote", "--case", five, "--support", "against"], voterKey)).stdout).toMatch(new RegExp(`^voted against on proposal ${uphold} `));
+    expect((await din(["gov", "queue", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^queued proposal ${reject} \\(reject case ${five} `));
+    // The uphold passes too, after the reject was queued: queueing by case does not take it past the
+    // queued one unawares (a walkthrough queued the other proposal so, and was told only its id).
+    expect((await din(["gov", "vote", "--case", five, "--support", "for"], voterKey)).stdout).toMatch(new RegExp(`^voted for on proposal ${uphold} `));
+    await advance(system, Number((await governor.read.proposalDeadline([BigInt(uphold)])) - (await chainNow())) + 1);
+    expect([await governor.read.state([BigInt(reject)]), await governor.read.state([BigInt(uphold)])]).toEqual([5, 4]); // queued, succeeded
+    expect((await din(["gov", "queue", "--case", five], voterKey)).stderr).toMatch(
+      new RegExp(`^din: case ${five} has a proposal further along, ${reject} \\(reject case ${five} .*, queued\\), than ${uphold} \\(uphold case ${five} .*, succeeded\\): to queue that one anyway, give --proposal ${uphold}\n$`),
+    );
     await advance(system, Number(await timelock.read.getMinDelay()) + 1);
     expect((await din(["gov", "execute", "--case", five], voterKey)).stdout).toMatch(new RegExp(`^executed proposal ${reject}: reject case ${five}`));
     expect((await manager.read.getCase([BigInt(five)])).status).toBe(3);
