@@ -359,7 +359,7 @@ async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?
   if (flags.proposal !== undefined) return await findProposal(ctx, parseProposalId(flags.proposal));
   if (flags.case === undefined) throw usageError("give --proposal <id>, or --case <id> for the proposal on a case");
   const caseId = parseId("--case", flags.case);
-  const { status } = await existingCase(ctx, caseId);
+  const { status, expiresAt } = await existingCase(ctx, caseId);
   if (status !== 1) throw new CliError(`case ${caseId} is ${caseStatusNames[status] ?? "closed"} already: no proposal on it can run (din gov status --case ${caseId})`);
   const onCase = await proposalsWithStateOn(ctx, caseId);
   const ready = onCase.filter((p) => (stepStates[step] as readonly string[]).includes(p.state));
@@ -375,15 +375,14 @@ async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?
   if (live.length === 1) return live[0]; // the step is said when (requireStep)
   if (live.length > 1) throw new CliError(`case ${caseId} has ${live.length} proposals on their way, none of which can be ${stepped} now: ${listed(ctx, live)} (din gov status --case ${caseId} says when)`);
   const ended = onCase.map((p) => `${p.id} (${p.state})`).join("; ");
-  const [earliest, { expiresAt }] = [await earliestExecution(ctx), await existingCase(ctx, caseId)];
   const next =
-    earliest > expiresAt
-      ? `and one made now could not run before its deadline at ${formatTime(expiresAt)}: it can only be expired then (din case expire --case ${caseId})`
-      : `din gov propose-slash --case ${caseId} makes one`;
-  throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}${earliest > expiresAt ? ", " : ": "}${next}`);
+    (await earliestExecution(ctx)) > expiresAt
+      ? `, and one made now could not run before its deadline at ${formatTime(expiresAt)}: it can only be expired then (din case expire --case ${caseId})`
+      : `: din gov propose-slash --case ${caseId} makes one`;
+  throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}${next}`);
 }
 
-/** How far along each state of a proposal on its way is. */
+/** How far along each state of a proposal on its way (one that may still run) is. */
 const stepOrder: Record<string, number> = { pending: 0, active: 0, succeeded: 1, queued: 2 };
 
 /** The proposals resolving case `caseId`, oldest first, each with its state. */
@@ -393,7 +392,7 @@ async function proposalsWithStateOn(ctx: CliContext, caseId: bigint): Promise<(P
 }
 
 /** A proposal that may still run: not yet voted, being voted, passed, or queued. */
-const onItsWay = (state: string) => ["pending", "active", "succeeded", "queued"].includes(state);
+const onItsWay = (state: string) => state in stepOrder;
 
 const listed = (ctx: CliContext, proposals: (Proposal & { state: string })[]) => proposals.map((p) => `${p.id} (${actionOf(ctx, p)}, ${p.state})`).join("; ");
 
