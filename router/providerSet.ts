@@ -245,6 +245,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   let servedBlock = -1;
   let behindSince = 0; // Date.now() when a set was first found behind servedBlock; 0: not behind
   let arrivals = 0; // sets that arrived: only the latest one is taken
+  let droppedBefore = 0; // rows of the last set taken that the router cannot use: said when that changes
   let catchUpTimer: NodeJS.Timeout | undefined;
   let behind: string | null = null; // why a newer set is not taken, for /status
 
@@ -313,7 +314,9 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     if (block !== null) servedBlock = block;
     const list = Array.isArray(rows) ? rows : [];
     const { records, dropped } = normalizeRecords(list);
-    if (dropped > 0) log.warn("dropped malformed provider rows from the indexer", { dropped });
+    // Said once, not at each update: a provider's ws:// endpoint (the registry takes it) is left out for as long as it stays.
+    if (dropped > 0 && dropped !== droppedBefore) log.warn("left out provider rows of the indexer's the router cannot use (an endpoint not http(s), or a malformed row)", { dropped });
+    droppedBefore = dropped;
     deliver(records, "indexer", block);
   };
 

@@ -62,6 +62,21 @@ describe("the provider set from a sick indexer", () => {
     expect(indexer.hits.ready[before] - droppedAt).toBeLessThan(300);
   });
 
+  it("says once, not at each read, that it leaves out rows it cannot use, and again when their number changes", async () => {
+    // A CLI walkthrough: after a provider registered a ws:// endpoint (the registry takes it), the
+    // router warned "dropped malformed provider rows" at every update, 20 times.
+    const ws = (n: number) => ({ ...row(n), url: `wss://node-${n}.example` });
+    const indexer = await fake({}, [row(1), ws(2)]);
+    const { lines } = await source(indexer.url, { reconcileIntervalMs: 50 });
+    const leftOut = () => lines.filter((l) => l.msg.startsWith("left out provider rows")).map((l) => l.dropped);
+    await waitFor(() => indexer.hits.db.length >= 5, "five reads of the set");
+    expect(leftOut()).toEqual([1]);
+    indexer.rows = [row(1), ws(2), ws(3)];
+    const reads = indexer.hits.db.length;
+    await waitFor(() => indexer.hits.db.length >= reads + 4, "four more reads");
+    expect(leftOut()).toEqual([1, 2]);
+  });
+
   it("tells a long live query's end at info, and warns only when its reconnection fails", async () => {
     // A persona walkthrough: Ponder ends its live queries about every five minutes, and each time
     // the router warned "indexer unreachable", then "reachable again", 300 ms apart (an alert on
