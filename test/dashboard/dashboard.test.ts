@@ -102,6 +102,12 @@ describe("the dashboard at the router's /", () => {
     // The page redraws on every poll: the new table keeps the focus (and its sideways scroll).
     await table.evaluate((element) => (element.dataset.drawn = "before"));
     await eventually("a redraw", async () => ((await table.getAttribute("data-drawn")) === null ? true : undefined));
+    // Said as what holds the focus, so that a failure shows where it went (one fresh-clone CI run of 2b0b132 read false here).
+    const focusedNow = () => {
+      const active = document.activeElement;
+      return active === null ? "nothing" : `${active.tagName} ${active.getAttribute("aria-label") ?? ""} ${active.isConnected ? "" : "(detached)"}`.trim();
+    };
+    expect(await page.evaluate(focusedNow)).toBe(`DIV Providers of chain ${devnet.info.chainId}`);
     expect(await table.evaluate((element) => element === document.activeElement)).toBe(true);
   });
 
