@@ -315,7 +315,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     const list = Array.isArray(rows) ? rows : [];
     const { records, dropped } = normalizeRecords(list);
     // Said once, not at each update: a provider's ws:// endpoint (the registry takes it) is left out for as long as it stays.
-    if (dropped > 0 && dropped !== droppedBefore) log.warn("left out provider rows of the indexer's the router cannot use (an endpoint not http(s), or a malformed row)", { dropped });
+    if (dropped > 0 && dropped !== droppedBefore) log.warn("left out provider rows of the indexer that the router cannot use (an endpoint not http(s), or a malformed row)", { dropped });
     droppedBefore = dropped;
     deliver(records, "indexer", block);
   };
