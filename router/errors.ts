@@ -32,6 +32,7 @@ export type RouterErrorCode =
   | "batch_too_large"
   | "too_deep"
   | "unsupported_media_type"
+  | "router_loop"
   | "unknown_chain"
   | "no_provider"
   | "upstream_failed"

@@ -514,6 +514,8 @@ class CallRouting implements CallHandle {
     const index = this.inFlight.indexOf(attempt);
     if (index >= 0) this.inFlight.splice(index, 1);
     const p = attempt.provider;
+    // Cut off by us (a hedge answered, or the client left) once out: it took at least this long.
+    if (settled.type === "cancelled" && !Number.isNaN(attempt.sentAt)) p.recordLatencyAtLeast(settled.latencyMs);
     // A null from a provider the call does not prefer, while it prefers others, and a nonce that
     // leaves out a transaction a provider took: that provider may lack what the call asks for
     // (another is asked; if none does better, its answer is given).

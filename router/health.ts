@@ -192,6 +192,17 @@ export class ProviderHealth {
     this.recordAnswer(latencyMs);
   }
 
+  /**
+   * An attempt cut off unanswered after `latencyMs` (a hedge answered first): its latency was at
+   * least that. Only a bound past the average says something, and it moves the average alone (no
+   * error, no success): a provider that answers its probes but never a client call would otherwise
+   * keep the latency of its probes, and its share, while every call drawn to it waits for a hedge.
+   */
+  recordLatencyAtLeast(latencyMs: number): void {
+    if (!(latencyMs > this.latencyMs)) return; // (NaN before its first answer: an unanswered call sets no average)
+    this.latencyMs += this.scoring.latencyAlpha * (latencyMs - this.latencyMs);
+  }
+
   /** Latency, error rate and probation, for client calls and probes alike. */
   private recordAnswer(latencyMs: number): void {
     const s = this.scoring;

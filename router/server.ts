@@ -16,7 +16,7 @@ import { Pieces } from "./pieces.ts";
 import type { ProviderSetStatus } from "./providerSet.ts";
 import { graphqlError, type RegistryAnswer } from "./registryView.ts";
 import type { ChainTable } from "./routingTable.ts";
-import { writeMethods } from "./upstream.ts";
+import { routerUserAgent, writeMethods } from "./upstream.ts";
 
 // The HTTP face of the router: POST /rpc/:chainId (JSON-RPC 2.0, single and batch), GET /status,
 // GET /history, GET /metrics, GET /health, the dashboard at GET /, and GET /registry (the indexer's
@@ -634,6 +634,13 @@ const open = Buffer.from("[");
 const comma = Buffer.from(",");
 const close = Buffer.from("]");
 
+const routerLoop = new RouterError(
+  "router_loop",
+  "loop detected: this is an OpenDIN router, and it takes no call another router forwards (a provider's endpoint must be its own node)",
+  RpcCode.invalidRequest,
+  508,
+);
+
 function tooLarge(max: number): ClientInputError {
   return new ClientInputError("body_too_large", `limit exceeded: the body is larger than ${max} bytes`, RpcCode.limitExceeded, 413);
 }
@@ -727,6 +734,9 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         send(res, 405, errorResponse(null, RpcCode.invalidRequest, why), "none", 0, hasOrigin(req));
         return;
       }
+      // A call another router forwards: this router is registered as a provider's endpoint (its
+      // own, or another's). Serving it would loop through the set, or let a provider serve with no node.
+      if (req.headers["user-agent"] === routerUserAgent) return refuseUnread(g, res, routerLoop, hasOrigin(req));
       handleRpc(g, req, res, match[1]);
       return;
     }

@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { quantityOf, shownBlock } from "./blocks.ts";
-import { EndpointRefusedError } from "./errors.ts";
+import { EndpointRefusedError, RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
-import { holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
+import { errorResponse, holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
 import { Pieces } from "./pieces.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
@@ -60,7 +60,9 @@ export type AnswerBudget = {
   readonly turn: string;
 };
 
-const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": "opendin-router" };
+/** The user agent of every request a router sends a provider: a router refuses calls that carry it (server.ts). */
+export const routerUserAgent = "opendin-router";
+const upstreamHeaders = { "content-type": "application/json", accept: "application/json", "user-agent": routerUserAgent };
 
 /** Methods that broadcast a transaction: sent to several providers at once (failover.writeFanout). */
 export const writeMethods: ReadonlySet<string> = new Set(["eth_sendRawTransaction", "eth_sendRawTransactionSync", "eth_sendRawTransactionConditional"]);
@@ -84,6 +86,22 @@ const callLimitPattern =
 /** Errors another provider might not give (its node lacks the data): retried, not counted. */
 const softPattern =
   /header not found|header for hash not found|missing trie node|unknown block|block not found|block \S+ not found|beyond head block|pruned|not synced|syncing|sync is still in progress|indexing is in progress|historical state|state .*not available/i;
+
+/** nginx's default limit on a request's body (client_max_body_size), which many nodes sit behind. */
+const commonBodyLimitBytes = 1024 * 1024;
+
+/**
+ * A provider's HTTP 413 to a call of `bytes`. Past the common limit it is the call's size, never
+ * held against the provider: another provider is asked, and the client hears this if none takes
+ * it (a client that could make providers fail at will, with a provider of its own taking what
+ * they refuse, would open their circuits: the security review). Below it, the provider takes less
+ * than nodes usually do: a failure, held against it once another provider takes the call.
+ */
+function tooLargeFor(id: RpcId, bytes: number, latencyMs: number): Outcome {
+  if (bytes <= commonBodyLimitBytes) return { type: "failure", kind: "too_large", detail: "HTTP 413 (the call is larger than it takes)", latencyMs };
+  const message = `limit exceeded: the call (${bytes} bytes) is larger than the provider takes (HTTP 413)`;
+  return { type: "soft", bytes: errorResponse(id, RpcCode.limitExceeded, message), latencyMs };
+}
 
 /**
  * Methods whose answer is small by nature (a number, a hash, a flag, a short string, or a node's
@@ -682,7 +700,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (status !== 200) {
       if (status === 429) this.finish({ type: "failure", kind: "http_429", detail: "HTTP 429 (rate limited)", latencyMs });
       // The call may be past this node's limit on requests (a blob transaction, behind nginx's 1 MiB): another's may take it.
-      else if (status === 413) this.finish({ type: "failure", kind: "too_large", detail: "HTTP 413 (the call is larger than it takes)", latencyMs });
+      else if (status === 413) this.finish(tooLargeFor(this.id, Buffer.byteLength(this.body), latencyMs));
+      // A router's refusal of a call another router forwards: the endpoint is not a node (no call is sent there).
+      else if (status === 508) this.finish({ type: "failure", kind: "http_status", detail: "HTTP 508 (loop detected: the endpoint is a router, not a node)", latencyMs });
       else if (status >= 500) this.finish({ type: "failure", kind: "http_5xx", detail: `HTTP ${status}`, latencyMs });
       else if (status >= 300 && status < 400) {
         this.finish({ type: "failure", kind: "http_redirect", detail: `HTTP ${status} redirect (never followed)`, latencyMs });

@@ -17,8 +17,8 @@ export type Fault =
   | { kind: "refuse" }
   /** Accept the request, then reset the connection without answering. */
   | { kind: "reset" }
-  /** Accept the request and never answer. */
-  | { kind: "hang" }
+  /** Accept the request (every one, or one method's) and never answer. */
+  | { kind: "hang"; method?: string }
   /** Answer every request, or one method's, with this HTTP status (500, 502, 503, 429, …). */
   | { kind: "status"; status: number; method?: string }
   /** Answer eth_chainId and net_version with another chain. */
@@ -245,6 +245,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
         req.socket.destroy();
         return;
       case "hang":
+        if (f.method !== undefined && f.method !== method) break;
         hanging.add(res);
         res.on("close", () => hanging.delete(res));
         return;

@@ -543,6 +543,38 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("holds no HTTP 413 to a call past the common 1 MiB limit against its provider, even when another provider takes the call", async () => {
+    // The security review: a client sending such calls, with a provider of its own taking them,
+    // opened the circuits of the providers behind nginx's default limit and took all the traffic.
+    const failures = () => [0, 1, 2, 3].map((i) => Object.values(provider(i).failures).reduce((a, b) => a + b, 0));
+    const data = `0x${"00".repeat(600_000)}`; // 1.2 MB of hex
+    const call = { jsonrpc: "2.0", id: 17, method: "eth_call", params: [{ to: DEV_ACCOUNT, data }, "latest"] };
+    for (const i of [1, 2, 3]) await nodes[i].setFault({ kind: "status", status: 413, method: "eth_call" });
+    const before = failures();
+    for (let i = 0; i < 8; i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 17, result: "0x" });
+    expect(nodes.slice(1).reduce((sum, node) => sum + (node.stats().byMethod.eth_call ?? 0), 0)).toBeGreaterThan(0); // they were asked
+    expect(failures()).toEqual(before);
+    await nodes[0].setFault({ kind: "status", status: 413, method: "eth_call" });
+    const refused = (await router.post(CHAIN, call)).json();
+    expect(refused).toMatchObject({ id: 17, error: { code: -32005, message: expect.stringMatching(/^limit exceeded: the call \(\d+ bytes\) is larger than the provider takes \(HTTP 413\)$/) } });
+    expect(failures()).toEqual(before);
+    expect(states()).toEqual(["healthy", "healthy", "healthy", "healthy"]);
+    await healAll();
+  });
+
+  it("takes a call a hedge answered as at least as slow as it was out: a provider answering its probes but no client call loses its share", async () => {
+    // The security review: such a provider kept the latency of its probes (about a millisecond)
+    // and a full share, while every client call drawn to it waited for a hedge.
+    const call = { jsonrpc: "2.0", id: 16, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
+    for (let i = 0; i < 40; i++) await router.post(CHAIN, call); // the chain's latency quantile, which hedges wait for, is known
+    await nodes[3].setFault({ kind: "hang", method: "eth_getBalance" });
+    // Past the hedge delay (hedgeMinMs, 50 ms), where its probes alone keep it at a few ms: its latency factor drops from about 1 to under 2/3.
+    for (let i = 0; i < 600 && !((provider(3).latencyMs ?? 0) > 50); i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 16, result: balance });
+    expect(provider(3).latencyMs).toBeGreaterThan(50);
+    expect(provider(3).failures.timeout ?? 0).toBe(0); // a hedge answered each: none waited out its timeout
+    await healAll();
+  });
+
   it("blames a provider whose result is of another type than the method's, and gives the client the true one", async () => {
     const filter = { fromBlock: "0x0", toBlock: "latest" };
     const logs = await direct(chain.rpcUrl, "eth_getLogs", [filter]);

@@ -321,6 +321,30 @@ describe("hostile clients", () => {
     expect(new Set(names)).toEqual(new Set(["host", "connection", "content-length", "content-type", "accept", "user-agent"]));
   });
 
+  it("takes no call another router forwards, so a router registered as a provider's endpoint never serves", async () => {
+    // The security review: a provider whose endpoint was the router itself passed the probes (the
+    // router answers eth_chainId and forwards eth_blockNumber) and looped calls through the set;
+    // another operator's router would let a provider serve with no node of its own.
+    const second = await startRouter({ records: recordsFor([nodes[0], { url: router.rpcUrl(CHAIN) }], CHAIN, [1_000, 1_000]) });
+    try {
+      const loop = await fetch(router.rpcUrl(CHAIN), { method: "POST", headers: { "content-type": "application/json", "user-agent": "opendin-router" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
+      expect(loop.status).toBe(508);
+      expect(await loop.json()).toEqual({ jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^loop detected: this is an OpenDIN router/) } });
+      const routerEntry = () => second.status().chains[0].providers.find((p) => p.name === "node-1")!;
+      await waitFor(() => /HTTP 508 \(loop detected/.test(routerEntry().lastFailure ?? ""), "the router's entry refused as a router");
+      expect(routerEntry().state).not.toMatch(/^(healthy|probation)$/);
+      const before = nodes[1].stats().byMethod.eth_getBalance ?? 0; // the first router's other node: reached only through a loop
+      for (let i = 0; i < 20; i++) {
+        const answer = await second.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] });
+        expect(answer.headers.get("x-din-provider")).toBe(recordsFor(nodes, CHAIN, [])[0].address);
+      }
+      expect(nodes[1].stats().byMethod.eth_getBalance ?? 0).toBe(before);
+    } finally {
+      await second.stop();
+    }
+    await stillServes();
+  });
+
   it("keeps serving under 300 concurrent requests", async () => {
     const answers = await Promise.all(
       Array.from({ length: 300 }, (_, id) => router.post(CHAIN, { jsonrpc: "2.0", id, method: "eth_blockNumber" })),
