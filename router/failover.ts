@@ -644,11 +644,14 @@ class CallRouting implements CallHandle {
   /**
    * The held height, brought down to a second answer's if lower, but not below the floor: the
    * block another provider is known to hold, or the client's shown head (a router-made answer
-   * when it is neither provider's); with no second answer (or an error), the floor.
+   * when it is neither provider's); with no second answer (or an error), the floor. (With fewer
+   * than three fresh heads headToGive is maxLeadBlocks past the median, a height nobody may hold:
+   * a liar asked first among two providers had the client given it, not the other's true head.)
    */
   private answerHeldHeight(second: HeadAnswer | null): void {
     const held = this.heldHead!;
-    const floor = Math.min(held.height, Math.max(this.table.headToGive(held.provider), this.block));
+    const known = Math.min(this.table.headToGive(held.provider), this.table.heldByAnother(held.provider));
+    const floor = Math.min(held.height, Math.max(known, this.block));
     const given = second === null ? floor : Math.max(floor, Math.min(second.height, held.height));
     if (given === held.height) return this.answer(held.bytes, held.provider, "answer", given);
     if (given === second?.height) return this.answer(second.bytes, second.provider, "answer", given);

@@ -182,6 +182,32 @@ describe("failover", () => {
     await healAll();
   });
 
+  it("gives the other provider's height, not one nobody holds, when a liar among two is asked first between probes", async () => {
+    // A helper chasing a flaky test: with fewer than three fresh heads, the height given instead
+    // of a liar's was maxLeadBlocks past the median (100 blocks no provider had), though the other
+    // provider had just answered the true one.
+    const pairNodes = await startFaultyUpstreams(chain.rpcUrl, 2);
+    const pair = await startRouter({ records: recordsFor(pairNodes, CHAIN, [1_000, 1_000]), routing: { probe: { intervalMs: 3_000 } } });
+    try {
+      const eligible = () => pair.status().chains[0].providers.filter((p) => ["healthy", "probation"].includes(p.state)).length;
+      await waitFor(() => eligible() === 2, "both providers eligible");
+      const heightsAsked = () => pairNodes[1].stats().byMethod.eth_blockNumber ?? 0;
+      const before = heightsAsked(); // (no client call yet: its probes)
+      await waitFor(() => heightsAsked() > before && eligible() === 2, "the liar's next probe finding it eligible");
+      await pairNodes[1].setFault({ kind: "absurdHead" }); // its next probe is 3 s away
+      const now = await direct(chain.rpcUrl, "eth_blockNumber");
+      for (let i = 0; ; i++) {
+        expect(i, "the liar was never asked first").toBeLessThan(100);
+        const answer = await pair.post(CHAIN, { jsonrpc: "2.0", id: i, method: "eth_blockNumber", params: [] });
+        expect(answer.json()).toEqual({ jsonrpc: "2.0", id: i, result: now });
+        if (answer.headers.get("x-din-attempts") === "2") break;
+      }
+    } finally {
+      await pair.stop();
+      for (const node of pairNodes) await node.stop();
+    }
+  });
+
   it("passes no absurd eth_blockNumber to clients between probes: another provider answers", async () => {
     // The soak: a provider answering 0xffffffffffff was passed to clients until its next probe
     // marked it lagging (viem then failed: "Block at number 281474976710653 could not be found").
@@ -596,7 +622,7 @@ describe("failover", () => {
     const call = { jsonrpc: "2.0", id: 16, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] };
     for (let i = 0; i < 40; i++) await router.post(CHAIN, call); // the chain's latency quantile, which hedges wait for, is known
     await nodes[3].setFault({ kind: "hang", method: "eth_getBalance" });
-    // Past the hedge delay (hedgeMinMs, 50 ms), where its probes alone keep it at a few ms: its latency factor drops from about 1 to under 2/3.
+    // Well past the few ms its probes alone keep it at: its latency factor drops from about 1 to under 2/3.
     for (let i = 0; i < 600 && !((provider(3).latencyMs ?? 0) > 50); i++) expect((await router.post(CHAIN, call)).json()).toEqual({ jsonrpc: "2.0", id: 16, result: balance });
     expect(provider(3).latencyMs).toBeGreaterThan(50);
     expect(provider(3).failures.timeout ?? 0).toBe(0); // a hedge answered each: none waited out its timeout
