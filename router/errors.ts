@@ -83,11 +83,16 @@ export class UnknownChainError extends RouterError {
   }
 }
 
+/** Why a router has no provider set yet (the indexer away at start-up, no snapshot), in words: its answers and /health say it. */
+export function noProviderSetYet(indexer: ProviderSetStatus["state"], snapshotKept: boolean): string {
+  const why = indexer === "unreachable" ? "the indexer is unreachable" : "its first set from the indexer has not come yet";
+  return `this router has no provider set yet: ${why}${snapshotKept ? " and no usable snapshot was loaded" : ""}`;
+}
+
 /** `POST /rpc/:chainId` before the router has any provider set (the indexer away at start-up, no snapshot): not the chain's fault. */
 export class NoProviderSetError extends RouterError {
   constructor(indexer: ProviderSetStatus["state"], snapshotKept: boolean) {
-    const why = indexer === "unreachable" ? "the indexer is unreachable" : "its first set from the indexer has not come yet";
-    super("no_provider", `this router has no provider set yet: ${why}${snapshotKept ? " and no usable snapshot was loaded" : ""}; retry shortly`, RpcCode.noProvider, 503);
+    super("no_provider", `${noProviderSetYet(indexer, snapshotKept)}; retry shortly`, RpcCode.noProvider, 503);
     this.name = "NoProviderSetError";
   }
 }
@@ -98,7 +103,7 @@ export class EndpointRefusedError extends RouterError {
   constructor(host: string, address: string, reason: string) {
     super(
       "endpoint_refused",
-      `refusing to connect to ${host} (${address}): ${reason} addresses are not allowed outside devnet mode`,
+      `refusing to connect to ${host} (${address}): ${reason} addresses are not allowed outside devnet mode (--devnet)`,
       RpcCode.internalError,
     );
     this.name = "EndpointRefusedError";

@@ -780,7 +780,7 @@ class CallRouting implements CallHandle {
       // Not an outage to wait out: this router's endpoint policy refuses every one of them.
       const refused = table.providers.length > 0 && table.providers.every((p) => p.state(now) === "refused");
       const why = refused
-        ? `every provider of chain ${table.chainId} has an endpoint at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)`
+        ? `every provider of chain ${table.chainId} has an endpoint at an address this router refuses (loopback, private or link-local; allowed only in devnet mode, --devnet)`
         : `no provider of chain ${table.chainId} can take requests right now; retry shortly`;
       this.resolve({
         bytes: errorResponse(this.call.id, RpcCode.noProvider, why),

@@ -237,6 +237,12 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${shownHost === "0.0.0.0" ? "127.0.0.1" : shownHost}:${address.port}`;
   log.info("router listening", { url, address: `${shownHost}:${address.port}`, devnet, trustProxy: options.trustProxy ?? [], providerSet: source.status() });
+  const set = source.status();
+  if (set.servingFrom === "none") {
+    // Said at warn (a log read at warnings only saw "cannot connect", then nothing): up, but serving no call.
+    const hint = options.snapshotPath === undefined ? { hint: "a --snapshot file keeps the indexer's last set for a start while it is away" } : {};
+    log.warn("serving no call until the indexer gives a provider set (each is answered -32002, retry shortly)", { indexer: set.state, lastError: set.lastError, ...hint });
+  }
 
   return {
     url,

@@ -258,6 +258,7 @@ export class ChainTable {
     const fields = {
       chainId: this.chainId,
       provider: p.address,
+      name: p.name, // (the registry's, as /status shows it: an operator knows its providers by name)
       from,
       to,
       ...(to === "wrong_chain" ? { reportedChainId: p.reportedChainId } : {}),

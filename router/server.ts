@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { answerCors, type ClientLedger, type ClientShare } from "./connections.ts";
 import type { Asset } from "./dashboardAssets.ts";
-import { ClientInputError, NoProviderSetError, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
+import { ClientInputError, NoProviderSetError, noProviderSetYet, RouterError, RpcCode, UnknownChainError } from "./errors.ts";
 import { routeCall, type CallHandle, type RouteContext } from "./failover.ts";
 import { filterMethods, type FilterRegistry, type PollBudget } from "./filters.ts";
 import type { ProviderHealth } from "./health.ts";
@@ -803,9 +803,13 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
 /** Why no provider is eligible, in words a load balancer's health log shows (/status has each provider's state). */
 function unhealthyBecause(g: Gateway, now: number): string {
   const providers = [...g.tables.values()].flatMap((t) => t.providers);
-  if (providers.length === 0) return "no provider set yet, or it lists no provider";
+  if (providers.length === 0) {
+    const set = g.providerSet();
+    // (The indexer's set may list no provider: a registry nobody joined yet.)
+    return set.servingFrom === "none" ? `${noProviderSetYet(set.state, g.snapshotKept)} (see /status)` : "the provider set lists no provider";
+  }
   if (providers.every((p) => p.state(now) === "refused")) {
-    return "every provider's endpoint is at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)";
+    return "every provider's endpoint is at an address this router refuses (loopback, private or link-local; allowed only in devnet mode, --devnet)";
   }
   return "no provider is eligible now (see /status for each one's state)";
 }

@@ -6,7 +6,7 @@ import { TrustedProxies } from "../router/connections.ts";
 import type { LogLevel } from "../router/log.ts";
 import { parseRoutingConfig, type RoutingOverrides } from "../router/options.ts";
 import { checkSnapshotPath } from "../router/snapshot.ts";
-import { parseArgsProblem } from "./cli/cliError.ts";
+import { CliError, parseArgsProblem } from "./cli/cliError.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
@@ -69,6 +69,11 @@ function checkIndexerUrl(text: string, source: string): void {
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`${source} must be an http:// or https:// URL, got "${text}"`);
   if (url.username !== "" || url.password !== "") throw new Error(`${source} must not carry a user name or password`);
+  // The devnet prints the indexer's GraphQL URL: the router reads /sql and /ready under the base.
+  const endpoint = /\/(graphql|sql|ready)\/?$/.exec(url.pathname);
+  if (endpoint !== null) {
+    throw new Error(`${source} is the indexer's base URL, not its /${endpoint[1]} endpoint: give ${url.origin}${url.pathname.slice(0, endpoint.index)}`);
+  }
 }
 
 /** Whether the command line asks for the usage (`--help` or `-h`, wherever it stands). */
@@ -150,7 +155,12 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     console.log(usage);
     return;
   }
-  const flags = parseRouterFlags(argv, process.env);
+  let flags;
+  try {
+    flags = parseRouterFlags(argv, process.env);
+  } catch (error) {
+    throw new CliError((error as Error).message, "usage");
+  }
   const router = await startRouter({
     indexerUrl: flags.indexer,
     port: flags.port,
@@ -177,6 +187,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((error: unknown) => {
     console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
+    process.exit(error instanceof CliError && error.kind === "usage" ? 2 : 1); // as din's: 2 for bad arguments
   });
 }

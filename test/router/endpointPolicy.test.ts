@@ -116,7 +116,7 @@ describe("connecting to providers outside devnet mode", () => {
       const answer = await router.post(31337, { jsonrpc: "2.0", id: 1, method: "eth_blockNumber" });
       expect((answer.json() as { error: { code: number; message: string } }).error).toEqual({
         code: -32002,
-        message: "every provider of chain 31337 has an endpoint at an address this router refuses (loopback, private or link-local; allowed only in devnet mode)",
+        message: "every provider of chain 31337 has an endpoint at an address this router refuses (loopback, private or link-local; allowed only in devnet mode, --devnet)",
       });
       expect(nodes[0].stats().requests).toBe(0);
     } finally {

@@ -122,6 +122,8 @@ describe("circuit breaker", () => {
     }
     const opened = lines.filter((line) => line.to === "circuit_open").map((line) => line.level);
     expect(opened).toEqual(["warn", "info", "info", "info"]);
+    // Named as /status names it (a gateway walkthrough had only addresses to go by).
+    expect(lines.find((line) => line.to === "circuit_open")).toMatchObject({ provider: providerAddress(0), name: "node" });
   });
 
   it("logs every failed half-open probe the prober makes, not only those a reweighing happens to see", async () => {

@@ -131,6 +131,11 @@ describe("the provider set", () => {
           error: { code: -32002, message: "this router has no provider set yet: the indexer is unreachable and no usable snapshot was loaded; retry shortly" },
         });
         expect(lines.some((l) => l.level === "warn" && /snapshot/.test(l.msg) && /cannot be used/.test(String(l.error)))).toBe(true);
+        // A gateway walkthrough: /health said "no provider set yet, or it lists no provider", and a
+        // log read at warnings saw "cannot connect", then nothing, though the router served no call.
+        const health = await fetch(`${router.url}/health`);
+        expect([health.status, ((await health.json()) as { reason: string }).reason]).toEqual([503, "this router has no provider set yet: the indexer is unreachable and no usable snapshot was loaded (see /status)"]);
+        expect(lines.filter((l) => l.level === "warn" && l.msg.startsWith("serving no call until the indexer gives a provider set"))).toHaveLength(1);
       } catch (error) {
         await router.stop();
         throw error;

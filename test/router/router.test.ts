@@ -69,6 +69,10 @@ describe("scripts/router.ts", () => {
     expect(() => parseRouterFlags(["--indexer", "not a url"])).toThrow(/--indexer must be a URL/);
     expect(() => parseRouterFlags(["--indexer", "ftp://indexer.example"])).toThrow(/http:\/\/ or https:\/\//);
     expect(() => parseRouterFlags(["--indexer", "http://user:secret@indexer.example"])).toThrow(/user name or password/);
+    // The devnet prints the indexer's GraphQL URL (a gateway walkthrough gave it; the router started and served nothing).
+    expect(() => parseRouterFlags(["--indexer", "http://127.0.0.1:42069/graphql"])).toThrow(/^--indexer is the indexer's base URL, not its \/graphql endpoint: give http:\/\/127\.0\.0\.1:42069$/);
+    expect(() => parseRouterFlags(["--indexer", "https://indexer.example/din/sql/"])).toThrow(/not its \/sql endpoint: give https:\/\/indexer\.example\/din$/);
+    expect(parseRouterFlags(["--indexer", "https://indexer.example/din"]).indexer).toBe("https://indexer.example/din");
     // A value from the environment is named as such; an empty flag is a script's unset variable (an empty --host would listen everywhere).
     expect(() => parseRouterFlags([], { DIN_INDEXER_URL: "notaurl" })).toThrow(/^DIN_INDEXER_URL must be a URL such as http:\/\/127\.0\.0\.1:42069, got "notaurl"$/);
     expect(() => parseRouterFlags([...indexer, "--host", ""])).toThrow(/^--host is empty: give it a value, or leave the flag out$/);
@@ -271,12 +275,17 @@ describe("scripts/router.ts", () => {
     }
   });
 
-  it("refuses at start a --snapshot it could never write, and exits 1", async () => {
+  it("refuses at start a --snapshot it could never write, or any bad argument, and exits 2 as din does for bad arguments", async () => {
     const indexer = `http://127.0.0.1:${await freePort()}`;
     const { code, stdout, stderr } = await run([script, "--indexer", indexer, "--port", "0", "--snapshot", dir, "--devnet"]);
     expect(stderr.trim()).toBe(`--snapshot: the provider-set snapshot at ${dir} cannot be used: it is a directory: name a file in it, such as ${join(dir, "providers.json")}`);
     expect(stdout).toBe(""); // nothing started
-    expect(code).toBe(1);
+    expect(code).toBe(2);
+    // (A gateway walkthrough: these exited 1, which din's help keeps for failures.)
+    const port = await run([script, "--indexer", indexer, "--port", "abc"]);
+    expect([port.code, port.stderr.trim(), port.stdout]).toEqual([2, '--port must be a number 0…65535, got "abc"', ""]);
+    const din = fileURLToPath(new URL("../../scripts/din.ts", import.meta.url));
+    expect((await run([din, "router", "--indexer", indexer, "--bogus"])).code).toBe(2);
   });
 
   it("warns at start of trusted proxy ranges that cover everyone and of dangerous methods let through, and serves eth_chainId whatever the list", async () => {
