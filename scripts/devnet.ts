@@ -201,27 +201,30 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     // gateway walkthrough found it gone without a word, and had to guess how to restart it); the
     // router serves the set it last gave meanwhile. A third exit within a minute is left alone: a
     // fault to look at.
+    // A start that fails counts as an end too (a walkthrough killed the indexer while it started
+    // again: it was left dead after two ends, said two minutes later).
     const exits: number[] = [];
-    const restartIndexer = (code: number | null, signal: NodeJS.Signals | null) => {
+    const restartIndexer = (what: string) => {
       if (stopping) return;
-      const how = code !== null ? `code ${code}` : `signal ${signal}`;
       exits.push(Date.now());
       const recent = exits.filter((at) => Date.now() - at < 60_000).length;
       if (recent > 2) {
-        onProgress(`the indexer exited again (${how}): not restarted (${recent} exits in a minute); the router serves the provider set it last gave. Ctrl-C stops the devnet`);
+        const byHand = `npx din indexer --rpc ${chain.rpcUrl} --deployment ${indexerOptions.deployment} --port ${indexer.port} --data-dir ${dataDir}`;
+        onProgress(`the indexer ${what}: not started again (${recent} ends in a minute); the router serves the provider set it last gave. To start it by hand: ${byHand}; Ctrl-C stops the devnet`);
         return;
       }
-      onProgress(`the indexer exited (${how}): starting it again; the router serves the provider set it last gave meanwhile`);
+      onProgress(`the indexer ${what}: starting it again; the router serves the provider set it last gave meanwhile`);
       void (async () => {
         await rm(dataDir, { recursive: true, force: true });
         const again = await startIndexer({ ...indexerOptions, port: indexer.port, exactPort: true });
         if (stopping) return void (await again.stop());
         indexer = again;
-        again.process.once("exit", restartIndexer);
+        again.process.once("exit", (code, signal) => restartIndexer(exited(code, signal)));
         onProgress(`the indexer is back at ${again.url}`);
-      })().catch((error: unknown) => onProgress(`the indexer could not be started again: ${error instanceof Error ? error.message : String(error)}`));
+      })().catch((error: unknown) => restartIndexer(`could not be started again (${error instanceof Error ? error.message.split("\n")[0] : String(error)})`));
     };
-    indexer.process.once("exit", restartIndexer);
+    const exited = (code: number | null, signal: NodeJS.Signals | null) => `exited (${code !== null ? `code ${code}` : `signal ${signal}`})`;
+    indexer.process.once("exit", (code, signal) => restartIndexer(exited(code, signal)));
 
     onProgress("starting the router (devnet mode: loopback endpoints allowed)");
     const router: Router = await startRouter({

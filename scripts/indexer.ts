@@ -121,10 +121,12 @@ export async function startIndexer(options: StartIndexerOptions): Promise<Indexe
         await stop();
         throw portTaken(host, requested);
       }
-      if (child.exitCode !== null) {
+      // (Killed by a signal, a process has no exit code: it waited out the deadline, two minutes.)
+      if (child.exitCode !== null || child.signalCode !== null) {
         const reused = /Schema \\?"([^"\\]+)\\?" was previously used by a (different Ponder app|Ponder app with a different minor version)/.exec(output()); // in a JSON log line
         if (reused !== null) throw schemaTaken(reused[1], options.databaseUrl !== undefined);
-        const message = `the indexer exited with code ${child.exitCode}:\n${output()}`;
+        const said = output();
+        const message = `the indexer exited (${child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode}`}) before it was ready${said === "" ? "" : `:\n${said}`}`;
         throw crashedOnPort === undefined ? new Error(message) : new PortTaken(crashedOnPort, message);
       }
       if (listening) {

@@ -207,14 +207,23 @@ describe("npm start", () => {
     expect(withdrawn.stdout).toMatch(/^withdrew 100 DIN/);
   });
 
-  it("starts its indexer again when it exits on its own, and the router takes the set from it again", async () => {
-    // A gateway walkthrough: the devnet's indexer ended, the devnet said nothing, and no README said how to restart it.
+  it("starts its indexer again when it exits on its own, also while it starts again, and the router takes the set from it again", async () => {
+    // A gateway walkthrough: the devnet's indexer ended, the devnet said nothing, and no README said
+    // how to restart it. Another: killed while it started again, it was left dead after two ends,
+    // said two minutes later (an end by a signal was not seen until the start's deadline).
     const devnetPid = Number(await readFile(join(dir, "devnet.pid"), "utf8"));
-    const ponder = (await childrenOf(devnetPid)).find((c) => c.command.includes("ponder/dist/esm/bin/ponder.js"))!;
+    const ponderPid = async () => (await childrenOf(devnetPid)).find((c) => c.command.includes("ponder/dist/esm/bin/ponder.js"))?.pid;
     const state = async () => ((await (await fetch(`${info.routerUrl}/status`)).json()) as { providerSet: { state: string } }).providerSet.state;
-    process.kill(ponder.pid, "SIGKILL");
+    const running = (await ponderPid())!;
+    process.kill(running, "SIGKILL");
+    const starting = await eventually("the indexer starting again", async () => {
+      const pid = await ponderPid();
+      return pid !== running ? pid : undefined;
+    }, 60_000);
+    process.kill(starting, "SIGKILL"); // (Ponder takes seconds to be ready: this is before)
     await eventually("the devnet to say the indexer is back", async () => (output.includes("the indexer is back at") ? true : undefined), 120_000);
     expect(output).toMatch(/the indexer exited \(signal SIGKILL\): starting it again/);
+    expect(output).toMatch(/the indexer could not be started again \(the indexer exited \(signal SIGKILL\) before it was ready\): starting it again/);
     await eventually("the router's provider set live again", async () => ((await state()) === "live" ? true : undefined), 60_000);
     const call = await fetch(`${info.routerUrl}/rpc/${info.chainId}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
     expect(((await call.json()) as { result?: string }).result).toMatch(/^0x[0-9a-f]+$/);
