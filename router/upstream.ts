@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { quantityOf, shownBlock } from "./blocks.ts";
@@ -310,6 +311,9 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     const detail = `the reply holds more than ${maxReplyContainers.toLocaleString("en-US")} objects and arrays or ${maxReplyValues.toLocaleString("en-US")} values (too costly to check)`;
     return { type: "failure", kind: "too_large", detail, latencyMs };
   }
+  // The bytes go to the client as they are: ones that are not UTF-8 would be checked as U+FFFD, and
+  // strict decoders (Rust's, Go's encoding/json on some paths) refuse them (the security review).
+  if (!isUtf8(bytes)) return { type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs };
   let value: unknown;
   const timed = bytes.length >= timedParseBytes && resultTypes.has(method);
   // The main thread's CPU time, not the wall clock's: a host that pauses the process (others

@@ -446,10 +446,14 @@ describe("failover", () => {
     expect(classifyRpcError(-32000, "request failed", "eth_sendRawTransaction")).toBe("answer");
   });
 
-  it("finds a reply malformed that lacks \"jsonrpc\":\"2.0\" or holds both result and error", () => {
+  it("finds a reply malformed that lacks \"jsonrpc\":\"2.0\", holds both result and error, or is not UTF-8", () => {
     expect(judgeReply(Buffer.from('{"id":1,"result":"0x1"}'), 1, "eth_blockNumber", 1)).toMatchObject({ type: "failure", kind: "malformed" });
     expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x1","error":{"code":-32000,"message":"x"}}'), 1, "eth_blockNumber", 1)).toMatchObject({ type: "failure", kind: "malformed" });
     expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x1"}'), 1, "eth_blockNumber", 1)).toMatchObject({ type: "answer", quantity: 1 });
+    // The security review: these bytes reached the client (checked as U+FFFD, passed on as they came).
+    const notUtf8 = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x'), Buffer.from([0xff, 0xfe, 0xc0, 0xa2]), Buffer.from('"}')]);
+    expect(judgeReply(notUtf8, 1, "eth_call", 1)).toEqual({ type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs: 1 });
+    expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x","note":"ünïcödé ✓"}'), 1, "eth_call", 1)).toMatchObject({ type: "answer" });
   });
 
   it("times the parse of a large reply only for methods whose answers repeat their keys: a trace's are keyed by address and slot", () => {
