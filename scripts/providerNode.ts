@@ -67,29 +67,49 @@ export type Fault =
   /** Answer truly, one byte per write and a turn of the event loop between. */
   | { kind: "dribble" };
 
-/** Every fault's kind (a Record, so a kind added to Fault must be added here too): the admin API refuses others. */
-const faultKinds: Record<Fault["kind"], true> = {
-  none: true,
-  refuse: true,
-  reset: true,
-  hang: true,
-  status: true,
-  wrongChain: true,
-  staleHead: true,
-  behind: true,
-  absurdHead: true,
-  trickle: true,
-  malformed: true,
-  wrongId: true,
-  oversized: true,
-  result: true,
-  redirect: true,
-  rpcError: true,
-  deep: true,
-  forked: true,
-  paddedLogs: true,
-  dribble: true,
+/**
+ * Every fault's kind with its parameters, `?` for an optional one (a Record, so a kind added to
+ * Fault must be added here too): the admin API refuses other kinds and parameters (a walkthrough's
+ * `{"kind":"behind","blocks":20}` was taken, and echoed, as if it meant something), and lists
+ * them at GET /faults.
+ */
+const faultParameters: Record<Fault["kind"], readonly string[]> = {
+  none: [],
+  refuse: [],
+  reset: [],
+  hang: ["method?"],
+  status: ["status", "method?"],
+  wrongChain: ["chainId"],
+  staleHead: ["head?"],
+  behind: ["head?"],
+  absurdHead: [],
+  trickle: ["everyMs?"],
+  malformed: [],
+  wrongId: [],
+  oversized: ["bytes?", "method?", "unfinished?", "dense?"],
+  result: ["method", "result"],
+  redirect: ["location"],
+  rpcError: ["code", "message", "method?", "nullId?"],
+  deep: ["levels", "method?", "beside?"],
+  forked: [],
+  paddedLogs: ["bytes"],
+  dribble: [],
 };
+
+/** The fault a POST /fault body asks for; throws, saying what is wrong, for an unknown kind or parameter, or a missing one. */
+function askedFault(asked: unknown): Fault {
+  const kind = (asked as { kind?: unknown } | null)?.kind;
+  if (typeof kind !== "string" || !Object.hasOwn(faultParameters, kind)) {
+    throw new Error(`unknown fault kind ${JSON.stringify(kind)}: one of ${Object.keys(faultParameters).join(", ")} (GET /faults lists their parameters)`);
+  }
+  const parameters = faultParameters[kind as Fault["kind"]];
+  const takes = parameters.length === 0 ? "no parameter" : parameters.map((name) => name.replace(/\?$/, " (optional)")).join(", ");
+  const unknown = Object.keys(asked as object).find((name) => name !== "kind" && !parameters.includes(name) && !parameters.includes(`${name}?`));
+  if (unknown !== undefined) throw new Error(`fault "${kind}" takes ${takes}, not "${unknown}"`);
+  const missing = parameters.find((name) => !name.endsWith("?") && !Object.hasOwn(asked as object, name));
+  if (missing !== undefined) throw new Error(`fault "${kind}" needs ${missing} (it takes ${takes})`);
+  return asked as Fault;
+}
 
 export type StartProviderNodeOptions = {
   /** The chain's JSON-RPC URL this node forwards to. */
@@ -411,12 +431,7 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
       void (async () => {
         if (req.method === "POST" && req.url === "/fault") {
           try {
-            const asked = JSON.parse((await readBody(req)).toString("utf8")) as { kind?: unknown } | null;
-            const kind = asked?.kind;
-            if (typeof kind !== "string" || !Object.hasOwn(faultKinds, kind)) {
-              throw new Error(`unknown fault kind ${JSON.stringify(kind)}: one of ${Object.keys(faultKinds).join(", ")}`);
-            }
-            await setFault(asked as Fault);
+            await setFault(askedFault(JSON.parse((await readBody(req)).toString("utf8"))));
             json(res, 200, { fault });
           } catch (error) {
             json(res, 400, { error: (error as Error).message });
@@ -436,7 +451,8 @@ export async function startProviderNode(options: StartProviderNodeOptions): Prom
             json(res, 200, { latencyMs });
           }
         } else if (req.method === "GET" && req.url === "/stats") json(res, 200, { fault, latencyMs, ...stats });
-        else json(res, 404, { error: "POST /fault, POST /latency, GET /stats" });
+        else if (req.method === "GET" && req.url === "/faults") json(res, 200, faultParameters);
+        else json(res, 404, { error: "POST /fault, POST /latency, GET /stats, GET /faults" });
       })();
     });
     await new Promise<void>((resolve) => admin!.listen(options.adminPort ?? 0, host, () => resolve()));

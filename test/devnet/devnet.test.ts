@@ -156,6 +156,15 @@ describe("npm start", () => {
     const typo = await fetch(`${victim.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "refused" }) });
     expect(typo.status).toBe(400);
     expect(((await typo.json()) as { error: string }).error).toMatch(/^unknown fault kind "refused": one of none, refuse, reset, hang, /);
+    // Its parameters too (a gateway walkthrough's {"kind":"behind","blocks":20} was taken and echoed), and GET /faults lists them.
+    const fault = async (body: object) => {
+      const answer = await fetch(`${victim.adminUrl}/fault`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      return [answer.status, ((await answer.json()) as { error?: string }).error];
+    };
+    expect(await fault({ kind: "behind", blocks: 20 })).toEqual([400, 'fault "behind" takes head (optional), not "blocks"']);
+    expect(await fault({ kind: "wrongChain" })).toEqual([400, 'fault "wrongChain" needs chainId (it takes chainId)']);
+    expect(await fault({ kind: "dribble", ms: 5 })).toEqual([400, 'fault "dribble" takes no parameter, not "ms"']);
+    expect(await (await fetch(`${victim.adminUrl}/faults`)).json()).toMatchObject({ behind: ["head?"], status: ["status", "method?"], refuse: [] });
     expect(((await (await fetch(`${victim.adminUrl}/stats`)).json()) as { fault: { kind: string } }).fault.kind).toBe("none");
     const latencyOf = async () => ((await (await fetch(`${victim.adminUrl}/stats`)).json()) as { latencyMs: number }).latencyMs;
     const before = await latencyOf();
