@@ -265,6 +265,14 @@ async function waitForRouting(routerUrl: string, chainId: number): Promise<void>
   let last = "";
   while (Date.now() < deadline) {
     try {
+      // /health first: a call before the router knows the chain is a client's refusal in its
+      // /metrics (a walkthrough found five unknown_chain refusals on a devnet nobody had used).
+      const health = await fetch(`${routerUrl}/health`);
+      if (!health.ok) {
+        last = ((await health.json()) as { reason?: string }).reason ?? `HTTP ${health.status}`;
+        await new Promise((r) => setTimeout(r, 300));
+        continue;
+      }
       const response = await fetch(`${routerUrl}/rpc/${chainId}`, {
         method: "POST",
         headers: { "content-type": "application/json" },

@@ -89,8 +89,10 @@ afterAll(async () => {
 });
 
 describe("npm start", () => {
-  it("prints where everything is and writes devnet.json", () => {
+  it("prints where everything is and writes devnet.json, having refused no call of its own on the way", async () => {
     expect(output).toContain("OpenDIN devnet is running.");
+    // (It waited on /health: its early calls were five unknown_chain refusals in /metrics.)
+    expect(await (await fetch(`${info.routerUrl}/metrics`)).text()).not.toMatch(/^din_router_refused_total/m);
     expect(output).toContain(`${info.routerUrl}/rpc/${info.chainId}`);
     expect(info.chainId).toBe(31337);
     expect(info.providers).toHaveLength(5);
