@@ -435,7 +435,7 @@ class CallRouting implements CallHandle {
     if (this.finished || this.inFlight.length !== 1) return Infinity;
     const attempt = this.inFlight[0];
     const f = this.ctx.failover;
-    const usual = Math.min(attempt.provider.latencyMs * f.hedgeOwnLatencyFactor, f.attemptTimeoutMs / 2); // NaN before its first answer
+    const usual = Math.min(attempt.provider.answeredLatencyMs * f.hedgeOwnLatencyFactor, f.attemptTimeoutMs / 2); // NaN before its first answer
     return Number.isNaN(attempt.sentAt) ? Infinity : attempt.sentAt + (usual > this.hedgeAfterMs ? usual : this.hedgeAfterMs);
   }
 
@@ -552,7 +552,9 @@ class CallRouting implements CallHandle {
     } else if (outcome.type === "failure") {
       const providersOwn = providerOnly.has(outcome.kind) || (outcome.kind === "connect" && Number.isNaN(attempt.sentAt));
       // (Answered already: a write copy failing after another copy's answer.)
-      if (providersOwn || this.answered) p.recordFailure(outcome.kind, outcome.detail, performance.now());
+      if (outcome.callsOwn) {
+        // The call's own size (a 413 past the common limit): held against nobody.
+      } else if (providersOwn || this.answered) p.recordFailure(outcome.kind, outcome.detail, performance.now());
       else if (!this.finished) (this.suspects ??= []).push({ provider: p, kind: outcome.kind, detail: outcome.detail, at: performance.now() });
       // The provider's own failing, whatever was asked: another provider costs the call nothing more
       // than it would have cost on a healthy one, so it does not use up the call's retries.
@@ -646,7 +648,8 @@ class CallRouting implements CallHandle {
    * block another provider is known to hold, or the client's shown head (a router-made answer
    * when it is neither provider's); with no second answer (or an error), the floor. (With fewer
    * than three fresh heads headToGive is maxLeadBlocks past the median, a height nobody may hold:
-   * a liar asked first among two providers had the client given it, not the other's true head.)
+   * a liar asked first among two providers had the client given it, not the other's true head; so
+   * the floor is also at most heldByAnother, the upper median or a height another answered.)
    */
   private answerHeldHeight(second: HeadAnswer | null): void {
     const held = this.heldHead!;

@@ -25,6 +25,7 @@ export type FailureKind =
   | "http_5xx"
   | "http_429"
   | "http_redirect" // 3xx: redirects are never followed
+  | "http_4xx" // a 4xx but 413 and 429: the call may have caused it (a firewall's rules)
   | "http_status" // any other non-200 status
   | "malformed" // not a JSON-RPC response
   | "wrong_id"
@@ -49,6 +50,7 @@ export const failureKinds: readonly FailureKind[] = [
   "too_large",
   "rpc_fault",
   "forked",
+  "http_4xx",
 ];
 const failureIndex = new Map(failureKinds.map((kind, i) => [kind, i]));
 
@@ -73,8 +75,10 @@ export class ProviderHealth {
   stakeTokens: number;
   slashedTokens: number;
 
-  /** EWMA of successful attempt latency (ms); NaN before the first sample. */
+  /** EWMA of successful attempt latency (ms), and of the bounds recordLatencyAtLeast gives: the score's; NaN before the first sample. */
   latencyMs = Number.NaN;
+  /** EWMA of answered attempts' latency alone (ms): how long the provider usually takes to answer, which a hedge waits for. */
+  answeredLatencyMs = Number.NaN;
   /** EWMA of failures per attempt (0…1). */
   errorRate = 0;
   consecutiveFailures = 0;
@@ -197,6 +201,8 @@ export class ProviderHealth {
    * least that. Only a bound past the average says something, and it moves the average alone (no
    * error, no success): a provider that answers its probes but never a client call would otherwise
    * keep the latency of its probes, and its share, while every call drawn to it waits for a hedge.
+   * Not in answeredLatencyMs: a hedge waiting for a multiple of an average the bounds raised waited
+   * longer each time, up to seconds a call (a re-probe of the review's fix).
    */
   recordLatencyAtLeast(latencyMs: number): void {
     if (!(latencyMs > this.latencyMs)) return; // (NaN before its first answer: an unanswered call sets no average)
@@ -207,6 +213,7 @@ export class ProviderHealth {
   private recordAnswer(latencyMs: number): void {
     const s = this.scoring;
     this.latencyMs = Number.isNaN(this.latencyMs) ? latencyMs : this.latencyMs + s.latencyAlpha * (latencyMs - this.latencyMs);
+    this.answeredLatencyMs = Number.isNaN(this.answeredLatencyMs) ? latencyMs : this.answeredLatencyMs + s.latencyAlpha * (latencyMs - this.answeredLatencyMs);
     this.latencySumMs += latencyMs;
     this.latencySamples++;
     this.errorRate -= s.errorAlpha * this.errorRate;

@@ -2,9 +2,9 @@ import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { quantityOf, shownBlock } from "./blocks.ts";
-import { EndpointRefusedError, RpcCode } from "./errors.ts";
+import { EndpointRefusedError } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
-import { errorResponse, holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
+import { holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
 import { Pieces } from "./pieces.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
@@ -31,8 +31,8 @@ export type Outcome =
     }
   /** An answer another provider may not give (pruned state, unknown block): try elsewhere, else pass it through. */
   | { type: "soft"; bytes: Buffer; latencyMs: number }
-  /** The provider failed; the caller did nothing wrong. */
-  | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number }
+  /** The provider failed; the caller did nothing wrong. `callsOwn`: no, the call did (its size): held against nobody. */
+  | { type: "failure"; kind: FailureKind; detail: string; latencyMs: number; callsOwn?: true }
   /** This router stopped the attempt: another attempt of the call answered (a hedge won). */
   | { type: "cancelled"; latencyMs: number }
   /**
@@ -92,16 +92,16 @@ const softPattern =
 const commonBodyLimitBytes = 1024 * 1024;
 
 /**
- * A provider's HTTP 413 to a call of `bytes`. Past the common limit it is the call's size, never
- * held against the provider: another provider is asked, and the client hears this if none takes
- * it (a client that could make providers fail at will, with a provider of its own taking what
- * they refuse, would open their circuits: the security review). Below it, the provider takes less
- * than nodes usually do: a failure, held against it once another provider takes the call.
+ * A provider's HTTP 413 to a call of `bytes`: a failure, and past the common limit the call's own,
+ * never held against the provider, even once another takes the call (a client that could make
+ * providers fail at will, with a provider of its own taking what they refuse, would open their
+ * circuits: the security review). Below it, the provider takes less than nodes usually do, and is
+ * blamed once another provider takes the call. (Not an answer kept for the client: another node's
+ * refusal of a transaction says more.)
  */
-function tooLargeFor(id: RpcId, bytes: number, latencyMs: number): Outcome {
+function tooLargeFor(bytes: number, latencyMs: number): Outcome {
   if (bytes <= commonBodyLimitBytes) return { type: "failure", kind: "too_large", detail: "HTTP 413 (the call is larger than it takes)", latencyMs };
-  const message = `limit exceeded: the call (${bytes} bytes) is larger than the provider takes (HTTP 413)`;
-  return { type: "soft", bytes: errorResponse(id, RpcCode.limitExceeded, message), latencyMs };
+  return { type: "failure", kind: "too_large", detail: `HTTP 413 (the call, ${bytes} bytes, is larger than it takes)`, latencyMs, callsOwn: true };
 }
 
 /**
@@ -704,13 +704,17 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (status !== 200) {
       if (status === 429) this.finish({ type: "failure", kind: "http_429", detail: "HTTP 429 (rate limited)", latencyMs });
       // The call may be past this node's limit on requests (a blob transaction, behind nginx's 1 MiB): another's may take it.
-      else if (status === 413) this.finish(tooLargeFor(this.id, Buffer.byteLength(this.body), latencyMs));
+      else if (status === 413) this.finish(tooLargeFor(Buffer.byteLength(this.body), latencyMs));
       // A router's refusal of a call another router forwards: the endpoint is not a node (no call is sent there).
-      else if (status === 508) this.finish({ type: "failure", kind: "http_status", detail: "HTTP 508 (loop detected: the endpoint is a router, not a node)", latencyMs });
+      else if (status === 508) this.finish({ type: "failure", kind: "http_status", detail: "HTTP 508 (loop detected: a router's answer to a call another router forwards; or a host's resource limit)", latencyMs });
       else if (status >= 500) this.finish({ type: "failure", kind: "http_5xx", detail: `HTTP ${status}`, latencyMs });
       else if (status >= 300 && status < 400) {
         this.finish({ type: "failure", kind: "http_redirect", detail: `HTTP ${status} redirect (never followed)`, latencyMs });
-      } else this.finish({ type: "failure", kind: "http_status", detail: `HTTP ${status}`, latencyMs });
+      }
+      // Another 4xx may be the call's doing (a firewall's 403 to "<script" in its params, a proxy's
+      // 400): one client's calls switched off every provider behind such a firewall (a re-probe of the security review).
+      else if (status >= 400 && status < 500) this.finish({ type: "failure", kind: "http_4xx", detail: `HTTP ${status}`, latencyMs });
+      else this.finish({ type: "failure", kind: "http_status", detail: `HTTP ${status}`, latencyMs });
       return;
     }
     const bytes = this.answer.take();

@@ -103,6 +103,20 @@ describe("circuit breaker", () => {
     expect(p.state(0)).toBe("healthy");
   });
 
+  it("takes an attempt cut off unanswered as a bound on the score's latency, not on the answered latency a hedge waits for", () => {
+    // A re-probe of the security review's fix: with the bounds in the average a hedge waits a
+    // multiple of, each call drawn to a provider answering none waited longer, up to seconds.
+    const [p] = tableWith("http://node.example:8545").providers;
+    p.recordSuccess(10);
+    p.recordLatencyAtLeast(5); // below the average: says nothing
+    expect([p.latencyMs, p.answeredLatencyMs]).toEqual([10, 10]);
+    p.recordLatencyAtLeast(510);
+    expect([p.latencyMs, p.answeredLatencyMs]).toEqual([110, 10]); // latencyAlpha 0.2
+    expect(p.consecutiveFailures + p.errorRate).toBe(0); // neither a failure nor a success
+    p.recordSuccess(10);
+    expect([p.latencyMs, p.answeredLatencyMs]).toEqual([90, 10]);
+  });
+
   it("warns when a provider's circuit opens, and says only at info that a half-open probe failed again", () => {
     // A dead endpoint is retried for ever: a warning each time (once a minute each) flooded the log.
     const lines: { level: string; to: string }[] = [];
