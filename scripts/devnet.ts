@@ -9,6 +9,7 @@ import { createPublicClient, createWalletClient, http, parseEther, toHex, type A
 import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import { abis } from "./cli/abis.ts";
+import { CliError, parseArgsProblem } from "./cli/cliError.ts";
 import { startChain, type Chain } from "./chain.ts";
 import { deployOpenDin } from "./deploy.ts";
 import { writeDeployment, type Deployment } from "./deployment.ts";
@@ -199,18 +200,20 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
     stops.push(() => indexer.stop());
     // An indexer that ends on its own is started again on its port, indexing from the start (a
     // gateway walkthrough found it gone without a word, and had to guess how to restart it); the
-    // router serves the set it last gave meanwhile. A third exit within a minute is left alone: a
-    // fault to look at.
-    // A start that fails counts as an end too (a walkthrough killed the indexer while it started
-    // again: it was left dead after two ends, said two minutes later).
+    // router serves the set it last gave meanwhile. A start that fails counts as an end (another
+    // walkthrough killed it while it started again: it was left dead, said two minutes later). A
+    // third end within a minute, or a second failed start in a row (one failing at its readiness
+    // deadline, two minutes on, would be retried for ever), is left alone: a fault to look at.
     const exits: number[] = [];
+    let failedStarts = 0;
     const restartIndexer = (what: string) => {
       if (stopping) return;
       exits.push(Date.now());
       const recent = exits.filter((at) => Date.now() - at < 60_000).length;
-      if (recent > 2) {
+      if (recent > 2 || failedStarts > 1) {
         const byHand = `npx din indexer --rpc ${chain.rpcUrl} --deployment ${indexerOptions.deployment} --port ${indexer.port} --data-dir ${dataDir}`;
-        onProgress(`the indexer ${what}: not started again (${recent} ends in a minute); the router serves the provider set it last gave. To start it by hand: ${byHand}; Ctrl-C stops the devnet`);
+        const why = failedStarts > 1 ? `${failedStarts} starts failed in a row` : `${recent} ends in a minute`;
+        onProgress(`the indexer ${what}: not started again (${why}); the router serves the provider set it last gave. To start it by hand: ${byHand}; Ctrl-C stops the devnet`);
         return;
       }
       onProgress(`the indexer ${what}: starting it again; the router serves the provider set it last gave meanwhile`);
@@ -219,9 +222,13 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
         const again = await startIndexer({ ...indexerOptions, port: indexer.port, exactPort: true });
         if (stopping) return void (await again.stop());
         indexer = again;
+        failedStarts = 0;
         again.process.once("exit", (code, signal) => restartIndexer(exited(code, signal)));
         onProgress(`the indexer is back at ${again.url}`);
-      })().catch((error: unknown) => restartIndexer(`could not be started again (${error instanceof Error ? error.message.split("\n")[0] : String(error)})`));
+      })().catch((error: unknown) => {
+        failedStarts++;
+        restartIndexer(`could not be started again (${error instanceof Error ? error.message.split("\n")[0] : String(error)})`);
+      });
     };
     const exited = (code: number | null, signal: NodeJS.Signals | null) => `exited (${code !== null ? `code ${code}` : `signal ${signal}`})`;
     indexer.process.once("exit", (code, signal) => restartIndexer(exited(code, signal)));
@@ -319,24 +326,26 @@ function summary(info: DevnetInfo, dir: string): string {
 }
 
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      dir: { type: "string", default: ".devnet" },
-      "chain-port": { type: "string", default: "8545" },
-      "indexer-port": { type: "string", default: "42069" },
-      "router-port": { type: "string", default: "8080" },
-      help: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
+  const options = {
+    dir: { type: "string", default: ".devnet" },
+    "chain-port": { type: "string", default: "8545" },
+    "indexer-port": { type: "string", default: "42069" },
+    "router-port": { type: "string", default: "8080" },
+    help: { type: "boolean", default: false },
+  } as const;
+  let values;
+  try {
+    values = parseArgs({ args: [...argv], options, strict: true }).values;
+  } catch (error) {
+    throw new CliError(`${parseArgsProblem(error)} (devnet --help lists the flags)`, "usage");
+  }
   if (values.help) {
     console.log("usage: npm start [-- --dir .devnet --chain-port 8545 --indexer-port 42069 --router-port 8080]");
     return;
   }
   const port = (flag: string, value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new Error(`--${flag} must be a port number (0 picks a free one), not "${value}"`);
+    if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new CliError(`--${flag} must be a port number (0 picks a free one), not "${value}"`, "usage");
     return n;
   };
   const started = Date.now();
@@ -362,6 +371,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((error: unknown) => {
     console.error(`devnet: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
+    process.exit(error instanceof CliError && error.kind === "usage" ? 2 : 1); // as din's: 2 for bad arguments
   });
 }

@@ -286,6 +286,11 @@ describe("scripts/router.ts", () => {
     expect([port.code, port.stderr.trim(), port.stdout]).toEqual([2, '--port must be a number 0…65535, got "abc"', ""]);
     const din = fileURLToPath(new URL("../../scripts/din.ts", import.meta.url));
     expect((await run([din, "router", "--indexer", indexer, "--bogus"])).code).toBe(2);
+    // The other services alike (a review: they still exited 1).
+    for (const service of ["indexer", "devnet"]) {
+      const bogus = await run([din, service, "--bogus"]);
+      expect([bogus.code, bogus.stderr.trim()]).toEqual([2, `${service}: Unknown option '--bogus' (${service} --help lists the flags)`]);
+    }
   });
 
   it("warns at start of trusted proxy ranges that cover everyone and of dangerous methods let through, and serves eth_chainId whatever the list", async () => {
