@@ -9,7 +9,7 @@ import { createPublicClient, createWalletClient, http, parseEther, toHex, type A
 import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
 import { abis } from "./cli/abis.ts";
-import { CliError, parseArgsProblem } from "./cli/cliError.ts";
+import { exitCodeOf, parseArgsProblem, usageError } from "./cli/cliError.ts";
 import { startChain, type Chain } from "./chain.ts";
 import { deployOpenDin } from "./deploy.ts";
 import { writeDeployment, type Deployment } from "./deployment.ts";
@@ -337,7 +337,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     values = parseArgs({ args: [...argv], options, strict: true }).values;
   } catch (error) {
-    throw new CliError(`${parseArgsProblem(error)} (devnet --help lists the flags)`, "usage");
+    throw usageError(`${parseArgsProblem(error)} (devnet --help lists the flags)`);
   }
   if (values.help) {
     console.log("usage: npm start [-- --dir .devnet --chain-port 8545 --indexer-port 42069 --router-port 8080]");
@@ -345,7 +345,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   const port = (flag: string, value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new CliError(`--${flag} must be a port number (0 picks a free one), not "${value}"`, "usage");
+    if (!Number.isInteger(n) || n < 0 || n > 65_535) throw usageError(`--${flag} must be a port number (0 picks a free one), not "${value}"`);
     return n;
   };
   const started = Date.now();
@@ -371,6 +371,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((error: unknown) => {
     console.error(`devnet: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(error instanceof CliError && error.kind === "usage" ? 2 : 1); // as din's: 2 for bad arguments
+    process.exit(exitCodeOf(error));
   });
 }

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { exitWithParent } from "./childProcess.ts";
-import { CliError, parseArgsProblem, usageError } from "./cli/cliError.ts";
+import { exitCodeOf, parseArgsProblem, usageError } from "./cli/cliError.ts";
 import type { CommonFlags } from "./cli/context.ts";
 import { print, type Outcome } from "./cli/outcome.ts";
 
@@ -343,7 +343,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
-    const code = error instanceof CliError && error.kind === "usage" ? 2 : 1;
+    const code = exitCodeOf(error);
     if (json) console.error(JSON.stringify({ error: message }));
     else console.error(`din: ${message}`);
     process.exit(code);

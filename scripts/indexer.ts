@@ -9,7 +9,7 @@ import * as schema from "../indexer/ponder.schema.ts";
 import { createPublicClient, http } from "viem";
 import { deploymentProblem, readDeployment, type Deployment } from "./deployment.ts";
 import { collectOutput, exitWithParent, stopChild } from "./childProcess.ts";
-import { CliError, parseArgsProblem } from "./cli/cliError.ts";
+import { exitCodeOf, parseArgsProblem, usageError } from "./cli/cliError.ts";
 import { freePort, portIsFree } from "./freePort.ts";
 
 // `npm run indexer` and `din indexer`: the Ponder indexer of indexer/, started as its own process
@@ -277,14 +277,14 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     values = parseArgs(flags).values;
   } catch (error) {
-    throw new CliError(`${parseArgsProblem(error)} (indexer --help lists the flags)`, "usage");
+    throw usageError(`${parseArgsProblem(error)} (indexer --help lists the flags)`);
   }
   if (values.help) {
     console.log(usage);
     return;
   }
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new CliError(`--port must be 1…65535, not "${values.port}"`, "usage");
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw usageError(`--port must be 1…65535, not "${values.port}"`);
   // Ponder would move to the next free port: an indexer that routers and replicas look for must not.
   // Checked before Ponder starts (an instant answer), and again by what Ponder reports.
   if (!(await portIsFree(values.host, port))) throw portTaken(values.host, port);
@@ -318,6 +318,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((error: unknown) => {
     console.error(`indexer: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(error instanceof CliError && error.kind === "usage" ? 2 : 1); // as din's: 2 for bad arguments
+    process.exit(exitCodeOf(error));
   });
 }

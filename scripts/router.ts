@@ -6,7 +6,7 @@ import { TrustedProxies } from "../router/connections.ts";
 import type { LogLevel } from "../router/log.ts";
 import { parseRoutingConfig, type RoutingOverrides } from "../router/options.ts";
 import { checkSnapshotPath } from "../router/snapshot.ts";
-import { CliError, parseArgsProblem } from "./cli/cliError.ts";
+import { exitCodeOf, parseArgsProblem, usageError } from "./cli/cliError.ts";
 
 // `npm run router` and `din router`: the JSON-RPC gateway, fed by the indexer's live query.
 //
@@ -159,7 +159,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     flags = parseRouterFlags(argv, process.env);
   } catch (error) {
-    throw new CliError((error as Error).message, "usage");
+    throw usageError((error as Error).message);
   }
   const router = await startRouter({
     indexerUrl: flags.indexer,
@@ -187,6 +187,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((error: unknown) => {
     console.error(error instanceof Error ? error.message : String(error));
-    process.exit(error instanceof CliError && error.kind === "usage" ? 2 : 1); // as din's: 2 for bad arguments
+    process.exit(exitCodeOf(error));
   });
 }

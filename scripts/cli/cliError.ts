@@ -10,6 +10,9 @@ export class CliError extends Error {
 
 export const usageError = (message: string): CliError => new CliError(message, "usage");
 
+/** The exit code of a command that failed with `error`: 2 for bad arguments, else 1 (din and the services alike). */
+export const exitCodeOf = (error: unknown): number => (error instanceof CliError && error.kind === "usage" ? 2 : 1);
+
 /** node:util parseArgs' complaint in one sentence ("Unknown option '--bogus'"), without its advice on positionals. */
 export function parseArgsProblem(error: unknown): string {
   const message = (error as Error).message;
