@@ -302,17 +302,18 @@ function ended(outcomes: CallOutcome[], done: (answered: Answered, outcome: Call
 }
 
 /** The headers the router reads, from the raw list (cheaper than building `req.headers`). */
-type ClientHeaders = { contentLength: string | undefined; contentType: string | undefined; origin: string | undefined; forwardedFor: string | undefined };
+type ClientHeaders = { contentLength: string | undefined; contentType: string | undefined; origin: string | undefined; forwardedFor: string | undefined; userAgent: string | undefined };
 
 function clientHeaders(req: IncomingMessage): ClientHeaders {
   const raw = req.rawHeaders;
-  const found: ClientHeaders = { contentLength: undefined, contentType: undefined, origin: undefined, forwardedFor: undefined };
+  const found: ClientHeaders = { contentLength: undefined, contentType: undefined, origin: undefined, forwardedFor: undefined, userAgent: undefined };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     // Lengths first: most headers are skipped without lower-casing them.
     if (name.length === 14 && found.contentLength === undefined && name.toLowerCase() === "content-length") found.contentLength = raw[i + 1];
     else if (name.length === 12 && found.contentType === undefined && name.toLowerCase() === "content-type") found.contentType = raw[i + 1];
     else if (name.length === 6 && found.origin === undefined && name.toLowerCase() === "origin") found.origin = raw[i + 1];
+    else if (name.length === 10 && found.userAgent === undefined && name.toLowerCase() === "user-agent") found.userAgent = raw[i + 1];
     else if (name.length === 15 && name.toLowerCase() === "x-forwarded-for") {
       // Several such headers read as one list, in order (the last proxy's entry stays last).
       found.forwardedFor = found.forwardedFor === undefined ? raw[i + 1] : `${found.forwardedFor},${raw[i + 1]}`;
@@ -325,6 +326,9 @@ function handleRpc(g: Gateway, req: IncomingMessage, res: ServerResponse, chainT
   const started = performance.now();
   const headers = clientHeaders(req);
   const cors = headers.origin !== undefined;
+  // A call another router forwards: this router is registered as a provider's endpoint (its own,
+  // or another's). Serving it would loop through the set, or let a provider serve with no node.
+  if (headers.userAgent === routerUserAgent) return refuseUnread(g, res, routerLoop, cors);
   const declared = Number(headers.contentLength ?? 0);
   if (declared > g.limits.maxBodyBytes) return refuseUnread(g, res, tooLarge(g.limits.maxBodyBytes), cors);
   if (!isJsonContentType(headers.contentType)) {
@@ -734,9 +738,6 @@ export function createRequestHandler(g: Gateway): (req: IncomingMessage, res: Se
         send(res, 405, errorResponse(null, RpcCode.invalidRequest, why), "none", 0, hasOrigin(req));
         return;
       }
-      // A call another router forwards: this router is registered as a provider's endpoint (its
-      // own, or another's). Serving it would loop through the set, or let a provider serve with no node.
-      if (req.headers["user-agent"] === routerUserAgent) return refuseUnread(g, res, routerLoop, hasOrigin(req));
       handleRpc(g, req, res, match[1]);
       return;
     }
