@@ -148,6 +148,9 @@ const numberResults = ["eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_ma
 /** …or null for a block the node does not know. */
 const countResults = ["eth_getBlockTransactionCountByHash", "eth_getBlockTransactionCountByNumber", "eth_getUncleCountByBlockHash", "eth_getUncleCountByBlockNumber"];
 const quantityResults: ReadonlySet<string> = new Set([...numberResults, ...countResults]);
+/** Methods whose result is bytes: 0x and two hex digits a byte (a re-probe of the security review saw "hello <b>x</b>" reach clients as an eth_call result). */
+const dataResults: ReadonlySet<string> = new Set(["eth_call", "eth_getCode", "eth_getStorageAt"]);
+const hexData = /^0x(?:[0-9a-fA-F]{2})*$/;
 
 /**
  * The JSON types a method's result may have (the execution API's, with null where nodes answer
@@ -364,6 +367,9 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
     const quantity = quantityOf(reply.result);
     if (quantity === null && type === "string" && quantityResults.has(method)) {
       return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${JSON.stringify((reply.result as string).slice(0, 40))} (a hex quantity is due)`, latencyMs };
+    }
+    if (type === "string" && dataResults.has(method) && !hexData.test(reply.result as string)) {
+      return { type: "failure", kind: "wrong_type", detail: `answered ${method} with ${JSON.stringify((reply.result as string).slice(0, 40))} (hex data is due)`, latencyMs };
     }
     return { type: "answer", bytes, error: null, result: reply.result, latencyMs, quantity, block: shownBlock(method, reply.result, quantity), nullResult: type === "null" };
   }

@@ -670,6 +670,9 @@ describe("failover", () => {
       // A string, but not a number (the hostile-provider fuzz: both reached viem).
       { call: { jsonrpc: "2.0", id: 12, method: "eth_getTransactionCount", params: [DEV_ACCOUNT, "latest"] }, wrong: "banana", truth: await direct(chain.rpcUrl, "eth_getTransactionCount", [DEV_ACCOUNT, "latest"]), why: /answered eth_getTransactionCount with "banana" \(a hex quantity is due\)/ },
       { call: { jsonrpc: "2.0", id: 13, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"] }, wrong: "-0x5", truth: balance, why: /answered eth_getBalance with "-0x5" \(a hex quantity is due\)/ },
+      // Bytes that are not hex (a re-probe of the security review: they reached clients).
+      { call: { jsonrpc: "2.0", id: 11, method: "eth_call", params: [{ to: DEV_ACCOUNT, data: "0x" }, "latest"] }, wrong: "hello <b>x</b>", truth: "0x", why: /answered eth_call with "hello <b>x<\/b>" \(hex data is due\)/ },
+      { call: { jsonrpc: "2.0", id: 14, method: "eth_getCode", params: [DEV_ACCOUNT, "latest"] }, wrong: "0xabc", truth: "0x", why: /answered eth_getCode with "0xabc" \(hex data is due\)/ },
     ];
     await expectBlamed("wrong_type", cases);
   });
