@@ -28,15 +28,14 @@ const common = {
 
 /**
  * A command: its arguments as its usage line shows them, what `--help` says it does (lines joined
- * with a space), its flags, how many positional arguments it takes, whether it sends transactions
- * (its key is checked before anything else), and what it does.
+ * with a space), its flags, how many positional arguments it takes, and what it does (one that
+ * sends transactions asks ctx(f, true): its key is checked before anything else).
  */
 type Command = {
   args: string;
   help: string[];
   options: ParseArgsConfig["options"];
   positionals: number;
-  sends: boolean;
   run: (flags: Record<string, unknown>, rest: string[]) => Promise<Outcome>;
 };
 
@@ -54,7 +53,6 @@ const commands: Record<string, Command> = {
     ],
     options: { name: { type: "string" }, metadata: { type: "string" }, stake: { type: "string" }, endpoint: { type: "string", multiple: true } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await provider()).register(await ctx(f, true), { name: str(f.name), metadata: str(f.metadata), stake: str(f.stake), endpoint: f.endpoint as string[] | undefined }),
   },
   "provider stake": {
@@ -62,7 +60,6 @@ const commands: Record<string, Command> = {
     help: ["Adds <DIN> to the key's active stake (approved for the registry first when needed)."],
     options: {},
     positionals: 1,
-    sends: true,
     run: async (f, [amount]) => (await provider()).stake(await ctx(f, true), amount),
   },
   "provider endpoint": {
@@ -70,7 +67,6 @@ const commands: Record<string, Command> = {
     help: ["Sets the URL the key's provider serves <chainId> at (the node there must answer as that chain), or", "removes it; routers follow within an indexer update."],
     options: {},
     positionals: 3,
-    sends: true,
     run: async (f, [action, ...rest]) => (await provider()).endpoint(await ctx(f, true), action, rest),
   },
   "provider unbond": {
@@ -83,7 +79,6 @@ const commands: Record<string, Command> = {
     ],
     options: { "below-minimum": { type: "boolean" } },
     positionals: 1,
-    sends: true,
     run: async (f, [amount]) => (await provider()).unbond(await ctx(f, true), amount, f["below-minimum"] === true),
   },
   "provider withdraw": {
@@ -91,7 +86,6 @@ const commands: Record<string, Command> = {
     help: ["Sends the key's unbonding stake whose period has passed back to it; blocked while a slashing case", "against the provider is open."],
     options: {},
     positionals: 0,
-    sends: true,
     run: async (f) => (await provider()).withdraw(await ctx(f, true)),
   },
   "provider deregister": {
@@ -99,7 +93,6 @@ const commands: Record<string, Command> = {
     help: ["Leaves: removes every endpoint and starts unbonding all active stake (slashable until withdrawn)."],
     options: {},
     positionals: 0,
-    sends: true,
     run: async (f) => (await provider()).deregister(await ctx(f, true)),
   },
   "provider status": {
@@ -111,7 +104,6 @@ const commands: Record<string, Command> = {
     ],
     options: { router: { type: "string" } },
     positionals: 1,
-    sends: false,
     run: async (f, [address]) => (await provider()).status(await ctx(f), address, str(f.router)),
   },
   "case open": {
@@ -125,7 +117,6 @@ const commands: Record<string, Command> = {
     ],
     options: { provider: { type: "string" }, amount: { type: "string" }, evidence: { type: "string" }, again: { type: "boolean" } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await cases()).openCase(await ctx(f, true), { provider: str(f.provider), amount: str(f.amount), evidence: str(f.evidence), again: f.again === true }),
   },
   "case list": {
@@ -137,7 +128,6 @@ const commands: Record<string, Command> = {
     ],
     options: { provider: { type: "string" }, watcher: { type: "string" } },
     positionals: 0,
-    sends: false,
     run: async (f) => (await cases()).listCases(await ctx(f), { provider: str(f.provider), watcher: str(f.watcher) }),
   },
   "case show": {
@@ -145,7 +135,6 @@ const commands: Record<string, Command> = {
     help: ["One case whole: provider, amount, bond, deadline, its evidence, and the proposals resolving it."],
     options: { case: { type: "string" } },
     positionals: 0,
-    sends: false,
     run: async (f) => (await cases()).showCase(await ctx(f), { case: str(f.case) }),
   },
   "case expire": {
@@ -156,7 +145,6 @@ const commands: Record<string, Command> = {
     ],
     options: { case: { type: "string" } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await cases()).expireCase(await ctx(f, true), { case: str(f.case) }),
   },
   "case claim": {
@@ -164,7 +152,6 @@ const commands: Record<string, Command> = {
     help: ["Sends the key's claimable bonds and rewards (of upheld and expired cases) to it."],
     options: {},
     positionals: 0,
-    sends: true,
     run: async (f) => (await cases()).claim(await ctx(f, true)),
   },
   "gov delegate": {
@@ -172,7 +159,6 @@ const commands: Record<string, Command> = {
     help: ["Delegates the key's votes to itself, or --to another address: tokens count in a vote only when", "delegated before the proposal's snapshot."],
     options: { to: { type: "string" } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await gov()).delegate(await ctx(f, true), { to: str(f.to) }),
   },
   "gov propose-slash": {
@@ -183,7 +169,6 @@ const commands: Record<string, Command> = {
     ],
     options: { case: { type: "string" }, reject: { type: "boolean" }, jail: { type: "boolean" }, description: { type: "string" } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await gov()).proposeSlash(await ctx(f, true), { case: str(f.case), reject: f.reject === true, jail: f.jail === true, description: str(f.description) }),
   },
   "gov propose-unjail": {
@@ -191,7 +176,6 @@ const commands: Record<string, Command> = {
     help: ["Proposes to unjail --provider, so routers send it traffic again once the proposal runs."],
     options: { provider: { type: "string" }, description: { type: "string" } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await gov()).proposeUnjail(await ctx(f, true), { provider: str(f.provider), description: str(f.description) }),
   },
   "gov vote": {
@@ -202,7 +186,6 @@ const commands: Record<string, Command> = {
     ],
     options: { ...proposalOrCase, support: { type: "string" }, reason: { type: "string" } },
     positionals: 0,
-    sends: true,
     run: async (f) => (await gov()).vote(await ctx(f, true), { proposal: str(f.proposal), case: str(f.case), support: str(f.support), reason: str(f.reason) }),
   },
   "gov queue": {
@@ -213,7 +196,6 @@ const commands: Record<string, Command> = {
     ],
     options: proposalOrCase,
     positionals: 0,
-    sends: true,
     run: async (f) => (await gov()).queue(await ctx(f, true), { proposal: str(f.proposal), case: str(f.case) }),
   },
   "gov execute": {
@@ -221,7 +203,6 @@ const commands: Record<string, Command> = {
     help: ["Runs --proposal <id> (decimal, or 0x hex), or the proposal on --case <id> that is queued, once its", "timelock delay has passed."],
     options: proposalOrCase,
     positionals: 0,
-    sends: true,
     run: async (f) => (await gov()).execute(await ctx(f, true), { proposal: str(f.proposal), case: str(f.case) }),
   },
   "gov status": {
@@ -232,7 +213,6 @@ const commands: Record<string, Command> = {
     ],
     options: proposalOrCase,
     positionals: 0,
-    sends: false,
     run: async (f) => (await gov()).status(await ctx(f), { proposal: str(f.proposal), case: str(f.case) }),
   },
 };

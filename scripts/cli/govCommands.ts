@@ -346,15 +346,12 @@ async function allProposals(ctx: CliContext): Promise<Proposal[]> {
   }));
 }
 
-/** The states in which a proposal can take each step. */
-const stepStates = { vote: ["pending", "active"], queue: ["succeeded"], execute: ["queued"] } as const;
-
 /**
  * The proposal `--proposal` names, or the one on `--case` that can take `step` (proposal ids are 77
  * digits long). Two proposals on a case (an uphold and a reject) are usual: the one the step can
  * act on is taken; with none, the one still on its way, whose step the caller then says when.
  */
-async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?: string }, step: keyof typeof stepStates): Promise<Proposal> {
+async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?: string }, step: keyof typeof stepAt): Promise<Proposal> {
   if (flags.proposal !== undefined && flags.case !== undefined) throw usageError("give --proposal or --case, not both");
   if (flags.proposal !== undefined) return await findProposal(ctx, parseProposalId(flags.proposal));
   if (flags.case === undefined) throw usageError("give --proposal <id>, or --case <id> for the proposal on a case");
@@ -362,12 +359,12 @@ async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?
   const { status, expiresAt } = await existingCase(ctx, caseId);
   if (status !== 1) throw new CliError(`case ${caseId} is ${caseStatusNames[status] ?? "closed"} already: no proposal on it can run (din gov status --case ${caseId})`);
   const onCase = await proposalsWithStateOn(ctx, caseId);
-  const ready = onCase.filter((p) => (stepStates[step] as readonly string[]).includes(p.state));
+  const ready = onCase.filter((p) => stepOrder[p.state] === stepAt[step]);
   const live = onCase.filter((p) => onItsWay(p.state));
   const stepped = step === "vote" ? "voted on" : `${step}d`;
   if (ready.length === 1) {
     // Not queued or run past one further along (an uphold queued, a reject passed): the user may not know of it.
-    const further = step === "vote" ? [] : live.filter((p) => stepOrder[p.state] > stepOrder[ready[0].state]);
+    const further = step === "vote" ? [] : live.filter((p) => stepOrder[p.state] > stepAt[step]);
     if (further.length === 0) return ready[0];
     throw new CliError(`case ${caseId} has a proposal further along, ${listed(ctx, further)}, than ${listed(ctx, ready)}: to ${step} that one anyway, give --proposal ${ready[0].id}`);
   }
@@ -382,8 +379,9 @@ async function chosenProposal(ctx: CliContext, flags: { proposal?: string; case?
   throw new CliError(`case ${caseId} has no proposal on its way${ended === "" ? "" : ` (its proposals: ${ended})`}${next}`);
 }
 
-/** How far along each state of a proposal on its way (one that may still run) is. */
+/** How far along each state of a proposal on its way (one that may still run) is: the step it can take, by stepAt. */
 const stepOrder: Record<string, number> = { pending: 0, active: 0, succeeded: 1, queued: 2 };
+const stepAt = { vote: 0, queue: 1, execute: 2 } as const;
 
 /** The proposals resolving case `caseId`, oldest first, each with its state. */
 async function proposalsWithStateOn(ctx: CliContext, caseId: bigint): Promise<(Proposal & { state: string })[]> {
