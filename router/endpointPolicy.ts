@@ -1,7 +1,8 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { BlockList, isIP, type LookupFunction, type Socket } from "node:net";
-import { Agent, buildConnector } from "undici";
+import { buildConnector } from "undici";
 import { EndpointRefusedError } from "./errors.ts";
+import { HttpClient } from "./httpClient.ts";
 
 // Provider endpoints come from strangers on chain. Outside devnet mode the router must never be
 // turned into a probe of its own network: no loopback, private, link-local, unique-local, shared
@@ -175,12 +176,12 @@ export type UpstreamAgentOptions = {
 };
 
 /**
- * The one HTTP client the router talks to providers with: an undici Agent whose connector refuses
+ * The one HTTP client the router talks to providers with (httpClient.ts), whose connector refuses
  * forbidden destinations (outside devnet mode) on the literal host, on every resolved address, and
- * once more on the socket's connected remote address. It follows no redirects (undici's `request`
- * never does) and caps the response size.
+ * once more on the socket's connected remote address. It follows no redirects and caps the
+ * response size.
  */
-export function createUpstreamAgent(options: UpstreamAgentOptions): Agent {
+export function createUpstreamAgent(options: UpstreamAgentOptions): HttpClient {
   const base = buildConnector({
     timeout: options.connectTimeoutMs,
     ...(options.devnet ? {} : { lookup: guardedLookup(options.resolver ?? systemResolver) }),
@@ -211,12 +212,5 @@ export function createUpstreamAgent(options: UpstreamAgentOptions): Agent {
       callback(null, socket);
     });
   };
-  return new Agent({
-    connect,
-    connections: options.connectionsPerOrigin,
-    maxResponseSize: options.maxResponseBytes,
-    keepAliveTimeout: 10_000,
-    keepAliveMaxTimeout: 60_000,
-    pipelining: 1,
-  });
+  return new HttpClient({ connect, connections: options.connectionsPerOrigin, maxResponseBytes: options.maxResponseBytes, keepAliveMs: 10_000, keepAliveMaxMs: 60_000 });
 }

@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
-import type { Dispatcher } from "undici";
 import { blockNumberIn, namedBlock, readsHeadBlock, readsLatest, sameBlock, type ClientHeads } from "./blocks.ts";
 import { contradiction } from "./contradiction.ts";
 import { RpcCode } from "./errors.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
+import type { UpstreamDispatcher } from "./httpClient.ts";
 import { cannotHoldResponse, errorResponse, resultResponse, upstreamBody, type RpcCall, type RpcId } from "./jsonRpc.ts";
 import type { FailoverParameters } from "./options.ts";
 import type { ChainTable, Random } from "./routingTable.ts";
@@ -22,7 +22,7 @@ import type { WriteAffinity } from "./writeAffinity.ts";
 // enforces attempt timeouts and starts hedges, so a call costs no promise and no timer of its own.
 
 export type RouteContext = {
-  agent: Dispatcher;
+  agent: UpstreamDispatcher;
   failover: FailoverParameters;
   random: Random;
   counters: { retries: number; hedges: number };

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
-import type { Dispatcher } from "undici";
 import type { ProviderHealth } from "./health.ts";
+import type { UpstreamDispatcher } from "./httpClient.ts";
 import type { ProbeParameters } from "./options.ts";
 import type { ChainTable } from "./routingTable.ts";
 import { attemptOnce } from "./upstream.ts";
@@ -23,7 +23,7 @@ export const probesPerOrigin = 4;
 
 export function startProber(deps: {
   tables: () => Iterable<ChainTable>;
-  agent: Dispatcher;
+  agent: UpstreamDispatcher;
   probe: ProbeParameters;
 }): Prober {
   const { agent, probe } = deps;

@@ -3,6 +3,7 @@ import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { quantityOf, shownBlock } from "./blocks.ts";
 import { EndpointRefusedError } from "./errors.ts";
+import type { UpstreamDispatcher } from "./httpClient.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
 import { holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
 import { Pieces } from "./pieces.ts";
@@ -402,6 +403,8 @@ function failureOf(error: unknown): { kind: FailureKind; detail: string } {
   const e = error as { code?: string; name?: string; message?: string; cause?: unknown };
   if (e.cause instanceof EndpointRefusedError) return { kind: "endpoint_refused", detail: e.cause.message };
   const code = e.code ?? "";
+  // HTTP the router cannot read (a bad status line, header or chunk: httpClient.ts).
+  if (code === "UND_ERR_PROTOCOL") return { kind: "malformed", detail: e.message ?? code };
   if (code === "UND_ERR_RES_EXCEEDED_MAX_SIZE") return { kind: "too_large", detail: "the reply exceeded the response size cap" };
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT") {
     return { kind: "timeout", detail: code };
@@ -535,7 +538,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** Bytes of the answer charged to the budget so far. */
   private charged = 0;
   private settled = false;
-  private agent: Dispatcher | null = null;
+  private agent: UpstreamDispatcher | null = null;
   private body = "";
   /** The router's connections this request counts in (a client call's; null: a probe's, on connections of its own). */
   private gate: ConnectionGate | null = null;
@@ -592,7 +595,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
    * client call), a request past the router's connections to the provider's origin waits in that
    * origin's wait list until one is free, and leaves it at once if it ends first.
    */
-  start(agent: Dispatcher, body: string, gates: ConnectionGates | null = null): void {
+  start(agent: UpstreamDispatcher, body: string, gates: ConnectionGates | null = null): void {
     this.agent = agent;
     this.body = body;
     if (gates === null) {
@@ -794,7 +797,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 }
 
 /** A single call of `method` without params as a promise, with its own timer: for health probes, off the hot path. */
-export function attemptOnce(agent: Dispatcher, provider: ProviderHealth, method: string, timeoutMs: number): Promise<Outcome> {
+export function attemptOnce(agent: UpstreamDispatcher, provider: ProviderHealth, method: string, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined = undefined;
     const owner: AttemptOwner = {

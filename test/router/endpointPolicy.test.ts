@@ -66,7 +66,12 @@ describe("connecting to providers outside devnet mode", () => {
   const agentWith = (resolver?: Resolver) =>
     createUpstreamAgent({ devnet: false, maxResponseBytes: 1 << 20, connectionsPerOrigin: 4, connectTimeoutMs: 1_000, resolver });
   const call = (agent: ReturnType<typeof agentWith>, origin: string) =>
-    agent.request({ origin, path: "/", method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' });
+    new Promise((resolve, reject) =>
+      agent.dispatch(
+        { origin, path: "/", method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' },
+        { onResponseEnd: resolve, onResponseError: (_controller, error) => reject(error) },
+      ),
+    );
 
   it("refuses an IP-literal endpoint on a forbidden address without connecting", async () => {
     nodes[0].resetStats();

@@ -1,0 +1,551 @@
+import { isIP, type Socket } from "node:net";
+import { performance } from "node:perf_hooks";
+import type { buildConnector, Dispatcher } from "undici";
+
+// The router's HTTP/1.1 client to providers: keep-alive connections per origin, one request at a
+// time on each, and a strict reader of the answer. It takes undici's dispatch contract (the
+// handler's onRequestStart … onResponseEnd | onResponseError, a controller to abort) and undici's
+// connector (TCP or TLS, its connect timeout, endpointPolicy's address checks), but not undici's
+// pool: on the bench's static upstreams undici's dispatch cost some 15 µs of CPU a request, this
+// about a fifth of it (router/README.md, "Benchmark"), and every request of the router goes
+// through here. It sends only what the router sends: a POST with a string body and fixed headers.
+//
+// An answer is a stranger's bytes: a malformed status line or header, a bad chunk, a header block
+// past 16 KiB, a body past maxResponseBytes, or bytes after the answer end the connection with an
+// error, never with a guess. Redirects are answers like any other (the router never follows one).
+
+/** One request: a POST of `body` to `origin` + `path`. The timeouts are backstops, checked each second. */
+export type UpstreamRequest = {
+  origin: string;
+  path: string;
+  method: "POST";
+  headers: Readonly<Record<string, string>>;
+  body: string;
+  headersTimeout?: number;
+  bodyTimeout?: number;
+};
+
+/** What the router sends requests through: this client, or an undici Agent in tests. */
+export interface UpstreamDispatcher {
+  dispatch(request: UpstreamRequest, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export type HttpClientOptions = {
+  /** Opens a connection (undici's buildConnector, wrapped with endpointPolicy's checks). */
+  connect: buildConnector.connector;
+  /** Connections kept per origin; requests past them wait in order. */
+  connections: number;
+  /** Largest answer body in bytes. */
+  maxResponseBytes: number;
+  /** How long an idle connection is kept when the provider gives no keep-alive hint (ms). */
+  keepAliveMs?: number;
+  /** The most a provider's keep-alive hint keeps one (ms). */
+  keepAliveMaxMs?: number;
+};
+
+/** An error of the client, with a code as undici's (upstream.ts's failureOf reads the codes). */
+export class HttpClientError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "HttpClientError";
+    this.code = code;
+  }
+}
+
+const maxHeadBytes = 16 * 1024;
+const maxChunkLineBytes = 1024;
+const defaultTimeoutMs = 30_000;
+const sweepMs = 1_000;
+
+type Origin = {
+  key: string;
+  protocol: string;
+  hostname: string;
+  host: string;
+  port: string;
+  idle: Connection[];
+  open: number;
+  waiting: Pending[];
+  /** Request heads up to the content length, by path and headers (nearly always one). */
+  heads: Map<string, string>;
+};
+
+/** A request from dispatch to its end, and the controller its handler aborts it with. */
+class Pending implements Dispatcher.DispatchController {
+  readonly request: UpstreamRequest;
+  readonly handler: Dispatcher.DispatchHandler;
+  readonly origin: Origin;
+  readonly client: HttpClient;
+  /** The request's head up to its content length's value (HttpClient.headOf). */
+  head = "";
+  connection: Connection | null = null;
+  ended = false;
+  aborted = false;
+  reason: Error | null = null;
+  readonly paused = false;
+
+  constructor(client: HttpClient, origin: Origin, request: UpstreamRequest, handler: Dispatcher.DispatchHandler) {
+    this.client = client;
+    this.origin = origin;
+    this.request = request;
+    this.handler = handler;
+  }
+
+  abort(reason: Error): void {
+    if (this.ended) return;
+    this.aborted = true;
+    this.reason = reason;
+    if (this.connection !== null) this.connection.destroy(reason);
+    else {
+      const at = this.origin.waiting.indexOf(this);
+      if (at >= 0) this.origin.waiting.splice(at, 1);
+      this.fail(reason);
+    }
+  }
+
+  // The router reads each answer whole and never pauses one.
+  pause(): void {}
+  resume(): void {}
+
+  /** Tells the handler the request failed, once. */
+  fail(error: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.handler.onResponseError?.(this, error);
+  }
+}
+
+// Where the reader is in an answer (numbers: compared on every chunk).
+const Phase = { Idle: 0, Head: 1, Length: 2, ChunkSize: 3, ChunkData: 4, ChunkEnd: 5, Trailers: 6, UntilClose: 7 } as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** One keep-alive connection to an origin, and the reader of the answer on it. */
+class Connection {
+  readonly origin: Origin;
+  readonly client: HttpClient;
+  socket: Socket | null = null;
+  pending: Pending | null = null;
+  closed = false;
+  private phase: Phase = Phase.Idle;
+  /** The head (or a chunk line, or trailers) read so far, when it came in more than one piece. */
+  private held: Buffer | null = null;
+  /** Body bytes left: of the content length, or of the chunk. */
+  private left = 0;
+  private bodyBytes = 0;
+  /** Bytes of "\r\n" after a chunk's data matched so far. */
+  private endMatched = 0;
+  private keepAlive = true;
+  private keepAliveMs: number;
+  /** When the request went out, the last bytes came and the connection went idle (performance.now() ms). */
+  sentAt = 0;
+  lastBytesAt = 0;
+  idleSince = 0;
+
+  constructor(client: HttpClient, origin: Origin) {
+    this.client = client;
+    this.origin = origin;
+    this.keepAliveMs = client.keepAliveMs;
+  }
+
+  get idleUntil(): number {
+    return this.idleSince + this.keepAliveMs;
+  }
+
+  connected(socket: Socket): void {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        this.read(chunk);
+      } catch (error) {
+        this.destroy(error as Error); // a handler's throw: its request fails, as undici does
+      }
+    });
+    socket.on("end", () => this.ended());
+    socket.on("error", (error: Error) => this.destroy(error));
+    socket.on("close", () => this.destroy(null));
+  }
+
+  /** Sends `pending`'s request on this connection, once its handler says it still wants it. */
+  send(pending: Pending): void {
+    this.pending = pending;
+    pending.connection = this;
+    try {
+      pending.handler.onRequestStart?.(pending, {});
+    } catch (error) {
+      // The handler no longer wants it (its time ran out while it waited): not a byte was written.
+      this.pending = null;
+      pending.connection = null;
+      pending.fail(error as Error);
+      this.client.idle(this);
+      return;
+    }
+    if (pending.ended || this.closed) return; // aborted inside onRequestStart
+    const { request } = pending;
+    this.phase = Phase.Head;
+    this.keepAlive = true;
+    this.keepAliveMs = this.client.keepAliveMs;
+    this.bodyBytes = 0;
+    this.sentAt = this.lastBytesAt = performance.now();
+    this.socket!.write(`${pending.head}${Buffer.byteLength(request.body)}\r\n\r\n${request.body}`);
+  }
+
+  private read(chunk: Buffer): void {
+    this.lastBytesAt = performance.now();
+    let at = 0;
+    while (at < chunk.length && !this.closed) {
+      const pending = this.pending;
+      if (pending === null || this.phase === Phase.Idle) return this.destroy(protocolError("the provider sent bytes with no request open"));
+      switch (this.phase) {
+        case Phase.Head: {
+          const end = this.lineEnd(chunk, at, "\r\n\r\n", maxHeadBytes, "the answer's header block is larger than 16 KiB");
+          if (end === null) return;
+          at = end.next;
+          if (!this.head(end.text, pending, at < chunk.length)) return;
+          break;
+        }
+        case Phase.Length:
+        case Phase.ChunkData:
+        case Phase.UntilClose: {
+          const take = this.phase === Phase.UntilClose ? chunk.length - at : Math.min(this.left, chunk.length - at);
+          if (!this.body(chunk.subarray(at, at + take), pending)) return;
+          at += take;
+          this.left -= take;
+          if (this.left > 0 || this.phase === Phase.UntilClose) break;
+          if (this.phase === Phase.Length) return this.complete(pending, at < chunk.length);
+          this.phase = Phase.ChunkEnd;
+          this.endMatched = 0;
+          break;
+        }
+        case Phase.ChunkEnd: {
+          if (chunk[at] !== (this.endMatched === 0 ? 13 : 10)) return this.destroy(protocolError("a chunk of the answer does not end with CRLF"));
+          at++;
+          if (++this.endMatched === 2) this.phase = Phase.ChunkSize;
+          break;
+        }
+        case Phase.ChunkSize: {
+          const end = this.lineEnd(chunk, at, "\r\n", maxChunkLineBytes, "a chunk size line of the answer is too long");
+          if (end === null) return;
+          at = end.next;
+          const size = /^([0-9a-fA-F]{1,12})[ \t]*(;[^\r\n]*)?$/.exec(end.text);
+          if (size === null) return this.destroy(protocolError(`a chunk size of the answer is not hexadecimal: "${end.text.slice(0, 40)}"`));
+          this.left = parseInt(size[1], 16);
+          this.phase = this.left === 0 ? Phase.Trailers : Phase.ChunkData;
+          break;
+        }
+        case Phase.Trailers: {
+          const end = this.lineEnd(chunk, at, "\r\n", maxHeadBytes, "the answer's trailers are larger than 16 KiB");
+          if (end === null) return;
+          at = end.next;
+          if (end.text !== "") break; // a trailer: not read
+          return this.complete(pending, at < chunk.length);
+        }
+      }
+    }
+  }
+
+  /** The text up to `mark` and where the bytes after it start; null (the bytes kept) while it has not come. */
+  private lineEnd(chunk: Buffer, at: number, mark: string, max: number, tooLong: string): { text: string; next: number } | null {
+    const held = this.held;
+    const bytes = held === null ? chunk : Buffer.concat([held, chunk.subarray(at)]);
+    const from = held === null ? at : 0;
+    const end = bytes.indexOf(mark, from, "latin1");
+    if (end < 0 || end - from > max) {
+      if (end >= 0 || bytes.length - from > max) this.destroy(protocolError(tooLong));
+      else this.held = held === null ? Buffer.from(chunk.subarray(at)) : bytes;
+      return null;
+    }
+    this.held = null;
+    // Where the next bytes start in `chunk`: past the mark, less what was held before this chunk.
+    return { text: bytes.toString("latin1", from, end), next: held === null ? end + mark.length : at + end + mark.length - held.length };
+  }
+
+  /** Reads the status line and headers; false when the connection ended over them. */
+  private head(text: string, pending: Pending, more: boolean): boolean {
+    const statusLine = text.slice(0, text.indexOf("\r\n") >>> 0);
+    const status = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?$/.exec(statusLine);
+    if (status === null) return void this.destroy(protocolError(`the answer's status line is not HTTP/1.x: "${statusLine.slice(0, 40)}"`)), false;
+    const code = Number(status[2]);
+    if (code < 200) {
+      if (code === 101) return void this.destroy(protocolError("the provider switched protocols")), false;
+      return true; // an interim answer (103 Early Hints): the real one follows
+    }
+    let length = -1;
+    let chunked = false;
+    this.keepAlive = status[1] === "1";
+    for (let start = text.indexOf("\r\n") + 2; start > 1; ) {
+      const end = text.indexOf("\r\n", start);
+      const line = end < 0 ? text.slice(start) : text.slice(start, end);
+      start = end + 2;
+      const colon = line.indexOf(":");
+      if (colon <= 0 || !headerName.test(line.slice(0, colon))) return void this.destroy(protocolError(`a header of the answer is malformed: "${line.slice(0, 40)}"`)), false;
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === "content-length") {
+        if (!/^[0-9]{1,15}$/.test(value) || (length >= 0 && Number(value) !== length)) return void this.destroy(protocolError(`the answer's content-length is not one number: "${value.slice(0, 40)}"`)), false;
+        length = Number(value);
+      } else if (name === "transfer-encoding") {
+        if (value.toLowerCase() !== "chunked" || chunked) return void this.destroy(protocolError(`the answer's transfer-encoding is not chunked: "${value.slice(0, 40)}"`)), false;
+        chunked = true;
+      } else if (name === "connection") {
+        const tokens = value.toLowerCase();
+        if (tokens.includes("close")) this.keepAlive = false;
+        else if (tokens.includes("keep-alive")) this.keepAlive = true;
+      } else if (name === "keep-alive") {
+        // A provider closing idle connections after N s says so: the router lets go a second before.
+        const hint = /timeout=([0-9]+)/i.exec(value);
+        if (hint !== null) this.keepAliveMs = Math.min(Number(hint[1]) * 1000 - 1000, this.client.keepAliveMaxMs);
+      }
+    }
+    if (chunked && length >= 0) return void this.destroy(protocolError("the answer has both a content-length and chunked transfer-encoding")), false;
+    if (length > this.client.maxResponseBytes) return void this.destroy(tooLarge()), false;
+    pending.handler.onResponseStart?.(pending, code, {}, "");
+    if (this.closed || pending.ended) return false; // aborted in onResponseStart
+    if (code === 204 || code === 304 || length === 0) {
+      this.complete(pending, more);
+      return false;
+    }
+    if (chunked) this.phase = Phase.ChunkSize;
+    else if (length > 0) {
+      this.phase = Phase.Length;
+      this.left = length;
+    } else {
+      this.phase = Phase.UntilClose; // the answer ends when the provider closes the connection
+      this.keepAlive = false;
+    }
+    return true;
+  }
+
+  /** Hands body bytes to the handler; false when that ended the request. */
+  private body(bytes: Buffer, pending: Pending): boolean {
+    if (bytes.length === 0) return true;
+    this.bodyBytes += bytes.length;
+    if (this.bodyBytes > this.client.maxResponseBytes) return void this.destroy(tooLarge()), false;
+    pending.handler.onResponseData?.(pending, bytes);
+    return !this.closed && !pending.ended;
+  }
+
+  /**
+   * The answer is whole: the connection goes back to its origin (or closes), then the handler
+   * hears. `more`: bytes came after the answer, so the connection is not used again (they would
+   * be read as the next request's answer).
+   */
+  private complete(pending: Pending, more = false): void {
+    this.phase = Phase.Idle;
+    this.pending = null;
+    pending.connection = null;
+    pending.ended = true;
+    if (this.keepAlive && this.keepAliveMs > 0 && !more) this.client.idle(this);
+    else this.destroy(null);
+    pending.handler.onResponseEnd?.(pending, {});
+  }
+
+  /** The provider ended its side: an answer read until then is whole; anything else failed. */
+  private ended(): void {
+    const pending = this.pending;
+    if (pending !== null && this.phase === Phase.UntilClose) {
+      this.keepAlive = false;
+      return this.complete(pending);
+    }
+    this.destroy(null);
+  }
+
+  /** Ends the connection; its request, if any, fails with `error` (or "closed by the provider"). */
+  destroy(error: Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket?.destroy();
+    this.client.closed(this);
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) {
+      pending.connection = null;
+      pending.fail(pending.reason ?? error ?? new HttpClientError("UND_ERR_SOCKET", "the provider closed the connection before the whole answer"));
+    }
+  }
+
+  /** The backstop timeouts: a request whose provider sent nothing for its timeout ends. */
+  sweep(now: number): void {
+    const pending = this.pending;
+    if (pending === null) {
+      if (this.socket !== null && now >= this.idleUntil) this.destroy(null);
+      return;
+    }
+    if (this.socket === null) return; // connecting: the connector's own timeout
+    const { headersTimeout, bodyTimeout } = pending.request;
+    if (this.phase === Phase.Head && now - this.sentAt > (headersTimeout ?? defaultTimeoutMs)) {
+      this.destroy(new HttpClientError("UND_ERR_HEADERS_TIMEOUT", "no answer's headers within the timeout"));
+    } else if (this.phase !== Phase.Head && now - this.lastBytesAt > (bodyTimeout ?? defaultTimeoutMs)) {
+      this.destroy(new HttpClientError("UND_ERR_BODY_TIMEOUT", "no bytes of the answer's body within the timeout"));
+    }
+  }
+}
+
+// RFC 9110's token characters.
+const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function protocolError(message: string): HttpClientError {
+  return new HttpClientError("UND_ERR_PROTOCOL", message);
+}
+
+function tooLarge(): HttpClientError {
+  return new HttpClientError("UND_ERR_RES_EXCEEDED_MAX_SIZE", "the answer is larger than the response size cap");
+}
+
+export class HttpClient implements UpstreamDispatcher {
+  readonly maxResponseBytes: number;
+  readonly keepAliveMs: number;
+  readonly keepAliveMaxMs: number;
+  private readonly connector: buildConnector.connector;
+  private readonly connections: number;
+  private readonly origins = new Map<string, Origin>();
+  private readonly live = new Set<Connection>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private state: "open" | "closing" | "destroyed" = "open";
+  private whenDrained: (() => void) | null = null;
+
+  constructor(options: HttpClientOptions) {
+    this.connector = options.connect;
+    this.connections = options.connections;
+    this.maxResponseBytes = options.maxResponseBytes;
+    this.keepAliveMs = options.keepAliveMs ?? 10_000;
+    this.keepAliveMaxMs = options.keepAliveMaxMs ?? 60_000;
+  }
+
+  dispatch(request: UpstreamRequest, handler: Dispatcher.DispatchHandler): boolean {
+    const origin = this.originOf(request.origin);
+    const pending = new Pending(this, origin, request, handler);
+    if (this.state !== "open") {
+      pending.fail(new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed"));
+      return false;
+    }
+    try {
+      pending.head = this.headOf(origin, request);
+    } catch (error) {
+      pending.fail(error as Error);
+      return false;
+    }
+    const connection = origin.idle.pop();
+    if (connection !== undefined) connection.send(pending);
+    else if (origin.open < this.connections) this.open(origin, pending);
+    else origin.waiting.push(pending);
+    return true;
+  }
+
+  /** Lets the requests in flight end, then closes every connection. */
+  close(): Promise<void> {
+    if (this.state === "open") this.state = "closing";
+    return new Promise((resolve) => {
+      this.whenDrained = resolve;
+      this.settleClosing();
+    });
+  }
+
+  /** Ends every connection now; requests in flight fail. */
+  destroy(): Promise<void> {
+    this.state = "destroyed";
+    const error = new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed");
+    for (const origin of this.origins.values()) for (const pending of origin.waiting.splice(0)) pending.fail(error);
+    for (const connection of [...this.live]) connection.destroy(error);
+    this.stopSweeping();
+    return Promise.resolve();
+  }
+
+  /** The head of `request` up to its content length's value, built once per origin, path and headers. */
+  private headOf(origin: Origin, request: UpstreamRequest): string {
+    let head = origin.heads.get(request.path);
+    if (head === undefined) {
+      if (!/^\/[\x21-\x7e]*$/.test(request.path)) throw new HttpClientError("UND_ERR_INVALID_ARG", `the path "${request.path.slice(0, 40)}" is not a request target`);
+      let lines = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${origin.host}\r\nconnection: keep-alive\r\n`;
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (!headerName.test(name) || /[\0-\x1f\x7f]/.test(value)) throw new HttpClientError("UND_ERR_INVALID_ARG", `the header ${name} is not valid`);
+        lines += `${name}: ${value}\r\n`;
+      }
+      head = `${lines}content-length: `;
+      if (origin.heads.size < 64) origin.heads.set(request.path, head);
+    }
+    return head;
+  }
+
+  /** A connection is free: the next request waiting takes it, or it waits for one. */
+  idle(connection: Connection): void {
+    const origin = connection.origin;
+    const next = origin.waiting.shift();
+    if (next !== undefined) return connection.send(next);
+    if (this.state !== "open") return connection.destroy(null);
+    connection.idleSince = performance.now();
+    origin.idle.push(connection);
+  }
+
+  /** A connection ended: it leaves its origin, and a request waiting may open another. */
+  closed(connection: Connection): void {
+    const origin = connection.origin;
+    this.live.delete(connection);
+    origin.open--;
+    const at = origin.idle.indexOf(connection);
+    if (at >= 0) origin.idle.splice(at, 1);
+    const next = origin.waiting.shift();
+    if (next !== undefined && this.state !== "destroyed") this.open(origin, next);
+    else if (origin.open === 0 && origin.waiting.length === 0) this.origins.delete(origin.key);
+    if (this.live.size === 0) this.stopSweeping();
+    this.settleClosing();
+  }
+
+  private open(origin: Origin, pending: Pending): void {
+    const connection = new Connection(this, origin);
+    origin.open++;
+    this.live.add(connection);
+    this.startSweeping();
+    connection.pending = pending;
+    pending.connection = connection;
+    const hostname = origin.hostname.startsWith("[") ? origin.hostname.slice(1, -1) : origin.hostname;
+    const servername = isIP(hostname) === 0 ? hostname : undefined;
+    this.connector({ protocol: origin.protocol, hostname, host: origin.host, port: origin.port, servername } as buildConnector.Options, (error, socket) => {
+      if (connection.closed) return void socket?.destroy(); // its request was aborted meanwhile
+      if (error !== null) return connection.destroy(error);
+      connection.connected(socket as Socket);
+      connection.pending = null;
+      pending.connection = null;
+      connection.send(pending);
+    });
+  }
+
+  private originOf(key: string): Origin {
+    let origin = this.origins.get(key);
+    if (origin === undefined) {
+      const url = new URL(key);
+      const port = url.port !== "" ? url.port : url.protocol === "https:" ? "443" : "80";
+      origin = { key, protocol: url.protocol, hostname: url.hostname, host: url.host, port, idle: [], open: 0, waiting: [], heads: new Map() };
+      this.origins.set(key, origin);
+    }
+    return origin;
+  }
+
+  private settleClosing(): void {
+    if (this.state === "open" || this.whenDrained === null) return;
+    // Each destroy comes back here (closed): the last to leave resolves.
+    for (const connection of [...this.live]) if (connection.pending === null) connection.destroy(null);
+    if (this.live.size > 0 || this.whenDrained === null) return;
+    const done = this.whenDrained;
+    this.whenDrained = null;
+    done();
+  }
+
+  private startSweeping(): void {
+    if (this.sweeper !== null) return;
+    this.sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const connection of [...this.live]) connection.sweep(now);
+    }, sweepMs);
+    this.sweeper.unref();
+  }
+
+  private stopSweeping(): void {
+    if (this.sweeper === null) return;
+    clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}

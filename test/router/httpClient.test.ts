@@ -1,0 +1,274 @@
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
+import type { HttpClient, UpstreamRequest } from "../../router/httpClient.ts";
+
+// The router's HTTP client to providers (httpClient.ts) against a TCP server that writes whatever
+// bytes a test scripts, as a stranger's server may: answers framed every way HTTP/1.1 allows,
+// split at every byte, and the ways they go wrong.
+
+/** A step of a scripted answer: bytes to write, a pause, or closing the connection. */
+type Step = string | { waitMs: number } | "close";
+
+type Scripted = { origin: string; requests: { connection: number; head: string; body: string }[]; connections: () => number; close: () => Promise<void> };
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+/** A server answering its n-th request (from 0, over all connections) with `script(n)`; with `greeting`, it writes that on connecting. */
+async function scriptedServer(script: (n: number) => Step[], greeting?: string): Promise<Scripted> {
+  const requests: Scripted["requests"] = [];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((socket) => {
+    const connection = connections++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    if (greeting !== undefined) socket.write(greeting);
+    let held = Buffer.alloc(0);
+    socket.on("data", async (chunk: Buffer) => {
+      held = Buffer.concat([held, chunk]);
+      for (;;) {
+        const end = held.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = held.toString("latin1", 0, end);
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (held.length < end + 4 + length) return;
+        const body = held.toString("utf8", end + 4, end + 4 + length);
+        held = held.subarray(end + 4 + length);
+        const n = requests.push({ connection, head, body }) - 1;
+        for (const step of script(n)) {
+          if (step === "close") socket.end();
+          else if (typeof step === "string") socket.write(step);
+          else await new Promise((resolve) => setTimeout(resolve, step.waitMs));
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  closers.push(close);
+  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, connections: () => connections, close };
+}
+
+function client(connections = 1, maxResponseBytes = 1 << 20): HttpClient {
+  const c = createUpstreamAgent({ devnet: true, maxResponseBytes, connectionsPerOrigin: connections, connectTimeoutMs: 1_000 });
+  closers.push(() => c.destroy());
+  return c;
+}
+
+type Answer = { status: number; body: string };
+
+/** Sends one request; resolves with the answer, rejects with the client's error. */
+function send(c: HttpClient, origin: string, more: Partial<UpstreamRequest> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    const pieces: Buffer[] = [];
+    c.dispatch(
+      { origin, path: "/", method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}', ...more },
+      {
+        onResponseStart: (_controller, statusCode) => void (status = statusCode),
+        onResponseData: (_controller, chunk) => void pieces.push(chunk),
+        onResponseEnd: () => resolve({ status, body: Buffer.concat(pieces).toString() }),
+        onResponseError: (_controller, error) => reject(error),
+      },
+    );
+  });
+}
+
+const json = '{"jsonrpc":"2.0","id":1,"result":"0x10"}';
+const withLength = (body = json, more = "") => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${more}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+const chunked = (pieces: string[], trailers = "") =>
+  `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${pieces.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join("")}0\r\n${trailers}\r\n`;
+/** `text` written a byte at a time, each in a write of its own a moment after the last. */
+const byteByByte = (text: string): Step[] => [...text].flatMap((ch) => [ch, { waitMs: 1 }]);
+
+describe("the router's HTTP client to providers", () => {
+  it("reads answers framed by content-length, by chunks (with extensions and trailers) and by the connection's end", async () => {
+    const answers = [withLength(), chunked(['{"jsonrpc":"2.0",', '"id":1,"result":"0x10"}']).replace("\r\n{", ";ext=1\r\n{"), chunked([json], "x-trailer: 1\r\n"), `HTTP/1.1 200 OK\r\n\r\n${json}`];
+    const server = await scriptedServer((n) => (n === 3 ? [answers[n], "close"] : [answers[n] ?? withLength()]));
+    const c = client();
+    for (let i = 0; i < answers.length; i++) expect(await send(c, server.origin), `answer ${i}`).toEqual({ status: 200, body: json });
+    // One connection kept alive for the first three; the fourth answer ended with its connection.
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 0, 0, 0, 1]);
+  });
+
+  it("reads an answer that arrives a byte at a time, an interim 103 before it", async () => {
+    const server = await scriptedServer(() => byteByByte(`HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n${chunked([json], "x-t: 1\r\n")}`));
+    const c = client();
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(server.connections()).toBe(1);
+  });
+
+  it("sends the request's method, path, host, headers and body, and a content-length in bytes", async () => {
+    const server = await scriptedServer(() => [withLength()]);
+    const c = client();
+    const body = '{"jsonrpc":"2.0","id":1,"method":"eth_call","params":["é"]}';
+    await send(c, server.origin, { path: "/v2/key?x=1", headers: { "content-type": "application/json", "user-agent": "opendin-router" }, body });
+    const [request] = server.requests;
+    expect(request.head.split("\r\n")).toEqual([
+      "POST /v2/key?x=1 HTTP/1.1",
+      `host: ${new URL(server.origin).host}`,
+      "connection: keep-alive",
+      "content-type: application/json",
+      "user-agent: opendin-router",
+      `content-length: ${Buffer.byteLength(body)}`,
+    ]);
+    expect(request.body).toBe(body);
+  });
+
+  it("gives non-200 statuses and redirects as answers, never following one", async () => {
+    const server = await scriptedServer((n) => [
+      n === 0 ? "HTTP/1.1 302 Found\r\nlocation: http://10.0.0.1/\r\ncontent-length: 0\r\n\r\n" : "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy",
+    ]);
+    const c = client();
+    expect(await send(c, server.origin)).toEqual({ status: 302, body: "" });
+    expect(await send(c, server.origin)).toEqual({ status: 503, body: "busy" });
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it("refuses malformed HTTP with an error that says what was wrong, and keeps no such connection", async () => {
+    const cases: [string, RegExp][] = [
+      ["HTTP/2 200 OK\r\n\r\n", /status line is not HTTP\/1\.x/],
+      ["200 OK\r\ncontent-length: 2\r\n\r\n{}", /status line/],
+      ["HTTP/1.1 200 OK\r\nbad header\r\ncontent-length: 2\r\n\r\n{}", /header of the answer is malformed/],
+      ["HTTP/1.1 200 OK\r\n folded: x\r\ncontent-length: 2\r\n\r\n{}", /header of the answer is malformed/],
+      ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}", /content-length is not one number/],
+      ["HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n{}", /content-length is not one number/],
+      ["HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n", /transfer-encoding is not chunked/],
+      ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n", /both a content-length and chunked/],
+      ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", /chunk size of the answer is not hexadecimal/],
+      ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", /does not end with CRLF/],
+      ["HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n", /switched protocols/],
+    ];
+    for (const [answer, error] of cases) {
+      const server = await scriptedServer(() => [answer]);
+      const c = client();
+      const failure = await send(c, server.origin).then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(failure?.message, JSON.stringify(answer)).toMatch(error);
+      expect(failure?.code).toBe("UND_ERR_PROTOCOL");
+    }
+  });
+
+  it("caps the answer: a declared length past the cap is refused unread, a growing body once it passes", async () => {
+    const big = "x".repeat(5_000);
+    const server = await scriptedServer((n) => [n === 0 ? withLength(big) : chunked([big.slice(0, 3_000), big.slice(3_000)])]);
+    const c = client(1, 4_096);
+    for (const _ of [0, 1]) await expect(send(c, server.origin)).rejects.toMatchObject({ code: "UND_ERR_RES_EXCEEDED_MAX_SIZE" });
+    const head = await scriptedServer(() => [`HTTP/1.1 200 OK\r\nx-pad: ${"a".repeat(17 * 1024)}\r\ncontent-length: 2\r\n\r\n{}`]);
+    await expect(send(client(), head.origin)).rejects.toThrow(/header block is larger than 16 KiB/);
+  });
+
+  it("gives a whole answer followed by stray bytes, then does not read them as the next answer", async () => {
+    const server = await scriptedServer((n) => (n === 0 ? [`${withLength()}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}`] : [withLength()]));
+    const c = client();
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 1]);
+  });
+
+  it("fails a request whose provider closes before the whole answer, or speaks another protocol", async () => {
+    const server = await scriptedServer(() => [withLength().slice(0, -5), "close"]);
+    await expect(send(client(), server.origin)).rejects.toMatchObject({ code: "UND_ERR_SOCKET" });
+    const smtp = await scriptedServer(() => [withLength()], "220 smtp ready\r\n");
+    await expect(send(client(), smtp.origin)).rejects.toThrow(/status line is not HTTP\/1\.x: "220 smtp ready"/);
+  });
+
+  it("closes a connection that sends bytes while idle, and sends the next request on a new one", async () => {
+    const server = await scriptedServer((n) => (n === 0 ? [withLength(), { waitMs: 30 }, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"] : [withLength()]));
+    const c = client();
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 1]);
+  });
+
+  it("does not keep a connection the provider says it closes, nor past its keep-alive hint", async () => {
+    const server = await scriptedServer((n) => [withLength(json, n === 0 ? "connection: close\r\n" : "keep-alive: timeout=1\r\n")]);
+    const c = client();
+    for (const _ of [0, 1, 2]) await send(c, server.origin);
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 1, 2]);
+  });
+
+  it("aborts a request at its handler's word: the connection ends, the request waiting for it gets another", async () => {
+    const server = await scriptedServer((n) => (n === 0 ? [{ waitMs: 10_000 }] : [withLength()]));
+    const c = client(1);
+    const reason = new Error("a hedge won");
+    const first = new Promise<Error>((resolve) =>
+      c.dispatch(
+        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
+        {
+          onRequestStart: (controller) => void setTimeout(() => controller.abort(reason), 50),
+          onResponseError: (_controller, error) => resolve(error),
+        },
+      ),
+    );
+    const second = send(c, server.origin); // waits: one connection
+    expect(await first).toBe(reason);
+    expect(await second).toEqual({ status: 200, body: json });
+    expect(server.connections()).toBe(2);
+  });
+
+  it("writes nothing for a request whose handler refuses it at the start, and keeps the connection for the next", async () => {
+    const server = await scriptedServer(() => [withLength()]);
+    const c = client(1);
+    await send(c, server.origin);
+    const refusal = new Error("its time ran out while it waited");
+    const refused = new Promise<Error>((resolve) =>
+      c.dispatch(
+        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
+        {
+          onRequestStart: () => {
+            throw refusal;
+          },
+          onResponseError: (_controller, error) => resolve(error),
+        },
+      ),
+    );
+    expect(await refused).toBe(refusal);
+    await send(c, server.origin);
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 0]);
+  });
+
+  it("ends a request whose provider sends no headers within its headers timeout (a backstop, checked each second)", async () => {
+    const server = await scriptedServer(() => [{ waitMs: 10_000 }]);
+    await expect(send(client(), server.origin, { headersTimeout: 100 })).rejects.toMatchObject({ code: "UND_ERR_HEADERS_TIMEOUT" });
+    const trickle = await scriptedServer(() => ["HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{", { waitMs: 10_000 }]);
+    await expect(send(client(), trickle.origin, { bodyTimeout: 100 })).rejects.toMatchObject({ code: "UND_ERR_BODY_TIMEOUT" });
+  });
+
+  it("refuses a path or header that would split the request, before connecting", async () => {
+    const server = await scriptedServer(() => [withLength()]);
+    const c = client();
+    await expect(send(c, server.origin, { path: "/x HTTP/1.1\r\nhost: evil\r\n\r\nPOST /" })).rejects.toMatchObject({ code: "UND_ERR_INVALID_ARG" });
+    await expect(send(c, server.origin, { headers: { "x-a": "1\r\nx-b: 2" } })).rejects.toMatchObject({ code: "UND_ERR_INVALID_ARG" });
+    expect(server.connections()).toBe(0);
+  });
+
+  it("lets requests in flight end on close, and fails them on destroy", async () => {
+    const server = await scriptedServer(() => [{ waitMs: 100 }, withLength()]);
+    const c = client(2);
+    const answered = send(c, server.origin);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await c.close();
+    expect(await answered).toEqual({ status: 200, body: json });
+    await expect(send(c, server.origin)).rejects.toMatchObject({ code: "UND_ERR_DESTROYED" });
+    const d = client(2);
+    const cut = send(d, server.origin);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await d.destroy();
+    await expect(cut).rejects.toMatchObject({ code: "UND_ERR_DESTROYED" });
+  });
+});
