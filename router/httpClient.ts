@@ -56,7 +56,8 @@ export class HttpClientError extends Error {
 }
 
 const maxHeadBytes = 16 * 1024;
-const maxChunkLineBytes = 1024;
+const headTooLarge = "the answer's headers, with its interim answers and trailers, are larger than 16 KiB";
+const maxChunkLineBytes = 64;
 const defaultTimeoutMs = 30_000;
 const sweepMs = 1_000;
 
@@ -69,15 +70,16 @@ type Origin = {
   idle: Connection[];
   open: number;
   waiting: Pending[];
-  /** Request heads up to the content length, by path and headers (nearly always one). */
-  heads: Map<string, string>;
+  /** Request heads up to the content length, by path, with the headers object each was built from (nearly always one). */
+  heads: Map<string, { headers: UpstreamRequest["headers"]; head: string }>;
 };
 
 /** A request from dispatch to its end, and the controller its handler aborts it with. */
 class Pending implements Dispatcher.DispatchController {
   readonly request: UpstreamRequest;
   readonly handler: Dispatcher.DispatchHandler;
-  readonly origin: Origin;
+  /** Null for a request refused before it had one (a malformed origin). */
+  readonly origin: Origin | null;
   readonly client: HttpClient;
   /** The request's head up to its content length's value (HttpClient.headOf). */
   head = "";
@@ -87,7 +89,7 @@ class Pending implements Dispatcher.DispatchController {
   reason: Error | null = null;
   readonly paused = false;
 
-  constructor(client: HttpClient, origin: Origin, request: UpstreamRequest, handler: Dispatcher.DispatchHandler) {
+  constructor(client: HttpClient, origin: Origin | null, request: UpstreamRequest, handler: Dispatcher.DispatchHandler) {
     this.client = client;
     this.origin = origin;
     this.request = request;
@@ -100,8 +102,8 @@ class Pending implements Dispatcher.DispatchController {
     this.reason = reason;
     if (this.connection !== null) this.connection.destroy(reason);
     else {
-      const at = this.origin.waiting.indexOf(this);
-      if (at >= 0) this.origin.waiting.splice(at, 1);
+      const at = this.origin?.waiting.indexOf(this) ?? -1;
+      if (at >= 0) this.origin!.waiting.splice(at, 1);
       this.fail(reason);
     }
   }
@@ -130,8 +132,11 @@ class Connection {
   pending: Pending | null = null;
   closed = false;
   private phase: Phase = Phase.Idle;
-  /** The head (or a chunk line, or trailers) read so far, when it came in more than one piece. */
+  /** The head (or a chunk line, or a trailer) read so far, when it came in more than one piece. */
   private held: Buffer | null = null;
+  private heldLength = 0;
+  /** Bytes of the answer's head, interim answers and trailers so far (at most maxHeadBytes). */
+  private headBytes = 0;
   /** Body bytes left: of the content length, or of the chunk. */
   private left = 0;
   private bodyBytes = 0;
@@ -189,6 +194,7 @@ class Connection {
     this.keepAlive = true;
     this.keepAliveMs = this.client.keepAliveMs;
     this.bodyBytes = 0;
+    this.headBytes = 0;
     this.sentAt = this.lastBytesAt = performance.now();
     this.socket!.write(`${pending.head}${Buffer.byteLength(request.body)}\r\n\r\n${request.body}`);
   }
@@ -201,7 +207,7 @@ class Connection {
       if (pending === null || this.phase === Phase.Idle) return this.destroy(protocolError("the provider sent bytes with no request open"));
       switch (this.phase) {
         case Phase.Head: {
-          const end = this.lineEnd(chunk, at, "\r\n\r\n", maxHeadBytes, "the answer's header block is larger than 16 KiB");
+          const end = this.lineEnd(chunk, at, "\r\n\r\n", maxHeadBytes - this.headBytes, headTooLarge);
           if (end === null) return;
           at = end.next;
           if (!this.head(end.text, pending, at < chunk.length)) return;
@@ -227,7 +233,9 @@ class Connection {
           break;
         }
         case Phase.ChunkSize: {
-          const end = this.lineEnd(chunk, at, "\r\n", maxChunkLineBytes, "a chunk size line of the answer is too long");
+          // At most 64 bytes a line (a size, rarely an extension), so a provider cannot send much
+          // more than its answer's bytes, which the size cap counts, in chunk lines.
+          const end = this.lineEnd(chunk, at, "\r\n", maxChunkLineBytes, "a chunk size line of the answer is longer than 64 bytes");
           if (end === null) return;
           at = end.next;
           const size = /^([0-9a-fA-F]{1,12})[ \t]*(;[^\r\n]*)?$/.exec(end.text);
@@ -237,7 +245,7 @@ class Connection {
           break;
         }
         case Phase.Trailers: {
-          const end = this.lineEnd(chunk, at, "\r\n", maxHeadBytes, "the answer's trailers are larger than 16 KiB");
+          const end = this.lineEnd(chunk, at, "\r\n", maxHeadBytes - this.headBytes, headTooLarge);
           if (end === null) return;
           at = end.next;
           if (end.text !== "") break; // a trailer: not read
@@ -247,20 +255,51 @@ class Connection {
     }
   }
 
-  /** The text up to `mark` and where the bytes after it start; null (the bytes kept) while it has not come. */
+  /**
+   * The text up to `mark` (at most `max` bytes with it) and where the bytes after it start in
+   * `chunk`; null, the bytes kept, while it has not come. Bytes that come a few at a time are
+   * gathered in a buffer that doubles and only the new ones are searched, so a provider dripping
+   * its head costs linear time. What is read so counts against the answer's head bytes.
+   */
   private lineEnd(chunk: Buffer, at: number, mark: string, max: number, tooLong: string): { text: string; next: number } | null {
-    const held = this.held;
-    const bytes = held === null ? chunk : Buffer.concat([held, chunk.subarray(at)]);
-    const from = held === null ? at : 0;
-    const end = bytes.indexOf(mark, from, "latin1");
-    if (end < 0 || end - from > max) {
-      if (end >= 0 || bytes.length - from > max) this.destroy(protocolError(tooLong));
-      else this.held = held === null ? Buffer.from(chunk.subarray(at)) : bytes;
-      return null;
+    const before = this.heldLength;
+    if (before === 0) {
+      const end = chunk.indexOf(mark, at, "latin1");
+      if (end >= 0 && end + mark.length - at <= max) {
+        this.counted(end + mark.length - at);
+        return { text: chunk.toString("latin1", at, end), next: end + mark.length };
+      }
     }
-    this.held = null;
-    // Where the next bytes start in `chunk`: past the mark, less what was held before this chunk.
-    return { text: bytes.toString("latin1", from, end), next: held === null ? end + mark.length : at + end + mark.length - held.length };
+    // Past `max` bytes with no mark the line is too long, so no more than that is kept.
+    const taken = Math.min(chunk.length - at, max + 1 - before);
+    this.hold(chunk, at, taken);
+    const end = this.held!.indexOf(mark, Math.max(0, before - mark.length + 1), "latin1");
+    if (end >= 0 && end + mark.length <= max) {
+      const text = this.held!.toString("latin1", 0, end);
+      this.held = null;
+      this.heldLength = 0;
+      this.counted(end + mark.length);
+      return { text, next: at + end + mark.length - before };
+    }
+    if (this.heldLength > max || end >= 0) this.destroy(protocolError(tooLong));
+    return null;
+  }
+
+  /** Keeps `length` bytes of `chunk` from `at` after those held. */
+  private hold(chunk: Buffer, at: number, length: number): void {
+    const needed = this.heldLength + length;
+    if (this.held === null || this.held.length < needed) {
+      const grown = Buffer.allocUnsafe(Math.max(256, needed * 2));
+      this.held?.copy(grown, 0, 0, this.heldLength);
+      this.held = grown;
+    }
+    chunk.copy(this.held, this.heldLength, at, at + length);
+    this.heldLength = needed;
+  }
+
+  /** Head, interim answers and trailers count together against maxHeadBytes (chunk lines are capped each). */
+  private counted(bytes: number): void {
+    if (this.phase !== Phase.ChunkSize) this.headBytes += bytes;
   }
 
   /** Reads the status line and headers; false when the connection ended over them. */
@@ -275,31 +314,32 @@ class Connection {
     }
     let length = -1;
     let chunked = false;
-    this.keepAlive = status[1] === "1";
-    for (let start = text.indexOf("\r\n") + 2; start > 1; ) {
-      const end = text.indexOf("\r\n", start);
-      const line = end < 0 ? text.slice(start) : text.slice(start, end);
-      start = end + 2;
-      const colon = line.indexOf(":");
-      if (colon <= 0 || !headerName.test(line.slice(0, colon))) return void this.destroy(protocolError(`a header of the answer is malformed: "${line.slice(0, 40)}"`)), false;
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (name === "content-length") {
+    let close = status[1] === "0";
+    const lineEnd = text.indexOf("\r\n");
+    headerLine.lastIndex = lineEnd + 2;
+    while (lineEnd >= 0 && headerLine.lastIndex < text.length) {
+      const start = headerLine.lastIndex;
+      const header = headerLine.exec(text);
+      if (header === null) return void this.destroy(protocolError(`a header of the answer is malformed: "${text.slice(start, start + 40).split("\r")[0]}"`)), false;
+      const [, name, value] = header;
+      // By length first: most headers are passed over without lower-casing their names.
+      if (name.length === 14 && name.toLowerCase() === "content-length") {
         if (!/^[0-9]{1,15}$/.test(value) || (length >= 0 && Number(value) !== length)) return void this.destroy(protocolError(`the answer's content-length is not one number: "${value.slice(0, 40)}"`)), false;
         length = Number(value);
-      } else if (name === "transfer-encoding") {
+      } else if (name.length === 17 && name.toLowerCase() === "transfer-encoding") {
         if (value.toLowerCase() !== "chunked" || chunked) return void this.destroy(protocolError(`the answer's transfer-encoding is not chunked: "${value.slice(0, 40)}"`)), false;
         chunked = true;
-      } else if (name === "connection") {
+      } else if (name.length === 10 && name.toLowerCase() === "connection") {
         const tokens = value.toLowerCase();
-        if (tokens.includes("close")) this.keepAlive = false;
-        else if (tokens.includes("keep-alive")) this.keepAlive = true;
-      } else if (name === "keep-alive") {
-        // A provider closing idle connections after N s says so: the router lets go a second before.
-        const hint = /timeout=([0-9]+)/i.exec(value);
-        if (hint !== null) this.keepAliveMs = Math.min(Number(hint[1]) * 1000 - 1000, this.client.keepAliveMaxMs);
+        if (tokens.includes("close")) close = true; // whatever else a Connection header says
+        else if (tokens.includes("keep-alive") && status[1] === "0") close = false;
+      } else if (name.length === 10 && name.toLowerCase() === "keep-alive") {
+        // A provider closing idle connections after N s says so: the router lets go 2 s before (as undici).
+        const hint = /timeout=([0-9]{1,6})/i.exec(value);
+        if (hint !== null) this.keepAliveMs = Math.min(Number(hint[1]) * 1000 - 2000, this.client.keepAliveMaxMs);
       }
     }
+    this.keepAlive = !close;
     if (chunked && length >= 0) return void this.destroy(protocolError("the answer has both a content-length and chunked transfer-encoding")), false;
     if (length > this.client.maxResponseBytes) return void this.destroy(tooLarge()), false;
     pending.handler.onResponseStart?.(pending, code, {}, "");
@@ -340,7 +380,13 @@ class Connection {
     pending.ended = true;
     if (this.keepAlive && this.keepAliveMs > 0 && !more) this.client.idle(this);
     else this.destroy(null);
-    pending.handler.onResponseEnd?.(pending, {});
+    try {
+      pending.handler.onResponseEnd?.(pending, {});
+    } catch (error) {
+      // As undici: the handler hears its own throw. Not through the socket's listener, which would
+      // end the connection, given by now to the next request.
+      pending.handler.onResponseError?.(pending, error as Error);
+    }
   }
 
   /** The provider ended its side: an answer read until then is whole; anything else failed. */
@@ -386,6 +432,12 @@ class Connection {
 
 // RFC 9110's token characters.
 const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// One header line of an answer's head: a token, a colon, the value without the spaces and tabs
+// around it (no CR or LF inside), then CRLF or the head's end. Sticky: read line after line.
+const headerLine = /([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|$)/y;
+
+/** Headers the client writes itself. */
+const framingHeaders: ReadonlySet<string> = new Set(["host", "connection", "content-length", "transfer-encoding"]);
 
 function protocolError(message: string): HttpClientError {
   return new HttpClientError("UND_ERR_PROTOCOL", message);
@@ -416,19 +468,24 @@ export class HttpClient implements UpstreamDispatcher {
   }
 
   dispatch(request: UpstreamRequest, handler: Dispatcher.DispatchHandler): boolean {
-    const origin = this.originOf(request.origin);
-    const pending = new Pending(this, origin, request, handler);
-    if (this.state !== "open") {
-      pending.fail(new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed"));
-      return false;
-    }
+    let origin: Origin;
+    let head: string;
     try {
-      pending.head = this.headOf(origin, request);
+      if (this.state !== "open") throw new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed");
+      origin = this.originOf(request.origin);
+      head = this.headOf(origin, request);
     } catch (error) {
-      pending.fail(error as Error);
+      handler.onResponseError?.(new Pending(this, null, request, handler), error as Error);
       return false;
     }
-    const connection = origin.idle.pop();
+    const pending = new Pending(this, origin, request, handler);
+    pending.head = head;
+    let connection = origin.idle.pop();
+    // One the provider may be closing now (past its keep-alive) is not used; the sweep would close it within a second.
+    while (connection !== undefined && performance.now() >= connection.idleUntil) {
+      connection.destroy(null);
+      connection = origin.idle.pop();
+    }
     if (connection !== undefined) connection.send(pending);
     else if (origin.open < this.connections) this.open(origin, pending);
     else origin.waiting.push(pending);
@@ -456,17 +513,18 @@ export class HttpClient implements UpstreamDispatcher {
 
   /** The head of `request` up to its content length's value, built once per origin, path and headers. */
   private headOf(origin: Origin, request: UpstreamRequest): string {
-    let head = origin.heads.get(request.path);
-    if (head === undefined) {
-      if (!/^\/[\x21-\x7e]*$/.test(request.path)) throw new HttpClientError("UND_ERR_INVALID_ARG", `the path "${request.path.slice(0, 40)}" is not a request target`);
-      let lines = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${origin.host}\r\nconnection: keep-alive\r\n`;
-      for (const [name, value] of Object.entries(request.headers)) {
-        if (!headerName.test(name) || /[\0-\x1f\x7f]/.test(value)) throw new HttpClientError("UND_ERR_INVALID_ARG", `the header ${name} is not valid`);
-        lines += `${name}: ${value}\r\n`;
+    const known = origin.heads.get(request.path);
+    if (known !== undefined && known.headers === request.headers) return known.head;
+    if (!/^\/[\x21-\x7e]*$/.test(request.path)) throw new HttpClientError("UND_ERR_INVALID_ARG", `the path "${request.path.slice(0, 40)}" is not a request target`);
+    let lines = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${origin.host}\r\nconnection: keep-alive\r\n`;
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (!headerName.test(name) || /[\0-\x1f\x7f]/.test(value) || framingHeaders.has(name.toLowerCase())) {
+        throw new HttpClientError("UND_ERR_INVALID_ARG", `the header ${name} is not valid here`);
       }
-      head = `${lines}content-length: `;
-      if (origin.heads.size < 64) origin.heads.set(request.path, head);
+      lines += `${name}: ${value}\r\n`;
     }
+    const head = `${lines}content-length: `;
+    if (origin.heads.size < 64) origin.heads.set(request.path, { headers: request.headers, head });
     return head;
   }
 
@@ -489,7 +547,6 @@ export class HttpClient implements UpstreamDispatcher {
     if (at >= 0) origin.idle.splice(at, 1);
     const next = origin.waiting.shift();
     if (next !== undefined && this.state !== "destroyed") this.open(origin, next);
-    else if (origin.open === 0 && origin.waiting.length === 0) this.origins.delete(origin.key);
     if (this.live.size === 0) this.stopSweeping();
     this.settleClosing();
   }
@@ -539,6 +596,7 @@ export class HttpClient implements UpstreamDispatcher {
     this.sweeper = setInterval(() => {
       const now = performance.now();
       for (const connection of [...this.live]) connection.sweep(now);
+      this.forgetUnused();
     }, sweepMs);
     this.sweeper.unref();
   }
@@ -547,5 +605,10 @@ export class HttpClient implements UpstreamDispatcher {
     if (this.sweeper === null) return;
     clearInterval(this.sweeper);
     this.sweeper = null;
+  }
+
+  /** Forgets origins with no connection and no request waiting (providers gone from the set): in the sweep, never while a dispatch holds one. */
+  private forgetUnused(): void {
+    for (const [key, origin] of this.origins) if (origin.open === 0 && origin.waiting.length === 0) this.origins.delete(key);
   }
 }

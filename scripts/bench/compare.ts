@@ -4,7 +4,7 @@ import { countFlag } from "./table.ts";
 
 // Side by side, in interleaved rounds: the router of two checkouts (before and after a change to
 // the request path), or the router and a plain proxy. Each target is a role of a checkout's
-// scripts/bench/router.ts (`router`, `proxy`, `proxy-request`) written `role@dir`; all share the
+// scripts/bench/router.ts (`router`, `proxy`, `proxy-request`, `proxy-lean`) written `role@dir`; all share the
 // first checkout's upstreams and load generator. It prints, per target, the medians over rounds
 // of req/s, p50 latency and the process's user and system CPU per request: CPU is the steadier
 // measure on a shared host, where throughput drifts from one minute to the next.
@@ -18,8 +18,8 @@ const rounds = countFlag("--rounds") ?? 8;
 const connections = countFlag("--connections") ?? 32;
 const durationMs = countFlag("--duration") ?? 2_000;
 const specs = process.argv.slice(2).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"));
-if (specs.length < 2 || specs.some((s) => !/^(router|proxy|proxy-request)@./.test(s))) {
-  console.error("usage: node scripts/bench/compare.ts [--rounds N] [--connections N] [--duration ms] role@dir role@dir … (role: router, proxy, proxy-request)");
+if (specs.length < 2 || specs.some((s) => !/^(router|proxy|proxy-request|proxy-lean)@./.test(s))) {
+  console.error("usage: node scripts/bench/compare.ts [--rounds N] [--connections N] [--duration ms] role@dir role@dir … (role: router, proxy, proxy-request, proxy-lean)");
   process.exit(2);
 }
 

@@ -3,7 +3,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
+import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { staticProviderSet, type ProviderRecord } from "../../router/providerSet.ts";
@@ -14,7 +15,7 @@ import { countFlag } from "./table.ts";
 // in its own process so none shares an event loop with another: three static JSON-RPC upstreams,
 // the system under test, and the load generator (undici, N connections, closed loop). Side by side:
 // the upstream hit directly, a plain Node proxy (node:http + undici, round robin, no routing logic;
-// once with undici's `request`, once with its leaner `dispatch`, which the router uses) and the
+// once with undici's `request`, once with its leaner `dispatch`) and the
 // router, at 32 connections and at 1; then one upstream of three is killed mid-run behind
 // the proxy and behind the router, counting the errors clients see; and the cost of drawing a
 // provider from a set of 10,000.
@@ -115,23 +116,28 @@ async function proxyRequest(urls: string[]): Promise<void> {
 }
 
 /**
- * The plain proxy: node:http in front, undici pools behind, round robin, bytes passed through. It
- * uses undici's dispatch API, as the router does, so the comparison isolates the routing logic
- * (undici's `request` with its body stream costs a few µs more per request).
+ * The plain proxy: node:http in front, undici pools behind, round robin, bytes passed through,
+ * with undici's leaner dispatch API (its `request` with a body stream costs a few µs more per
+ * request). With `client` "router", the router's own HTTP client behind (router/httpClient.ts;
+ * compare.ts's `proxy-lean`): beside the router, that isolates what the routing logic costs.
  */
-async function proxy(urls: string[]): Promise<void> {
+async function proxy(urls: string[], client: "undici" | "router" = "undici"): Promise<void> {
   const pools = urls.map((u) => new Pool(u, { connections: 64, keepAliveTimeout: 60_000 }));
+  const lean = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 64, connectTimeoutMs: 5_000 });
+  const dispatchTo: (i: number, options: { path: string; method: "POST"; headers: Record<string, string>; body: Buffer }, handler: Dispatcher.DispatchHandler) => void =
+    client === "undici" ? (i, options, handler) => pools[i].dispatch(options, handler) : (i, options, handler) => lean.dispatch({ origin: urls[i], ...options, body: options.body.toString() }, handler);
   let next = 0;
   const headers = { "content-type": "application/json" };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const pool = pools[next];
+      const upstream = next;
       next = (next + 1) % pools.length;
       const reply: Buffer[] = [];
       let status = 502;
-      pool.dispatch(
+      dispatchTo(
+        upstream,
         { path: "/", method: "POST", headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) },
         {
           onRequestStart: () => {},
@@ -404,6 +410,7 @@ if (roleIndex >= 0) {
   const roles: Record<string, () => Promise<void>> = {
     upstreams: () => upstreams(),
     proxy: () => proxy(args),
+    "proxy-lean": () => proxy(args, "router"),
     "proxy-request": () => proxyRequest(args),
     router: () => router(args),
     load: () => load(args[0], Number(args[1]), Number(args[2]), Number(args[3])),

@@ -149,6 +149,10 @@ describe("the router's HTTP client to providers", () => {
       ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", /chunk size of the answer is not hexadecimal/],
       ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", /does not end with CRLF/],
       ["HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n", /switched protocols/],
+      // Only spaces and tabs surround a value (a no-break space is not trimmed into a number).
+      ["HTTP/1.1 200 OK\r\ncontent-length:\u00a02\r\n\r\n{}", /content-length is not one number/],
+      ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: b\rc\r\n\r\n{}", /header of the answer is malformed: "x-a: b"/],
+      [`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;${"e".repeat(70)}\r\n{}\r\n0\r\n\r\n`, /chunk size line of the answer is longer than 64 bytes/],
     ];
     for (const [answer, error] of cases) {
       const server = await scriptedServer(() => [answer]);
@@ -167,8 +171,18 @@ describe("the router's HTTP client to providers", () => {
     const server = await scriptedServer((n) => [n === 0 ? withLength(big) : chunked([big.slice(0, 3_000), big.slice(3_000)])]);
     const c = client(1, 4_096);
     for (const _ of [0, 1]) await expect(send(c, server.origin)).rejects.toMatchObject({ code: "UND_ERR_RES_EXCEEDED_MAX_SIZE" });
-    const head = await scriptedServer(() => [`HTTP/1.1 200 OK\r\nx-pad: ${"a".repeat(17 * 1024)}\r\ncontent-length: 2\r\n\r\n{}`]);
-    await expect(send(client(), head.origin)).rejects.toThrow(/header block is larger than 16 KiB/);
+    // The head, interim answers and trailers count together (the security review of this client: 195
+    // MiB of trailers were read for an answer capped at 4 KiB).
+    const tooMuch = /headers, with its interim answers and trailers, are larger than 16 KiB/;
+    const heads = [
+      `HTTP/1.1 200 OK\r\nx-pad: ${"a".repeat(17 * 1024)}\r\ncontent-length: 2\r\n\r\n{}`,
+      `${"HTTP/1.1 103 Early Hints\r\n\r\n".repeat(700)}${withLength()}`,
+      chunked([json], "x-trailer: 0123456789\r\n".repeat(1_000)),
+    ];
+    for (const answer of heads) {
+      const server = await scriptedServer(() => [answer]);
+      await expect(send(client(), server.origin), answer.slice(0, 30)).rejects.toThrow(tooMuch);
+    }
   });
 
   it("gives a whole answer followed by stray bytes, then does not read them as the next answer", async () => {
@@ -196,10 +210,20 @@ describe("the router's HTTP client to providers", () => {
   });
 
   it("does not keep a connection the provider says it closes, nor past its keep-alive hint", async () => {
-    const server = await scriptedServer((n) => [withLength(json, n === 0 ? "connection: close\r\n" : "keep-alive: timeout=1\r\n")]);
+    const server = await scriptedServer((n) => [withLength(json, n === 0 ? "connection: close, keep-alive\r\nconnection: keep-alive\r\n" : "keep-alive: timeout=1\r\n")]);
     const c = client();
     for (const _ of [0, 1, 2]) await send(c, server.origin);
     expect(server.requests.map((r) => r.connection)).toEqual([0, 1, 2]);
+  });
+
+  it("takes no idle connection past the provider's keep-alive hint less 2 s, even before the sweep closes it", async () => {
+    // The review of this client: reused 50 ms before the provider closed it, a request crossed the close and failed.
+    const server = await scriptedServer(() => [withLength(json, "keep-alive: timeout=3\r\n")]);
+    const c = client();
+    await send(c, server.origin);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await send(c, server.origin);
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 1]);
   });
 
   it("aborts a request at its handler's word: the connection ends, the request waiting for it gets another", async () => {
@@ -249,12 +273,44 @@ describe("the router's HTTP client to providers", () => {
     await expect(send(client(), trickle.origin, { bodyTimeout: 100 })).rejects.toMatchObject({ code: "UND_ERR_BODY_TIMEOUT" });
   });
 
-  it("refuses a path or header that would split the request, before connecting", async () => {
+  it("refuses a path or header that would split the request or frame it twice, and an origin that is not a URL, before connecting", async () => {
     const server = await scriptedServer(() => [withLength()]);
     const c = client();
     await expect(send(c, server.origin, { path: "/x HTTP/1.1\r\nhost: evil\r\n\r\nPOST /" })).rejects.toMatchObject({ code: "UND_ERR_INVALID_ARG" });
     await expect(send(c, server.origin, { headers: { "x-a": "1\r\nx-b: 2" } })).rejects.toMatchObject({ code: "UND_ERR_INVALID_ARG" });
+    for (const name of ["Host", "content-length", "Transfer-Encoding", "connection"]) {
+      await expect(send(c, server.origin, { headers: { [name]: "1" } }), name).rejects.toMatchObject({ code: "UND_ERR_INVALID_ARG" });
+    }
+    await expect(send(c, "not a url")).rejects.toThrow(/Invalid URL/);
     expect(server.connections()).toBe(0);
+  });
+
+  it("writes each request's own headers on one path", async () => {
+    const server = await scriptedServer(() => [withLength()]);
+    const c = client();
+    await send(c, server.origin, { headers: { "x-a": "1" } });
+    await send(c, server.origin, { headers: { "x-b": "2" } });
+    expect(server.requests.map((r) => r.head.split("\r\n")[3])).toEqual(["x-a: 1", "x-b: 2"]);
+  });
+
+  it("tells a handler that throws on the answer's end its own error, and the next request on the connection gets its answer", async () => {
+    const server = await scriptedServer(() => [withLength()]);
+    const c = client(1);
+    const slip = new Error("a bug in the handler");
+    const first = new Promise<Error>((resolve) =>
+      c.dispatch(
+        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
+        {
+          onResponseEnd: () => {
+            throw slip;
+          },
+          onResponseError: (_controller, error) => resolve(error),
+        },
+      ),
+    );
+    const second = send(c, server.origin); // waits for the one connection, handed to it before the first's end is told
+    expect(await first).toBe(slip);
+    expect(await second).toEqual({ status: 200, body: json });
   });
 
   it("lets requests in flight end on close, and fails them on destroy", async () => {
