@@ -55,6 +55,8 @@ export class HttpClientError extends Error {
   }
 }
 
+/** The headers, trailers and context handlers are given: the router reads none. */
+const none = Object.freeze({});
 const maxHeadBytes = 16 * 1024;
 const headTooLarge = "the answer's headers, with its interim answers and trailers, are larger than 16 KiB";
 const maxChunkLineBytes = 64;
@@ -179,7 +181,7 @@ class Connection {
     this.pending = pending;
     pending.connection = this;
     try {
-      pending.handler.onRequestStart?.(pending, {});
+      pending.handler.onRequestStart?.(pending, none);
     } catch (error) {
       // The handler no longer wants it (its time ran out while it waited): not a byte was written.
       this.pending = null;
@@ -342,7 +344,7 @@ class Connection {
     this.keepAlive = !close;
     if (chunked && length >= 0) return void this.destroy(protocolError("the answer has both a content-length and chunked transfer-encoding")), false;
     if (length > this.client.maxResponseBytes) return void this.destroy(tooLarge()), false;
-    pending.handler.onResponseStart?.(pending, code, {}, "");
+    pending.handler.onResponseStart?.(pending, code, none, "");
     if (this.closed || pending.ended) return false; // aborted in onResponseStart
     if (code === 204 || code === 304 || length === 0) {
       this.complete(pending, more);
@@ -381,7 +383,7 @@ class Connection {
     if (this.keepAlive && this.keepAliveMs > 0 && !more) this.client.idle(this);
     else this.destroy(null);
     try {
-      pending.handler.onResponseEnd?.(pending, {});
+      pending.handler.onResponseEnd?.(pending, none);
     } catch (error) {
       // As undici: the handler hears its own throw. Not through the socket's listener, which would
       // end the connection, given by now to the next request.

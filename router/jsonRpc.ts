@@ -177,11 +177,13 @@ export function parseBody(bytes: Buffer, limits: BodyLimits): ParsedBody {
   if (exceedsDepth(bytes, limits.maxDepth)) {
     throw new ClientInputError("too_deep", `invalid request: JSON nested deeper than ${limits.maxDepth} levels`, RpcCode.invalidRequest);
   }
-  // Decoding would turn bad bytes into U+FFFD: an id so changed would come back as another id.
-  if (!isUtf8(bytes)) throw new ClientInputError("parse_error", "parse error: the body is not valid UTF-8", RpcCode.parseError);
+  // Decoding turns bad bytes into U+FFFD: an id so changed would come back as another id. (Only a
+  // text holding U+FFFD is checked byte by byte: one that is sent as such is valid.)
+  const text = bytes.toString("utf8");
+  if (text.includes("\uFFFD") && !isUtf8(bytes)) throw new ClientInputError("parse_error", "parse error: the body is not valid UTF-8", RpcCode.parseError);
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString("utf8"));
+    value = JSON.parse(text);
   } catch {
     throw new ClientInputError("parse_error", "parse error: the body is not valid JSON", RpcCode.parseError);
   }

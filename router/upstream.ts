@@ -317,14 +317,16 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   }
   // The bytes go to the client as they are: ones that are not UTF-8 would be checked as U+FFFD, and
   // strict decoders (Rust's, Go's encoding/json on some paths) refuse them (the security review).
-  if (!isUtf8(bytes)) return { type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs };
+  // Only a text holding U+FFFD once decoded is checked byte by byte.
+  const text = bytes.toString("utf8");
+  if (text.includes("\uFFFD") && !isUtf8(bytes)) return { type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs };
   let value: unknown;
   const timed = bytes.length >= timedParseBytes && resultTypes.has(method);
   // The main thread's CPU time, not the wall clock's: a host that pauses the process (others
   // busy on its cores) must not make a real answer look costly.
   const parseStart = timed ? process.threadCpuUsage() : null;
   try {
-    value = JSON.parse(bytes.toString("utf8"));
+    value = JSON.parse(text);
   } catch {
     return { type: "failure", kind: "malformed", detail: "the reply is not valid JSON", latencyMs };
   }

@@ -454,6 +454,9 @@ describe("failover", () => {
     const notUtf8 = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x'), Buffer.from([0xff, 0xfe, 0xc0, 0xa2]), Buffer.from('"}')]);
     expect(judgeReply(notUtf8, 1, "eth_call", 1)).toEqual({ type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs: 1 });
     expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x","note":"ünïcödé ✓"}'), 1, "eth_call", 1)).toMatchObject({ type: "answer" });
+    // U+FFFD sent as such is valid UTF-8 (only a text holding it is checked byte by byte).
+    expect(judgeReply(Buffer.from('{"jsonrpc":"2.0","id":1,"result":"0x","note":"\uFFFD"}'), 1, "eth_call", 1)).toMatchObject({ type: "answer" });
+    expect(judgeReply(Buffer.concat([notUtf8.subarray(0, -2), Buffer.from('\uFFFD"}')]), 1, "eth_call", 1)).toMatchObject({ type: "failure", kind: "malformed" });
   });
 
   it("times the parse of a large reply only for methods whose answers repeat their keys: a trace's are keyed by address and slot", () => {

@@ -244,6 +244,9 @@ describe("hostile clients", () => {
     const answer = await raw(new Uint8Array(Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","method":"eth_blockNumber"}')])));
     expect(answer.status).toBe(400);
     expect(answer.body.error).toEqual({ code: -32700, message: "parse error: the body is not valid UTF-8" });
+    // An id holding U+FFFD sent as such is valid, and comes back as sent.
+    const sent = await raw('{"jsonrpc":"2.0","id":"a\uFFFDb","method":"eth_chainId"}');
+    expect(sent.body).toMatchObject({ id: "a\uFFFDb", result: "0x7a69" });
     await stillServes();
   });
 
