@@ -102,6 +102,8 @@ export type Sweeper = {
   remove: (call: CallRouting) => void;
   /** A listed call needs looking at by `at` (performance.now() ms). */
   wake: (at: number) => void;
+  /** Whether a wakeup is set (none while no call is listed). */
+  readonly armed: boolean;
   stop: () => void;
 };
 
@@ -153,8 +155,18 @@ export function startSweeper(slackMs = 5): Sweeper {
       else head = call.next;
       if (call.next !== null) call.next.prev = call.prev;
       call.prev = call.next = null;
+      // Nothing left to look at: no wakeup for nothing (at one connection nearly every call ends
+      // before its check is due, and a wakeup of an idle event loop costs more than a timer).
+      if (head === null && timer !== null) {
+        clearTimeout(timer);
+        timer = null;
+        armedAt = Infinity;
+      }
     },
     wake,
+    get armed() {
+      return timer !== null;
+    },
     stop: () => {
       stopped = true;
       if (timer !== null) clearTimeout(timer);

@@ -1633,6 +1633,27 @@ describe("routing one call", () => {
     return table;
   }
 
+  it("sets no wakeup once its last call ended: an idle router's event loop sleeps", async () => {
+    // At one connection nearly every call ends before its check is due: a wakeup left set for it
+    // cost an idle event loop a turn a call (`node scripts/bench/compare.ts --connections 1`).
+    const options = resolveRoutingOptions();
+    const table = checkedTable(options, recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
+    const agent = new Agent();
+    const sweeper = startSweeper();
+    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+    try {
+      for (const id of [1, 2, 3]) {
+        const answered = new Promise<CallResult>((resolve) => routeCall(context, table, { id, method: "eth_blockNumber", params: [], notification: false }, id, resolve));
+        expect(sweeper.armed).toBe(true); // its attempt's deadline and its hedge are due
+        expect((await answered).outcome).toBe("answer");
+        expect(sweeper.armed).toBe(false);
+      }
+    } finally {
+      sweeper.stop();
+      await agent.destroy();
+    }
+  });
+
   it("answers exactly once when every attempt fails inside dispatch (a closed agent)", async () => {
     const options = resolveRoutingOptions();
     const table = checkedTable(options, recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
