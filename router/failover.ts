@@ -102,7 +102,7 @@ export type Sweeper = {
   remove: (call: CallRouting) => void;
   /** A listed call needs looking at by `at` (performance.now() ms). */
   wake: (at: number) => void;
-  /** Whether a wakeup is set (none while no call is listed). */
+  /** Whether a wakeup is set (none while no call is listed): for tests. */
   readonly armed: boolean;
   stop: () => void;
 };
@@ -132,8 +132,9 @@ export function startSweeper(slackMs = 5): Sweeper {
       if (at < next) next = at;
       call = following;
     }
-    // Calls a moment apart share a sweep.
-    if (next < Infinity && next < armedAt) arm(Math.max(next, now + slackMs));
+    // Calls a moment apart share a sweep. (A call that ended in its tick may still name a time: with
+    // none listed, nothing is due.)
+    if (head !== null && next < Infinity && next < armedAt) arm(Math.max(next, now + slackMs));
   };
   const wake = (at: number) => {
     if (at < armedAt - slackMs) arm(at);
@@ -170,6 +171,7 @@ export function startSweeper(slackMs = 5): Sweeper {
     stop: () => {
       stopped = true;
       if (timer !== null) clearTimeout(timer);
+      timer = null;
     },
   };
 }
@@ -288,7 +290,7 @@ class CallRouting implements CallHandle {
   start(): void {
     const initial = this.write ? this.ctx.failover.writeFanout : 1;
     for (let i = 0; i < initial; i++) if (!this.launch()) break;
-    if (this.finished) return; // undici may fail an attempt inside dispatch: all of them, at once
+    if (this.finished) return; // the HTTP client may fail an attempt inside dispatch: all of them, at once
     if (this.attempts > 0) {
       this.scheduleHedge();
       this.ctx.sweeper.add(this);

@@ -66,7 +66,7 @@ export class ProviderHealth {
   readonly chainId: number;
   readonly address: string;
   readonly url: string;
-  /** `scheme://host:port` and path, split once for undici. */
+  /** `scheme://host:port` and path, split once for the HTTP client. */
   readonly origin: string;
   readonly path: string;
   name: string;
@@ -111,7 +111,7 @@ export class ProviderHealth {
   private endpointRefused = false;
 
   // Traffic, for /status and /metrics.
-  /** Client calls' requests to this provider on the router's connections now (undici holds them). */
+  /** Client calls' requests to this provider on the router's connections now (the HTTP client holds them). */
   inFlight = 0;
   /** Client calls' requests to it waiting for one of the router's connections to its origin (upstream.ts's ConnectionGate). */
   waiting = 0;

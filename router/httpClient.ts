@@ -6,9 +6,8 @@ import type { buildConnector, Dispatcher } from "undici";
 // time on each, and a strict reader of the answer. It takes undici's dispatch contract (the
 // handler's onRequestStart … onResponseEnd | onResponseError, a controller to abort) and undici's
 // connector (TCP or TLS, its connect timeout, endpointPolicy's address checks), but not undici's
-// pool: on the bench's static upstreams undici's dispatch cost some 15 µs of CPU a request, this
-// about a fifth of it (router/README.md, "Benchmark"), and every request of the router goes
-// through here. It sends only what the router sends: a POST with a string body and fixed headers.
+// pool: on the bench's static upstreams that took 15 µs of CPU off each of the router's requests,
+// as much as its routing logic costs (router/README.md, "Benchmark"). It sends only what the router sends: a POST with a string body and fixed headers.
 //
 // An answer is a stranger's bytes: a malformed status line or header, a bad chunk, a header block
 // past 16 KiB, a body past maxResponseBytes, or bytes after the answer end the connection with an
@@ -45,7 +44,10 @@ export type HttpClientOptions = {
   keepAliveMaxMs?: number;
 };
 
-/** An error of the client, with a code as undici's (upstream.ts's failureOf reads the codes). */
+/**
+ * An error of the client, with a code as undici's (upstream.ts's failureOf reads the codes; its
+ * connector's errors have them too). Not a RouterError: it is a provider's failure, never a client's answer.
+ */
 export class HttpClientError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {
@@ -64,7 +66,6 @@ const defaultTimeoutMs = 30_000;
 const sweepMs = 1_000;
 
 type Origin = {
-  key: string;
   protocol: string;
   hostname: string;
   host: string;
@@ -82,7 +83,6 @@ class Pending implements Dispatcher.DispatchController {
   readonly handler: Dispatcher.DispatchHandler;
   /** Null for a request refused before it had one (a malformed origin). */
   readonly origin: Origin | null;
-  readonly client: HttpClient;
   /** The request's head up to its content length's value (HttpClient.headOf). */
   head = "";
   connection: Connection | null = null;
@@ -91,8 +91,7 @@ class Pending implements Dispatcher.DispatchController {
   reason: Error | null = null;
   readonly paused = false;
 
-  constructor(client: HttpClient, origin: Origin | null, request: UpstreamRequest, handler: Dispatcher.DispatchHandler) {
-    this.client = client;
+  constructor(origin: Origin | null, request: UpstreamRequest, handler: Dispatcher.DispatchHandler) {
     this.origin = origin;
     this.request = request;
     this.handler = handler;
@@ -184,10 +183,11 @@ class Connection {
       pending.handler.onRequestStart?.(pending, none);
     } catch (error) {
       // The handler no longer wants it (its time ran out while it waited): not a byte was written.
+      // The connection is free before the handler hears (it may send another at once).
       this.pending = null;
       pending.connection = null;
-      pending.fail(error as Error);
       this.client.idle(this);
+      pending.fail(error as Error);
       return;
     }
     if (pending.ended || this.closed) return; // aborted inside onRequestStart
@@ -275,7 +275,9 @@ class Connection {
     // Past `max` bytes with no mark the line is too long, so no more than that is kept.
     const taken = Math.min(chunk.length - at, max + 1 - before);
     this.hold(chunk, at, taken);
-    const end = this.held!.indexOf(mark, Math.max(0, before - mark.length + 1), "latin1");
+    // Only the bytes held: the rest of the buffer is memory never written (allocUnsafe), which may
+    // hold a CRLF of an earlier answer (the diff review: 1,271 of 2,000 good answers failed so).
+    const end = this.held!.subarray(0, this.heldLength).indexOf(mark, Math.max(0, before - mark.length + 1), "latin1");
     if (end >= 0 && end + mark.length <= max) {
       const text = this.held!.toString("latin1", 0, end);
       this.held = null;
@@ -306,7 +308,8 @@ class Connection {
 
   /** Reads the status line and headers; false when the connection ended over them. */
   private head(text: string, pending: Pending, more: boolean): boolean {
-    const statusLine = text.slice(0, text.indexOf("\r\n") >>> 0);
+    const statusEnd = text.indexOf("\r\n");
+    const statusLine = statusEnd < 0 ? text : text.slice(0, statusEnd);
     const status = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?$/.exec(statusLine);
     if (status === null) return void this.destroy(protocolError(`the answer's status line is not HTTP/1.x: "${statusLine.slice(0, 40)}"`)), false;
     const code = Number(status[2]);
@@ -316,10 +319,11 @@ class Connection {
     }
     let length = -1;
     let chunked = false;
-    let close = status[1] === "0";
-    const lineEnd = text.indexOf("\r\n");
-    headerLine.lastIndex = lineEnd + 2;
-    while (lineEnd >= 0 && headerLine.lastIndex < text.length) {
+    // HTTP/1.0 closes unless it says keep-alive; `close` in any Connection header wins.
+    let closeSaid = false;
+    let keepAliveSaid = false;
+    headerLine.lastIndex = statusEnd + 2;
+    while (statusEnd >= 0 && headerLine.lastIndex < text.length) {
       const start = headerLine.lastIndex;
       const header = headerLine.exec(text);
       if (header === null) return void this.destroy(protocolError(`a header of the answer is malformed: "${text.slice(start, start + 40).split("\r")[0]}"`)), false;
@@ -333,15 +337,15 @@ class Connection {
         chunked = true;
       } else if (name.length === 10 && name.toLowerCase() === "connection") {
         const tokens = value.toLowerCase();
-        if (tokens.includes("close")) close = true; // whatever else a Connection header says
-        else if (tokens.includes("keep-alive") && status[1] === "0") close = false;
+        if (tokens.includes("close")) closeSaid = true;
+        else if (tokens.includes("keep-alive")) keepAliveSaid = true;
       } else if (name.length === 10 && name.toLowerCase() === "keep-alive") {
         // A provider closing idle connections after N s says so: the router lets go 2 s before (as undici).
         const hint = /timeout=([0-9]{1,6})/i.exec(value);
         if (hint !== null) this.keepAliveMs = Math.min(Number(hint[1]) * 1000 - 2000, this.client.keepAliveMaxMs);
       }
     }
-    this.keepAlive = !close;
+    this.keepAlive = !closeSaid && (status[1] === "1" || keepAliveSaid);
     if (chunked && length >= 0) return void this.destroy(protocolError("the answer has both a content-length and chunked transfer-encoding")), false;
     if (length > this.client.maxResponseBytes) return void this.destroy(tooLarge()), false;
     pending.handler.onResponseStart?.(pending, code, none, "");
@@ -432,17 +436,22 @@ class Connection {
   }
 }
 
-// RFC 9110's token characters.
-const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 9110's token: a header's name.
+const token = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const headerName = new RegExp(`^${token}$`);
 // One header line of an answer's head: a token, a colon, the value without the spaces and tabs
 // around it (no CR or LF inside), then CRLF or the head's end. Sticky: read line after line.
-const headerLine = /([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|$)/y;
+const headerLine = new RegExp(`(${token}):[ \\t]*([^\\r\\n]*?)[ \\t]*(?:\\r\\n|$)`, "y");
 
 /** Headers the client writes itself. */
 const framingHeaders: ReadonlySet<string> = new Set(["host", "connection", "content-length", "transfer-encoding"]);
 
 function protocolError(message: string): HttpClientError {
   return new HttpClientError("UND_ERR_PROTOCOL", message);
+}
+
+function closedError(): HttpClientError {
+  return new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed");
 }
 
 function tooLarge(): HttpClientError {
@@ -460,6 +469,7 @@ export class HttpClient implements UpstreamDispatcher {
   private sweeper: NodeJS.Timeout | null = null;
   private state: "open" | "closing" | "destroyed" = "open";
   private whenDrained: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
 
   constructor(options: HttpClientOptions) {
     this.connector = options.connect;
@@ -473,14 +483,14 @@ export class HttpClient implements UpstreamDispatcher {
     let origin: Origin;
     let head: string;
     try {
-      if (this.state !== "open") throw new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed");
+      if (this.state !== "open") throw closedError();
       origin = this.originOf(request.origin);
       head = this.headOf(origin, request);
     } catch (error) {
-      handler.onResponseError?.(new Pending(this, null, request, handler), error as Error);
+      new Pending(null, request, handler).fail(error as Error); // ended: an abort after it tells nothing more
       return false;
     }
-    const pending = new Pending(this, origin, request, handler);
+    const pending = new Pending(origin, request, handler);
     pending.head = head;
     let connection = origin.idle.pop();
     // One the provider may be closing now (past its keep-alive) is not used; the sweep would close it within a second.
@@ -497,16 +507,17 @@ export class HttpClient implements UpstreamDispatcher {
   /** Lets the requests in flight end, then closes every connection. */
   close(): Promise<void> {
     if (this.state === "open") this.state = "closing";
-    return new Promise((resolve) => {
+    this.closing ??= new Promise((resolve) => {
       this.whenDrained = resolve;
       this.settleClosing();
     });
+    return this.closing;
   }
 
   /** Ends every connection now; requests in flight fail. */
   destroy(): Promise<void> {
     this.state = "destroyed";
-    const error = new HttpClientError("UND_ERR_DESTROYED", "the router's HTTP client is closed");
+    const error = closedError();
     for (const origin of this.origins.values()) for (const pending of origin.waiting.splice(0)) pending.fail(error);
     for (const connection of [...this.live]) connection.destroy(error);
     this.stopSweeping();
@@ -577,7 +588,7 @@ export class HttpClient implements UpstreamDispatcher {
     if (origin === undefined) {
       const url = new URL(key);
       const port = url.port !== "" ? url.port : url.protocol === "https:" ? "443" : "80";
-      origin = { key, protocol: url.protocol, hostname: url.hostname, host: url.host, port, idle: [], open: 0, waiting: [], heads: new Map() };
+      origin = { protocol: url.protocol, hostname: url.hostname, host: url.host, port, idle: [], open: 0, waiting: [], heads: new Map() };
       this.origins.set(key, origin);
     }
     return origin;

@@ -137,7 +137,7 @@ const smallAnswerMethods: ReadonlySet<string> = new Set([
 ]);
 const smallAnswerBytes = 64 * 1024;
 
-/** The most bytes a provider may answer `method` with (Infinity: up to limits.maxResponseBytes, undici's cap). */
+/** The most bytes a provider may answer `method` with (Infinity: up to limits.maxResponseBytes, the HTTP client's cap). */
 function answerCap(method: string): number {
   return smallAnswerMethods.has(method) ? smallAnswerBytes : Infinity;
 }
@@ -420,17 +420,17 @@ const cancelled = new Error("attempt cancelled by the router");
 export const minAttemptMs = 20;
 
 /**
- * The router's connections to one origin, as undici pools them (`scheme://host:port`: providers
+ * The router's connections to one origin, as its HTTP client pools them (`scheme://host:port`: providers
  * on one host, say one operator's chains on different paths, share them), and the client calls'
  * requests waiting for one. The wait list is the router's own, so a request nobody needs any more
- * leaves it at once (in undici's queue it could not), and a connection that frees goes to the
+ * leaves it at once (in the HTTP client's queue it could not), and a connection that frees goes to the
  * clients waiting in turn, each client's requests in order: one client with hundreds of slow calls
  * does not make another's wait behind all of them.
  */
 export class ConnectionGate {
   readonly origin: string;
   readonly connections: number;
-  /** Client calls' requests undici holds on these connections (from dispatch to their end). */
+  /** Client calls' requests the HTTP client holds on these connections (from dispatch to their end). */
   busy = 0;
   /** The requests waiting, by client (ClientShare.key; null: the router's own calls, which take one turn together); the client whose turn is next first. */
   private readonly waitingBy = new Map<string | null, Set<UpstreamAttempt>>();
@@ -483,7 +483,7 @@ export class ConnectionGate {
   }
 }
 
-/** The gates of every origin client calls go to, each with `connections` (limits.connectionsPerProvider, undici's per origin). */
+/** The gates of every origin client calls go to, each with `connections` (limits.connectionsPerProvider, the HTTP client's per origin). */
 export class ConnectionGates {
   readonly connections: number;
   private readonly byOrigin = new Map<string, ConnectionGate>();
@@ -513,7 +513,7 @@ export class ConnectionGates {
 }
 
 /**
- * One attempt of one call on one provider: an undici dispatch handler that gathers the reply and
+ * One attempt of one call on one provider: a dispatch handler (httpClient.ts) that gathers the reply and
  * tells its owner the outcome once. No stream, no promise, no timer of its own: the owner calls
  * `timeout()` or `cancel()` when it decides to (see failover.ts's sweeper).
  *
@@ -544,7 +544,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private body = "";
   /** The router's connections this request counts in (a client call's; null: a probe's, on connections of its own). */
   private gate: ConnectionGate | null = null;
-  /** undici holds the request (from dispatch to its end or error). */
+  /** The HTTP client holds the request (from dispatch to its end or error). */
   private holding = false;
   /** Stops a request that ended for the router but runs on (see finish). */
   private cutOff: NodeJS.Timeout | null = null;
@@ -613,7 +613,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  /** Leaves the wait list for undici, or ends unsent, blaming nobody, when its time ran out while it waited. */
+  /** Leaves the wait list for the HTTP client, or ends unsent, blaming nobody, when its time ran out while it waited. */
   private go(): void {
     if (this.settled) return;
     if (this.endBy - performance.now() < minAttemptMs) this.timeout();
@@ -642,7 +642,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     );
   }
 
-  /** undici is done with the request (answered, failed or dropped): its connection takes the next one waiting. */
+  /** The HTTP client is done with the request (answered, failed or dropped): its connection takes the next one waiting. */
   private release(): void {
     if (!this.holding) return;
     this.holding = false;
@@ -670,7 +670,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     // Ended while it waited for the connection (its call's deadline, a hedge won, its client left):
-    // not a byte is written yet. A throw here makes undici drop the request and keep the
+    // not a byte is written yet. A throw here makes the HTTP client drop the request and keep the
     // connection for the next; controller.abort() would destroy the connection.
     const now = performance.now();
     if (!this.settled && now >= this.endBy) this.timeout(); // its time ran out meanwhile
@@ -752,7 +752,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       this.controller?.abort(cancelled);
       return;
     }
-    // Not the provider's doing: a request already out runs to its end (undici's own timeouts bound
+    // Not the provider's doing: a request already out runs to its end (the HTTP client's own timeouts bound
     // it) and its answer goes unused, rather than cost the connection.
     this.finish({ type: "queued", latencyMs: this.elapsed() });
   }
@@ -782,7 +782,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     // A request left to run to its end unused (its client left, or its call's deadline came first)
-    // still ends by its timeout: undici's body timeout restarts with every byte, so a provider
+    // still ends by its timeout: the HTTP client's body timeout restarts with every byte, so a provider
     // trickling its answer would otherwise hold the connection for ever.
     if (this.holding && !Number.isNaN(this.sentAtMs)) {
       this.cutOff = setTimeout(() => this.controller?.abort(cancelled), Math.max(0, this.sentAtMs + this.timeoutMs - performance.now()));

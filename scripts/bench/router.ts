@@ -122,10 +122,15 @@ async function proxyRequest(urls: string[]): Promise<void> {
  * compare.ts's `proxy-lean`): beside the router, that isolates what the routing logic costs.
  */
 async function proxy(urls: string[], client: "undici" | "router" = "undici"): Promise<void> {
-  const pools = urls.map((u) => new Pool(u, { connections: 64, keepAliveTimeout: 60_000 }));
-  const lean = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 64, connectTimeoutMs: 5_000 });
-  const dispatchTo: (i: number, options: { path: string; method: "POST"; headers: Record<string, string>; body: Buffer }, handler: Dispatcher.DispatchHandler) => void =
-    client === "undici" ? (i, options, handler) => pools[i].dispatch(options, handler) : (i, options, handler) => lean.dispatch({ origin: urls[i], ...options, body: options.body.toString() }, handler);
+  type Send = (i: number, options: { path: string; method: "POST"; headers: Record<string, string>; body: Buffer }, handler: Dispatcher.DispatchHandler) => void;
+  let dispatchTo: Send;
+  if (client === "undici") {
+    const pools = urls.map((u) => new Pool(u, { connections: 64, keepAliveTimeout: 60_000 }));
+    dispatchTo = (i, options, handler) => pools[i].dispatch(options, handler);
+  } else {
+    const lean = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 64, connectTimeoutMs: 5_000 });
+    dispatchTo = (i, options, handler) => lean.dispatch({ origin: urls[i], ...options, body: options.body.toString() }, handler);
+  }
   let next = 0;
   const headers = { "content-type": "application/json" };
   const server = createServer((req, res) => {
@@ -133,7 +138,7 @@ async function proxy(urls: string[], client: "undici" | "router" = "undici"): Pr
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const upstream = next;
-      next = (next + 1) % pools.length;
+      next = (next + 1) % urls.length;
       const reply: Buffer[] = [];
       let status = 502;
       dispatchTo(
