@@ -288,6 +288,26 @@ describe("the router's HTTP client to providers", () => {
     expect(server.connections()).toBe(2);
   });
 
+  it("ends a request its handler aborts while the answer arrives (an answer past its cap), and the next goes on a new connection", async () => {
+    const server = await scriptedServer((n) => (n === 0 ? ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n", { waitMs: 100 }, "0\r\n\r\n"] : [withLength()]));
+    const c = client(1);
+    const tooLong = new Error("answered more than its method's cap");
+    const told: Error[] = [];
+    await new Promise<void>((resolve) =>
+      c.dispatch(
+        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
+        {
+          onResponseData: (controller) => controller.abort(tooLong),
+          onResponseEnd: () => expect.unreachable("an aborted answer does not end"),
+          onResponseError: (_controller, error) => (told.push(error), resolve()),
+        },
+      ),
+    );
+    expect(told).toEqual([tooLong]);
+    expect(await send(c, server.origin)).toEqual({ status: 200, body: json });
+    expect(server.requests.map((r) => r.connection)).toEqual([0, 1]);
+  });
+
   it("writes nothing for a request whose handler refuses it at the start, and keeps the connection for the next", async () => {
     const server = await scriptedServer(() => [withLength()]);
     const c = client(1);
