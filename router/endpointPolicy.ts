@@ -162,7 +162,7 @@ function guardedLookup(resolver: Resolver): LookupFunction {
   };
 }
 
-export type UpstreamAgentOptions = {
+export type UpstreamClientOptions = {
   /** Devnet mode: loopback and private endpoints are allowed (local provider nodes). */
   devnet: boolean;
   /** Largest upstream response body in bytes; a larger one fails the attempt. */
@@ -181,7 +181,7 @@ export type UpstreamAgentOptions = {
  * once more on the socket's connected remote address. It follows no redirects and caps the
  * response size.
  */
-export function createUpstreamAgent(options: UpstreamAgentOptions): HttpClient {
+export function createUpstreamClient(options: UpstreamClientOptions): HttpClient {
   const base = buildConnector({
     timeout: options.connectTimeoutMs,
     ...(options.devnet ? {} : { lookup: guardedLookup(options.resolver ?? systemResolver) }),

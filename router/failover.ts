@@ -22,7 +22,7 @@ import type { WriteAffinity } from "./writeAffinity.ts";
 // enforces attempt timeouts and starts hedges, so a call costs no promise and no timer of its own.
 
 export type RouteContext = {
-  agent: UpstreamDispatcher;
+  client: UpstreamDispatcher;
   failover: FailoverParameters;
   random: Random;
   counters: { retries: number; hedges: number };
@@ -338,7 +338,7 @@ class CallRouting implements CallHandle {
     const attempt = new UpstreamAttempt(provider, this.id, Math.min(this.ctx.failover.attemptTimeoutMs, remaining), this, this.budget, this.deadline, this.call.method, this.turn);
     this.inFlight.push(attempt);
     if (hedge) this.hedgeAttempt = attempt;
-    attempt.start(this.ctx.agent, this.body, this.ctx.gates);
+    attempt.start(this.ctx.client, this.body, this.ctx.gates);
     if (attempt.queued && this.escapeAt === Infinity) this.escapeAt = now + this.ctx.failover.hedgeMinMs;
     if (this.listed) this.ctx.sweeper.wake(Math.min(attempt.deadlineAt, this.escapeAt)); // a retry (the first ones are added with the call)
     return true;

@@ -17,16 +17,16 @@ type ProbeState = { nextAt: number; running: boolean; startedAt: number };
 /**
  * Probes running at once on one origin (`scheme://host:port`): anyone may register many paths on
  * one stranger's host, and the probes of providers sharing a host must not open a connection each
- * to it. The probe agent keeps this many connections per origin, so a probe never waits for one.
+ * to it. The probes' HTTP client keeps this many connections per origin, so a probe never waits for one.
  */
 export const probesPerOrigin = 4;
 
 export function startProber(deps: {
   tables: () => Iterable<ChainTable>;
-  agent: UpstreamDispatcher;
+  client: UpstreamDispatcher;
   probe: ProbeParameters;
 }): Prober {
-  const { agent, probe } = deps;
+  const { client, probe } = deps;
   const states = new WeakMap<ProviderHealth, ProbeState>();
   const headsChanged = new Set<ChainTable>();
   let running = 0;
@@ -34,7 +34,7 @@ export function startProber(deps: {
   let stopped = false;
 
   const call = async (p: ProviderHealth, method: string) => {
-    const outcome = await attemptOnce(agent, p, method, probe.timeoutMs);
+    const outcome = await attemptOnce(client, p, method, probe.timeoutMs);
     if (outcome.type === "failure") return { ok: false as const, kind: outcome.kind, detail: outcome.detail };
     // Probes hold no client's budget: "over_budget" cannot happen here. On connections of their own
     // (probesPerOrigin, router.ts) probes wait for nobody: "queued" means connecting (and answering)

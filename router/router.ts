@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { ClientHeads } from "./blocks.ts";
-import { createUpstreamAgent, type Resolver } from "./endpointPolicy.ts";
+import { createUpstreamClient, type Resolver } from "./endpointPolicy.ts";
 import { RouterOptionError } from "./errors.ts";
 import { ClientLedger, guardConnections, serverOptions, TrustedProxies } from "./connections.ts";
 import { loadDashboardAssets } from "./dashboardAssets.ts";
@@ -119,7 +119,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     });
   } else throw new RouterOptionError("the router needs an indexer URL (--indexer) or a provider set");
 
-  const agent = createUpstreamAgent({
+  const client = createUpstreamClient({
     devnet,
     maxResponseBytes: routing.limits.maxResponseBytes,
     connectionsPerOrigin: routing.limits.connectionsPerProvider,
@@ -129,7 +129,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   // Probes have connections of their own, so a burst of client calls waiting for the others never
   // delays them: they see the provider itself. As many per origin as the prober runs probes at once
   // on one (probesPerOrigin), so a probe never waits for a connection behind a neighbour's either.
-  const probeAgent = createUpstreamAgent({
+  const probeClient = createUpstreamClient({
     devnet,
     maxResponseBytes: 64 * 1024,
     connectionsPerOrigin: probesPerOrigin,
@@ -157,12 +157,12 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   historyTimer.unref();
 
   const sweeper = startSweeper();
-  // As many as the agent keeps to each origin: past them, client calls wait in the router's own queue.
+  // As many as the client keeps to each origin: past them, client calls wait in the router's own queue.
   const gates = new ConnectionGates(routing.limits.connectionsPerProvider);
   const affinity = new WriteAffinity(routing.failover.writeAffinityMs);
   // A minute: by then the chain has moved past what a client was shown, on any provider in sync.
   const heads = new ClientHeads(60_000);
-  const route: RouteContext = { agent, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates, affinity, heads };
+  const route: RouteContext = { client, failover: routing.failover, random: options.random ?? Math.random, counters: metrics.counters, sweeper, gates, affinity, heads };
   const filters = new FilterRegistry(route, routing.limits, clients);
   const renderMetrics = () => {
     metrics.openFilters = filters.size;
@@ -190,7 +190,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
   const server: Server = createServer(serverOptions(routing.limits), handler);
   guardConnections(server, routing.limits, metrics, clients);
 
-  const prober = startProber({ tables: () => tables.values(), agent: probeAgent, probe: routing.probe });
+  const prober = startProber({ tables: () => tables.values(), client: probeClient, probe: routing.probe });
   const shareTimer = setInterval(() => {
     for (const t of tables.values()) for (const p of t.providers) p.rotateWindow();
   }, routing.shareWindowMs);
@@ -203,7 +203,7 @@ export async function startRouter(options: StartRouterOptions = {}): Promise<Rou
     clearInterval(shareTimer);
     clearInterval(historyTimer);
     await source.stop();
-    await Promise.all([agent.destroy(), probeAgent.destroy()]);
+    await Promise.all([client.destroy(), probeClient.destroy()]);
   };
 
   const [host, port] = [options.host ?? "127.0.0.1", options.port ?? 0];

@@ -540,7 +540,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   /** Bytes of the answer charged to the budget so far. */
   private charged = 0;
   private settled = false;
-  private agent: UpstreamDispatcher | null = null;
+  private client: UpstreamDispatcher | null = null;
   private body = "";
   /** The router's connections this request counts in (a client call's; null: a probe's, on connections of its own). */
   private gate: ConnectionGate | null = null;
@@ -597,8 +597,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
    * client call), a request past the router's connections to the provider's origin waits in that
    * origin's wait list until one is free, and leaves it at once if it ends first.
    */
-  start(agent: UpstreamDispatcher, body: string, gates: ConnectionGates | null = null): void {
-    this.agent = agent;
+  start(client: UpstreamDispatcher, body: string, gates: ConnectionGates | null = null): void {
+    this.client = client;
     this.body = body;
     if (gates === null) {
       this.dispatch();
@@ -628,7 +628,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       provider.inFlight++;
     }
     this.holding = true;
-    this.agent!.dispatch(
+    this.client!.dispatch(
       {
         origin: provider.origin,
         path: provider.path,
@@ -799,7 +799,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 }
 
 /** A single call of `method` without params as a promise, with its own timer: for health probes, off the hot path. */
-export function attemptOnce(agent: UpstreamDispatcher, provider: ProviderHealth, method: string, timeoutMs: number): Promise<Outcome> {
+export function attemptOnce(client: UpstreamDispatcher, provider: ProviderHealth, method: string, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined = undefined;
     const owner: AttemptOwner = {
@@ -809,7 +809,7 @@ export function attemptOnce(agent: UpstreamDispatcher, provider: ProviderHealth,
       },
     };
     const attempt = new UpstreamAttempt(provider, 1, timeoutMs, owner, null, undefined, method);
-    attempt.start(agent, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`);
+    attempt.start(client, `{"jsonrpc":"2.0","id":1,"method":"${method}","params":[]}`);
     if (!attempt.done) timer = setTimeout(() => attempt.timeout(), timeoutMs);
   });
 }

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool, type Dispatcher } from "undici";
-import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
+import { createUpstreamClient } from "../../router/endpointPolicy.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { ChainTable } from "../../router/routingTable.ts";
 import { staticProviderSet, type ProviderRecord } from "../../router/providerSet.ts";
@@ -128,7 +128,7 @@ async function proxy(urls: string[], client: "undici" | "router" = "undici"): Pr
     const pools = urls.map((u) => new Pool(u, { connections: 64, keepAliveTimeout: 60_000 }));
     dispatchTo = (i, options, handler) => pools[i].dispatch(options, handler);
   } else {
-    const lean = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 64, connectTimeoutMs: 5_000 });
+    const lean = createUpstreamClient({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 64, connectTimeoutMs: 5_000 });
     dispatchTo = (i, options, handler) => lean.dispatch({ origin: urls[i], ...options, body: options.body.toString() }, handler);
   }
   let next = 0;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startChain, type Chain } from "../../scripts/chain.ts";
-import { classifyAddress, createUpstreamAgent, type Resolver } from "../../router/endpointPolicy.ts";
+import { classifyAddress, createUpstreamClient, type Resolver } from "../../router/endpointPolicy.ts";
 import { EndpointRefusedError } from "../../router/errors.ts";
 import { providerAddress, recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter } from "../helpers/startRouter.ts";
@@ -63,11 +63,11 @@ describe("which addresses a provider endpoint may have", () => {
 });
 
 describe("connecting to providers outside devnet mode", () => {
-  const agentWith = (resolver?: Resolver) =>
-    createUpstreamAgent({ devnet: false, maxResponseBytes: 1 << 20, connectionsPerOrigin: 4, connectTimeoutMs: 1_000, resolver });
-  const call = (agent: ReturnType<typeof agentWith>, origin: string) =>
+  const clientWith = (resolver?: Resolver) =>
+    createUpstreamClient({ devnet: false, maxResponseBytes: 1 << 20, connectionsPerOrigin: 4, connectTimeoutMs: 1_000, resolver });
+  const call = (client: ReturnType<typeof clientWith>, origin: string) =>
     new Promise((resolve, reject) =>
-      agent.dispatch(
+      client.dispatch(
         { origin, path: "/", method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}' },
         { onResponseEnd: resolve, onResponseError: (_controller, error) => reject(error) },
       ),
@@ -75,12 +75,12 @@ describe("connecting to providers outside devnet mode", () => {
 
   it("refuses an IP-literal endpoint on a forbidden address without connecting", async () => {
     nodes[0].resetStats();
-    const agent = agentWith();
+    const client = clientWith();
     const port = nodes[0].port;
     for (const origin of [`http://127.0.0.1:${port}`, `http://[::ffff:127.0.0.1]:${port}`, `http://[::1]:${port}`]) {
-      await expect(call(agent, origin), origin).rejects.toBeInstanceOf(EndpointRefusedError);
+      await expect(call(client, origin), origin).rejects.toBeInstanceOf(EndpointRefusedError);
     }
-    await agent.destroy();
+    await client.destroy();
     expect(nodes[0].stats().requests).toBe(0);
   });
 
@@ -89,21 +89,21 @@ describe("connecting to providers outside devnet mode", () => {
     const port = nodes[0].port;
     // An innocent-looking name that resolves to loopback.
     const rebinding: Resolver = async () => [{ address: "127.0.0.1", family: 4 }];
-    const agent = agentWith(rebinding);
-    await expect(call(agent, `http://rpc.provider.example:${port}`)).rejects.toThrow(EndpointRefusedError);
+    const client = clientWith(rebinding);
+    await expect(call(client, `http://rpc.provider.example:${port}`)).rejects.toThrow(EndpointRefusedError);
     // One public and one private address: refused as a whole.
-    const mixed = agentWith(async () => [
+    const mixed = clientWith(async () => [
       { address: "93.184.216.34", family: 4 },
       { address: "10.1.2.3", family: 4 },
     ]);
     await expect(call(mixed, `http://mixed.example:${port}`)).rejects.toThrow(/10\.1\.2\.3/);
     // Public on the first lookup, loopback on the next: each new connection is judged on its own lookup.
     let lookups = 0;
-    const flipping = agentWith(async () => (lookups++ === 0 ? [{ address: "192.0.2.1", family: 4 }] : [{ address: "127.0.0.1", family: 4 }]));
+    const flipping = clientWith(async () => (lookups++ === 0 ? [{ address: "192.0.2.1", family: 4 }] : [{ address: "127.0.0.1", family: 4 }]));
     await expect(call(flipping, `http://flip.example:${port}`)).rejects.toThrow(/documentation/); // TEST-NET is refused too
     await expect(call(flipping, `http://flip.example:${port}`)).rejects.toThrow(/loopback/);
     expect(lookups).toBe(2);
-    for (const a of [agent, mixed, flipping]) await a.destroy();
+    for (const a of [client, mixed, flipping]) await a.destroy();
     expect(nodes[0].stats().requests).toBe(0);
   });
 

@@ -1640,7 +1640,7 @@ describe("routing one call", () => {
     const table = checkedTable(options, recordsFor(nodes, CHAIN, [1_000, 1_000, 1_000, 1_000]));
     const agent = new Agent();
     const sweeper = startSweeper();
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+    const context = { client: agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
     try {
       for (const id of [1, 2, 3]) {
         const answered = new Promise<CallResult>((resolve) => routeCall(context, table, { id, method: "eth_blockNumber", params: [], notification: false }, id, resolve));
@@ -1663,7 +1663,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const results: CallResult[] = [];
     routeCall(
-      { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) },
+      { client: agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) },
       table,
       { id: 7, method: "eth_blockNumber", params: [], notification: false },
       7,
@@ -1688,7 +1688,7 @@ describe("routing one call", () => {
     const fifth = await startProviderNode({ upstreamUrl: chain.rpcUrl, adminPort: null });
     const agent = new Agent();
     const sweeper = startSweeper();
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+    const context = { client: agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
     const route: Route = (table, id) =>
       new Promise((resolve) => routeCall(context, table, { id, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, id, resolve));
     try {
@@ -1728,7 +1728,7 @@ describe("routing one call", () => {
     const agent = new Agent();
     const sweeper = startSweeper();
     // Each draw the last of those left: the liar (node 3) first, then node 2, then node 1.
-    const context = { agent, failover: options.failover, random: () => 0.999, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+    const context = { client: agent, failover: options.failover, random: () => 0.999, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
     const latestFrom = (table: ChainTable, draws?: number[]) => {
       // The draws in turn (0: the first provider left, 0.999: the last), then the last one again.
       const random = draws === undefined ? context.random : () => draws.length > 1 ? draws.shift()! : draws[0];
@@ -1825,7 +1825,7 @@ describe("routing one call", () => {
     const sweeper = startSweeper();
     const before = nodes[0].stats().byMethod.eth_getBalance ?? 0;
     const results: CallResult[] = [];
-    const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+    const context = { client: agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
     const call = routeCall(context, table, { id: 7, method: "eth_getBalance", params: [DEV_ACCOUNT, "latest"], notification: false }, 7, (result) => results.push(result));
     expect(results).toEqual([]); // waiting for the probe
     call.abandon();
@@ -1917,7 +1917,7 @@ describe("routing one call", () => {
     const budget = { turn: "test", freeBytes: 16 * 1024, collect: (bytes: number) => held + bytes <= 1024 * 1024 && (held += bytes) > 0, release: (bytes: number) => void (held -= bytes) };
     const results: CallResult[] = [];
     try {
-      const context = { agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
+      const context = { client: agent, failover: options.failover, random: Math.random, counters: { retries: 0, hedges: 0 }, sweeper, gates: new ConnectionGates(64), affinity: new WriteAffinity(0), heads: new ClientHeads(0) };
       routeCall(context, table, { id: 7, method: "eth_getLogs", params: [{}], notification: false }, 7, (r) => results.push(r), { budget });
       await waitFor(() => results.length > 0, "the call's answer");
       await new Promise((resolve) => setTimeout(resolve, 100)); // and only one

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
-import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
+import { createUpstreamClient } from "../../router/endpointPolicy.ts";
 import { createLogger } from "../../router/log.ts";
 import { resolveRoutingOptions } from "../../router/options.ts";
 import { startProber } from "../../router/prober.ts";
@@ -16,7 +16,7 @@ const CHAIN = 31337;
 const closers: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
-  // Last opened, first closed: probers stop before their agents close, agents before the nodes they reach.
+  // Last opened, first closed: probers stop before their HTTP clients close, clients before the nodes they reach.
   for (const close of closers.splice(0).reverse()) await close();
 });
 
@@ -157,9 +157,9 @@ describe("circuit breaker", () => {
     table.setProviders([{ address: providerAddress(0), chainId: CHAIN, url, stake: 10n ** 21n, slashedTotal: 0n, name: "node" }]);
     const [p] = table.providers;
     for (let i = 0; i < 3; i++) p.recordFailure("connect", "refused", performance.now()); // open from the start: every probe is a half-open one
-    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
-    closers.push(() => agent.close());
-    const prober = startProber({ tables: () => [table], agent, probe: options.probe });
+    const client = createUpstreamClient({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
+    closers.push(() => client.close());
+    const prober = startProber({ tables: () => [table], client, probe: options.probe });
     await waitFor(() => probes >= 8, "eight half-open probes");
     prober.stop();
     await waitFor(() => !p.eligible(performance.now()) && p.state(performance.now()) === "circuit_open", "the last probe's failure");
@@ -173,9 +173,9 @@ describe("circuit breaker", () => {
     const table = tableWith(node.url, { circuit: { baseOpenMs: 20 } });
     const [p] = table.providers;
     for (let i = 0; i < 3; i++) p.recordFailure("connect", "refused", performance.now());
-    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
-    closers.push(() => agent.close());
-    const prober = startProber({ tables: () => [table], agent, probe: { intervalMs: 60_000, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 4 } });
+    const client = createUpstreamClient({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 1_000 });
+    closers.push(() => client.close());
+    const prober = startProber({ tables: () => [table], client, probe: { intervalMs: 60_000, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 4 } });
     closers.push(async () => prober.stop());
     await waitFor(() => p.reportedChainId === 1, "the half-open probe");
     expect(p.state(performance.now())).toBe("wrong_chain");
@@ -189,10 +189,10 @@ describe("circuit breaker", () => {
 });
 
 describe("probing", () => {
-  const agentFor = () => {
-    const agent = createUpstreamAgent({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 10_000 });
-    closers.push(() => agent.close());
-    return agent;
+  const clientFor = () => {
+    const client = createUpstreamClient({ devnet: true, maxResponseBytes: 1 << 20, connectionsPerOrigin: 2, connectTimeoutMs: 10_000 });
+    closers.push(() => client.close());
+    return client;
   };
   const chainOf = (chainId: number, nodes: { url: string }[], first = 0) => {
     const table = new ChainTable(chainId, resolveRoutingOptions());
@@ -209,7 +209,7 @@ describe("probing", () => {
     // A timeout long enough that a machine busy with other tests fails no probe (a failed probe puts
     // its provider off for a while: that is not what this test is about).
     const { probe } = resolveRoutingOptions({ probe: { intervalMs: 400, timeoutMs: 10_000 } }); // default concurrency
-    const prober = startProber({ tables: () => [table], agent: agentFor(), probe });
+    const prober = startProber({ tables: () => [table], client: clientFor(), probe });
     closers.push(async () => prober.stop());
     await waitFor(() => probed(table), "every provider's chain id and head probed", 60_000);
     // And again and again, each of them: three more head probes apiece.
@@ -222,7 +222,7 @@ describe("probing", () => {
     const fast = await Promise.all(Array.from({ length: 5 }, () => nodeOnChain(10)));
     const [busy, other] = [chainOf(CHAIN, slow), chainOf(10, fast, 20)];
     // At most four probes at once, and the first chain's twenty, due every 300 ms, could take them all.
-    const prober = startProber({ tables: () => [busy, other], agent: agentFor(), probe: { intervalMs: 300, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 4 } });
+    const prober = startProber({ tables: () => [busy, other], client: clientFor(), probe: { intervalMs: 300, timeoutMs: 1_000, chainIdIntervalMs: 60_000, concurrency: 4 } });
     closers.push(async () => prober.stop());
     await waitFor(() => probed(other), "the other chain's providers probed");
     await waitFor(() => probed(busy), "the busy chain's providers probed");

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { createUpstreamAgent } from "../../router/endpointPolicy.ts";
+import { createUpstreamClient } from "../../router/endpointPolicy.ts";
 import type { HttpClient, UpstreamRequest } from "../../router/httpClient.ts";
 
 // The router's HTTP client to providers (httpClient.ts) against a TCP server that writes whatever
@@ -59,7 +59,7 @@ async function scriptedServer(script: (n: number) => Step[], greeting?: string):
 }
 
 function client(connections = 1, maxResponseBytes = 1 << 20): HttpClient {
-  const c = createUpstreamAgent({ devnet: true, maxResponseBytes, connectionsPerOrigin: connections, connectTimeoutMs: 1_000 });
+  const c = createUpstreamClient({ devnet: true, maxResponseBytes, connectionsPerOrigin: connections, connectTimeoutMs: 1_000 });
   closers.push(() => c.destroy());
   return c;
 }
