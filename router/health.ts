@@ -62,6 +62,11 @@ export function tokens(wei: bigint): number {
   return Number(wei / 1_000_000_000_000n) / 1e6;
 }
 
+/** An exponentially weighted moving average with `sample` added; the sample itself when there was none (NaN). */
+function ewma(average: number, sample: number, alpha: number): number {
+  return Number.isNaN(average) ? sample : average + alpha * (sample - average);
+}
+
 export class ProviderHealth {
   readonly chainId: number;
   readonly address: string;
@@ -212,8 +217,8 @@ export class ProviderHealth {
   /** Latency, error rate and probation, for client calls and probes alike. */
   private recordAnswer(latencyMs: number): void {
     const s = this.scoring;
-    this.latencyMs = Number.isNaN(this.latencyMs) ? latencyMs : this.latencyMs + s.latencyAlpha * (latencyMs - this.latencyMs);
-    this.answeredLatencyMs = Number.isNaN(this.answeredLatencyMs) ? latencyMs : this.answeredLatencyMs + s.latencyAlpha * (latencyMs - this.answeredLatencyMs);
+    this.latencyMs = ewma(this.latencyMs, latencyMs, s.latencyAlpha);
+    this.answeredLatencyMs = ewma(this.answeredLatencyMs, latencyMs, s.latencyAlpha);
     this.latencySumMs += latencyMs;
     this.latencySamples++;
     this.errorRate -= s.errorAlpha * this.errorRate;

@@ -1,4 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import type { Dispatcher } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { createUpstreamClient } from "../../router/endpointPolicy.ts";
 import type { HttpClient, UpstreamRequest } from "../../router/httpClient.ts";
@@ -81,6 +82,11 @@ function send(c: HttpClient, origin: string, more: Partial<UpstreamRequest> = {}
       },
     );
   });
+}
+
+/** Sends one request with `handler`'s callbacks; resolves with the error its handler is told. */
+function failure(c: HttpClient, origin: string, handler: Omit<Dispatcher.DispatchHandler, "onResponseError">): Promise<Error> {
+  return new Promise((resolve) => c.dispatch({ origin, path: "/", method: "POST", headers: {}, body: "{}" }, { ...handler, onResponseError: (_controller, error) => resolve(error) }));
 }
 
 const json = '{"jsonrpc":"2.0","id":1,"result":"0x10"}';
@@ -273,15 +279,7 @@ describe("the router's HTTP client to providers", () => {
     const server = await scriptedServer((n) => (n === 0 ? [{ waitMs: 10_000 }] : [withLength()]));
     const c = client(1);
     const reason = new Error("a hedge won");
-    const first = new Promise<Error>((resolve) =>
-      c.dispatch(
-        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
-        {
-          onRequestStart: (controller) => void setTimeout(() => controller.abort(reason), 50),
-          onResponseError: (_controller, error) => resolve(error),
-        },
-      ),
-    );
+    const first = failure(c, server.origin, { onRequestStart: (controller) => void setTimeout(() => controller.abort(reason), 50) });
     const second = send(c, server.origin); // waits: one connection
     expect(await first).toBe(reason);
     expect(await second).toEqual({ status: 200, body: json });
@@ -313,17 +311,11 @@ describe("the router's HTTP client to providers", () => {
     const c = client(1);
     await send(c, server.origin);
     const refusal = new Error("its time ran out while it waited");
-    const refused = new Promise<Error>((resolve) =>
-      c.dispatch(
-        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
-        {
-          onRequestStart: () => {
-            throw refusal;
-          },
-          onResponseError: (_controller, error) => resolve(error),
-        },
-      ),
-    );
+    const refused = failure(c, server.origin, {
+      onRequestStart: () => {
+        throw refusal;
+      },
+    });
     expect(await refused).toBe(refusal);
     await send(c, server.origin);
     expect(server.requests.map((r) => r.connection)).toEqual([0, 0]);
@@ -381,17 +373,11 @@ describe("the router's HTTP client to providers", () => {
     const server = await scriptedServer(() => [withLength()]);
     const c = client(1);
     const slip = new Error("a bug in the handler");
-    const first = new Promise<Error>((resolve) =>
-      c.dispatch(
-        { origin: server.origin, path: "/", method: "POST", headers: {}, body: "{}" },
-        {
-          onResponseEnd: () => {
-            throw slip;
-          },
-          onResponseError: (_controller, error) => resolve(error),
-        },
-      ),
-    );
+    const first = failure(c, server.origin, {
+      onResponseEnd: () => {
+        throw slip;
+      },
+    });
     const second = send(c, server.origin); // waits for the one connection, handed to it before the first's end is told
     expect(await first).toBe(slip);
     expect(await second).toEqual({ status: 200, body: json });
