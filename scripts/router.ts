@@ -41,7 +41,8 @@ export const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>]
                X-Forwarded-For names the client that per-client limits count; env DIN_TRUST_PROXY
   --config     a JSON file of routing parameters to change, e.g. {"limits": {"maxCallsInFlight": 32768}}
                (every parameter and its default: router/README.md); env DIN_ROUTER_CONFIG
-  --log-level  the least level of the JSON log lines on stdout (default info; silent: none)
+  --log-level  the least level of the JSON log lines on stdout (default info; silent: none; from warn
+               on, the address it listens on is said on stderr)
   --help       this text`;
 
 /** The routing parameters in a --config file; throws naming the file, where it was named (`source`), and what is wrong in it. */
@@ -171,6 +172,9 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     routing: flags.routing,
     logLevel: flags.logLevel,
   });
+  // "router listening" is an info line: below that level the address (with --port 0, a port the
+  // OS chose) is said on stderr instead, once (a gateway walkthrough found it nowhere).
+  if (flags.logLevel !== "debug" && flags.logLevel !== "info") console.error(`router listening on ${router.url} (JSON-RPC: POST ${router.url}/rpc/<chainId>)`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

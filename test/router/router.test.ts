@@ -247,6 +247,27 @@ describe("scripts/router.ts", () => {
     }
   });
 
+  it("says where it listens on stderr when its --log-level hides the info line that says so", async () => {
+    const snapshot = join(dir, "quiet.json");
+    const indexer = `http://127.0.0.1:${await freePort()}`;
+    await writeSnapshot(snapshot, recordsFor(nodes, 31337, [1_000]), indexer);
+    for (const level of ["warn", "silent"]) {
+      const child = spawn(process.execPath, [script, "--indexer", indexer, "--port", "0", "--snapshot", snapshot, "--devnet", "--log-level", level], { stdio: ["ignore", "pipe", "pipe"] });
+      let [stdout, stderr] = ["", ""];
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      try {
+        const url = await eventually("the router to say where it listens", async () => /^router listening on (http:\/\/127\.0\.0\.1:[0-9]+) \(JSON-RPC: POST \1\/rpc\/<chainId>\)\n$/.exec(stderr)?.[1], 60_000);
+        expect((await fetch(`${url}/health`)).status).toBe(200);
+        expect(stdout).not.toContain("router listening"); // no info line at this level
+      } finally {
+        const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+        child.kill("SIGTERM");
+        expect(await exited).toBe(0);
+      }
+    }
+  });
+
   it("says so when its port is taken, and exits 1", async () => {
     const snapshot = join(dir, "taken.json");
     const indexer = `http://127.0.0.1:${await freePort()}`;
