@@ -25,7 +25,10 @@ export type ProviderSetStatus = {
   /** live: the indexer's live query is connected; connecting: at start-up, or again once a live query ended; unreachable: serving the last known set. */
   state: "live" | "connecting" | "unreachable" | "static";
   servingFrom: "indexer" | "snapshot" | "static" | "none";
+  /** When the set in force last changed (or was first taken). */
   lastUpdateAt: string | null;
+  /** When the indexer last gave the set, changed or not (null: it has not since start-up): a set it re-confirmed is not old. */
+  confirmedAt: string | null;
   /** Why the indexer is away, or why its newest set is not taken yet, in our own words: /status is public, so never the indexer's text. */
   lastError: string | null;
   updates: number;
@@ -122,6 +125,7 @@ export function staticProviderSet(initial: readonly ProviderRecord[]): ProviderS
       state: "static",
       servingFrom: "static",
       lastUpdateAt,
+      confirmedAt: null,
       lastError: null,
       updates,
     }),
@@ -219,6 +223,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   let state: ProviderSetStatus["state"] = "connecting";
   let servingFrom: ProviderSetStatus["servingFrom"] = "none";
   let lastUpdateAt: string | null = null;
+  let confirmedAt: string | null = null;
   let lastError: string | null = null;
   let updates = 0;
   let current = "";
@@ -252,6 +257,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   /** Takes `records` read at `block` (null: unknown), from the indexer or, at start-up, the snapshot. */
   const deliver = (records: ProviderRecord[], from: "indexer" | "snapshot", block: number | null) => {
     servingFrom = from;
+    if (from === "indexer") confirmedAt = new Date().toISOString();
     const print = fingerprint(records);
     if (print === current && updates > 0) return;
     current = print;
@@ -493,6 +499,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       state,
       servingFrom,
       lastUpdateAt,
+      confirmedAt,
       lastError: lastError ?? (state === "live" ? behind : null),
       updates,
     }),

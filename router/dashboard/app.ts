@@ -366,7 +366,9 @@ function renderConnection(): void {
     [state, text] = ["down", `router unreachable (${model.statusError}); retrying${from}`];
   } else if (set && set.state !== "live" && set.state !== "static") {
     const source = set.servingFrom === "snapshot" ? "the set it saved to disk" : set.servingFrom === "none" ? "no providers yet" : "the last set the indexer gave";
-    const at = set.lastUpdateAt ? ` (from ${new Date(set.lastUpdateAt).toLocaleTimeString("en-GB")})` : "";
+    // The indexer's set as it last gave it (the set may have changed long before); the snapshot's as it was loaded.
+    const given = set.confirmedAt ?? set.lastUpdateAt;
+    const at = given ? ` (from ${new Date(given).toLocaleTimeString("en-GB")})` : "";
     [state, text] = ["degraded", `indexer ${set.state}: the router routes on ${source}${at}`];
   }
   // Two clocks: the page's for when it last heard from the router, the chain's for every registry time below.

@@ -77,6 +77,21 @@ describe("the provider set from a sick indexer", () => {
     expect(leftOut()).toEqual([1, 2]);
   });
 
+  it("says when the indexer last gave its set, changed or not, beside when the set last changed", async () => {
+    // A gateway walkthrough: lastUpdateAt moves only when the set changes, so a set the indexer
+    // re-confirmed at every read looked as old as its last change.
+    const indexer = await fake({}, [row(1)]);
+    const { set } = await source(indexer.url, { reconcileIntervalMs: 50 });
+    await waitFor(() => set.status().confirmedAt !== null, "a first set");
+    const first = set.status();
+    await sleep(20);
+    await waitFor(() => set.status().confirmedAt! > first.confirmedAt!, "the set confirmed again");
+    expect(set.status()).toMatchObject({ lastUpdateAt: first.lastUpdateAt, updates: first.updates });
+    indexer.rows = [row(1), row(2)];
+    await waitFor(() => set.status().updates === first.updates + 1, "the changed set");
+    expect(set.status().lastUpdateAt! > first.lastUpdateAt!).toBe(true);
+  });
+
   it("tells a long live query's end at info, and warns only when its reconnection fails", async () => {
     // A persona walkthrough: Ponder ends its live queries about every five minutes, and each time
     // the router warned "indexer unreachable", then "reachable again", 300 ms apart (an alert on
