@@ -172,8 +172,9 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     routing: flags.routing,
     logLevel: flags.logLevel,
   });
-  // "router listening" is an info line: below that level the address (with --port 0, a port the
-  // OS chose) is said on stderr instead, once (a gateway walkthrough found it nowhere).
+  // At warn, error or silent the "router listening" line (an info one) is not written: the
+  // address (with --port 0, a port the OS chose) is said on stderr instead, once (a gateway
+  // walkthrough found it nowhere).
   if (flags.logLevel !== "debug" && flags.logLevel !== "info") console.error(`router listening on ${router.url} (JSON-RPC: POST ${router.url}/rpc/<chainId>)`);
   let stopping = false;
   const stop = () => {

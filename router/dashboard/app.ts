@@ -366,7 +366,7 @@ function renderConnection(): void {
     [state, text] = ["down", `router unreachable (${model.statusError}); retrying${from}`];
   } else if (set && set.state !== "live" && set.state !== "static") {
     const source = set.servingFrom === "snapshot" ? "the set it saved to disk" : set.servingFrom === "none" ? "no providers yet" : "the last set the indexer gave";
-    // The indexer's set as it last gave it (the set may have changed long before); the snapshot's as it was loaded.
+    // When the indexer last gave the set (not when the set last changed, maybe long before); a snapshot's: when it was loaded.
     const given = set.confirmedAt ?? set.lastUpdateAt;
     const at = given ? ` (from ${new Date(given).toLocaleTimeString("en-GB")})` : "";
     [state, text] = ["degraded", `indexer ${set.state}: the router routes on ${source}${at}`];
