@@ -170,11 +170,14 @@ class IndexerError extends Error {
 /** How much of an indexer's error the log keeps (its bodies can be megabytes). */
 const maxLoggedDetail = 2_000;
 
+/** Ends /status's words for a failure whose detail only the log has (the log's own lines leave it out). */
+const seeTheLog = " (details in the router's log)";
+
 /** What /status says about a failure: our own sentence, or the socket error code, never the indexer's text. */
 function publicReason(error: unknown): string {
   if (error instanceof IndexerError) return error.message;
   const code = networkCode(error);
-  return code === null ? "the indexer connection failed (details in the router's log)" : `cannot reach the indexer (${code})`;
+  return code === null ? `the indexer connection failed${seeTheLog}` : `cannot reach the indexer (${code})`;
 }
 
 /** ECONNREFUSED and the like, from fetch's error or one of its causes. */
@@ -349,7 +352,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     if (heldAWhile) backoff = reconnectMinMs;
     const previous = lastError;
     lastError = publicReason(error);
-    const fields = { error: lastError, detail: logDetail(error), retryInMs: backoff };
+    const fields = { error: lastError.replace(seeTheLog, ""), detail: logDetail(error), retryInMs: backoff };
     if (heldAWhile) {
       // Not an outage yet (the set in force is kept either way): the warning waits for the retry to fail.
       state = "connecting";
@@ -384,7 +387,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
     } catch (error) {
       // An error the indexer answered with is its text (a database error, say): for the log only.
       if (error instanceof IndexerError || networkCode(error) !== null) throw error;
-      throw new IndexerError("the indexer's /sql answered with an error (details in the router's log)", error);
+      throw new IndexerError(`the indexer's /sql answered with an error${seeTheLog}`, error);
     }
     // The block on both sides of the rows: they are at least as new as the lower one (which also
     // catches an indexer that stepped back in between).
@@ -396,7 +399,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
   const liveFailed = (error: Error) =>
     error.message === "server disconnected" // @ponder/client's words for a stream that failed or ended
       ? new IndexerError("the indexer's live query disconnected", error)
-      : new IndexerError("the indexer's live query sent an unreadable update (details in the router's log)", error);
+      : new IndexerError(`the indexer's live query sent an unreadable update${seeTheLog}`, error);
 
   /** GET /ready, aborted when it outlasts requestTimeoutMs or when the source stops. */
   const ready = async (): Promise<void> => {

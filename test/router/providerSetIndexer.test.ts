@@ -247,6 +247,8 @@ describe("the provider set from a sick indexer", () => {
     const warning = lines.find((l) => l.level === "warn" && typeof l.detail === "string" && l.detail.includes(secret));
     expect(warning).toBeDefined();
     expect((warning!.detail as string).length).toBeLessThanOrEqual(2_000);
+    // The log line is where the details are: it does not send its reader to itself (a gateway walkthrough).
+    expect(warning!.error).toBe("the indexer's /sql answered with an error");
 
     const nobody = `http://127.0.0.1:${await freePort()}`;
     const refused = await source(nobody, { reconnectMinMs: 10_000 });
