@@ -1,6 +1,6 @@
 import { createClient, sql } from "@ponder/client";
 import type { Logger } from "./log.ts";
-import { readSnapshot, writeSnapshot, type Snapshot } from "./snapshot.ts";
+import { readSnapshot, sameIndexerUrl, writeSnapshot, type Snapshot } from "./snapshot.ts";
 
 // Where the router learns which providers exist: per chain, the eligible providers with their
 // endpoint, stake and slash history. In production that is a live query on the indexer; tests of
@@ -467,7 +467,7 @@ export function indexerProviderSet(options: IndexerProviderSetOptions): Provider
       return;
     }
     if (snapshot === null || servingFrom !== "none") return;
-    if (snapshot.indexerUrl !== base) {
+    if (!sameIndexerUrl(snapshot.indexerUrl, base)) {
       log.warn("ignoring the provider-set snapshot: it was written for another indexer", { path, writtenFor: snapshot.indexerUrl, indexerUrl: base });
       return;
     }

@@ -24,6 +24,25 @@ type SnapshotFile = {
  */
 export type Snapshot = { writtenAt: string | null; indexerUrl: string; block: number | null; providers: unknown[] };
 
+/**
+ * Whether two spellings of an indexer's base URL name one indexer: the same scheme, port and path,
+ * and the same host, with every loopback spelling one (a devnet prints 127.0.0.1, a gateway may
+ * write localhost: the snapshot was refused for that alone, in a gateway walkthrough).
+ */
+export function sameIndexerUrl(a: string, b: string): boolean {
+  const key = (text: string) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return text;
+    }
+    const host = url.hostname === "localhost" || url.hostname === "[::1]" || /^127\./.test(url.hostname) ? "loopback" : url.hostname;
+    return `${url.protocol}//${host}:${url.port}${url.pathname.replace(/\/+$/, "")}`;
+  };
+  return key(a) === key(b);
+}
+
 export async function writeSnapshot(path: string, providers: readonly ProviderRecord[], indexerUrl: string, block: number | null = null): Promise<void> {
   const file: SnapshotFile = {
     version: 2,

@@ -7,7 +7,7 @@ import { startChain, type Chain } from "../../scripts/chain.ts";
 import { freePort } from "../../scripts/freePort.ts";
 import { createLogger, type LogFields, type Logger } from "../../router/log.ts";
 import { normalizeRecords } from "../../router/providerSet.ts";
-import { checkSnapshotPath, readSnapshot, writeSnapshot } from "../../router/snapshot.ts";
+import { checkSnapshotPath, readSnapshot, sameIndexerUrl, writeSnapshot } from "../../router/snapshot.ts";
 import { providerAddress, recordsFor, startFaultyUpstreams, type ProviderNode } from "../helpers/faultyUpstream.ts";
 import { startRouter } from "../helpers/startRouter.ts";
 import { indexerRow, startFakeIndexer } from "./providerSetFakeIndexer.ts";
@@ -198,6 +198,26 @@ describe("the provider set", () => {
       expect(lines.some((l) => l.level === "warn" && /another indexer/.test(l.msg))).toBe(true);
     } finally {
       await router.stop();
+    }
+  });
+
+  it("takes a snapshot written for the same indexer under another spelling of its URL (localhost for 127.0.0.1)", async () => {
+    const port = await freePort();
+    const path = join(dir, "spelling.json");
+    const records = recordsFor(nodes, CHAIN, [1_000, 1_000]);
+    await writeSnapshot(path, records, `http://localhost:${port}/`);
+    const { log } = capturingLog();
+    const router = await startRouter({ indexerUrl: `http://127.0.0.1:${port}`, snapshotPath: path, startupWaitMs: 200, log });
+    try {
+      expect(router.status().providerSet.servingFrom).toBe("snapshot");
+      expect(router.status().chains[0].providers.map((p) => p.address)).toEqual(records.map((r) => r.address));
+    } finally {
+      await router.stop();
+    }
+    expect(sameIndexerUrl("http://LOCALHOST:42069/", "http://[::1]:42069")).toBe(true);
+    expect(sameIndexerUrl("http://indexer.example", "http://indexer.example:80/")).toBe(true);
+    for (const other of ["http://127.0.0.1:42070", "https://127.0.0.1:42069", "http://127.0.0.1:42069/other", "http://10.0.0.1:42069"]) {
+      expect(sameIndexerUrl("http://127.0.0.1:42069", other), other).toBe(false);
     }
   });
 
