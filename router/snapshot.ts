@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, rmSync, statSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { isIPv4 } from "node:net";
 import { dirname, join } from "node:path";
 import { SnapshotError } from "./errors.ts";
 import type { ProviderRecord } from "./providerSet.ts";
@@ -37,7 +38,8 @@ export function sameIndexerUrl(a: string, b: string): boolean {
     } catch {
       return text;
     }
-    const host = url.hostname === "localhost" || url.hostname === "[::1]" || /^127\./.test(url.hostname) ? "loopback" : url.hostname;
+    const loopback = url.hostname === "localhost" || url.hostname === "[::1]" || (isIPv4(url.hostname) && url.hostname.startsWith("127."));
+    const host = loopback ? "loopback" : url.hostname;
     return `${url.protocol}//${host}:${url.port}${url.pathname.replace(/\/+$/, "")}`;
   };
   return key(a) === key(b);

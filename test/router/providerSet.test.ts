@@ -216,7 +216,7 @@ describe("the provider set", () => {
     }
     expect(sameIndexerUrl("http://LOCALHOST:42069/", "http://[::1]:42069")).toBe(true);
     expect(sameIndexerUrl("http://indexer.example", "http://indexer.example:80/")).toBe(true);
-    for (const other of ["http://127.0.0.1:42070", "https://127.0.0.1:42069", "http://127.0.0.1:42069/other", "http://10.0.0.1:42069"]) {
+    for (const other of ["http://127.0.0.1:42070", "https://127.0.0.1:42069", "http://127.0.0.1:42069/other", "http://10.0.0.1:42069", "http://127.example.com:42069"]) {
       expect(sameIndexerUrl("http://127.0.0.1:42069", other), other).toBe(false);
     }
   });
