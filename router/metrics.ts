@@ -98,6 +98,9 @@ export class RouterMetrics {
     out.push(`din_router_provider_set_updates_total ${providerSet.updates}`);
 
     const perProvider: [string, string, string][] = [
+      // Its name as a label of its own series, not of every series: an operator renaming it would
+      // otherwise start every series of it anew (join on provider to show names).
+      ["din_router_provider_info", "gauge", "1 for each provider, with the name its operator registered."],
       ["din_router_provider_served_total", "counter", "Calls a provider answered."],
       ["din_router_provider_failures_total", "counter", "Failed attempts on a provider, by kind."],
       ["din_router_provider_state", "gauge", "1 for the provider's current state."],
@@ -113,6 +116,7 @@ export class RouterMetrics {
     for (const table of tables) {
       for (const p of table.providers) {
         const l = `chain="${table.chainId}",provider="${p.address}"`;
+        lines.get("din_router_provider_info")!.push(`din_router_provider_info{${l},name="${label(p.name)}"} 1`);
         lines.get("din_router_provider_served_total")!.push(`din_router_provider_served_total{${l}} ${p.served}`);
         failureKinds.forEach((kind, i) =>
           lines.get("din_router_provider_failures_total")!.push(`din_router_provider_failures_total{${l},kind="${kind}"} ${p.failures[i]}`),

@@ -387,13 +387,21 @@ describe("status, metrics and health", () => {
     expect(metrics.text).toMatch(/^din_router_calls_total\{chain="31337",outcome="answer"\} [1-9]/m);
     expect(metrics.text).toMatch(/^din_router_refused_total\{reason="parse_error"\} [1-9][0-9]*$/m);
     expect(metrics.text).toMatch(/^din_router_provider_state\{chain="31337",provider="0x0+1",state="healthy"\} 1$/m);
+    // Providers by name too, on a series of their own (a gateway walkthrough: metrics named them by address only).
+    const first = (await router.get("/status")).json() as { chains: { providers: { address: string; name: string }[] }[] };
+    const named = first.chains[0].providers[0];
+    expect(named.name).not.toBe("");
+    expect(metrics.text).toContain(`\ndin_router_provider_info{chain="31337",provider="${named.address}",name="${named.name}"} 1\n`);
     const health = await router.get("/health");
     expect(health.status).toBe(200);
     expect(health.json()).toEqual({ ok: true, chains: 1, eligibleProviders: 2 });
     // A router with no provider it may use tells its load balancer so (outside devnet mode a
     // loopback endpoint is refused).
-    const refusing = await startRouter({ devnet: false, records: recordsFor(nodes.slice(0, 1), CHAIN, [1_000]), readyWaitMs: 500 });
+    // Its name is a stranger's text: escaped as a Prometheus label value.
+    const records = recordsFor(nodes.slice(0, 1), CHAIN, [1_000]).map((r) => ({ ...r, name: 'node "one" \\ 2\n}' }));
+    const refusing = await startRouter({ devnet: false, records, readyWaitMs: 500 });
     try {
+      expect((await refusing.get("/metrics")).text).toContain(`,name="node \\"one\\" \\\\ 2\\n}"} 1\n`);
       await waitFor(() => refusing.status().chains[0].providers[0].state === "refused", "the provider refused");
       const none = await refusing.get("/health");
       expect(none.status).toBe(503);
