@@ -7,7 +7,8 @@ import type { buildConnector, Dispatcher } from "undici";
 // handler's onRequestStart … onResponseEnd | onResponseError, a controller to abort) and undici's
 // connector (TCP or TLS, its connect timeout, endpointPolicy's address checks), but not undici's
 // pool: on the bench's static upstreams that took 15 µs of CPU off each of the router's requests,
-// as much as its routing logic costs (router/README.md, "Benchmark"). It sends only what the router sends: a POST with a string body and fixed headers.
+// as much as its routing logic costs (router/README.md, "Benchmark"). It sends only what the
+// router sends: a POST with a string body and fixed headers.
 //
 // An answer is a stranger's bytes: a malformed status line or header, a bad chunk, a header block
 // past 16 KiB, a body past maxResponseBytes, or bytes after the answer end the connection with an

@@ -170,6 +170,15 @@ function readItem(value: unknown): ParsedItem {
 }
 
 /**
+ * `bytes` decoded; null when they are not UTF-8. Decoding turns bad bytes into U+FFFD, so only a
+ * text holding U+FFFD is checked byte by byte (one sent as such is valid).
+ */
+export function utf8Text(bytes: Buffer): string | null {
+  const text = bytes.toString("utf8");
+  return text.includes("\uFFFD") && !isUtf8(bytes) ? null : text;
+}
+
+/**
  * Parses a request body. Throws ClientInputError for what spoils the whole request (bad JSON, too
  * deep, an empty or oversized batch); a bad item inside a batch becomes an InvalidItem.
  */
@@ -177,10 +186,9 @@ export function parseBody(bytes: Buffer, limits: BodyLimits): ParsedBody {
   if (exceedsDepth(bytes, limits.maxDepth)) {
     throw new ClientInputError("too_deep", `invalid request: JSON nested deeper than ${limits.maxDepth} levels`, RpcCode.invalidRequest);
   }
-  // Decoding turns bad bytes into U+FFFD: an id so changed would come back as another id. (Only a
-  // text holding U+FFFD is checked byte by byte: one that is sent as such is valid.)
-  const text = bytes.toString("utf8");
-  if (text.includes("\uFFFD") && !isUtf8(bytes)) throw new ClientInputError("parse_error", "parse error: the body is not valid UTF-8", RpcCode.parseError);
+  // Decoding turns bad bytes into U+FFFD: an id so changed would come back as another id.
+  const text = utf8Text(bytes);
+  if (text === null) throw new ClientInputError("parse_error", "parse error: the body is not valid UTF-8", RpcCode.parseError);
   let value: unknown;
   try {
     value = JSON.parse(text);

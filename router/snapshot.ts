@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, rmSync, statSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { isIPv4 } from "node:net";
 import { dirname, join } from "node:path";
+import { literalHostClass } from "./endpointPolicy.ts";
 import { SnapshotError } from "./errors.ts";
 import type { ProviderRecord } from "./providerSet.ts";
 
@@ -38,8 +38,7 @@ export function sameIndexerUrl(a: string, b: string): boolean {
     } catch {
       return text;
     }
-    const loopback = url.hostname === "localhost" || url.hostname === "[::1]" || (isIPv4(url.hostname) && url.hostname.startsWith("127."));
-    const host = loopback ? "loopback" : url.hostname;
+    const host = url.hostname === "localhost" || literalHostClass(url.hostname) === "loopback" ? "loopback" : url.hostname;
     return `${url.protocol}//${host}:${url.port}${url.pathname.replace(/\/+$/, "")}`;
   };
   return key(a) === key(b);

@@ -1,11 +1,10 @@
-import { isUtf8 } from "node:buffer";
 import { performance } from "node:perf_hooks";
 import type { Dispatcher } from "undici";
 import { quantityOf, shownBlock } from "./blocks.ts";
 import { EndpointRefusedError } from "./errors.ts";
 import type { UpstreamDispatcher } from "./httpClient.ts";
 import type { FailureKind, ProviderHealth } from "./health.ts";
-import { holdsMoreThan, nestsDeeperThan, type RpcId } from "./jsonRpc.ts";
+import { holdsMoreThan, nestsDeeperThan, utf8Text, type RpcId } from "./jsonRpc.ts";
 import { Pieces } from "./pieces.ts";
 
 // One attempt of one call on one provider, and the verdict on what came back. The provider is a
@@ -317,9 +316,8 @@ export function judgeReply(bytes: Buffer, id: RpcId, method: string, latencyMs: 
   }
   // The bytes go to the client as they are: ones that are not UTF-8 would be checked as U+FFFD, and
   // strict decoders (Rust's, Go's encoding/json on some paths) refuse them (the security review).
-  // Only a text holding U+FFFD once decoded is checked byte by byte.
-  const text = bytes.toString("utf8");
-  if (text.includes("\uFFFD") && !isUtf8(bytes)) return { type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs };
+  const text = utf8Text(bytes);
+  if (text === null) return { type: "failure", kind: "malformed", detail: "the reply is not valid UTF-8", latencyMs };
   let value: unknown;
   const timed = bytes.length >= timedParseBytes && resultTypes.has(method);
   // The main thread's CPU time, not the wall clock's: a host that pauses the process (others
