@@ -34,8 +34,11 @@ const self = fileURLToPath(import.meta.url);
 const CHAIN = 31337;
 const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getBalance", params: ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest"] });
 
-export type LoadResult = { requests: number; errors: number; seconds: number; p50: number; p99: number; firstError: string | null };
-export type Message = { ready?: true; urls?: string[]; url?: string; result?: LoadResult; cpu?: NodeJS.CpuUsage };
+/** What the load generator measured on one target in one slice (latencies in ms). */
+export type LoadSlice = { requests: number; errors: number; seconds: number; firstError: string | null; latencies: Float64Array };
+/** A slice with the user and system CPU time (µs) the system under test spent in it (NaN for an upstream hit directly). */
+export type Slice = LoadSlice & { userUs: number; systemUs: number };
+export type Message = { ready?: true; urls?: string[]; url?: string; measuring?: true; slice?: LoadSlice; cpu?: NodeJS.CpuUsage };
 
 /** Systems under test answer `{cpu: true}` with their CPU time so far. */
 function answerCpuQueries(): void {
@@ -191,48 +194,63 @@ async function router(urls: string[]): Promise<void> {
   process.send!({ ready: true, url: `${r.rpcUrl(CHAIN)}` });
 }
 
-/** Closed-loop load: `connections` loops, each sending the next request when the last returned. */
-async function load(url: string, connections: number, warmupMs: number, durationMs: number): Promise<void> {
-  const target = new URL(url);
-  const pool = new Pool(target.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
-  const latencies = new Float64Array(4_000_000);
-  let count = 0;
-  let errors = 0;
-  let firstError: string | null = null;
-  let measuring = false;
-  let stop = false;
-  const loop = async () => {
-    while (!stop) {
-      const started = performance.now();
-      let ok = false;
-      try {
-        const response = await pool.request({ path: target.pathname, method: "POST", headers: { "content-type": "application/json" }, body });
-        const text = await response.body.text();
-        ok = response.statusCode === 200 && text.includes('"result"');
-        if (!ok && firstError === null && measuring) firstError = `HTTP ${response.statusCode} ${text.slice(0, 200)}`;
-      } catch (error) {
-        if (firstError === null && measuring) firstError = (error as Error).message;
+/**
+ * The load generator, one process for every target: `{drive: i, rampMs, ms}` runs `connections`
+ * closed loops against target i alone (each sends its next request when its last returned), says
+ * `{measuring: true}` once the ramp is over and answers `{slice}`, what it measured.
+ */
+async function load(connections: number, urls: string[]): Promise<void> {
+  const targets = urls.map((u) => {
+    const url = new URL(u);
+    return { path: url.pathname, pool: new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 }) };
+  });
+  const drive = async (target: number, rampMs: number, ms: number) => {
+    const { path, pool } = targets[target];
+    let latencies = new Float64Array(1 << 16);
+    let count = 0;
+    let errors = 0;
+    let firstError: string | null = null;
+    let measuring = false;
+    let stop = false;
+    const loop = async () => {
+      while (!stop) {
+        const started = performance.now();
+        let ok = false;
+        try {
+          const response = await pool.request({ path, method: "POST", headers: { "content-type": "application/json" }, body });
+          const text = await response.body.text();
+          ok = response.statusCode === 200 && text.includes('"result"');
+          if (!ok && firstError === null && measuring) firstError = `HTTP ${response.statusCode} ${text.slice(0, 200)}`;
+        } catch (error) {
+          if (firstError === null && measuring) firstError = (error as Error).message;
+        }
+        if (!measuring) continue;
+        if (!ok) errors++;
+        if (count === latencies.length) {
+          const grown = new Float64Array(2 * count);
+          grown.set(latencies);
+          latencies = grown;
+        }
+        latencies[count++] = performance.now() - started;
       }
-      if (!measuring) continue;
-      if (!ok) errors++;
-      if (count < latencies.length) latencies[count] = performance.now() - started;
-      count++;
-    }
+    };
+    const loops = Array.from({ length: connections }, loop);
+    await new Promise((resolve) => setTimeout(resolve, rampMs));
+    measuring = true;
+    const began = performance.now();
+    process.send!({ measuring: true });
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    measuring = false;
+    stop = true;
+    const seconds = (performance.now() - began) / 1000;
+    await Promise.all(loops);
+    const slice: LoadSlice = { requests: count, errors, seconds, firstError, latencies: latencies.slice(0, count) };
+    process.send!({ slice });
   };
-  const loops = Array.from({ length: connections }, loop);
-  await new Promise((resolve) => setTimeout(resolve, warmupMs));
-  measuring = true;
-  const began = performance.now();
+  process.on("message", (m: { drive?: number; rampMs?: number; ms?: number }) => {
+    if (m.drive !== undefined) void drive(m.drive, m.rampMs!, m.ms!);
+  });
   process.send!({ ready: true });
-  await new Promise((resolve) => setTimeout(resolve, durationMs));
-  stop = true;
-  measuring = false;
-  const seconds = (performance.now() - began) / 1000;
-  await Promise.all(loops);
-  const sorted = latencies.subarray(0, Math.min(count, latencies.length)).sort();
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-  process.send!({ result: { requests: count, errors, seconds, p50: q(0.5), p99: q(0.99), firstError } });
-  await pool.close();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,7 +258,8 @@ async function load(url: string, connections: number, warmupMs: number, duration
 
 /** Starts a role of this bench script (or of `script`, another checkout's copy) in a child process; resolves with its first message. */
 export function start(role: string, args: string[], script = self): Promise<{ child: ChildProcess; message: Message }> {
-  const child = fork(script, ["--role", role, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // "advanced": the load generator's latencies cross as a Float64Array.
+  const child = fork(script, ["--role", role, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
   return new Promise((resolve, reject) => {
     child.once("message", (message: Message) => resolve({ child, message }));
     child.once("exit", (code) => reject(new Error(`bench ${role} of ${script} exited with code ${code}`)));
@@ -249,39 +268,78 @@ export function start(role: string, args: string[], script = self): Promise<{ ch
 
 /** A system under test's CPU time so far (it answers `{cpu: true}`, answerCpuQueries). */
 export function cpuOf(sut: ChildProcess): Promise<NodeJS.CpuUsage> {
+  return nextMessage(sut, "cpu", () => sut.send({ cpu: true }));
+}
+
+/** The next message of `child` that has `key`, once `ask` has been done. */
+function nextMessage<K extends keyof Message>(child: ChildProcess, key: K, ask: () => void): Promise<NonNullable<Message[K]>> {
   return new Promise((resolve) => {
     const on = (m: Message) => {
-      if (!m.cpu) return;
-      sut.off("message", on);
-      resolve(m.cpu);
+      if (m[key] === undefined) return;
+      child.off("message", on);
+      resolve(m[key]!);
     };
-    sut.on("message", on);
-    sut.send({ cpu: true });
+    child.on("message", on);
+    ask();
   });
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
 }
 
-/** Runs the load generator against `url`; calls `during` once measuring has begun. */
-async function measure(url: string, connections: number, durationMs: number, during?: () => Promise<void>, sut?: ChildProcess): Promise<LoadResult & { cpuPerRequestUs: number }> {
-  const cpu = async (): Promise<number> => {
-    if (sut === undefined) return Number.NaN;
-    const u = await cpuOf(sut);
-    return u.user + u.system;
-  };
-  const { child } = await start("load", [url, String(connections), "1000", String(durationMs)]);
-  const cpuBefore = await cpu();
-  const result = new Promise<LoadResult>((resolve) => child.on("message", (m: Message) => m.result && resolve(m.result)));
+/** The load generator (`loader`) drives its target `target` for `ms` after a ramp of `rampMs`; `during` runs once measuring has begun. */
+export async function drive(loader: ChildProcess, target: number, ms: number, sut?: ChildProcess, rampMs = 50, during?: () => Promise<void>): Promise<Slice> {
+  const measuring = nextMessage(loader, "measuring", () => {});
+  const done = nextMessage(loader, "slice", () => loader.send({ drive: target, rampMs, ms }));
+  await measuring;
+  const before = sut && (await cpuOf(sut));
   if (during) await during();
-  const r = await result;
-  const cpuAfter = await cpu();
-  await stopChild(child);
-  return { ...r, cpuPerRequestUs: (cpuAfter - cpuBefore) / r.requests };
+  const slice = await done;
+  const after = sut && (await cpuOf(sut));
+  return { ...slice, userUs: before && after ? after.user - before.user : Number.NaN, systemUs: before && after ? after.system - before.system : Number.NaN };
+}
+
+/**
+ * Drives the loader's targets in turn, `slices` times `sliceMs` each after a ramp of 50 ms not
+ * counted, in reverse order every other turn so that none always runs right after another, each
+ * target warmed up for a second first; per target, its slices. The speed of this shared 2-core
+ * host drifts by up to ±25 % from one second to the next: short slices taken in turn meet the
+ * drift alike, and pooled they average it out (3 s rounds, a target's measured seconds apart, did
+ * not: the router / proxy ratio ran 0.65–1.15× between the rounds of one run).
+ */
+export async function interleave(loader: ChildProcess, suts: (ChildProcess | undefined)[], slices: number, sliceMs: number): Promise<Slice[][]> {
+  for (const [i, sut] of suts.entries()) await drive(loader, i, 1_000, sut);
+  const measured: Slice[][] = suts.map(() => []);
+  const order = suts.map((_, i) => i);
+  for (let turn = 0; turn < slices; turn++) {
+    for (const i of turn % 2 === 0 ? order : order.toReversed()) measured[i].push(await drive(loader, i, sliceMs, suts[i]));
+  }
+  return measured;
+}
+
+/** Slices pooled: throughput, latency quantiles over every request (µs), CPU per request (µs). */
+export function pooled(slices: readonly Slice[]) {
+  const sum = (pick: (s: Slice) => number) => slices.reduce((total, s) => total + pick(s), 0);
+  const requests = sum((s) => s.requests);
+  const latencies = new Float64Array(requests);
+  let at = 0;
+  for (const s of slices) latencies.set(s.latencies, (at += s.latencies.length) - s.latencies.length);
+  latencies.sort();
+  const q = (p: number) => (latencies[Math.min(requests - 1, Math.floor(p * requests))] ?? Number.NaN) * 1000;
+  return {
+    requests,
+    errors: sum((s) => s.errors),
+    firstError: slices.find((s) => s.firstError !== null)?.firstError ?? null,
+    rps: requests / sum((s) => s.seconds),
+    p50: q(0.5),
+    p99: q(0.99),
+    userUs: sum((s) => s.userUs) / requests,
+    systemUs: sum((s) => s.systemUs) / requests,
+  };
 }
 
 /** ns per draw from a chain of 10,000 providers with varied stake. */
@@ -316,10 +374,10 @@ function pickCost(): number {
   return ns;
 }
 
-/** The whole benchmark: about three minutes with the defaults (3 rounds of 3 s per target and connection count; `--rounds`, `--duration` ms). */
-export async function benchRouter(options: { durationMs?: number; rounds?: number } = {}): Promise<Row[]> {
-  const durationMs = options.durationMs ?? 3_000;
-  const rounds = options.rounds ?? 3;
+/** The whole benchmark: about three minutes with the defaults (40 slices of 250 ms per target and connection count; `--slices`, `--slice` ms). */
+export async function benchRouter(options: { slices?: number; sliceMs?: number } = {}): Promise<Row[]> {
+  const slices = options.slices ?? 40;
+  const sliceMs = options.sliceMs ?? 250;
   const rows: Row[] = [];
   const up = await start("upstreams", []);
   const urls = up.message.urls!;
@@ -332,68 +390,61 @@ export async function benchRouter(options: { durationMs?: number; rounds?: numbe
     ["plain proxy (undici dispatch)", px.message.url!, px.child],
     ["router", rt.message.url!, rt.child],
   ];
+  const [direct, routed] = [0, 3]; // indices in targets
+  const loaders: ChildProcess[] = [];
   try {
     for (const connections of [32, 1]) {
-      // Rounds interleave the targets so that drift of the machine hits all of them alike, in
-      // reverse order every other round so that none always runs right after another; each figure
-      // is the median over the rounds.
-      const samples = new Map<string, (LoadResult & { cpuPerRequestUs: number })[]>();
-      for (let round = 0; round < rounds; round++) {
-        for (const [name, url, sut] of round % 2 === 0 ? targets : targets.toReversed()) {
-          const r = await measure(url, connections, durationMs, undefined, sut);
-          samples.set(name, [...(samples.get(name) ?? []), r]);
-        }
-      }
-      const median = (name: string, pick: (r: LoadResult & { cpuPerRequestUs: number }) => number) => middle(samples.get(name)!.map(pick));
-      for (const [name, , sut] of targets) {
-        const f = {
-          rps: median(name, (r) => r.requests / r.seconds),
-          p50: median(name, (r) => r.p50 * 1000),
-          p99: median(name, (r) => r.p99 * 1000),
-          cpu: median(name, (r) => r.cpuPerRequestUs),
-          errors: samples.get(name)!.reduce((sum, r) => sum + r.errors, 0),
-        };
+      const loader = (await start("load", [String(connections), ...targets.map(([, url]) => url)])).child;
+      loaders.push(loader);
+      const measured = await interleave(loader, targets.map(([, , sut]) => sut), slices, sliceMs);
+      for (const [i, [name, , sut]] of targets.entries()) {
+        const f = pooled(measured[i]);
         const tag = `${name}, ${connections} conn`;
         rows.push({ name: `${tag}: throughput`, value: f.rps, unit: "req/s", note: `${f.errors} errors` });
         rows.push({ name: `${tag}: p50 latency`, value: f.p50, unit: "µs", note: "" });
         rows.push({ name: `${tag}: p99 latency`, value: f.p99, unit: "µs", note: "" });
-        if (sut !== undefined) rows.push({ name: `${tag}: CPU per request`, value: f.cpu, unit: "µs", note: "user + system, whole process" });
+        if (sut !== undefined) rows.push({ name: `${tag}: CPU per request`, value: f.userUs + f.systemUs, unit: "µs", note: "user + system, whole process" });
       }
-      // Ratios are paired: router against proxy within each round (seconds apart), then the median
-      // over rounds, so that the machine's drift between rounds cancels out.
-      type Sample = LoadResult & { cpuPerRequestUs: number };
-      const paired = (ratio: (routed: Sample, plain: Sample, direct: Sample) => number, kind: string) => {
-        const values = samples.get("router")!.map((r, i) => ratio(r, samples.get(`plain proxy (${kind})`)![i], samples.get("upstream direct")![i]));
-        return { median: middle(values), range: `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` };
+      // Each ratio over the whole run, and its range over the run's four quarters: how far the
+      // drift left in a quarter of the slices moves it.
+      const quarters = [0, 1, 2, 3].map((q) => [Math.floor((q * slices) / 4), Math.floor(((q + 1) * slices) / 4)]).filter(([from, to]) => to > from);
+      type Pooled = ReturnType<typeof pooled>;
+      const paired = (plain: number, ratio: (routed: Pooled, plain: Pooled, direct: Pooled) => number) => {
+        const of = (from: number, to: number) => ratio(...([routed, plain, direct].map((i) => pooled(measured[i].slice(from, to))) as [Pooled, Pooled, Pooled]));
+        const values = quarters.map(([from, to]) => of(from, to));
+        return { value: of(0, slices), note: `quarters ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` };
       };
-      for (const kind of ["undici request", "undici dispatch"]) {
-        const throughput = paired((r, p) => r.requests / r.seconds / (p.requests / p.seconds), kind);
-        rows.push({ name: `router / proxy (${kind}) throughput, ${connections} conn`, value: throughput.median, unit: "×", note: `goal ≥ 0.9; rounds ${throughput.range}` });
+      for (const [plain, kind] of [[1, "undici request"], [2, "undici dispatch"]] as const) {
+        const throughput = paired(plain, (r, p) => r.rps / p.rps);
+        rows.push({ name: `router / proxy (${kind}) throughput, ${connections} conn`, value: throughput.value, unit: "×", note: `goal ≥ 0.9; ${throughput.note}` });
         // NaN when the proxy added nothing measurable (its p50 at or below the upstream's).
-        const added = paired((r, p, d) => (p.p50 > d.p50 ? (r.p50 - d.p50) / (p.p50 - d.p50) : Number.NaN), kind);
-        rows.push({ name: `router / proxy (${kind}) added p50 latency, ${connections} conn`, value: added.median, unit: "×", note: `goal ≤ 1.2; rounds ${added.range}` });
+        const added = paired(plain, (r, p, d) => (p.p50 > d.p50 ? (r.p50 - d.p50) / (p.p50 - d.p50) : Number.NaN));
+        rows.push({ name: `router / proxy (${kind}) added p50 latency, ${connections} conn`, value: added.value, unit: "×", note: `goal ≤ 1.2; ${added.note}` });
         // The cause of both: what the router's own work costs per request, beside the proxy's.
-        const extra = paired((r, p) => r.cpuPerRequestUs - p.cpuPerRequestUs, kind);
-        rows.push({ name: `router − proxy (${kind}) CPU per request, ${connections} conn`, value: extra.median, unit: "µs", note: `rounds ${extra.range}` });
+        const extra = paired(plain, (r, p) => r.userUs + r.systemUs - p.userUs - p.systemUs);
+        rows.push({ name: `router − proxy (${kind}) CPU per request, ${connections} conn`, value: extra.value, unit: "µs", note: extra.note });
       }
-    }
-    // Kill one upstream of three a second into the run, behind the proxy and behind the router.
-    for (const [name, url, sut] of targets.slice(2)) {
-      const r = await measure(url, 32, Math.max(durationMs, 4_000), async () => {
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        up.child.send({ kill: 2 });
-      }, sut);
-      up.child.send({ revive: 2 });
-      await new Promise((resolve) => setTimeout(resolve, 3_000)); // the router's circuit half-opens and recovers
-      rows.push({
-        name: `${name}, 32 conn, 1 of 3 upstreams killed: failed requests`,
-        value: r.errors,
-        unit: "requests",
-        note: `of ${r.requests}${r.firstError ? `; first: ${r.firstError.slice(0, 80)}` : ""}${name === "router" ? "; goal 0" : ""}`,
-      });
+      if (connections !== 32) continue;
+      // Kill one upstream of three a second into a 4 s run, behind the proxy and behind the router.
+      for (const i of [2, routed]) {
+        const [name, , sut] = targets[i];
+        const killed = async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          up.child.send({ kill: 2 });
+        };
+        const r = pooled([await drive(loader, i, 4_000, sut, 1_000, killed)]);
+        up.child.send({ revive: 2 });
+        await new Promise((resolve) => setTimeout(resolve, 3_000)); // the router's circuit half-opens and recovers
+        rows.push({
+          name: `${name}, 32 conn, 1 of 3 upstreams killed: failed requests`,
+          value: r.errors,
+          unit: "requests",
+          note: `of ${r.requests}${r.firstError ? `; first: ${r.firstError.slice(0, 80)}` : ""}${i === routed ? "; goal 0" : ""}`,
+        });
+      }
     }
   } finally {
-    for (const c of [rt.child, px.child, pr.child, up.child]) await stopChild(c);
+    for (const c of [...loaders, rt.child, px.child, pr.child, up.child]) await stopChild(c);
   }
   rows.push({ name: "choose a provider among 10,000", value: pickCost() / 1000, unit: "µs", note: "goal ≤ 5 µs" });
   return rows;
@@ -418,14 +469,14 @@ if (roleIndex >= 0) {
     "proxy-lean": () => proxy(args, "router"),
     "proxy-request": () => proxyRequest(args),
     router: () => router(args),
-    load: () => load(args[0], Number(args[1]), Number(args[2]), Number(args[3])),
+    load: () => load(Number(args[0]), args.slice(1)),
   };
   roles[role]().catch((error: Error) => {
     console.error(error);
     process.exit(1);
   });
 } else if (process.argv[1] === self) {
-  benchRouter({ durationMs: countFlag("--duration"), rounds: countFlag("--rounds") }).then(
+  benchRouter({ slices: countFlag("--slices"), sliceMs: countFlag("--slice") }).then(
     (rows) => console.log(formatRows(rows)),
     (error: Error) => {
       console.error(error);
