@@ -8,6 +8,6 @@ import { formatTable, type BenchRow } from "./table.ts";
 const log = (line: string) => console.error(`… ${line}`);
 const rows: BenchRow[] = [];
 rows.push(...(await benchIndexer(log)));
-log("router: proxy comparison, failover under a kill, provider choice (about 3 minutes)");
+log("router: proxy comparison, failover under a kill, provider choice (about 2 minutes)");
 rows.push(...(await benchRouter()));
 console.log(formatTable(rows));

@@ -374,7 +374,7 @@ function pickCost(): number {
   return ns;
 }
 
-/** The whole benchmark: about three minutes with the defaults (40 slices of 250 ms per target and connection count; `--slices`, `--slice` ms). */
+/** The whole benchmark: about two and a quarter minutes with the defaults (40 slices of 250 ms per target and connection count; `--slices`, `--slice` ms). */
 export async function benchRouter(options: { slices?: number; sliceMs?: number } = {}): Promise<Row[]> {
   const slices = options.slices ?? 40;
   const sliceMs = options.sliceMs ?? 250;
