@@ -20,13 +20,6 @@ import { countFlag } from "./table.ts";
 // the proxy and behind the router, counting the errors clients see; and the cost of drawing a
 // provider from a set of 10,000.
 
-/** The median (the mean of the two middle values for an even count). */
-export function middle(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const half = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
-}
-
 /** One line of the benchmark table. */
 export type Row = { name: string; value: number; unit: string; note: string };
 
@@ -327,7 +320,10 @@ export function pooled(slices: readonly Slice[]) {
   const requests = sum((s) => s.requests);
   const latencies = new Float64Array(requests);
   let at = 0;
-  for (const s of slices) latencies.set(s.latencies, (at += s.latencies.length) - s.latencies.length);
+  for (const s of slices) {
+    latencies.set(s.latencies, at);
+    at += s.latencies.length;
+  }
   latencies.sort();
   const q = (p: number) => (latencies[Math.min(requests - 1, Math.floor(p * requests))] ?? Number.NaN) * 1000;
   return {
@@ -410,7 +406,10 @@ export async function benchRouter(options: { slices?: number; sliceMs?: number }
       const quarters = [0, 1, 2, 3].map((q) => [Math.floor((q * slices) / 4), Math.floor(((q + 1) * slices) / 4)]).filter(([from, to]) => to > from);
       type Pooled = ReturnType<typeof pooled>;
       const paired = (plain: number, ratio: (routed: Pooled, plain: Pooled, direct: Pooled) => number) => {
-        const of = (from: number, to: number) => ratio(...([routed, plain, direct].map((i) => pooled(measured[i].slice(from, to))) as [Pooled, Pooled, Pooled]));
+        const of = (from: number, to: number) => {
+          const [r, p, d] = [routed, plain, direct].map((i) => pooled(measured[i].slice(from, to)));
+          return ratio(r, p, d);
+        };
         const values = quarters.map(([from, to]) => of(from, to));
         return { value: of(0, slices), note: `quarters ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` };
       };
