@@ -34,12 +34,9 @@ const loader = await start(home, "load", [String(connections), ...targets.map((t
 console.error(`… ${slices} slices of ${sliceMs} ms per target, in turn (about ${Math.ceil((specs.length * (slices * (sliceMs + 60) + 1_000)) / 1_000)} s)`);
 let measured;
 try {
-  measured = await interleave(
-    loader.child,
-    targets.map((t) => t.child),
-    slices,
-    sliceMs,
-  );
+  measured = await interleave(loader.child, targets.map((t) => t.child), slices, sliceMs, (turn) => {
+    if (turn % 10 === 0) console.error(`… turn ${turn}/${slices}`);
+  });
 } finally {
   for (const t of [loader, ...targets, upstreams]) await stopChild(t.child);
 }

@@ -299,17 +299,19 @@ export async function drive(loader: ChildProcess, target: number, ms: number, su
 /**
  * Drives the loader's targets in turn, `slices` times `sliceMs` each after a ramp of 50 ms not
  * counted, in reverse order every other turn so that none always runs right after another, each
- * target warmed up for a second first; per target, its slices. The speed of this shared 2-core
- * host drifts by up to ±25 % from one second to the next: short slices taken in turn meet the
- * drift alike, and pooled they average it out (3 s rounds, a target's measured seconds apart, did
- * not: the router / proxy ratio ran 0.65–1.15× between the rounds of one run).
+ * target warmed up for a second first; per target, its slices (`turned` hears each turn done). The
+ * speed of this shared 2-core host drifts by up to ±25 % from one second to the next: short slices
+ * taken in turn meet the drift alike, and pooled they average it out (3 s rounds, a target's
+ * measured seconds apart, did not: the router / proxy ratio ran 0.65–1.15× between the rounds of
+ * one run).
  */
-export async function interleave(loader: ChildProcess, suts: (ChildProcess | undefined)[], slices: number, sliceMs: number): Promise<Slice[][]> {
+export async function interleave(loader: ChildProcess, suts: (ChildProcess | undefined)[], slices: number, sliceMs: number, turned?: (turns: number) => void): Promise<Slice[][]> {
   for (const [i, sut] of suts.entries()) await drive(loader, i, 1_000, sut);
   const measured: Slice[][] = suts.map(() => []);
   const order = suts.map((_, i) => i);
   for (let turn = 0; turn < slices; turn++) {
     for (const i of turn % 2 === 0 ? order : order.toReversed()) measured[i].push(await drive(loader, i, sliceMs, suts[i]));
+    turned?.(turn + 1);
   }
   return measured;
 }
