@@ -11,12 +11,20 @@ export type Logger = {
 
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
+/** Every level, the most talkative first. */
+export const logLevels = Object.keys(rank) as LogLevel[];
+
+/** Whether a logger set to `threshold` writes lines of `level`. */
+export function writesAt(threshold: LogLevel, level: LogLevel): boolean {
+  return rank[level] >= rank[threshold];
+}
+
 export function createLogger(options: { level?: LogLevel; write?: (line: string) => void; base?: LogFields } = {}): Logger {
-  const threshold = rank[options.level ?? "info"];
+  const threshold = options.level ?? "info";
   const write = options.write ?? ((line: string) => process.stdout.write(line));
   const base = options.base ?? {};
   const emit = (level: Exclude<LogLevel, "silent">) => (msg: string, fields?: LogFields) => {
-    if (rank[level] < threshold) return;
+    if (!writesAt(threshold, level)) return;
     const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, (_key, value: unknown) =>
       typeof value === "bigint" ? value.toString() : value,
     );

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { startRouter, type Router, type StartRouterOptions } from "../router/router.ts";
 import { TrustedProxies } from "../router/connections.ts";
-import type { LogLevel } from "../router/log.ts";
+import { logLevels, writesAt, type LogLevel } from "../router/log.ts";
 import { parseRoutingConfig, type RoutingOverrides } from "../router/options.ts";
 import { checkSnapshotPath } from "../router/snapshot.ts";
 import { exitCodeOf, parseArgsProblem, usageError } from "./cli/cliError.ts";
@@ -28,7 +28,6 @@ export type RouterFlags = {
   logLevel: LogLevel;
 };
 
-const logLevels: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
 
 export const usage = `usage: router --indexer <url> [--port <n>] [--host <addr>] [--snapshot <file>] [--devnet] [--trust-proxy <list>] [--config <file>] [--log-level ${logLevels.join("|")}]
   --indexer    the indexer's base URL (serves /sql and /ready); env DIN_INDEXER_URL
@@ -175,7 +174,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   // At warn, error or silent the "router listening" line (an info one) is not written: the
   // address (with --port 0, a port the OS chose) is said on stderr instead, once (a gateway
   // walkthrough found it nowhere).
-  if (flags.logLevel !== "debug" && flags.logLevel !== "info") console.error(`router listening on ${router.url} (JSON-RPC: POST ${router.url}/rpc/<chainId>)`);
+  if (!writesAt(flags.logLevel, "info")) console.error(`router listening on ${router.url} (JSON-RPC: POST ${router.url}/rpc/<chainId>)`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
